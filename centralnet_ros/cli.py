@@ -1,0 +1,81 @@
+"""The ``centralnet`` command.
+
+Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their subcommand is used, so
+``centralnet --help`` and ``centralnet data check`` never import torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help).  Nested commands use a space ("data check").
+COMMANDS: dict[str, tuple[str, str]] = {
+    'compare': ('centralnet_ros.training.compare',
+                'train CentralNet and the baselines over seeds and write tables and plots'),
+    'train': ('centralnet_ros.training.train_cli',
+              'train one task model from a preset and write a model bundle'),
+    'transfer': ('centralnet_ros.representation.transfer_cli',
+                 'KNN audio-to-video representation transfer on AVLetters'),
+    'probe': ('centralnet_ros.representation.probe_cli',
+              'auto-encoder probing table and figures'),
+    'export': ('centralnet_ros.bundle.export_cli',
+               'export a model bundle to ONNX and check it against torch'),
+    'replay': ('centralnet_ros.replay.cli',
+               'replay a rosbag2 recording through the runtime and evaluate it'),
+    'demo': ('centralnet_ros.replay.demo',
+             'build a small rosbag2 from held-out real samples and replay it with the default models'),
+    'data check': ('centralnet_ros.data.check',
+                   'read every file of a dataset and print its samples per split and class'),
+}
+
+
+def _build_parser(selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='centralnet',
+        description='CentralNet multimodal fusion: training, evaluation and rosbag replay.')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, (module, help_text) in COMMANDS.items():
+        parts = name.split()
+        target = sub
+        if len(parts) == 2:
+            if parts[0] not in groups:
+                group_parser = sub.add_parser(parts[0], help=f'{parts[0]} tools ({parts[0]} check, ...)')
+                groups[parts[0]] = group_parser.add_subparsers(dest='subcommand', metavar='SUBCOMMAND')
+            target = groups[parts[0]]
+        cmd = target.add_parser(parts[-1], help=help_text, description=help_text,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        cmd.set_defaults(_module=module)
+        if name == selected:
+            importlib.import_module(module).add_arguments(cmd)
+    return parser
+
+
+def _selected(argv: list[str]) -> str | None:
+    words = [a for a in argv if not a.startswith('-')]
+    for n in (2, 1):
+        name = ' '.join(words[:n])
+        if name in COMMANDS:
+            return name
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser(_selected(argv))
+    args = parser.parse_args(argv)
+    module = getattr(args, '_module', None)
+    if module is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(module).run(args) or 0)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Strict configuration: YAML or dicts fill dataclasses; unknown keys and wrong types are errors.
+
+Follows nanoGPT's configurator (refuse unknown keys and type changes) and timm's
+habit of writing the resolved config next to the output (:func:`dump_yaml`).
+YAML is always read with ``yaml.safe_load``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar('T')
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, missing or of the wrong type."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert containers/dataclasses."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f'{where}: {value!r} matches none of {_type_name(tp)}')
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f'{where}: {value!r} is not one of {list(args)}')
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}')
+        return from_dict(tp, value, _where=where)
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{where}: expected a list, got {type(value).__name__} {value!r}')
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                raise ConfigError(f'{where}: expected {len(args)} items, got {len(value)}')
+            return tuple(_coerce(v, a, f'{where}[{i}]') for i, (v, a) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f'{where}[{i}]') for i, v in enumerate(value)]
+        return tuple(out) if (origin is tuple or tp is tuple) else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{where}: expected a mapping, got {type(value).__name__}')
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(k, kt, f'{where} key'): _coerce(v, vt, f'{where}.{k}') for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f'{where}: expected a number, got {type(value).__name__} {value!r}')
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f'{where}: expected an integer, got {type(value).__name__} {value!r}')
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f'{where}: expected true/false, got {type(value).__name__} {value!r}')
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f'{where}: expected a string, got {type(value).__name__} {value!r}')
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f'{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}')
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, _where: str = '') -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys, missing required keys and
+    wrong types raise :class:`ConfigError` naming the key."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f'{cls!r} is not a dataclass')
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'{_where or cls.__name__}: expected a mapping, got {type(data).__name__}')
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f'{_where}.' if _where else ''
+        raise ConfigError(
+            f'unknown key(s) {", ".join(prefix + str(k) for k in unknown)} for {cls.__name__}; '
+            f'known keys: {", ".join(sorted(fields))}')
+    kwargs = {}
+    for name, field in fields.items():
+        where = f'{_where}.{name}' if _where else name
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], where)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f'missing required key {where} for {cls.__name__}')
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'{_where or cls.__name__}: {exc}') from exc
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain dict/list/scalars (tuples become lists), for YAML/JSON."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file with the safe loader; a syntax error names the file."""
+    path = Path(path)
+    try:
+        with path.open('r', encoding='utf-8') as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f'config file not found: {path}') from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
+
+
+def load_config(cls: type[T], path: str | os.PathLike) -> T:
+    data = load_yaml(path)
+    if data is None:
+        data = {}
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from exc
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode('utf-8'))
+
+
+def dump_yaml(obj: Any, path: str | os.PathLike) -> Path:
+    """Write a (dataclass) config as YAML, atomically."""
+    return atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

@@ -1,0 +1,66 @@
+"""Where data, caches and the installed share folder live.
+
+Nothing here reads a dataset: it only answers "where".  Every location can be
+overridden, in this order: an explicit argument, an environment variable, a default.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DATA_ROOT_ENV = 'CENTRALNET_DATA_ROOT'
+CACHE_ENV = 'CENTRALNET_CACHE'
+PACKAGE = 'centralnet_ros'
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The folder holding the datasets (``mnist/``, ``fsdd/``, ``avletters/``, ...).
+
+    ``explicit`` > ``$CENTRALNET_DATA_ROOT`` > ``../shared/data`` beside a source checkout.
+    """
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    return _REPO_ROOT.parent / 'shared' / 'data'
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Derived arrays (built AV-MNIST, features): never inside the repository or data root."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+    else:
+        env = os.environ.get(CACHE_ENV)
+        base = Path(env) if env else Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / PACKAGE
+        path = base.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def share_dir() -> Path:
+    """``share/centralnet_ros`` (launch/, config/, models/).
+
+    Found through the ament index when ROS is sourced, else under ``sys.prefix``
+    (where ``pip install`` puts data_files), else the source checkout itself.
+    """
+    try:  # pragma: no cover - needs a sourced ROS 2 workspace
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory(PACKAGE))
+    except Exception:  # noqa: BLE001 - ament_index is optional
+        pass
+    installed = Path(sys.prefix) / 'share' / PACKAGE
+    if (installed / 'models').is_dir():
+        return installed
+    return _REPO_ROOT
+
+
+def models_dir() -> Path:
+    return share_dir() / 'models'
+
+
+def config_dir() -> Path:
+    return share_dir() / 'config'
