@@ -1,0 +1,138 @@
+"""Per-modality encoders built from a config: a stack of levels plus a classifier head.
+
+Kinds (all share one contract, so every fusion method can tap every level):
+
+=========  =================================  ===========================================
+kind       input (without batch)              one level
+=========  =================================  ===========================================
+``mlp``    any shape, flattened               Linear -> BatchNorm1d -> ReLU -> Dropout
+``cnn1d``  (C, T)  e.g. skeleton, MFCC frames Conv1d -> BatchNorm -> ReLU -> MaxPool
+``cnn2d``  (C, H, W) e.g. image, spectrogram  Conv2d -> BatchNorm -> ReLU -> MaxPool
+``cnn3d``  (C, T, H, W) e.g. lip video        Conv3d -> BatchNorm -> ReLU -> MaxPool
+=========  =================================  ===========================================
+
+The head (unimodal prediction) is global average pooling over the remaining
+spatial/temporal axes, dropout, and a linear classifier.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+from torch import nn
+
+ENCODER_KINDS = ('mlp', 'cnn1d', 'cnn2d', 'cnn3d')
+_CONV = {'cnn1d': (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, 1),
+         'cnn2d': (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, 2),
+         'cnn3d': (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, 3)}
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+    """One modality's network.
+
+    ``widths`` gives the units (mlp) or channels (cnn) of each level; the number of
+    levels is ``len(widths)``.  ``pool`` is the max-pooling factor after each conv
+    level (one int per level, applied to every axis; 1 = no pooling); for ``cnn3d``
+    ``temporal_pool`` is the factor on the time axis (default: no temporal pooling).
+    """
+
+    kind: Literal['mlp', 'cnn1d', 'cnn2d', 'cnn3d']
+    input_shape: list[int]
+    widths: list[int]
+    kernel_size: int = 3
+    pool: list[int] | None = None
+    temporal_pool: list[int] | None = None
+    dropout: float = 0.0          # inside mlp levels
+    head_dropout: float = 0.0     # before the classifier
+    batch_norm: bool = True
+
+    def __post_init__(self):
+        if self.kind not in ENCODER_KINDS:
+            raise ValueError(f'encoder kind {self.kind!r} is not one of {ENCODER_KINDS}')
+        if not self.widths or any(w <= 0 for w in self.widths):
+            raise ValueError(f'widths must be a non-empty list of positive ints, got {self.widths}')
+        rank = {'cnn1d': 2, 'cnn2d': 3, 'cnn3d': 4}.get(self.kind)
+        if rank is not None and len(self.input_shape) != rank:
+            raise ValueError(f'{self.kind} expects input_shape of {rank} numbers (channels first), '
+                             f'got {list(self.input_shape)}')
+        for name in ('pool', 'temporal_pool'):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.widths):
+                raise ValueError(f'{name} needs one factor per level ({len(self.widths)}), got {value}')
+
+
+class ModalityEncoder(nn.Module):
+    """levels[i] maps the level i-1 representation to level i; head classifies the last one."""
+
+    def __init__(self, config: EncoderConfig, num_classes: int, n_levels: int | None = None):
+        super().__init__()
+        self.config = config
+        self.input_shape = tuple(config.input_shape)
+        widths = config.widths[: n_levels or len(config.widths)]
+        self.levels = nn.ModuleList()
+        if config.kind == 'mlp':
+            in_dim = int(torch.tensor(self.input_shape).prod())
+            for i, w in enumerate(widths):
+                layers: list[nn.Module] = [nn.Flatten()] if i == 0 else []
+                layers += [nn.Linear(in_dim, w)]
+                layers += [nn.BatchNorm1d(w)] if config.batch_norm else []
+                layers += [nn.ReLU(inplace=True), nn.Dropout(config.dropout)]
+                self.levels.append(nn.Sequential(*layers))
+                in_dim = w
+        else:
+            conv, norm, pool, n_axes = _CONV[config.kind]
+            in_ch = self.input_shape[0]
+            for i, w in enumerate(widths):
+                factor = config.pool[i] if config.pool else 2
+                kernel = [factor] * n_axes
+                if config.kind == 'cnn3d':
+                    kernel[0] = config.temporal_pool[i] if config.temporal_pool else 1
+                layers = [conv(in_ch, w, config.kernel_size, padding=config.kernel_size // 2,
+                               bias=not config.batch_norm)]
+                layers += [norm(w)] if config.batch_norm else []
+                layers += [nn.ReLU(inplace=True)]
+                if any(k > 1 for k in kernel):
+                    layers += [pool(tuple(kernel), ceil_mode=True)]
+                self.levels.append(nn.Sequential(*layers))
+                in_ch = w
+        with torch.no_grad():
+            was_training = self.training
+            self.eval()
+            shapes = [tuple(h.shape[1:]) for h in self.forward_levels(torch.zeros(1, *self.input_shape))]
+            self.train(was_training)
+        self.level_shapes: list[tuple[int, ...]] = shapes
+        self.head = ClassifierHead(shapes[-1][0], num_classes, config.head_dropout)
+
+    def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (B, *input_shape) -> one tensor per level, (B, C_i, *spatial_i)."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f'expected input of shape (B, {", ".join(map(str, self.input_shape))}), '
+                             f'got {tuple(x.shape)}')
+        out = []
+        for level in self.levels:
+            x = level(x)
+            out.append(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_levels(x)[-1])  # (B, num_classes)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pooling over any spatial axes, dropout, linear."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if h.dim() > 2:
+            h = h.flatten(2).mean(-1)  # (B, C, *S) -> (B, C)
+        return self.fc(self.dropout(h))
+
+
+def build_encoder(config: EncoderConfig, num_classes: int) -> ModalityEncoder:
+    return ModalityEncoder(config, num_classes)

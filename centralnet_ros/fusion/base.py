@@ -1,0 +1,213 @@
+"""The one contract every fusion model follows (MultiBench's encoders -> fusion -> head).
+
+``model(inputs, present)`` takes
+
+* ``inputs``: ``{modality: (B, *input_shape)}``; a modality may be left out, which
+  is the same as marking it absent;
+* ``present``: optional ``(B, M)`` bool tensor in ``model.modalities`` order, False
+  where a modality is missing for that sample (ModDrop in training, a sensor that
+  went quiet at run time).
+
+and returns a :class:`FusionOutput`: the final ``logits`` plus, for methods that
+have them, each modality's own prediction (the unimodal losses of CentralNet).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from centralnet_ros.encoders import EncoderConfig, ModalityEncoder
+from centralnet_ros.encoders.base import ClassifierHead
+
+FUSION_METHODS = ('unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet')
+
+
+@dataclasses.dataclass
+class FusionConfig:
+    """Architecture of a fusion model; saved in the model bundle to rebuild it.
+
+    ``align`` says how features of unequal size are brought to one fusion space at a
+    level: ``pad`` zero-pads channels to the widest modality, ``project`` applies a
+    learned 1x1 convolution (linear map) to the widest width.  Spatial/temporal sizes
+    that differ are average-pooled to the smallest; modalities of different rank
+    (e.g. a 3-D lip video and a 2-D MFCC map) meet as globally pooled vectors.
+    """
+
+    method: Literal['unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet']
+    modalities: dict[str, EncoderConfig]
+    num_classes: int
+    task: Literal['multiclass', 'multilabel'] = 'multiclass'
+    align: Literal['pad', 'project'] = 'pad'
+    unimodal: str | None = None            # for method == 'unimodal'
+    fusion_weight_init: float = 1.0        # CentralNet alphas/betas start value
+    central_dropout: float = 0.0           # dropout in central / shared dense layers
+    hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
+    moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
+    modality_order: list[str] | None = None  # defaults to the order of ``modalities``
+
+    def __post_init__(self):
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f'unknown fusion method {self.method!r}; known: {", ".join(FUSION_METHODS)}')
+        if not self.modalities:
+            raise ValueError('at least one modality is needed')
+        if self.method == 'unimodal':
+            if self.unimodal not in self.modalities:
+                raise ValueError(f'method unimodal needs unimodal= one of {list(self.modalities)}, '
+                                 f'got {self.unimodal!r}')
+        elif len(self.modalities) < 2:
+            raise ValueError(f'method {self.method} fuses at least 2 modalities, got {list(self.modalities)}')
+        if self.num_classes < 2 and self.task == 'multiclass':
+            raise ValueError(f'num_classes must be >= 2, got {self.num_classes}')
+        if not 0.0 <= self.moddrop_p < 1.0:
+            raise ValueError(f'moddrop_p must be in [0, 1), got {self.moddrop_p}')
+        if self.modality_order is not None and sorted(self.modality_order) != sorted(self.modalities):
+            raise ValueError(f'modality_order {self.modality_order} must list exactly {list(self.modalities)}')
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.modality_order or self.modalities)
+
+
+@dataclasses.dataclass
+class FusionOutput:
+    logits: torch.Tensor                                              # (B, num_classes)
+    unimodal: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # each (B, num_classes)
+    central: torch.Tensor | None = None                               # CentralNet's central prediction
+
+
+class FusionModel(nn.Module):
+    """Base class: keeps the modality order, checks inputs, builds the presence mask."""
+
+    def __init__(self, config: FusionConfig):
+        super().__init__()
+        self.config = config
+        self.modalities: list[str] = config.names
+        self.num_classes = config.num_classes
+
+    # -- inputs ---------------------------------------------------------------------
+    def _prepare(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None,
+                 needed: list[str] | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Fill absent modalities with zeros and return ``(inputs, present (B, M) float)``."""
+        needed = needed or self.modalities
+        unknown = set(inputs) - set(self.config.modalities)
+        if unknown:
+            raise ValueError(f'unknown modality {sorted(unknown)}; this model takes {self.modalities}')
+        given = [m for m in needed if m in inputs]
+        if not given:
+            raise ValueError(f'no input for any of {needed}')
+        ref = inputs[given[0]]
+        batch, device = ref.shape[0], ref.device
+        full = {}
+        for m in needed:
+            shape = tuple(self.config.modalities[m].input_shape)
+            x = inputs.get(m)
+            if x is None:
+                x = torch.zeros(batch, *shape, device=device, dtype=ref.dtype)
+            elif tuple(x.shape[1:]) != shape or x.shape[0] != batch:
+                raise ValueError(f'modality {m!r}: expected a tensor of shape (B={batch}, '
+                                 f'{", ".join(map(str, shape))}), got {tuple(x.shape)}')
+            full[m] = x
+        mask = torch.ones(batch, len(self.modalities), device=device, dtype=ref.dtype)
+        if present is not None:
+            if tuple(present.shape) != (batch, len(self.modalities)):
+                raise ValueError(f'present must be (B={batch}, M={len(self.modalities)}) for modalities '
+                                 f'{self.modalities}, got {tuple(present.shape)}')
+            mask = mask * present.to(device=device, dtype=ref.dtype)
+        for i, m in enumerate(self.modalities):
+            if m not in inputs:
+                mask[:, i] = 0.0
+        return full, mask
+
+    def mask_of(self, mask: torch.Tensor, modality: str) -> torch.Tensor:
+        return mask[:, self.modalities.index(modality)]  # (B,)
+
+    def fusion_weights(self) -> dict | None:
+        """The learned fusion weights, for models that have them (CentralNet)."""
+        return None
+
+
+# -- shape alignment shared by CentralNet and early fusion --------------------------------
+
+def fusion_space(shapes: list[tuple[int, ...]], widest: bool = True) -> tuple[int, ...]:
+    """The common shape in which features of several modalities are summed or concatenated.
+
+    Equal rank: (max channels, smallest size on each spatial axis).  Unequal rank:
+    (max channels,) -- globally pooled vectors.
+    """
+    channels = max(s[0] for s in shapes) if widest else min(s[0] for s in shapes)
+    if len({len(s) for s in shapes}) > 1:
+        return (channels,)
+    spatial = tuple(min(s[d] for s in shapes) for d in range(1, len(shapes[0])))
+    return (channels, *spatial)
+
+
+class Align(nn.Module):
+    """Bring one modality's features (B, C, *S) to a fusion space (B, C', *S')."""
+
+    def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...], mode: str = 'pad',
+                 keep_channels: bool = False):
+        super().__init__()
+        self.in_shape, self.out_shape, self.mode = tuple(in_shape), tuple(out_shape), mode
+        self.keep_channels = keep_channels
+        c_in, c_out = in_shape[0], out_shape[0]
+        self.proj = None
+        if mode == 'project' and c_in != c_out and not keep_channels:
+            n_spatial = len(out_shape) - 1
+            conv = {0: None, 1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[n_spatial]
+            self.proj = nn.Linear(c_in, c_out, bias=False) if conv is None else conv(c_in, c_out, 1, bias=False)
+        elif mode not in ('pad', 'project'):
+            raise ValueError(f'align must be "pad" or "project", got {mode!r}')
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        out_spatial = self.out_shape[1:]
+        if len(out_spatial) == 0 and h.dim() > 2:
+            h = h.flatten(2).mean(-1)                          # (B, C, *S) -> (B, C)
+        elif tuple(h.shape[2:]) != out_spatial:
+            pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+            h = pool[len(out_spatial)](h, out_spatial)
+        if self.keep_channels:
+            return h
+        if self.proj is not None:
+            return self.proj(h)
+        missing = self.out_shape[0] - h.shape[1]
+        if missing > 0:                                        # zero-pad the channel axis
+            pad = [0, 0] * (h.dim() - 2) + [0, missing]
+            h = F.pad(h, pad)
+        return h
+
+
+def dense_or_conv_block(in_shape: tuple[int, ...], out_shape: tuple[int, ...], *,
+                        kernel_size: int = 3, dropout: float = 0.0) -> nn.Module:
+    """A central/shared layer mapping a fusion-space shape to the next level's shape."""
+    if len(out_shape) == 1:
+        layers: list[nn.Module] = []
+        if len(in_shape) > 1:
+            layers.append(GlobalAvgPool())
+        layers += [nn.Linear(in_shape[0], out_shape[0]), nn.BatchNorm1d(out_shape[0]),
+                   nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        return nn.Sequential(*layers)
+    n_spatial = len(out_shape) - 1
+    if len(in_shape) != len(out_shape):
+        raise ValueError(f'cannot build a conv block from {in_shape} to {out_shape}')
+    conv, norm, pool = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveMaxPool1d),
+                        2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveMaxPool2d),
+                        3: (nn.Conv3d, nn.BatchNorm3d, nn.AdaptiveMaxPool3d)}[n_spatial]
+    layers = [conv(in_shape[0], out_shape[0], kernel_size, padding=kernel_size // 2, bias=False),
+              norm(out_shape[0]), nn.ReLU(inplace=True)]
+    if tuple(in_shape[1:]) != tuple(out_shape[1:]):
+        layers.append(pool(tuple(out_shape[1:])))
+    return nn.Sequential(*layers)
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(2).mean(-1) if h.dim() > 2 else h
+
+
+def build_encoders(config: FusionConfig, names: list[str], n_levels: int | None = None) -> nn.ModuleDict:
+    return nn.ModuleDict({m: ModalityEncoder(config.modalities[m], config.num_classes, n_levels)
+                          for m in names})
