@@ -66,7 +66,8 @@ class EncoderConfig:
 class ModalityEncoder(nn.Module):
     """levels[i] maps the level i-1 representation to level i; head classifies the last one."""
 
-    def __init__(self, config: EncoderConfig, num_classes: int, n_levels: int | None = None):
+    def __init__(self, config: EncoderConfig, num_classes: int, n_levels: int | None = None,
+                 with_head: bool = True):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.input_shape)
@@ -103,7 +104,8 @@ class ModalityEncoder(nn.Module):
             shapes = [tuple(h.shape[1:]) for h in self.forward_levels(torch.zeros(1, *self.input_shape))]
             self.train(was_training)
         self.level_shapes: list[tuple[int, ...]] = shapes
-        self.head = ClassifierHead(shapes[-1][0], num_classes, config.head_dropout)
+        # methods without unimodal predictions (early, GMU, ModDrop) carry no dead head
+        self.head = ClassifierHead(shapes[-1][0], num_classes, config.head_dropout) if with_head else None
 
     def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: (B, *input_shape) -> one tensor per level, (B, C_i, *spatial_i)."""
@@ -117,6 +119,8 @@ class ModalityEncoder(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            raise RuntimeError('this encoder was built without a classifier head')
         return self.head(self.forward_levels(x)[-1])  # (B, num_classes)
 
 

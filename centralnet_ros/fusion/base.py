@@ -208,6 +208,7 @@ class GlobalAvgPool(nn.Module):
         return h.flatten(2).mean(-1) if h.dim() > 2 else h
 
 
-def build_encoders(config: FusionConfig, names: list[str], n_levels: int | None = None) -> nn.ModuleDict:
-    return nn.ModuleDict({m: ModalityEncoder(config.modalities[m], config.num_classes, n_levels)
+def build_encoders(config: FusionConfig, names: list[str], n_levels: int | None = None,
+                   with_head: bool = True) -> nn.ModuleDict:
+    return nn.ModuleDict({m: ModalityEncoder(config.modalities[m], config.num_classes, n_levels, with_head)
                           for m in names})

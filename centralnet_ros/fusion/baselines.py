@@ -40,8 +40,8 @@ class EarlyFusion(FusionModel):
 
     def __init__(self, config: FusionConfig):
         super().__init__(config)
-        self.encoders = build_encoders(config, self.modalities, n_levels=1)
-        full = build_encoders(config, self.modalities)                      # only to read level shapes
+        self.encoders = build_encoders(config, self.modalities, n_levels=1, with_head=False)
+        full = build_encoders(config, self.modalities, with_head=False)                    # only to read level shapes
         n = min(len(e.level_shapes) for e in full.values())
         shapes = [[full[m].level_shapes[i] for m in self.modalities] for i in range(n)]
         del full
@@ -86,7 +86,7 @@ def _top_vectors(model: FusionModel, x: dict[str, torch.Tensor]) -> list[torch.T
 class GatedMultimodalUnit(FusionModel):
     def __init__(self, config: FusionConfig):
         super().__init__(config)
-        self.encoders = build_encoders(config, self.modalities)
+        self.encoders = build_encoders(config, self.modalities, with_head=False)
         dims = [self.encoders[m].level_shapes[-1][0] for m in self.modalities]
         hidden = config.hidden or max(dims)
         self.project = nn.ModuleList(nn.Linear(d, hidden) for d in dims)
@@ -144,7 +144,7 @@ class ModalityDropout(nn.Module):
 class ModDrop(FusionModel):
     def __init__(self, config: FusionConfig):
         super().__init__(config)
-        self.encoders = build_encoders(config, self.modalities)
+        self.encoders = build_encoders(config, self.modalities, with_head=False)
         dims = [self.encoders[m].level_shapes[-1][0] for m in self.modalities]
         hidden = config.hidden or max(dims)
         self.dropout = ModalityDropout(config.moddrop_p)

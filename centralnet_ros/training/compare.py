@@ -1,0 +1,242 @@
+"""``centralnet compare``: train CentralNet and the baselines over N seeds and report.
+
+Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``runs.json`` (every
+run, rewritten atomically after each so an interrupted comparison can ``--resume``),
+``results.md`` (mean +- std per method, best unimodal, two-sample z-test of CentralNet
+against every other method, the fusion-weight table, machine and command) and PNG plots.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from centralnet_ros import paths
+from centralnet_ros.config import ConfigError, atomic_write_text, dump_yaml
+from centralnet_ros.training.experiment import (ExperimentConfig, available_presets, experiment_dict, load_experiment,
+                                                machine_description, parse_overrides)
+from centralnet_ros.training.stats import mean_std, two_sample_z_test
+
+CENTRAL = 'centralnet'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--dataset', default='avmnist',
+                        help='experiment preset named after its dataset (config/experiments/<name>.yaml); '
+                             f'available: {", ".join(available_presets()) or "none"}')
+    parser.add_argument('--preset', default=None, help='a preset name or YAML path (overrides --dataset)')
+    parser.add_argument('--quick', action='store_true',
+                        help="apply the preset's quick: overrides (fewer samples, epochs and seeds) "
+                             'for a run of a few minutes')
+    parser.add_argument('--methods', default=None,
+                        help='comma-separated subset of the preset methods, e.g. centralnet,late')
+    parser.add_argument('--seeds', type=int, default=None, help='number of seeds per method (preset default)')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a preset value, e.g. --set train.epochs=5 (repeatable)')
+    parser.add_argument('--out', default=None, help='output folder (default: runs/compare-<preset>[-quick])')
+    parser.add_argument('--data-root', default=None,
+                        help=f'folder holding the datasets (default: ${paths.DATA_ROOT_ENV} or ../shared/data)')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:N (preset default: train.device)')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all cores)')
+    parser.add_argument('--resume', action='store_true', help='keep finished runs found in OUT/runs.json')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        overrides = parse_overrides(args.overrides)
+        if args.seeds is not None:
+            overrides['seeds'] = args.seeds
+        if args.device:
+            overrides['train.device'] = args.device
+        if args.no_progress:
+            overrides['train.progress'] = False
+        if args.threads:
+            overrides['train.num_threads'] = args.threads
+        cfg = load_experiment(args.preset or args.dataset, quick=args.quick, overrides=overrides)
+    except (ConfigError, ValueError) as exc:
+        print(f'centralnet compare: {exc}', file=sys.stderr)
+        return 2
+    methods = cfg.methods
+    if args.methods:
+        methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+        unknown = [m for m in methods if m not in cfg.methods]
+        if unknown:
+            print(f'centralnet compare: methods {unknown} are not in the preset ({cfg.methods})', file=sys.stderr)
+            return 2
+    out = Path(args.out or f'runs/compare-{cfg.name}{"-quick" if args.quick else ""}')
+    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(
+        'centralnet') else ' '.join(shlex.quote(a) for a in sys.argv)
+    try:
+        report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
+                         command=command)
+    except FileNotFoundError as exc:
+        print(f'centralnet compare: {exc}', file=sys.stderr)
+        return 1
+    print(report)
+    print(f'\nwrote {out}/results.md, runs.json, config.yaml and plots')
+    return 0
+
+
+def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: Path, resume: bool = False,
+            command: str = '') -> str:
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.trainer import train
+
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out / 'config.yaml')
+    t0 = time.perf_counter()
+    data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)
+    load_time = time.perf_counter() - t0
+    print(f'{cfg.dataset}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)} '
+          f'(loaded in {load_time:.1f} s)', file=sys.stderr)
+    runs_path = out / 'runs.json'
+    runs: list[dict] = []
+    if resume and runs_path.exists():
+        runs = json.loads(runs_path.read_text())['runs']
+    done = {(r['method'], r['seed']) for r in runs}
+    seeds = [cfg.seed_offset + s for s in range(cfg.seeds)]
+    total = len(methods) * len(seeds)
+    for i, (method, seed) in enumerate(((m, s) for m in methods for s in seeds), 1):
+        if (method, seed) in done:
+            continue
+        model = build_model(cfg.fusion_config(method))
+        result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test,
+                       task=cfg.task, desc=f'[{i}/{total}] {method} seed {seed}')
+        record = {'method': method, 'seed': seed, 'test': result.test_metric, 'val': result.val_metric,
+                  'best_epoch': result.best_epoch, 'epochs_run': result.epochs_run,
+                  'wall_time_s': result.wall_time_s,
+                  'parameters': sum(p.numel() for p in model.parameters()),
+                  'history': [{k: v for k, v in h.items()} for h in result.history]}
+        if model.fusion_weights() is not None:
+            record['fusion_weights'] = model.fusion_weights()
+        runs.append(record)
+        print(f'[{i}/{total}] {method:>18s} seed {seed}: test {cfg.train.metric} {result.test_metric:.4f} '
+              f'(val {result.val_metric:.4f}, epoch {result.best_epoch}, {result.wall_time_s:.0f} s)',
+              file=sys.stderr)
+        _write_runs(runs_path, cfg, runs, data.info, command)
+    _write_runs(runs_path, cfg, runs, data.info, command)
+    report = render_report(cfg, runs, methods, command=command, data_info=data.info)
+    atomic_write_text(out / 'results.md', report)
+    _plots(cfg, runs, methods, out)
+    return report
+
+
+def _write_runs(path: Path, cfg: ExperimentConfig, runs: list[dict], info: dict, command: str) -> None:
+    payload = {'experiment': experiment_dict(cfg), 'machine': machine_description(), 'command': command,
+               'data': _jsonable(info), 'runs': runs}
+    atomic_write_text(path, json.dumps(payload, indent=1, default=_jsonable))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 64 else f'array{obj.shape}'
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    return obj
+
+
+def summarize_runs(runs: list[dict], methods: list[str]) -> dict[str, dict]:
+    table = {}
+    for m in methods:
+        tests = [r['test'] for r in runs if r['method'] == m]
+        if not tests:
+            continue
+        mean, std = mean_std(tests)
+        wall = [r['wall_time_s'] for r in runs if r['method'] == m]
+        table[m] = {'tests': tests, 'mean': mean, 'std': std, 'n': len(tests),
+                    'wall_mean_s': float(np.mean(wall)), 'wall_total_s': float(np.sum(wall)),
+                    'parameters': next(r['parameters'] for r in runs if r['method'] == m)}
+    return table
+
+
+def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *, command: str = '',
+                  data_info: dict | None = None) -> str:
+    table = summarize_runs(runs, methods)
+    metric = cfg.train.metric
+    lines = [f'# {cfg.name}: CentralNet against its baselines', '']
+    if cfg.description:
+        lines += [cfg.description.strip(), '']
+    lines += [f'Test {metric} over seeds (the weights of the best validation epoch). The z-test is the '
+              'two-sample z-test of CentralNet against each method over the seeds (two-sided p).', '',
+              f'| method | test {metric} (%) | runs | parameters | wall time per run (s) | z vs CentralNet | p |',
+              '|---|---|---|---|---|---|---|']
+    central = table.get(CENTRAL)
+    for m, row in table.items():
+        z_cell = p_cell = ''
+        if central and m != CENTRAL and central['n'] > 1 and row['n'] > 1:
+            z, p = two_sample_z_test(central['tests'], row['tests'])
+            z_cell, p_cell = f'{z:+.2f}', (f'{p:.2g}' + (' *' if p < 0.05 else ''))
+        lines.append(f'| {m} | {row["mean"] * 100:.2f} ± {row["std"] * 100:.2f} | {row["n"]} | '
+                     f'{row["parameters"]:,} | {row["wall_mean_s"]:.1f} | {z_cell} | {p_cell} |')
+    uni = {m: r for m, r in table.items() if m.startswith('unimodal:')}
+    if uni:
+        best = max(uni, key=lambda m: uni[m]['mean'])
+        lines += ['', f'Best unimodal: **{best}** {uni[best]["mean"] * 100:.2f} %.']
+    if central:
+        others = [m for m in table if m != CENTRAL and not m.startswith('unimodal:')]
+        ahead = [m for m in others if central['mean'] > table[m]['mean']]
+        sig = [m for m in ahead if central['n'] > 1 and table[m]['n'] > 1
+               and two_sample_z_test(central['tests'], table[m]['tests'])[1] < 0.05]
+        lines.append(f'CentralNet is ahead of {len(ahead)}/{len(others)} fusion baselines '
+                     f'({", ".join(ahead) or "none"}); significantly (p < 0.05) ahead of '
+                     f'{", ".join(sig) or "none"}.')
+    weights = [r['fusion_weights'] for r in runs if r['method'] == CENTRAL and 'fusion_weights' in r]
+    if weights:
+        keys = [k for k in weights[0]['levels'][-1]['share']]
+        lines += ['', '## CentralNet fusion weights', '',
+                  'Share of each weight in its level, |w| / sum |w|, mean ± std over seeds '
+                  '(level 1 fuses the modalities only; "output" weighs the predictions).', '',
+                  '| level | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
+        for i, level in enumerate(weights[0]['levels']):
+            cells = []
+            for k in keys:
+                v = [w['levels'][i]['share'][k] for w in weights if k in w['levels'][i]['share']]
+                cells.append(f'{np.mean(v) * 100:.1f} ± {np.std(v) * 100:.1f}' if v else '–')
+            lines.append(f'| {level["level"]} | ' + ' | '.join(cells) + ' |')
+    total_wall = sum(r['wall_time_s'] for r in runs)
+    lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
+              f'- machine: {_machine_line()}',
+              f'- total training wall time: {total_wall / 60:.1f} min over {len(runs)} runs',
+              f'- training: {_train_line(cfg)}']
+    if data_info:
+        shown = {k: v for k, v in data_info.items() if isinstance(v, (int, float, str, bool))}
+        if shown:
+            lines.append('- data: ' + ', '.join(f'{k}={v}' for k, v in shown.items()))
+    return '\n'.join(lines) + '\n'
+
+
+def _machine_line() -> str:
+    m = machine_description()
+    return (f'{m.get("cpu_model", m["processor"])}, {m["cpu_count"]} cores, torch {m["torch"]} '
+            f'({m["torch_threads"]} threads), {m["platform"]}' + (f', GPU {m["gpu"]}' if m.get('gpu') else ''))
+
+
+def _train_line(cfg: ExperimentConfig) -> str:
+    t = dataclasses.asdict(cfg.train)
+    keys = ['epochs', 'batch_size', 'optimizer', 'lr', 'weight_decay', 'schedule', 'patience', 'device']
+    return ', '.join(f'{k}={t[k]}' for k in keys)
+
+
+def _plots(cfg: ExperimentConfig, runs: list[dict], methods: list[str], out: Path) -> None:
+    from centralnet_ros.training import plots
+    table = summarize_runs(runs, methods)
+    if table:
+        plots.plot_accuracy({m: r['tests'] for m, r in table.items()}, out / 'accuracy.png', cfg.train.metric)
+    central = [r for r in runs if r['method'] == CENTRAL and 'fusion_weights' in r]
+    if central:
+        plots.plot_fusion_weights([r['fusion_weights'] for r in central], out / 'fusion_weights.png',
+                                  title=f'{cfg.name}: CentralNet fusion weights')
+        plots.plot_fusion_weight_evolution(central[0]['history'], out / 'fusion_weights_training.png',
+                                           title=f'{cfg.name}: fusion weights during training (seed {central[0]["seed"]})')

@@ -1,0 +1,134 @@
+"""Experiment presets (``config/experiments/*.yaml``): dataset, encoders, fusion options,
+methods to compare, seeds and training settings, filled strictly into dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from centralnet_ros import paths
+from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
+from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.fusion import FUSION_METHODS, FusionConfig
+from centralnet_ros.training.trainer import TrainConfig
+
+
+@dataclasses.dataclass
+class FusionOptions:
+    """FusionConfig fields shared by every method of an experiment."""
+
+    align: Literal['pad', 'project'] = 'pad'
+    fusion_weight_init: float = 1.0
+    central_dropout: float = 0.0
+    hidden: int = 0
+    moddrop_p: float = 0.5
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    name: str
+    dataset: str
+    num_classes: int
+    modalities: dict[str, EncoderConfig]
+    methods: list[str]
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    fusion: FusionOptions = dataclasses.field(default_factory=FusionOptions)
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    task: Literal['multiclass', 'multilabel'] = 'multiclass'
+    seeds: int = 8
+    seed_offset: int = 0
+    description: str = ''
+    quick: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted overrides for --quick
+
+    def __post_init__(self):
+        for method in self.methods:
+            base, _, modality = method.partition(':')
+            if base not in FUSION_METHODS:
+                raise ValueError(f'unknown method {method!r}; use one of {FUSION_METHODS} '
+                                 f'(unimodal as "unimodal:<modality>")')
+            if base == 'unimodal' and modality not in self.modalities:
+                raise ValueError(f'{method!r}: no modality {modality!r} in {list(self.modalities)}')
+
+    def fusion_config(self, method: str) -> FusionConfig:
+        base, _, modality = method.partition(':')
+        return FusionConfig(method=base, modalities=self.modalities, num_classes=self.num_classes,
+                            task=self.task, unimodal=modality or None, **dataclasses.asdict(self.fusion))
+
+
+def presets_dir() -> Path:
+    return paths.config_dir() / 'experiments'
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob('*.yaml'))
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split('.')
+    node = data
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {} if p not in node or node[p] is None else node[p]
+            if not isinstance(node[p], dict):
+                raise ConfigError(f'override {key}: {p} is not a mapping')
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``['train.epochs=3', 'seeds=2']`` -> dotted keys with YAML-typed values."""
+    out = {}
+    for item in items or []:
+        if '=' not in item:
+            raise ConfigError(f'override {item!r} must look like key.sub=value')
+        key, value = item.split('=', 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_experiment(preset: str | os.PathLike, *, quick: bool = False,
+                    overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """A preset by name (``avmnist``) or path; ``quick`` applies its ``quick:`` overrides."""
+    path = Path(preset)
+    if not path.suffix:
+        path = presets_dir() / f'{preset}.yaml'
+        if not path.exists():
+            raise ConfigError(f'no experiment preset {preset!r}; available: {", ".join(available_presets())}')
+    data = load_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a mapping at the top level')
+    if quick:
+        for key, value in (data.get('quick') or {}).items():
+            _set_dotted(data, key, value)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    try:
+        return from_dict(ExperimentConfig, data)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f'{path}: {exc}') from exc
+
+
+def machine_description() -> dict[str, Any]:
+    import torch
+    info = {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(), 'python': sys.version.split()[0], 'torch': torch.__version__,
+            'torch_threads': torch.get_num_threads(), 'cuda': torch.cuda.is_available()}
+    try:
+        with open('/proc/cpuinfo') as fh:
+            names = [line.split(':', 1)[1].strip() for line in fh if line.startswith('model name')]
+        if names:
+            info['cpu_model'] = names[0]
+    except OSError:
+        pass
+    if info['cuda']:
+        info['gpu'] = torch.cuda.get_device_name(0)
+    return info
+
+
+def experiment_dict(cfg: ExperimentConfig) -> dict:
+    return to_dict(cfg)

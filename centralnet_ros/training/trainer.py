@@ -1,0 +1,217 @@
+"""One trainer for every fusion method: Adam/SGD, a learning-rate schedule, early
+stopping on a validation split, seeds, a progress bar, and the fusion weights logged
+every epoch (the paper's Figure 3).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from typing import Callable, Literal, Mapping
+
+import numpy as np
+import torch
+
+from centralnet_ros.fusion import FusionModel, fusion_loss
+from centralnet_ros.torch_utils import resolve_device, seed_everything
+from centralnet_ros.training.metrics import compute_metric
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: Literal['adam', 'sgd'] = 'adam'
+    momentum: float = 0.9
+    schedule: Literal['none', 'step', 'cosine', 'exponential'] = 'cosine'
+    step_size: int = 10            # epochs between decays ('step')
+    gamma: float = 0.5             # decay factor ('step', 'exponential': per epoch)
+    patience: int = 0              # stop after this many epochs without validation gain (0: never)
+    central_loss_weight: float = 1.0
+    unimodal_loss_weight: float = 1.0
+    grad_clip: float = 0.0
+    class_balanced_batches: bool = False   # every batch holds batch_size / num_classes of each class
+    metric: Literal['accuracy', 'macro_accuracy', 'micro_f1', 'macro_f1'] = 'accuracy'
+    device: str = 'cpu'
+    num_threads: int = 0           # torch intra-op threads (0: leave torch's default)
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class ArraySplit:
+    """A split held in memory: ``inputs[modality]`` is (N, *shape), ``labels`` (N,) or (N, C)."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.labels)
+        for m, x in self.inputs.items():
+            if len(x) != n:
+                raise ValueError(f'modality {m!r} has {len(x)} samples but there are {n} labels')
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> 'ArraySplit':
+        return ArraySplit({m: x[index] for m, x in self.inputs.items()}, self.labels[index])
+
+
+@dataclasses.dataclass
+class TrainResult:
+    best_epoch: int
+    val_metric: float
+    test_metric: float | None
+    history: list[dict]
+    wall_time_s: float
+    epochs_run: int
+    state_dict: dict[str, torch.Tensor] = dataclasses.field(repr=False, default_factory=dict)
+    test_logits: np.ndarray | None = dataclasses.field(repr=False, default=None)
+
+
+Augment = Callable[[dict[str, np.ndarray], np.random.Generator], dict[str, np.ndarray]]
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator, labels: np.ndarray | None = None,
+             num_classes: int = 0) -> list[np.ndarray]:
+    if labels is None:
+        order = rng.permutation(n)
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    per_class = max(1, batch_size // num_classes)                       # class-balanced batches
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+    pools = [p for p in pools if len(p)]
+    n_batches = max(1, n // (per_class * len(pools)))
+    out = []
+    for b in range(n_batches):
+        idx = [np.take(p, np.arange(b * per_class, (b + 1) * per_class), mode='wrap') for p in pools]
+        out.append(rng.permutation(np.concatenate(idx)))
+    return out
+
+
+def _to_tensors(inputs: Mapping[str, np.ndarray], index, device) -> dict[str, torch.Tensor]:
+    return {m: torch.as_tensor(np.ascontiguousarray(x[index]), dtype=torch.float32).to(device)
+            for m, x in inputs.items()}
+
+
+@torch.inference_mode()
+def predict(model: FusionModel, split: ArraySplit, *, batch_size: int = 256, device='cpu',
+            present: np.ndarray | None = None) -> np.ndarray:
+    """Logits (N, num_classes) in eval mode; ``present`` (N, M) marks missing modalities."""
+    model.eval()
+    out = []
+    for start in range(0, len(split), batch_size):
+        index = slice(start, start + batch_size)
+        mask = None if present is None else torch.as_tensor(present[index]).to(device)
+        out.append(model(_to_tensors(split.inputs, index, device), mask).logits.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
+
+
+def _schedule(optimizer, cfg: TrainConfig):
+    if cfg.schedule == 'step':
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if cfg.schedule == 'cosine':
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(cfg.epochs, 1))
+    if cfg.schedule == 'exponential':
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, cfg.gamma)
+    return None
+
+
+def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
+          seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
+          task: str = 'multiclass', desc: str = 'train') -> TrainResult:
+    """Train ``model`` in place, keep the weights of the best validation epoch, and
+    evaluate them on ``test_split``.  The fusion weights are logged each epoch."""
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    generator = seed_everything(seed)
+    del generator
+    rng = np.random.default_rng(seed)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == 'adam':
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = _schedule(optimizer, cfg)
+    num_classes = model.num_classes
+    labels_dtype = torch.long if task == 'multiclass' else torch.float32
+
+    history: list[dict] = []
+    best = (-np.inf, -1, None)
+    stale = 0
+    start = time.perf_counter()
+    bar = _progress(cfg.epochs, desc, cfg.progress)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        batches = _batches(len(train_split), cfg.batch_size, rng,
+                           train_split.labels if cfg.class_balanced_batches else None, num_classes)
+        total, parts_sum, seen = 0.0, {}, 0
+        for index in batches:
+            inputs = {m: x[index] for m, x in train_split.inputs.items()}
+            if augment is not None:
+                inputs = augment(inputs, rng)
+            x = _to_tensors(inputs, slice(None), device)
+            y = torch.as_tensor(train_split.labels[index], dtype=labels_dtype, device=device)
+            output = model(x)
+            loss, parts = fusion_loss(output, y, task=task, central_weight=cfg.central_loss_weight,
+                                      unimodal_weight=cfg.unimodal_loss_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            total += float(loss.detach()) * len(index)
+            seen += len(index)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(index)
+        lr = optimizer.param_groups[0]['lr']
+        if scheduler is not None:
+            scheduler.step()
+        val_logits = predict(model, val_split, device=device)
+        val = compute_metric(cfg.metric, val_logits, val_split.labels, num_classes)
+        record = {'epoch': epoch, 'loss': total / max(seen, 1), 'lr': lr, f'val_{cfg.metric}': val,
+                  'loss_parts': {k: v / max(seen, 1) for k, v in parts_sum.items()}}
+        weights = model.fusion_weights()
+        if weights is not None:
+            record['fusion_weights'] = weights
+        history.append(record)
+        if val > best[0]:
+            best = (val, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+            stale = 0
+        else:
+            stale += 1
+        bar.update(1)
+        bar.set_postfix(loss=f'{record["loss"]:.3f}', val=f'{val:.3f}', best=f'{best[0]:.3f}')
+        if cfg.patience and stale >= cfg.patience:
+            break
+    bar.close()
+    wall = time.perf_counter() - start
+    model.load_state_dict(best[2])
+    test_metric, test_logits = None, None
+    if test_split is not None:
+        test_logits = predict(model, test_split, device=device)
+        test_metric = compute_metric(cfg.metric, test_logits, test_split.labels, num_classes)
+    return TrainResult(best_epoch=best[1], val_metric=float(best[0]), test_metric=test_metric,
+                       history=history, wall_time_s=wall, epochs_run=len(history), state_dict=best[2],
+                       test_logits=test_logits)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit='epoch', leave=False, dynamic_ncols=True)

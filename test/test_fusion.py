@@ -1,0 +1,252 @@
+"""Every fusion method on every encoder kind: forward, backward, masks, and the
+invariants of CentralNet named in the paper (timm-style parametrised model tests)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.fusion import (FUSION_METHODS, CentralNet, FusionConfig, ModalityDropout, build_model,
+                                   fusion_loss, task_loss)
+
+B, K = 5, 7
+
+DENSE = {'a': EncoderConfig(kind='mlp', input_shape=[12], widths=[16, 8, 6]),
+         'b': EncoderConfig(kind='mlp', input_shape=[3, 5], widths=[10, 12, 4]),
+         'c': EncoderConfig(kind='mlp', input_shape=[9], widths=[8, 8, 8]),
+         'd': EncoderConfig(kind='mlp', input_shape=[4], widths=[6, 5, 7])}
+CONV = {'a': EncoderConfig(kind='cnn2d', input_shape=[1, 16, 16], widths=[4, 8, 8]),
+        'b': EncoderConfig(kind='cnn2d', input_shape=[2, 12, 20], widths=[6, 4, 8]),
+        'c': EncoderConfig(kind='cnn2d', input_shape=[1, 8, 8], widths=[3, 3, 5], pool=[1, 2, 1]),
+        'd': EncoderConfig(kind='cnn2d', input_shape=[3, 10, 10], widths=[4, 6, 6])}
+MIXED = {'lips': EncoderConfig(kind='cnn3d', input_shape=[1, 4, 12, 16], widths=[4, 8], temporal_pool=[2, 1]),
+         'mfcc': EncoderConfig(kind='cnn2d', input_shape=[1, 26, 24], widths=[6, 8]),
+         'skeleton': EncoderConfig(kind='cnn1d', input_shape=[9, 20], widths=[8, 8])}
+FAMILIES = {'dense': DENSE, 'conv': CONV, 'mixed': MIXED}
+
+
+def make_inputs(mods: dict[str, EncoderConfig], batch: int = B) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {m: torch.randn(batch, *c.input_shape, generator=g) for m, c in mods.items()}
+
+
+def make(method: str, mods: dict[str, EncoderConfig], **kw):
+    cfg = FusionConfig(method=method, modalities=mods, num_classes=K,
+                       unimodal=next(iter(mods)) if method == 'unimodal' else None, **kw)
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+FUSION_WEIGHT_NAMES = ('alpha_modality', 'alpha_central', 'beta', 'score_weights')
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_forward_backward_every_method(method, family):
+    mods = FAMILIES[family]
+    model = make(method, mods, align='project' if family == 'conv' else 'pad')
+    x = make_inputs(mods)
+    y = torch.randint(0, K, (B,))
+    out = model(x)
+    assert out.logits.shape == (B, K)
+    for name, logits in out.unimodal.items():
+        assert name in mods and logits.shape == (B, K)
+    loss, _ = fusion_loss(out, y)
+    loss.backward()
+    used = set(mods) if method != 'unimodal' else {next(iter(mods))}
+    for name, p in model.named_parameters():
+        if name.split('.')[0] == 'encoders' and name.split('.')[1] not in used:
+            continue
+        assert p.grad is not None, f'{method}/{family}: no gradient reached {name}'
+        if name in FUSION_WEIGHT_NAMES:
+            assert torch.all(p.grad != 0), f'{method}/{family}: a fusion weight in {name} got a zero gradient'
+
+
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_presence_mask_and_missing_modality(method):
+    mods = CONV
+    model = make(method, mods).eval()
+    x = make_inputs(mods)
+    present = torch.ones(B, len(mods), dtype=torch.bool)
+    present[0, 1] = False
+    out = model(x, present)
+    assert out.logits.shape == (B, K) and torch.isfinite(out.logits).all()
+    # an absent modality's content must not matter
+    x2 = dict(x)
+    x2['b'] = x['b'].clone()
+    x2['b'][0] += 100.0
+    torch.testing.assert_close(model(x2, present).logits[0], out.logits[0])
+    # leaving a modality out of the mapping is the same as marking it absent
+    dropped = {m: t for m, t in x.items() if m != 'd'}
+    mask = torch.ones(B, len(mods), dtype=torch.bool)
+    mask[:, list(mods).index('d')] = False
+    torch.testing.assert_close(model(dropped).logits, model(x, mask).logits)
+
+
+@pytest.mark.parametrize('n_modalities', [2, 3, 4])
+@pytest.mark.parametrize('family', ['dense', 'conv'])
+def test_centralnet_any_number_of_modalities(n_modalities, family):
+    mods = dict(list(FAMILIES[family].items())[:n_modalities])
+    model = make('centralnet', mods)
+    out = model(make_inputs(mods))
+    assert out.logits.shape == (B, K) and out.central.shape == (B, K)
+    assert set(out.unimodal) == set(mods)
+    assert model.alpha_modality.shape == (3, n_modalities)
+    assert model.alpha_central.shape == (2,)
+    assert model.beta.shape == (n_modalities + 1,)
+    table = model.fusion_weights()
+    assert [lv['level'] for lv in table['levels']] == [1, 2, 3, 'output']
+    assert 'central' not in table['levels'][0]['share']            # level 1 fuses the modalities only
+    for level in table['levels']:
+        assert sum(level['share'].values()) == pytest.approx(1.0)
+
+
+def test_centralnet_conv_fusion_keeps_feature_maps():
+    model = make('centralnet', CONV)
+    assert all(len(s) == 3 for s in model.space), 'equal-rank conv features are fused as feature maps'
+    mixed = make('centralnet', MIXED)
+    assert all(len(s) == 1 for s in mixed.space), 'unequal ranks meet as pooled vectors'
+
+
+@pytest.mark.parametrize('align', ['pad', 'project'])
+def test_unequal_feature_sizes(align):
+    model = make('centralnet', DENSE, align=align)
+    assert [s[0] for s in model.space] == [16, 12, 8]               # widest modality per level
+    assert model(make_inputs(DENSE)).logits.shape == (B, K)
+
+
+def _perturb_levels(model, from_level: int):
+    with torch.no_grad():
+        for enc in model.encoders.values():
+            for level in enc.levels[from_level:]:
+                for p in level.parameters():
+                    p.add_(torch.randn_like(p))
+
+
+def test_limit_early_fusion_when_modality_weights_vanish_beyond_level_one():
+    """alpha_M_i = 0 for i > 1: the central path only sees first-level features."""
+    model = make('centralnet', CONV).eval()
+    with torch.no_grad():
+        model.alpha_modality[1:] = 0.0
+    x = make_inputs(CONV)
+    before = model(x).central
+    _perturb_levels(model, from_level=1)                             # change every modality above level 1
+    after = model(x).central
+    torch.testing.assert_close(before, after)
+    _perturb_levels(model, from_level=0)                             # level 1 itself does matter
+    assert not torch.allclose(after, model(x).central)
+
+
+def test_limit_late_fusion_when_central_output_weight_vanishes():
+    """beta_C = 0: the output is sum_k beta_k * unimodal_k, whatever the central network does."""
+    model = make('centralnet', DENSE).eval()
+    with torch.no_grad():
+        model.beta[-1] = 0.0
+        model.beta[:-1] = torch.tensor([0.5, 2.0, -1.0, 0.25])
+    x = make_inputs(DENSE)
+    out = model(x)
+    expected = sum(model.beta[k] * out.unimodal[m] for k, m in enumerate(model.modalities))
+    torch.testing.assert_close(out.logits, expected)
+    with torch.no_grad():
+        for p in model.central.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(model(x).logits, out.logits)
+
+
+def test_loss_is_the_sum_of_its_parts():
+    model = make('centralnet', DENSE)
+    out = model(make_inputs(DENSE))
+    y = torch.randint(0, K, (B,))
+    total, parts = fusion_loss(out, y, central_weight=1.0, unimodal_weight=1.0)
+    manual = task_loss(out.logits, y) + sum(task_loss(u, y) for u in out.unimodal.values())
+    torch.testing.assert_close(total, manual)
+    assert set(parts) == {'fused', *DENSE}
+    assert total.item() == pytest.approx(sum(parts.values()), rel=1e-5)
+    weighted, _ = fusion_loss(out, y, central_weight=2.0, unimodal_weight=0.5)
+    torch.testing.assert_close(weighted, 2 * task_loss(out.logits, y)
+                               + 0.5 * sum(task_loss(u, y) for u in out.unimodal.values()))
+
+
+def test_multilabel_loss_weights_positives_by_two():
+    logits = torch.randn(4, 6)
+    target = (torch.rand(4, 6) > 0.5).float()
+    s = torch.sigmoid(logits)
+    manual = -(2 * target * torch.log(s) + (1 - target) * torch.log(1 - s)).sum(1).mean()
+    torch.testing.assert_close(task_loss(logits, target, 'multilabel'), manual)
+
+
+def test_gmu_gates_stay_in_open_unit_interval():
+    for mods in (dict(list(CONV.items())[:2]), CONV):
+        model = make('gmu', mods)
+        x = make_inputs(mods)
+        model(x)
+        z = model._last_gates
+        assert z.shape == (B, 1 if len(mods) == 2 else len(mods), model.hidden)
+        assert torch.all((z > 0) & (z < 1))
+        with torch.no_grad():
+            model.gate.weight.zero_()
+            model.gate.bias.zero_()
+        model(x)
+        torch.testing.assert_close(model._last_gates, torch.full_like(z, 0.5))
+
+
+def test_moddrop_drops_whole_modalities_never_all():
+    drop = ModalityDropout(0.7).train()
+    g = torch.Generator().manual_seed(1)
+    mask = torch.ones(4000, 3)
+    mask[::4, 2] = 0.0                                               # some samples already lack one
+    new = drop(mask, generator=g)
+    assert set(new.unique().tolist()) <= {0.0, 1.0}                   # whole modalities, no scaling
+    assert torch.all(new.sum(1) >= 1)                                # never all
+    assert torch.all(new <= mask)                                    # never revives an absent one
+    rate = 1 - new[mask.bool()].mean().item()
+    assert 0.5 < rate < 0.7                                          # about p, less the rescued ones
+    drop.eval()
+    assert torch.equal(drop(mask), mask)
+
+
+def test_moddrop_model_masks_in_training_only():
+    model = make('moddrop', CONV, moddrop_p=0.9)
+    x = make_inputs(CONV)
+    model.eval()
+    a, b = model(x).logits, model(x).logits
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_wrong_input_shape_is_a_clear_error(method):
+    model = make(method, CONV)
+    x = make_inputs(CONV)
+    x['a'] = torch.zeros(B, 1, 15, 16)
+    with pytest.raises(ValueError, match=r"'a'.*expected a tensor of shape \(B=5, 1, 16, 16\)"):
+        model(x)
+    with pytest.raises(ValueError, match='unknown modality'):
+        model({**make_inputs(CONV), 'thermal': torch.zeros(B, 3)})
+    with pytest.raises(ValueError, match='present must be'):
+        model(make_inputs(CONV), torch.ones(B, 2, dtype=torch.bool))
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match='unknown fusion method'):
+        FusionConfig(method='attention', modalities=CONV, num_classes=3)
+    with pytest.raises(ValueError, match='at least 2 modalities'):
+        FusionConfig(method='centralnet', modalities={'a': CONV['a']}, num_classes=3)
+    with pytest.raises(ValueError, match='cnn2d expects input_shape of 3'):
+        EncoderConfig(kind='cnn2d', input_shape=[16, 16], widths=[4])
+    with pytest.raises(ValueError, match='same number of levels'):
+        CentralNet(FusionConfig(method='centralnet', num_classes=3, modalities={
+            'a': DENSE['a'], 'b': EncoderConfig(kind='mlp', input_shape=[3], widths=[4])}))
+
+
+def test_state_dict_round_trip_rebuilds_identical_model():
+    for method in FUSION_METHODS:
+        model = make(method, MIXED).eval()
+        clone = make(method, MIXED).eval()
+        with torch.no_grad():
+            for p in clone.parameters():
+                p.add_(1.0)
+        clone.load_state_dict(copy.deepcopy(model.state_dict()))
+        x = make_inputs(MIXED)
+        torch.testing.assert_close(clone(x).logits, model(x).logits)
