@@ -44,18 +44,18 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
 def share_dir() -> Path:
     """``share/centralnet_ros`` (launch/, config/, models/).
 
-    Found through the ament index when ROS is sourced, else under ``sys.prefix``
-    (where ``pip install`` puts data_files), else the source checkout itself.
+    A source checkout (editable install) uses its own folders; otherwise the ament
+    index when ROS is sourced (colcon install), else ``sys.prefix/share`` (where
+    ``pip install`` puts data_files).
     """
+    if (_REPO_ROOT / 'package.xml').is_file() and (_REPO_ROOT / 'config').is_dir():
+        return _REPO_ROOT
     try:  # pragma: no cover - needs a sourced ROS 2 workspace
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory(PACKAGE))
     except Exception:  # noqa: BLE001 - ament_index is optional
         pass
-    installed = Path(sys.prefix) / 'share' / PACKAGE
-    if (installed / 'models').is_dir():
-        return installed
-    return _REPO_ROOT
+    return Path(sys.prefix) / 'share' / PACKAGE
 
 
 def models_dir() -> Path:
