@@ -1,0 +1,148 @@
+"""Save and load bundles.  Nothing is unpickled: weights are safetensors, the manifest
+is YAML read with ``safe_load`` into dataclasses that refuse unknown keys."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from centralnet_ros import paths
+from centralnet_ros.config import ConfigError, from_dict, to_dict
+from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest
+from centralnet_ros.fusion import FusionModel, build_model
+
+MANIFEST = 'manifest.yaml'
+WEIGHTS = 'model.safetensors'
+
+
+class BundleError(ValueError):
+    """A bundle is missing, from a newer format, inconsistent or does not match its weights."""
+
+
+@dataclasses.dataclass
+class Bundle:
+    path: Path
+    manifest: Manifest
+    model: FusionModel
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest.labels
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open('rb') as fh:
+        for block in iter(lambda: fh.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest) -> Path:
+    """Write ``path/`` atomically: built in a temporary sibling folder, then renamed into place
+    (an existing bundle at ``path`` is replaced only once the new one is complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if dataclasses.asdict(manifest.model) != dataclasses.asdict(model.config):
+        raise BundleError('the manifest describes a different architecture than the model being saved')
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))
+    try:
+        state = {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={'format_version': str(FORMAT_VERSION)})
+        manifest = dataclasses.replace(manifest, weights_sha256=_sha256(tmp / WEIGHTS),
+                                       format_version=FORMAT_VERSION)
+        text = yaml.safe_dump(to_dict(manifest), sort_keys=False, allow_unicode=True)
+        (tmp / MANIFEST).write_text(text, encoding='utf-8')
+        old = None
+        if path.exists():
+            old = path.with_name(f'.{path.name}.old')
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def resolve_bundle_path(name_or_path: str | os.PathLike) -> Path:
+    """A bundle path, or a bare name looked up in the installed ``share/centralnet_ros/models``."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    candidate = paths.models_dir() / str(name_or_path)
+    if candidate.exists():
+        return candidate
+    available = sorted(p.name for p in paths.models_dir().glob('*') if (p / MANIFEST).exists()) \
+        if paths.models_dir().is_dir() else []
+    raise BundleError(f'no model bundle at {path} and none named {str(name_or_path)!r} in {paths.models_dir()} '
+                      f'(available: {", ".join(available) or "none"})')
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    path = resolve_bundle_path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f'{path}: not a model bundle: {MANIFEST} is missing')
+    try:
+        data = yaml.safe_load(mpath.read_text(encoding='utf-8'))
+    except yaml.YAMLError as exc:
+        raise BundleError(f'{mpath}: not valid YAML: {exc}') from exc
+    if not isinstance(data, dict):
+        raise BundleError(f'{mpath}: expected a mapping, got {type(data).__name__}')
+    version = data.get('format_version')
+    if not isinstance(version, int):
+        raise BundleError(f'{mpath}: format_version missing or not an integer ({version!r})')
+    if version > FORMAT_VERSION:
+        raise BundleError(f'{mpath}: bundle format {version} is newer than this centralnet_ros reads '
+                          f'({FORMAT_VERSION}); upgrade centralnet_ros')
+    try:
+        return from_dict(Manifest, data)
+    except (ConfigError, ValueError) as exc:
+        raise BundleError(f'{mpath}: {exc}') from exc
+
+
+def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', verify: bool = True) -> Bundle:
+    """Rebuild the model from the manifest and load its safetensors weights (eval mode)."""
+    path = resolve_bundle_path(path)
+    manifest = read_manifest(path)
+    wpath = path / WEIGHTS
+    if not wpath.is_file():
+        raise BundleError(f'{path}: {WEIGHTS} is missing')
+    if verify and manifest.weights_sha256 and _sha256(wpath) != manifest.weights_sha256:
+        raise BundleError(f'{wpath}: checksum differs from the manifest (corrupted or replaced weights)')
+    model = build_model(manifest.model)
+    try:
+        state = load_file(str(wpath))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise BundleError(f'{wpath}: cannot read safetensors weights: {exc}') from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f'missing {missing[:5]}{"..." if len(missing) > 5 else ""}')
+        if unexpected:
+            detail.append(f'unexpected {unexpected[:5]}{"..." if len(unexpected) > 5 else ""}')
+        if wrong:
+            detail.append('wrong shape ' + ', '.join(f'{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}'
+                                                     for k in wrong[:5]))
+        raise BundleError(f'{wpath}: weights do not match the architecture in {MANIFEST}: ' + '; '.join(detail))
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return Bundle(path=path, manifest=manifest, model=model)
