@@ -1,0 +1,171 @@
+"""Inference engine: loads model bundles and classifies assembled windows.
+
+Backends: ``onnxruntime`` (the CPU default: the graph is exported from the bundle at
+load time and checked against torch) and ``torch`` (eager, ``inference_mode``; fp16 on
+CUDA).  ``backend='auto'`` picks ONNX Runtime on the CPU and torch on CUDA.  Several
+task models run side by side; each decision carries the header stamp of the data it
+was computed from, the label, its score, the top-k and the learned fusion weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from centralnet_ros.bundle import Bundle, load_bundle
+from centralnet_ros.torch_utils import resolve_device
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ('auto', 'torch', 'onnxruntime')
+PRECISIONS = ('fp32', 'fp16')
+
+
+@dataclasses.dataclass
+class Decision:
+    task: str
+    stamp_ns: int                      # header stamp of the data the decision was computed from
+    frame_id: str
+    label: str
+    score: float
+    top_k: list[tuple[str, float]]
+    probabilities: np.ndarray          # (C,)
+    present: dict[str, bool]
+    fusion_weights: dict | None
+    latency_s: float                   # model time only (features are timed by the caller)
+
+    def to_dict(self) -> dict:
+        return {'task': self.task, 'stamp_ns': int(self.stamp_ns), 'frame_id': self.frame_id,
+                'label': self.label, 'score': float(self.score),
+                'top_k': [[lab, float(s)] for lab, s in self.top_k], 'present': self.present,
+                'latency_ms': self.latency_s * 1e3}
+
+
+class TaskModel:
+    """One bundle ready for batch-1 (or batched) inference on a chosen device and backend."""
+
+    def __init__(self, bundle: Bundle | str | Path, *, device: str = 'cpu', precision: str = 'fp32',
+                 backend: str = 'auto', threads: int = 0, on_device_failure: str = 'fallback_cpu',
+                 warmup: int = 3):
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        self.device = resolve_device(device, fallback='cpu' if on_device_failure == 'fallback_cpu' else 'error')
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device='cpu')
+        self.manifest = self.bundle.manifest
+        self.model = self.bundle.model
+        self.modalities = list(self.model.modalities)
+        self.labels = list(self.manifest.labels)
+        self.shapes = {m: tuple(self.manifest.modalities[m].input_shape) for m in self.modalities}
+        if backend == 'auto':
+            backend = 'onnxruntime' if self.device.type == 'cpu' else 'torch'
+        if backend == 'onnxruntime' and self.device.type != 'cpu':
+            raise ValueError('the onnxruntime backend runs on the CPU here; use backend=torch for CUDA')
+        if precision == 'fp16' and self.device.type != 'cuda':
+            log.warning('fp16 requested on %s: running fp32 (fp16 is for CUDA)', self.device)
+            precision = 'fp32'
+        self.backend, self.precision = backend, precision
+        self.dtype = torch.float16 if precision == 'fp16' else torch.float32
+        self._fusion_weights = self.model.fusion_weights()
+        self._session = None
+        if backend == 'onnxruntime':
+            from centralnet_ros.bundle.export import check_onnx_parity, export_onnx_bytes, ort_session
+            onnx_bytes = export_onnx_bytes(self.model)
+            check_onnx_parity(self.model, onnx_bytes)
+            self._session = ort_session(onnx_bytes, threads=threads)
+            self._feed_names = {i.name for i in self._session.get_inputs()}
+        else:
+            if threads and self.device.type == 'cpu':
+                torch.set_num_threads(threads)
+            self.model = self.model.to(self.device, dtype=self.dtype).eval()
+        for _ in range(warmup):
+            self.forward({m: np.zeros((1, *s), np.float32) for m, s in self.shapes.items()},
+                         np.ones((1, len(self.modalities)), np.float32))
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    def forward(self, inputs: Mapping[str, np.ndarray], present: np.ndarray) -> np.ndarray:
+        """Batched logits: ``inputs[m]`` (B, *shape) float32, ``present`` (B, M) -> (B, C)."""
+        if self._session is not None:
+            feeds = {m: np.ascontiguousarray(inputs[m], dtype=np.float32) for m in self.modalities
+                     if m in self._feed_names}
+            feeds['present'] = np.ascontiguousarray(present, dtype=np.float32)
+            return self._session.run(['logits'], feeds)[0]
+        with torch.inference_mode():
+            x = {m: torch.from_numpy(np.ascontiguousarray(inputs[m], dtype=np.float32)).to(self.device, self.dtype)
+                 for m in self.modalities}
+            mask = torch.from_numpy(np.asarray(present, np.float32)).to(self.device, self.dtype)
+            return self.model(x, mask).logits.float().cpu().numpy()
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.manifest.model.task == 'multilabel':
+            return 1.0 / (1.0 + np.exp(-logits))
+        z = logits - logits.max(-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(-1, keepdims=True)
+
+    def classify(self, inputs: Mapping[str, np.ndarray | None], *, stamp_ns: int = 0, frame_id: str = '',
+                 top_k: int = 3) -> Decision | None:
+        """One decision from per-modality arrays (shape without batch; None = missing).
+        Returns None when every modality is missing."""
+        present = {m: inputs.get(m) is not None for m in self.modalities}
+        if not any(present.values()):
+            return None
+        batch, mask = {}, np.zeros((1, len(self.modalities)), np.float32)
+        for k, m in enumerate(self.modalities):
+            x = inputs.get(m)
+            if x is None:
+                batch[m] = np.zeros((1, *self.shapes[m]), np.float32)
+                continue
+            x = np.asarray(x, dtype=np.float32)
+            if x.shape != self.shapes[m]:
+                raise ValueError(f'{self.task}: modality {m!r} expects shape {self.shapes[m]}, got {x.shape}')
+            batch[m] = x[None]
+            mask[0, k] = 1.0
+        start = time.perf_counter()
+        probs = self.probabilities(self.forward(batch, mask))[0]
+        latency = time.perf_counter() - start
+        order = np.argsort(-probs)[:top_k]
+        best = int(order[0])
+        return Decision(task=self.task, stamp_ns=int(stamp_ns), frame_id=frame_id, label=self.labels[best],
+                        score=float(probs[best]), top_k=[(self.labels[i], float(probs[i])) for i in order],
+                        probabilities=probs, present=present, fusion_weights=self._fusion_weights,
+                        latency_s=latency)
+
+
+class InferenceEngine:
+    """Several task models side by side (gesture, speech, emotion)."""
+
+    def __init__(self, bundles: Mapping[str, str | Path | Bundle], **kwargs):
+        self.models: dict[str, TaskModel] = {}
+        for task, bundle in bundles.items():
+            model = TaskModel(bundle, **kwargs)
+            if model.task != task:
+                log.warning('bundle for %s declares task %s; using it for %s', task, model.task, task)
+            self.models[task] = model
+
+    def classify(self, task: str, inputs: Mapping[str, np.ndarray | None], **kwargs) -> Decision | None:
+        if task not in self.models:
+            raise KeyError(f'no model loaded for task {task!r}; loaded: {sorted(self.models)}')
+        decision = self.models[task].classify(inputs, **kwargs)
+        if decision is not None:
+            decision.task = task
+        return decision
+
+    @property
+    def device(self) -> str:
+        return ', '.join(sorted({str(m.device) for m in self.models.values()})) or 'none'
+
+    def close(self) -> None:
+        """Release models (and GPU memory)."""
+        self.models.clear()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,166 @@
+"""Bundles: round trip for every fusion method, refusal of bad bundles, ONNX parity,
+and the inference engine on top of them."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from centralnet_ros.bundle import BundleError, Manifest, ModalitySpec, load_bundle, save_bundle
+from centralnet_ros.bundle.export import check_onnx_parity, export_onnx, export_onnx_bytes
+from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.fusion import FUSION_METHODS, FusionConfig, build_model
+from centralnet_ros.runtime.engine import InferenceEngine, TaskModel
+
+MODS = {'lips': EncoderConfig(kind='cnn3d', input_shape=[1, 4, 12, 16], widths=[4, 8], temporal_pool=[2, 1]),
+        'mfcc': EncoderConfig(kind='cnn2d', input_shape=[1, 26, 24], widths=[6, 8])}
+LABELS = [chr(ord('A') + i) for i in range(5)]
+
+
+def make_bundle(tmp_path, method='centralnet', name='speech'):
+    cfg = FusionConfig(method=method, modalities=MODS, num_classes=len(LABELS),
+                       unimodal='mfcc' if method == 'unimodal' else None)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():                       # non-trivial BN statistics
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+    manifest = Manifest(
+        format_version=1, task='speech', labels=LABELS, model=cfg,
+        modalities={'lips': ModalitySpec(source='image', input_shape=[1, 4, 12, 16], pipeline='lip_frames'),
+                    'mfcc': ModalitySpec(source='audio', input_shape=[1, 26, 24], pipeline='htk_mfcc',
+                                         sample_rate=16000, window_s=1.0)},
+        metrics={'accuracy': 0.5}, evaluation={'dataset': 'synthetic', 'protocol': 'none'})
+    return save_bundle(tmp_path / name, model, manifest), model
+
+
+def inputs(batch=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(batch, *c.input_shape, generator=g) for m, c in MODS.items()}
+
+
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_round_trip_every_method(tmp_path, method):
+    path, model = make_bundle(tmp_path, method)
+    assert sorted(p.name for p in path.iterdir()) == ['manifest.yaml', 'model.safetensors']
+    loaded = load_bundle(path)
+    x = inputs()
+    torch.testing.assert_close(loaded.model(x).logits, model(x).logits)
+    assert loaded.manifest.labels == LABELS and loaded.manifest.weights_sha256
+    assert not list(tmp_path.glob('.*')), 'no temporary folders left behind'
+
+
+def test_refuses_newer_format(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    data = yaml.safe_load((path / 'manifest.yaml').read_text())
+    data['format_version'] = 99
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match='format 99 is newer'):
+        load_bundle(path)
+
+
+def test_refuses_unknown_manifest_keys(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    data = yaml.safe_load((path / 'manifest.yaml').read_text())
+    data['modalities']['mfcc']['hop'] = 3
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match=r'unknown key\(s\) modalities.mfcc.hop'):
+        load_bundle(path)
+
+
+def test_refuses_missing_files(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    (path / 'model.safetensors').unlink()
+    with pytest.raises(BundleError, match='model.safetensors is missing'):
+        load_bundle(path)
+    with pytest.raises(BundleError, match='no model bundle'):
+        load_bundle(tmp_path / 'nowhere')
+
+
+def test_refuses_mismatched_weights(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    other, _ = make_bundle(tmp_path, method='late', name='late')
+    shutil.copy(other / 'model.safetensors', path / 'model.safetensors')
+    with pytest.raises(BundleError, match='checksum differs'):
+        load_bundle(path)
+    with pytest.raises(BundleError, match='do not match the architecture'):
+        load_bundle(path, verify=False)
+
+
+def test_refuses_inconsistent_manifest(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    data = yaml.safe_load((path / 'manifest.yaml').read_text())
+    data['labels'] = data['labels'][:-1]
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match='4 labels for a model with 5 classes'):
+        load_bundle(path)
+
+
+def test_weights_are_never_unpickled(tmp_path):
+    path, _ = make_bundle(tmp_path)
+    (path / 'model.safetensors').write_bytes(b'\x80\x04K\x01.')     # a pickle, not safetensors
+    with pytest.raises(BundleError):
+        load_bundle(path, verify=False)
+
+
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_onnx_parity(tmp_path, method):
+    _, model = make_bundle(tmp_path, method)
+    onnx_path = export_onnx(model, tmp_path / 'm.onnx')
+    assert check_onnx_parity(model, onnx_path) < 1e-4
+    broken = build_model(model.config).eval()                      # other weights must be caught
+    with pytest.raises(AssertionError, match='differs from torch'):
+        check_onnx_parity(broken, export_onnx_bytes(model))
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_engine_decisions(tmp_path, backend):
+    path, model = make_bundle(tmp_path)
+    task = TaskModel(path, backend=backend, warmup=1)
+    x = {m: t[0].numpy() for m, t in inputs(1).items()}
+    d = task.classify(x, stamp_ns=123, frame_id='cam', top_k=3)
+    with torch.inference_mode():
+        ref = torch.softmax(model({m: torch.from_numpy(v)[None] for m, v in x.items()}).logits, -1)[0].numpy()
+    np.testing.assert_allclose(d.probabilities, ref, atol=1e-4)
+    assert d.stamp_ns == 123 and d.frame_id == 'cam'
+    assert d.label == LABELS[int(ref.argmax())] and [lab for lab, _ in d.top_k][0] == d.label
+    assert len(d.top_k) == 3 and d.score == pytest.approx(float(ref.max()), abs=1e-4)
+    assert d.fusion_weights['levels'][0]['level'] == 1
+    partial = task.classify({'mfcc': x['mfcc'], 'lips': None})
+    assert partial.present == {'lips': False, 'mfcc': True}
+    assert task.classify({'mfcc': None, 'lips': None}) is None
+    with pytest.raises(ValueError, match="'mfcc' expects shape"):
+        task.classify({'mfcc': np.zeros((26, 24), np.float32)})
+
+
+def test_engine_several_tasks_and_cpu_fallback(tmp_path, caplog):
+    a, _ = make_bundle(tmp_path, name='a')
+    b, _ = make_bundle(tmp_path, method='late', name='b')
+    if torch.cuda.is_available():
+        pytest.skip('fallback only observable without CUDA')
+    engine = InferenceEngine({'speech': a, 'emotion': b}, device='cuda', on_device_failure='fallback_cpu', warmup=0)
+    assert engine.device == 'cpu'
+    assert 'falling back to cpu' in caplog.text
+    x = {m: t[0].numpy() for m, t in inputs(1).items()}
+    assert engine.classify('emotion', x).task == 'emotion'
+    with pytest.raises(KeyError, match='no model loaded for task'):
+        engine.classify('gesture', x)
+    from centralnet_ros.torch_utils import DeviceUnavailable
+    with pytest.raises(DeviceUnavailable, match='CUDA is not available'):
+        TaskModel(a, device='cuda', on_device_failure='error')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA not available')
+def test_engine_cuda_fp16(tmp_path):
+    path, model = make_bundle(tmp_path)
+    task = TaskModel(path, device='cuda', precision='fp16')
+    assert task.backend == 'torch' and task.dtype == torch.float16
+    x = {m: t[0].numpy() for m, t in inputs(1).items()}
+    ref = TaskModel(path, backend='torch').classify(x)
+    d = task.classify(x)
+    np.testing.assert_allclose(d.probabilities, ref.probabilities, atol=2e-2)
