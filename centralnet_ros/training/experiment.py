@@ -30,6 +30,18 @@ class FusionOptions:
 
 
 @dataclasses.dataclass
+class BundleSpec:
+    """What ``centralnet train`` ships: the task, the method, and per modality how the
+    runtime makes its input (bundle ModalitySpec fields; ``input_shape`` comes from the encoder)."""
+
+    task: str
+    method: str = 'centralnet'
+    modalities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    label_map: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: str = ''
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
     name: str
     dataset: str
@@ -44,6 +56,7 @@ class ExperimentConfig:
     seed_offset: int = 0
     description: str = ''
     quick: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted overrides for --quick
+    bundle: BundleSpec | None = None                                 # for `centralnet train`
 
     def __post_init__(self):
         for method in self.methods:

@@ -1,0 +1,35 @@
+"""``centralnet export BUNDLE``: write ONNX and check ONNX Runtime against torch."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from centralnet_ros.bundle.export import DEFAULT_OPSET, check_onnx_parity, export_onnx
+from centralnet_ros.bundle.io import BundleError, load_bundle
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bundle', help='bundle folder, or a name in share/centralnet_ros/models')
+    parser.add_argument('--out', default=None, help='ONNX file to write (default: BUNDLE/model.onnx)')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset version')
+    parser.add_argument('--atol', type=float, default=1e-4, help='allowed absolute difference torch vs ONNX Runtime')
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_bundle(args.bundle)
+    except BundleError as exc:
+        print(f'centralnet export: {exc}', file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else bundle.path / 'model.onnx'
+    export_onnx(bundle.model, out, opset=args.opset)
+    try:
+        diff = check_onnx_parity(bundle.model, out, atol=args.atol)
+    except AssertionError as exc:
+        print(f'centralnet export: {out}: {exc}', file=sys.stderr)
+        return 1
+    names = ', '.join(f'{m}{tuple(bundle.manifest.modalities[m].input_shape)}' for m in bundle.model.modalities)
+    print(f'wrote {out} (inputs: {names}, present (B, {len(bundle.model.modalities)}); output: logits '
+          f'(B, {bundle.model.num_classes})); ONNX Runtime matches torch within {diff:.2g}')
+    return 0

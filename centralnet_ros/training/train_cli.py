@@ -1,0 +1,102 @@
+"""``centralnet train --task TASK [--preset NAME]``: train one model and write a bundle.
+
+The preset (``config/experiments/<name>.yaml``) gives the data, the encoders, the
+training settings and a ``bundle:`` section saying how the runtime makes each input.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import shlex
+import sys
+from pathlib import Path
+
+from centralnet_ros import paths
+from centralnet_ros.config import ConfigError
+
+DEFAULT_PRESETS = {'gesture': 'msrc12_gesture', 'speech': 'avletters_speech', 'emotion': 'emodb_emotion'}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--task', required=True, choices=sorted(DEFAULT_PRESETS),
+                        help='which task model to train')
+    parser.add_argument('--preset', default=None,
+                        help='experiment preset name or YAML path (default: the task\'s: '
+                             + ', '.join(f'{k}={v}' for k, v in DEFAULT_PRESETS.items()) + ')')
+    parser.add_argument('--out', default=None, help='bundle folder to write (default: models/<task>)')
+    parser.add_argument('--method', default=None, help="fusion method to ship (default: the preset's bundle.method)")
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--quick', action='store_true', help="apply the preset's quick: overrides")
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a preset value, e.g. --set train.epochs=5 (repeatable)')
+    parser.add_argument('--data-root', default=None,
+                        help=f'folder holding the datasets (default: ${paths.DATA_ROOT_ENV} or ../shared/data)')
+    parser.add_argument('--device', default=None, help='cpu, cuda or cuda:N')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
+    try:
+        overrides = parse_overrides(args.overrides)
+        if args.device:
+            overrides['train.device'] = args.device
+        if args.no_progress:
+            overrides['train.progress'] = False
+        cfg = load_experiment(args.preset or DEFAULT_PRESETS[args.task], quick=args.quick, overrides=overrides)
+        if cfg.bundle is None:
+            raise ConfigError(f'preset {cfg.name} has no bundle: section, so it cannot produce a model bundle')
+        if cfg.bundle.task != args.task:
+            raise ConfigError(f'preset {cfg.name} trains the {cfg.bundle.task} task, not {args.task}')
+    except (ConfigError, ValueError) as exc:
+        print(f'centralnet train: {exc}', file=sys.stderr)
+        return 2
+    out = Path(args.out or paths.share_dir() / 'models' / args.task)
+    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        summary = train_bundle(cfg, out, method=args.method, seed=args.seed,
+                               data_root=paths.data_root(args.data_root), command=command)
+    except FileNotFoundError as exc:
+        print(f'centralnet train: {exc}', file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, data_root: Path,
+                 command: str = '') -> str:
+    from centralnet_ros.bundle import FORMAT_VERSION, Manifest, ModalitySpec, save_bundle
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.experiment import machine_description
+    from centralnet_ros.training.trainer import train
+
+    method = method or cfg.bundle.method
+    data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)
+    fusion_cfg = cfg.fusion_config(method)
+    model = build_model(fusion_cfg)
+    result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
+                   desc=f'{cfg.bundle.task}: {method}')
+    modalities = {}
+    for name, enc in cfg.modalities.items():
+        spec = dict(cfg.bundle.modalities.get(name, {}))
+        spec['input_shape'] = list(enc.input_shape)
+        modalities[name] = from_dict(ModalitySpec, spec, _where=f'bundle.modalities.{name}')
+    machine = machine_description()
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, task=cfg.bundle.task, labels=list(data.label_names), model=fusion_cfg,
+        modalities=modalities,
+        metrics={f'test_{cfg.train.metric}': float(result.test_metric), f'val_{cfg.train.metric}': result.val_metric},
+        evaluation={'dataset': cfg.dataset, 'protocol': data.info.get('protocol', 'held-out test split'),
+                    'train_samples': len(data.train), 'val_samples': len(data.val), 'test_samples': len(data.test),
+                    **{k: v for k, v in data.info.items() if isinstance(v, (str, int, float, bool))}},
+        training={'preset': cfg.name, 'method': method, 'seed': seed, 'epochs_run': result.epochs_run,
+                  'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
+                  'command': command, 'date': _dt.date.today().isoformat(),
+                  'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
+        label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip())
+    save_bundle(out, model, manifest)
+    return (f'{cfg.bundle.task}: {method} test {cfg.train.metric} {result.test_metric * 100:.2f} % '
+            f'(val {result.val_metric * 100:.2f} %, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
+            f'-> bundle {out}')
