@@ -25,10 +25,13 @@ def format_summary(summary) -> str:
     for name, info in summary.modalities.items():
         lines.append(f'  modality {name}: {info}')
     width = max([5] + [len(c) for c in classes])
-    lines.append('  ' + 'class'.ljust(width) + ''.join(s.rjust(10) for s in splits))
+    cols = [max(10, len(s) + 2) for s in splits]
+    lines.append('  ' + 'class'.ljust(width) + ''.join(s.rjust(w) for s, w in zip(splits, cols)))
     for c in classes:
-        lines.append('  ' + c.ljust(width) + ''.join(str(summary.counts[s].get(c, 0)).rjust(10) for s in splits))
-    lines.append('  ' + 'total'.ljust(width) + ''.join(str(sum(summary.counts[s].values())).rjust(10) for s in splits))
+        lines.append('  ' + c.ljust(width)
+                     + ''.join(str(summary.counts[s].get(c, 0)).rjust(w) for s, w in zip(splits, cols)))
+    lines.append('  ' + 'total'.ljust(width)
+                 + ''.join(str(sum(summary.counts[s].values())).rjust(w) for s, w in zip(splits, cols)))
     lines.extend(f'  note: {n}' for n in summary.notes)
     return '\n'.join(lines)
 

@@ -1,1 +1,28 @@
-"""runtime"""
+"""The robot-side runtime without ROS plumbing (never imports rclpy).
+
+Data flow, all in header time::
+
+    message --InputHub.ingest--> buffers --Trigger.observe--> DecisionPoint
+            --WindowAssembler.assemble--> Window --(engine: features + models)--> results
+
+- :mod:`.buffers`: :class:`InputSpec`, :class:`InputHub` (conversion, stamp offsets,
+  out-of-order / duplicate / loop handling), :class:`FrameBuffer`, :class:`AudioBuffer`;
+- :mod:`.triggers`: :class:`RateTrigger`, :class:`FrameTrigger`, :class:`SpeechEndTrigger`,
+  :class:`AnyTrigger` producing :class:`DecisionPoint` s;
+- :mod:`.window`: :class:`ModalitySpec`, :class:`WindowAssembler`, :class:`Window`;
+- :mod:`.vad`: :class:`StreamingVAD`, :func:`detect_speech`;
+- :mod:`.stats`: :class:`InputStats`, :class:`RuntimeStats` (diagnostics).
+"""
+from .buffers import (DEFAULT_LOOP_JUMP_NS, INPUT_KINDS, AudioBuffer, AudioWindow, FrameBuffer, Ingest, InputHub,
+                      InputSpec)
+from .stats import InputStats, RuntimeStats
+from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
+from .vad import SpeechSegment, StreamingVAD, VADConfig, detect_speech
+from .window import ModalitySpec, ModalityWindow, Window, WindowAssembler
+
+__all__ = [
+    'DEFAULT_LOOP_JUMP_NS', 'INPUT_KINDS', 'AudioBuffer', 'AudioWindow', 'FrameBuffer', 'Ingest', 'InputHub',
+    'InputSpec', 'InputStats', 'RuntimeStats', 'AnyTrigger', 'DecisionPoint', 'FrameTrigger', 'RateTrigger',
+    'SpeechEndTrigger', 'Trigger', 'SpeechSegment', 'StreamingVAD', 'VADConfig', 'detect_speech',
+    'ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler',
+]

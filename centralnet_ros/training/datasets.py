@@ -1,13 +1,16 @@
 """Turn a dataset reader's arrays into the trainer's splits, one adapter per experiment dataset.
 
-An adapter takes ``(options, data_root)`` and returns :class:`ExperimentData`; the
-options come from the preset's ``dataset_options`` and are passed to the reader.
+An adapter is a function ``load(options: dict, data_root: Path) -> ExperimentData``;
+the options come from the preset's ``dataset_options``.  Adapters are listed by
+``"module:function"`` and imported lazily, so each task keeps its adapter in its own
+module.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from centralnet_ros.training.trainer import ArraySplit
 
@@ -18,27 +21,34 @@ class ExperimentData:
     val: ArraySplit
     test: ArraySplit
     label_names: list[str]
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)   # protocol, sizes, ... (goes in manifests)
 
 
-def _avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:
-    from centralnet_ros.data import avmnist
+def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:
     from centralnet_ros.config import from_dict
+    from centralnet_ros.data import avmnist
     cfg = from_dict(avmnist.AVMNISTConfig, options)
-    data = avmnist.load_avmnist(data_root, cfg)
-    splits = {}
-    for name in ('train', 'val', 'test'):
-        s = data.splits[name]
-        splits[name] = ArraySplit({'image': s.image, 'audio': s.audio}, s.labels)
-    return ExperimentData(**splits, label_names=[str(d) for d in range(10)], info=dict(data.meta))
+    data = avmnist.load_avmnist(cfg, root=data_root)
+    splits = {name: ArraySplit({'image': s.image, 'audio': s.audio}, s.labels) for name, s in data.splits.items()}
+    meta = data.metadata
+    info = {'pca_components': meta.pca_components, 'pca_explained_variance': round(meta.pca_explained_variance, 4),
+            'build_seconds': round(meta.build_seconds, 1),
+            'protocol': ('MNIST train (val carved from it) / t10k test; FSDD clips index 0-4 for test, '
+                         + ('5-9 for val, 10-49 for train' if cfg.val_clips == 'held_out' else '5-49 for train and val'))}
+    return ExperimentData(**splits, label_names=[str(d) for d in range(10)], info=info)
 
 
-ADAPTERS: dict[str, Callable[[dict[str, Any], Path], ExperimentData]] = {
-    'avmnist': _avmnist,
+# dataset name -> "module:function"
+ADAPTERS: dict[str, str] = {
+    'avmnist': 'centralnet_ros.training.datasets:load_avmnist',
+    'avletters': 'centralnet_ros.training.speech:load_avletters',
+    'msrc12': 'centralnet_ros.training.gesture:load_msrc12',
+    'emodb': 'centralnet_ros.training.emotion:load_emodb',
 }
 
 
 def load_experiment_data(dataset: str, options: dict[str, Any], data_root: Path) -> ExperimentData:
     if dataset not in ADAPTERS:
         raise KeyError(f'no training adapter for dataset {dataset!r}; known: {", ".join(sorted(ADAPTERS))}')
-    return ADAPTERS[dataset](dict(options), data_root)
+    module, _, function = ADAPTERS[dataset].partition(':')
+    return getattr(importlib.import_module(module), function)(dict(options), data_root)

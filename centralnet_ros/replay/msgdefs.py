@@ -1,0 +1,407 @@
+"""Message definitions the ``rosbags`` type stores lack, and rosbag2 reading/writing.
+
+``rosbags`` ships the core ROS 2 interfaces (std_msgs, sensor_msgs, geometry_msgs,
+...) but not audio_common_msgs, vision_msgs, hri_msgs or naoqi_bridge_msgs. Their
+``.msg`` texts (ROS 2 Humble/Jazzy versions: audio_common_msgs 0.3.x, vision_msgs
+4.x, hri_msgs 2.x, naoqi_bridge_msgs 2.x) are kept below and registered by
+:func:`make_typestore`. The field lines are what matters for the wire format and
+the RIHS01 type hash; comments are our own summaries.
+
+Bag I/O: :func:`write_bag` writes rosbag2 (sqlite3 or MCAP, format version 8 or 9)
+from ``(topic, msgtype, stamp_ns, message)`` tuples; :func:`read_bag` yields the
+messages decoded, in log-time order. Factories (:func:`image_message`,
+:func:`audio_messages`, ...) build rosbags message objects from numpy through the
+builders of :mod:`centralnet_ros.messages`.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from .. import messages as M
+
+__all__ = [
+    'MSG_DEFINITIONS', 'make_typestore', 'typestore_factory', 'BagMessage', 'BagReadError',
+    'write_bag', 'read_bag', 'bag_topics', 'image_message', 'compressed_image_message', 'audio_messages',
+    'naoqi_audio_message', 'pose_array_message', 'skeleton2d_message', 'normalize_msgtype',
+]
+
+MSG_DEFINITIONS: dict[str, str] = {
+    # audio_common_msgs (ros-drivers/audio_common, ros2 branch)
+    'audio_common_msgs/msg/AudioData': """\
+# raw or encoded audio bytes
+uint8[] data
+""",
+    'audio_common_msgs/msg/AudioDataStamped': """\
+std_msgs/Header header
+audio_common_msgs/AudioData audio
+""",
+    'audio_common_msgs/msg/AudioInfo': """\
+uint8 channels        # number of interleaved channels
+uint32 sample_rate    # Hz
+string sample_format  # GStreamer name, e.g. S16LE
+uint32 bitrate        # bits per second
+string coding_format  # e.g. wave (raw PCM), mp3
+""",
+    # naoqi_bridge_msgs (ros-naoqi/naoqi_bridge_msgs2), published by naoqi_driver
+    'naoqi_bridge_msgs/msg/AudioBuffer': """\
+std_msgs/Header header   # stamped by naoqi_driver when it publishes
+uint16 frequency         # sample rate, Hz
+uint8 CHANNEL_FRONT_LEFT=0
+uint8 CHANNEL_FRONT_CENTER=1
+uint8 CHANNEL_FRONT_RIGHT=2
+uint8 CHANNEL_REAR_LEFT=3
+uint8 CHANNEL_REAR_CENTER=4
+uint8 CHANNEL_REAR_RIGHT=5
+uint8 CHANNEL_SURROUND_LEFT=6
+uint8 CHANNEL_SURROUND_RIGHT=7
+uint8 CHANNEL_SUBWOOFER=8
+uint8 CHANNEL_LFE=9
+uint8[] channel_map      # channel order of data
+int16[] data             # interleaved samples
+""",
+    # vision_msgs 4.x (Humble, Jazzy)
+    'vision_msgs/msg/ObjectHypothesis': """\
+string class_id
+float64 score
+""",
+    'vision_msgs/msg/Classification': """\
+std_msgs/Header header
+ObjectHypothesis[] results
+""",
+    'vision_msgs/msg/VisionClass': """\
+uint16 class_id
+string class_name
+""",
+    'vision_msgs/msg/LabelInfo': """\
+std_msgs/Header header
+vision_msgs/VisionClass[] class_map
+float32 threshold
+""",
+    'vision_msgs/msg/VisionInfo': """\
+std_msgs/Header header
+string method
+string database_location
+int32 database_version
+""",
+    # hri_msgs 2.x (ROS4HRI)
+    'hri_msgs/msg/NormalizedPointOfInterest2D': """\
+# normalised image coordinates in [0, 1] and a confidence c in [0, 1]
+float32 x
+float32 y
+float32 c
+""",
+    'hri_msgs/msg/NormalizedRegionOfInterest2D': """\
+std_msgs/Header header
+float32 xmin
+float32 ymin
+float32 xmax
+float32 ymax
+float32 c
+""",
+    'hri_msgs/msg/Skeleton2D': """\
+std_msgs/Header header
+# keypoint codes, OpenPose COCO-18 order
+uint8 NOSE = 0
+uint8 NECK = 1
+uint8 RIGHT_SHOULDER = 2
+uint8 RIGHT_ELBOW = 3
+uint8 RIGHT_WRIST = 4
+uint8 LEFT_SHOULDER = 5
+uint8 LEFT_ELBOW = 6
+uint8 LEFT_WRIST = 7
+uint8 RIGHT_HIP = 8
+uint8 RIGHT_KNEE = 9
+uint8 RIGHT_ANKLE = 10
+uint8 LEFT_HIP = 11
+uint8 LEFT_KNEE = 12
+uint8 LEFT_ANKLE = 13
+uint8 LEFT_EYE = 14
+uint8 RIGHT_EYE = 15
+uint8 LEFT_EAR = 16
+uint8 RIGHT_EAR = 17
+NormalizedPointOfInterest2D[18] skeleton
+""",
+    'hri_msgs/msg/Expression': """\
+std_msgs/Header header
+string NEUTRAL="neutral"
+string ANGRY="angry"
+string SAD="sad"
+string HAPPY="happy"
+string SURPRISED="surprised"
+string DISGUSTED="disgusted"
+string SCARED="scared"
+string PLEADING="pleading"
+string VULNERABLE="vulnerable"
+string DESPAIRED="despaired"
+string GUILTY="guilty"
+string DISAPPOINTED="disappointed"
+string EMBARRASSED="embarrassed"
+string HORRIFIED="horrified"
+string SKEPTICAL="skeptical"
+string ANNOYED="annoyed"
+string FURIOUS="furious"
+string SUSPICIOUS="suspicious"
+string REJECTED="rejected"
+string BORED="bored"
+string TIRED="tired"
+string ASLEEP="asleep"
+string CONFUSED="confused"
+string AMAZED="amazed"
+string EXCITED="excited"
+string expression
+float32 valence     # -1 .. 1
+float32 arousal     # -1 .. 1
+float32 confidence  # 0 .. 1
+""",
+    'hri_msgs/msg/LiveSpeech': """\
+std_msgs/Header header
+string incremental
+string final
+float64 confidence
+string locale       # e.g. en_GB
+""",
+    'hri_msgs/msg/IdsList': """\
+std_msgs/Header header
+string[] ids
+""",
+}
+"""``'pkg/msg/Name'`` -> ``.msg`` text of every definition registered on top of the ROS 2 store."""
+
+_STORES = {'humble': Stores.ROS2_HUMBLE, 'jazzy': Stores.ROS2_JAZZY}
+
+
+@functools.lru_cache(maxsize=None)
+def make_typestore(distro: Literal['humble', 'jazzy'] = 'humble'):
+    """A rosbags ``Typestore`` for ``distro`` with :data:`MSG_DEFINITIONS` registered.
+
+    Cached: the same object is returned on each call (registering is not free).
+    Callers that register more types should use a fresh ``get_typestore`` instead.
+    """
+    if distro not in _STORES:
+        raise ValueError(f'unknown ROS distro {distro!r}; expected one of {sorted(_STORES)}')
+    store = get_typestore(_STORES[distro])
+    types: dict = {}
+    for name, text in MSG_DEFINITIONS.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
+
+
+def normalize_msgtype(msgtype: str) -> str:
+    """``'sensor_msgs/Image'`` or ``'sensor_msgs/msg/Image'`` -> ``'sensor_msgs/msg/Image'``."""
+    parts = msgtype.strip().split('/')
+    if len(parts) == 2:
+        return f'{parts[0]}/msg/{parts[1]}'
+    if len(parts) == 3:
+        return msgtype.strip()
+    raise ValueError(f'message type {msgtype!r} is not of the form pkg/Name or pkg/msg/Name')
+
+
+def typestore_factory(typestore=None) -> M.MessageFactory:
+    """A :data:`centralnet_ros.messages.MessageFactory` making rosbags message objects."""
+    store = typestore if typestore is not None else make_typestore()
+
+    def factory(msgtype: str, **fields: Any) -> Any:
+        name = normalize_msgtype(msgtype)
+        try:
+            cls = store.types[name]
+        except KeyError:
+            raise KeyError(f'message type {name} is not in the typestore; register its .msg text') from None
+        return cls(**fields)
+
+    return factory
+
+
+# --------------------------------------------------------------------------- writing
+
+_STORAGE = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
+
+
+def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *,
+              storage: Literal['sqlite3', 'mcap'] = 'sqlite3', typestore=None, version: int = 8) -> Path:
+    """Write a rosbag2 directory at ``path`` (which must not exist yet).
+
+    ``messages``: ``(topic, msgtype, log_time_ns, message)``; ``message`` is a rosbags
+    object (see the factories below) or already CDR-serialised ``bytes``. A topic's
+    type must not change. The connection records the message definition and its
+    RIHS01 hash, so ``ros2 bag info/play`` and other readers can decode it.
+    Returns ``path``.
+    """
+    path = Path(path)
+    if storage not in _STORAGE:
+        raise ValueError(f'storage must be one of {sorted(_STORAGE)}, got {storage!r}')
+    if path.exists():
+        raise FileExistsError(f'{path} already exists; rosbag2 writes a new directory')
+    store = typestore if typestore is not None else make_typestore()
+    connections: dict[str, Any] = {}
+    with Writer(path, version=version, storage_plugin=_STORAGE[storage]) as writer:
+        for topic, msgtype, stamp_ns, message in messages:
+            msgtype = normalize_msgtype(msgtype)
+            conn = connections.get(topic)
+            if conn is None:
+                conn = connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
+            elif conn.msgtype != msgtype:
+                raise ValueError(f'topic {topic} was {conn.msgtype}, now {msgtype}')
+            data = message if isinstance(message, (bytes, memoryview)) else store.serialize_cdr(message, msgtype)
+            writer.write(conn, int(stamp_ns), data)
+    return path
+
+
+# --------------------------------------------------------------------------- reading
+
+@dataclass(frozen=True)
+class BagMessage:
+    """One decoded bag message. ``log_time_ns`` is the recording time (not the header stamp)."""
+    topic: str
+    msgtype: str
+    log_time_ns: int
+    message: Any
+
+
+class BagReadError(RuntimeError):
+    """A bag cannot be opened, or a message cannot be decoded with the known definitions."""
+
+
+def _definition_types(conn) -> dict:
+    """The types a connection's stored definition declares ({} when it has none or it does not parse)."""
+    text = getattr(getattr(conn, 'msgdef', None), 'data', None) or ''
+    if not text:
+        return {}
+    try:
+        return get_types_from_msg(text, conn.msgtype)
+    except Exception:  # noqa: BLE001 - an unparsable definition only matters if we decode it
+        return {}
+
+
+def _decoders(store, connections, distro: str) -> dict:
+    """``connection id -> typestore`` to decode it with.
+
+    A type the store lacks is registered from the definition the bag carries. A type
+    the store knows but whose RIHS01 hash differs from the one recorded in the bag (an
+    older or newer version of hri_msgs, say) is decoded with a separate store built
+    from the bag's own definition, so both versions coexist.
+    """
+    out, missing = {}, {}
+    for conn in connections:
+        if conn.msgtype not in store.types:
+            missing.update({k: v for k, v in _definition_types(conn).items() if k not in store.types})
+            out[conn.id] = store
+            continue
+        digest = getattr(conn, 'digest', '') or ''
+        out[conn.id] = store
+        if digest.startswith('RIHS01_') and digest != store.hash_rihs01(conn.msgtype):
+            types = _definition_types(conn)
+            if types:
+                own = get_typestore(_STORES[distro])
+                try:
+                    own.register(types)
+                    out[conn.id] = own
+                except Exception:  # noqa: BLE001 - keep the registered definition then
+                    pass
+    if missing:
+        store.register(missing)
+    return out
+
+
+def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """``topic -> (msgtype, message count)`` of a rosbag2 directory."""
+    with _open(path) as reader:
+        out: dict[str, tuple[str, int]] = {}
+        for conn in reader.connections:
+            old = out.get(conn.topic, (conn.msgtype, 0))
+            out[conn.topic] = (conn.msgtype, old[1] + conn.msgcount)
+        return out
+
+
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[Reader]:
+    path = Path(path)
+    if not path.exists():
+        raise BagReadError(f'{path}: no such rosbag2 directory or file')
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:  # rosbags raises its own error types
+        raise BagReadError(f'{path}: cannot open as rosbag2 ({type(exc).__name__}: {exc})') from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def read_bag(path: str | Path, *, topics: Sequence[str] | None = None, typestore=None,
+             start_ns: int | None = None, stop_ns: int | None = None,
+             distro: Literal['humble', 'jazzy'] = 'humble') -> Iterator[BagMessage]:
+    """Yield the messages of a rosbag2 recording (sqlite3 or MCAP) decoded, in log-time order.
+
+    ``topics`` restricts to those topics (unknown names are an error). Types missing
+    from the store are registered from definitions stored in the bag; a type whose
+    recorded hash differs from the store's is decoded with the bag's own definition.
+    A message that still cannot be decoded raises :class:`BagReadError` naming the
+    topic and the log time.
+    """
+    store = typestore if typestore is not None else make_typestore(distro)
+    with _open(path) as reader:
+        conns = list(reader.connections)
+        if topics is not None:
+            known = {c.topic for c in conns}
+            unknown = sorted(set(topics) - known)
+            if unknown:
+                raise BagReadError(f'{path}: topics {unknown} are not in the bag (it has {sorted(known)})')
+            conns = [c for c in conns if c.topic in set(topics)]
+        decoders = _decoders(store, conns, distro)
+        for conn, log_time, raw in reader.messages(connections=conns, start=start_ns, stop=stop_ns):
+            try:
+                msg = decoders[conn.id].deserialize_cdr(raw, conn.msgtype)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is reported the same way
+                raise BagReadError(f'{path}: cannot decode {conn.msgtype} on {conn.topic} at {log_time} ns '
+                                   f'({type(exc).__name__}: {exc})') from exc
+            yield BagMessage(conn.topic, conn.msgtype, int(log_time), msg)
+
+
+# --------------------------------------------------------------------------- factories
+
+def image_message(image: np.ndarray, *, encoding: str, stamp_ns: int, frame_id: str = 'camera',
+                  row_padding: int = 0, bigendian: bool = False, typestore=None):
+    """rosbags ``sensor_msgs/msg/Image`` (see :func:`centralnet_ros.messages.build_image`)."""
+    return M.build_image(typestore_factory(typestore), image, encoding=encoding, stamp_ns=stamp_ns,
+                         frame_id=frame_id, row_padding=row_padding, bigendian=bigendian)
+
+
+def compressed_image_message(image: np.ndarray, *, format: str = 'png', stamp_ns: int,
+                             frame_id: str = 'camera', typestore=None):
+    """rosbags ``sensor_msgs/msg/CompressedImage`` (png or jpeg)."""
+    return M.build_compressed_image(typestore_factory(typestore), image, format=format, stamp_ns=stamp_ns,
+                                    frame_id=frame_id)
+
+
+def audio_messages(samples: np.ndarray, *, sample_rate: int, stamp_ns: int, sample_format: str = 'S16LE',
+                   frame_id: str = 'microphone', typestore=None):
+    """rosbags ``(AudioDataStamped, AudioInfo)`` for one chunk ``(frames, channels)``."""
+    return M.build_audio(typestore_factory(typestore), samples, sample_rate=sample_rate, stamp_ns=stamp_ns,
+                         sample_format=sample_format, frame_id=frame_id)
+
+
+def naoqi_audio_message(samples: np.ndarray, *, frequency: int, stamp_ns: int,
+                        channel_map: Sequence[int] | None = None, frame_id: str = 'microphone', typestore=None):
+    """rosbags ``naoqi_bridge_msgs/msg/AudioBuffer``."""
+    return M.build_naoqi_audio(typestore_factory(typestore), samples, frequency=frequency, stamp_ns=stamp_ns,
+                               channel_map=channel_map, frame_id=frame_id)
+
+
+def pose_array_message(joints: np.ndarray, *, stamp_ns: int, frame_id: str = 'kinect', typestore=None):
+    """rosbags ``geometry_msgs/msg/PoseArray`` from ``(J, 3)`` joints."""
+    return M.build_pose_array(typestore_factory(typestore), joints, stamp_ns=stamp_ns, frame_id=frame_id)
+
+
+def skeleton2d_message(points: np.ndarray, *, stamp_ns: int, frame_id: str = 'camera', typestore=None):
+    """rosbags ``hri_msgs/msg/Skeleton2D`` from ``(18, 3)`` ``(x, y, c)`` rows."""
+    return M.build_skeleton2d(typestore_factory(typestore), points, stamp_ns=stamp_ns, frame_id=frame_id)

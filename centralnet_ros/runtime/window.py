@@ -1,0 +1,205 @@
+"""Window assembly: what each modality of a model sees at a decision time ``t``.
+
+A :class:`ModalitySpec` (built from a bundle manifest by the engine) names the
+input buffer and how to read it:
+
+- ``mode='audio'``: samples over ``[t - window_ns, t)`` from an :class:`~.buffers.AudioBuffer`,
+  or over the decision's speech segment (``use_segment``) widened by
+  ``segment_padding_ns``; gaps are zero-filled and flagged in ``valid``; resampled to
+  ``sample_rate`` with ``features.audio.resample_audio`` (the training code) when set;
+- ``mode='last_frames'``: the last ``num_frames`` frames stamped at or before ``t``
+  (``(N, ...)`` stacked; when only ``min_frames <= n < N`` exist, the oldest is
+  repeated in front and ``valid`` marks the padding);
+- ``mode='sequence'``: every item stamped in ``[t - window_ns, t]`` (or the segment),
+  ``(T, ...)`` stacked with their stamps.
+
+A modality is *missing* (``present=False``) with a ``reason``: ``'absent'`` (nothing
+at or before ``t``), ``'stale'`` (its newest data is older than ``t - max_age_ns``) or
+``'insufficient'`` (audio coverage below ``min_coverage``, fewer than ``min_frames``
+frames or ``min_items`` items). Data stamped after ``t`` is never used, which keeps
+decisions causal and makes a loop's leftovers harmless.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+
+from ..features.audio import resample_audio
+from .buffers import AudioBuffer, FrameBuffer
+from .triggers import DecisionPoint
+
+__all__ = ['ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler']
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    name: str                                   # modality name, as in the bundle manifest
+    input: str                                  # the hub input feeding it
+    mode: Literal['audio', 'last_frames', 'sequence']
+    window_ns: int = 1_000_000_000              # audio / sequence: [t - window_ns, t]
+    num_frames: int = 1                         # last_frames: N
+    min_frames: int | None = None               # last_frames: fewer -> missing (None: N)
+    min_items: int = 1                          # sequence: fewer -> missing
+    max_age_ns: int = 500_000_000               # newest data older than t - max_age_ns -> missing
+    min_coverage: float = 0.5                   # audio: fraction of samples received
+    use_segment: bool = False                   # audio / sequence: read the speech segment
+    segment_padding_ns: int = 0
+    sample_rate: int | None = None              # audio: resample to this rate
+
+    def __post_init__(self):
+        if self.mode not in ('audio', 'last_frames', 'sequence'):
+            raise ValueError(f'modality {self.name!r}: mode {self.mode!r} is not audio, last_frames or sequence')
+        if self.window_ns <= 0 or self.num_frames < 1 or self.max_age_ns < 0:
+            raise ValueError(f'modality {self.name!r}: window_ns and num_frames must be positive, max_age_ns >= 0')
+        if self.min_frames is not None and not 1 <= self.min_frames <= self.num_frames:
+            raise ValueError(f'modality {self.name!r}: min_frames must be in [1, num_frames]')
+
+
+@dataclass
+class ModalityWindow:
+    """One modality's data at a decision. ``data``: audio ``(n, channels)`` float32;
+    last_frames ``(N, *frame)``; sequence ``(T, *item)``. ``valid``: audio ``(n,)``
+    received samples, last_frames ``(N,)`` real (not padded) frames, sequence ``(T,)``
+    all True. ``stamps_ns``: the frame/item stamps (None for audio)."""
+    name: str
+    present: bool
+    reason: str                                 # 'ok' | 'absent' | 'stale' | 'insufficient'
+    start_ns: int
+    end_ns: int
+    data: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    stamps_ns: np.ndarray | None = None
+    sample_rate: int | None = None
+    coverage: float = 0.0
+    newest_stamp_ns: int | None = None
+
+
+@dataclass
+class Window:
+    """Everything the models need at ``t_ns``."""
+    t_ns: int
+    point: DecisionPoint | None
+    modalities: dict[str, ModalityWindow] = field(default_factory=dict)
+
+    @property
+    def present(self) -> dict[str, bool]:
+        return {name: m.present for name, m in self.modalities.items()}
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """``name -> reason`` of the missing modalities."""
+        return {name: m.reason for name, m in self.modalities.items() if not m.present}
+
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        """``name -> data`` with None for missing modalities (the engine's input)."""
+        return {name: (m.data if m.present else None) for name, m in self.modalities.items()}
+
+
+class WindowAssembler:
+    """Reads :class:`ModalitySpec` s out of the hub's buffers at decision times."""
+
+    def __init__(self, specs: Sequence[ModalitySpec], buffers: Mapping[str, FrameBuffer | AudioBuffer]):
+        for s in specs:
+            buf = buffers.get(s.input)
+            if buf is None:
+                raise KeyError(f'modality {s.name!r} reads input {s.input!r}, which is not configured '
+                               f'(inputs: {sorted(buffers)})')
+            if (s.mode == 'audio') != isinstance(buf, AudioBuffer):
+                raise ValueError(f'modality {s.name!r}: mode {s.mode!r} does not fit input {s.input!r} '
+                                 f'({type(buf).__name__})')
+        self.specs = list(specs)
+        self.buffers = buffers
+
+    def assemble(self, t_ns: int | DecisionPoint) -> Window:
+        """The :class:`Window` at a decision point (or a bare time)."""
+        point = t_ns if isinstance(t_ns, DecisionPoint) else None
+        t = point.t_ns if point is not None else int(t_ns)
+        window = Window(t, point)
+        for spec in self.specs:
+            window.modalities[spec.name] = self._read(spec, t, point)
+        return window
+
+    def _span(self, spec: ModalitySpec, t: int, point: DecisionPoint | None) -> tuple[int, int]:
+        if spec.use_segment and point is not None and point.segment is not None:
+            return (point.segment.start_ns - spec.segment_padding_ns, point.segment.end_ns + spec.segment_padding_ns)
+        return t - spec.window_ns, t
+
+    def _read(self, spec: ModalitySpec, t: int, point: DecisionPoint | None) -> ModalityWindow:
+        buf = self.buffers[spec.input]
+        start, end = self._span(spec, t, point)
+        if spec.mode == 'audio':
+            return self._audio(spec, buf, start, end, t)
+        if spec.mode == 'last_frames':
+            return self._frames(spec, buf, t)
+        return self._sequence(spec, buf, start, end, t)
+
+    def _audio(self, spec: ModalitySpec, buf: AudioBuffer, start: int, end: int, t: int) -> ModalityWindow:
+        newest = buf.newest_stamp_ns
+        if newest is None or buf.oldest_stamp_ns is None or buf.oldest_stamp_ns >= end:
+            return ModalityWindow(spec.name, False, 'absent', start, end)
+        win = buf.window(start, end)
+        mw = ModalityWindow(spec.name, True, 'ok', start, end, win.samples, win.valid, None, win.sample_rate,
+                            win.coverage, newest)
+        if min(newest, end) < t - spec.max_age_ns and not spec.use_segment:
+            mw.present, mw.reason = False, 'stale'
+        elif win.coverage < spec.min_coverage:
+            mw.present, mw.reason = False, 'insufficient'
+        if mw.present and spec.sample_rate is not None and spec.sample_rate != win.sample_rate:
+            # (channels, n) for the resampler, back to (n', channels)
+            mw.data = resample_audio(win.samples.T, orig_sample_rate=win.sample_rate,
+                                     new_sample_rate=spec.sample_rate).T.copy()
+            mw.sample_rate = spec.sample_rate
+        return mw
+
+    @staticmethod
+    def _stack(items: list) -> np.ndarray | None:
+        shape = np.shape(items[-1])
+        if any(np.shape(a) != shape for a in items):
+            return None
+        return np.stack([np.asarray(a) for a in items])
+
+    def _frames(self, spec: ModalitySpec, buf: FrameBuffer, t: int) -> ModalityWindow:
+        stamps, items = buf.last_n(t, spec.num_frames)
+        start = stamps[0] if stamps else t
+        if not stamps:
+            return ModalityWindow(spec.name, False, 'absent', t, t)
+        newest = stamps[-1]
+        shape = np.shape(items[-1])
+        keep = [k for k, a in enumerate(items) if np.shape(a) == shape]      # drop frames of another size
+        stamps, items = [stamps[k] for k in keep], [items[k] for k in keep]
+        n, need = len(items), spec.min_frames or spec.num_frames
+        mw = ModalityWindow(spec.name, True, 'ok', start, t, newest_stamp_ns=newest, coverage=n / spec.num_frames)
+        if t - newest > spec.max_age_ns:
+            mw.present, mw.reason = False, 'stale'
+        elif n < need:
+            mw.present, mw.reason = False, 'insufficient'
+        pad = spec.num_frames - n
+        data = np.stack([np.asarray(a) for a in items])                       # (n, *frame)
+        if pad > 0:
+            data = np.concatenate([np.repeat(data[:1], pad, axis=0), data])   # (N, *frame)
+            stamps = [stamps[0]] * pad + stamps
+        mw.data = data
+        mw.valid = np.arange(spec.num_frames) >= pad
+        mw.stamps_ns = np.asarray(stamps, np.int64)
+        return mw
+
+    def _sequence(self, spec: ModalitySpec, buf: FrameBuffer, start: int, end: int, t: int) -> ModalityWindow:
+        stamps, items = buf.between(start, min(end, t))
+        latest = buf.latest(t)
+        if latest is None:
+            return ModalityWindow(spec.name, False, 'absent', start, end)
+        mw = ModalityWindow(spec.name, True, 'ok', start, end, newest_stamp_ns=latest[0])
+        if t - latest[0] > spec.max_age_ns:
+            mw.present, mw.reason = False, 'stale'
+        data = self._stack(items) if items else None
+        if data is None or len(items) < spec.min_items:
+            if mw.present:
+                mw.present, mw.reason = False, 'insufficient'
+            return mw
+        mw.data = data                                                        # (T, *item)
+        mw.valid = np.ones(len(items), bool)
+        mw.stamps_ns = np.asarray(stamps, np.int64)
+        mw.coverage = 1.0
+        return mw

@@ -1,0 +1,68 @@
+"""A real ``colcon build`` of the package installs the executables and share files ROS expects.
+
+Runs only where colcon is on PATH (python3-colcon-ros / python3-colcon-common-extensions);
+build, install and log folders go to a temporary directory, the source tree is left alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+import subprocess
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = 'centralnet_ros'
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def install(tmp_path_factory) -> Path:
+    colcon = shutil.which('colcon')
+    if colcon is None:
+        pytest.skip('colcon is not on PATH (apt install python3-colcon-common-extensions)')
+    tmp = tmp_path_factory.mktemp('colcon')
+    proc = subprocess.run(
+        [colcon, '--log-base', str(tmp / 'log'), 'build', '--base-paths', str(REPO),
+         '--build-base', str(tmp / 'build'), '--install-base', str(tmp / 'install'),
+         '--packages-select', PACKAGE, '--event-handlers', 'console_direct-'],
+        cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f'colcon build failed:\n{proc.stdout}\n{proc.stderr}'
+    return tmp / 'install' / PACKAGE  # isolated layout: install/<package>/...
+
+
+def test_package_is_indexed(install):
+    assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
+    assert (install / 'share' / PACKAGE / 'package.xml').is_file()
+
+
+@pytest.mark.parametrize('executable', ['fusion_node', 'microphone_node'])
+def test_executables_are_in_lib(install, executable):
+    path = install / 'lib' / PACKAGE / executable
+    assert path.is_file(), f'{path} missing: `ros2 run {PACKAGE} {executable}` would not find it'
+    text = path.read_text()
+    assert f"'{executable}'" in text and 'console_scripts' in text
+
+
+def test_launch_and_config_are_installed(install):
+    share = install / 'share' / PACKAGE
+    assert (share / 'launch' / 'fusion.launch.py').is_file()
+    assert (share / 'config' / 'fusion.yaml').read_text() == \
+        (REPO / 'config' / 'fusion.yaml').read_text()
+    for robot in sorted((REPO / 'config' / 'robots').glob('*.yaml')):
+        assert (share / 'config' / 'robots' / robot.name).is_file(), f'{robot.name} not installed'
+
+
+def test_models_folder_is_installed(install):
+    sources = [p for p in (REPO / 'models').rglob('*') if p.is_file()]
+    assert sources, ('models/ holds no file, so setup.py installs no share/centralnet_ros/models; '
+                     'add at least models/README.md (bundle names resolve there)')
+    assert (install / 'share' / PACKAGE / 'models').is_dir()
+
+
+def test_python_package_is_installed(install):
+    site = list((install / 'lib').glob('python3*/site-packages'))
+    assert site, 'no site-packages under the install prefix'
+    for module in ('capture.py', 'node_params.py', 'ros/microphone_node.py'):
+        assert (site[0] / PACKAGE / module).is_file(), f'{module} not installed'
