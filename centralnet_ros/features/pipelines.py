@@ -35,11 +35,11 @@ class Window:
 
 # pipeline name -> "module:function"; each module documents its pipeline's parameters.
 PIPELINES: dict[str, str] = {
-    'htk_mfcc': 'centralnet_ros.features.htk:speech_audio_input',
-    'lip_video': 'centralnet_ros.features.image:lip_video_input',
+    'htk_mfcc': 'centralnet_ros.features.speech:mfcc_input',
+    'lip_video': 'centralnet_ros.features.speech:lip_input',
     'skeleton_sequence': 'centralnet_ros.features.skeleton:skeleton_input',
     'log_mel': 'centralnet_ros.features.audio:log_mel_input',
-    'face_crop': 'centralnet_ros.features.image:face_crop_input',
+    'face_crop': 'centralnet_ros.features.face:face_crop_input',
 }
 
 
