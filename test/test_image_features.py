@@ -114,3 +114,21 @@ def test_bad_arguments():
         augment_lip_sequence(_lips(), rng=np.random.default_rng(0), contrast=1.5)
     with pytest.raises(ValueError, match='min_area'):
         random_crop_box(60, 80, rng=np.random.default_rng(0), min_area=0.0)
+
+
+def test_lip_video_window_matches_the_training_preprocessing():
+    import cv2
+
+    from centralnet_ros.features.image import lip_frames_to_model_input, lip_video_input
+    from centralnet_ros.features.pipelines import Window
+    grey = _lips(20)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    win = Window(data=rgb, stamps_ns=np.arange(20) * 40_000_000)
+    got = lip_video_input(win)
+    assert got.shape == (1, 12, 60, 80)
+    np.testing.assert_allclose(got[0], lip_frames_to_model_input(grey, num_frames=12), atol=1e-5)
+    # larger camera crops are resized to 60 x 80 first
+    big = np.stack([cv2.resize(f, (160, 120), interpolation=cv2.INTER_LINEAR) for f in rgb])
+    assert lip_video_input(Window(data=big, stamps_ns=np.arange(20))).shape == (1, 12, 60, 80)
+    with pytest.raises(ValueError, match='RGB or'):
+        lip_video_input(Window(data=np.zeros((3, 4)), stamps_ns=np.arange(3)))

@@ -31,8 +31,7 @@ import numpy as np
 
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features.htk import HTKFormatError, mfcc_to_model_input, read_htk
-from centralnet_ros.features.image import znormalize_frames
-from centralnet_ros.features.resample import fourier_resample
+from centralnet_ros.features.image import lip_frames_to_model_input
 
 __all__ = [
     'LETTERS', 'FRAME_SHAPE', 'AUDIO_DIM', 'AUDIO_FRAME_PERIOD_S', 'VIDEO_FPS', 'CACHE_VERSION',
@@ -310,9 +309,10 @@ def preprocess_audio(features: np.ndarray, *, audio_frames: int = 24) -> np.ndar
 def preprocess_video(frames: np.ndarray, *, video_frames: int = 12) -> np.ndarray:
     """``(T, 60, 80)`` uint8 -> ``(video_frames, 60, 80)`` float32.
 
-    Fourier-resampled along time, then each frame z-normalised.
+    Fourier-resampled along time, then each frame z-normalised (the runtime's
+    ``lip_video`` pipeline ends in the same function).
     """
-    return znormalize_frames(fourier_resample(frames, video_frames, axis=0))
+    return lip_frames_to_model_input(frames, num_frames=video_frames)
 
 
 @dataclasses.dataclass

@@ -42,6 +42,8 @@ __all__ = [
     'SKELETON2D_KEYPOINTS', 'SKELETON2D_INDEX', 'KINECT_V1_TO_SKELETON2D',
     'FEATURE_CHANNELS', 'body_size', 'normalize_skeleton', 'joint_velocities', 'resample_sequence',
     'interpolate_frames', 'skeleton_feature_map', 'hand_pixel_positions', 'crop_box', 'crop_around',
+    'SKELETON_LAYOUTS', 'feature_layout', 'skeleton_model_input', 'grid_times_ns', 'resample_on_stamps',
+    'skeleton_input',
 ]
 
 # --------------------------------------------------------------------------- joint orders
@@ -339,3 +341,98 @@ def crop_around(image: np.ndarray, center: Sequence[float], *, size: int) -> np.
         pad = [(0, size - crop.shape[0]), (0, size - crop.shape[1])] + [(0, 0)] * (img.ndim - 2)
         crop = np.pad(crop, pad)
     return crop
+
+
+# --------------------------------------------------------------------------- model input (training and runtime)
+
+SKELETON_LAYOUTS = ('joints_time', 'channels_time_joints')
+
+
+def feature_layout(feature_map: np.ndarray, *, layout: str = 'joints_time') -> np.ndarray:
+    """Arrange a ``(C, T, J)`` feature map for an encoder.
+
+    ``'joints_time'``: ``(C * J, T)`` (channel-major: row ``c * J + j``) for a 1-D
+    temporal convolution (``cnn1d``); ``'channels_time_joints'``: ``(C, T, J)`` unchanged
+    for ``cnn2d``.
+    """
+    fm = np.asarray(feature_map, dtype=np.float32)
+    if fm.ndim != 3:
+        raise ValueError(f'feature map must have shape (C, T, J), got {fm.shape}')
+    if layout == 'joints_time':
+        c, t, j = fm.shape
+        return np.ascontiguousarray(fm.transpose(0, 2, 1).reshape(c * j, t))     # (C * J, T)
+    if layout == 'channels_time_joints':
+        return np.ascontiguousarray(fm)                                           # (C, T, J)
+    raise ValueError(f'layout must be one of {SKELETON_LAYOUTS}, got {layout!r}')
+
+
+def skeleton_model_input(joints: np.ndarray, *, channels: Sequence[str] = ('position', 'velocity'),
+                         layout: str = 'joints_time') -> np.ndarray:
+    """Encoder input from joints already on the uniform training grid: ``(T, J, 3)`` ->
+    ``(C * J, T)`` or ``(C, T, J)`` float32 (see :func:`feature_layout`).
+
+    Positions centred on the hip and scaled by body size, velocities in body sizes per
+    frame (:func:`skeleton_feature_map`).  Training arrays and :func:`skeleton_input`
+    both end here.
+    """
+    return feature_layout(skeleton_feature_map(joints, channels=tuple(channels)), layout=layout)
+
+
+def grid_times_ns(end_ns: float, *, num_frames: int, frame_rate: float) -> np.ndarray:
+    """``num_frames`` times (ns, float64) spaced ``1 / frame_rate`` apart, the last at ``end_ns``."""
+    if int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f'num_frames must be a positive integer, got {num_frames!r}')
+    if not frame_rate > 0:
+        raise ValueError(f'frame_rate must be positive, got {frame_rate!r}')
+    k = np.arange(int(num_frames), dtype=np.float64)
+    return float(end_ns) - (int(num_frames) - 1 - k) * (1e9 / float(frame_rate))
+
+
+def resample_on_stamps(joints: np.ndarray, *, stamps_ns: np.ndarray, num_frames: int, frame_rate: float,
+                       end_ns: float | None = None) -> np.ndarray:
+    """Joints recorded at ``stamps_ns`` -> ``(num_frames, J, D)`` on the uniform training grid.
+
+    The grid (:func:`grid_times_ns`) ends at ``end_ns`` (default: the last stamp).
+    All-zero frames (no skeleton tracked) are dropped first, as the dataset readers do;
+    the tracked frames are interpolated linearly by time (:func:`interpolate_frames`,
+    the function that cut the training windows).  Grid times before the first or after
+    the last tracked frame take that frame (held), so a window slightly shorter than
+    ``num_frames / frame_rate`` still gives an input.
+    """
+    x = _as_joints(joints)
+    t = np.asarray(stamps_ns, dtype=np.float64)
+    if t.shape != x.shape[:1]:
+        raise ValueError(f'stamps_ns {t.shape} must give one stamp per frame of the joints {x.shape[:1]}')
+    tracked = np.any(x != 0, axis=(1, 2))
+    if not tracked.any():
+        raise ValueError('no tracked skeleton in the window (every frame is all zeros)')
+    x, t = x[tracked], t[tracked]
+    if np.any(np.diff(t) <= 0):
+        raise ValueError('skeleton stamps must increase strictly')
+    q = grid_times_ns(t[-1] if end_ns is None else end_ns, num_frames=num_frames, frame_rate=frame_rate)
+    return interpolate_frames(x, timestamps=t, query_times=np.clip(q, t[0], t[-1]))
+
+
+def skeleton_input(window, *, frame_rate: float = 30.0, num_frames: int = 60,
+                   channels: Sequence[str] = ('position', 'velocity'), layout: str = 'joints_time',
+                   joint_order: str = 'kinect_v1') -> np.ndarray:
+    """Pipeline ``skeleton_sequence``: a window of joints -> the skeleton encoder's input.
+
+    ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
+    ``(T, 20, 3)`` Kinect v1 joints (metres), ``stamps_ns`` ``(T,)`` and optionally
+    ``extra['end_ns']``, the decision time the grid ends at (default: the last stamp).
+    The frames are resampled by their stamps onto ``num_frames`` times at
+    ``frame_rate`` Hz (:func:`resample_on_stamps`) and turned into
+    :func:`skeleton_model_input` -- exactly what training computed from the dataset's
+    windows.  Returns ``(C * 20, num_frames)`` (``layout='joints_time'``) or
+    ``(C, num_frames, 20)`` float32, ``C = 3 * len(channels)``.
+    """
+    if joint_order != 'kinect_v1':
+        raise ValueError(f"joint_order must be 'kinect_v1' (the order the bundle was trained on), got {joint_order!r}")
+    data = np.asarray(window.data)
+    if data.ndim != 3 or data.shape[1:] != (NUM_KINECT_V1_JOINTS, 3):
+        raise ValueError(f'skeleton window must hold (T, {NUM_KINECT_V1_JOINTS}, 3) Kinect v1 joints, got {data.shape}')
+    end_ns = (window.extra or {}).get('end_ns')
+    grid = resample_on_stamps(data, stamps_ns=window.stamps_ns, num_frames=num_frames, frame_rate=frame_rate,
+                              end_ns=end_ns)                                      # (num_frames, 20, 3)
+    return skeleton_model_input(grid, channels=channels, layout=layout)

@@ -129,6 +129,11 @@ class FusionModel(nn.Module):
         """The learned fusion weights, for models that have them (CentralNet)."""
         return None
 
+    def fusion_weight_parameters(self) -> list[nn.Parameter]:
+        """The scalar fusion weights (CentralNet alphas/betas, late-fusion score weights): the
+        trainer gives them their own learning rate and no weight decay."""
+        return []
+
 
 # -- shape alignment shared by CentralNet and early fusion --------------------------------
 

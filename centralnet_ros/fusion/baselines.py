@@ -70,6 +70,9 @@ class LateFusion(FusionModel):
         self.encoders = build_encoders(config, self.modalities)
         self.score_weights = nn.Parameter(torch.full((len(self.modalities),), 1.0))
 
+    def fusion_weight_parameters(self) -> list[nn.Parameter]:
+        return [self.score_weights]
+
     def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> FusionOutput:
         x, mask = self._prepare(inputs, present)
         unimodal = {m: self.encoders[m](x[m]) for m in self.modalities}     # each (B, num_classes)

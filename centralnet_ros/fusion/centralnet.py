@@ -70,6 +70,9 @@ class CentralNet(FusionModel):
             logits = logits + (self.beta[k] * mask[:, k]).unsqueeze(1) * unimodal[m]
         return FusionOutput(logits=logits, unimodal=unimodal, central=central)
 
+    def fusion_weight_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha_modality, self.alpha_central, self.beta]
+
     @torch.no_grad()
     def fusion_weights(self) -> dict:
         """Raw weights and each weight's share of its level (|w| / sum |w|), like the paper's Fig. 2.

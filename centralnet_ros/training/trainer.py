@@ -22,6 +22,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
+    fusion_weight_lr: float = 0.0  # learning rate of the scalar fusion weights (0: same as lr); no weight decay
     weight_decay: float = 0.0
     optimizer: Literal['adam', 'sgd'] = 'adam'
     momentum: float = 0.9
@@ -131,10 +132,15 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
     device = resolve_device(cfg.device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    fusion_ids = {id(p) for p in model.fusion_weight_parameters()}
+    groups = [{'params': [p for p in params if id(p) not in fusion_ids]}]
+    if fusion_ids:
+        groups.append({'params': [p for p in params if id(p) in fusion_ids], 'weight_decay': 0.0,
+                       'lr': cfg.fusion_weight_lr or cfg.lr})
     if cfg.optimizer == 'adam':
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = _schedule(optimizer, cfg)
     num_classes = model.num_classes
     labels_dtype = torch.long if task == 'multiclass' else torch.float32

@@ -1,0 +1,171 @@
+"""Runtime input pipelines of the speech task (AVLetters): ``htk_mfcc`` and ``lip_video``.
+
+Both pipelines are ``fn(window, **preprocessing) -> np.ndarray`` (see
+:mod:`centralnet_ros.features.pipelines`), and both end in a *tail* function that the
+AVLetters training adapter (:mod:`centralnet_ros.training.speech`) calls on the
+dataset's own files, so the robot computes exactly what the model was trained on:
+
+=============  ==========================================  ==========================================
+pipeline       runtime (``window.data``)                   training (AVLetters files)
+=============  ==========================================  ==========================================
+``htk_mfcc``   mono waveform at any ``sample_rate``         ``Audio/mfcc/Clean/*.mfcc`` (HTK MFCC_E_D)
+               -> :func:`~centralnet_ros.features.htk.mfcc_e_d` (resampled to 22.05 kHz, the
+               AVLetters front end) -> :func:`mfcc_frames_to_input`
+                                                           -> :func:`mfcc_frames_to_input`
+``lip_video``  ``(T, H, W, 3)`` RGB / ``(T, H, W)`` grey    ``Lips/*-lips.mat`` ``(T, 60, 80)`` grey
+               mouth-region frames -> :func:`lip_frames_to_input`   -> :func:`lip_frames_to_input`
+=============  ==========================================  ==========================================
+
+The audio paths differ in where they start: AVLetters ships no waveforms, only HTK
+MFCC_E_D files, so training starts from those frames while the robot starts from the
+microphone and runs the project's re-implementation of the HTK front end
+(:mod:`centralnet_ros.features.htk`, whose fidelity to the files is measured in
+``benchmarks/results/htk_parity.md``).  From the ``(T, 26)`` frames on, both run
+:func:`mfcc_frames_to_input`.
+
+Normalisation, and why none of it uses statistics beyond one sample:
+
+* MFCC: ``mfcc_norm='utterance'`` (the default) is cepstral mean and variance
+  normalisation per utterance: each of the 26 coefficient rows of the resampled
+  ``(26, num_frames)`` map is brought to zero mean and unit variance over its
+  ``num_frames`` frames.  It is a whole-clip statistic, but the clip is the sample:
+  training computes it per AVLetters utterance exactly as the runtime does per
+  window (and HTK's energy normalisation inside MFCC_E_D is already per utterance).
+  ``mfcc_norm='none'`` leaves the values as HTK wrote them.
+* lips: per-frame z-normalisation (:func:`~centralnet_ros.features.image.znormalize_frames`),
+  which depends on one frame only.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from centralnet_ros.features.htk import speech_model_input, AVLETTERS_CONFIG, HTKConfig, mfcc_to_model_input
+from centralnet_ros.features.image import lip_frames_to_model_input
+
+__all__ = ['MFCC_NORMS', 'normalise_mfcc_map', 'mfcc_frames_to_input', 'mfcc_input',
+           'to_grey_frames', 'lip_frames_to_input', 'lip_input']
+
+MFCC_NORMS = ('utterance', 'none')
+
+
+def normalise_mfcc_map(mfcc_map: np.ndarray, *, mfcc_norm: Literal['utterance', 'none'] = 'utterance',
+                       eps: float = 1e-5) -> np.ndarray:
+    """Normalise one ``(D, T)`` MFCC map (feature-major) per row, over its own frames.
+
+    ``'utterance'``: each coefficient row to zero mean and unit variance (cepstral mean
+    and variance normalisation over this utterance; ``eps`` is added to the standard
+    deviation, so a constant row becomes zeros).  ``'none'``: unchanged.
+
+    Returns float32 ``(D, T)``.
+    """
+    x = np.asarray(mfcc_map, dtype=np.float64)
+    if x.ndim != 2 or min(x.shape) == 0:
+        raise ValueError(f'expected an MFCC map of shape (D, T), got {x.shape}')
+    if mfcc_norm == 'none':
+        return x.astype(np.float32)
+    if mfcc_norm != 'utterance':
+        raise ValueError(f'mfcc_norm must be one of {MFCC_NORMS}, got {mfcc_norm!r}')
+    mean = x.mean(axis=1, keepdims=True)
+    std = x.std(axis=1, keepdims=True)
+    return ((x - mean) / (std + eps)).astype(np.float32)
+
+
+def mfcc_frames_to_input(frames: np.ndarray, *, num_frames: int = 24,
+                         mfcc_norm: Literal['utterance', 'none'] = 'utterance') -> np.ndarray:
+    """The shared tail: ``(T, 26)`` MFCC_E_D frames -> ``(1, 26, num_frames)`` float32 model input.
+
+    Fourier-resampled to ``num_frames`` along time
+    (:func:`~centralnet_ros.features.htk.mfcc_to_model_input`), then
+    :func:`normalise_mfcc_map`, then a leading channel axis.
+    """
+    mfcc_map = mfcc_to_model_input(frames, num_frames=num_frames)             # (26, num_frames)
+    return normalise_mfcc_map(mfcc_map, mfcc_norm=mfcc_norm)[None]            # (1, 26, num_frames)
+
+
+def mfcc_input(window, *, num_frames: int = 24, mfcc_norm: Literal['utterance', 'none'] = 'utterance',
+               htk: dict[str, Any] | None = None) -> np.ndarray:
+    """Input pipeline ``'htk_mfcc'``: one utterance of raw audio -> ``(1, 26, num_frames)``.
+
+    ``window.data`` is ``(n_samples,)`` mono audio (float in [-1, 1] or int16) at
+    ``window.sample_rate`` Hz (any rate: it is resampled to the front end's 22.05 kHz).
+    The waveform goes through the AVLetters HTK front end
+    (:data:`~centralnet_ros.features.htk.AVLETTERS_CONFIG`, fields overridable with
+    ``htk={...}``; an unknown field is an error naming it), giving ``(T, 26)``
+    MFCC_E_D frames with the energy normalised over the window, then through
+    :func:`mfcc_frames_to_input`.
+
+    The window should hold one utterance (e.g. a VAD segment), as each AVLetters file
+    does.
+    """
+    sample_rate = getattr(window, 'sample_rate', None)
+    if sample_rate is None:
+        raise ValueError('the htk_mfcc pipeline needs window.sample_rate (Hz) for the audio window')
+    config = _htk_config(htk)
+    x = np.asarray(window.data)
+    if x.ndim != 1 and not (x.ndim == 2 and 1 in x.shape):
+        raise ValueError(f'the htk_mfcc pipeline expects mono audio of shape (n_samples,), got {x.shape}')
+    # speech_model_input = mfcc_e_d (+ the clip-too-short check) + mfcc_to_model_input; we need the
+    # frames themselves, so run the front end here and hand them to the shared tail.
+    from centralnet_ros.features.htk import mfcc_e_d
+    frames = mfcc_e_d(x.reshape(-1), sample_rate=int(round(float(sample_rate))), config=config)
+    if frames.shape[0] < 1:
+        raise ValueError(f'audio window of {x.size} samples at {sample_rate} Hz is shorter than one '
+                         f'{config.window_length_s * 1e3:.0f} ms analysis window')
+    return mfcc_frames_to_input(frames, num_frames=num_frames, mfcc_norm=mfcc_norm)
+
+
+def _htk_config(overrides: dict[str, Any] | None) -> HTKConfig:
+    import dataclasses
+    if not overrides:
+        return AVLETTERS_CONFIG
+    known = {f.name for f in dataclasses.fields(HTKConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f'unknown HTKConfig field(s) {", ".join(unknown)} in htk_mfcc preprocessing; '
+                         f'known: {", ".join(sorted(known))}')
+    return dataclasses.replace(AVLETTERS_CONFIG, **overrides)
+
+
+def to_grey_frames(frames: np.ndarray) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey -> ``(T, H, W)`` grey (uint8 kept)."""
+    x = np.asarray(frames)
+    if x.ndim == 4 and x.shape[-1] == 3:
+        return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
+                         for f in x.astype(np.uint8, copy=False)])
+    if x.ndim == 3:
+        return x
+    raise ValueError(f'lip frames must be (T, H, W, 3) RGB or (T, H, W) grey, got shape {x.shape}')
+
+
+def lip_frames_to_input(frames: np.ndarray, *, num_frames: int = 12, height: int = 60,
+                        width: int = 80) -> np.ndarray:
+    """The shared tail: lip frames -> ``(1, num_frames, height, width)`` float32 model input.
+
+    ``frames``: ``(T, H, W, 3)`` RGB or ``(T, H, W)`` grey mouth-region frames (T >= 1).
+    Grey, resized to ``height x width`` with ``cv2.INTER_AREA`` when the size differs
+    (AVLetters' own 60 x 80 frames are not touched at the default size), Fourier-resampled
+    to ``num_frames`` and z-normalised per frame
+    (:func:`~centralnet_ros.features.image.lip_frames_to_model_input`).
+    """
+    x = to_grey_frames(frames)                                                # (T, H, W)
+    if x.shape[0] == 0 or min(x.shape[1:]) == 0:
+        raise ValueError(f'lip frames are empty: shape {x.shape}')
+    if height < 1 or width < 1:
+        raise ValueError(f'height and width must be positive, got {height} x {width}')
+    if x.shape[1:] != (height, width):
+        x = np.stack([cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_AREA)
+                      for f in x])                                            # (T, height, width)
+    return lip_frames_to_model_input(x, num_frames=num_frames)[None]         # (1, num_frames, H, W)
+
+
+def lip_input(window, *, num_frames: int = 12, height: int = 60, width: int = 80) -> np.ndarray:
+    """Input pipeline ``'lip_video'``: ``window.data`` mouth-region frames -> ``(1, num_frames, height, width)``.
+
+    ``window.data``: ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey frames of the lip
+    region (locating the mouth is upstream of this function); see
+    :func:`lip_frames_to_input`.
+    """
+    return lip_frames_to_input(window.data, num_frames=num_frames, height=height, width=width)

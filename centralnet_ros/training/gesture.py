@@ -1,0 +1,306 @@
+"""Gesture training adapters: MSRC-12 (the shipped skeleton model) and Montalbano / ChaLearn
+(the paper's four-modality setup).
+
+``load_msrc12(options, data_root)``
+    Skeleton windows cut around the action points of the MSRC-12 recordings
+    (:func:`centralnet_ros.data.msrc12.gesture_windows`), plus "no gesture" windows away
+    from them, turned into the skeleton encoder's input by
+    :func:`centralnet_ros.features.skeleton.skeleton_model_input` -- the function the
+    runtime pipeline ``skeleton_sequence`` (:func:`~centralnet_ros.features.skeleton.skeleton_input`)
+    ends in.  Protocol: leave persons out.  The persons present (p01-p12 in the shared
+    copy) are sorted and cut into ``folds`` contiguous blocks; fold ``k`` tests on block
+    ``k`` (or on ``test_persons`` when given).  Validation persons are carved from the
+    rest: ``val_persons`` when given, else the ``n_val_persons`` persons that follow the
+    test block (cyclically).  No person is in two splits.
+
+``load_chalearn(options, data_root)``
+    Montalbano gesture instances through :func:`centralnet_ros.data.chalearn.extract_instances`
+    (plus "no gesture" segments between instances), each modality flattened to a
+    compact descriptor and zero-padded to ``feature_dim`` (400, as in the paper), for the
+    MLP encoders of ``config/experiments/montalbano.yaml``.  Splits by recording:
+    ``train/``, ``validation/`` and ``test/`` subfolders when present, else the sorted
+    samples are divided by ``val_fraction`` / ``test_fraction``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from centralnet_ros.config import from_dict
+from centralnet_ros.training.datasets import ExperimentData
+from centralnet_ros.training.trainer import ArraySplit
+
+__all__ = ['MSRC12Options', 'load_msrc12', 'msrc12_person_split', 'ChalearnOptions', 'load_chalearn',
+           'chalearn_descriptors']
+
+
+# --------------------------------------------------------------------------- MSRC-12
+
+@dataclasses.dataclass
+class MSRC12Options:
+    """``dataset_options`` of an MSRC-12 preset (every field is optional)."""
+
+    folder: str = 'msrc12'                 # under the data root
+    classes: Literal['all', 'iconic', 'metaphoric'] = 'all'   # gestures kept (iconic: G2 G4 G6 G8 G10 G12)
+    include_none: bool = True              # add the "no gesture" class (last label, 'none')
+    persons: list[int] | None = None       # persons used (default: every person present)
+    folds: int = 4                         # contiguous blocks of the sorted persons
+    fold: int = 0                          # the block tested
+    test_persons: list[int] | None = None  # explicit test persons (overrides folds / fold)
+    val_persons: list[int] | None = None   # explicit validation persons
+    n_val_persons: int = 2                 # else: the persons following the test block
+    before_s: float = 1.5                  # window: from action point - before_s ...
+    after_s: float = 0.5                   # ... to action point + after_s
+    frame_rate: float = 15.0               # Hz of the uniform grid (the model's input rate)
+    none_stride_s: float = 1.0
+    none_min_distance_s: float = 2.5
+    max_gap_s: float = 0.2
+    train_offsets_s: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+    # ^ extra training windows with the action point shifted by these offsets (temporal jitter);
+    #   validation and test use offset 0 only
+    channels: list[str] = dataclasses.field(default_factory=lambda: ['position', 'velocity'])
+    layout: Literal['joints_time', 'channels_time_joints'] = 'joints_time'
+    cache: bool = True                     # the reader's parsed-CSV cache
+
+    @property
+    def num_frames(self) -> int:
+        return int(round((self.before_s + self.after_s) * self.frame_rate))
+
+    def pipeline_params(self) -> dict[str, Any]:
+        """The ``skeleton_sequence`` preprocessing that reproduces these training arrays."""
+        return {'frame_rate': float(self.frame_rate), 'num_frames': self.num_frames,
+                'channels': list(self.channels), 'layout': self.layout}
+
+
+def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[int], list[int], list[int]]:
+    """``(train, val, test)`` person lists of the fold scheme described in the module docstring."""
+    persons = sorted(set(int(p) for p in persons))
+    if opts.test_persons is not None:
+        test = sorted(set(int(p) for p in opts.test_persons))
+        missing = set(test) - set(persons)
+        if missing:
+            raise ValueError(f'test_persons {sorted(missing)} have no MSRC-12 recording (present: {persons})')
+        block_end = persons.index(max(test)) + 1
+    else:
+        if not 2 <= opts.folds <= len(persons):
+            raise ValueError(f'folds must be in [2, {len(persons)}] for {len(persons)} persons, got {opts.folds}')
+        if not 0 <= opts.fold < opts.folds:
+            raise ValueError(f'fold must be in [0, {opts.folds - 1}], got {opts.fold}')
+        bounds = np.linspace(0, len(persons), opts.folds + 1).round().astype(int)
+        test = persons[bounds[opts.fold]:bounds[opts.fold + 1]]
+        block_end = int(bounds[opts.fold + 1])
+    rest = [p for p in persons[block_end:] + persons[:block_end] if p not in test]   # after the block, cyclic
+    if opts.val_persons is not None:
+        val = sorted(set(int(p) for p in opts.val_persons))
+        bad = [p for p in val if p not in rest]
+        if bad:
+            raise ValueError(f'val_persons {bad} are test persons or have no recording (available: {sorted(rest)})')
+    else:
+        if not 1 <= opts.n_val_persons < len(rest):
+            raise ValueError(f'n_val_persons must be in [1, {len(rest) - 1}], got {opts.n_val_persons}')
+        val = sorted(rest[:opts.n_val_persons])
+    train = sorted(p for p in rest if p not in val)
+    return train, val, sorted(test)
+
+
+def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
+    """MSRC-12 skeleton windows, split by persons; modality ``skeleton``.
+
+    Inputs: ``(N, 3 * len(channels) * 20, T)`` (``layout='joints_time'``) or
+    ``(N, 3 * len(channels), T, 20)``, ``T = round((before_s + after_s) * frame_rate)``.
+    Labels index ``label_names``: the kept gestures in G-number order, then ``'none'``.
+    """
+    from centralnet_ros.data import msrc12
+    from centralnet_ros.features import skeleton as skel
+
+    opts = from_dict(MSRC12Options, options, _where='dataset_options')
+    root = Path(data_root) / opts.folder
+    sequences = msrc12.load_sequences(root, persons=opts.persons, cache=opts.cache)
+    present = sorted({s.info.person for s in sequences})
+    train_p, val_p, test_p = msrc12_person_split(present, opts)
+
+    gestures = {'all': tuple(range(1, 13)), 'iconic': msrc12.ICONIC, 'metaphoric': msrc12.METAPHORIC}[opts.classes]
+    label_names = [msrc12.GESTURES[g - 1] for g in gestures] + ([msrc12.NONE_CLASS] if opts.include_none else [])
+    remap = np.full(len(msrc12.CLASS_NAMES), -1, np.int64)            # reader label -> ours (-1: dropped)
+    for i, g in enumerate(gestures):
+        remap[g - 1] = i
+    if opts.include_none:
+        remap[msrc12.NONE_LABEL] = len(gestures)
+    kept_seqs = [s for s in sequences if s.info.gesture in gestures]
+    window_kw = dict(before_s=opts.before_s, after_s=opts.after_s, frame_rate=opts.frame_rate,
+                     none_min_distance_s=opts.none_min_distance_s, none_stride_s=opts.none_stride_s,
+                     max_gap_s=opts.max_gap_s)
+
+    def arrays(persons: list[int], offsets: list[float]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        seqs = [s for s in kept_seqs if s.info.person in persons]
+        xs, ys, dropped = [], [], {}
+        for k, offset in enumerate(offsets):
+            shifted = seqs if offset == 0 else [
+                dataclasses.replace(s, action_times=s.action_times + int(round(offset * 1e6))) for s in seqs]
+            w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, **window_kw)
+            for why, n in w.dropped.items():
+                dropped[why] = dropped.get(why, 0) + n
+            labels = remap[w.labels]
+            keep = labels >= 0
+            xs.append(np.stack([skel.skeleton_model_input(j, channels=opts.channels, layout=opts.layout)
+                                for j in w.joints[keep]]) if keep.any() else None)
+            ys.append(labels[keep])
+        xs = [x for x in xs if x is not None]
+        if not xs:
+            raise ValueError(f'MSRC-12 persons {persons}: no window of classes {opts.classes!r}')
+        return np.concatenate(xs).astype(np.float32), np.concatenate(ys), dropped
+
+    offsets = [0.0] + [float(o) for o in opts.train_offsets_s if float(o) != 0.0]
+    (x_tr, y_tr, d_tr), (x_va, y_va, _), (x_te, y_te, d_te) = (
+        arrays(train_p, offsets), arrays(val_p, [0.0]), arrays(test_p, [0.0]))
+    fmt = lambda ps: ', '.join(f'p{p:02d}' for p in ps)  # noqa: E731
+    info = {
+        'protocol': (f'MSRC-12 leave-persons-out: train {fmt(train_p)}; val {fmt(val_p)}; test {fmt(test_p)}; '
+                     f'windows {opts.before_s:g} s before to {opts.after_s:g} s after each action point at '
+                     f'{opts.frame_rate:g} Hz' + ('; "none" windows >= '
+                                                  f'{opts.none_min_distance_s:g} s from every action point'
+                                                  if opts.include_none else '')),
+        'train_persons': fmt(train_p), 'val_persons': fmt(val_p), 'test_persons': fmt(test_p),
+        'classes': opts.classes, 'include_none': opts.include_none,
+        'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
+        'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
+    }
+    return ExperimentData(train=ArraySplit({'skeleton': x_tr}, y_tr), val=ArraySplit({'skeleton': x_va}, y_va),
+                          test=ArraySplit({'skeleton': x_te}, y_te), label_names=label_names, info=info)
+
+
+# --------------------------------------------------------------------------- Montalbano / ChaLearn
+
+CHALEARN_MODALITIES = ('skeleton', 'audio', 'color_hands', 'depth_hands')
+
+
+@dataclasses.dataclass
+class ChalearnOptions:
+    """``dataset_options`` of the Montalbano preset."""
+
+    folder: str = 'chalearn'               # under the data root
+    feature_dim: int = 400                 # every modality's descriptor zero-padded to this
+    include_none: bool = True              # 21st class: "no gesture" segments between instances
+    none_frames: int = 40                  # length of a "no gesture" segment (frames)
+    none_margin: int = 5                   # frames kept clear of every labelled instance
+    val_fraction: float = 0.15             # used when there are no train/validation/test subfolders
+    test_fraction: float = 0.15
+    skeleton_frames: int = 10              # skeleton: (9 channels, frames, 20 joints) -> mean and std
+    n_mels: int = 40                       # audio: (n_mels, audio_frames) log-mel
+    audio_frames: int = 8
+    crop_size: int = 40                    # hand crops read at this size ...
+    crop_frames: int = 2                   # ... at this many frames per instance ...
+    crop_resize: int = 10                  # ... and shrunk to crop_resize x crop_resize (grey / metres)
+
+
+def _feature_config(opts: ChalearnOptions):
+    from centralnet_ros.data import chalearn
+    return chalearn.FeatureConfig(skeleton_frames=opts.skeleton_frames, n_mels=opts.n_mels,
+                                  audio_frames=opts.audio_frames, crop_size=opts.crop_size,
+                                  crop_frames=opts.crop_frames)
+
+
+def _pad(x: np.ndarray, dim: int, what: str) -> np.ndarray:
+    """(N, d) -> (N, dim) zero-padded; a descriptor longer than ``dim`` is an error."""
+    if x.shape[1] > dim:
+        raise ValueError(f'{what} descriptor has {x.shape[1]} values, more than feature_dim={dim}; '
+                         'lower its size options')
+    return np.pad(x, ((0, 0), (0, dim - x.shape[1]))).astype(np.float32)
+
+
+def chalearn_descriptors(inst, opts: ChalearnOptions) -> dict[str, np.ndarray]:
+    """Per-instance descriptors, each ``(N, feature_dim)`` float32, zero-padded.
+
+    skeleton: mean and standard deviation over time of the 9 x 20 feature-map channels
+    (positions, velocities, accelerations; 360 values); audio: the ``n_mels x
+    audio_frames`` log-mel map; colour hands: ``crop_frames x 2`` grey crops in [0, 1]
+    shrunk to ``crop_resize``; depth hands: the same in metres.
+    """
+    import cv2
+    n, dim, r = len(inst), opts.feature_dim, opts.crop_resize
+    skel_fm = inst.skeleton                                              # (N, 9, F, 20)
+    skel_desc = np.concatenate([skel_fm.mean(axis=2).reshape(n, -1), skel_fm.std(axis=2).reshape(n, -1)], axis=1)
+    audio_desc = inst.audio.reshape(n, -1)                               # (N, n_mels * audio_frames)
+
+    def shrink(crops: np.ndarray) -> np.ndarray:                          # (N, F, 2, S, S) -> (N, F * 2 * r * r)
+        flat = crops.reshape(-1, *crops.shape[-2:]).astype(np.float32)
+        small = np.stack([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA) for c in flat]) if len(flat) else \
+            np.zeros((0, r, r), np.float32)
+        return small.reshape(n, -1)
+
+    grey = inst.color_hands.astype(np.float32).mean(axis=-1) / 255.0      # (N, F, 2, S, S)
+    depth_m = inst.depth_hands / 1000.0
+    return {'skeleton': _pad(skel_desc, dim, 'skeleton'), 'audio': _pad(audio_desc, dim, 'audio'),
+            'color_hands': _pad(shrink(grey), dim, 'color_hands'),
+            'depth_hands': _pad(shrink(depth_m), dim, 'depth_hands')}
+
+
+def _none_segments(sample, opts: ChalearnOptions) -> np.ndarray:
+    """``(K, 3)`` label rows (id 21, begin, end; 1-based inclusive) between labelled instances."""
+    busy = np.zeros(sample.num_frames + 2, bool)
+    for _, b, e in sample.labels:
+        busy[max(b - opts.none_margin, 1):min(e + opts.none_margin, sample.num_frames) + 1] = True
+    rows, start = [], 1
+    while start + opts.none_frames - 1 <= sample.num_frames:
+        end = start + opts.none_frames - 1
+        if not busy[start:end + 1].any():
+            rows.append((21, start, end))
+            start = end + 1
+        else:
+            start += 1
+    return np.asarray(rows, np.int64).reshape(-1, 3)
+
+
+def _chalearn_split(refs, opts: ChalearnOptions, cfg) -> ArraySplit:
+    """Instances (plus "no gesture" segments) of some recordings as padded descriptors."""
+    from centralnet_ros.data import chalearn
+    parts = []
+    for ref in refs:
+        sample = chalearn.read_sample(ref)
+        if opts.include_none:
+            extra = _none_segments(sample, opts)
+            if len(extra):
+                sample = dataclasses.replace(sample, labels=np.concatenate([sample.labels, extra]))
+        parts.append(chalearn.extract_instances(sample, cfg))
+    inst = chalearn.concatenate_instances(parts)
+    return ArraySplit(chalearn_descriptors(inst, opts), inst.labels.astype(np.int64))
+
+
+def load_chalearn(options: dict[str, Any], data_root: Path) -> ExperimentData:
+    """Montalbano instances with the four modalities as 400-d descriptors (see :func:`chalearn_descriptors`).
+
+    Labels: gesture id - 1 (20 Italian gestures), then 20 = ``'none'`` when
+    ``include_none``.  A modality absent from a recording (e.g. 2014 audio) is all
+    zeros.
+    """
+    from centralnet_ros.data import chalearn
+
+    opts = from_dict(ChalearnOptions, options, _where='dataset_options')
+    root = Path(data_root) / opts.folder
+    cfg = _feature_config(opts)
+    subdirs = {'train': root / 'train', 'val': root / 'validation', 'test': root / 'test'}
+    label_names = list(chalearn.GESTURES) + (['none'] if opts.include_none else [])
+    if all(d.is_dir() for d in subdirs.values()):
+        groups = {name: chalearn.find_samples(folder) for name, folder in subdirs.items()}
+        protocol = 'ChaLearn train / validation / test folders'
+    else:
+        refs = chalearn.find_samples(root)
+        n = len(refs)
+        n_test = max(1, int(round(n * opts.test_fraction)))
+        n_val = max(1, int(round(n * opts.val_fraction)))
+        if n - n_test - n_val < 1:
+            raise ValueError(f'{root}: {n} recordings are too few for val_fraction={opts.val_fraction} and '
+                             f'test_fraction={opts.test_fraction}; at least 3 are needed')
+        groups = {'train': refs[:n - n_val - n_test], 'val': refs[n - n_val - n_test:n - n_test],
+                  'test': refs[n - n_test:]}
+        protocol = (f'Montalbano recordings split by sample id: first {len(groups["train"])} train, next '
+                    f'{n_val} validation, last {n_test} test')
+    splits = {name: _chalearn_split(group, opts, cfg) for name, group in groups.items()}
+    counts = {name: len(group) for name, group in groups.items()}
+    info = {'protocol': protocol, 'feature_dim': opts.feature_dim,
+            'recordings': ', '.join(f'{k} {v}' for k, v in counts.items())}
+    return ExperimentData(train=splits['train'], val=splits['val'], test=splits['test'],
+                          label_names=label_names, info=info)
