@@ -26,6 +26,7 @@ __all__ = [
     'resample_audio', 'num_frames', 'stft_frames', 'get_window', 'stft', 'spectrogram',
     'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'mel_spectrogram', 'log_mel_spectrogram',
     'create_dct', 'mfcc', 'add_noise_at_snr', 'fix_length', 'StreamingLogMel',
+    'AUDIO_LAYOUTS', 'log_mel_model_input', 'log_mel_input',
 ]
 
 
@@ -375,3 +376,64 @@ class StreamingLogMel:
         self._skip = max(0, next_start - buf.size)
         self.frames_emitted += k
         return out
+
+
+# --------------------------------------------------------------------------- model input (training and runtime)
+
+AUDIO_LAYOUTS = ('mel_time', 'channel_mel_time')
+
+
+def log_mel_model_input(waveform: np.ndarray, *, sample_rate: int, duration_s: float, n_fft: int,
+                        hop_length: int, n_mels: int, mean: float, std: float, f_min: float = 0.0,
+                        f_max: float | None = None, floor: float = 1e-6, window: str = 'hann',
+                        length_mode: str = 'start', layout: str = 'mel_time') -> np.ndarray:
+    """A mono waveform already at ``sample_rate`` -> the audio encoder's input.
+
+    The clip is zero-padded or cut to ``duration_s`` (:func:`fix_length`, ``length_mode``
+    'start' keeps its beginning, as EmoDB's files were cut), turned into a log-mel map
+    (:func:`log_mel_spectrogram`, ``center=False``) and standardised with the fixed
+    constants ``(x - mean) / std`` measured once on the training data and stored in
+    the bundle, never with statistics of the clip itself.  Returns ``(n_mels, frames)``
+    (``layout='mel_time'``, for ``cnn1d``) or ``(1, n_mels, frames)`` (``cnn2d``)
+    float32, ``frames = 1 + (round(duration_s * sample_rate) - n_fft) // hop_length``.
+    """
+    if not std > 0:
+        raise ValueError(f'std must be positive, got {std!r}')
+    if layout not in AUDIO_LAYOUTS:
+        raise ValueError(f'layout must be one of {AUDIO_LAYOUTS}, got {layout!r}')
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f'waveform must be mono (n,), got shape {x.shape}')
+    length = int(round(duration_s * sample_rate))
+    if length < n_fft:
+        raise ValueError(f'duration_s={duration_s} gives {length} samples, fewer than n_fft={n_fft}')
+    x = fix_length(x, length=length, mode=length_mode)
+    mel = log_mel_spectrogram(x, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                              f_min=f_min, f_max=f_max, floor=floor, window=window)   # (n_mels, frames)
+    out = (mel - np.float32(mean)) / np.float32(std)
+    return out[None] if layout == 'channel_mel_time' else out
+
+
+def log_mel_input(window, **params) -> np.ndarray:
+    """Pipeline ``log_mel``: an audio window -> :func:`log_mel_model_input`.
+
+    ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
+    ``(n,)`` float32 mono (or ``(n, channels)``, averaged to mono) and ``sample_rate``;
+    it is resampled to ``params['sample_rate']`` with :func:`resample_audio` (the
+    function the dataset readers use) and passed on with ``params`` (the bundle's
+    preprocessing).
+    """
+    if window.sample_rate is None or not window.sample_rate > 0:
+        raise ValueError(f'audio window needs a positive sample_rate, got {window.sample_rate!r}')
+    if 'sample_rate' not in params:
+        raise ValueError('log_mel preprocessing needs sample_rate (and the other log_mel_model_input parameters)')
+    x = np.asarray(window.data, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if x.ndim != 1:
+        raise ValueError(f'audio window must be (n,) or (n, channels), got {x.shape}')
+    rate_in = window.sample_rate
+    if int(rate_in) != rate_in:
+        raise ValueError(f'audio sample_rate must be a whole number of Hz, got {rate_in}')
+    x = resample_audio(x, orig_sample_rate=int(rate_in), new_sample_rate=int(params['sample_rate']))
+    return log_mel_model_input(x, **params)

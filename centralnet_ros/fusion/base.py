@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from centralnet_ros.encoders import EncoderConfig, ModalityEncoder
-from centralnet_ros.encoders.base import ClassifierHead
 
 FUSION_METHODS = ('unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet')
 

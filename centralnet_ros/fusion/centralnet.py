@@ -26,8 +26,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from centralnet_ros.fusion.base import (Align, FusionConfig, FusionModel, FusionOutput, ClassifierHead,
-                                        build_encoders, dense_or_conv_block, fusion_space)
+from centralnet_ros.encoders.base import ClassifierHead
+from centralnet_ros.fusion.base import (Align, FusionConfig, FusionModel, FusionOutput, build_encoders,
+                                        dense_or_conv_block, fusion_space)
 
 
 class CentralNet(FusionModel):

@@ -1,1 +1,16 @@
-"""representation"""
+"""Representation learning (Hsieh 2017): convolutional auto-encoders, the bimodal CAE with a
+shared middle layer, and the KNN transfer mapping between modalities.
+
+The experiment drivers live beside them: :mod:`.probe` (the probing table and figures,
+``centralnet probe``) and :mod:`.transfer` (the AVLetters audio-to-video transfer,
+``centralnet transfer``); they are imported on demand.
+"""
+from centralnet_ros.representation.bimodal import (BimodalCAE, BimodalCAEConfig, BimodalOutput,
+                                                   draw_modality_dropout, presence_scale, train_bimodal)
+from centralnet_ros.representation.cae import (REPORT_SHAPES, CAEConfig, ConvAutoEncoder, pixel_dropout,
+                                               train_cae, valid_layout)
+from centralnet_ros.representation.knn import KNNTransferMapping
+
+__all__ = ['CAEConfig', 'ConvAutoEncoder', 'valid_layout', 'pixel_dropout', 'train_cae', 'REPORT_SHAPES',
+           'BimodalCAEConfig', 'BimodalCAE', 'BimodalOutput', 'draw_modality_dropout', 'presence_scale',
+           'train_bimodal', 'KNNTransferMapping']

@@ -203,7 +203,7 @@ def train_bimodal(model: BimodalCAE, x: Mapping[str, np.ndarray], *, epochs: int
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(index)
+            total += loss.item() * len(index)
             seen += len(index)
         sched.step()
         history.append({'epoch': epoch, 'loss': total / seen, 'seconds': time.perf_counter() - start})

@@ -29,6 +29,9 @@ which gives, for the report's sizes (``C x H x W -> middle``, with channels 16-3
 * AV-MNIST log-mel spectrogram ``1 x 24 x 24``: 20x20 -> 9x9 -> ``32 x 4 x 4``
 * AVLetters lip frame ``1 x 60 x 80``: 56x76 -> 27x37 -> ``32 x 13 x 18``
 * AVLetters MFCC map ``1 x 26 x 24``: 22x20 -> 10x9 -> ``32 x 4 x 4`` (conv3 kernel 4x3)
+
+(with 32 channels the lip frame's middle layer, 7488 values, is larger than the frame;
+pass fewer ``channels`` for a bottleneck there, or rely on the denoising objective.)
 """
 from __future__ import annotations
 
@@ -207,7 +210,7 @@ def train_cae(model: ConvAutoEncoder, x: np.ndarray, *, epochs: int = 10, batch_
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(index)
+            total += loss.item() * len(index)
             seen += len(index)
         sched.step()
         history.append({'epoch': epoch, 'loss': total / seen, 'seconds': time.perf_counter() - start})

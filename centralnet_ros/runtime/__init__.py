@@ -11,10 +11,17 @@ Data flow, all in header time::
   :class:`AnyTrigger` producing :class:`DecisionPoint` s;
 - :mod:`.window`: :class:`ModalitySpec`, :class:`WindowAssembler`, :class:`Window`;
 - :mod:`.vad`: :class:`StreamingVAD`, :func:`detect_speech`;
-- :mod:`.stats`: :class:`InputStats`, :class:`RuntimeStats` (diagnostics).
+- :mod:`.stats`: :class:`InputStats`, :class:`RuntimeStats` (diagnostics);
+- :mod:`.perception`: :class:`Perception`, the whole runtime for several task models
+  (what the fusion node and ``centralnet replay`` call), configured by
+  :class:`PerceptionConfig` / :class:`TaskConfig` / :class:`InputConfig`, returning
+  :class:`TaskResult` s. Importing it does not import torch (the inference engine,
+  :mod:`.engine`, is imported when a :class:`Perception` is built).
 """
 from .buffers import (DEFAULT_LOOP_JUMP_NS, INPUT_KINDS, AudioBuffer, AudioWindow, FrameBuffer, Ingest, InputHub,
                       InputSpec)
+from .perception import (AudioFormatConfig, InputConfig, LabelInfo, Perception, PerceptionConfig, TaskConfig,
+                         TaskResult, load_perception_config)
 from .stats import InputStats, RuntimeStats
 from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import SpeechSegment, StreamingVAD, VADConfig, detect_speech
@@ -25,4 +32,6 @@ __all__ = [
     'InputSpec', 'InputStats', 'RuntimeStats', 'AnyTrigger', 'DecisionPoint', 'FrameTrigger', 'RateTrigger',
     'SpeechEndTrigger', 'Trigger', 'SpeechSegment', 'StreamingVAD', 'VADConfig', 'detect_speech',
     'ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler',
+    'AudioFormatConfig', 'InputConfig', 'LabelInfo', 'Perception', 'PerceptionConfig', 'TaskConfig', 'TaskResult',
+    'load_perception_config',
 ]

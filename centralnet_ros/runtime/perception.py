@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -399,6 +400,10 @@ class Perception:
     Raises (configuration errors only): ``BundleError`` for a bundle that cannot be
     loaded, ``KeyError`` for an unknown pipeline, ``ValueError`` when a modality's
     source has no configured input of a fitting kind or a trigger has no input to use.
+
+    Thread safety: the public methods hold one lock, so callbacks of a
+    multi-threaded executor may call them concurrently (they run one at a time; a
+    decision runs inside the ``ingest`` call that made it due).
     """
 
     def __init__(self, config: PerceptionConfig, *, bundles: Mapping[str, Any] | None = None,
@@ -439,6 +444,7 @@ class Perception:
         self._unused: Counter = Counter()
         self._input_errors: Counter = Counter()
         self._closed = False
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ construction helpers
     def _plan(self, task: str, tc: TaskConfig, model) -> list[_ModalityPlan]:
@@ -572,6 +578,12 @@ class Perception:
         on a bad message (it is counted); raises ``KeyError`` for an input name that is
         not configured.
         """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError('Perception is closed')
+            return self._ingest(input_name, msg, log_time_ns)
+
+    def _ingest(self, input_name: str, msg: Any, log_time_ns: int | None) -> list[TaskResult]:
         if input_name.endswith('_info'):
             base = input_name[: -len('_info')]
             if base not in self.config.inputs:
@@ -602,16 +614,20 @@ class Perception:
     def set_audio_info(self, input_name: str, info: Any) -> bool:
         """Record an ``AudioInfo`` for audio input ``input_name`` (same as ``ingest(input_name + '_info', info)``).
         Returns False (and counts it) when the message is malformed."""
-        if input_name not in self.hub.specs:
-            return False
-        return self.hub.set_audio_info(input_name, info)
+        with self._lock:
+            if input_name not in self.hub.specs:
+                return False
+            return self.hub.set_audio_info(input_name, info)
 
     def flush(self) -> list[TaskResult]:
         """End of stream: decide at every pending decision point (and close an open speech segment)."""
-        points = []
-        for key, trigger in self._triggers.items():
-            points += [(p, key) for p in trigger.flush()]
-        return self._decide_all(points)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError('Perception is closed')
+            points = []
+            for key, trigger in self._triggers.items():
+                points += [(p, key) for p in trigger.flush()]
+            return self._decide_all(points)
 
     def set_threshold(self, task: str, value: float) -> None:
         """Change a task's score threshold at run time (``0 <= value <= 1``)."""
@@ -619,7 +635,8 @@ class Perception:
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f'{task}: score threshold must be in [0, 1], got {value}')
-        state.threshold = value
+        with self._lock:
+            state.threshold = value
 
     def threshold(self, task: str) -> float:
         return self._task(task).threshold
@@ -637,7 +654,12 @@ class Perception:
         (default: the newest header stamp received). Per input: rate, stamp age,
         ``stale`` (age above ``input_timeout_s``), malformed / dropped counts, conversion
         time, arrival delay; per task: decisions, published, decision rate (header
-        time), processing latency percentiles (ms), missing-modality reasons, errors."""
+        time), processing latency percentiles (ms), missing-modality reasons, errors.
+        An input that never delivered a message counts as stale."""
+        with self._lock:
+            return self._stats(now_ns)
+
+    def _stats(self, now_ns: int | None) -> dict:
         now = now_ns if now_ns is not None else self.hub.clock_ns
         base = self.hub.stats.to_dict(now_ns=now)
         inputs = {}
@@ -669,10 +691,13 @@ class Perception:
 
     def close(self) -> None:
         """Release the models (and GPU memory). The object is unusable afterwards."""
-        if self._closed:
-            return
-        self._closed = True
-        self.models.clear()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.models.clear()
+            for state in self.tasks.values():
+                state.model = None                 # drop every reference to the models (GPU memory)
         try:
             import torch
             if torch.cuda.is_available():

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -79,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(f'centralnet compare: methods {unknown} are not in the preset ({cfg.methods})', file=sys.stderr)
             return 2
     out = Path(args.out or f'runs/compare-{cfg.name}{"-quick" if args.quick else ""}')
-    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(
-        'centralnet') else ' '.join(shlex.quote(a) for a in sys.argv)
+    command = getattr(args, 'command_line', '')
     try:
         report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
                          command=command, jobs=args.jobs or (os.cpu_count() or 1))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import shlex
 import sys
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'centralnet train: {exc}', file=sys.stderr)
         return 2
     out = Path(args.out or paths.share_dir() / 'models' / args.task)
-    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    command = getattr(args, 'command_line', '')
     try:
         summary = train_bundle(cfg, out, method=args.method, seed=args.seed,
                                data_root=paths.data_root(args.data_root), command=command)

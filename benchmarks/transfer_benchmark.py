@@ -1,0 +1,55 @@
+"""The report's KNN audio-to-video transfer on AVLetters (Hsieh 2017, Table 2).
+
+Audio network on all training audio, video network on A-T training video, KNN mapping
+(k = 12) from second-layer audio representations to video representations, fine-tuning
+of the video network on transferred U-Z samples (:mod:`centralnet_ros.representation.transfer`),
+no transfer and three settings, over ``--seeds`` seeds.
+
+Usage::
+
+    python benchmarks/transfer_benchmark.py [--data-root DIR] [--out benchmarks/results] [--seeds N]
+
+Writes ``transfer.json`` and ``transfer.md`` into ``--out`` (atomically) and prints the
+table.  The KNN mappings (tens of MB each) are saved under the cache folder
+(``centralnet_ros.paths.cache_dir() / 'transfer_benchmark'``), reloaded, and checked to
+give identical transfers; they are not committed.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from centralnet_ros import paths
+from centralnet_ros.representation.transfer import TransferConfig, render_markdown, run_transfer, write_results
+from centralnet_ros.training.experiment import machine_description
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    d = TransferConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', type=Path, default=RESULTS)
+    parser.add_argument('--data-root', type=Path, default=None)
+    parser.add_argument('--seeds', type=int, default=2)
+    parser.add_argument('--video-epochs', type=int, default=d.video_epochs)
+    parser.add_argument('--mapping-dir', type=Path, default=None,
+                        help='where the KNN mappings go (default: <cache>/transfer_benchmark)')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = TransferConfig(seeds=args.seeds, video_epochs=args.video_epochs)
+    mapping_dir = args.mapping_dir or paths.cache_dir() / 'transfer_benchmark'
+    result = run_transfer(cfg, out_dir=mapping_dir, data_root=args.data_root)
+    command = 'python benchmarks/transfer_benchmark.py ' + ' '.join(shlex.quote(a) for a in argv)
+    write_results(result, args.out, command=command.strip(), machine=machine_description())
+    print(render_markdown(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

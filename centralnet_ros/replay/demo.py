@@ -1,0 +1,447 @@
+"""``centralnet demo``: a rosbag2 recording built from held-out real samples, replayed with the default models.
+
+What the bag holds (all header stamps equal to the recording time, 2023-11-14 onwards):
+
+================  =====================================  ===================================================
+block             topics                                  source (samples the shipped model was not trained on)
+================  =====================================  ===================================================
+gesture           ``/skeleton`` geometry_msgs/PoseArray  MSRC-12 recordings of the bundle's test persons
+                  (20 Kinect v1 joints, ~30 Hz)           (``evaluation.test_persons``): for each gesture
+                                                          class, the first action points of one recording
+speech            ``/image`` sensor_msgs/Image mono8      AVLetters lip sequences (60x80, 25 fps) of the
+                  ``/audio`` AudioDataStamped S16LE       bundle's test split; AVLetters has no waveforms,
+                                                          so the letter is spoken by espeak-ng (British
+                                                          English) and centred in the lip sequence's span
+                                                          (no espeak-ng: lips only, audio absent)
+emotion           ``/audio`` AudioDataStamped S16LE       EmoDB utterances of the bundle's test speakers
+                                                          (``evaluation.test_speaker``), one or two per
+                                                          emotion, at their own 22.05 kHz
+================  =====================================  ===================================================
+
+``/audio`` is one continuous 22.05 kHz mono stream in 20 ms chunks (digital silence
+between utterances), ``/audio_info`` its AudioInfo, as the project's microphone node
+publishes. The ground truth goes to ``labels.yaml`` (time segments, see
+:mod:`centralnet_ros.replay.evaluate`); the bag is then replayed exactly as
+``centralnet replay BAG --labels labels.yaml`` does, and the decisions the robot
+would have published are printed with their accuracy and latency.
+
+Which samples are held out is read from each bundle's manifest (``evaluation``:
+``test_persons`` for gesture; ``test_speakers`` (or ``test_speaker``) or ``split_seed`` +
+``test_samples`` of the speaker-dependent split for speech; ``test_speaker(s)`` for emotion). A task whose
+bundle is missing, or whose manifest does not say what was held out, is skipped
+with a message.
+
+Note on the speech audio: the speech model's audio branch was trained on the MFCCs
+of the AVLetters speakers; espeak-ng's synthetic voice is far from them, so the
+speech accuracy here mostly reflects the lip branch, with the audio as a weak,
+mismatched cue (the fused model's answer is printed alongside the truth).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ['add_arguments', 'run', 'DemoOptions', 'build_demo_bag', 'DemoBag']
+
+_NS = 1_000_000_000
+T0_NS = 1_700_000_000 * _NS          # 2023-11-14 22:13:20 UTC: the demo's first stamp
+AUDIO_RATE = 22050                   # espeak-ng's rate and this EmoDB copy's rate
+CHUNK_S = 0.02                       # as the microphone node publishes (chunk_ms 20)
+LIPS_FPS = 25.0                      # AVLetters video rate
+GAP_S = 1.0                          # silence between utterances
+
+
+@dataclasses.dataclass
+class DemoOptions:
+    gestures_per_class: int = 1          # action points per gesture class (one recording each)
+    letters: int = 26                    # AVLetters test samples (one per letter, in order)
+    utterances_per_emotion: int = 1      # EmoDB test utterances per emotion
+    voice: str = 'en-gb'                 # espeak-ng voice for the letters
+    any_samples: bool = False            # when a manifest does not say what was held out, use the first
+    #                                      persons/speakers anyway (benchmarks: timing only, no accuracy claim)
+
+
+@dataclasses.dataclass
+class DemoBag:
+    path: Path
+    labels: Path
+    duration_s: float
+    counts: dict[str, int]               # topic -> messages
+    notes: list[str]
+    tasks: list[str]                     # tasks with content in the bag
+
+
+class _Timeline:
+    """Collects messages and ground truth while the blocks are laid out one after the other."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, int, str, str, Any]] = []   # (time, order, topic, type, msg)
+        self.segments: list[dict] = []
+        self.t = 0.0                   # seconds from T0 where the next block starts
+        self.audio: list[tuple[float, np.ndarray]] = []
+
+    def add(self, t_s: float, topic: str, msgtype: str, msg: Any) -> None:
+        self.messages.append((T0_NS + int(round(t_s * _NS)), len(self.messages), topic, msgtype, msg))
+
+    def label(self, task: str, start_s: float, end_s: float, label: str) -> None:
+        self.segments.append({'task': task, 'start_s': round(float(start_s), 6), 'end_s': round(float(end_s), 6),
+                              'label': str(label)})
+
+
+# --------------------------------------------------------------------------- held-out samples
+
+def _split_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [v.strip() for v in str(value).replace(';', ',').split(',') if v.strip()]
+
+
+def _gesture_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes: list[str]) -> bool:
+    from centralnet_ros import messages as M
+    from centralnet_ros.data import msrc12
+    from . import msgdefs as D
+    persons = _split_list(manifest.evaluation.get('test_persons', manifest.evaluation.get('test_person')))
+    if not persons and opts.any_samples:
+        persons = ['p01']
+        notes.append('gesture: the manifest names no test persons; using p01 (may have been trained on)')
+    if not persons:
+        notes.append('gesture: skipped, the bundle manifest does not name its test persons '
+                     '(evaluation.test_persons), so held-out recordings cannot be chosen')
+        return False
+    person_ids = [msrc12._person_number(p) for p in persons]
+    labels = list(manifest.labels)
+    files = msrc12.list_files(root / 'msrc12', persons=person_ids)
+    window_s = max((m.window_s or 0.0) for m in manifest.modalities.values()) or 2.0
+    found = re.search(r'to ([0-9.]+) s after', str(manifest.evaluation.get('protocol', '')))
+    after_s = float(found.group(1)) if found else 0.5     # training windows end this long after the point
+    chosen: dict[int, tuple[Path, Path]] = {}
+    for csv, tag in files:
+        g = msrc12.parse_name(csv.name).gesture
+        if g not in chosen and msrc12.GESTURES[g - 1] in labels:
+            chosen[g] = (csv, tag)
+    none = msrc12.NONE_CLASS if msrc12.NONE_CLASS in labels else None
+    factory = D.typestore_factory()
+    count = 0
+    for g in sorted(chosen):
+        seq = msrc12.read_sequence(*chosen[g])
+        tracked = seq.tracked
+        stamps_us = seq.timestamps[tracked]
+        joints = seq.positions[tracked]
+        aps = seq.action_times[: opts.gestures_per_class]
+        if not aps.size or stamps_us.size < 2:
+            continue
+        begin = max(float(stamps_us[0]), float(aps[0]) - (window_s + 3.0) * 1e6)
+        end = min(float(stamps_us[-1]), float(aps[-1]) + (after_s + 1.0) * 1e6)
+        keep = (stamps_us >= begin) & (stamps_us <= end)
+        offset = tl.t - begin / 1e6
+        for ts, j in zip(stamps_us[keep], joints[keep]):
+            t = ts / 1e6 + offset
+            tl.add(t, '/skeleton', 'geometry_msgs/msg/PoseArray',
+                   M.build_pose_array(factory, j, stamp_ns=T0_NS + int(round(t * _NS)), frame_id='kinect'))
+        name = msrc12.GESTURES[g - 1]
+        for ap in aps:
+            ref = ap / 1e6 + offset + after_s          # the decision time the training windows end at
+            tl.label('gesture', ref - 0.3, ref + 0.3, name)
+        if none is not None:                       # decisions whose window lies >= 2.5 s before the first point
+            lo = begin / 1e6 + offset + window_s
+            hi = aps[0] / 1e6 + offset + after_s - msrc12.NONE_MIN_DISTANCE_S
+            if hi - lo >= 0.2:
+                tl.label('gesture', lo, hi, none)
+        tl.t = end / 1e6 + offset + GAP_S
+        count += 1
+    notes.append(f'gesture: {count} MSRC-12 recordings of person(s) {", ".join(persons)} '
+                 f'({opts.gestures_per_class} action point(s) each), skeleton at ~30 Hz')
+    return count > 0
+
+
+def _speech_test_samples(manifest, samples: list, notes: list[str], any_samples: bool = False) -> list | None:
+    from centralnet_ros.data import avletters
+    ev = manifest.evaluation
+    speakers = _split_list(ev.get('test_speakers', ev.get('test_speaker')))
+    if speakers:
+        return [s for s in samples if s.speaker in speakers]
+    seed = ev.get('split_seed')
+    if seed is not None:
+        n_test = int(ev.get('test_samples', 180))
+        _, test = avletters.speaker_dependent_split(samples, n_test=n_test, seed=int(seed))
+        return [samples[i] for i in test]
+    if any_samples:
+        notes.append('speech: the manifest names no held-out split; using all samples (may have been trained on)')
+        return list(samples)
+    notes.append('speech: skipped, the bundle manifest says neither evaluation.test_speakers nor '
+                 'evaluation.split_seed, so held-out AVLetters samples cannot be chosen')
+    return None
+
+
+def _espeak(letter: str, voice: str) -> tuple[np.ndarray, int] | None:
+    from centralnet_ros.data.emodb import read_wav
+    exe = shutil.which('espeak-ng')
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / 'letter.wav'
+        ssml = f'<speak><say-as interpret-as="characters">{letter}</say-as></speak>'
+        subprocess.run([exe, '-v', voice, '-m', '-w', str(wav), ssml], check=True, capture_output=True, timeout=30)
+        return read_wav(wav)
+
+
+def _speech_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes: list[str]) -> bool:
+    from centralnet_ros import messages as M
+    from centralnet_ros.data import avletters
+    from centralnet_ros.features.audio import resample_audio
+    from . import msgdefs as D
+    samples = avletters.list_samples(root / 'avletters')
+    test = _speech_test_samples(manifest, samples, notes, opts.any_samples)
+    if test is None:
+        return False
+    labels = set(manifest.labels)
+    picked, seen = [], set()
+    for s in test:                                         # one per letter, in alphabetical order
+        if s.letter not in seen and s.letter in labels:
+            seen.add(s.letter)
+            picked.append(s)
+    picked.sort(key=lambda s: s.letter)
+    picked = picked[: opts.letters]
+    factory = D.typestore_factory()
+    spoken = 0
+    for s in picked:
+        lips = avletters.read_lips(s.lips_path)            # (T, 60, 80) uint8
+        span = lips.shape[0] / LIPS_FPS
+        voice = _espeak(s.letter, opts.voice)
+        start = tl.t
+        audio_len = 0.0
+        if voice is not None:
+            x, rate = voice
+            if rate != AUDIO_RATE:
+                x = resample_audio(x, orig_sample_rate=rate, new_sample_rate=AUDIO_RATE)
+            audio_len = x.size / AUDIO_RATE
+            tl.audio.append((start + max(0.0, (span - audio_len) / 2), x))
+            spoken += 1
+        for k, frame in enumerate(lips):
+            t = start + k / LIPS_FPS
+            tl.add(t, '/image', 'sensor_msgs/msg/Image',
+                   M.build_image(factory, frame, encoding='mono8', stamp_ns=T0_NS + int(round(t * _NS)),
+                                 frame_id='lip_camera'))
+        end = start + max(span, audio_len)
+        tl.label('speech', start, end + 0.6, s.letter)
+        tl.t = end + GAP_S
+    how = (f'espeak-ng voice {opts.voice} ({spoken} letters)' if spoken
+           else 'no espeak-ng found: lips only, the audio modality is absent')
+    notes.append(f'speech: {len(picked)} AVLetters held-out samples (speakers '
+                 f'{", ".join(sorted({s.speaker for s in picked}))}), lips 60x80 mono8 at 25 fps; audio: {how}')
+    return bool(picked)
+
+
+def _emotion_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes: list[str]) -> bool:
+    from centralnet_ros.data import emodb
+    from centralnet_ros.features.audio import resample_audio
+    named = manifest.evaluation.get('test_speakers', manifest.evaluation.get('test_speaker'))
+    speakers = {int(re.sub(r'\D', '', s)) for s in _split_list(named) if re.sub(r'\D', '', s)}
+    if not speakers and opts.any_samples:
+        speakers = {3}
+        notes.append('emotion: the manifest names no test speakers; using speaker 03 (may have been trained on)')
+    if not speakers:
+        notes.append('emotion: skipped, the bundle manifest does not name its test speakers '
+                     '(evaluation.test_speakers), so held-out EmoDB utterances cannot be chosen')
+        return False
+    labels = list(manifest.labels)
+    if all(e in labels for e in emodb.EMOTIONS):
+        names = dict(zip(emodb.EMOTION_LETTERS, emodb.EMOTIONS))
+    elif all(e in labels for e in emodb.EXPRESSIONS):
+        names = dict(zip(emodb.EMOTION_LETTERS, emodb.EXPRESSIONS))
+    else:
+        notes.append(f'emotion: skipped, bundle labels {labels} are neither EmoDB emotions nor ROS4HRI expressions')
+        return False
+    utts = [u for u in emodb.list_utterances(root / 'emodb') if u.speaker in speakers]
+    picked = []
+    for letter in emodb.EMOTION_LETTERS:
+        picked += [u for u in utts if u.emotion == letter][: opts.utterances_per_emotion]
+    for u in picked:
+        x, rate = emodb.read_wav(u.path)
+        if rate != AUDIO_RATE:
+            x = resample_audio(x, orig_sample_rate=rate, new_sample_rate=AUDIO_RATE)
+        start = tl.t
+        tl.audio.append((start, x))
+        end = start + x.size / AUDIO_RATE
+        tl.label('emotion', start, end + 0.6, names[u.emotion])
+        tl.t = end + GAP_S
+    notes.append(f'emotion: {len(picked)} EmoDB utterances of speaker(s) {", ".join(map(str, sorted(speakers)))}')
+    return bool(picked)
+
+
+def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, storage: str = 'sqlite3',
+                   options: DemoOptions | None = None) -> DemoBag:
+    """Write ``out/demo_bag`` (rosbag2) and ``out/labels.yaml`` for the tasks in ``manifests``."""
+    import yaml
+
+    from centralnet_ros import messages as M
+    from centralnet_ros.config import atomic_write_text
+    from . import msgdefs as D
+    opts = options or DemoOptions()
+    tl = _Timeline()
+    notes: list[str] = []
+    tasks = []
+    tl.t = 0.5
+    blocks = {'gesture': _gesture_block, 'speech': _speech_block, 'emotion': _emotion_block}
+    for task in ('gesture', 'speech', 'emotion'):
+        if task in manifests and blocks[task](tl, manifests[task], data_root, opts, notes):
+            tasks.append(task)
+    duration = tl.t
+    # the continuous microphone stream: silence with the utterances placed in it
+    n = int(np.ceil(duration * AUDIO_RATE))
+    wave = np.zeros(n, np.float32)
+    for start, x in tl.audio:
+        i = int(round(start * AUDIO_RATE))
+        wave[i:i + x.size] += x[: max(0, n - i)]
+    factory = D.typestore_factory()
+    chunk = int(round(CHUNK_S * AUDIO_RATE))
+    info = None
+    for k in range(0, n - chunk + 1, chunk):
+        t = k / AUDIO_RATE
+        msg, info = M.build_audio(factory, wave[k:k + chunk, None], sample_rate=AUDIO_RATE,
+                                  stamp_ns=T0_NS + k * _NS // AUDIO_RATE, sample_format='S16LE',
+                                  frame_id='microphone')
+        if k == 0:
+            tl.add(0.0, '/audio_info', 'audio_common_msgs/msg/AudioInfo', info)
+        tl.add(t, '/audio', 'audio_common_msgs/msg/AudioDataStamped', msg)
+    tl.messages.sort(key=lambda m: (m[0], m[1]))
+    bag = out / 'demo_bag'
+    if bag.exists():
+        shutil.rmtree(bag)
+    D.write_bag(bag, ((topic, mt, t, msg) for t, _, topic, mt, msg in tl.messages), storage=storage)
+    counts: dict[str, int] = {}
+    for _, _, topic, _, _ in tl.messages:
+        counts[topic] = counts.get(topic, 0) + 1
+    labels = out / 'labels.yaml'
+    header = ('# Ground truth of the demo bag (centralnet demo): seconds from the bag start.\n'
+              '# gesture: +-0.3 s around action point + 0.5 s (where the training windows end), "none" well\n'
+              '# before the first action point; speech/emotion: the utterance plus 0.6 s (the voice detector\n'
+              '# decides after 0.3 s of silence).\n')
+    atomic_write_text(labels, header + yaml.safe_dump({'time_base': 'bag_start', 'segments': tl.segments},
+                                                      sort_keys=False))
+    return DemoBag(bag, labels, duration, counts, notes, tasks)
+
+
+# --------------------------------------------------------------------------- command
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', default='demo-out', help='folder for the bag, labels and replay results')
+    parser.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3', help='rosbag2 storage')
+    parser.add_argument('--tasks', nargs='+', default=['gesture', 'speech', 'emotion'], metavar='TASK',
+                        help='tasks to include')
+    parser.add_argument('--bundle', action='append', default=[], metavar='TASK=PATH',
+                        help='use this bundle instead of models/<task> (repeatable)')
+    parser.add_argument('--data-root', default=None,
+                        help='folder holding the datasets; without it: $CENTRALNET_DATA_ROOT or ../shared/data')
+    parser.add_argument('--letters', type=int, default=DemoOptions.letters, help='AVLetters samples (<= 26)')
+    parser.add_argument('--gestures-per-class', type=int, default=DemoOptions.gestures_per_class,
+                        help='MSRC-12 action points per gesture class')
+    parser.add_argument('--utterances-per-emotion', type=int, default=DemoOptions.utterances_per_emotion,
+                        help='EmoDB utterances per emotion')
+    parser.add_argument('--show', type=int, default=12, help='published decisions printed per task')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def _manifests(tasks: list[str], bundles: dict[str, str], notes: list[str]) -> dict[str, tuple[str, Any]]:
+    from centralnet_ros import paths
+    from centralnet_ros.bundle.io import BundleError, read_manifest
+    out = {}
+    for task in tasks:
+        where = bundles.get(task, str(paths.models_dir() / task))
+        if not Path(where).exists():
+            notes.append(f'{task}: skipped, no bundle at {where} (train one with `centralnet train --task {task}`)')
+            continue
+        try:
+            manifest = read_manifest(where)
+        except BundleError as exc:
+            notes.append(f'{task}: skipped, the bundle at {where} is not usable: {exc}')
+            continue
+        if manifest.task != task:
+            notes.append(f'{task}: note, the bundle at {where} declares task {manifest.task}')
+        out[task] = (where, manifest)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    torch.set_num_threads(1)
+    from centralnet_ros import paths
+    from centralnet_ros.data.registry import DataRootError
+    from .cli import ReplaySetupError, _pairs, build_config, run_replay
+    start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    try:
+        bundles = _pairs(args.bundle, '--bundle')
+    except ReplaySetupError as exc:
+        print(f'centralnet demo: {exc}', file=sys.stderr)
+        return 2
+    found = _manifests(list(args.tasks), bundles, notes)
+    if not found:
+        print('centralnet demo: no model bundle to demonstrate:', file=sys.stderr)
+        for note in notes:
+            print(f'  {note}', file=sys.stderr)
+        return 1
+    root = paths.data_root(args.data_root)
+    opts = DemoOptions(gestures_per_class=args.gestures_per_class, letters=max(1, min(26, args.letters)),
+                       utterances_per_emotion=args.utterances_per_emotion)
+    try:
+        demo = build_demo_bag(out, {t: m for t, (_, m) in found.items()}, data_root=root, storage=args.storage,
+                              options=opts)
+    except (DataRootError, FileNotFoundError) as exc:
+        print(f'centralnet demo: {exc} (data root {root}; set --data-root)', file=sys.stderr)
+        return 1
+    notes += demo.notes
+    print('centralnet demo: a rosbag2 recording of held-out real samples, replayed through the runtime')
+    for note in notes:
+        print(f'  {note}')
+    if not demo.tasks:
+        print('centralnet demo: no task could be demonstrated (see the notes above)', file=sys.stderr)
+        return 1
+    print(f'  bag: {demo.path} ({args.storage}, {demo.duration_s:.1f} s, '
+          + ', '.join(f'{c} on {t}' for t, c in sorted(demo.counts.items())) + f'); labels: {demo.labels}')
+    built = time.perf_counter() - start
+    try:
+        cfg, _ = build_config(tasks=demo.tasks, bundles={t: found[t][0] for t in demo.tasks})
+        run_, metrics, written = run_replay(demo.path, cfg, out=out / 'replay', labels=str(demo.labels),
+                                            progress=not args.no_progress, command='centralnet demo',
+                                            echo=lambda s: print('  ' + s))
+    except ReplaySetupError as exc:
+        print(f'centralnet demo: {exc}', file=sys.stderr)
+        return 2
+    from .evaluate import assign_truth, format_summary
+    truth = assign_truth(run_.results, run_.label_segments)
+    print('\nWhat the robot would have published (vision_msgs/Classification on ~/<task>), first decisions per task:')
+    for task in demo.tasks:
+        shown = 0
+        rows = [(r, s) for r, s in zip(run_.results, truth) if r.task == task and r.published]
+        print(f'  {task}: {len(rows)} published of {metrics[task]["decisions"]} decisions '
+              f'(threshold {cfg.tasks[task].score_threshold:g})')
+        for r, s in rows:
+            if shown >= args.show:
+                break
+            mark = ' ' if s is None else ('ok' if s.label == r.label else 'x')
+            t = (r.stamp_ns - run_.bag_start_ns) / _NS
+            present = '+'.join(m for m, p in r.present.items() if p)
+            print(f'    t={t:7.2f} s  {r.label:<24} score {r.score:.2f}  truth {s.label if s else "-":<24} {mark:<2} '
+                  f'[{present}] {r.timing["total"] * 1e3:.1f} ms')
+            shown += 1
+    print()
+    print(format_summary(metrics, run_))
+    print(f'bag built in {built:.1f} s; total {time.perf_counter() - start:.1f} s. '
+          f'Results: {out / "replay"} ({", ".join(sorted(p.name for p in written.values()))})')
+    print(f'Replay it yourself: centralnet replay {demo.path} --labels {demo.labels} --tasks {" ".join(demo.tasks)}')
+    return 0

@@ -1,0 +1,458 @@
+"""The report's probing table (Hsieh 2017) on AV-MNIST image + spectrogram, and its figures.
+
+Why AV-MNIST (image 1x28x28, log-mel spectrogram 1x24x24) rather than AVLetters (lip frame,
+MFCC map): the auto-encoders are trained without labels and probed with linear
+classifiers, which needs thousands of paired samples -- AV-MNIST has 55,000 training
+pairs, AVLetters 600 utterances -- and the report's own CAE experiments were on MNIST
+digits.  AVLetters is used for the KNN transfer (:mod:`.transfer`), as in the report.
+
+For each modality, test accuracy of
+
+1. ``linear_raw``: a linear (softmax) classifier on the raw, flattened input;
+2. ``linear_cae``: the same on the (denoising) CAE's middle layer, the CAE trained on
+   that modality alone without labels;
+3. ``linear_shared``: the same on the bimodal CAE's shared layer computed from this
+   modality alone (the other modality's contribution zeroed, as in modality dropout);
+4. ``cae_supervised``: the CAE's encoder architecture (three VALID convolutions) plus a
+   linear layer, trained end to end with labels;
+5. ``cnn``: the project's CNN encoder for the modality (``cnn2d``, the AV-MNIST preset's
+   widths 12-24-48, 3x3 same-padded convolutions, batch norm, max pooling, global average
+   pooling, linear), trained with labels.
+
+plus ``linear_shared`` with both modalities present (one extra cell).  Features for the
+linear probes are standardised with the training subset's statistics; every classifier
+keeps the epoch with the best validation accuracy.
+
+Figures: ``probing_denoising.png`` (the report's Figure 7: clean input, pixel-dropout
+corrupted input, denoising-CAE reconstruction) and ``probing_cross_modal.png`` (Figure 9:
+each modality reconstructed by the bimodal CAE from the other one alone).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, train_bimodal
+from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout, train_cae
+
+__all__ = ['ProbeConfig', 'ProbeResult', 'run_probe', 'train_classifier', 'linear_probe', 'CAEClassifier',
+           'render_markdown', 'write_results', 'MODALITIES', 'ROWS']
+
+MODALITIES = ('image', 'audio')
+ROWS = {
+    'linear_raw': 'linear classifier on the raw input',
+    'linear_cae': 'linear classifier on CAE features (middle layer, unimodal denoising CAE)',
+    'linear_shared': 'linear classifier on shared bimodal CAE features, other modality zeroed',
+    'cae_supervised': 'CAE encoder architecture trained supervised end to end',
+    'cnn': 'CNN (project cnn2d encoder, 12-24-48) trained supervised',
+}
+REPORT_REFERENCE = ('Hsieh (2017) probed the same five rows on MNIST-type data; its numbers are not '
+                    'reproduced here (the report is not available in this repository), so only the '
+                    'ordering is comparable.')
+
+
+@dataclasses.dataclass
+class ProbeConfig:
+    n_train: int = 10000              # AV-MNIST training pairs used (subset of the 55,000)
+    n_val: int = 2000                 # validation pairs (subset of the 5,000)
+    n_test: int | None = None         # test pairs (None: all 10,000)
+    seed: int = 0
+    cae_channels: list[int] = dataclasses.field(default_factory=lambda: [16, 32, 32])
+    denoise_p: float = 0.3            # pixel dropout of the denoising CAEs
+    cae_epochs: int = 6
+    bimodal_epochs: int = 6
+    shared_dim: int = 256
+    absent_threshold: float = 0.25
+    supervised_epochs: int = 6
+    linear_epochs: int = 30
+    cnn_widths: list[int] = dataclasses.field(default_factory=lambda: [12, 24, 48])
+    batch_size: int = 128
+    lr: float = 2e-3
+    figure_corruption: float = 0.5    # pixel dropout shown in the denoising figure
+
+
+@dataclasses.dataclass
+class ProbeResult:
+    config: dict
+    table: dict[str, dict[str, float]]          # row -> {'image': acc, 'audio': acc[, 'both': acc]}
+    val_table: dict[str, dict[str, float]]
+    timings: dict[str, float]
+    data: dict
+    figures: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- classifiers
+
+class CAEClassifier(nn.Module):
+    """The CAE's encoder (3 VALID convs + ReLU) and a linear layer on the flattened middle layer."""
+
+    def __init__(self, config: CAEConfig, num_classes: int):
+        super().__init__()
+        self.cae = ConvAutoEncoder(config)
+        self.cae.decoder = nn.ModuleList()               # encoder only
+        self.fc = nn.Linear(config.code_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.cae.encode(x).flatten(1))    # (B, num_classes)
+
+
+@torch.inference_mode()
+def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32))
+        correct += int((model(xb).argmax(1).numpy() == y[start:start + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, x_val: np.ndarray | None = None,
+                     y_val: np.ndarray | None = None, epochs: int = 10, batch_size: int = 128, lr: float = 2e-3,
+                     weight_decay: float = 1e-4, seed: int = 0,
+                     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                     log: Callable[[str], None] | None = None, desc: str = 'classifier') -> dict:
+    """Cross-entropy training in place: Adam, cosine learning rate, ``epochs`` passes.
+
+    With a validation set the weights of the best validation epoch are kept, otherwise
+    the last.  Returns ``{'best_epoch', 'val_accuracy', 'train_accuracy', 'history'}``.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
+    best = (-1.0, 0, None)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for index in np.array_split(rng.permutation(len(x)), max(1, len(x) // batch_size)):
+            xb = x[index]
+            if augment is not None:
+                xb = augment(xb, rng)
+            xb = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
+            loss = F.cross_entropy(model(xb), torch.from_numpy(y[index]).long())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(index)
+            seen += len(index)
+        sched.step()
+        record = {'epoch': epoch, 'loss': total / seen}
+        if x_val is not None:
+            record['val_accuracy'] = _accuracy(model, x_val, y_val)
+            if record['val_accuracy'] > best[0]:
+                best = (record['val_accuracy'], epoch, copy.deepcopy(model.state_dict()))
+        history.append(record)
+        if log:
+            log(f'  {desc} epoch {epoch}/{epochs}: loss {record["loss"]:.3f}'
+                + (f', val {record["val_accuracy"]:.3f}' if 'val_accuracy' in record else ''))
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    model.eval()
+    return {'best_epoch': best[1] if best[2] is not None else epochs,
+            'val_accuracy': best[0] if best[2] is not None else None, 'history': history}
+
+
+def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray,
+                 f_test: np.ndarray, y_test: np.ndarray, *, num_classes: int, epochs: int = 30,
+                 seed: int = 0) -> dict:
+    """Softmax regression on features standardised with the training statistics.
+
+    Returns ``{'val_accuracy', 'test_accuracy', 'best_epoch', 'dim'}``.
+    """
+    mean = f_train.mean(0, keepdims=True)
+    std = f_train.std(0, keepdims=True) + 1e-6
+    norm = [((f - mean) / std).astype(np.float32) for f in (f_train, f_val, f_test)]
+    model = nn.Linear(f_train.shape[1], num_classes)
+    fit = train_classifier(model, norm[0], y_train, x_val=norm[1], y_val=y_val, epochs=epochs, batch_size=256,
+                           lr=1e-3, weight_decay=1e-4, seed=seed)
+    return {'val_accuracy': fit['val_accuracy'], 'test_accuracy': _accuracy(model, norm[2], y_test),
+            'best_epoch': fit['best_epoch'], 'dim': int(f_train.shape[1])}
+
+
+# ------------------------------------------------------------------------------ driver
+
+def _subset(n_total: int, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(rng.choice(n_total, size=n, replace=False))
+
+
+def load_probe_data(cfg: ProbeConfig, data_root: Path | None = None) -> dict:
+    """AV-MNIST (default build, cached) subsampled: ``{split: {'image', 'audio', 'y'}}`` and info."""
+    from centralnet_ros.data.avmnist import AVMNISTConfig, load_avmnist
+    data = load_avmnist(AVMNISTConfig(seed=0), root=data_root)
+    rng = np.random.default_rng(cfg.seed)
+    out = {}
+    for split, n in (('train', cfg.n_train), ('val', cfg.n_val), ('test', cfg.n_test)):
+        s = getattr(data, split)
+        idx = _subset(len(s), n, rng)
+        out[split] = {'image': s.image[idx], 'audio': s.audio[idx], 'y': s.labels[idx]}
+    info = {'dataset': 'AV-MNIST (centralnet_ros.data.avmnist, default build: MNIST images with 75 % '
+                       'of the PCA energy removed, FSDD log-mel 24x24)',
+            'pca_components': data.metadata.pca_components,
+            'sizes': {k: int(len(v['y'])) for k, v in out.items()},
+            'input_shapes': {m: list(out['train'][m].shape[1:]) for m in MODALITIES}}
+    return {'splits': out, 'info': info}
+
+
+def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path | None = None,
+              log: Callable[[str], None] | None = print) -> ProbeResult:
+    """Train the CAEs, the bimodal CAE and the supervised baselines; fill the table.
+
+    With ``out_dir`` the two figures are written there (PNG, atomically).
+    """
+    from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
+    log = log or (lambda s: None)
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        value = fn()
+        timings[name] = round(time.perf_counter() - start, 1)
+        log(f'{name}: {timings[name]:.1f} s')
+        return value
+
+    loaded = timed('load_data', lambda: load_probe_data(cfg, data_root))
+    d = loaded['splits']
+    y = {s: d[s]['y'] for s in d}
+    table: dict[str, dict[str, float]] = {r: {} for r in ROWS}
+    val_table: dict[str, dict[str, float]] = {r: {} for r in ROWS}
+
+    def record(row, col, res):
+        table[row][col] = round(100.0 * res['test_accuracy'], 2)
+        val_table[row][col] = round(100.0 * res['val_accuracy'], 2)
+        log(f'{row} [{col}]: test {table[row][col]:.2f} %  (val {val_table[row][col]:.2f} %)')
+
+    # 1. raw input
+    for m in MODALITIES:
+        res = timed(f'linear_raw_{m}', lambda: linear_probe(
+            *[a for s in ('train', 'val', 'test') for a in (d[s][m].reshape(len(y[s]), -1), y[s])],
+            num_classes=10, epochs=cfg.linear_epochs, seed=cfg.seed))
+        record('linear_raw', m, res)
+
+    # 2. unimodal denoising CAEs
+    caes: dict[str, ConvAutoEncoder] = {}
+    cae_loss = {}
+    for m in MODALITIES:
+        torch.manual_seed(cfg.seed)
+        cae = ConvAutoEncoder(CAEConfig(list(d['train'][m].shape[1:]), channels=list(cfg.cae_channels),
+                                        denoise_p=cfg.denoise_p))
+        hist = timed(f'cae_{m}', lambda: train_cae(cae, d['train'][m], epochs=cfg.cae_epochs,
+                                                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log))
+        cae_loss[m] = round(hist[-1]['loss'], 4)
+        caes[m] = cae
+        feats = [encode_array(cae.encode, d[s][m]) for s in ('train', 'val', 'test')]
+        res = timed(f'linear_cae_{m}', lambda: linear_probe(
+            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=10,
+            epochs=cfg.linear_epochs, seed=cfg.seed))
+        record('linear_cae', m, res)
+
+    # 3. bimodal CAE, first layers from the unimodal CAEs
+    torch.manual_seed(cfg.seed)
+    bimodal = BimodalCAE(BimodalCAEConfig({m: caes[m].config for m in MODALITIES}, shared_dim=cfg.shared_dim,
+                                          absent_threshold=cfg.absent_threshold))
+    bimodal.init_from_unimodal(caes)
+    bi_hist = timed('bimodal_cae', lambda: train_bimodal(
+        bimodal, {m: d['train'][m] for m in MODALITIES}, epochs=cfg.bimodal_epochs, batch_size=cfg.batch_size,
+        lr=cfg.lr, denoise_p=cfg.denoise_p, seed=cfg.seed, log=log))
+
+    def shared_features(split: str, mods: tuple[str, ...]) -> np.ndarray:
+        n = len(y[split])
+        out = []
+        with torch.inference_mode():
+            for start in range(0, n, 512):
+                inputs = {m: torch.from_numpy(d[split][m][start:start + 512]) for m in mods}
+                out.append(bimodal.shared(inputs).numpy())
+        return np.concatenate(out)
+
+    for mods, col in ((('image',), 'image'), (('audio',), 'audio'), (MODALITIES, 'both')):
+        feats = [shared_features(s, mods) for s in ('train', 'val', 'test')]
+        res = timed(f'linear_shared_{col}', lambda: linear_probe(
+            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=10,
+            epochs=cfg.linear_epochs, seed=cfg.seed))
+        record('linear_shared', col, res)
+
+    # 4. CAE architecture supervised, 5. CNN
+    for m in MODALITIES:
+        torch.manual_seed(cfg.seed)
+        clf = CAEClassifier(caes[m].config, 10)
+        fit = timed(f'cae_supervised_{m}', lambda: train_classifier(
+            clf, d['train'][m], y['train'], x_val=d['val'][m], y_val=y['val'], epochs=cfg.supervised_epochs,
+            batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log, desc=f'CAE-arch {m}'))
+        record('cae_supervised', m, {'val_accuracy': fit['val_accuracy'],
+                                     'test_accuracy': _accuracy(clf, d['test'][m], y['test'])})
+        torch.manual_seed(cfg.seed)
+        cnn = ModalityEncoder(EncoderConfig('cnn2d', list(d['train'][m].shape[1:]), list(cfg.cnn_widths),
+                                            head_dropout=0.2), 10)
+        fit = timed(f'cnn_{m}', lambda: train_classifier(
+            cnn, d['train'][m], y['train'], x_val=d['val'][m], y_val=y['val'], epochs=cfg.supervised_epochs,
+            batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log, desc=f'CNN {m}'))
+        record('cnn', m, {'val_accuracy': fit['val_accuracy'],
+                          'test_accuracy': _accuracy(cnn, d['test'][m], y['test'])})
+
+    figures = {}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        figures['denoising'] = str(plot_denoising(caes, d['test'], out_dir / 'probing_denoising.png',
+                                                  corruption=cfg.figure_corruption, seed=cfg.seed))
+        figures['cross_modal'] = str(plot_cross_modal(bimodal, d['test'], out_dir / 'probing_cross_modal.png'))
+    info = dict(loaded['info'])
+    info['cae_final_mse'] = cae_loss
+    info['bimodal_final_summed_mse'] = round(bi_hist[-1]['loss'], 4)
+    info['cae_middle_shapes'] = {m: list(caes[m].config.middle_shape) for m in MODALITIES}
+    info['cae_layers'] = {m: {'kernels': caes[m].config.kernels, 'strides': caes[m].config.strides}
+                          for m in MODALITIES}
+    return ProbeResult(config=dataclasses.asdict(cfg), table=table, val_table=val_table, timings=timings,
+                       data=info, figures=figures)
+
+
+# ------------------------------------------------------------------------------ figures
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save_figure(fig, path: Path) -> Path:
+    from centralnet_ros.config import atomic_write_bytes
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    _pyplot().close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _examples(y: np.ndarray, per: int = 1) -> np.ndarray:
+    """One test example per digit 0..9 (the first of each)."""
+    return np.array([np.flatnonzero(y == c)[:per] for c in range(10)]).reshape(-1)
+
+
+@torch.inference_mode()
+def plot_denoising(caes: dict[str, ConvAutoEncoder], test: dict, path: Path, *, corruption: float = 0.5,
+                   seed: int = 0) -> Path:
+    """Figure 7: rows clean / corrupted (pixel dropout) / reconstructed, for each modality."""
+    plt = _pyplot()
+    idx = _examples(test['y'])
+    gen = torch.Generator().manual_seed(seed)
+    fig, axes = plt.subplots(6, len(idx), figsize=(1.1 * len(idx), 7.2))
+    for k, m in enumerate(MODALITIES):
+        clean = torch.from_numpy(test[m][idx])
+        noisy = pixel_dropout(clean, corruption, generator=gen)
+        recon = caes[m].eval()(noisy)
+        for r, (name, arr) in enumerate((('clean', clean), (f'{int(corruption * 100)} % dropped', noisy),
+                                         ('denoised', recon))):
+            for j in range(len(idx)):
+                ax = axes[3 * k + r, j]
+                img = arr[j, 0].numpy()
+                ax.imshow(img, cmap='gray', origin='lower' if m == 'audio' else 'upper',
+                          vmin=float(clean[j].min()), vmax=float(clean[j].max()))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(f'{m}\n{name}', fontsize=7)
+    fig.suptitle('Denoising CAE on AV-MNIST test pairs (image 28x28, log-mel 24x24)', fontsize=9)
+    return _save_figure(fig, path)
+
+
+@torch.inference_mode()
+def plot_cross_modal(model: BimodalCAE, test: dict, path: Path) -> Path:
+    """Figure 9: each modality, and its reconstruction by the bimodal CAE from the other alone."""
+    plt = _pyplot()
+    idx = _examples(test['y'])
+    model.eval()
+    x = {m: torch.from_numpy(test[m][idx]) for m in MODALITIES}
+    from_audio = model({'audio': x['audio']}).reconstructions['image']
+    from_image = model({'image': x['image']}).reconstructions['audio']
+    rows = (('image', 'image (input)', x['image']), ('image', 'image from\naudio alone', from_audio),
+            ('audio', 'audio (input)', x['audio']), ('audio', 'audio from\nimage alone', from_image))
+    fig, axes = plt.subplots(len(rows), len(idx), figsize=(1.1 * len(idx), 5.0))
+    for r, (m, name, arr) in enumerate(rows):
+        for j in range(len(idx)):
+            ax = axes[r, j]
+            ref = x[m][j, 0].numpy()
+            ax.imshow(arr[j, 0].numpy(), cmap='gray', origin='lower' if m == 'audio' else 'upper',
+                      vmin=float(ref.min()), vmax=float(ref.max()))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+            if r == 0:
+                ax.set_title(str(int(test['y'][idx[j]])), fontsize=8)
+    fig.suptitle('Bimodal CAE: one modality reconstructed from the other (AV-MNIST test pairs)', fontsize=9)
+    return _save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------ report
+
+def render_markdown(result: ProbeResult, *, command: str = '', machine: str = '') -> str:
+    t, v = result.table, result.val_table
+    cfg = result.config
+
+    def cell(row, col, table):
+        return f'{table[row][col]:.2f}' if col in table[row] else '--'
+
+    lines = ['# Probing table: auto-encoder representations on AV-MNIST', '',
+             'Test accuracy (%) of each probe; validation accuracy in brackets. '
+             f'{result.data["sizes"]["train"]} training / {result.data["sizes"]["val"]} validation / '
+             f'{result.data["sizes"]["test"]} test pairs; seed {cfg["seed"]}; one run.', '',
+             '| | image (1x28x28) | spectrogram (1x24x24) | image + spectrogram |', '|---|---|---|---|']
+    for row, text in ROWS.items():
+        both = f'{cell(row, "both", t)} ({cell(row, "both", v)})' if 'both' in t[row] else ''
+        lines.append(f'| {text} | {cell(row, "image", t)} ({cell(row, "image", v)}) | '
+                     f'{cell(row, "audio", t)} ({cell(row, "audio", v)}) | {both} |')
+    lines += ['', '## Setup', '',
+              f'- data: {result.data["dataset"]}; PCA kept {result.data["pca_components"]} components.',
+              f'- CAE: channels {cfg["cae_channels"]}, VALID convolutions, layers '
+              f'{json.dumps(result.data["cae_layers"])}; '
+              f'middle layer {json.dumps(result.data["cae_middle_shapes"])}; denoising pixel dropout '
+              f'{cfg["denoise_p"]}; {cfg["cae_epochs"]} epochs, Adam lr {cfg["lr"]}; final training MSE '
+              f'{json.dumps(result.data["cae_final_mse"])}.',
+              f'- bimodal CAE: shared layer {cfg["shared_dim"]} units (sum of the two middle layers after a '
+              f'linear map each), convolutions initialised from the unimodal CAEs; modality dropout with '
+              f'threshold tau = {cfg["absent_threshold"]} (centralnet_ros/representation/bimodal.py gives the '
+              f'rule); {cfg["bimodal_epochs"]} epochs; final summed MSE {result.data["bimodal_final_summed_mse"]}.',
+              f'- linear probes: softmax regression, standardised features, Adam, {cfg["linear_epochs"]} epochs, '
+              'best validation epoch. Supervised rows: '
+              f'{cfg["supervised_epochs"]} epochs, Adam lr {cfg["lr"]}, best validation epoch.',
+              f'- reference: {REPORT_REFERENCE}',
+              f'- wall time: {sum(result.timings.values()) / 60:.1f} min ('
+              + ', '.join(f'{k} {v:.0f} s' for k, v in result.timings.items()) + ')']
+    if result.figures:
+        lines += ['', '## Figures', '']
+        lines += [f'- {name}: `{Path(p).name}`' for name, p in result.figures.items()]
+        lines += ['', '![denoising](probing_denoising.png)', '', '![cross-modal](probing_cross_modal.png)']
+    if machine or command:
+        lines += ['', '## Provenance', '']
+        if machine:
+            lines.append(f'- machine: {machine}')
+        if command:
+            lines.append(f'- command: `{command}`')
+    return '\n'.join(lines) + '\n'
+
+
+def write_results(result: ProbeResult, out_dir: Path, *, command: str = '', machine: dict | None = None,
+                  stem: str = 'probing') -> tuple[Path, Path]:
+    """``<stem>.json`` and ``<stem>.md`` in ``out_dir``, written atomically."""
+    from centralnet_ros.config import atomic_write_text
+    machine = machine or {}
+    mline = ', '.join(f'{k}={v}' for k, v in machine.items())
+    payload = dataclasses.asdict(result)
+    payload['machine'] = machine
+    payload['command'] = command
+    payload['rows'] = ROWS
+    j = atomic_write_text(Path(out_dir) / f'{stem}.json', json.dumps(payload, indent=2) + '\n')
+    md = atomic_write_text(Path(out_dir) / f'{stem}.md', render_markdown(result, command=command, machine=mline))
+    return j, md

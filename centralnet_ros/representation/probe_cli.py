@@ -1,0 +1,47 @@
+"""``centralnet probe``: the auto-encoder probing table and figures on AV-MNIST.
+
+Trains the unimodal (denoising) CAEs, the bimodal CAE and the supervised baselines of
+:mod:`centralnet_ros.representation.probe`, then writes ``probing.json``,
+``probing.md`` and the two PNG figures into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from centralnet_ros.representation.probe import ProbeConfig
+    d = ProbeConfig()
+    parser.add_argument('--out', type=Path, default=Path('probe_out'), help='folder for the table and figures')
+    parser.add_argument('--data-root', type=Path, default=None,
+                        help='folder holding mnist/ and fsdd/ (default: $CENTRALNET_DATA_ROOT or ../shared/data)')
+    parser.add_argument('--n-train', type=int, default=d.n_train, help='AV-MNIST training pairs used')
+    parser.add_argument('--n-val', type=int, default=d.n_val, help='validation pairs used')
+    parser.add_argument('--n-test', type=int, default=None, help='test pairs used (default: all 10000)')
+    parser.add_argument('--cae-epochs', type=int, default=d.cae_epochs, help='epochs of each unimodal CAE')
+    parser.add_argument('--bimodal-epochs', type=int, default=d.bimodal_epochs, help='epochs of the bimodal CAE')
+    parser.add_argument('--supervised-epochs', type=int, default=d.supervised_epochs,
+                        help='epochs of the supervised CAE-architecture and CNN rows')
+    parser.add_argument('--linear-epochs', type=int, default=d.linear_epochs, help='epochs of each linear probe')
+    parser.add_argument('--denoise-p', type=float, default=d.denoise_p, help='pixel dropout of the denoising CAEs')
+    parser.add_argument('--seed', type=int, default=d.seed, help='subsampling and initialisation seed')
+    parser.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from centralnet_ros.representation.probe import ProbeConfig, render_markdown, run_probe, write_results
+    from centralnet_ros.training.experiment import machine_description
+    torch.set_num_threads(max(1, args.threads))
+    cfg = ProbeConfig(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed,
+                      denoise_p=args.denoise_p, cae_epochs=args.cae_epochs, bimodal_epochs=args.bimodal_epochs,
+                      supervised_epochs=args.supervised_epochs, linear_epochs=args.linear_epochs)
+    result = run_probe(cfg, out_dir=args.out, data_root=args.data_root)
+    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    write_results(result, args.out, command=command, machine=machine_description())
+    print(render_markdown(result))
+    return 0

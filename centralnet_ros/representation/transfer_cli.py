@@ -1,0 +1,60 @@
+"""``centralnet transfer``: the KNN audio-to-video transfer on AVLetters (report Table 2).
+
+Trains the audio network on all training audio and the video network on A-T video,
+builds the KNN mapping (saved as ``knn_mapping_seed*_video_layer*.safetensors`` in
+``--out`` and reloaded from there), fine-tunes the video network on transferred U-Z
+samples, and writes ``transfer.json`` / ``transfer.md`` into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _setting(text: str):
+    from centralnet_ros.representation.transfer import TransferSetting
+    try:
+        name, layer, p = text.split(':')
+        return TransferSetting(name, int(layer), float(p))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'--setting expects NAME:VIDEO_LAYER:P_AUDIO, e.g. Exp1:2:0.25, '
+                                         f'got {text!r}') from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from centralnet_ros.representation.transfer import TransferConfig
+    d = TransferConfig()
+    parser.add_argument('--out', type=Path, default=Path('transfer_out'),
+                        help='folder for the results and the saved KNN mappings')
+    parser.add_argument('--data-root', type=Path, default=None,
+                        help='folder holding avletters/ (default: $CENTRALNET_DATA_ROOT or ../shared/data)')
+    parser.add_argument('--seeds', type=int, default=d.seeds, help='number of seeds (0, 1, ...)')
+    parser.add_argument('--k', type=int, default=d.k, help='neighbours of the KNN mapping')
+    parser.add_argument('--audio-layer', type=int, default=d.audio_layer,
+                        help='1-based audio-network level used for the neighbour search')
+    parser.add_argument('--audio-epochs', type=int, default=d.audio_epochs, help='audio network epochs')
+    parser.add_argument('--video-epochs', type=int, default=d.video_epochs, help='video network epochs (A-T)')
+    parser.add_argument('--finetune-epochs', type=int, default=d.finetune_epochs, help='fine-tuning epochs')
+    parser.add_argument('--setting', type=_setting, action='append', default=None, metavar='NAME:LAYER:P_A',
+                        help='a transfer setting (repeatable); default: Exp1:2:0.25 Exp2:2:0.5 Exp3:3:0.5')
+    parser.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from centralnet_ros.representation.transfer import (TransferConfig, default_settings, render_markdown,
+                                                        run_transfer, write_results)
+    from centralnet_ros.training.experiment import machine_description
+    torch.set_num_threads(max(1, args.threads))
+    cfg = TransferConfig(seeds=args.seeds, k=args.k, audio_layer=args.audio_layer, audio_epochs=args.audio_epochs,
+                         video_epochs=args.video_epochs, finetune_epochs=args.finetune_epochs,
+                         settings=args.setting or default_settings())
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = run_transfer(cfg, out_dir=args.out, data_root=args.data_root)
+    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    write_results(result, args.out, command=command, machine=machine_description())
+    print(render_markdown(result))
+    return 0
