@@ -56,9 +56,8 @@ ROWS = {
     'cae_supervised': 'CAE encoder architecture trained supervised end to end',
     'cnn': 'CNN (project cnn2d encoder, 12-24-48) trained supervised',
 }
-REPORT_REFERENCE = ('Hsieh (2017) probed the same five rows on MNIST-type data; its numbers are not '
-                    'reproduced here (the report is not available in this repository), so only the '
-                    'ordering is comparable.')
+REPORT_REFERENCE = ("the report's own probing numbers are not available in the material here, so the table "
+                    'is not set side by side with them; the rows are the report\'s.')
 
 
 @dataclasses.dataclass
@@ -88,7 +87,7 @@ class ProbeResult:
     val_table: dict[str, dict[str, float]]
     timings: dict[str, float]
     data: dict
-    figures: dict[str, str] = dataclasses.field(default_factory=dict)
+    figures: dict[str, str] = dataclasses.field(default_factory=dict)   # name -> PNG file name in out_dir
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -305,9 +304,9 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
     figures = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        figures['denoising'] = str(plot_denoising(caes, d['test'], out_dir / 'probing_denoising.png',
-                                                  corruption=cfg.figure_corruption, seed=cfg.seed))
-        figures['cross_modal'] = str(plot_cross_modal(bimodal, d['test'], out_dir / 'probing_cross_modal.png'))
+        figures['denoising'] = plot_denoising(caes, d['test'], out_dir / 'probing_denoising.png',
+                                              corruption=cfg.figure_corruption, seed=cfg.seed).name
+        figures['cross_modal'] = plot_cross_modal(bimodal, d['test'], out_dir / 'probing_cross_modal.png').name
     info = dict(loaded['info'])
     info['cae_final_mse'] = cae_loss
     info['bimodal_final_summed_mse'] = round(bi_hist[-1]['loss'], 4)
