@@ -12,7 +12,7 @@ from centralnet_ros.representation.bimodal import (BimodalCAE, BimodalCAEConfig,
 from centralnet_ros.representation.cae import (REPORT_SHAPES, CAEConfig, ConvAutoEncoder, pixel_dropout,
                                                train_cae, valid_layout)
 from centralnet_ros.representation.knn import KNNTransferMapping
-from centralnet_ros.representation.transfer import finetune_from_layer, table_columns
+from centralnet_ros.training.transfer import finetune_from_layer, table_columns
 
 torch.set_num_threads(1)
 

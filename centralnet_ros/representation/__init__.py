@@ -1,9 +1,10 @@
 """Representation learning (Hsieh 2017): convolutional auto-encoders, the bimodal CAE with a
 shared middle layer, and the KNN transfer mapping between modalities.
 
-The experiment drivers live beside them: :mod:`.probe` (the probing table and figures,
-``centralnet probe``) and :mod:`.transfer` (the AVLetters audio-to-video transfer,
-``centralnet transfer``); they are imported on demand.
+The experiment drivers that read datasets live in training/ (this folder imports only torch
+and encoders): :mod:`centralnet_ros.training.probe` (the probing table and figures,
+``centralnet probe``) and :mod:`centralnet_ros.training.transfer` (the AVLetters
+audio-to-video transfer, ``centralnet transfer``).
 """
 from centralnet_ros.representation.bimodal import (BimodalCAE, BimodalCAEConfig, BimodalOutput,
                                                    draw_modality_dropout, presence_scale, train_bimodal)

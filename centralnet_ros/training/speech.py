@@ -168,8 +168,12 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
     from centralnet_ros.data import avletters
 
     opts = from_dict(AVLettersOptions, dict(options), _where='dataset_options')
+    samples = avletters.list_samples(Path(data_root) / 'avletters')           # names only: cheap, checks pairing
+    n_speakers = len({s.speaker for s in samples})
+    if opts.protocol == 'loso' and not 0 <= opts.fold < n_speakers:          # fail before reading every file
+        raise ValueError(f'dataset_options.fold must be in 0..{n_speakers - 1} for the loso protocol '
+                         f'(one fold per speaker), got {opts.fold}')
     arrays = avletters_arrays(data_root, opts)
-    samples = avletters.list_samples(Path(data_root) / 'avletters') if opts.protocol == 'speaker_dependent' else None
     train, val, test, info = protocol_indices(arrays.labels, arrays.speaker, arrays.speakers, opts, samples)
 
     def split(index: np.ndarray) -> ArraySplit:

@@ -1,7 +1,7 @@
 """``centralnet probe``: the auto-encoder probing table and figures on AV-MNIST.
 
 Trains the unimodal (denoising) CAEs, the bimodal CAE and the supervised baselines of
-:mod:`centralnet_ros.representation.probe`, then writes ``probing.json``,
+:mod:`centralnet_ros.training.probe`, then writes ``probing.json``,
 ``probing.md`` and the two PNG figures into ``--out``.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from centralnet_ros.representation.probe import ProbeConfig
+    from centralnet_ros.training.probe import ProbeConfig
     d = ProbeConfig()
     parser.add_argument('--out', type=Path, default=Path('probe_out'), help='folder for the table and figures')
     parser.add_argument('--data-root', type=Path, default=None,
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from centralnet_ros.representation.probe import ProbeConfig, render_markdown, run_probe, write_results
+    from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
     from centralnet_ros.training.experiment import machine_description
     torch.set_num_threads(max(1, args.threads))
     cfg = ProbeConfig(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _setting(text: str):
-    from centralnet_ros.representation.transfer import TransferSetting
+    from centralnet_ros.training.transfer import TransferSetting
     try:
         name, layer, p = text.split(':')
         return TransferSetting(name, int(layer), float(p))
@@ -24,7 +24,7 @@ def _setting(text: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from centralnet_ros.representation.transfer import TransferConfig
+    from centralnet_ros.training.transfer import TransferConfig
     d = TransferConfig()
     parser.add_argument('--out', type=Path, default=Path('transfer_out'),
                         help='folder for the results and the saved KNN mappings')
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from centralnet_ros.representation.transfer import (TransferConfig, default_settings, render_markdown,
+    from centralnet_ros.training.transfer import (TransferConfig, default_settings, render_markdown,
                                                         run_transfer, write_results)
     from centralnet_ros.training.experiment import machine_description
     torch.set_num_threads(max(1, args.threads))

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
 from centralnet_ros.representation.knn import KNNTransferMapping
-from centralnet_ros.representation.probe import train_classifier
+from centralnet_ros.training.probe import train_classifier
 
 __all__ = ['TransferSetting', 'TransferConfig', 'TransferResult', 'default_settings', 'run_transfer',
            'finetune_from_layer', 'level_features', 'table_columns', 'COLUMNS', 'REPORT_TABLE2',
