@@ -221,6 +221,15 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   choices=('audio_data_stamped', 'naoqi_audio_buffer')),
         ParamSpec('audio.channel', 'integer', -1,
                   'Audio channel fed to the models; -1 averages all channels.', bounds=(-1, 63)),
+        ParamSpec('audio_info.sample_rate', 'integer', 0,
+                  'Audio format assumed until an AudioInfo arrives (a volatile publisher such as a '
+                  'plain ros2 bag play never reaches the transient-local subscriber), Hz; 0 waits '
+                  'for AudioInfo and drops audio until then.', bounds=(0, 192000)),
+        ParamSpec('audio_info.channels', 'integer', 1,
+                  'Channels of the assumed audio format (see audio_info.sample_rate).', bounds=(1, 64)),
+        ParamSpec('audio_info.sample_format', 'string', 'S16LE',
+                  'Sample format of the assumed audio format (see audio_info.sample_rate).',
+                  choices=('S16LE', 'S32LE', 'F32LE', 'U8')),
         ParamSpec('skeleton_type', 'string', 'pose_array',
                   'Message type on skeleton: pose_array (geometry_msgs/PoseArray) or skeleton2d '
                   '(hri_msgs/Skeleton2D).', choices=('pose_array', 'skeleton2d')),

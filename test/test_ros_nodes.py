@@ -221,14 +221,33 @@ class TestNodes(unittest.TestCase):
         self.assertEqual(play.wait(timeout=10), 0, 'ros2 bag play failed')
         self.assertTrue(labels, 'no LabelInfo (transient local) on speech/label_info')
         names = {c.class_name for c in labels[0].class_map}
+        self.assertEqual(labels[-1].threshold, 0.0)
         self.assertGreaterEqual(len(results), 1, 'no Classification for three spoken digits')
+        self.assertLessEqual(len(results), 2 * len(CLIPS), 'far more decisions than utterances')
         for msg in results:
             stamp = _stamp_ns(msg.header.stamp)
             self.assertTrue(first_ns <= stamp <= last_ns,
                             f'result stamp {stamp} is not the stamp of the played audio')
             self.assertTrue(msg.results and msg.results[0].class_id in names)
-        statuses = [s for d in diagnostics for s in d.status if 'fusion_node' in s.name]
+            scores = [h.score for h in msg.results]
+            self.assertEqual(scores, sorted(scores, reverse=True), 'hypotheses not best first')
+
+        def latest():  # the newest status of each fusion_node diagnostic
+            return {s.name: s for d in diagnostics for s in d.status if s.name.startswith('fusion_node: ')}
+
+        def decisions():
+            status = latest().get('fusion_node: task speech')
+            values = {kv.key: kv.value for kv in status.values} if status else {}
+            return int(values.get('decisions', -1))
+
+        self._spin_until(lambda: decisions() >= len(results), 5.0)
+        statuses = latest()
         self.assertTrue(statuses, 'fusion_node published no diagnostics')
+        for name in ('runtime', 'input audio', 'task speech'):
+            self.assertIn(f'fusion_node: {name}', statuses)
+        self.assertGreaterEqual(decisions(), len(results))
+        audio = {kv.key: kv.value for kv in statuses['fusion_node: input audio'].values}
+        self.assertGreater(int(audio['accepted']), 0, 'audio never reached the runtime (AudioInfo QoS?)')
 
 
 @launch_testing.post_shutdown_test()
