@@ -2,7 +2,7 @@
 
 Trains two denoising CAEs (image 1x28x28, log-mel 1x24x24), the bimodal CAE with a
 shared middle layer, the supervised CAE-architecture and CNN baselines, and probes the
-representations with linear classifiers (:mod:`centralnet_ros.representation.probe`).
+representations with linear classifiers (:mod:`centralnet_ros.training.probe`).
 
 Usage::
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from centralnet_ros.representation.probe import ProbeConfig, render_markdown, run_probe, write_results
+from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
 from centralnet_ros.training.experiment import machine_description
 
 RESULTS = Path(__file__).resolve().parent / 'results'

@@ -2,7 +2,7 @@
 
 Audio network on all training audio, video network on A-T training video, KNN mapping
 (k = 12) from second-layer audio representations to video representations, fine-tuning
-of the video network on transferred U-Z samples (:mod:`centralnet_ros.representation.transfer`),
+of the video network on transferred U-Z samples (:mod:`centralnet_ros.training.transfer`),
 no transfer and three settings, over ``--seeds`` seeds.
 
 Usage::
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from centralnet_ros import paths
-from centralnet_ros.representation.transfer import TransferConfig, render_markdown, run_transfer, write_results
+from centralnet_ros.training.transfer import TransferConfig, render_markdown, run_transfer, write_results
 from centralnet_ros.training.experiment import machine_description
 
 RESULTS = Path(__file__).resolve().parent / 'results'
