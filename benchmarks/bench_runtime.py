@@ -89,6 +89,17 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
     info = E.bag_info(bag)
     mapping = E.map_topics(info, cfg)
     perception = Perception(cfg)
+    windows: dict[str, list] = {}
+    for task, state in perception.tasks.items():       # keep assembled windows (re-timed below)
+        windows[task] = []
+        assemble = state.assembler.assemble
+
+        def keep(point, _assemble=assemble, _store=windows[task]):
+            window = _assemble(point)
+            if len(_store) < 24 and any(m.present for m in window.modalities.values()):
+                _store.append(window)
+            return window
+        state.assembler.assemble = keep
     if capture is not None:                     # keep the model inputs of the decisions (for section 2)
         for task, state in perception.tasks.items():
             capture[task] = []
@@ -102,6 +113,9 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
     cpu0 = time.process_time()
     run = E.replay_bag(bag, perception, mapping, info=info, progress=False)
     cpu = time.process_time() - cpu0
+    for state in perception.tasks.values():     # unwrap before re-timing
+        vars(state.model).pop('classify', None)
+        vars(state.assembler).pop('assemble', None)
     out = {'messages': run.messages, 'bag_duration_s': round(run.bag_duration_s, 3), 'wall_s': round(run.wall_s, 3),
            'cpu_s': round(cpu, 3), 'runtime_s': round(run.runtime_s, 3),
            'messages_per_s_wall': round(run.messages_per_s, 1),
@@ -113,9 +127,24 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
         rs = [r for r in run.results if r.task == task]
         out['tasks'][task] = {'decisions': len(rs),
                               **{k: pct([r.timing[k] for r in rs]) for k in ('assembly', 'features', 'inference',
-                                                                             'total')}}
+                                                                             'total')},
+                              'retimed': retime(perception, task, windows[task], repeat=15)}
     perception.close()
     return out
+
+
+def retime(perception, task: str, windows: list, *, repeat: int) -> dict:
+    """Features + inference of ``task`` on captured windows, each run ``repeat`` times: the
+    median per window (robust to the preemption a shared machine causes), then the median
+    over windows (ms)."""
+    if not windows:
+        return {}
+    per = {'features': [], 'inference': [], 'total': []}
+    for w in windows:
+        runs = [perception.decide_window(task, w).timing for _ in range(repeat)]
+        for k in per:
+            per[k].append(statistics.median(r[k] for r in runs))
+    return {k: round(statistics.median(v) * 1e3, 4) for k, v in per.items()} | {'windows': len(windows)}
 
 
 def inference(bundle: Path, inputs: list[dict], repeat: int) -> dict:
@@ -193,6 +222,9 @@ def render(res: dict) -> str:
              f'Inputs: the `centralnet demo` recording ({res["bag"]["duration_s"]:.1f} s; '
              + ', '.join(f'{c} {t}' for t, c in sorted(res['bag']['counts'].items())) + '); '
              'one thread for torch and ONNX Runtime.', '']
+    for task, b in res.get('bundles', {}).items():
+        lines.append(f'- {task} bundle: `{b["path"]}` ({b["method"]}, preset {b["preset"]}, {b["epochs_run"]} epochs, '
+                     f'{b["metrics"]})')
     for note in res['notes']:
         lines.append(f'- {note}')
     lines += ['', '## Per-decision latency (replay, ms)', '',
@@ -203,6 +235,15 @@ def render(res: dict) -> str:
             lines.append(f'| {task} | {backend} | {t["decisions"]} | {t["assembly"]["p50"]:.3f} | '
                          f'{t["features"]["p50"]:.3f} | {t["inference"]["p50"]:.3f} | {t["total"]["p50"]:.3f} | '
                          f'{t["total"]["p95"]:.3f} |')
+    lines += ['', 'Re-timed: features + inference on up to 24 windows captured in the replay, each run 15 times '
+              '(median per window, then over windows; robust to preemption by other processes), ms:', '',
+              '| model | backend | windows | features | inference | total |', '|---|---|---:|---:|---:|---:|']
+    for backend, rep in res['replay'].items():
+        for task, t in rep['tasks'].items():
+            r = t.get('retimed') or {}
+            if r:
+                lines.append(f'| {task} | {backend} | {r["windows"]} | {r["features"]:.3f} | {r["inference"]:.3f} | '
+                             f'{r["total"]:.3f} |')
     lines += ['', '## Inference alone, batch 1, captured real inputs (median µs)', '',
               '| model | bare ONNX Runtime | runtime (ONNX Runtime) | ratio | runtime (torch eager) | ratio | '
               'per decision incl. features: runtime / bare ORT | CUDA fp32 | CUDA fp16 |',
@@ -212,7 +253,7 @@ def render(res: dict) -> str:
             lines.append(f'| {task} | {r["skipped"]} | | | | | | | |')
             continue
         bare, ort, eager = r['bare_onnxruntime_us'], r['engine_onnxruntime_us'], r['engine_torch_eager_us']
-        feat = res['replay']['onnxruntime']['tasks'].get(task, {}).get('features', {}).get('p50') or 0.0
+        feat = (res['replay']['onnxruntime']['tasks'].get(task, {}).get('retimed') or {}).get('features') or 0.0
         per_decision = (feat * 1e3 + ort) / (feat * 1e3 + bare)
         cuda = [f'{r[k]:.1f}' if k in r else r.get('cuda', '') for k in ('engine_cuda_fp32_us', 'engine_cuda_fp16_us')]
         lines.append(f'| {task} | {bare:.1f} | {ort:.1f} | {ort / bare:.2f}x | {eager:.1f} | {eager / bare:.2f}x | '
@@ -231,8 +272,25 @@ def render(res: dict) -> str:
         lines.append(f'| {backend} | {rep["messages"]} | {rep["bag_duration_s"]:.1f} | {rep["wall_s"]:.2f} | '
                      f'{rep["messages_per_s_wall"]:,.0f} | {rep["real_time_factor_wall"]:.0f} | {rep["cpu_s"]:.2f} | '
                      f'{rep["messages_per_s_cpu"]:,.0f} | {rep["real_time_factor_cpu"]:.0f} |')
-    lines += ['', 'Targets (2 CPU cores): runtime within 1.2x of ONNX Runtime per decision; replay at least 50x '
-              'faster than real time.', '']
+    lines += ['', '## Against the targets (2 CPU cores)', '']
+    for task, r in res['inference'].items():
+        if 'skipped' in r:
+            continue
+        feat = (res['replay']['onnxruntime']['tasks'].get(task, {}).get('retimed') or {}).get('features') or 0.0
+        ratio = (feat * 1e3 + r['engine_onnxruntime_us']) / (feat * 1e3 + r['bare_onnxruntime_us'])
+        alone = r['engine_onnxruntime_us'] / r['bare_onnxruntime_us']
+        extra = r['engine_onnxruntime_us'] - r['bare_onnxruntime_us']
+        eager = r['engine_torch_eager_us'] / r['bare_onnxruntime_us']
+        lines.append(f'- {task}: per decision {ratio:.2f}x ONNX Runtime ({"met" if ratio <= 1.2 else "missed"}: '
+                     f'target 1.2x); the inference step alone {alone:.2f}x (+{extra:.0f} µs in Python: input '
+                     f'checks, softmax, top-k, the result object); torch eager would be {eager:.1f}x.')
+    rep = res['replay'].get('onnxruntime')
+    if rep:
+        lines.append(f'- replay: {rep["real_time_factor_cpu"]:.0f}x real time by CPU time '
+                     f'({"met" if rep["real_time_factor_cpu"] >= 50 else "missed"}: target 50x), '
+                     f'{rep["real_time_factor_wall"]:.0f}x by the wall clock of this shared machine (1-min load '
+                     f'{m["load_average_1min_at_start"]} on {m["usable_cpus"]} cores at start).')
+    lines.append('')
     return '\n'.join(lines)
 
 
@@ -253,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.replay.demo import DemoOptions, build_demo_bag
     models = args.models or paths.models_dir()
     notes, manifests, bundles = [], {}, {}
+    if models.resolve() != paths.models_dir().resolve():
+        notes.append(f'bundles from {models}, not the shipped models/: latency depends on the architecture '
+                     '(the preset), not on the weights; the accuracy of these bundles is not what ships')
     for task in TASKS:
         try:
             manifests[task] = read_manifest(models / task)
@@ -260,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         except BundleError as exc:
             notes.append(f'{task}: not measured ({exc})')
     res = {'command': 'python ' + ' '.join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]]),
-           'machine': machine(), 'notes': notes, 'replay': {}, 'inference': {}}
+           'machine': machine(), 'notes': notes, 'replay': {}, 'inference': {},
+           'bundles': {t: {'path': str(bundles[t]), 'method': m.model.method, 'preset': m.training.get('preset'),
+                           'epochs_run': m.training.get('epochs_run'),
+                           'metrics': ', '.join(f'{k} {v:.4g}' for k, v in m.metrics.items())}
+                       for t, m in manifests.items()}}
     with tempfile.TemporaryDirectory() as tmp:
         demo = build_demo_bag(Path(tmp), manifests, data_root=paths.data_root(args.data_root),
                               options=DemoOptions(any_samples=True))

@@ -1,4 +1,5 @@
-"""fusion_node driven in-process on the FAKE rclpy of ``test/fake_rclpy.py``.
+"""
+fusion_node driven in-process on the FAKE rclpy of ``test/fake_rclpy.py``.
 
 rclpy cannot be installed here, so these tests run the real node class
 (``centralnet_ros.ros.fusion_node.FusionNode``) on the fake rclpy and message modules
@@ -438,8 +439,9 @@ def test_configure_errors_are_logged_and_main_exits_cleanly(ros, bundles, tmp_pa
         fake_rclpy.Parameter('gesture.bundle', value=str(bundles['gesture']))])
     assert node2.trigger_configure() == FAILURE
     assert any(level == 'error' and 'hri_msgs' in m for level, m in node2.log)
-    # main(): the default bundles are not installed here -> configure fails -> exit status 1, no traceback
-    assert module.main(['fusion_node']) == 1
+    # main(): a bundle that does not exist -> configure fails -> exit status 1, no traceback
+    missing = ['fusion_node', '--ros-args', '-p', 'tasks:=[gesture]', '-p', f'gesture.bundle:={tmp_path / "none"}']
+    assert module.main(missing) == 1
     # with a bundle it brings itself to active, spins, and releases everything at the end
     seen = []
     fake.on_spin = lambda executor: seen.extend((n.lifecycle_state, len(list(n.subscriptions))) for n in executor.nodes)

@@ -379,3 +379,16 @@ def test_importing_the_runtime_does_not_import_torch():
             'print("torch" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == 'False'
+
+
+def test_decide_window_reruns_a_decision_without_touching_the_stats(bundle):
+    p = make(bundle, rate_hz=2.0, delay=0.15)
+    kept = []
+    assemble = p.tasks['gesture'].assembler.assemble
+    p.tasks['gesture'].assembler.assemble = lambda point: kept.append(assemble(point)) or kept[-1]
+    results = feed(p, 20)
+    before = p.stats()['tasks']['gesture']
+    again = [p.decide_window('gesture', w) for w in kept]
+    assert [r.label for r in again] == [r.label for r in results]
+    np.testing.assert_array_equal([r.probabilities for r in again], [r.probabilities for r in results])
+    assert p.stats()['tasks']['gesture'] == before

@@ -155,20 +155,24 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
         mapping = E.map_topics(info, cfg, topics, label_prefix=label_prefix)
     except ValueError as exc:
         raise ReplaySetupError(str(exc)) from None
-    echo(f'bag {bag} ({info.storage}, {info.duration_s:.1f} s, '
-         f'{sum(c for _, c in info.topics.values())} messages on {len(info.topics)} topics)')
-    for topic, name in sorted(mapping.topics.items(), key=lambda kv: kv[1]):
-        echo(f'  {name:<11} <- {topic} ({info.topics[topic][0]}, {info.topics[topic][1]} messages)')
-    for note in mapping.notes:
-        echo(f'  note: {note}')
     file_segments = None
     if labels:
         try:
             file_segments = E.load_label_file(labels, bag_start_ns=info.start_ns, time_base=label_time_base)
         except E.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
-    perception = Perception(cfg)
+    from centralnet_ros.bundle.io import BundleError
     try:
+        perception = Perception(cfg)
+    except (BundleError, KeyError, ValueError) as exc:
+        raise ReplaySetupError(f'cannot build the runtime: {exc}') from None
+    try:
+        echo(f'bag {bag} ({info.storage}, {info.duration_s:.1f} s, '
+             f'{sum(c for _, c in info.topics.values())} messages on {len(info.topics)} topics)')
+        for topic, name in sorted(mapping.topics.items(), key=lambda kv: kv[1]):
+            echo(f'  {name:<11} <- {topic} ({info.topics[topic][0]}, {info.topics[topic][1]} messages)')
+        for note in mapping.notes + mapping.missing_notes(perception.inputs):
+            echo(f'  note: {note}')
         for task, state in perception.tasks.items():
             m = state.model.manifest
             echo(f'  {task:<8} {state.model.bundle.path} ({m.model.method}, {len(m.labels)} classes, '
@@ -186,7 +190,7 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             raise ReplaySetupError(str(exc)) from None
         out = Path(out)
         extra = {'bag': str(bag), 'storage': info.storage, 'command': command,
-                 'topics': mapping.topics, 'notes': mapping.notes,
+                 'topics': mapping.topics, 'notes': mapping.notes + mapping.missing_notes(perception.inputs),
                  'labels': str(labels) if labels else ('bag topics' if segments else None),
                  'bundles': {t: str(s.model.bundle.path) for t, s in perception.tasks.items()}}
         written = E.write_outputs(out, run, metrics, segments, perception, extra=extra, plots=plots)

@@ -301,6 +301,13 @@ class TopicMapping:
     topics: dict[str, str]                 # topic -> input name ('audio_info' style for AudioInfo)
     notes: list[str]
     label_topics: list[str]
+    unmapped: list[str] = dataclasses.field(default_factory=list)   # configured inputs without a topic
+
+    def missing_notes(self, needed: Iterable[str]) -> list[str]:
+        """Notes on the ``needed`` inputs (those some task reads) that no topic feeds."""
+        return [f'input {name}: no topic in the bag (tried {", ".join(DEFAULT_TOPICS.get(name, (f"/{name}",)))}; '
+                f'use --topic {name}=/your/topic): its modalities will be missing'
+                for name in self.unmapped if name in set(needed)]
 
 
 def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, str] | None = None, *,
@@ -350,16 +357,13 @@ def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, 
             ic.kind = kind
         topics[topic] = name
     mapped_inputs = set(topics.values())
-    for name in config.inputs:
-        if name not in mapped_inputs:
-            notes.append(f'input {name}: no topic in the bag (tried '
-                         f'{", ".join(DEFAULT_TOPICS.get(name, (f"/{name}",)))}; use --topic {name}=/your/topic)')
+    unmapped = [name for name in config.inputs if name not in mapped_inputs]
     label_topics = sorted(t for t, (mt, _) in info.topics.items()
                           if t.startswith(label_prefix) and normalize_msgtype(mt) in LABEL_TYPES)
     ignored = sorted(set(info.topics) - set(topics) - set(label_topics))
     if ignored:
         notes.append(f'ignored topics: {", ".join(ignored)}')
-    return TopicMapping(topics, notes, label_topics)
+    return TopicMapping(topics, notes, label_topics, unmapped)
 
 
 # --------------------------------------------------------------------------- replay

@@ -61,7 +61,7 @@ from .stats import RuntimeStats
 from .triggers import DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import StreamingVAD, VADConfig
 from .window import ModalitySpec as WindowSpec
-from .window import ModalityWindow, WindowAssembler
+from .window import ModalityWindow, Window, WindowAssembler
 
 log = logging.getLogger(__name__)
 
@@ -424,9 +424,9 @@ class Perception:
         self._subscribers: dict[tuple, list[str]] = {}
         keys = {task: self._trigger_key(task, tc, plans[task]) for task, tc in config.tasks.items()}
         used = sorted(set(used) | {k[1] for k in keys.values() if k[0] in ('frame', 'speech_end')})
-        self.stats_ = RuntimeStats()
+        self._runtime_stats = RuntimeStats()
         self.hub = InputHub([self._input_spec(name, plans) for name in used],
-                            loop_jump_ns=int(config.loop_jump_s * _NS), stats=self.stats_)
+                            loop_jump_ns=int(config.loop_jump_s * _NS), stats=self._runtime_stats)
         self.tasks: dict[str, _TaskState] = {}
         for task, tc in config.tasks.items():
             key = keys[task]
@@ -760,6 +760,18 @@ class Perception:
     def _decide_unsafe(self, state: _TaskState, point: DecisionPoint) -> TaskResult | None:
         t0 = time.perf_counter()
         window = state.assembler.assemble(point)
+        return self._decide_window(state, window, t0, record=True)
+
+    def decide_window(self, task: str, window: Window) -> TaskResult | None:
+        """Run the features and the model of ``task`` on an already assembled
+        :class:`~.window.Window` (``task``'s assembler output), without touching the
+        statistics. For benchmarks and tests; ``timing['assembly']`` is 0."""
+        with self._lock:
+            return self._decide_window(self._task(task), window, time.perf_counter(), record=False)
+
+    def _decide_window(self, state: _TaskState, window: Window, t0: float, *, record: bool) -> TaskResult | None:
+        point = window.point if window.point is not None else DecisionPoint(window.t_ns, 'manual')
+        errors = state.errors if record else Counter()
         t1 = time.perf_counter()
         inputs: dict[str, np.ndarray] = {}
         missing: dict[str, str] = {}
@@ -775,36 +787,39 @@ class Perception:
                 x = np.ascontiguousarray(x, dtype=np.float32)
             except Exception as exc:  # noqa: BLE001 - a window the features cannot handle
                 missing[plan.name] = 'feature_error'
-                state.errors[f'feature_error:{plan.name}'] += 1
+                errors[f'feature_error:{plan.name}'] += 1
                 log.debug('task %s: %s pipeline %s failed: %s', state.name, plan.name, plan.pipeline_name, exc)
                 continue
             if x.shape != plan.shape:
                 missing[plan.name] = 'feature_shape'
-                state.errors[f'feature_shape:{plan.name}'] += 1
+                errors[f'feature_shape:{plan.name}'] += 1
                 continue
             if not np.isfinite(x).all():
                 missing[plan.name] = 'feature_nan'
-                state.errors[f'feature_nan:{plan.name}'] += 1
+                errors[f'feature_nan:{plan.name}'] += 1
                 continue
             inputs[plan.name] = x
             if mw.newest_stamp_ns is not None and mw.newest_stamp_ns > newest:
                 newest, frame_id = mw.newest_stamp_ns, self._frame_ids.get(plan.input, '')
-        for name, reason in missing.items():
-            state.missing[name][reason] += 1
         t2 = time.perf_counter()
+        if record:
+            for name, reason in missing.items():
+                state.missing[name][reason] += 1
         if not inputs:
-            state.skipped_all_missing += 1
+            if record:
+                state.skipped_all_missing += 1
             return None
         decision = state.model.classify(inputs, stamp_ns=point.t_ns, frame_id=frame_id, top_k=state.config.top_k)
         t3 = time.perf_counter()
         timing = {'assembly': t1 - t0, 'features': t2 - t1, 'inference': t3 - t2, 'total': t3 - t0}
         published = decision.score >= state.threshold
-        state.decisions += 1
-        state.published += int(published)
-        state.latencies.append(timing['total'])
-        state.stamps.append(point.t_ns)
-        state.last_stamp_ns = point.t_ns
-        self.hub.stats.count_decision(point.reason)
+        if record:
+            state.decisions += 1
+            state.published += int(published)
+            state.latencies.append(timing['total'])
+            state.stamps.append(point.t_ns)
+            state.last_stamp_ns = point.t_ns
+            self.hub.stats.count_decision(point.reason)
         return TaskResult(task=state.name, stamp_ns=point.t_ns, frame_id=frame_id, label=decision.label,
                           score=decision.score, top_k=decision.top_k, probabilities=decision.probabilities,
                           published=published, threshold=state.threshold, trigger=point.reason,
