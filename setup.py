@@ -1,4 +1,5 @@
-"""ament_python package that is also an ordinary pip-installable Python package.
+"""
+ament_python package that is also an ordinary pip-installable Python package.
 
 colcon (``python3-colcon-ros``) runs this file with ``setup.py install``/``develop``;
 ``setup.cfg`` sends the console scripts to ``lib/centralnet_ros`` there so that

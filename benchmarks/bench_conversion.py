@@ -1,4 +1,5 @@
-"""Conversion cost of sensor messages -> numpy (centralnet_ros.messages).
+"""
+Conversion cost of sensor messages -> numpy (centralnet_ros.messages).
 
 Measures the median time of converting a 640x480 ``sensor_msgs/Image`` (rgb8, bgr8,
 16UC1, 32FC1; without and with row padding; big-endian 32FC1) and audio chunks
@@ -18,18 +19,17 @@ import argparse
 import array
 import json
 import os
+from pathlib import Path
 import platform
 import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 from centralnet_ros import messages as M
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.replay import msgdefs as D
+import numpy as np
 
 
 def machine() -> dict:
@@ -57,12 +57,12 @@ def median_us(fn, repeat: int) -> float:
 
 
 def decoded(store, msg):
-    """The message as a rosbags reader hands it over: decoded from CDR bytes."""
+    """Return the message as a rosbags reader hands it over: decoded from CDR bytes."""
     return store.deserialize_cdr(store.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     ap.add_argument('--repeat', type=int, default=2000)
     ap.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results')
     args = ap.parse_args(argv)
@@ -78,13 +78,13 @@ def main(argv=None) -> int:
         ('Image 640x480 bgr8 (-> RGB)', D.image_message(rgb, encoding='bgr8', stamp_ns=0, typestore=store), {}),
         ('Image 640x480 rgb8, rows padded to 2048 B',
          D.image_message(rgb, encoding='rgb8', stamp_ns=0, row_padding=2048 - 1920, typestore=store), {}),
-        ('Image 640x480 16UC1 (mm -> float32 m)', D.image_message(depth_mm, encoding='16UC1', stamp_ns=0,
-                                                                    typestore=store), {}),
-        ('Image 640x480 16UC1 (raw uint16 mm)', D.image_message(depth_mm, encoding='16UC1', stamp_ns=0,
-                                                                  typestore=store), {'depth_in_metres': False}),
+        ('Image 640x480 16UC1 (mm -> float32 m)',
+         D.image_message(depth_mm, encoding='16UC1', stamp_ns=0, typestore=store), {}),
+        ('Image 640x480 16UC1 (raw uint16 mm)',
+         D.image_message(depth_mm, encoding='16UC1', stamp_ns=0, typestore=store), {'depth_in_metres': False}),
         ('Image 640x480 32FC1', D.image_message(depth_m, encoding='32FC1', stamp_ns=0, typestore=store), {}),
-        ('Image 640x480 32FC1 big-endian', D.image_message(depth_m, encoding='32FC1', stamp_ns=0, bigendian=True,
-                                                            typestore=store), {}),
+        ('Image 640x480 32FC1 big-endian',
+         D.image_message(depth_m, encoding='32FC1', stamp_ns=0, bigendian=True, typestore=store), {}),
     ]
     rows = []
     for name, msg, kw in cases:
@@ -112,10 +112,10 @@ def main(argv=None) -> int:
     f32 = (pcm16 / 32768).astype(np.float32)
     naoqi = rng.integers(-20000, 20000, (8192, 4), dtype=np.int16)
     for name, (stamped, info) in [
-        ('AudioDataStamped S16LE 16 kHz mono, 100 ms', D.audio_messages(pcm16, sample_rate=16000, stamp_ns=0,
-                                                                         typestore=store)),
-        ('AudioDataStamped F32LE 16 kHz mono, 100 ms', D.audio_messages(f32, sample_rate=16000, stamp_ns=0,
-                                                                         sample_format='F32LE', typestore=store)),
+        ('AudioDataStamped S16LE 16 kHz mono, 100 ms',
+         D.audio_messages(pcm16, sample_rate=16000, stamp_ns=0, typestore=store)),
+        ('AudioDataStamped F32LE 16 kHz mono, 100 ms',
+         D.audio_messages(f32, sample_rate=16000, stamp_ns=0, sample_format='F32LE', typestore=store)),
     ]:
         msg = decoded(store, stamped)
         out = M.audio_to_array(msg, info).samples
@@ -131,7 +131,8 @@ def main(argv=None) -> int:
     result = {'benchmark': 'message conversion (centralnet_ros.messages)', 'command': command,
               'machine': machine(), 'repeat': args.repeat, 'images': rows, 'audio': audio_rows}
     lines = ['# Message conversion cost', '',
-             f'Command: `{command}`  ', f'Machine: {result["machine"]["cpu"]}, {result["machine"]["usable_cpus"]} usable '
+             f'Command: `{command}`  ',
+             f'Machine: {result["machine"]["cpu"]}, {result["machine"]["usable_cpus"]} usable '
              f'of {result["machine"]["logical_cpus"]} logical CPUs, {result["machine"]["platform"]}, Python '
              f'{result["machine"]["python"]}, numpy {result["machine"]["numpy"]}  ',
              f'Median of {args.repeat} conversions of a message decoded by rosbags from CDR bytes; zero-copy = '

@@ -1,4 +1,5 @@
-"""Parity of the live-microphone MFCC path with AVLetters' training features.
+"""
+Parity of the live-microphone MFCC path with AVLetters' training features.
 
 AVLetters has no raw audio, only HTK ``MFCC_E_D`` files, so the robot must rebuild
 those features from its microphone with :mod:`centralnet_ros.features.htk`.  This
@@ -36,22 +37,21 @@ import datetime as _dt
 import json
 import math
 import os
+from pathlib import Path
 import platform
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Callable
-
-import numpy as np
-from scipy.io import wavfile
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.data import avletters
 from centralnet_ros.features import htk
+import numpy as np
+from scipy.io import wavfile
 
 LETTERS = avletters.LETTERS
 SPEECH_E = 0.7
@@ -80,7 +80,7 @@ def htk_front_end(cfg: htk.HTKConfig) -> FrontEnd:
 
 
 def _slaney_mel(freq: np.ndarray) -> np.ndarray:
-    """librosa's default (Slaney) mel scale: linear below 1 kHz, log above."""
+    """Map Hz onto librosa's default (Slaney) mel scale: linear below 1 kHz, log above."""
     f = np.asarray(freq, dtype=np.float64)
     lin = f / (200.0 / 3)
     log = 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0)
@@ -88,10 +88,12 @@ def _slaney_mel(freq: np.ndarray) -> np.ndarray:
 
 
 def librosa_style_front_end(cfg: htk.HTKConfig) -> FrontEnd:
-    """Return librosa.feature.mfcc's defaults re-implemented (no librosa here).
+    """
+    Return librosa.feature.mfcc's defaults re-implemented (no librosa here).
 
     Hann window, power spectrum, Slaney mel with area normalisation, 10 log10 with an 80 dB range,
-    orthonormal DCT-II; c0 put where HTK has E, HTK-style deltas."""
+    orthonormal DCT-II; c0 put where HTK has E, HTK-style deltas.
+    """
     n_fft = cfg.fft_size
     freqs = np.arange(n_fft // 2 + 1) * cfg.sample_rate / n_fft
     edges_mel = np.linspace(_slaney_mel(0.0), _slaney_mel(cfg.sample_rate / 2), cfg.num_chans + 2)
@@ -198,7 +200,7 @@ def compare(feats: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def data_facts(files: list[np.ndarray]) -> dict:
-    """What the AVLetters files say about the front end that made them."""
+    """Read what the AVLetters files say about the front end that made them."""
     emax = np.array([f[:, 12].max() for f in files])
     emin = np.array([f[:, 12].min() for f in files])
     err = {'simple': 0.0, 'replicate': 0.0}
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = htk.AVLETTERS_CONFIG
     lines.append('## 2. Front end used (`htk.AVLETTERS_CONFIG`)\n')
     lines.append('`' + ', '.join(f'{f.name}={getattr(cfg, f.name)!r}' for f in dataclasses.fields(cfg)) + '`\n')
-    lines.append(f'Sources: ' + '; '.join(f'{k}: {len(v)} clips' for k, v in sources.items())
+    lines.append('Sources: ' + '; '.join(f'{k}: {len(v)} clips' for k, v in sources.items())
                  + f' (tts = espeak-ng voices {", ".join(args.voices)} at {", ".join(map(str, args.speeds))} wpm, '
                  f'26 letters each).\n')
     lines.append('## 3. Distance to AVLetters per front end and source\n')
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             for n, per in results.items()]
     lines.append(fmt_table(header, rows) + '\n')
     lines.append('Robustness to the microphone gain: RMS change of c1..c12 on the tts speech frames when the '
-                 'input is 20 dB quieter, in units of AVLetters\' per-coefficient std:\n')
+                 "input is 20 dB quieter, in units of AVLetters' per-coefficient std:\n")
     lines.append(fmt_table(['front end', 'RMS change / AVLetters std'],
                            [[f'`{k}`', f'{v:.3f}'] for k, v in gain_effect.items()]) + '\n')
     lines.append('## 4. Per coefficient, `avletters` front end, speech frames\n')
@@ -368,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         others = ', '.join('`%s` %.2f' % (n, results[n][src]['speech']['distance']) for n in wrong)
         lines.append(f'- {src}: `avletters` D = {d0:.2f}; {len(farther)}/{len(wrong)} deliberately wrong front ends '
                      f'are farther ({others}); '
-                     f'scale part of the residual: the source\'s cepstra spread e^{lsr:.2f} = {math.exp(lsr):.1f}x '
-                     f'AVLetters\' (RMS over c1..c12, E).')
-    lines.append(f'- Liftering: with CEPLIFTER=22 every source\'s c1..c12 spread is ~e^3 = 20x AVLetters\' '
-                 f'(RMS log std ratio ~3); without liftering the spread profile over j (falling ~1/j) matches '
-                 f'that of the human sources. AVLetters\' cepstra are therefore taken as unliftered (CEPLIFTER=0).')
+                     f"scale part of the residual: the source's cepstra spread e^{lsr:.2f} = {math.exp(lsr):.1f}x "
+                     "AVLetters' (RMS over c1..c12, E).")
+    lines.append("- Liftering: with CEPLIFTER=22 every source's c1..c12 spread is ~e^3 = 20x AVLetters' "
+                 '(RMS log std ratio ~3); without liftering the spread profile over j (falling ~1/j) matches '
+                 "that of the human sources. AVLetters' cepstra are therefore taken as unliftered (CEPLIFTER=0).")
     lines.append('- Pre-emphasis: 0 (none) is closer than 0.97 in all three sources, mostly through c1 (spectral '
                  'tilt). This may also reflect the original recording chain rather than PREEMCOEF; it is the '
                  'setting that brings a flat microphone closest to the training data either way.')
@@ -382,13 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                  'resampled from 16 kHz, FSDD 8 kHz) favour lower analysis rates because they have no energy '
                  'where the upper filters sit, while the full-band tts source is nearly indifferent.')
     lines.append('- `float_units` (floor-dominated log filterbank) scores a lower D because it shrinks the spread '
-                 'towards AVLetters\' smaller one, but it makes the features depend on the microphone gain '
+                 "towards AVLetters' smaller one, but it makes the features depend on the microphone gain "
                  f'(RMS change {gain_effect["float_units"]:.2f} AVLetters std at -20 dB vs '
                  f'{gain_effect["avletters"]:.3f} for 16-bit units), so it is rejected for the robot.')
     lines.append('- The delta edge rule touches 4 frames per utterance and is invisible in these frame statistics '
                  '(`replicate_edges` ~ `avletters`); it is established exactly from the files instead (section 1).')
     lines.append('- What remains (D ~ 1) is mostly that all three sources vary ~1.7-2.9x more per coefficient than '
-                 'AVLetters under any standard HTK setting; without AVLetters\' raw audio its cause (recording '
+                 "AVLetters under any standard HTK setting; without AVLetters' raw audio its cause (recording "
                  'level and noise floor, channel, speaking style) cannot be separated from the front end.\n')
     text = '\n'.join(lines)
     print(text)

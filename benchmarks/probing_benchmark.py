@@ -1,4 +1,5 @@
-"""The report's probing table and Figures 7 and 9 on AV-MNIST (Hsieh 2017, auto-encoders).
+"""
+The report's probing table and Figures 7 and 9 on AV-MNIST (Hsieh 2017, auto-encoders).
 
 Trains two denoising CAEs (image 1x28x28, log-mel 1x24x24), the bimodal CAE with a
 shared middle layer, the supervised CAE-architecture and CNN baselines, and probes the
@@ -15,14 +16,13 @@ Writes ``probing.json``, ``probing.md``, ``probing_denoising.png`` and
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import shlex
 import sys
-from pathlib import Path
 
-import torch
-
-from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
 from centralnet_ros.training.experiment import machine_description
+from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
+import torch
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 

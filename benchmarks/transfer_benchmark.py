@@ -1,4 +1,5 @@
-"""The report's KNN audio-to-video transfer on AVLetters (Hsieh 2017, Table 2).
+"""
+The report's KNN audio-to-video transfer on AVLetters (Hsieh 2017, Table 2).
 
 Audio network on all training audio, video network on A-T training video, KNN mapping
 (k = 12) from second-layer audio representations to video representations, fine-tuning
@@ -17,15 +18,14 @@ give identical transfers; they are not committed.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import shlex
 import sys
-from pathlib import Path
-
-import torch
 
 from centralnet_ros import paths
-from centralnet_ros.training.transfer import TransferConfig, render_markdown, run_transfer, write_results
 from centralnet_ros.training.experiment import machine_description
+from centralnet_ros.training.transfer import render_markdown, run_transfer, TransferConfig, write_results
+import torch
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 

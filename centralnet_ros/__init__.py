@@ -1,4 +1,5 @@
-"""centralnet_ros: CentralNet multimodal fusion for social robots.
+"""
+centralnet_ros: CentralNet multimodal fusion for social robots.
 
 Folders, and who may import whom (downwards only):
 fusion/ encoders/ -> representation/ ; features/ -> data/ ; bundle/ -> training/ ;

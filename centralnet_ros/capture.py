@@ -1,4 +1,5 @@
-"""Microphone capture with sounddevice (PortAudio), stamped in the caller's clock.
+"""
+Microphone capture with sounddevice (PortAudio), stamped in the caller's clock.
 
 rclpy-free: ``ros/microphone_node.py`` wraps it, tests drive it with a real
 PortAudio stream (ALSA's ``file`` plugin turning a raw PCM file into a capture
@@ -166,7 +167,8 @@ def _device_listing(devices: list[AudioDevice]) -> str:
 
 
 def resolve_input_device(device: int | str | None, *, channels: int = 1) -> AudioDevice:
-    """Return the capture device meant by ``device`` (index, name or None for the default).
+    """
+    Return the capture device meant by ``device`` (index, name or None for the default).
 
     Raises :class:`AudioDeviceError` naming what was asked and listing every device.
     """
@@ -217,7 +219,8 @@ def resolve_input_device(device: int | str | None, *, channels: int = 1) -> Audi
 
 
 class ClockMapper:
-    """Map PortAudio stream time onto a caller's clock (see the module docstring).
+    """
+    Map PortAudio stream time onto a caller's clock (see the module docstring).
 
     ``observe(stream_now)`` reads ``clock()`` and updates the offset estimate,
     the minimum of ``clock() - stream_now`` over the last ``window``
@@ -247,7 +250,8 @@ class ClockMapper:
 
 
 class MicrophoneCapture:
-    """Callback-driven PortAudio input stream delivering stamped int16 chunks.
+    """
+    Callback-driven PortAudio input stream delivering stamped int16 chunks.
 
     >>> with MicrophoneCapture(device='default', sample_rate=16000, chunk_ms=20) as mic:
     ...     for chunk in mic:            # AudioChunk, (320, 1) int16 each

@@ -1,4 +1,5 @@
-"""The ``centralnet`` command.
+"""
+The ``centralnet`` command.
 
 Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their subcommand is used, so

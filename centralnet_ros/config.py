@@ -1,4 +1,5 @@
-"""Strict configuration: YAML or dicts fill dataclasses; unknown keys and wrong types are errors.
+"""
+Strict configuration: YAML or dicts fill dataclasses; unknown keys and wrong types are errors.
 
 Follows nanoGPT's configurator (refuse unknown keys and type changes) and timm's
 habit of writing the resolved config next to the output (:func:`dump_yaml`).
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 import tempfile
 import types
 import typing
-from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
@@ -38,7 +39,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return None
         errors = []
         for arg in args:
-            if arg is type(None):
+            if arg is type(None):  # noqa: E721 (an identity test; pycodestyle < 2.11 flags it)
                 continue
             try:
                 return _coerce(value, arg, where)
@@ -92,8 +93,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, _where: str = '') -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys, missing required keys and
-    wrong types raise :class:`ConfigError` naming the key."""
+    """
+    Build dataclass ``cls`` from ``data``.
+
+    Unknown keys, missing required keys and wrong types raise :class:`ConfigError` naming the key.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f'{cls!r} is not a dataclass')
     if not isinstance(data, Mapping):

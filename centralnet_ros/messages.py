@@ -1,4 +1,5 @@
-"""ROS message <-> numpy, by field access only.
+"""
+ROS message <-> numpy, by field access only.
 
 Every function here reads (or builds) messages through their fields, so the same
 code converts messages handed to an rclpy callback, messages decoded from a bag by
@@ -56,9 +57,9 @@ whose setters refuse numpy arrays.
 from __future__ import annotations
 
 import array
+from collections.abc import Mapping, Sequence
 import struct
 import sys
-from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -162,7 +163,8 @@ def _sequence_field(msg: Any, name: str, what: str) -> Sequence:
 
 
 def _typed_buffer(data: Any, dtype: np.dtype, what: str) -> np.ndarray:
-    """A 1-D array of ``dtype`` over ``data``'s memory when it has a buffer, else a checked copy.
+    """
+    Return a 1-D array of ``dtype`` over ``data``'s memory when it has a buffer, else a checked copy.
 
     ``data`` may be a numpy array (rosbags), ``array.array`` (rclpy), bytes-like, or a
     list of ints. Bytes are reinterpreted as ``dtype`` (its byte order included).
@@ -226,13 +228,13 @@ def stamp_to_ns(stamp: Any) -> int:
 
 
 def ns_to_stamp(ns: int) -> tuple[int, int]:
-    """int nanoseconds -> ``(sec, nanosec)`` with ``0 <= nanosec < 1e9``."""
+    """Split int nanoseconds -> ``(sec, nanosec)`` with ``0 <= nanosec < 1e9``."""
     sec, nanosec = divmod(int(ns), 1_000_000_000)
     return sec, nanosec
 
 
 def header_stamp_ns(msg: Any) -> int:
-    """The header stamp of a stamped message, in nanoseconds."""
+    """Return the header stamp of a stamped message, in nanoseconds."""
     header = _field(msg, 'header', type(msg).__name__)
     return stamp_to_ns(_field(header, 'stamp', 'header'))
 
@@ -269,7 +271,8 @@ def _channel_view(a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
 
 
 def image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.ndarray:
-    """``sensor_msgs/Image`` -> numpy, zero-copy where the encoding allows.
+    """
+    ``sensor_msgs/Image`` -> numpy, zero-copy where the encoding allows.
 
     Returns ``(H, W, 3)`` uint8 RGB for colour encodings, ``(H, W)`` for single-channel
     ones (see the module table). ``16UC1`` is taken as depth in millimetres and
@@ -347,7 +350,8 @@ def _depth_from_png(data: np.ndarray, fmt: str, *, depth_in_metres: bool) -> np.
 
 
 def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` -> numpy via ``cv2.imdecode``.
+    """
+    ``sensor_msgs/CompressedImage`` -> numpy via ``cv2.imdecode``.
 
     ``format`` as written by image_transport: ``'jpeg'``, ``'png'``, ``'rgb8; jpeg
     compressed bgr8'``, ``'16UC1; compressedDepth png'``, ``'32FC1; compressedDepth png'``.
@@ -386,12 +390,14 @@ def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.n
 
 class AudioChunk(NamedTuple):
     """Converted audio: ``samples`` ``(frames, channels)`` float32 and its ``sample_rate``."""
+
     samples: np.ndarray
     sample_rate: int
 
 
 class AudioFormat(NamedTuple):
     """What ``audio_common_msgs/AudioInfo`` says about raw audio, or a configured stand-in."""
+
     channels: int
     sample_rate: int
     sample_format: str = 'S16LE'
@@ -435,7 +441,8 @@ def audio_format(info: Any) -> AudioFormat:
     if not isinstance(channels, (int, np.integer)) or channels <= 0:
         raise MalformedMessage('field', f'AudioInfo.channels = {_short(channels)}; expected at least 1')
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise MalformedMessage('field', f'AudioInfo.sample_rate = {_short(sample_rate)}; expected a positive rate in Hz')
+        raise MalformedMessage('field',
+                               f'AudioInfo.sample_rate = {_short(sample_rate)}; expected a positive rate in Hz')
     if str(coding).strip().lower() not in _RAW_CODINGS:
         raise MalformedMessage('encoding', f'AudioInfo.coding_format {_short(coding)} is compressed audio; '
                                f'only raw PCM is supported (coding_format one of {list(_RAW_CODINGS)})')
@@ -455,7 +462,8 @@ def _s24(raw: np.ndarray, big: bool) -> np.ndarray:
 
 
 def audio_to_array(msg: Any, info: Any) -> AudioChunk:
-    """``audio_common_msgs/AudioDataStamped`` (or ``AudioData``) + ``AudioInfo`` -> :class:`AudioChunk`.
+    """
+    ``audio_common_msgs/AudioDataStamped`` (or ``AudioData``) + ``AudioInfo`` -> :class:`AudioChunk`.
 
     ``info`` is the ``AudioInfo`` message or an :class:`AudioFormat`. Samples are
     interleaved; the result is ``(frames, channels)`` float32 scaled to [-1, 1)
@@ -503,7 +511,8 @@ NAOQI_CHANNELS = ('front_left', 'front_center', 'front_right', 'rear_left', 'rea
 
 
 def naoqi_audio_to_array(msg: Any, *, channels: int | None = None) -> AudioChunk:
-    """``naoqi_bridge_msgs/AudioBuffer`` (naoqi_driver; Pepper/Nao) -> :class:`AudioChunk`.
+    """
+    ``naoqi_bridge_msgs/AudioBuffer`` (naoqi_driver; Pepper/Nao) -> :class:`AudioChunk`.
 
     ``data`` is int16 interleaved over ``len(channel_map)`` channels (4 on Pepper, at
     48 kHz, about 170 ms per buffer) at ``frequency`` Hz; the result is
@@ -553,7 +562,8 @@ SKELETON2D_JOINTS = (
 
 def pose_array_to_joints(msg: Any, *, num_joints: int | None = len(KINECT_V1_JOINTS),
                          allow_nan: bool = False) -> np.ndarray:
-    """``geometry_msgs/PoseArray`` -> ``(J, 3)`` float32 joint positions.
+    """
+    ``geometry_msgs/PoseArray`` -> ``(J, 3)`` float32 joint positions.
 
     ``num_joints`` (default 20, :data:`KINECT_V1_JOINTS`) is enforced unless None.
     NaN/inf positions are malformed unless ``allow_nan`` (a tracker that marks
@@ -575,8 +585,11 @@ def pose_array_to_joints(msg: Any, *, num_joints: int | None = len(KINECT_V1_JOI
 
 
 def skeleton2d_to_array(msg: Any) -> np.ndarray:
-    """``hri_msgs/Skeleton2D`` -> ``(18, 3)`` float32 rows ``(x, y, c)``, normalised image
-    coordinates (0, 0 top-left) and confidence, in :data:`SKELETON2D_JOINTS` order."""
+    """
+    Convert ``hri_msgs/Skeleton2D`` -> ``(18, 3)`` float32 rows ``(x, y, c)``.
+
+    Normalised image coordinates (0, 0 top-left) and confidence, in :data:`SKELETON2D_JOINTS` order.
+    """
     points = _sequence_field(msg, 'skeleton', 'Skeleton2D')
     if len(points) == 0:
         raise MalformedMessage('empty', 'Skeleton2D.skeleton is empty')
@@ -597,7 +610,7 @@ MessageFactory = Callable[..., Any]
 
 
 def dict_factory(msgtype: str, **fields: Any) -> dict:
-    """A factory making plain field dicts (the message type is not recorded)."""
+    """Make a plain field dict (a message factory; the message type is not recorded)."""
     return dict(fields)
 
 
@@ -608,7 +621,8 @@ _ARRAY_TYPECODES = {np.dtype(np.uint8): 'B', np.dtype(np.int8): 'b', np.dtype(np
 
 
 def sequences_to_python(fields: Mapping[str, Any]) -> dict:
-    """Turn numpy arrays in ``fields`` into ``array.array`` and numpy scalars into Python ones.
+    """
+    Turn numpy arrays in ``fields`` into ``array.array`` and numpy scalars into Python ones.
 
     For an rclpy factory: generated rclpy setters accept ``array.array`` for numeric
     sequences and refuse numpy arrays. Use as
@@ -635,7 +649,8 @@ def build_header(factory: MessageFactory, *, stamp_ns: int, frame_id: str = '') 
 
 def build_image(factory: MessageFactory, image: np.ndarray, *, encoding: str, stamp_ns: int,
                 frame_id: str = '', row_padding: int = 0, bigendian: bool = False) -> Any:
-    """``sensor_msgs/Image`` from an array in this module's output convention.
+    """
+    ``sensor_msgs/Image`` from an array in this module's output convention.
 
     ``image``: ``(H, W, 3)`` uint8 RGB for rgb8/bgr8 (reordered for bgr8), ``(H, W, 4)``
     for rgba8/bgra8 (RGBA order), ``(H, W)`` uint8 for mono8, uint16 for mono16/16UC1
@@ -652,8 +667,8 @@ def build_image(factory: MessageFactory, image: np.ndarray, *, encoding: str, st
         a = np.clip(np.rint(np.nan_to_num(a, nan=0.0) * 1000.0), 0, 65535).astype(np.uint16)
     expected_ndim = 3 if spec.channels > 1 else 2
     if a.ndim != expected_ndim or (spec.channels > 1 and a.shape[2] != spec.channels):
-        raise ValueError(f'{encoding} needs an array of shape (H, W{", %d" % spec.channels if spec.channels > 1 else ""}), '
-                         f'got {a.shape}')
+        raise ValueError(f'{encoding} needs an array of shape '
+                         f'(H, W{", %d" % spec.channels if spec.channels > 1 else ""}), got {a.shape}')
     if key in ('bgr8', 'bgra8'):
         a = np.concatenate([a[..., 2::-1], a[..., 3:]], axis=-1)
     itemsize = int(spec.dtype[1:])
@@ -669,7 +684,7 @@ def build_image(factory: MessageFactory, image: np.ndarray, *, encoding: str, st
                    data=np.ascontiguousarray(row).reshape(-1))
 
 
-def build_compressed_image(factory: MessageFactory, image: np.ndarray, *, format: str = 'png',
+def build_compressed_image(factory: MessageFactory, image: np.ndarray, *, format: str = 'png',  # noqa: A002
                            stamp_ns: int, frame_id: str = '', jpeg_quality: int = 90) -> Any:
     """``sensor_msgs/CompressedImage`` (png or jpeg) from ``(H, W, 3)`` uint8 RGB or ``(H, W)``."""
     import cv2
@@ -693,7 +708,8 @@ def _encode_samples(samples: np.ndarray, sample_format: str) -> np.ndarray:
     spec = AUDIO_SAMPLE_FORMATS[sample_format]
     x = np.asarray(samples)
     if spec.dtype.startswith('S24'):
-        ints = x.astype(np.int32) if x.dtype.kind in 'iu' else np.clip(np.rint(x * 2 ** 23), -2 ** 23, 2 ** 23 - 1).astype(np.int32)
+        ints = (x.astype(np.int32) if x.dtype.kind in 'iu'
+                else np.clip(np.rint(x * 2 ** 23), -2 ** 23, 2 ** 23 - 1).astype(np.int32))
         b = ints.reshape(-1, 1).view(np.uint8).reshape(-1, 4)[:, :3] if not _NATIVE_BIG else None
         if b is None:
             raise NotImplementedError('S24 encoding on a big-endian host')
@@ -712,7 +728,8 @@ def _encode_samples(samples: np.ndarray, sample_format: str) -> np.ndarray:
 
 def build_audio(factory: MessageFactory, samples: np.ndarray, *, sample_rate: int, stamp_ns: int,
                 sample_format: str = 'S16LE', frame_id: str = '') -> tuple[Any, Any]:
-    """``(AudioDataStamped, AudioInfo)`` for ``samples`` ``(frames, channels)`` (or ``(frames,)``).
+    """
+    ``(AudioDataStamped, AudioInfo)`` for ``samples`` ``(frames, channels)`` (or ``(frames,)``).
 
     Float samples are in [-1, 1] and quantised to ``sample_format``; integer samples are
     written as they are. ``stamp_ns`` is the time of the first sample.
@@ -785,9 +802,12 @@ def _ranked(labels: Sequence[str], scores: Sequence[float], top_k: int | None) -
 
 def build_classification(factory: MessageFactory, *, labels: Sequence[str], scores: Sequence[float],
                          stamp_ns: int, frame_id: str = '', top_k: int | None = None) -> Any:
-    """``vision_msgs/Classification``: one ``ObjectHypothesis(class_id=label, score)`` per
-    label, best first (``top_k`` keeps the best k). The stamp should be the source
-    data's header stamp, as the vision_msgs README asks."""
+    """
+    Build a ``vision_msgs/Classification``: one ``ObjectHypothesis(class_id=label, score)`` per label.
+
+    Best first (``top_k`` keeps the best k). The stamp should be the source
+    data's header stamp, as the vision_msgs README asks.
+    """
     results = [factory('vision_msgs/msg/ObjectHypothesis', class_id=label, score=score)
                for label, score in _ranked(labels, scores, top_k)]
     return factory('vision_msgs/msg/Classification',

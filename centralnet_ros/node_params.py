@@ -1,4 +1,5 @@
-"""Every parameter and topic of ``fusion_node`` and ``microphone_node``: the one source of truth.
+"""
+Every parameter and topic of ``fusion_node`` and ``microphone_node``: the one source of truth.
 
 rclpy-free.  ``ros/`` turns :data:`PARAMETERS` into ``declare_parameter`` calls
 (with descriptors, ranges and read-only flags); ``config/fusion.yaml`` is
@@ -354,7 +355,8 @@ def defaults(node: str) -> dict[str, Any]:
 
 def validate_parameters(node: str, values: Mapping[str, Any], *, complete: bool = True,
                         where: str = '') -> dict[str, Any]:
-    """Check ``values`` (flat, dotted names) against ``node``'s declarations.
+    """
+    Check ``values`` (flat, dotted names) against ``node``'s declarations.
 
     Unknown names, wrong types, out-of-range values and bad choices are errors;
     with ``complete`` so is a missing name.  Returns the values with defaults
@@ -423,7 +425,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ROS 2 params file into ``{node: {dotted name: value}}`` (structure checked only).
+    """
+    Read a ROS 2 params file into ``{node: {dotted name: value}}`` (structure checked only).
 
     ``/**`` sections apply to every node and are merged under each.
     """
@@ -467,7 +470,8 @@ def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def validate_params_file(path: str | Path, *, complete: bool = False,
                          nodes: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Check a params file against the declarations; returns ``{node: values with defaults}``.
+    """
+    Check a params file against the declarations; returns ``{node: values with defaults}``.
 
     ``complete``: every parameter of every node in ``nodes`` (default: all
     nodes) must be present, as in ``config/fusion.yaml``; otherwise (per-robot

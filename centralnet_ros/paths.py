@@ -1,4 +1,5 @@
-"""Where data, caches and the installed share folder live.
+"""
+Where data, caches and the installed share folder live.
 
 Nothing here reads a dataset: it only answers "where".  Every location can be
 overridden, in this order: an explicit argument, an environment variable, a default.
@@ -6,8 +7,8 @@ overridden, in this order: an explicit argument, an environment variable, a defa
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+import sys
 
 DATA_ROOT_ENV = 'CENTRALNET_DATA_ROOT'
 CACHE_ENV = 'CENTRALNET_CACHE'
@@ -17,7 +18,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The folder holding the datasets (``mnist/``, ``fsdd/``, ``avletters/``, ...).
+    """
+    Return the folder holding the datasets (``mnist/``, ``fsdd/``, ``avletters/``, ...).
 
     ``explicit`` > ``$CENTRALNET_DATA_ROOT`` > ``../shared/data`` beside a source checkout.
     """
@@ -30,7 +32,7 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Derived arrays (built AV-MNIST, features): never inside the repository or data root."""
+    """Return the folder for derived arrays (built AV-MNIST, features): never inside the repository or data root."""
     if explicit is not None:
         path = Path(explicit).expanduser()
     else:
@@ -42,7 +44,8 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def share_dir() -> Path:
-    """``share/centralnet_ros`` (launch/, config/, models/).
+    """
+    ``share/centralnet_ros`` (launch/, config/, models/).
 
     A source checkout (editable install) uses its own folders; otherwise the ament
     index when ROS is sourced (colcon install), else ``sys.prefix/share`` (where

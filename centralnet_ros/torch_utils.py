@@ -15,7 +15,8 @@ class DeviceUnavailable(RuntimeError):
 
 
 def resolve_device(spec: str = 'cpu', *, fallback: str = 'cpu') -> torch.device:
-    """``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``'auto'`` -> a usable :class:`torch.device`.
+    """
+    ``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``'auto'`` -> a usable :class:`torch.device`.
 
     When CUDA (or GPU N) is requested but absent, ``fallback='cpu'`` logs a clear
     warning and returns the CPU; ``fallback='error'`` raises :class:`DeviceUnavailable`.

@@ -1,4 +1,5 @@
-"""Launch centralnet_ros: fusion_node, and microphone_node if asked, brought to active.
+"""
+Launch centralnet_ros: fusion_node, and microphone_node if asked, brought to active.
 
     ros2 launch centralnet_ros fusion.launch.py robot:=pepper
     ros2 launch centralnet_ros fusion.launch.py robot:=workstation start_microphone:=true

@@ -4,13 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from centralnet_ros import paths
 import pytest
 
-os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch is imported
 
 import torch  # noqa: E402
-
-from centralnet_ros import paths  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,5 @@
-"""A FAKE of rclpy and of the ROS 2 message packages, for in-process tests of ``centralnet_ros.ros``.
+"""
+A FAKE of rclpy and of the ROS 2 message packages, for in-process tests of ``centralnet_ros.ros``.
 
 THIS IS NOT ROS.  It exists only because rclpy and the ROS message packages cannot be
 installed on the machine these tests run on (they come from ROS 2 apt repositories,
@@ -252,6 +253,8 @@ def compatible(pub: QoSProfile, sub: QoSProfile) -> bool:
 # --------------------------------------------------------------------------- graph, endpoints
 
 class Publisher:
+    """A publisher on the fake graph: records what it published."""
+
     def __init__(self, graph: 'Graph', msg_type: type, topic: str, qos: QoSProfile, node: Any = None) -> None:
         self.graph, self.msg_type, self.topic_name, self.qos, self.node = graph, msg_type, topic, qos, node
         self.published: list = []
@@ -305,6 +308,8 @@ class LifecyclePublisher(Publisher):
 
 
 class Subscription:
+    """A subscription on the fake graph: calls its callback with each matching message."""
+
     def __init__(self, msg_type: type, topic: str, callback: Callable, qos: QoSProfile) -> None:
         self.msg_type, self.topic_name, self.callback, self.qos = msg_type, topic, callback, qos
         self.destroyed = False
@@ -353,6 +358,8 @@ class Graph:
 
 
 class Timer:
+    """A timer: its period and callback; a test fires it (:meth:`fire`), nothing runs on its own."""
+
     def __init__(self, period: float, callback: Callable) -> None:
         self.timer_period_ns = int(period * 1e9)
         self.callback = callback
@@ -373,6 +380,8 @@ class Timer:
 # --------------------------------------------------------------------------- time, logging
 
 class Time:
+    """rclpy.time.Time: nanoseconds, convertible to a builtin_interfaces/Time message."""
+
     def __init__(self, *, nanoseconds: int = 0, seconds: float = 0.0) -> None:
         self.nanoseconds = int(nanoseconds + seconds * 1e9)
 
@@ -382,6 +391,8 @@ class Time:
 
 
 class Clock:
+    """The node clock: the fake graph's time."""
+
     def now(self) -> Time:
         return Time(nanoseconds=_FAKE.now_ns())
 
@@ -815,6 +826,8 @@ class ExternalShutdownException(Exception):
 
 
 class SingleThreadedExecutor:
+    """rclpy's executor: ``spin`` hands control to the test's ``on_spin`` hook, if one is set."""
+
     def __init__(self, context: Any = None) -> None:
         self.nodes: list = []
 
@@ -882,6 +895,8 @@ def _diagnostic_updater_module() -> types.ModuleType:
             self.values = list(self.values) + [key_value(key=key, value=str(value))]
 
     class Updater:
+        """diagnostic_updater.Updater: publishes the registered tasks on /diagnostics."""
+
         def __init__(self, node: Any, period: float = 1.0) -> None:
             self.node, self.tasks, self.hwid = node, [], ''
             self.publisher = node.create_publisher(array_cls, '/diagnostics', 1)
@@ -960,7 +975,8 @@ _FAKE: FakeROS = None  # set by install()
 
 def install(monkeypatch: Any, *, distro: str = 'jazzy', diagnostic_updater: bool = False,
             missing: tuple[str, ...] = ()) -> FakeROS:
-    """Put the fake modules into ``sys.modules`` for one test (``monkeypatch`` removes them).
+    """
+    Put the fake modules into ``sys.modules`` for one test (``monkeypatch`` removes them).
 
     ``distro``: 'humble' (no post-set parameter callbacks) or 'jazzy'.
     ``diagnostic_updater``: also provide a fake ``diagnostic_updater``.

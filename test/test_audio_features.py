@@ -1,16 +1,16 @@
-"""Tests of features/audio.py.
+"""
+Tests of features/audio.py.
 
 STFT against torch.stft, mel filterbank properties, MFCC, noise, and streaming in
 chunks equal to processing at once (on synthetic and real FSDD audio).
 """
 from __future__ import annotations
 
+from centralnet_ros import paths
+from centralnet_ros.features import audio as A
 import numpy as np
 import pytest
 import torch
-
-from centralnet_ros import paths
-from centralnet_ros.features import audio as A
 
 FSDD = paths.data_root() / 'fsdd'
 
@@ -107,7 +107,7 @@ def test_mfcc_is_orthonormal_dct_of_log_mel():
     dct = A.create_dct(n_mfcc=20, n_mels=20)
     np.testing.assert_allclose(dct.T @ dct, np.eye(20), atol=1e-5)
     x = np.random.default_rng(1).standard_normal(8000)
-    kw = dict(sample_rate=8000, n_fft=512, hop_length=200, n_mels=20)
+    kw = {'sample_rate': 8000, 'n_fft': 512, 'hop_length': 200, 'n_mels': 20}
     coeffs = A.mfcc(x, n_mfcc=13, **kw)
     log_mel = A.log_mel_spectrogram(x, **kw)
     assert coeffs.shape == (13, log_mel.shape[1])
@@ -130,7 +130,7 @@ def _stream(x, chunk_sizes, **kw):
 def test_streaming_equals_offline_for_any_chunking(n_fft, hop_length):
     rng = np.random.default_rng(n_fft + hop_length)
     x = (0.1 * rng.standard_normal(9001)).astype(np.float32)
-    kw = dict(sample_rate=8000, n_fft=n_fft, hop_length=hop_length, n_mels=24)
+    kw = {'sample_rate': 8000, 'n_fft': n_fft, 'hop_length': hop_length, 'n_mels': 24}
     offline = A.log_mel_spectrogram(x, **kw)
     for chunks in ([1], [7, 300], [hop_length], [n_fft - 1, 3], [5000], rng.integers(1, 1500, size=30)):
         streamed, st = _stream(x, chunks, **kw)
@@ -143,7 +143,7 @@ def test_streaming_equals_offline_for_any_chunking(n_fft, hop_length):
 def test_streaming_equals_offline_on_a_real_fsdd_clip():
     from centralnet_ros.data.fsdd import read_wav
     x = read_wav(FSDD / 'recordings' / '7_jackson_32.wav')
-    kw = dict(sample_rate=8000, n_fft=512, hop_length=320, n_mels=24, floor=1e-6)
+    kw = {'sample_rate': 8000, 'n_fft': 512, 'hop_length': 320, 'n_mels': 24, 'floor': 1e-6}
     offline = A.log_mel_spectrogram(x, **kw)
     streamed, st = _stream(x, [160], **kw)                                     # 20 ms audio messages
     np.testing.assert_array_equal(streamed, offline)
@@ -156,7 +156,7 @@ def test_streaming_equals_offline_on_a_real_fsdd_clip():
 def test_frames_depend_only_on_their_own_samples():
     """No whole-clip normalisation: changing the end of a clip leaves earlier frames equal."""
     x = np.random.default_rng(2).standard_normal(8000)
-    kw = dict(sample_rate=8000, n_fft=512, hop_length=320, n_mels=24)
+    kw = {'sample_rate': 8000, 'n_fft': 512, 'hop_length': 320, 'n_mels': 24}
     a = A.log_mel_spectrogram(x, **kw)
     y = x.copy()
     y[6000:] *= 100.0                                                          # frame t ends at 320 t + 512

@@ -1,17 +1,16 @@
 """AVLetters reader on the real files (data/avletters.py)."""
 from __future__ import annotations
 
+from pathlib import Path
 import shutil
 import struct
-from pathlib import Path
-
-import numpy as np
-import pytest
-import scipy.io
 
 from centralnet_ros import paths
 from centralnet_ros.data import avletters as av
 from centralnet_ros.data.registry import DataRootError
+import numpy as np
+import pytest
+import scipy.io
 
 ROOT = paths.data_root() / 'avletters'
 pytestmark = pytest.mark.skipif(not (ROOT / 'Lips').is_dir(), reason=f'AVLetters not found at {ROOT}')
@@ -28,7 +27,7 @@ def test_all_780_pairs_found_by_name(samples):
     assert len(keys) == 780
     speakers = sorted({s.speaker for s in samples})
     assert len(speakers) == 10
-    assert keys == {(l, r, spk) for l in av.LETTERS for r in (1, 2, 3) for spk in speakers}
+    assert keys == {(letter, r, spk) for letter in av.LETTERS for r in (1, 2, 3) for spk in speakers}
     for s in samples:
         assert s.lips_path.name == f'{s.letter}{s.repetition}_{s.speaker}-lips.mat'
         assert s.audio_path.name == f'{s.letter}{s.repetition}_{s.speaker}.mfcc'

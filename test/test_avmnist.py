@@ -1,4 +1,5 @@
-"""AV-MNIST builder on a small real subset.
+"""
+AV-MNIST builder on a small real subset.
 
 Pairing by digit and split, PCA energy removal, audio maps equal to the features of
 the paired wav, caching, errors.
@@ -9,14 +10,13 @@ import dataclasses
 import re
 import shutil
 
-import numpy as np
-import pytest
-
 from centralnet_ros import paths
 from centralnet_ros.data import avmnist as av
 from centralnet_ros.data import fsdd, mnist
 from centralnet_ros.data.registry import DataRootError
 from centralnet_ros.features.audio import fix_length, log_mel_spectrogram
+import numpy as np
+import pytest
 
 ROOT = paths.data_root()
 pytestmark = pytest.mark.skipif(not ((ROOT / 'mnist').is_dir() and (ROOT / 'fsdd' / 'recordings').is_dir()),

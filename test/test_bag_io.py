@@ -4,15 +4,14 @@ from __future__ import annotations
 import gzip
 import wave
 
-import numpy as np
-import pytest
-from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_typestore
-
 from centralnet_ros import messages as M
 from centralnet_ros.paths import data_root
 from centralnet_ros.replay import msgdefs as D
 from centralnet_ros.runtime import InputHub, InputSpec
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import get_typestore, Stores
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -56,7 +55,8 @@ def recording(store):
         out.append(('/camera/compressed', 'sensor_msgs/msg/CompressedImage', stamp + 1 * MS,
                     D.compressed_image_message(d, stamp_ns=stamp, typestore=store)))
     joints = np.random.default_rng(0).normal(size=(20, 3))
-    out.append(('/skeleton', 'geometry_msgs/msg/PoseArray', t0, D.pose_array_message(joints, stamp_ns=t0, typestore=store)))
+    out.append(('/skeleton', 'geometry_msgs/msg/PoseArray', t0,
+                D.pose_array_message(joints, stamp_ns=t0, typestore=store)))
     out.append(('/humans/bodies/b1/skeleton2d', 'hri_msgs/msg/Skeleton2D', t0,
                 D.skeleton2d_message(np.random.default_rng(1).random((18, 3)), stamp_ns=t0, typestore=store)))
     out.append(('/naoqi_driver/audio', 'naoqi_bridge_msgs/msg/AudioBuffer', t0,
@@ -131,7 +131,8 @@ def test_sqlite3_and_mcap_decode_identically(tmp_path):
     b = list(D.read_bag(D.write_bag(tmp_path / 'b', msgs, storage='mcap', typestore=store)))
     assert [(m.topic, m.log_time_ns) for m in a] == [(m.topic, m.log_time_ns) for m in b]
     for x, y in zip(a, b):
-        assert store.serialize_cdr(x.message, x.msgtype).tobytes() == store.serialize_cdr(y.message, y.msgtype).tobytes()
+        assert (store.serialize_cdr(x.message, x.msgtype).tobytes()
+                == store.serialize_cdr(y.message, y.msgtype).tobytes())
 
 
 def test_bag_replayed_into_the_hub_gives_the_audio_back(tmp_path):
@@ -179,8 +180,11 @@ def test_msgtype_names_are_normalised():
 
 
 def test_a_different_version_of_a_type_is_decoded_with_the_bags_definition(tmp_path):
-    """A bag recorded with another hri_msgs LiveSpeech (here with a ``language`` field
-    instead of ``locale``) is decoded with the definition it carries, not ours."""
+    """
+    A bag recorded with another hri_msgs LiveSpeech is decoded with the definition it carries.
+
+    Here the bag's type has a ``language`` field instead of ``locale``; ours is not used.
+    """
     from rosbags.typesys import get_types_from_msg
     other = get_typestore(Stores.ROS2_HUMBLE)
     other.register(get_types_from_msg('std_msgs/Header header\nstring incremental\nstring final\n'

@@ -6,13 +6,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import pytest
-
 from centralnet_ros import messages as M
 from centralnet_ros.features.audio import resample_audio
 from centralnet_ros.runtime import (AnyTrigger, AudioBuffer, DecisionPoint, FrameBuffer, FrameTrigger, InputHub,
                                     InputSpec, ModalitySpec, RateTrigger, SpeechSegment, WindowAssembler)
+import numpy as np
+import pytest
 
 S = 1_000_000_000          # one second in ns
 MS = 1_000_000
@@ -169,7 +168,7 @@ def test_hub_applies_the_per_input_offset():
     hub = make_hub(cam={'offset_ns': -40 * MS})
     r = hub.ingest('cam', with_stamp(image(3), 5 * S))
     assert r.stamp_ns == 5 * S - 40 * MS
-    assert hub.buffers['cam'].latest() [0] == 5 * S - 40 * MS
+    assert hub.buffers['cam'].latest()[0] == 5 * S - 40 * MS
 
 
 def test_hub_loop_resets_everything_and_drops_stragglers():
@@ -251,7 +250,7 @@ def test_audio_window_coverage_threshold_and_resampling():
         hub.ingest_array('mic', 2 * S + i * S // SR, c, sample_rate=SR)         # only 0.5 s of audio
     asm = assembler(hub, min_coverage=0.8)
     assert asm.assemble(2 * S + 500 * MS).missing == {'audio': 'insufficient', 'video': 'absent',
-                                                        'skeleton': 'absent'}
+                                                      'skeleton': 'absent'}
     asm = assembler(hub, min_coverage=0.4, sample_rate=8000)
     audio = asm.assemble(2 * S + 500 * MS).modalities['audio']
     assert audio.present and audio.sample_rate == 8000 and audio.data.shape == (8000, 1)

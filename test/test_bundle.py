@@ -1,19 +1,17 @@
-"""Bundles: round trip for every fusion method, refusal of bad bundles, ONNX parity,
-and the inference engine on top of them."""
+"""Bundles: round trip for every fusion method, refusal of bad bundles, ONNX parity, and the inference engine."""
 from __future__ import annotations
 
 import shutil
 
+from centralnet_ros.bundle import BundleError, load_bundle, Manifest, ModalitySpec, save_bundle
+from centralnet_ros.bundle.export import check_onnx_parity, export_onnx, export_onnx_bytes
+from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.fusion import build_model, FUSION_METHODS, FusionConfig
+from centralnet_ros.runtime.engine import InferenceEngine, TaskModel
 import numpy as np
 import pytest
 import torch
 import yaml
-
-from centralnet_ros.bundle import BundleError, Manifest, ModalitySpec, load_bundle, save_bundle
-from centralnet_ros.bundle.export import check_onnx_parity, export_onnx, export_onnx_bytes
-from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import FUSION_METHODS, FusionConfig, build_model
-from centralnet_ros.runtime.engine import InferenceEngine, TaskModel
 
 MODS = {'lips': EncoderConfig(kind='cnn3d', input_shape=[1, 4, 12, 16], widths=[4, 8], temporal_pool=[2, 1]),
         'mfcc': EncoderConfig(kind='cnn2d', input_shape=[1, 26, 24], widths=[6, 8])}

@@ -1,4 +1,5 @@
-"""The capture loop on a real PortAudio stream.
+"""
+The capture loop on a real PortAudio stream.
 
 ALSA's ``file`` PCM plugin with an ``infile`` turns a raw S16LE file into a
 capture device: a test-local ``.asoundrc`` (found through ``HOME``) defines

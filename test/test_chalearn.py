@@ -1,4 +1,5 @@
-"""Montalbano / ChaLearn reader on small recordings generated here in both published layouts.
+"""
+Montalbano / ChaLearn reader on small recordings generated here in both published layouts.
 
 No Montalbano recording is available, so each test writes one in exactly the dataset's
 formats: the 2013 ``Video`` struct with scipy.io.savemat (Matlab v5), the 2014 CSV
@@ -8,18 +9,17 @@ OpenCV build writes and reads back) and 16-bit PCM audio with the wave module.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import wave
 import zipfile
-from pathlib import Path
-
-import cv2
-import numpy as np
-import pytest
-import scipy.io
 
 from centralnet_ros.data import chalearn, check
 from centralnet_ros.data.registry import DataRootError
 from centralnet_ros.features import skeleton as skel
+import cv2
+import numpy as np
+import pytest
+import scipy.io
 
 T = 40                      # frames
 FPS = 20
@@ -76,7 +76,7 @@ def _write_videos(folder: Path, sid: str, pix: np.ndarray) -> None:
 
 
 def _write_audio(path: Path) -> None:
-    """A 440 Hz tone during the first gesture (frames 5-15), silence elsewhere."""
+    """Write a 440 Hz tone during the first gesture (frames 5-15), silence elsewhere."""
     n = T * AUDIO_RATE // FPS
     x = np.zeros(n)
     t = np.arange(n) / AUDIO_RATE

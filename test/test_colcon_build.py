@@ -1,4 +1,5 @@
-"""A real ``colcon build`` of the package installs the executables and share files ROS expects.
+"""
+A real ``colcon build`` of the package installs the executables and share files ROS expects.
 
 Runs only where colcon is on PATH (python3-colcon-ros / python3-colcon-common-extensions);
 build, install and log folders go to a temporary directory, the source tree is left alone.

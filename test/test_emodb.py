@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import wave
 
-import numpy as np
-import pytest
-
 from centralnet_ros import paths
 from centralnet_ros.data import emodb
 from centralnet_ros.data.registry import DataRootError
+import numpy as np
+import pytest
 
 ROOT = paths.data_root() / 'emodb'
 pytestmark = pytest.mark.skipif(not (ROOT / 'wav').is_dir(), reason=f'EmoDB not found at {ROOT}')

@@ -1,26 +1,30 @@
-"""ament_flake8 over the package (ROS 2 ament_python template; skipped without ament_flake8).
+"""
+ament_flake8 over the package's Python sources, as ``colcon test`` runs it (ROS 2 ament_python template).
 
-Debian 12 / Ubuntu and ROS 2 ship it as python3-ament-flake8 (or ros-<distro>-ament-flake8);
-``colcon test`` runs it.  The line length is 120, the project's limit, instead of ament's 99.
+The check runs the installed command-line tool (``/usr/bin/ament_flake8`` from Debian 12's
+python3-ament-flake8, or ``ament_flake8`` from a sourced ROS 2), so it works whichever Python runs
+pytest; it is skipped only when no ``ament_flake8`` is on PATH.  The line length is 120, the
+project's limit, instead of ament's 99; everything else is ament's own configuration.  ROS 2's CI
+also installs the flake8 plugins that configuration names (import order, quotes, docstrings,
+builtins, comprehensions, blind except, class newline, deprecated): Debian ships them as
+python3-flake8-*, and without them ament_flake8 checks pycodestyle and pyflakes only.
 """
 from pathlib import Path
+import shutil
+import subprocess
 
 import pytest
 
-main_with_errors = pytest.importorskip(
-    'ament_flake8.main',
-    reason='ament_flake8 is not installed (apt install python3-ament-flake8, or source ROS 2)',
-).main_with_errors
-
 REPO = Path(__file__).resolve().parents[1]
-PATHS = [str(REPO / p) for p in ('centralnet_ros', 'test', 'launch', 'benchmarks', 'setup.py')
-         if (REPO / p).exists()]
+PATHS = [p for p in ('centralnet_ros', 'test', 'launch', 'benchmarks', 'setup.py') if (REPO / p).exists()]
+TOOL = shutil.which('ament_flake8')
 
 
+@pytest.mark.skipif(TOOL is None, reason='ament_flake8 is not installed (apt install python3-ament-flake8, '
+                                         'or source ROS 2)')
 @pytest.mark.flake8
 @pytest.mark.linter
 def test_flake8():
-    rc, errors = main_with_errors(argv=['--linelength', '120', *PATHS])
-    assert rc == 0, \
-        'Found %d code style errors / warnings:\n' % len(errors) + \
-        '\n'.join(errors)
+    proc = subprocess.run([TOOL, '--linelength', '120', *PATHS], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f'ament_flake8 failed (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}'

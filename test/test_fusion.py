@@ -1,15 +1,17 @@
-"""Every fusion method on every encoder kind: forward, backward, masks, and the
-invariants of CentralNet named in the paper (timm-style parametrised model tests)."""
+"""
+Every fusion method on every encoder kind: forward, backward, masks, CentralNet's invariants.
+
+The invariants are those named in the paper; the tests are parametrised in timm's style.
+"""
 from __future__ import annotations
 
 import copy
 
+from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.fusion import (build_model, CentralNet, fusion_loss, FUSION_METHODS, FusionConfig, ModalityDropout,
+                                   task_loss)
 import pytest
 import torch
-
-from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import (FUSION_METHODS, CentralNet, FusionConfig, ModalityDropout, build_model,
-                                   fusion_loss, task_loss)
 
 B, K = 5, 7
 

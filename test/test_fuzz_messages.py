@@ -1,17 +1,20 @@
-"""Property-based fuzzing: whatever a message holds, conversion returns an array or raises
-MalformedMessage (never anything else), and the hub counts every malformed message."""
+"""
+Property-based fuzzing of message conversion and the hub.
+
+Whatever a message holds, conversion returns an array or raises MalformedMessage (never
+anything else), and the hub counts every malformed message.
+"""
 from __future__ import annotations
 
 import array
 import os
 from types import SimpleNamespace as NS
 
-import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from centralnet_ros import messages as M
 from centralnet_ros.runtime import InputHub, InputSpec
+from hypothesis import given, HealthCheck, settings
+from hypothesis import strategies as st
+import numpy as np
 
 # CENTRALNET_FUZZ_EXAMPLES=5000 for a deeper run than the default quick one
 EXAMPLES = int(os.environ.get('CENTRALNET_FUZZ_EXAMPLES', '150'))
@@ -58,8 +61,8 @@ def images(draw):
         h, w, pad = draw(st.integers(0, 6)), draw(st.integers(0, 6)), draw(st.integers(0, 5))
         step = w * spec.channels * int(spec.dtype[1:]) + pad
         data = draw(st.binary(min_size=step * h, max_size=step * h))
-        msg = dict(header=draw(stamps), height=h, width=w, encoding=encoding, is_bigendian=draw(st.integers(0, 1)),
-                   step=step, data=data)
+        msg = {'header': draw(stamps), 'height': h, 'width': w, 'encoding': encoding,
+               'is_bigendian': draw(st.integers(0, 1)), 'step': step, 'data': data}
         for key in draw(st.sets(st.sampled_from(list(msg)), max_size=2)):   # break up to two fields
             msg[key] = draw(st.one_of(junk, buffers(50)))
         return NS(**msg)

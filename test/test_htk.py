@@ -5,11 +5,10 @@ import dataclasses
 import math
 import shutil
 
-import numpy as np
-import pytest
-
 from centralnet_ros import paths
 from centralnet_ros.features import htk
+import numpy as np
+import pytest
 
 AV_AUDIO = paths.data_root() / 'avletters' / 'Audio' / 'mfcc' / 'Clean'
 needs_avletters = pytest.mark.skipif(not AV_AUDIO.is_dir(), reason=f'AVLetters not found at {AV_AUDIO}')
@@ -19,7 +18,7 @@ CFG = htk.HTKConfig(sample_rate=SR)                      # HTK recipe: 400-sampl
 
 
 def _speechlike(seconds: float = 1.0, *, sample_rate: int = SR, seed: int = 0) -> np.ndarray:
-    """A deterministic non-stationary float test signal in [-1, 1] (chirp + AM + noise)."""
+    """Make a deterministic non-stationary float test signal in [-1, 1] (chirp + AM + noise)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     chirp = np.sin(2 * np.pi * (200 * t + 900 * t ** 2))

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import math
 
+from centralnet_ros.features.image import (augment_lip_sequence, clip_depth, depth_mm_to_metres,
+                                           random_crop_box, znormalize_frames)
 import numpy as np
 import pytest
 
-from centralnet_ros.features.image import (augment_lip_sequence, clip_depth, depth_mm_to_metres,
-                                           random_crop_box, znormalize_frames)
-
 
 def _lips(t: int = 6, seed: int = 0) -> np.ndarray:
-    """A textured (T, 60, 80) uint8 sequence well inside 0..255 (no saturation)."""
+    """Make a textured (T, 60, 80) uint8 sequence well inside 0..255 (no saturation)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:60, 0:80]
     base = 120 + 30 * np.sin(xx / 9.0) * np.cos(yy / 7.0)
@@ -82,7 +81,8 @@ def test_crop_resizes_back_and_keeps_80_percent_of_each_side_range():
     rows = np.tile(np.arange(60, dtype=np.float32)[:, None], (1, 80))[None].repeat(2, axis=0)
     widths, heights = [], []
     for seed in range(40):
-        kw = dict(brightness=0, contrast=0, gradient=0, gamma=0, min_crop_area=0.8, value_range=(0.0, 255.0))
+        kw = {'brightness': 0, 'contrast': 0, 'gradient': 0, 'gamma': 0, 'min_crop_area': 0.8,
+              'value_range': (0.0, 255.0)}
         oc = augment_lip_sequence(cols, rng=np.random.default_rng(seed), **kw)
         orow = augment_lip_sequence(rows, rng=np.random.default_rng(seed), **kw)
         assert oc.shape == (2, 60, 80)

@@ -1,4 +1,5 @@
-"""Only centralnet_ros/ros imports rclpy, launch or ROS message packages.
+"""
+Only centralnet_ros/ros imports rclpy, launch or ROS message packages.
 
 Checked two ways: statically over every Python file (imports inside functions
 and ``try`` blocks included), and by importing the ROS-free modules in a fresh

@@ -5,12 +5,11 @@ import array
 import struct
 from types import SimpleNamespace as NS
 
+from centralnet_ros import messages as M
+from centralnet_ros.replay import msgdefs as D
 import cv2
 import numpy as np
 import pytest
-
-from centralnet_ros import messages as M
-from centralnet_ros.replay import msgdefs as D
 
 
 def header(ns=1_500_000_000):
@@ -117,16 +116,17 @@ def test_32fc1_metres(big, pad):
 
 
 @pytest.mark.parametrize('bad,kind', [
-    (dict(encoding='yuv422'), 'encoding'),
-    (dict(step=5), 'size'),                                # smaller than width * 3
-    (dict(data=b'\x00' * 35), 'size'),                     # not step * height
-    (dict(height=0, data=b''), 'empty'),
-    (dict(width=-1), 'field'),
-    (dict(data='text'), 'field'),
-    (dict(data=[1, 2, 300] * 12), 'field'),                # list value out of uint8 range
+    ({'encoding': 'yuv422'}, 'encoding'),
+    ({'step': 5}, 'size'),                                # smaller than width * 3
+    ({'data': b'\x00' * 35}, 'size'),                     # not step * height
+    ({'height': 0, 'data': b''}, 'empty'),
+    ({'width': -1}, 'field'),
+    ({'data': 'text'}, 'field'),
+    ({'data': [1, 2, 300] * 12}, 'field'),                # list value out of uint8 range
 ])
 def test_malformed_images(bad, kind):
-    fields = dict(header=header(), height=3, width=4, encoding='rgb8', is_bigendian=0, step=12, data=b'\x00' * 36)
+    fields = {'header': header(), 'height': 3, 'width': 4, 'encoding': 'rgb8', 'is_bigendian': 0, 'step': 12,
+              'data': b'\x00' * 36}
     fields.update(bad)
     with pytest.raises(M.MalformedMessage) as err:
         M.image_to_array(NS(**fields))

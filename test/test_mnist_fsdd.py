@@ -5,13 +5,12 @@ import gzip
 import re
 import wave
 
-import numpy as np
-import pytest
-
 from centralnet_ros import paths
 from centralnet_ros.data import fsdd, mnist
 from centralnet_ros.data.check import format_summary
 from centralnet_ros.data.registry import DataRootError
+import numpy as np
+import pytest
 
 MNIST = paths.data_root() / 'mnist'
 FSDD = paths.data_root() / 'fsdd'
@@ -112,9 +111,9 @@ def _write_wav(path, samples, *, rate=8000, channels=1, width=2):
 @needs_fsdd
 def test_read_wav_rejects_wrong_format_naming_the_file(tmp_path):
     pcm = (fsdd.read_wav(FSDD / 'recordings' / '3_theo_10.wav') * 32768).astype('<i2')
-    cases = {'rate.wav': (dict(rate=16000), 'sample rate 16000 Hz, expected 8000'),
-             'stereo.wav': (dict(channels=2), 'expected mono'),
-             'eight.wav': (dict(width=1), '8-bit samples, expected 16-bit')}
+    cases = {'rate.wav': ({'rate': 16000}, 'sample rate 16000 Hz, expected 8000'),
+             'stereo.wav': ({'channels': 2}, 'expected mono'),
+             'eight.wav': ({'width': 1}, '8-bit samples, expected 16-bit')}
     for name, (kw, message) in cases.items():
         data = pcm if kw.get('width', 2) == 2 else (pcm // 256 + 128).astype(np.uint8)
         _write_wav(tmp_path / name, data if kw.get('channels', 1) == 1 else data[: data.size // 2 * 2], **kw)

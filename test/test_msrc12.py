@@ -1,4 +1,5 @@
-"""MSRC-12 reader on the real files in the data root (persons p01-p12).
+"""
+MSRC-12 reader on the real files in the data root (persons p01-p12).
 
 Whole-dataset counts come from the tagstreams and file names (fast); skeleton CSVs are
 parsed for one or two persons only, so the file stays well under 20 s.
@@ -7,12 +8,11 @@ from __future__ import annotations
 
 import lzma
 
-import numpy as np
-import pytest
-
 from centralnet_ros import paths
 from centralnet_ros.data import msrc12
 from centralnet_ros.data.registry import DataRootError
+import numpy as np
+import pytest
 
 ROOT = paths.data_root() / 'msrc12'
 pytestmark = pytest.mark.skipif(not (ROOT / 'data').is_dir(), reason=f'MSRC-12 not found at {ROOT}')

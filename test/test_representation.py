@@ -1,18 +1,21 @@
-"""Convolutional auto-encoders, the bimodal CAE's modality dropout, the KNN transfer mapping,
-the transfer fine-tuning step and the ``probe`` / ``transfer`` commands."""
-from __future__ import annotations
+"""
+Representation learning: CAEs, bimodal CAE dropout, KNN transfer, fine-tuning, CLI commands.
 
-import numpy as np
-import pytest
-import torch
+Convolutional auto-encoders, the bimodal CAE's modality dropout, the KNN transfer mapping,
+the transfer fine-tuning step and the ``probe`` / ``transfer`` commands.
+"""
+from __future__ import annotations
 
 from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
 from centralnet_ros.representation.bimodal import (BimodalCAE, BimodalCAEConfig, draw_modality_dropout,
                                                    presence_scale, train_bimodal)
-from centralnet_ros.representation.cae import (REPORT_SHAPES, CAEConfig, ConvAutoEncoder, pixel_dropout,
-                                               train_cae, valid_layout)
+from centralnet_ros.representation.cae import (CAEConfig, ConvAutoEncoder, pixel_dropout, REPORT_SHAPES, train_cae,
+                                               valid_layout)
 from centralnet_ros.representation.knn import KNNTransferMapping
 from centralnet_ros.training.transfer import finetune_from_layer, table_columns
+import numpy as np
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

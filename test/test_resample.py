@@ -1,11 +1,10 @@
 """Fourier resampling (features/resample.py): what survives band-limited resampling."""
 from __future__ import annotations
 
+from centralnet_ros.features.resample import fourier_resample
 import numpy as np
 import pytest
 from scipy import signal
-
-from centralnet_ros.features.resample import fourier_resample
 
 
 @pytest.mark.parametrize('n, num', [(53, 24), (24, 24), (12, 24), (27, 12), (40, 12), (1, 5)])

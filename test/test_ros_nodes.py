@@ -1,4 +1,5 @@
-"""Both nodes under launch_testing, fed by a small rosbag2 recording (needs ROS 2).
+"""
+Both nodes under launch_testing, fed by a small rosbag2 recording (needs ROS 2).
 
 Runs where rclpy, launch_testing and the message packages are installed
 (``colcon test --packages-select centralnet_ros``, or ``launch_test

@@ -1,16 +1,15 @@
 """Skeleton features: joint orders, normalisation invariances, resampling, hand crops."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from centralnet_ros.features import skeleton as skel
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from centralnet_ros.features import skeleton as skel
+import numpy as np
+import pytest
 
 
 def _random_skeleton(seed: int, frames: int = 12) -> np.ndarray:
-    """A plausible (T, 20, 3) sequence: a fixed body with small joint motion."""
+    """Make a plausible (T, 20, 3) sequence: a fixed body with small joint motion."""
     rng = np.random.default_rng(seed)
     body = rng.normal(0.0, 0.3, (skel.NUM_KINECT_V1_JOINTS, 3))
     body[skel.SHOULDER_CENTER] = body[skel.HIP_CENTER] + np.array([0.0, 0.5, 0.0])

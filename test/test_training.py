@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 import math
-import numpy as np
-import pytest
-from scipy import stats as sps
 
 from centralnet_ros.config import ConfigError
 from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import FusionConfig, build_model
+from centralnet_ros.fusion import build_model, FusionConfig
 from centralnet_ros.training import metrics
 from centralnet_ros.training.experiment import available_presets, load_experiment
 from centralnet_ros.training.stats import mean_std, two_sample_z_test
-from centralnet_ros.training.trainer import ArraySplit, TrainConfig, _batches, train
+from centralnet_ros.training.trainer import _batches, ArraySplit, train, TrainConfig
+import numpy as np
+import pytest
+from scipy import stats as sps
 
 SMALL = {'dataset_options.n_train': 600, 'dataset_options.n_val': 200, 'dataset_options.n_test': 400}
 
@@ -75,8 +75,8 @@ def test_training_logs_fusion_weights_and_stops_early():
 def test_quick_training_on_real_avmnist_learns_well_above_chance(data_root):
     from centralnet_ros.fusion import build_model
     from centralnet_ros.training.datasets import load_experiment_data
-    cfg = load_experiment('avmnist', quick=True, overrides={**SMALL, 'train.epochs': 4, 'train.batch_size': 32, 'train.progress': False,
-                                                               'train.num_threads': 1})
+    cfg = load_experiment('avmnist', quick=True, overrides={**SMALL, 'train.epochs': 4, 'train.batch_size': 32,
+                                                            'train.progress': False, 'train.num_threads': 1})
     data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)
     assert len(data.train) == 600 and len(data.test) == 400
     model = build_model(cfg.fusion_config('centralnet'))

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import wave
 
-import numpy as np
-import pytest
-
 from centralnet_ros import messages as M
 from centralnet_ros.paths import data_root
-from centralnet_ros.runtime import (InputHub, InputSpec, SpeechEndTrigger, StreamingVAD, VADConfig, detect_speech)
+from centralnet_ros.runtime import detect_speech, InputHub, InputSpec, SpeechEndTrigger, StreamingVAD, VADConfig
 from centralnet_ros.runtime.vad import frame_energies_db
+import numpy as np
+import pytest
 
 S = 1_000_000_000
 
@@ -25,8 +24,12 @@ def fsdd_clip(name: str) -> tuple[np.ndarray, int]:
 
 
 def speech_extent(x: np.ndarray, sample_rate: int) -> tuple[float, float]:
-    """Start/end (s) of the clip's speech: 20 ms frames within 25 dB of its loudest frame
-    and 10 dB above its quietest (the recording's own background)."""
+    """
+    Return start/end (s) of the clip's speech.
+
+    Speech: 20 ms frames within 25 dB of its loudest frame and 10 dB above its quietest
+    (the recording's own background).
+    """
     L = sample_rate // 50
     e = frame_energies_db(x, frame_length=L)
     loud = np.flatnonzero(e >= max(e.max() - 25, e.min() + 10))
@@ -108,8 +111,11 @@ def test_segment_is_emitted_after_the_hangover_only():
 
 
 def test_speech_end_trigger_through_the_hub_with_naoqi_like_stamps():
-    """Chunks stamped at publication (end) with jitter: the trigger sees the sample clock
-    and finds the same segment as the offline VAD on the signal."""
+    """
+    Chunks stamped at publication (end) with jitter.
+
+    The trigger sees the sample clock and finds the same segment as the offline VAD on the signal.
+    """
     x, sr = fsdd_clip('7_george_3.wav')
     sig = np.concatenate([np.zeros(sr), x, np.zeros(sr)]).astype(np.float32)
     hub = InputHub([InputSpec('mic', 'naoqi_audio', stamp_marks='end')])

@@ -1,4 +1,5 @@
-"""Model bundles: the one contract between training and the robot.
+"""
+Model bundles: the one contract between training and the robot.
 
 A bundle is a folder holding ``model.safetensors`` (weights, never pickled) and
 ``manifest.yaml`` (architecture, modalities with input shapes and preprocessing,

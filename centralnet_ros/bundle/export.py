@@ -1,4 +1,5 @@
-"""ONNX export of a bundle's model, and the check that ONNX Runtime reproduces torch.
+"""
+ONNX export of a bundle's model, and the check that ONNX Runtime reproduces torch.
 
 The exported graph takes one input per modality (in ``model.modalities`` order, named
 after the modality) plus ``present`` (B, M) float, and returns ``logits`` (B, C).
@@ -8,15 +9,14 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
-
-import numpy as np
-import torch
-from torch import nn
+import warnings
 
 from centralnet_ros.config import atomic_write_bytes
 from centralnet_ros.fusion import FusionModel
+import numpy as np
+import torch
+from torch import nn
 
 DEFAULT_OPSET = 17
 
@@ -71,8 +71,11 @@ def ort_session(onnx_model: bytes | str | os.PathLike, *, threads: int = 0):
 
 def check_onnx_parity(model: FusionModel, onnx_model: bytes | str | os.PathLike, *, batch: int = 4,
                       seed: int = 0, atol: float = 1e-4, rtol: float = 1e-3) -> float:
-    """Run torch and ONNX Runtime on the same random inputs (with one modality absent in
-    one sample); return the max abs difference, raising AssertionError beyond tolerance."""
+    """
+    Run torch and ONNX Runtime on the same random inputs; return the max abs difference.
+
+    One sample has a modality absent.  Raises AssertionError beyond tolerance.
+    """
     g = torch.Generator().manual_seed(seed)
     model = model.to('cpu').float().eval()
     args = [torch.randn(a.shape, generator=g) for a in example_inputs(model, batch)[:-1]]

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
-from centralnet_ros.bundle.export import DEFAULT_OPSET, check_onnx_parity, export_onnx
+from centralnet_ros.bundle.export import check_onnx_parity, DEFAULT_OPSET, export_onnx
 from centralnet_ros.bundle.io import BundleError, load_bundle
 
 

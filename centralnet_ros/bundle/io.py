@@ -1,22 +1,25 @@
-"""Save and load bundles.  Nothing is unpickled: weights are safetensors, the manifest
-is YAML read with ``safe_load`` into dataclasses that refuse unknown keys."""
+"""
+Save and load bundles.
+
+Nothing is unpickled: weights are safetensors, the manifest is YAML read with
+``safe_load`` into dataclasses that refuse unknown keys.
+"""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
+from pathlib import Path
 import shutil
 import tempfile
-from pathlib import Path
-
-import torch
-import yaml
-from safetensors.torch import load_file, save_file
 
 from centralnet_ros import paths
-from centralnet_ros.config import ConfigError, from_dict, to_dict
 from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest
-from centralnet_ros.fusion import FusionModel, build_model
+from centralnet_ros.config import ConfigError, from_dict, to_dict
+from centralnet_ros.fusion import build_model, FusionModel
+from safetensors.torch import load_file, save_file
+import torch
+import yaml
 
 MANIFEST = 'manifest.yaml'
 WEIGHTS = 'model.safetensors'
@@ -50,8 +53,11 @@ def _sha256(path: Path) -> str:
 
 
 def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest) -> Path:
-    """Write ``path/`` atomically: built in a temporary sibling folder, then renamed into place
-    (an existing bundle at ``path`` is replaced only once the new one is complete)."""
+    """
+    Write ``path/`` atomically: built in a temporary sibling folder, then renamed into place.
+
+    An existing bundle at ``path`` is replaced only once the new one is complete.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if dataclasses.asdict(manifest.model) != dataclasses.asdict(model.config):
@@ -79,7 +85,7 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
 
 
 def resolve_bundle_path(name_or_path: str | os.PathLike) -> Path:
-    """A bundle path, or a bare name looked up in the installed ``share/centralnet_ros/models``."""
+    """Resolve a bundle path, or a bare name looked up in the installed ``share/centralnet_ros/models``."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path

@@ -13,7 +13,8 @@ INPUT_KINDS = ('audio', 'image', 'depth', 'skeleton')
 
 @dataclasses.dataclass
 class ModalitySpec:
-    """How one model input is made from a sensor stream.
+    """
+    How one model input is made from a sensor stream.
 
     ``source`` names the ROS input that feeds it (``audio``, ``image``, ``depth``,
     ``skeleton``); ``pipeline`` names the :mod:`centralnet_ros.features` pipeline and
@@ -48,12 +49,12 @@ class Manifest:
         if self.format_version < 1:
             raise ValueError(f'format_version must be >= 1, got {self.format_version}')
         if set(self.modalities) != set(self.model.modalities):
-            raise ValueError(f'manifest modalities {sorted(self.modalities)} differ from the model\'s '
+            raise ValueError(f"manifest modalities {sorted(self.modalities)} differ from the model's "
                              f'{sorted(self.model.modalities)}')
         for name, spec in self.modalities.items():
             if list(spec.input_shape) != list(self.model.modalities[name].input_shape):
                 raise ValueError(f'modality {name!r}: input_shape {spec.input_shape} differs from the '
-                                 f'encoder\'s {self.model.modalities[name].input_shape}')
+                                 f"encoder's {self.model.modalities[name].input_shape}")
         if len(self.labels) != self.model.num_classes:
             raise ValueError(f'{len(self.labels)} labels for a model with {self.model.num_classes} classes')
         unknown = set(self.label_map) - set(self.labels)

@@ -1,4 +1,5 @@
-"""AVLetters (Matthews et al. 2002) read in its own file formats.
+"""
+AVLetters (Matthews et al. 2002) read in its own file formats.
 
 Layout under the dataset root (``<data root>/avletters``)::
 
@@ -22,16 +23,15 @@ import dataclasses
 import hashlib
 import io
 import json
+from pathlib import Path
 import re
 import struct
-from pathlib import Path
 from typing import Sequence
-
-import numpy as np
 
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features.htk import HTKFormatError, mfcc_to_model_input, read_htk
 from centralnet_ros.features.image import lip_frames_to_model_input
+import numpy as np
 
 __all__ = [
     'LETTERS', 'FRAME_SHAPE', 'AUDIO_DIM', 'AUDIO_FRAME_PERIOD_S', 'VIDEO_FPS', 'CACHE_VERSION',
@@ -123,7 +123,8 @@ def _decode_mat_v4(data: bytes, name: str) -> dict[str, np.ndarray]:
 
 
 def read_mat_v4(path: str | Path) -> dict[str, np.ndarray]:
-    """Parse a Matlab v4 ``.mat`` file (the project's own parser).
+    """
+    Parse a Matlab v4 ``.mat`` file (the project's own parser).
 
     The file is a sequence of matrices, each a 20-byte header (type MOPT, mrows, ncols,
     imagf, namlen as int32), the NUL-terminated name, then the real (and imaginary)
@@ -137,7 +138,8 @@ def read_mat_v4(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def read_lips(path: str | Path) -> np.ndarray:
-    """Read one ``-lips.mat`` file -> ``(T, 60, 80)`` uint8 frames.
+    """
+    Read one ``-lips.mat`` file -> ``(T, 60, 80)`` uint8 frames.
 
     Each ``vid`` column is a 60 x 80 image stored column-major.
     """
@@ -220,7 +222,8 @@ def _check_root(root: Path) -> None:
 
 
 def list_samples(root: str | Path) -> list[AVLettersSample]:
-    """Pair every lips file with its audio file by (letter, repetition, speaker).
+    """
+    Pair every lips file with its audio file by (letter, repetition, speaker).
 
     Raises :class:`AVLettersFormatError` listing every unpaired or misnamed file
     (``DataRootError`` if the folders are missing).  Sorted by (speaker, letter, rep).
@@ -256,7 +259,8 @@ def list_samples(root: str | Path) -> list[AVLettersSample]:
 
 def speaker_dependent_split(samples: Sequence[AVLettersSample], *, n_test: int = 180,
                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The report's speaker-dependent random split (600 train / 180 test for 780 samples).
+    """
+    Return the report's speaker-dependent random split (600 train / 180 test for 780 samples).
 
     Stratified by letter: each letter gives ``n_test // 26`` test samples (6), and the
     remaining ``n_test % 26`` (24) letters, chosen by the seed, give one more (7), all
@@ -298,7 +302,8 @@ def leave_one_speaker_out(samples: Sequence[AVLettersSample]) -> list[tuple[str,
 # ------------------------------------------------------------------ preprocessing
 
 def preprocess_audio(features: np.ndarray, *, audio_frames: int = 24) -> np.ndarray:
-    """``(T, 26)`` MFCC_E_D -> ``(26, audio_frames)`` float32.
+    """
+    ``(T, 26)`` MFCC_E_D -> ``(26, audio_frames)`` float32.
 
     The runtime's :func:`centralnet_ros.features.htk.speech_model_input` ends in the
     same function.
@@ -307,7 +312,8 @@ def preprocess_audio(features: np.ndarray, *, audio_frames: int = 24) -> np.ndar
 
 
 def preprocess_video(frames: np.ndarray, *, video_frames: int = 12) -> np.ndarray:
-    """``(T, 60, 80)`` uint8 -> ``(video_frames, 60, 80)`` float32.
+    """
+    ``(T, 60, 80)`` uint8 -> ``(video_frames, 60, 80)`` float32.
 
     Fourier-resampled along time, then each frame z-normalised (the runtime's
     ``lip_video`` pipeline ends in the same function).
@@ -362,7 +368,8 @@ def _cache_key(samples: Sequence[AVLettersSample], root: Path, audio_frames: int
 
 def load_arrays(root: str | Path | None = None, *, audio_frames: int = 24, video_frames: int = 12,
                 cache: bool = True, cache_dir: str | Path | None = None) -> AVLettersArrays:
-    """AVLetters as model tensors (N = 780).
+    """
+    Load AVLetters as model tensors (N = 780).
 
     ``X_audio (N, 26, 24)``, ``X_video (N, 12, 60, 80)``, ``y``, ``speaker``, ``repetition``.
 
@@ -401,7 +408,8 @@ def load_arrays(root: str | Path | None = None, *, audio_frames: int = 24, video
 # ------------------------------------------------------------------ data check
 
 def summarize(root: Path):
-    """Summarise the dataset for ``centralnet data check --dataset avletters``.
+    """
+    Summarise the dataset for ``centralnet data check --dataset avletters``.
 
     Reads every file (so a truncated one is found) and counts samples per split of the
     speaker-dependent protocol and per letter.

@@ -1,4 +1,5 @@
-"""AV-MNIST built from the real MNIST IDX files and the real FSDD wav files.
+"""
+AV-MNIST built from the real MNIST IDX files and the real FSDD wav files.
 
 AV-MNIST (Vielzeuf et al. 2018; Perez-Rua et al., MFAS 2019) pairs each MNIST
 image with a spoken digit and weakens the images so that neither modality is
@@ -56,20 +57,19 @@ import dataclasses
 import hashlib
 import json
 import os
+from pathlib import Path
 import tempfile
 import time
+from typing import Literal
 import warnings
 import zipfile
-from pathlib import Path
-from typing import Literal
-
-import numpy as np
 
 from centralnet_ros import paths
 from centralnet_ros.config import to_dict
 from centralnet_ros.data import fsdd, mnist
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features.audio import add_noise_at_snr, fix_length, log_mel_spectrogram, num_frames
+import numpy as np
 
 BUILD_VERSION = 2        # bump when the construction changes: old caches are then ignored
 SPLITS = ('train', 'val', 'test')
@@ -117,19 +117,20 @@ class AVMNISTConfig:
         if self.snr_db is not None and not np.isfinite(self.snr_db):
             raise ValueError(f'snr_db must be finite or None, got {self.snr_db}')
         if self.sample_rate != fsdd.SAMPLE_RATE:
-            raise ValueError(f'sample_rate must be FSDD\'s {fsdd.SAMPLE_RATE} Hz, got {self.sample_rate}')
+            raise ValueError(f"sample_rate must be FSDD's {fsdd.SAMPLE_RATE} Hz, got {self.sample_rate}")
         if self.clip_samples < self.n_fft:
             raise ValueError(f'clip_samples ({self.clip_samples}) must hold at least one frame (n_fft={self.n_fft})')
 
     def audio_features(self) -> dict:
-        """Keyword arguments of :func:`~centralnet_ros.features.audio.log_mel_spectrogram`.
+        """
+        Keyword arguments of :func:`~centralnet_ros.features.audio.log_mel_spectrogram`.
 
         They turn a ``clip_samples`` waveform into the (unstandardised) audio map; for a
         bundle manifest and the runtime.
         """
-        return dict(sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
-                    hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max,
-                    mel_scale=self.mel_scale, floor=self.log_floor, center=False)
+        return {'sample_rate': self.sample_rate, 'n_fft': self.n_fft, 'win_length': self.win_length,
+                'hop_length': self.hop_length, 'n_mels': self.n_mels, 'f_min': self.f_min, 'f_max': self.f_max,
+                'mel_scale': self.mel_scale, 'floor': self.log_floor, 'center': False}
 
     @property
     def audio_shape(self) -> tuple[int, int]:
@@ -197,7 +198,7 @@ class AVMNIST:
 # --------------------------------------------------------------------------- building blocks
 
 def check_root(root: str | Path) -> Path:
-    """The data root, after checking that the MNIST files and FSDD folder exist."""
+    """Return the data root, after checking that the MNIST files and FSDD folder exist."""
     root = Path(root)
     if not root.is_dir():
         raise DataRootError(f'AV-MNIST data root {root} does not exist; expected layout: {LAYOUT}')
@@ -212,7 +213,8 @@ def check_root(root: str | Path) -> Path:
 
 
 def fit_pca(images: np.ndarray, *, energy_removed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """PCA of ``images (N, D)``: ``(mean (D,), components (D, k), explained_variance_ratio (D,), k)``.
+    """
+    PCA of ``images (N, D)``: ``(mean (D,), components (D, k), explained_variance_ratio (D,), k)``.
 
     ``k`` is the smallest number of leading components whose cumulative explained
     variance ratio exceeds ``1 - energy_removed``.
@@ -251,7 +253,8 @@ def pca_reconstruct(images: np.ndarray, *, mean: np.ndarray, components: np.ndar
 
 def pair_clips(labels: np.ndarray, clip_digits: np.ndarray, clip_pool: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
-    """For each label, a clip index (into ``clip_digits``) of the same digit taken from ``clip_pool``.
+    """
+    For each label, a clip index (into ``clip_digits``) of the same digit taken from ``clip_pool``.
 
     Per digit, clips are dealt in shuffled rounds: each clip of the pool is used once
     before any is used again, and images receive them in a random order.
@@ -440,7 +443,8 @@ def cache_path_for(config: AVMNISTConfig, *, root: str | Path | None = None,
 
 def load_avmnist(config: AVMNISTConfig | None = None, *, root: str | Path | None = None,
                  cache_dir: str | Path | None = None, use_cache: bool = True) -> AVMNIST:
-    """AV-MNIST for ``config``: read from the cache, or built and cached.
+    """
+    AV-MNIST for ``config``: read from the cache, or built and cached.
 
     ``root``: the data root holding ``mnist/`` and ``fsdd/`` (default
     :func:`centralnet_ros.paths.data_root`); ``cache_dir``: default

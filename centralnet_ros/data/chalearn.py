@@ -1,4 +1,5 @@
-"""Montalbano / ChaLearn multi-modal gesture dataset (2013 and 2014 layouts).
+"""
+Montalbano / ChaLearn multi-modal gesture dataset (2013 and 2014 layouts).
 
 The 20 Italian cultural gestures (ids 1-20 in :data:`GESTURES` order) were recorded
 with a Kinect v1: RGB, depth, user mask and skeleton at 20 fps (and audio in 2013).
@@ -39,19 +40,18 @@ import contextlib
 import csv
 import dataclasses
 import io
+from pathlib import Path
 import re
 import shutil
 import tempfile
+from typing import Iterator
 import wave
 import zipfile
-from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features import skeleton as skel
 from centralnet_ros.features.audio import log_mel_spectrogram, resample_audio
+import numpy as np
 
 GESTURES: tuple[str, ...] = (
     'vattene', 'vieniqui', 'perfetto', 'furbo', 'cheduepalle', 'chevuoi', 'daccordo', 'seipazzo',
@@ -111,7 +111,8 @@ class SampleRef:
 
 
 def find_samples(root: str | Path) -> list[SampleRef]:
-    """Every sample under ``root`` (searched recursively), sorted by sample id then path.
+    """
+    Every sample under ``root`` (searched recursively), sorted by sample id then path.
 
     A ``SampleNNNN.zip`` whose sample is also present unpacked beside it is skipped.
     """
@@ -176,7 +177,8 @@ class _Source:
 
 
 def read_sample(ref: SampleRef | str | Path) -> ChalearnSample:
-    """Read a sample's skeleton, labels and metadata, and note which media files it has.
+    """
+    Read a sample's skeleton, labels and metadata, and note which media files it has.
 
     ``ref`` is a :class:`SampleRef` or the path of a ``_data.mat``, ``_skeleton.csv``
     or ``SampleNNNN.zip``.
@@ -353,7 +355,7 @@ def _read_2014(src: _Source) -> ChalearnSample:
 
 @contextlib.contextmanager
 def _media_file(sample: ChalearnSample, medium: str) -> Iterator[Path]:
-    """A real file path for a medium (extracted to a temporary folder if it sits in a zip)."""
+    """Yield a real file path for a medium (extracted to a temporary folder if it sits in a zip)."""
     item = sample.media.get(medium)
     if item is None:
         raise ValueError(f'{sample.sample_id}: no {medium} file')
@@ -372,7 +374,7 @@ def _media_file(sample: ChalearnSample, medium: str) -> Iterator[Path]:
 
 
 def read_audio(sample: ChalearnSample) -> tuple[np.ndarray, int]:
-    """The sample's audio as float32 mono ``(time,)`` in [-1, 1) and its sample rate (channels averaged)."""
+    """Read the sample's audio as float32 mono ``(time,)`` in [-1, 1) and its sample rate (channels averaged)."""
     with _media_file(sample, 'audio') as path:
         try:
             with wave.open(str(path), 'rb') as wav:
@@ -395,7 +397,8 @@ def read_audio(sample: ChalearnSample) -> tuple[np.ndarray, int]:
 
 
 def read_video_frames(sample: ChalearnSample, medium: str, frames: np.ndarray) -> dict[int, np.ndarray]:
-    """Decode the given 1-based frame numbers of a video (``'color'``, ``'depth'`` or ``'user'``).
+    """
+    Decode the given 1-based frame numbers of a video (``'color'``, ``'depth'`` or ``'user'``).
 
     One sequential pass with cv2.VideoCapture (seeking in mp4 is not frame exact).
     Returns frame number -> ``(H, W, 3)`` uint8 RGB image; a video shorter than a
@@ -484,7 +487,8 @@ def _fill_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray | Non
 
 def extract_instances(sample: ChalearnSample, config: FeatureConfig | None = None, *,
                       modalities: tuple[str, ...] = MODALITIES) -> ChalearnInstances:
-    """The four modalities of every labelled gesture of a sample.
+    """
+    Extract the four modalities of every labelled gesture of a sample.
 
     ``skeleton``: world positions of frames ``begin..end`` (untracked frames replaced by
     the nearest tracked one) through :func:`skeleton_feature_map`.  ``audio``: the
@@ -598,7 +602,8 @@ def _video_frame_count(sample: ChalearnSample, medium: str) -> int:
 
 
 def summarize(root: Path) -> DatasetSummary:
-    """Read every sample's skeleton and labels, open its media, count instances per gesture.
+    """
+    Read every sample's skeleton and labels, open its media, count instances per gesture.
 
     Columns are the sub-folders directly under ``root`` that hold samples (e.g. training
     / validation), or ``instances`` when the samples lie in ``root`` itself.

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
 from centralnet_ros import paths
-from centralnet_ros.data.registry import DATASETS, DataRootError, default_root, summarizer
+from centralnet_ros.data.registry import DataRootError, DATASETS, default_root, summarizer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--dataset', required=True, choices=sorted(DATASETS),
                         help='which dataset reader to run')
     parser.add_argument('--root', default=None,
-                        help='the dataset folder (e.g. .../msrc12); default: the dataset\'s folder '
+                        help="the dataset folder (e.g. .../msrc12); default: the dataset's folder "
                              f'under ${paths.DATA_ROOT_ENV} or ../shared/data')
 
 

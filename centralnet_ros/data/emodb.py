@@ -1,4 +1,5 @@
-"""Berlin Database of Emotional Speech (EmoDB, Burkhardt et al. 2005), read from its wav files.
+"""
+Berlin Database of Emotional Speech (EmoDB, Burkhardt et al. 2005), read from its wav files.
 
 Layout under the dataset folder (``<data root>/emodb``)::
 
@@ -18,15 +19,14 @@ Labels also map onto ROS4HRI's expression vocabulary (the string constants of
 from __future__ import annotations
 
 import dataclasses
-import re
-import wave
 from pathlib import Path
+import re
 from typing import Iterator
+import wave
 
-import numpy as np
-
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features.audio import resample_audio
+import numpy as np
 
 LAYOUT = '<root>/wav/{speaker:2 digits}{text:3}{emotion letter}{version letter}.wav (mono 16-bit PCM)'
 DEFAULT_SAMPLE_RATE = 16000
@@ -64,7 +64,7 @@ class Utterance:
 
     @property
     def expression(self) -> str:
-        """The ROS4HRI ``hri_msgs/Expression`` name."""
+        """Return the ROS4HRI ``hri_msgs/Expression`` name."""
         return EXPRESSIONS[self.label]
 
 
@@ -91,7 +91,7 @@ def list_utterances(root: str | Path) -> list[Utterance]:
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """A mono 16-bit PCM wav: float32 waveform in [-1, 1) of shape ``(time,)`` and its sample rate."""
+    """Read a mono 16-bit PCM wav: float32 waveform in [-1, 1) of shape ``(time,)`` and its sample rate."""
     path = Path(path)
     try:
         with wave.open(str(path), 'rb') as wav:
@@ -110,7 +110,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def load_waveform(path: str | Path, *, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """A file's waveform resampled from its own rate to ``sample_rate``: float32 ``(time,)``."""
+    """Load a file's waveform resampled from its own rate to ``sample_rate``: float32 ``(time,)``."""
     x, rate = read_wav(path)
     return resample_audio(x, orig_sample_rate=rate, new_sample_rate=sample_rate)
 

@@ -1,4 +1,5 @@
-"""Free Spoken Digit Dataset (FSDD), read from its own wav files.
+"""
+Free Spoken Digit Dataset (FSDD), read from its own wav files.
 
 Layout under the dataset folder (``<data root>/fsdd``)::
 
@@ -12,13 +13,12 @@ vary in length (about 0.14 s to 2.3 s).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 import re
 import wave
-from pathlib import Path
 
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 import numpy as np
-
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
 
 SAMPLE_RATE = 8000
 LAYOUT = '<root>/recordings/{digit}_{speaker}_{index}.wav (8 kHz mono 16-bit PCM)'
@@ -46,7 +46,8 @@ def split_of(index: int) -> str:
 
 
 def list_clips(root: str | Path, split: str | None = None) -> list[FSDDClip]:
-    """Every ``recordings/*.wav`` of the dataset, sorted by (digit, speaker, index).
+    """
+    Every ``recordings/*.wav`` of the dataset, sorted by (digit, speaker, index).
 
     ``split`` ('train' / 'test') keeps one split.  A wav whose name does not follow
     ``{digit}_{speaker}_{index}.wav`` is an error (naming the file).
@@ -73,7 +74,8 @@ def list_clips(root: str | Path, split: str | None = None) -> list[FSDDClip]:
 
 
 def read_wav(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A mono 16-bit PCM wav as float32 in [-1, 1), shape ``(time,)``.
+    """
+    Read a mono 16-bit PCM wav as float32 in [-1, 1), shape ``(time,)``.
 
     Checks the sample rate, channel count, sample width and that the file holds as
     many frames as its header says; any mismatch is an error naming the file.

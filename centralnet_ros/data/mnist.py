@@ -1,4 +1,5 @@
-"""MNIST in its own IDX format (LeCun et al.), gzip-compressed or raw.
+"""
+MNIST in its own IDX format (LeCun et al.), gzip-compressed or raw.
 
 Layout under the dataset folder (``<data root>/mnist``)::
 
@@ -15,12 +16,11 @@ file whose data are shorter or longer than the header says.
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
+import zlib
 
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 import numpy as np
-
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
 
 # split -> (images file, labels file), without the optional '.gz'
 FILES: dict[str, tuple[str, str]] = {
@@ -37,7 +37,8 @@ _IDX_DTYPES = {0x08: np.dtype('u1'), 0x09: np.dtype('i1'), 0x0B: np.dtype('>i2')
 
 
 def _read_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file's (decompressed) bytes, and whether a gzip stream ended early.
+    """
+    Read the file's (decompressed) bytes, and whether a gzip stream ended early.
 
     A truncated ``.gz`` is decompressed as far as it goes, so the caller can report
     how many bytes the header promised against how many arrived.
@@ -60,7 +61,8 @@ def _read_bytes(path: Path) -> tuple[bytes, bool]:
 
 
 def read_idx(path: str | Path, *, expected_magic: int | None = None) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw) into a numpy array shaped as its header says.
+    """
+    Read one IDX file (``.gz`` or raw) into a numpy array shaped as its header says.
 
     Raises ``ValueError`` naming the file when the magic number is wrong, or the data
     are shorter / longer than the header's dims (expected vs actual byte counts).
@@ -104,7 +106,7 @@ def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``(images (N, 28, 28) uint8, labels (N,) int64)`` of ``split`` ('train' or 'test')."""
     root = Path(root)
     if split not in FILES:
-        raise ValueError(f"MNIST split must be one of {sorted(FILES)}, got {split!r}")
+        raise ValueError(f'MNIST split must be one of {sorted(FILES)}, got {split!r}')
     if not root.is_dir():
         raise DataRootError(f'MNIST folder {root} does not exist; expected layout: {LAYOUT}')
     img_path, lbl_path = (_find(root, name) for name in FILES[split])

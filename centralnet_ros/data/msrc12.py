@@ -1,4 +1,5 @@
-"""MSRC-12 Kinect gesture dataset (Fothergill et al., CHI 2012), read from its own files.
+"""
+MSRC-12 Kinect gesture dataset (Fothergill et al., CHI 2012), read from its own files.
 
 Layout under the dataset folder (``<data root>/msrc12``)::
 
@@ -46,18 +47,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+from pathlib import Path
 import re
 import time
-import warnings
-from pathlib import Path
 from typing import Iterable
-
-import numpy as np
+import warnings
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_bytes
-from centralnet_ros.data.registry import DatasetSummary, DataRootError
+from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features import skeleton as skel
+import numpy as np
 
 LAYOUT = ('<root>/data/P{A}_{B}_{C}[A]_p{D}.csv.xz (timestamp + 20 joints x (x, y, z, confidence) per line) '
           'and <root>/data/P{A}_{B}_{C}[A]_p{D}.tagstream (XQPCTick;Tag lines)')
@@ -120,7 +120,7 @@ class SequenceInfo:
 
     @property
     def instruction(self) -> str:
-        """The instruction modality from the PDF's table ('video', ..., 'images+text'), or 'unknown'."""
+        """Return the instruction modality from the PDF's table ('video', ..., 'images+text'), or 'unknown'."""
         key = f'P{self.group}_{self.subgroup}'
         columns = INSTRUCTION_TABLE.get(self.gesture, ())
         candidates = range(3, 5) if self.two_instructions else range(0, 3)
@@ -149,7 +149,7 @@ def parse_name(name: str) -> SequenceInfo:
 
 
 def tick_to_timestamp(tick: int | np.ndarray) -> int | np.ndarray:
-    """XQPCTick -> CSV timestamp (microseconds): ``(tick * 1000 + 49875 // 2) // 49875``, in integers."""
+    """Convert XQPCTick -> CSV timestamp (microseconds): ``(tick * 1000 + 49875 // 2) // 49875``, in integers."""
     if isinstance(tick, np.ndarray):
         t = tick.astype(np.int64)
         return (t * 1000 + 49875 // 2) // 49875
@@ -157,7 +157,8 @@ def tick_to_timestamp(tick: int | np.ndarray) -> int | np.ndarray:
 
 
 def read_tagstream(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Action points of a ``.tagstream``: ticks ``(N,)`` int64 and gesture numbers ``(N,)`` int64 (1-12).
+    """
+    Read the action points of a ``.tagstream``: ticks ``(N,)`` int64 and gesture numbers ``(N,)`` int64 (1-12).
 
     The first line must be ``XQPCTick;Tag``; every other non-blank line ``tick;G{n} name``.
     """
@@ -183,7 +184,8 @@ def read_tagstream(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_skeleton_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """One ``.csv.xz`` (read by numpy.loadtxt straight from the xz file).
+    """
+    One ``.csv.xz`` (read by numpy.loadtxt straight from the xz file).
 
     Returns timestamps ``(T,)`` int64 microseconds, joints ``(T, 20, 4)`` float32
     (x, y, z in metres, confidence) and the number of leading all-zero frames dropped.
@@ -234,7 +236,8 @@ class Sequence:
 
 
 def list_files(root: str | Path, persons: Iterable[int | str] | None = None) -> list[tuple[Path, Path]]:
-    """``(csv.xz, tagstream)`` path pairs, sorted by name, optionally of some persons only.
+    """
+    ``(csv.xz, tagstream)`` path pairs, sorted by name, optionally of some persons only.
 
     ``persons``: person numbers (``6``) or names (``'p06'``).  Every csv.xz needs a
     tagstream of the same name (compared case-insensitively).
@@ -288,7 +291,7 @@ def read_sequence(csv_path: str | Path, tagstream_path: str | Path) -> Sequence:
 
 def cache_path(root: str | Path, persons: Iterable[int | str] | None = None,
                cache_dir: str | Path | None = None) -> Path:
-    """The cache file :func:`load_sequences` uses for these files (it changes when a file does)."""
+    """Return the cache file :func:`load_sequences` uses for these files (it changes when a file does)."""
     h = hashlib.sha256(f'msrc12-v{_CACHE_VERSION}'.encode())
     for csv, tag in list_files(root, persons):
         for p in (csv, tag):
@@ -299,7 +302,8 @@ def cache_path(root: str | Path, persons: Iterable[int | str] | None = None,
 
 def load_sequences(root: str | Path, *, persons: Iterable[int | str] | None = None, cache: bool = True,
                    cache_dir: str | Path | None = None) -> list[Sequence]:
-    """Every recording under ``root`` (the ``msrc12`` folder), sorted by file name.
+    """
+    Every recording under ``root`` (the ``msrc12`` folder), sorted by file name.
 
     With ``cache=True`` the parsed arrays are read from / written to
     :func:`cache_path` (an atomic ``np.savez``, loaded without pickle).
@@ -389,7 +393,8 @@ class GestureWindows:
 
 def window_times(reference_time: int | float, *, before_s: float, after_s: float,
                  frame_rate: float) -> np.ndarray:
-    """The grid of a window: ``round((before_s + after_s) * frame_rate)`` times (us).
+    """
+    Return the grid of a window: ``round((before_s + after_s) * frame_rate)`` times (us).
 
     Spaced ``1 / frame_rate`` apart and ending at ``reference_time + after_s``.
     """
@@ -415,7 +420,8 @@ def gesture_windows(sequences: list[Sequence], *, before_s: float = 1.5, after_s
                     frame_rate: float = NOMINAL_FRAME_RATE, include_none: bool = True,
                     none_min_distance_s: float = NONE_MIN_DISTANCE_S, none_stride_s: float = 1.0,
                     max_gap_s: float = 0.2) -> GestureWindows:
-    """Cut gesture instances around their action points, plus "no gesture" windows.
+    """
+    Cut gesture instances around their action points, plus "no gesture" windows.
 
     Every window holds ``round((before_s + after_s) * frame_rate)`` frames (default 60)
     ending at ``reference + after_s``.  Instances use the action points as references;
@@ -523,7 +529,7 @@ def summarize(root: Path) -> DatasetSummary:
         modalities={'skeleton': f'(T, {NUM_JOINTS}, 4) x, y, z (m) + confidence, Kinect v1 joint order; '
                                 f'windows (N, {windows.joints.shape[1]}, {NUM_JOINTS}, 3) at '
                                 f'{windows.frame_rate:g} Hz'},
-        notes=[f'persons: ' + ', '.join(f'p{p:02d} ({n} seq)' for p, n in per_person.items()),
+        notes=['persons: ' + ', '.join(f'p{p:02d} ({n} seq)' for p, n in per_person.items()),
                f'{frames} frames after dropping leading all-zero ones; {lost} later frames with tracking lost',
                f'frame timing: median interval {rate["median_interval_ms"]:.1f} ms '
                f'({rate["median_rate_hz"]:.1f} Hz), mean {rate["mean_rate_hz"]:.2f} frames/s',

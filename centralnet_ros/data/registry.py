@@ -1,4 +1,5 @@
-"""Dataset registry used by ``centralnet data check`` (and by training presets).
+"""
+Dataset registry used by ``centralnet data check`` (and by training presets).
 
 A dataset module provides ``summarize(root: Path) -> DatasetSummary``: it reads every
 file (so a truncated download is found) and counts samples per split and class.
@@ -48,5 +49,5 @@ def summarizer(name: str) -> Callable[[Path], DatasetSummary]:
 
 
 def default_root(name: str, data_root: Path) -> Path:
-    """The dataset's own folder under a data root (``<root>/msrc12`` ...)."""
+    """Return the dataset's own folder under a data root (``<root>/msrc12`` ...)."""
     return data_root / DATASETS[name][1]

@@ -1,4 +1,5 @@
-"""Per-modality encoders built from a config: a stack of levels plus a classifier head.
+"""
+Per-modality encoders built from a config: a stack of levels plus a classifier head.
 
 Kinds (all share one contract, so every fusion method can tap every level):
 
@@ -30,7 +31,8 @@ _CONV = {'cnn1d': (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, 1),
 
 @dataclasses.dataclass
 class EncoderConfig:
-    """One modality's network.
+    """
+    One modality's network.
 
     ``widths`` gives the units (mlp) or channels (cnn) of each level; the number of
     levels is ``len(widths)``.  ``pool`` is the max-pooling factor after each conv

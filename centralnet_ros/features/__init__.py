@@ -1,4 +1,5 @@
-"""Signal processing shared by training and the runtime (numpy / scipy / cv2 only).
+"""
+Signal processing shared by training and the runtime (numpy / scipy / cv2 only).
 
 Functions are keyword-only where a parameter could be confused (``sample_rate``,
 ``hop_length``), work on numpy arrays, and never normalise relative to a whole clip,

@@ -1,4 +1,5 @@
-"""HTK-compatible MFCC front end (``MFCC_E_D``) and HTK parameter-file I/O.
+"""
+HTK-compatible MFCC front end (``MFCC_E_D``) and HTK parameter-file I/O.
 
 AVLetters ships its audio only as HTK feature files (``MFCC_E_D``: 12 cepstra c1..c12,
 log energy E, then the 13 regression deltas; 26 floats per frame every 20 ms).  A
@@ -78,14 +79,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import struct
 from pathlib import Path
+import struct
 from typing import Literal
-
-import numpy as np
 
 from centralnet_ros.features.audio import resample_audio
 from centralnet_ros.features.resample import fourier_resample
+import numpy as np
 
 __all__ = [
     'HTKConfig', 'AVLETTERS_CONFIG', 'ParmKind', 'HTKFile', 'HTKFormatError',
@@ -101,7 +101,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class HTKConfig:
-    """HTK front-end parameters (HTK's configuration variable in brackets).
+    """
+    HTK front-end parameters (HTK's configuration variable in brackets).
 
     The defaults are HTK 3's MFCC recipe (HTK Book ch. 5 / the tutorial's config) at
     the 20 ms frame period of AVLetters; :data:`AVLETTERS_CONFIG` holds the values that
@@ -199,7 +200,7 @@ class HTKConfig:
 
     @property
     def lookahead_frames(self) -> int:
-        """Static frames a delta needs after its own frame."""
+        """Return how many static frames a delta needs after its own frame."""
         return self.delta_window
 
     @property
@@ -217,7 +218,7 @@ utterance, simple-difference delta edges); see the module docstring for the evid
 # ------------------------------------------------------------------ building blocks
 
 def mel_scale(freq_hz: np.ndarray | float) -> np.ndarray:
-    """HTK's mel scale ``1127 ln(1 + f / 700)``."""
+    """Map Hz onto HTK's mel scale ``1127 ln(1 + f / 700)``."""
     return 1127.0 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / 700.0)
 
 
@@ -227,7 +228,8 @@ def inverse_mel_scale(mel: np.ndarray | float) -> np.ndarray:
 
 
 def mel_filterbank(config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """HTK's triangular mel filterbank as a ``(num_chans, fft_size // 2 + 1)`` weight matrix.
+    """
+    Build HTK's triangular mel filterbank as a ``(num_chans, fft_size // 2 + 1)`` weight matrix.
 
     Follows ``InitFBank``: centre frequencies ``cf_c = mlo + c (mhi - mlo) / (num_chans + 1)``
     on the mel scale (c = 1..num_chans + 1, the last one being the upper edge); FFT bins
@@ -284,7 +286,7 @@ def lifter_weights(num_ceps: int, cep_lifter: int) -> np.ndarray:
 
 
 def hamming_window(n: int) -> np.ndarray:
-    """HTK's (symmetric) Hamming window of ``n`` samples."""
+    """Return HTK's (symmetric) Hamming window of ``n`` samples."""
     return 0.54 - 0.46 * np.cos(2.0 * np.pi * np.arange(n) / (n - 1))
 
 
@@ -357,7 +359,8 @@ def _analyse(frames: np.ndarray, config: HTKConfig) -> tuple[np.ndarray, np.ndar
 
 
 def log_filterbank(frames: np.ndarray, config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """HTK log mel filterbank (``FBANK``), the input of the DCT.
+    """
+    HTK log mel filterbank (``FBANK``), the input of the DCT.
 
     ``(T, window)`` frames in 16-bit sample units -> ``(T, num_chans)``.
     """
@@ -365,7 +368,8 @@ def log_filterbank(frames: np.ndarray, config: HTKConfig = AVLETTERS_CONFIG) -> 
 
 
 def static_features_from_frames(frames: np.ndarray, config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """``(T, window)`` frames in 16-bit sample units -> ``(T, num_ceps + 1)`` [c1..c12, ln e].
+    """
+    ``(T, window)`` frames in 16-bit sample units -> ``(T, num_ceps + 1)`` [c1..c12, ln e].
 
     The energy is the raw log energy (not normalised).
     """
@@ -377,7 +381,8 @@ def static_features_from_frames(frames: np.ndarray, config: HTKConfig = AVLETTER
 
 def static_features(waveform: np.ndarray, *, sample_rate: int,
                     config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """Mono waveform -> ``(T, num_ceps + 1)`` static frames [c1..c12, raw ln e] (float64).
+    """
+    Mono waveform -> ``(T, num_ceps + 1)`` static frames [c1..c12, raw ln e] (float64).
 
     ``waveform`` at ``sample_rate`` is first resampled (polyphase, band-limited) to
     ``config.sample_rate`` if the two differ.
@@ -392,7 +397,8 @@ def static_features(waveform: np.ndarray, *, sample_rate: int,
 
 def normalise_log_energy(log_energy: np.ndarray, *, silence_floor_db: float = 50.0,
                          energy_scale: float = 0.1) -> np.ndarray:
-    """HTK's ``NormaliseLogEnergy`` over one utterance: max becomes 1.0.
+    """
+    Apply HTK's ``NormaliseLogEnergy`` over one utterance: max becomes 1.0.
 
     ``E <- 1 - (max - max(E, max - silence_floor_db ln(10) / 10)) * energy_scale``.
     """
@@ -406,7 +412,8 @@ def normalise_log_energy(log_energy: np.ndarray, *, silence_floor_db: float = 50
 
 def _delta_rows(block: np.ndarray, base: int, targets: np.ndarray, total: int | None,
                 window: int, edge: str) -> np.ndarray:
-    """Deltas for the absolute frame indices ``targets``.
+    """
+    Deltas for the absolute frame indices ``targets``.
 
     ``block`` holds the statics of frames ``base .. base + len(block) - 1`` of a
     sequence of ``total`` frames (None = not known yet; then every target must have
@@ -440,7 +447,8 @@ def _delta_rows(block: np.ndarray, base: int, targets: np.ndarray, total: int | 
 
 def deltas(static: np.ndarray, *, window: int = 2,
            edge: Literal['simple', 'replicate'] = 'replicate') -> np.ndarray:
-    """``(T, D)`` -> ``(T, D)`` HTK regression deltas over +-``window`` frames.
+    """
+    ``(T, D)`` -> ``(T, D)`` HTK regression deltas over +-``window`` frames.
 
     ``edge='replicate'``: the first/last frame is replicated to fill the window (HTK 3).
     ``edge='simple'``: the first/last ``window`` frames use simple differences (HTK 1.5,
@@ -464,7 +472,8 @@ def add_deltas(static: np.ndarray, *, window: int = 2,
 
 
 def features_from_static(static: np.ndarray, config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """Finish one utterance: ``(T, 13)`` statics with raw ln e -> ``(T, 26)`` float32 ``MFCC_E_D``.
+    """
+    Finish one utterance: ``(T, 13)`` statics with raw ln e -> ``(T, 26)`` float32 ``MFCC_E_D``.
 
     The energy is normalised over these T frames if ``config.energy_normalise``.
     """
@@ -479,7 +488,8 @@ def features_from_static(static: np.ndarray, config: HTKConfig = AVLETTERS_CONFI
 
 def mfcc_e_d(waveform: np.ndarray, *, sample_rate: int,
              config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """Mono waveform -> ``(T, 26)`` float32 ``MFCC_E_D`` frames, as AVLetters' files.
+    """
+    Mono waveform -> ``(T, 26)`` float32 ``MFCC_E_D`` frames, as AVLetters' files.
 
     Integer samples are 16-bit units; float samples are in [-1, 1].  ``T = 1 + (N -
     window) // hop`` at ``config.sample_rate`` (0 frames if the clip is shorter than
@@ -491,7 +501,8 @@ def mfcc_e_d(waveform: np.ndarray, *, sample_rate: int,
 # ----------------------------------------------------------------------- streaming
 
 class HTKStaticStream:
-    """Static frames ``(n, 13)`` [c1..c12, raw ln e] from a waveform pushed in arbitrary chunks.
+    """
+    Static frames ``(n, 13)`` [c1..c12, raw ln e] from a waveform pushed in arbitrary chunks.
 
     A frame is emitted as soon as its window is complete (no lookahead); the result
     equals :func:`static_features` on the concatenated signal.  Chunks must be at
@@ -525,7 +536,8 @@ class HTKStaticStream:
 
 
 class HTKStream:
-    """Streaming ``MFCC_E_D`` with unnormalised energy.
+    """
+    Streaming ``MFCC_E_D`` with unnormalised energy.
 
     ``push(chunk) -> (n, 26)``, then ``flush() -> (m, 26)`` at the end of the stream.
 
@@ -580,7 +592,7 @@ class HTKStream:
         return self._emit(self._seen - w, None)
 
     def flush(self) -> np.ndarray:
-        """The remaining frames, knowing the stream has ended; then the stream restarts empty."""
+        """Return the remaining frames, knowing the stream has ended; then the stream restarts empty."""
         out = self._emit(self._seen, self._seen)
         self.reset()
         return out
@@ -594,7 +606,8 @@ class HTKStream:
 # ------------------------------------------------------------ model input (training = runtime)
 
 def mfcc_to_model_input(features: np.ndarray, *, num_frames: int = 24) -> np.ndarray:
-    """``(T, 26)`` ``MFCC_E_D`` frames -> ``(26, num_frames)`` float32 "MFCC image" (feature-major).
+    """
+    ``(T, 26)`` ``MFCC_E_D`` frames -> ``(26, num_frames)`` float32 "MFCC image" (feature-major).
 
     Fourier resampling along time.  Used on AVLetters' files in training and on live
     audio by :func:`speech_model_input`.
@@ -607,7 +620,8 @@ def mfcc_to_model_input(features: np.ndarray, *, num_frames: int = 24) -> np.nda
 
 def speech_model_input(waveform: np.ndarray, *, sample_rate: int, num_frames: int = 24,
                        config: HTKConfig = AVLETTERS_CONFIG) -> np.ndarray:
-    """A raw waveform at any ``sample_rate`` -> the speech model's ``(26, num_frames)`` input.
+    """
+    Turn a raw waveform at any ``sample_rate`` into the speech model's ``(26, num_frames)`` input.
 
     Resamples to ``config.sample_rate``, computes ``MFCC_E_D`` (energy normalised over
     this clip, as AVLetters' utterances) and Fourier-resamples to ``num_frames``: the
@@ -623,7 +637,8 @@ def speech_model_input(waveform: np.ndarray, *, sample_rate: int, num_frames: in
 
 def speech_audio_input(window, *, num_frames: int = 24, add_channel: bool = True,
                        htk: dict | None = None) -> np.ndarray:
-    """Input pipeline ``'htk_mfcc'`` (see :mod:`centralnet_ros.features.pipelines`).
+    """
+    Input pipeline ``'htk_mfcc'`` (see :mod:`centralnet_ros.features.pipelines`).
 
     ``window.data``: ``(n_samples,)`` mono audio (float in [-1, 1] or int16) at
     ``window.sample_rate`` Hz.  Returns ``(1, 26, num_frames)`` float32 (``(26,
@@ -723,7 +738,8 @@ class HTKFile:
 
 def decode_htk(data: bytes, *, name: str = '<bytes>', expected_kind: str | None = None,
                expected_dim: int | None = None) -> HTKFile:
-    """Decode HTK parameter-file bytes.
+    """
+    Decode HTK parameter-file bytes.
 
     Header ``>iihh`` (frames, period in 100 ns, bytes per frame, kind), then big-endian
     float32 frames.  ``name`` appears in errors.
@@ -772,7 +788,8 @@ def decode_htk(data: bytes, *, name: str = '<bytes>', expected_kind: str | None 
 
 def read_htk(path: str | os.PathLike, *, expected_kind: str | None = None,
              expected_dim: int | None = None) -> HTKFile:
-    """Read an HTK parameter file.
+    """
+    Read an HTK parameter file.
 
     A truncated or inconsistent file raises :class:`HTKFormatError` naming the file
     and the inconsistency.

@@ -1,4 +1,5 @@
-"""Image and depth normalisation, and lip-sequence augmentation (numpy + cv2).
+"""
+Image and depth normalisation, and lip-sequence augmentation (numpy + cv2).
 
 Per-frame z-normalisation (:func:`znormalize_frames`) is the report's lip
 preprocessing; it depends on one frame only, so it is identical offline and on the
@@ -19,24 +20,21 @@ from __future__ import annotations
 
 import math
 
+from centralnet_ros.features.resample import fourier_resample
 import cv2
 import numpy as np
-
-from centralnet_ros.features.resample import fourier_resample
 
 __all__ = ['znormalize_frames', 'depth_mm_to_metres', 'clip_depth', 'random_crop_box',
            'augment_lip_sequence', 'lip_frames_to_model_input', 'lip_video_input']
 
 
 def znormalize_frames(frames: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
-    """Each frame to zero mean and unit standard deviation over its pixels.
+    """
+    Bring each frame to zero mean and unit standard deviation over its pixels.
 
-    Args:
-        frames: ``(..., H, W)``, e.g. ``(T, 60, 80)`` lip frames, any real dtype.
-        eps: added to the standard deviation, so a flat frame becomes all zeros.
-
-    Returns:
-        float32 array of the same shape.
+    :param frames: ``(..., H, W)``, e.g. ``(T, 60, 80)`` lip frames, any real dtype.
+    :param eps: added to the standard deviation, so a flat frame becomes all zeros.
+    :return: float32 array of the same shape.
     """
     x = np.asarray(frames, dtype=np.float64)
     if x.ndim < 2:
@@ -50,12 +48,12 @@ def znormalize_frames(frames: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
 
 def depth_mm_to_metres(depth_mm: np.ndarray, *, min_m: float = 0.0, max_m: float = math.inf,
                        invalid_value: float = 0.0) -> np.ndarray:
-    """Depth image in millimetres (uint16, 0 = no reading, as Kinect / ROS ``16UC1``) -> metres.
+    """
+    Depth image in millimetres (uint16, 0 = no reading, as Kinect / ROS ``16UC1``) -> metres.
 
     Pixels that are 0 or outside ``[min_m, max_m]`` become ``invalid_value``.
 
-    Returns:
-        float32 array of the same shape.
+    :return: float32 array of the same shape.
     """
     d = np.asarray(depth_mm)
     if d.dtype.kind not in 'ui':
@@ -80,7 +78,8 @@ def clip_depth(depth_m: np.ndarray, *, min_m: float, max_m: float, invalid_value
 
 def random_crop_box(height: int, width: int, *, rng: np.random.Generator,
                     min_area: float = 0.8) -> tuple[int, int, int, int]:
-    """Draw a crop ``(top, left, crop_h, crop_w)`` keeping >= ``min_area`` of the image area.
+    """
+    Draw a crop ``(top, left, crop_h, crop_w)`` keeping >= ``min_area`` of the image area.
 
     The kept **area** fraction is uniform in ``[min_area, 1]``, the aspect ratio is the
     image's (both sides scaled by ``sqrt(area)``, rounded up), the position uniform.
@@ -102,7 +101,8 @@ def augment_lip_sequence(frames: np.ndarray, *, rng: np.random.Generator,
                          gradient: float = 0.2, gamma: float = 0.25,
                          min_crop_area: float = 0.8, value_range: tuple[float, float] = (0.0, 255.0)
                          ) -> np.ndarray:
-    """Training augmentation of one lip sequence, the same draw for every frame.
+    """
+    Training augmentation of one lip sequence, the same draw for every frame.
 
     Applied in this order to raw intensities in ``value_range`` (before z-normalisation):
 
@@ -115,12 +115,9 @@ def augment_lip_sequence(frames: np.ndarray, *, rng: np.random.Generator,
     * brightness: ``v <- v + b (hi - lo)``, ``b ~ U(-brightness, brightness)``;
     * clip to ``value_range``.
 
-    Args:
-        frames: ``(T, H, W)`` lip frames (uint8 or float).
-        rng: the generator that drives every random choice (pass a seeded one).
-
-    Returns:
-        ``(T, H, W)`` float32.
+    :param frames: ``(T, H, W)`` lip frames (uint8 or float).
+    :param rng: the generator that drives every random choice (pass a seeded one).
+    :return: ``(T, H, W)`` float32.
     """
     x = np.asarray(frames)
     if x.ndim != 3 or min(x.shape) == 0:
@@ -164,7 +161,8 @@ def augment_lip_sequence(frames: np.ndarray, *, rng: np.random.Generator,
 
 
 def lip_frames_to_model_input(frames: np.ndarray, *, num_frames: int = 12) -> np.ndarray:
-    """``(T, H, W)`` grey lip frames -> ``(num_frames, H, W)`` float32 model input.
+    """
+    ``(T, H, W)`` grey lip frames -> ``(num_frames, H, W)`` float32 model input.
 
     Fourier-resampled along time to ``num_frames``, then each frame z-normalised: the
     report's lip preprocessing, shared by AVLetters training and the runtime.
@@ -177,7 +175,8 @@ def lip_frames_to_model_input(frames: np.ndarray, *, num_frames: int = 12) -> np
 
 def lip_video_input(window, *, num_frames: int = 12, height: int = 60, width: int = 80,
                     add_channel: bool = True) -> np.ndarray:
-    """Input pipeline ``'lip_video'`` (see :mod:`centralnet_ros.features.pipelines`).
+    """
+    Input pipeline ``'lip_video'`` (see :mod:`centralnet_ros.features.pipelines`).
 
     ``window.data``: ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey frames of the
     mouth region (finding the mouth is upstream of this function).  Frames are turned

@@ -1,4 +1,5 @@
-"""Named input pipelines: how a window of raw sensor data becomes one model input.
+"""
+Named input pipelines: how a window of raw sensor data becomes one model input.
 
 A bundle's manifest names, for each modality, a pipeline from :data:`PIPELINES` and its
 parameters (``ModalitySpec.pipeline`` / ``.preprocessing``).  Training builds its
@@ -17,7 +18,8 @@ import numpy as np
 
 @dataclasses.dataclass
 class Window:
-    """Raw data for one decision, as the runtime's window assembler hands it over.
+    """
+    Raw data for one decision, as the runtime's window assembler hands it over.
 
     * audio: ``data`` (n_samples,) float32 mono in [-1, 1], ``sample_rate`` in Hz,
       ``stamps_ns`` (1,) the stamp of the first sample;

@@ -1,4 +1,5 @@
-"""Fourier resampling of a sequence to a fixed number of frames.
+"""
+Fourier resampling of a sequence to a fixed number of frames.
 
 The internship report (Hsieh 2017) brings every AVLetters sequence to a fixed length
 by Fourier resampling: 24 frames for the MFCC sequence, 12 for the lip video.  This
@@ -23,20 +24,18 @@ __all__ = ['fourier_resample']
 
 
 def fourier_resample(x: np.ndarray, num: int, *, axis: int = 0) -> np.ndarray:
-    """Resample ``x`` to ``num`` samples along ``axis`` with the FFT method.
+    """
+    Resample ``x`` to ``num`` samples along ``axis`` with the FFT method.
 
     Same semantics as ``scipy.signal.resample(x, num, axis=axis)`` (which it calls),
     with input checking and a float result: float32 for float32/integer input of at
     most 16 bits (e.g. uint8 lip frames), float64 otherwise.
 
-    Args:
-        x: array with at least one sample along ``axis``, e.g. ``(T, 26)`` MFCC frames
-            or ``(T, 60, 80)`` lip frames.
-        num: number of output samples along ``axis`` (>= 1).
-        axis: the time axis.
-
-    Returns:
-        array with ``x.shape`` except ``num`` along ``axis``.
+    :param x: array with at least one sample along ``axis``, e.g. ``(T, 26)`` MFCC frames
+        or ``(T, 60, 80)`` lip frames.
+    :param num: number of output samples along ``axis`` (>= 1).
+    :param axis: the time axis.
+    :return: array with ``x.shape`` except ``num`` along ``axis``.
     """
     x = np.asarray(x)
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:

@@ -1,5 +1,4 @@
-"""CentralNet and the baselines it is compared with, behind one contract
-(see :mod:`centralnet_ros.fusion.base`)."""
+"""CentralNet and the baselines it is compared with, behind one contract (see :mod:`centralnet_ros.fusion.base`)."""
 from centralnet_ros.fusion.base import FUSION_METHODS, FusionConfig, FusionModel, FusionOutput
 from centralnet_ros.fusion.baselines import (EarlyFusion, GatedMultimodalUnit, LateFusion, ModalityDropout, ModDrop,
                                              Unimodal)
@@ -17,7 +16,7 @@ MODEL_CLASSES = {
 
 
 def build_model(config: FusionConfig) -> FusionModel:
-    """The model a config describes (the bundle loader and the trainer both use this)."""
+    """Build the model a config describes (the bundle loader and the trainer both use this)."""
     return MODEL_CLASSES[config.method](config)
 
 

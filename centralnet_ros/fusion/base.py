@@ -1,4 +1,5 @@
-"""The one contract every fusion model follows (MultiBench's encoders -> fusion -> head).
+"""
+The one contract every fusion model follows (MultiBench's encoders -> fusion -> head).
 
 ``model(inputs, present)`` takes
 
@@ -16,18 +17,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Mapping
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from centralnet_ros.encoders import EncoderConfig, ModalityEncoder
+import torch
+from torch import nn
+import torch.nn.functional as F
 
 FUSION_METHODS = ('unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet')
 
 
 @dataclasses.dataclass
 class FusionConfig:
-    """Architecture of a fusion model; saved in the model bundle to rebuild it.
+    """
+    Architecture of a fusion model; saved in the model bundle to rebuild it.
 
     ``align`` says how features of unequal size are brought to one fusion space at a
     level: ``pad`` zero-pads channels to the widest modality, ``project`` applies a
@@ -125,19 +126,23 @@ class FusionModel(nn.Module):
         return mask[:, self.modalities.index(modality)]  # (B,)
 
     def fusion_weights(self) -> dict | None:
-        """The learned fusion weights, for models that have them (CentralNet)."""
+        """Return the learned fusion weights, for models that have them (CentralNet)."""
         return None
 
     def fusion_weight_parameters(self) -> list[nn.Parameter]:
-        """The scalar fusion weights (CentralNet alphas/betas, late-fusion score weights): the
-        trainer gives them their own learning rate and no weight decay."""
+        """
+        Return the scalar fusion weights (CentralNet alphas/betas, late-fusion score weights).
+
+        The trainer gives them their own learning rate and no weight decay.
+        """
         return []
 
 
 # -- shape alignment shared by CentralNet and early fusion --------------------------------
 
 def fusion_space(shapes: list[tuple[int, ...]], widest: bool = True) -> tuple[int, ...]:
-    """The common shape in which features of several modalities are summed or concatenated.
+    """
+    Return the common shape in which features of several modalities are summed or concatenated.
 
     Equal rank: (max channels, smallest size on each spatial axis).  Unequal rank:
     (max channels,) -- globally pooled vectors.
@@ -186,7 +191,7 @@ class Align(nn.Module):
 
 def dense_or_conv_block(in_shape: tuple[int, ...], out_shape: tuple[int, ...], *,
                         kernel_size: int = 3, dropout: float = 0.0) -> nn.Module:
-    """A central/shared layer mapping a fusion-space shape to the next level's shape."""
+    """Build a central/shared layer mapping a fusion-space shape to the next level's shape."""
     if len(out_shape) == 1:
         layers: list[nn.Module] = []
         if len(in_shape) > 1:
@@ -208,6 +213,8 @@ def dense_or_conv_block(in_shape: tuple[int, ...], out_shape: tuple[int, ...], *
 
 
 class GlobalAvgPool(nn.Module):
+    """Mean over every spatial axis: ``(B, C, ...) -> (B, C)``; a ``(B, C)`` vector passes unchanged."""
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h.flatten(2).mean(-1) if h.dim() > 2 else h
 

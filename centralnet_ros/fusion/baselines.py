@@ -1,4 +1,5 @@
-"""The baselines CentralNet is compared with, on the same encoders.
+"""
+The baselines CentralNet is compared with, on the same encoders.
 
 * :class:`Unimodal`     -- one modality's network alone.
 * :class:`EarlyFusion`  -- first-level features of every modality concatenated, then shared layers.
@@ -14,15 +15,16 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from centralnet_ros.encoders.base import ClassifierHead
+from centralnet_ros.fusion.base import (Align, build_encoders, dense_or_conv_block, fusion_space, FusionConfig,
+                                        FusionModel, FusionOutput, GlobalAvgPool)
 import torch
 from torch import nn
 
-from centralnet_ros.encoders.base import ClassifierHead
-from centralnet_ros.fusion.base import (Align, FusionConfig, FusionModel, FusionOutput, GlobalAvgPool,
-                                        build_encoders, dense_or_conv_block, fusion_space)
-
 
 class Unimodal(FusionModel):
+    """One modality's network alone (``config.unimodal``)."""
+
     def __init__(self, config: FusionConfig):
         super().__init__(config)
         self.modality = config.unimodal
@@ -87,6 +89,8 @@ def _top_vectors(model: FusionModel, x: dict[str, torch.Tensor]) -> list[torch.T
 
 
 class GatedMultimodalUnit(FusionModel):
+    """Arevalo et al. 2017: modality features mixed through learned per-dimension gates."""
+
     def __init__(self, config: FusionConfig):
         super().__init__(config)
         self.encoders = build_encoders(config, self.modalities, with_head=False)
@@ -118,7 +122,8 @@ class GatedMultimodalUnit(FusionModel):
 
 
 class ModalityDropout(nn.Module):
-    """Drop whole modalities per sample with probability p during training, never all of them.
+    """
+    Drop whole modalities per sample with probability p during training, never all of them.
 
     Returns the updated presence mask (B, M); samples whose every present modality
     was drawn for dropping keep one of them, chosen uniformly.
@@ -145,6 +150,8 @@ class ModalityDropout(nn.Module):
 
 
 class ModDrop(FusionModel):
+    """Neverova et al. 2016: shared layers over the unimodal top features, whole modalities dropped."""
+
     def __init__(self, config: FusionConfig):
         super().__init__(config)
         self.encoders = build_encoders(config, self.modalities, with_head=False)

@@ -1,4 +1,5 @@
-"""CentralNet (Vielzeuf, Lechervy, Pateux, Jurie 2018).
+"""
+CentralNet (Vielzeuf, Lechervy, Pateux, Jurie 2018).
 
 One network per modality plus a central network.  With ``h_M_i^k`` the level-i
 representation of modality k and ``h_C_i`` the central one, the central input at
@@ -23,15 +24,16 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from centralnet_ros.encoders.base import ClassifierHead
+from centralnet_ros.fusion.base import (Align, build_encoders, dense_or_conv_block, fusion_space, FusionConfig,
+                                        FusionModel, FusionOutput)
 import torch
 from torch import nn
 
-from centralnet_ros.encoders.base import ClassifierHead
-from centralnet_ros.fusion.base import (Align, FusionConfig, FusionModel, FusionOutput, build_encoders,
-                                        dense_or_conv_block, fusion_space)
-
 
 class CentralNet(FusionModel):
+    """Unimodal networks plus a central network fed their weighted sums at every level (module docstring)."""
+
     def __init__(self, config: FusionConfig):
         super().__init__(config)
         self.encoders = build_encoders(config, self.modalities)
@@ -76,7 +78,8 @@ class CentralNet(FusionModel):
 
     @torch.no_grad()
     def fusion_weights(self) -> dict:
-        """Raw weights and each weight's share of its level (|w| / sum |w|), like the paper's Fig. 2.
+        """
+        Raw weights and each weight's share of its level (|w| / sum |w|), like the paper's Fig. 2.
 
         Returns ``{'modalities': [...], 'levels': [{'level': i, 'raw': {...}, 'share': {...}}, ...,
         {'level': 'output', ...}]}`` with keys the modality names and ``'central'``.

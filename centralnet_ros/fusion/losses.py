@@ -1,4 +1,5 @@
-"""CentralNet's loss: the loss of the fused output plus every unimodal loss.
+"""
+CentralNet's loss: the loss of the fused output plus every unimodal loss.
 
 Single-label tasks use cross-entropy; multi-label tasks the weighted binary
 cross-entropy of the paper's equation (2), positive term weighted by 2::
@@ -7,10 +8,9 @@ cross-entropy of the paper's equation (2), positive term weighted by 2::
 """
 from __future__ import annotations
 
+from centralnet_ros.fusion.base import FusionOutput
 import torch
 import torch.nn.functional as F
-
-from centralnet_ros.fusion.base import FusionOutput
 
 MULTILABEL_POSITIVE_WEIGHT = 2.0
 

@@ -1,4 +1,5 @@
-"""Bimodal convolutional auto-encoder with a shared middle layer (Hsieh 2017).
+"""
+Bimodal convolutional auto-encoder with a shared middle layer (Hsieh 2017).
 
 Each modality keeps its own CAE encoder (three VALID convolutions) and decoder (three
 VALID transposed convolutions), initialised from the unimodal CAEs
@@ -41,12 +42,11 @@ import dataclasses
 import time
 from typing import Callable, Mapping
 
+from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, pixel_dropout
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, pixel_dropout
+import torch.nn.functional as F
 
 __all__ = ['BimodalCAEConfig', 'BimodalCAE', 'BimodalOutput', 'draw_modality_dropout', 'presence_scale',
            'train_bimodal']
@@ -143,7 +143,7 @@ class BimodalCAE(nn.Module):
                 for m, x in inputs.items() if x is not None}
 
     def shared(self, inputs: Mapping[str, torch.Tensor | None], present: torch.Tensor | None = None) -> torch.Tensor:
-        """The shared middle layer (B, shared_dim); a modality left out (or None) is absent."""
+        """Return the shared middle layer (B, shared_dim); a modality left out (or None) is absent."""
         return self._shared(inputs, self._present(inputs, present))
 
     def _shared(self, inputs, mask: torch.Tensor) -> torch.Tensor:
@@ -156,7 +156,7 @@ class BimodalCAE(nn.Module):
         return F.relu(z)
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """z (B, shared_dim) -> ``{m: (B, C_m, H_m, W_m)}`` reconstructions of both modalities."""
+        """Decode z (B, shared_dim) -> ``{m: (B, C_m, H_m, W_m)}`` reconstructions of both modalities."""
         out = {}
         for m in self.modalities:
             middle = self.config.modalities[m].middle_shape
@@ -173,7 +173,8 @@ class BimodalCAE(nn.Module):
 def train_bimodal(model: BimodalCAE, x: Mapping[str, np.ndarray], *, epochs: int = 10, batch_size: int = 128,
                   lr: float = 2e-3, denoise_p: float = 0.0, seed: int = 0,
                   log: Callable[[str], None] | None = None) -> list[dict]:
-    """Train in place on paired arrays ``x[m]`` ``(N, C_m, H_m, W_m)`` with modality dropout.
+    """
+    Train in place on paired arrays ``x[m]`` ``(N, C_m, H_m, W_m)`` with modality dropout.
 
     Loss: sum over both modalities of the mean squared reconstruction error against the
     clean input (also for the modality that was dropped).  Adam, cosine learning rate.

@@ -1,4 +1,5 @@
-"""Convolutional auto-encoder (CAE) of the internship report (Hsieh 2017).
+"""
+Convolutional auto-encoder (CAE) of the internship report (Hsieh 2017).
 
 Three convolutions encode, three transposed convolutions decode; every layer uses
 VALID padding (no padding), and the output of the third convolution -- the middle of
@@ -41,8 +42,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 __all__ = ['CAEConfig', 'ConvAutoEncoder', 'valid_layout', 'conv_out_size', 'pixel_dropout',
            'train_cae', 'encode_array', 'REPORT_SHAPES']
@@ -62,7 +63,8 @@ def conv_out_size(n: int, kernel: int, stride: int) -> int:
 
 
 def valid_layout(height: int, width: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Default ``(kernels, strides)`` (three ``[kh, kw]`` each) restoring ``height x width`` exactly.
+    """
+    Return default ``(kernels, strides)`` (three ``[kh, kw]`` each) restoring ``height x width`` exactly.
 
     conv1: kernel 5, stride 1; conv2 and conv3: stride 2 and, per axis, kernel 4 when the
     incoming size is even and 3 when it is odd, so ``(n - k) % 2 == 0``.
@@ -79,7 +81,8 @@ def valid_layout(height: int, width: int) -> tuple[list[list[int]], list[list[in
 
 @dataclasses.dataclass
 class CAEConfig:
-    """A CAE for ``input_shape = [C, H, W]``.
+    """
+    A CAE for ``input_shape = [C, H, W]``.
 
     ``kernels`` / ``strides``: one ``[kh, kw]`` per layer (three); ``None`` uses
     :func:`valid_layout`.  ``denoise_p``: probability of zeroing each input value during
@@ -189,7 +192,8 @@ def pixel_dropout(x: torch.Tensor, p: float, *, generator: torch.Generator | Non
 def train_cae(model: ConvAutoEncoder, x: np.ndarray, *, epochs: int = 10, batch_size: int = 128,
               lr: float = 2e-3, denoise_p: float | None = None, seed: int = 0,
               log: Callable[[str], None] | None = None) -> list[dict]:
-    """Train ``model`` in place on ``x`` ``(N, C, H, W)`` with the L2 reconstruction loss.
+    """
+    Train ``model`` in place on ``x`` ``(N, C, H, W)`` with the L2 reconstruction loss.
 
     Adam, cosine-decayed learning rate.  ``denoise_p`` (default: the config's) corrupts the
     input by :func:`pixel_dropout`; the target is always the clean input.

@@ -1,5 +1,7 @@
-"""The KNN transfer mapping from one modality's representation to another's (Hsieh 2017;
-after Moon, Kim and Wang, "Multimodal transfer deep learning", 2015).
+"""
+The KNN transfer mapping from one modality's representation to another's.
+
+Hsieh 2017, after Moon, Kim and Wang, "Multimodal transfer deep learning", 2015.
 
 Built from paired reference samples (e.g. the A-T training utterances): their *source*
 representations (the audio network's second-layer activations, flattened) and their
@@ -61,7 +63,7 @@ class KNNTransferMapping:
         return np.maximum(d, 0.0)
 
     def neighbours(self, query: np.ndarray) -> np.ndarray:
-        """Indices ``(Q, k)`` of the k nearest reference sources, nearest first."""
+        """Return the indices ``(Q, k)`` of the k nearest reference sources, nearest first."""
         d = self.distances(query)
         return np.argsort(d, axis=1, kind='stable')[:, :self.k]
 

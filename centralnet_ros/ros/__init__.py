@@ -1,4 +1,5 @@
-"""ROS 2 glue: the only folder that imports rclpy (Humble and Jazzy).
+"""
+ROS 2 glue: the only folder that imports rclpy (Humble and Jazzy).
 
 Importing this package does not import rclpy: the helpers below import it when
 called, so tools can list ``centralnet_ros.ros`` without a ROS installation.
@@ -28,7 +29,8 @@ _ROS_TYPES = {'bool': 'PARAMETER_BOOL', 'integer': 'PARAMETER_INTEGER',
 
 
 def declare_parameters(node: Any, node_name: str) -> None:
-    """Declare every parameter of ``node_name`` on ``node`` and validate all later sets.
+    """
+    Declare every parameter of ``node_name`` on ``node`` and validate all later sets.
 
     The validation callback is added before declaring, so a bad value in a
     params file fails at declaration with node_params' message.  Ranges are
@@ -115,7 +117,8 @@ def stamp_msg(nanoseconds: int) -> Any:
 
 
 def run_lifecycle_node(factory: Callable[[], Any], args: list[str] | None = None) -> int:
-    """Spin the lifecycle node ``factory()`` until shutdown; returns the exit status.
+    """
+    Spin the lifecycle node ``factory()`` until shutdown; returns the exit status.
 
     Non-ROS argument ``--managed``: do not configure/activate here (the launch
     file or a lifecycle manager drives the transitions).

@@ -1,4 +1,5 @@
-"""fusion_node: the CentralNet perception runtime as a thin ROS 2 lifecycle node.
+"""
+fusion_node: the CentralNet perception runtime as a thin ROS 2 lifecycle node.
 
 Everything that decides lives in :class:`centralnet_ros.runtime.perception.Perception`
 (rclpy-free, shared with rosbag replay); this node only moves messages in and out:
@@ -114,7 +115,8 @@ def ros_message(msgtype: str, **fields: Any) -> Any:
 
 
 def fusion_weights_layout(weights: Mapping[str, Any]) -> tuple[list[tuple[str, int, int]], list[float]]:
-    """Lay CentralNet's fusion weights out as a labelled 3-D array.
+    """
+    Lay CentralNet's fusion weights out as a labelled 3-D array.
 
     ``weights`` is :meth:`CentralNet.fusion_weights` (``{'modalities': [...],
     'levels': [{'level', 'raw', 'share'}, ...]}``).  Returns ``(dims, data)``:
@@ -168,7 +170,8 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
                        active_since: float | None, now: float, previous: dict[str, int],
                        last_results: Mapping[str, TaskResult], node_errors: Mapping[str, int],
                        configure_error: str | None) -> list[DiagnosticReport]:
-    """Build the node's diagnostics from :meth:`Perception.stats` and the node's own counters.
+    """
+    Build the node's diagnostics from :meth:`Perception.stats` and the node's own counters.
 
     ``inputs``: input name -> kind; ``arrivals``: input name -> (messages received by the
     callback, monotonic time of the last one); ``active_since``: monotonic time of the
@@ -261,7 +264,8 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
 
 
 class _RosLogHandler(logging.Handler):
-    """Forward the runtime's Python log records (``centralnet_ros.*``) to the node's logger.
+    """
+    Forward the runtime's Python log records (``centralnet_ros.*``) to the node's logger.
 
     Warnings repeat per bad message, so each message template is throttled to one line
     every few seconds (the counts are in the diagnostics).
@@ -793,7 +797,8 @@ _LEVELS: dict[str, Any] = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.W
 
 
 def _audio_fallback(values: Mapping[str, Any]) -> AudioFormatConfig | None:
-    """Return the audio format assumed until an AudioInfo arrives, if the parameters give one.
+    """
+    Return the audio format assumed until an AudioInfo arrives, if the parameters give one.
 
     Read from ``audio_info.sample_rate`` (0: none, wait for AudioInfo),
     ``audio_info.channels`` and ``audio_info.sample_format`` when node_params declares

@@ -1,4 +1,5 @@
-"""microphone_node: PortAudio capture published as audio_common_msgs (a thin lifecycle node).
+"""
+microphone_node: PortAudio capture published as audio_common_msgs (a thin lifecycle node).
 
 Publishes ``audio`` (audio_common_msgs/AudioDataStamped: raw interleaved S16LE,
 ``header.stamp`` the capture time of the chunk's first frame mapped to ROS time,

@@ -1,4 +1,5 @@
-"""Per-input ring buffers indexed by header time, and the hub that feeds them.
+"""
+Per-input ring buffers indexed by header time, and the hub that feeds them.
 
 Time is the message header stamp in int64 nanoseconds plus a per-input
 ``offset_ns`` (naoqi_driver and some audio drivers stamp with ``now()`` when they
@@ -34,8 +35,8 @@ from typing import Any, Literal, NamedTuple, Sequence
 
 import numpy as np
 
-from .. import messages as M
 from .stats import InputStats, RuntimeStats
+from .. import messages as M
 
 __all__ = [
     'INPUT_KINDS', 'InputSpec', 'Ingest', 'FrameBuffer', 'AudioBuffer', 'AudioWindow', 'InputHub',
@@ -47,8 +48,13 @@ DEFAULT_LOOP_JUMP_NS = 2_000_000_000
 
 
 class Push(NamedTuple):
-    """What a buffer did with one item. ``status``: 'accepted', 'out_of_order',
-    'duplicate', 'too_old'; ``reset``: the buffer was cleared first (loop or format)."""
+    """
+    What a buffer did with one item.
+
+    ``status``: 'accepted', 'out_of_order', 'duplicate', 'too_old'; ``reset``: the
+    buffer was cleared first (loop or format).
+    """
+
     status: str
     stamp_ns: int
     reset: bool = False
@@ -64,8 +70,11 @@ class Push(NamedTuple):
 # --------------------------------------------------------------------------- frames
 
 class FrameBuffer:
-    """Items (image frames, skeletons) sorted by stamp, pruned to ``retention_ns``
-    behind the newest stamp and to at most ``max_items``."""
+    """
+    Items (image frames, skeletons) sorted by stamp.
+
+    Pruned to ``retention_ns`` behind the newest stamp and to at most ``max_items``.
+    """
 
     def __init__(self, name: str, *, retention_ns: int = 10_000_000_000, max_items: int | None = None,
                  loop_jump_ns: int = DEFAULT_LOOP_JUMP_NS, stats: InputStats | None = None):
@@ -136,12 +145,12 @@ class FrameBuffer:
             del self._items[:k]
 
     def latest(self, at_or_before_ns: int | None = None) -> tuple[int, Any] | None:
-        """The newest ``(stamp, item)`` with stamp <= ``at_or_before_ns`` (or overall)."""
+        """Return the newest ``(stamp, item)`` with stamp <= ``at_or_before_ns`` (or overall)."""
         j = len(self._stamps) if at_or_before_ns is None else bisect.bisect_right(self._stamps, at_or_before_ns)
         return (self._stamps[j - 1], self._items[j - 1]) if j else None
 
     def last_n(self, t_ns: int, n: int) -> tuple[list[int], list[Any]]:
-        """The last ``n`` items with stamp <= ``t_ns``, oldest first."""
+        """Return the last ``n`` items with stamp <= ``t_ns``, oldest first."""
         j = bisect.bisect_right(self._stamps, t_ns)
         i = max(0, j - n)
         return self._stamps[i:j], self._items[i:j]
@@ -170,9 +179,13 @@ class _Chunk:
 
 
 class AudioWindow(NamedTuple):
-    """Audio over ``[start_ns, end_ns)``: ``samples`` ``(n, channels)`` float32 with
-    zeros where nothing was received, ``valid`` ``(n,)`` bool marking received samples,
-    ``coverage`` = ``valid.mean()``."""
+    """
+    Audio over ``[start_ns, end_ns)``.
+
+    ``samples`` ``(n, channels)`` float32 with zeros where nothing was received, ``valid``
+    ``(n,)`` bool marking received samples, ``coverage`` = ``valid.mean()``.
+    """
+
     samples: np.ndarray
     valid: np.ndarray
     sample_rate: int
@@ -185,7 +198,8 @@ class AudioWindow(NamedTuple):
 
 
 class AudioBuffer:
-    """Audio chunks on a sample clock (see the module docstring).
+    """
+    Audio chunks on a sample clock (see the module docstring).
 
     ``stamp_marks``: the header stamp marks the chunk's first sample (``'start'``, what
     audio_common documents) or its end (``'end'``: drivers stamping at publication).
@@ -306,7 +320,8 @@ class AudioBuffer:
             del self._chunks[:k]
 
     def window(self, start_ns: int, end_ns: int) -> AudioWindow | None:
-        """Samples over ``[start_ns, end_ns)``; None when nothing was ever received.
+        """
+        Return the samples over ``[start_ns, end_ns)``; None when nothing was ever received.
 
         The window has ``round((end - start) * sample_rate / 1e9)`` samples; chunks are
         placed by their sample clock, so contiguous chunks land exactly next to each
@@ -344,6 +359,7 @@ geometry_msgs/PoseArray, hri_msgs/Skeleton2D."""
 @dataclass(frozen=True)
 class InputSpec:
     """One input (usually one topic). ``name`` is what windows and stats refer to."""
+
     name: str
     kind: str
     offset_ns: int = 0                     # added to every header stamp
@@ -364,7 +380,8 @@ class InputSpec:
 
 @dataclass
 class Ingest:
-    """The outcome of :meth:`InputHub.ingest` for one message.
+    """
+    The outcome of :meth:`InputHub.ingest` for one message.
 
     ``status``: 'accepted', 'out_of_order' (both stored), 'duplicate', 'too_old',
     'stale_epoch' (dropped), 'malformed' (``malformed_kind`` set) or 'no_format' (audio
@@ -372,6 +389,7 @@ class Ingest:
     ``reset``: every buffer was just reset (loop); triggers must reset. Audio results
     carry the placed ``start_ns``/``end_ns``, the ``samples`` and ``sample_rate``.
     """
+
     name: str
     status: str
     stamp_ns: int | None = None
@@ -390,8 +408,10 @@ class Ingest:
 
 
 class InputHub:
-    """Converts messages (via :mod:`centralnet_ros.messages`), stamps them and stores
-    them in per-input buffers; owns the loop/epoch logic and the statistics.
+    """
+    Convert messages (via :mod:`centralnet_ros.messages`), stamp them and store them in per-input buffers.
+
+    The hub owns the loop/epoch logic and the statistics.
 
     ``ingest`` never raises on bad input: malformed messages are counted by kind in
     ``stats`` and reported in the returned :class:`Ingest`.
@@ -446,8 +466,11 @@ class InputHub:
 
     # -- ingestion
     def convert(self, name: str, msg: Any) -> tuple[int, Any, int | None]:
-        """Header stamp (offset applied), converted data and sample rate (audio) of ``msg``.
-        Raises :class:`~centralnet_ros.messages.MalformedMessage`."""
+        """
+        Header stamp (offset applied), converted data and sample rate (audio) of ``msg``.
+
+        Raises :class:`~centralnet_ros.messages.MalformedMessage`.
+        """
         spec = self._spec(name)
         stamp = M.header_stamp_ns(msg) + spec.offset_ns
         if spec.kind == 'image':
@@ -464,8 +487,8 @@ class InputHub:
             chunk = M.naoqi_audio_to_array(msg, channels=spec.channels)
             return stamp, chunk.samples, chunk.sample_rate
         if spec.kind == 'pose_array':
-            return stamp, M.pose_array_to_joints(msg, num_joints=spec.num_joints,
-                                                  allow_nan=spec.allow_nan_joints), None
+            joints = M.pose_array_to_joints(msg, num_joints=spec.num_joints, allow_nan=spec.allow_nan_joints)
+            return stamp, joints, None
         return stamp, M.skeleton2d_to_array(msg), None
 
     def ingest(self, name: str, msg: Any) -> Ingest:
@@ -484,8 +507,11 @@ class InputHub:
         return self._store(name, stamp, data, rate)
 
     def ingest_array(self, name: str, stamp_ns: int, data: np.ndarray, *, sample_rate: int | None = None) -> Ingest:
-        """Store already-converted data (header stamp ``stamp_ns``; the input's offset is
-        added). Audio: ``(frames, channels)`` float32 and ``sample_rate``."""
+        """
+        Store already-converted data (header stamp ``stamp_ns``; the input's offset is added).
+
+        Audio: ``(frames, channels)`` float32 and ``sample_rate``.
+        """
         spec = self._spec(name)
         self.stats.input(name).count_received()
         if spec.kind in ('audio', 'naoqi_audio') and not sample_rate:

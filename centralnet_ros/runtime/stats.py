@@ -1,4 +1,5 @@
-"""Per-input counters for diagnostics, all in header time (never the wall clock).
+"""
+Per-input counters for diagnostics, all in header time (never the wall clock).
 
 The runtime counts, per input (topic): messages received and accepted, malformed
 ones by :data:`~centralnet_ros.messages.MALFORMED_KINDS`, drops, out-of-order,
@@ -47,7 +48,7 @@ class InputStats:
         self.dropped[reason] += 1
 
     def count_accepted(self, stamp_ns: int) -> None:
-        """An accepted message with (offset-corrected) header stamp ``stamp_ns``."""
+        """Count an accepted message with (offset-corrected) header stamp ``stamp_ns``."""
         self.accepted += 1
         if self.first_stamp_ns is None:
             self.first_stamp_ns = stamp_ns
@@ -110,8 +111,8 @@ class RuntimeStats:
         self.decisions_by_reason: Counter = Counter()
         self.global_resets: int = 0
 
-    def input(self, name: str) -> InputStats:
-        """The stats of input ``name`` (created on first use)."""
+    def input(self, name: str) -> InputStats:  # noqa: A003 (public API: inputs are named "input" throughout)
+        """Return the stats of input ``name`` (created on first use)."""
         stats = self.inputs.get(name)
         if stats is None:
             stats = self.inputs[name] = InputStats(name)

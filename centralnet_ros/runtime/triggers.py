@@ -1,4 +1,5 @@
-"""Decision triggers: when to assemble a window and run the models, in header time.
+"""
+Decision triggers: when to assemble a window and run the models, in header time.
 
 A trigger observes every :class:`~.buffers.Ingest` the hub returns and answers with
 the :class:`DecisionPoint` s that are due. Time is the newest header stamp seen
@@ -19,9 +20,9 @@ trigger before it is processed.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import heapq
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 from .buffers import Ingest
@@ -32,11 +33,16 @@ __all__ = ['DecisionPoint', 'Trigger', 'RateTrigger', 'FrameTrigger', 'SpeechEnd
 
 @dataclass(frozen=True, order=True)
 class DecisionPoint:
-    """Decide at header time ``t_ns``. ``segment``: the speech segment ``(start_ns, end_ns)``
-    for a speech-end point; ``input``: the input that caused it (frame / speech)."""
+    """
+    Decide at header time ``t_ns``.
+
+    ``segment``: the speech segment ``(start_ns, end_ns)`` for a speech-end point;
+    ``input``: the input that caused it (frame / speech).
+    """
+
     t_ns: int
     reason: str                                 # 'rate' | 'frame' | 'speech_end'
-    input: str | None = None
+    input: str | None = None                    # noqa: A003 (public field name)
     segment: SpeechSegment | None = None
 
 
@@ -90,7 +96,8 @@ class Trigger:
 
 
 class RateTrigger(Trigger):
-    """Decisions at ``k / rate_hz`` seconds of header time.
+    """
+    Decisions at ``k / rate_hz`` seconds of header time.
 
     ``inputs`` limits which inputs advance the grid (default: all). After a forward
     jump of more than ``max_catch_up`` periods only the latest grid point is emitted
@@ -133,10 +140,13 @@ class RateTrigger(Trigger):
 
 
 class FrameTrigger(Trigger):
-    """A decision at the stamp of every ``every``-th stored frame of ``input``
-    (in-order frames only; an out-of-order frame does not trigger)."""
+    """
+    A decision at the stamp of every ``every``-th stored frame of ``input``.
 
-    def __init__(self, input: str, *, every: int = 1, delay_ns: int = 0):
+    In-order frames only; an out-of-order frame does not trigger.
+    """
+
+    def __init__(self, input: str, *, every: int = 1, delay_ns: int = 0):  # noqa: A002 (public keyword)
         super().__init__(delay_ns=delay_ns)
         if every < 1:
             raise ValueError(f'every must be >= 1, got {every}')
@@ -158,14 +168,16 @@ class FrameTrigger(Trigger):
 
 
 class SpeechEndTrigger(Trigger):
-    """A decision at the end of each speech segment of audio ``input``.
+    """
+    A decision at the end of each speech segment of audio ``input``.
 
     The VAD is fed each stored in-order chunk at its placed start (the buffer's sample
     clock), so chunk jitter does not tear the frame grid; a gap restarts it.
     ``t_ns`` is the segment end (padding included).
     """
 
-    def __init__(self, input: str, *, vad: VADConfig | StreamingVAD | None = None, delay_ns: int = 0):
+    def __init__(self, input: str, *, vad: VADConfig | StreamingVAD | None = None,  # noqa: A002 (public keyword)
+                 delay_ns: int = 0):
         super().__init__(delay_ns=delay_ns)
         self.input = input
         self.vad = vad if isinstance(vad, StreamingVAD) else StreamingVAD(vad)

@@ -1,4 +1,5 @@
-"""Energy-based voice-activity detection with hysteresis, streaming chunk by chunk.
+"""
+Energy-based voice-activity detection with hysteresis, streaming chunk by chunk.
 
 The signal (mixed to mono) is cut into non-overlapping frames of ``frame_ms`` on a
 grid anchored at the stream's first sample, so chunk boundaries never change the
@@ -56,6 +57,7 @@ class VADConfig:
 
 class SpeechSegment(NamedTuple):
     """A detected speech segment ``[start_ns, end_ns)`` (padding included)."""
+
     start_ns: int
     end_ns: int
 
@@ -131,11 +133,14 @@ class _Hysteresis:
 
 
 class StreamingVAD:
-    """Chunk-by-chunk VAD. ``process(start_ns, samples, sample_rate=...)`` returns the
-    segments that ended; ``flush()`` closes one still open. A chunk that does not
-    start where the previous one ended (a gap, beyond one sample period) or a new
-    sample rate closes the open segment and restarts the frame grid (the noise floor
-    is kept)."""
+    """
+    Chunk-by-chunk VAD.
+
+    ``process(start_ns, samples, sample_rate=...)`` returns the segments that ended;
+    ``flush()`` closes one still open. A chunk that does not start where the
+    previous one ended (a gap, beyond one sample period) or a new sample rate closes
+    the open segment and restarts the frame grid (the noise floor is kept).
+    """
 
     def __init__(self, config: VADConfig | None = None):
         self.config = config or VADConfig()
@@ -193,10 +198,12 @@ class StreamingVAD:
 
 def detect_speech(samples: np.ndarray, *, sample_rate: int, config: VADConfig | None = None,
                   start_ns: int = 0) -> list[SpeechSegment]:
-    """Offline VAD over a whole signal ``(n,)`` or ``(n, channels)`` starting at ``start_ns``.
+    """
+    Offline VAD over a whole signal ``(n,)`` or ``(n, channels)`` starting at ``start_ns``.
 
     Computes all frame energies at once, then runs the same hysteresis as
-    :class:`StreamingVAD` (whose results on any chunking equal these)."""
+    :class:`StreamingVAD` (whose results on any chunking equal these).
+    """
     cfg = config or VADConfig()
     x = np.asarray(samples)
     mono = x.mean(axis=1) if x.ndim == 2 else x

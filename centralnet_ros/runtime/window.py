@@ -1,4 +1,5 @@
-"""Window assembly: what each modality of a model sees at a decision time ``t``.
+"""
+Window assembly: what each modality of a model sees at a decision time ``t``.
 
 A :class:`ModalitySpec` (built from a bundle manifest by the engine) names the
 input buffer and how to read it:
@@ -26,9 +27,9 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..features.audio import resample_audio
 from .buffers import AudioBuffer, FrameBuffer
 from .triggers import DecisionPoint
+from ..features.audio import resample_audio
 
 __all__ = ['ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler']
 
@@ -36,7 +37,7 @@ __all__ = ['ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler']
 @dataclass(frozen=True)
 class ModalitySpec:
     name: str                                   # modality name, as in the bundle manifest
-    input: str                                  # the hub input feeding it
+    input: str                                  # the hub input feeding it  # noqa: A003 (public field name)
     mode: Literal['audio', 'last_frames', 'sequence']
     window_ns: int = 1_000_000_000              # audio / sequence: [t - window_ns, t]
     num_frames: int = 1                         # last_frames: N
@@ -59,10 +60,15 @@ class ModalitySpec:
 
 @dataclass
 class ModalityWindow:
-    """One modality's data at a decision. ``data``: audio ``(n, channels)`` float32;
-    last_frames ``(N, *frame)``; sequence ``(T, *item)``. ``valid``: audio ``(n,)``
-    received samples, last_frames ``(N,)`` real (not padded) frames, sequence ``(T,)``
-    all True. ``stamps_ns``: the frame/item stamps (None for audio)."""
+    """
+    One modality's data at a decision.
+
+    ``data``: audio ``(n, channels)`` float32; last_frames ``(N, *frame)``; sequence
+    ``(T, *item)``. ``valid``: audio ``(n,)`` received samples, last_frames ``(N,)``
+    real (not padded) frames, sequence ``(T,)`` all True. ``stamps_ns``: the
+    frame/item stamps (None for audio).
+    """
+
     name: str
     present: bool
     reason: str                                 # 'ok' | 'absent' | 'stale' | 'insufficient'
@@ -79,6 +85,7 @@ class ModalityWindow:
 @dataclass
 class Window:
     """Everything the models need at ``t_ns``."""
+
     t_ns: int
     point: DecisionPoint | None
     modalities: dict[str, ModalityWindow] = field(default_factory=dict)
@@ -113,7 +120,7 @@ class WindowAssembler:
         self.buffers = buffers
 
     def assemble(self, t_ns: int | DecisionPoint) -> Window:
-        """The :class:`Window` at a decision point (or a bare time)."""
+        """Assemble the :class:`Window` at a decision point (or a bare time)."""
         point = t_ns if isinstance(t_ns, DecisionPoint) else None
         t = point.t_ns if point is not None else int(t_ns)
         window = Window(t, point)

@@ -1,4 +1,5 @@
-"""``centralnet compare``: train CentralNet and the baselines over N seeds and report.
+"""
+``centralnet compare``: train CentralNet and the baselines over N seeds and report.
 
 Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``runs.json`` (every
 run, rewritten atomically after each so an interrupted comparison can ``--resume``),
@@ -13,17 +14,16 @@ import dataclasses
 import json
 import multiprocessing
 import os
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 from centralnet_ros import paths
-from centralnet_ros.config import ConfigError, atomic_write_text, dump_yaml
-from centralnet_ros.training.experiment import (ExperimentConfig, available_presets, experiment_dict, load_experiment,
+from centralnet_ros.config import atomic_write_text, ConfigError, dump_yaml
+from centralnet_ros.training.experiment import (available_presets, experiment_dict, ExperimentConfig, load_experiment,
                                                 machine_description, parse_overrides)
 from centralnet_ros.training.stats import mean_std, two_sample_z_test
+import numpy as np
 
 CENTRAL = 'centralnet'
 
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(0: one per CPU core; small models train far faster this way than with '
                              'several threads per run)')
     parser.add_argument('--threads', type=int, default=0,
-                        help='torch threads per run (0: 1 when --jobs > 1, else torch\'s default)')
+                        help="torch threads per run (0: 1 when --jobs > 1, else torch's default)")
     parser.add_argument('--resume', action='store_true', help='keep finished runs found in OUT/runs.json')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
 
@@ -239,7 +239,7 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
                      f'{", ".join(sig) or "none"}.')
     weights = [r['fusion_weights'] for r in runs if r['method'] == CENTRAL and 'fusion_weights' in r]
     if weights:
-        keys = [k for k in weights[0]['levels'][-1]['share']]
+        keys = list(weights[0]['levels'][-1]['share'])
         lines += ['', '## CentralNet fusion weights', '',
                   'Share of each weight in its level, |w| / sum |w|, mean ± std over seeds '
                   '(level 1 fuses the modalities only; "output" weighs the predictions).', '',
@@ -285,5 +285,6 @@ def _plots(cfg: ExperimentConfig, runs: list[dict], methods: list[str], out: Pat
     if central:
         plots.plot_fusion_weights([r['fusion_weights'] for r in central], out / 'fusion_weights.png',
                                   title=f'{cfg.name}: CentralNet fusion weights')
-        plots.plot_fusion_weight_evolution(central[0]['history'], out / 'fusion_weights_training.png',
-                                           title=f'{cfg.name}: fusion weights during training (seed {central[0]["seed"]})')
+        plots.plot_fusion_weight_evolution(
+            central[0]['history'], out / 'fusion_weights_training.png',
+            title=f'{cfg.name}: fusion weights during training (seed {central[0]["seed"]})')

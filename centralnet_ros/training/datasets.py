@@ -1,4 +1,5 @@
-"""Turn a dataset reader's arrays into the trainer's splits, one adapter per experiment dataset.
+"""
+Turn a dataset reader's arrays into the trainer's splits, one adapter per experiment dataset.
 
 An adapter is a function ``load(options: dict, data_root: Path) -> ExperimentData``;
 the options come from the preset's ``dataset_options``.  Adapters are listed by
@@ -34,7 +35,8 @@ def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:
     info = {'pca_components': meta.pca_components, 'pca_explained_variance': round(meta.pca_explained_variance, 4),
             'build_seconds': round(meta.build_seconds, 1),
             'protocol': ('MNIST train (val carved from it) / t10k test; FSDD clips index 0-4 for test, '
-                         + ('5-9 for val, 10-49 for train' if cfg.val_clips == 'held_out' else '5-49 for train and val'))}
+                         + ('5-9 for val, 10-49 for train' if cfg.val_clips == 'held_out'
+                            else '5-49 for train and val'))}
     return ExperimentData(**splits, label_names=[str(d) for d in range(10)], info=info)
 
 

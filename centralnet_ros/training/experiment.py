@@ -1,21 +1,24 @@
-"""Experiment presets (``config/experiments/*.yaml``): dataset, encoders, fusion options,
-methods to compare, seeds and training settings, filled strictly into dataclasses."""
+"""
+Experiment presets (``config/experiments/*.yaml``), filled strictly into dataclasses.
+
+A preset names the dataset, encoders, fusion options, methods to compare, seeds and
+training settings.
+"""
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 import platform
 import sys
-from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 from centralnet_ros import paths
 from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
 from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.fusion import FUSION_METHODS, FusionConfig
 from centralnet_ros.training.trainer import TrainConfig
+import yaml
 
 
 @dataclasses.dataclass
@@ -31,8 +34,11 @@ class FusionOptions:
 
 @dataclasses.dataclass
 class BundleSpec:
-    """What ``centralnet train`` ships: the task, the method, and per modality how the
-    runtime makes its input (bundle ModalitySpec fields; ``input_shape`` comes from the encoder)."""
+    """
+    What ``centralnet train`` ships: the task, the method, and per modality how the runtime makes its input.
+
+    Those are the bundle ModalitySpec fields; ``input_shape`` comes from the encoder.
+    """
 
     task: str
     method: str = 'centralnet'
@@ -106,7 +112,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def load_experiment(preset: str | os.PathLike, *, quick: bool = False,
                     overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """A preset by name (``avmnist``) or path; ``quick`` applies its ``quick:`` overrides."""
+    """Load a preset by name (``avmnist``) or path; ``quick`` applies its ``quick:`` overrides."""
     path = Path(preset)
     if not path.suffix:
         path = presets_dir() / f'{preset}.yaml'

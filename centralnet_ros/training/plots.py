@@ -1,12 +1,15 @@
-"""PNG figures: fusion weights per level (the paper's Fig. 2), their evolution during
-training (Fig. 3), and accuracy per method."""
+"""
+PNG figures of a comparison.
+
+Fusion weights per level (the paper's Fig. 2), their evolution during training (Fig. 3),
+and accuracy per method.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from centralnet_ros.config import atomic_write_bytes
+import numpy as np
 
 
 def _pyplot():
@@ -58,7 +61,8 @@ def plot_fusion_weights(weight_sets: list[dict], path: Path, title: str = 'Centr
     return _save(fig, path)
 
 
-def plot_fusion_weight_evolution(history: list[dict], path: Path, title: str = 'fusion weights during training') -> Path:
+def plot_fusion_weight_evolution(history: list[dict], path: Path,
+                                 title: str = 'fusion weights during training') -> Path:
     """One panel per level: each weight's share against the epoch."""
     plt = _pyplot()
     records = [h for h in history if 'fusion_weights' in h]

@@ -1,4 +1,5 @@
-"""The report's probing table (Hsieh 2017) on AV-MNIST image + spectrogram, and its figures.
+"""
+The report's probing table (Hsieh 2017) on AV-MNIST image + spectrogram, and its figures.
 
 Why AV-MNIST (image 1x28x28, log-mel spectrogram 1x24x24) rather than AVLetters (lip frame,
 MFCC map): the auto-encoders are trained without labels and probed with linear
@@ -33,17 +34,16 @@ import copy
 import dataclasses
 import io
 import json
-import time
 from pathlib import Path
+import time
 from typing import Callable
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, train_bimodal
 from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout, train_cae
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
 
 __all__ = ['ProbeConfig', 'ProbeResult', 'run_probe', 'train_classifier', 'linear_probe', 'CAEClassifier',
            'render_markdown', 'write_results', 'MODALITIES', 'ROWS']
@@ -57,7 +57,7 @@ ROWS = {
     'cnn': 'CNN (project cnn2d encoder, 12-24-48) trained supervised',
 }
 REPORT_REFERENCE = ("the report's own probing numbers are not available in the material here, so the table "
-                    'is not set side by side with them; the rows are the report\'s.')
+                    "is not set side by side with them; the rows are the report's.")
 
 
 @dataclasses.dataclass
@@ -120,7 +120,8 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, x_val: n
                      weight_decay: float = 1e-4, seed: int = 0,
                      augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
                      log: Callable[[str], None] | None = None, desc: str = 'classifier') -> dict:
-    """Cross-entropy training in place: Adam, cosine learning rate, ``epochs`` passes.
+    """
+    Cross-entropy training in place: Adam, cosine learning rate, ``epochs`` passes.
 
     With a validation set the weights of the best validation epoch are kept, otherwise
     the last.  Returns ``{'best_epoch', 'val_accuracy', 'train_accuracy', 'history'}``.
@@ -166,7 +167,8 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, x_val: n
 def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray,
                  f_test: np.ndarray, y_test: np.ndarray, *, num_classes: int, epochs: int = 30,
                  seed: int = 0) -> dict:
-    """Softmax regression on features standardised with the training statistics.
+    """
+    Softmax regression on features standardised with the training statistics.
 
     Returns ``{'val_accuracy', 'test_accuracy', 'best_epoch', 'dim'}``.
     """
@@ -208,7 +210,8 @@ def load_probe_data(cfg: ProbeConfig, data_root: Path | None = None) -> dict:
 
 def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path | None = None,
               log: Callable[[str], None] | None = print) -> ProbeResult:
-    """Train the CAEs, the bimodal CAE and the supervised baselines; fill the table.
+    """
+    Train the CAEs, the bimodal CAE and the supervised baselines; fill the table.
 
     With ``out_dir`` the two figures are written there (PNG, atomically).
     """

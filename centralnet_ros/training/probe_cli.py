@@ -1,4 +1,5 @@
-"""``centralnet probe``: the auto-encoder probing table and figures on AV-MNIST.
+"""
+``centralnet probe``: the auto-encoder probing table and figures on AV-MNIST.
 
 Trains the unimodal (denoising) CAEs, the bimodal CAE and the supervised baselines of
 :mod:`centralnet_ros.training.probe`, then writes ``probing.json``,
@@ -7,9 +8,9 @@ Trains the unimodal (denoising) CAEs, the bimodal CAE and the supervised baselin
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import shlex
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

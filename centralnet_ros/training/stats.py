@@ -14,7 +14,8 @@ def mean_std(values) -> tuple[float, float]:
 
 
 def two_sample_z_test(a, b) -> tuple[float, float]:
-    """z statistic and two-sided p-value for mean(a) - mean(b), using the sample variances.
+    """
+    Return the z statistic and two-sided p-value for mean(a) - mean(b), using the sample variances.
 
     ``z = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b)``; ``p = 2 (1 - Phi(|z|))``.
     With zero variance on both sides, z is +-inf (p = 0) when the means differ, else 0 (p = 1).

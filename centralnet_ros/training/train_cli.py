@@ -1,4 +1,5 @@
-"""``centralnet train --task TASK [--preset NAME]``: train one model and write a bundle.
+"""
+``centralnet train --task TASK [--preset NAME]``: train one model and write a bundle.
 
 The preset (``config/experiments/<name>.yaml``) gives the data, the encoders, the
 training settings and a ``bundle:`` section saying how the runtime makes each input.
@@ -7,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import sys
 from pathlib import Path
+import sys
 
 from centralnet_ros import paths
 from centralnet_ros.config import ConfigError
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--task', required=True, choices=sorted(DEFAULT_PRESETS),
                         help='which task model to train')
     parser.add_argument('--preset', default=None,
-                        help='experiment preset name or YAML path (default: the task\'s: '
+                        help="experiment preset name or YAML path (default: the task's: "
                              + ', '.join(f'{k}={v}' for k, v in DEFAULT_PRESETS.items()) + ')')
     parser.add_argument('--out', default=None, help='bundle folder to write (default: models/<task>)')
     parser.add_argument('--method', default=None, help="fusion method to ship (default: the preset's bundle.method)")

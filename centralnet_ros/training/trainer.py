@@ -1,6 +1,8 @@
-"""One trainer for every fusion method: Adam/SGD, a learning-rate schedule, early
-stopping on a validation split, seeds, a progress bar, and the fusion weights logged
-every epoch (the paper's Figure 3).
+"""
+One trainer for every fusion method.
+
+Adam/SGD, a learning-rate schedule, early stopping on a validation split, seeds, a
+progress bar, and the fusion weights logged every epoch (the paper's Figure 3).
 """
 from __future__ import annotations
 
@@ -9,12 +11,11 @@ import dataclasses
 import time
 from typing import Callable, Literal, Mapping
 
-import numpy as np
-import torch
-
-from centralnet_ros.fusion import FusionModel, fusion_loss
+from centralnet_ros.fusion import fusion_loss, FusionModel
 from centralnet_ros.torch_utils import resolve_device, seed_everything
 from centralnet_ros.training.metrics import compute_metric
+import numpy as np
+import torch
 
 
 @dataclasses.dataclass
@@ -122,8 +123,11 @@ def _schedule(optimizer, cfg: TrainConfig):
 def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
           seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
           task: str = 'multiclass', desc: str = 'train') -> TrainResult:
-    """Train ``model`` in place, keep the weights of the best validation epoch, and
-    evaluate them on ``test_split``.  The fusion weights are logged each epoch."""
+    """
+    Train ``model`` in place, keep the weights of the best validation epoch, and evaluate them on ``test_split``.
+
+    The fusion weights are logged each epoch.
+    """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     generator = seed_everything(seed)
@@ -206,6 +210,8 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
 
 
 class _NoBar:
+    """The progress-bar interface the trainer uses, doing nothing (progress display off)."""
+
     def update(self, n=1):
         pass
 

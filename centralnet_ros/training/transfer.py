@@ -1,4 +1,5 @@
-"""KNN audio-to-video representation transfer on AVLetters (Hsieh 2017, Table 2).
+"""
+KNN audio-to-video representation transfer on AVLetters (Hsieh 2017, Table 2).
 
 The protocol, after Moon, Kim and Wang (2015), as the report ran it:
 
@@ -36,17 +37,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import time
 from pathlib import Path
+import time
 from typing import Callable
-
-import numpy as np
-import torch
-import torch.nn.functional as F
 
 from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
 from centralnet_ros.representation.knn import KNNTransferMapping
 from centralnet_ros.training.probe import train_classifier
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 __all__ = ['TransferSetting', 'TransferConfig', 'TransferResult', 'default_settings', 'run_transfer',
            'finetune_from_layer', 'level_features', 'table_columns', 'COLUMNS', 'REPORT_TABLE2',
@@ -151,7 +151,8 @@ def _upper(encoder: ModalityEncoder, h: torch.Tensor, layer: int) -> torch.Tenso
 def finetune_from_layer(encoder: ModalityEncoder, layer: int, real: np.ndarray, real_y: np.ndarray,
                         transferred: np.ndarray, transferred_y: np.ndarray, *, p_audio: float, epochs: int,
                         batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 1e-4, seed: int = 0) -> dict:
-    """Fine-tune ``encoder`` in place above 1-based ``layer``.
+    """
+    Fine-tune ``encoder`` in place above 1-based ``layer``.
 
     ``real`` are real samples' layer-``layer`` activations ``(N_r, *level_shape)`` (the
     frozen lower layers make them fixed, so they are computed once), ``transferred`` the
@@ -207,7 +208,7 @@ def table_columns(pred_tr: np.ndarray, y_tr: np.ndarray, pred_te: np.ndarray, y_
 # ------------------------------------------------------------------------------ driver
 
 def load_transfer_data(cfg: TransferConfig, data_root: Path | None = None) -> dict:
-    """AVLetters arrays shaped for the two networks, the 600 / 180 split, and info."""
+    """Load AVLetters arrays shaped for the two networks, the 600 / 180 split, and info."""
     from centralnet_ros.data import avletters
     root = Path(data_root) / 'avletters' if data_root is not None else None
     arrays = avletters.load_arrays(root)
@@ -385,7 +386,7 @@ def render_markdown(result: TransferResult, *, command: str = '', machine: str =
               'batch-norm statistics frozen) for '
               f'{cfg["finetune_epochs"]} epochs, Adam lr {cfg["finetune_lr"]}, each batch transferred with '
               'probability p_a, else real Tr A-T video.',
-              '- settings: the report\'s Exp1-3 are not documented in the material available here; Exp1 '
+              "- settings: the report's Exp1-3 are not documented in the material available here; Exp1 "
               '(layer 2, p_a 0.25), Exp2 (layer 2, p_a 0.5) and Exp3 (layer 3, p_a 0.5) are this '
               "project's choice (Exp3 was first run with p_a 0.25, which gave 0 % on U-Z at both layers in a "
               "first seed-0 run, and moved to 0.5). The report's numbers quoted: no transfer Te U-Z 0 %, "

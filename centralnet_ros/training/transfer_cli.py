@@ -1,4 +1,5 @@
-"""``centralnet transfer``: the KNN audio-to-video transfer on AVLetters (report Table 2).
+"""
+``centralnet transfer``: the KNN audio-to-video transfer on AVLetters (report Table 2).
 
 Trains the audio network on all training audio and the video network on A-T video,
 builds the KNN mapping (saved as ``knn_mapping_seed*_video_layer*.safetensors`` in
@@ -8,9 +9,9 @@ samples, and writes ``transfer.json`` / ``transfer.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import shlex
 import sys
-from pathlib import Path
 
 
 def _setting(text: str):
@@ -45,9 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from centralnet_ros.training.transfer import (TransferConfig, default_settings, render_markdown,
-                                                        run_transfer, write_results)
     from centralnet_ros.training.experiment import machine_description
+    from centralnet_ros.training.transfer import (default_settings, render_markdown, run_transfer, TransferConfig,
+                                                  write_results)
     torch.set_num_threads(max(1, args.threads))
     cfg = TransferConfig(seeds=args.seeds, k=args.k, audio_layer=args.audio_layer, audio_epochs=args.audio_epochs,
                          video_epochs=args.video_epochs, finetune_epochs=args.finetune_epochs,
