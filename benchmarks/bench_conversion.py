@@ -20,7 +20,6 @@ import array
 import json
 import os
 from pathlib import Path
-import platform
 import shlex
 import statistics
 import sys
@@ -28,21 +27,9 @@ import time
 
 from centralnet_ros import messages as M
 from centralnet_ros.config import atomic_write_text
+from centralnet_ros.machine import machine_description, machine_line
 from centralnet_ros.replay import msgdefs as D
 import numpy as np
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ''
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {'cpu': cpu, 'logical_cpus': os.cpu_count(), 'usable_cpus': len(os.sched_getaffinity(0)),
-            'platform': platform.platform(), 'python': platform.python_version(), 'numpy': np.__version__}
 
 
 def median_us(fn, repeat: int) -> float:
@@ -128,13 +115,12 @@ def main(argv=None) -> int:
                        'zero_copy': bool(np.shares_memory(out, nmsg.data)), 'shape': list(out.shape)})
 
     command = 'python ' + ' '.join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + (argv or sys.argv[1:]))
+    machine = machine_description(with_torch=False)
     result = {'benchmark': 'message conversion (centralnet_ros.messages)', 'command': command,
-              'machine': machine(), 'repeat': args.repeat, 'images': rows, 'audio': audio_rows}
+              'machine': machine, 'repeat': args.repeat, 'images': rows, 'audio': audio_rows}
     lines = ['# Message conversion cost', '',
              f'Command: `{command}`  ',
-             f'Machine: {result["machine"]["cpu"]}, {result["machine"]["usable_cpus"]} usable '
-             f'of {result["machine"]["logical_cpus"]} logical CPUs, {result["machine"]["platform"]}, Python '
-             f'{result["machine"]["python"]}, numpy {result["machine"]["numpy"]}  ',
+             f'Machine: {machine_line(machine)}, Python {machine["python"]}, numpy {machine["numpy"]}  ',
              f'Median of {args.repeat} conversions of a message decoded by rosbags from CDR bytes; zero-copy = '
              '`np.shares_memory(result, msg.data)`.', '',
              '| message | median (µs) | zero-copy | result |', '|---|---:|:---:|---|']

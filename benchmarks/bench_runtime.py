@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -41,27 +39,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from centralnet_ros.machine import machine_description, machine_line
 import numpy as np
 
 TASKS = ('gesture', 'speech', 'emotion')
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ''
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """Return the shared machine description plus the ONNX Runtime version."""
     import onnxruntime
-    import torch
-    return {'cpu': cpu, 'logical_cpus': os.cpu_count(), 'usable_cpus': len(os.sched_getaffinity(0)),
-            'load_average_1min_at_start': round(os.getloadavg()[0], 2), 'platform': platform.platform(),
-            'python': platform.python_version(), 'numpy': np.__version__, 'torch': torch.__version__,
-            'onnxruntime': onnxruntime.__version__,
-            'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {**machine_description(), 'onnxruntime': onnxruntime.__version__}
 
 
 def median_us(fn, repeat: int) -> float:
@@ -215,10 +202,8 @@ def render(res: dict) -> str:
     m = res['machine']
     lines = ['# Runtime latency and replay throughput', '',
              f'Command: `{res["command"]}`  ',
-             f'Machine: {m["cpu"]}, {m["usable_cpus"]} usable of {m["logical_cpus"]} logical CPUs, '
-             f'1-min load average {m["load_average_1min_at_start"]} at start (shared machine), {m["platform"]}, '
-             f'Python {m["python"]}, torch {m["torch"]}, onnxruntime {m["onnxruntime"]}, '
-             f'GPU: {m["cuda"] or "none"}  ',
+             f'Machine: {machine_line(m)} (shared machine), Python {m["python"]}, '
+             f'onnxruntime {m["onnxruntime"]}  ',
              f'Inputs: the `centralnet demo` recording ({res["bag"]["duration_s"]:.1f} s; '
              + ', '.join(f'{c} {t}' for t, c in sorted(res['bag']['counts'].items())) + '); '
              'one thread for torch and ONNX Runtime.', '']
@@ -289,7 +274,7 @@ def render(res: dict) -> str:
         lines.append(f'- replay: {rep["real_time_factor_cpu"]:.0f}x real time by CPU time '
                      f'({"met" if rep["real_time_factor_cpu"] >= 50 else "missed"}: target 50x), '
                      f'{rep["real_time_factor_wall"]:.0f}x by the wall clock of this shared machine (1-min load '
-                     f'{m["load_average_1min_at_start"]} on {m["usable_cpus"]} cores at start).')
+                     f'{m.get("load_average_1min", "?")} on {m["cpu_count"]} cores at start).')
     lines.append('')
     return '\n'.join(lines)
 

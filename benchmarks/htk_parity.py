@@ -36,9 +36,7 @@ import dataclasses
 import datetime as _dt
 import json
 import math
-import os
 from pathlib import Path
-import platform
 import shlex
 import subprocess
 import sys
@@ -50,6 +48,7 @@ from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.data import avletters
 from centralnet_ros.features import htk
+from centralnet_ros.machine import machine_description, machine_line
 import numpy as np
 from scipy.io import wavfile
 
@@ -230,16 +229,8 @@ def data_facts(files: list[np.ndarray]) -> dict:
 # ----------------------------------------------------------------------- main
 
 def machine() -> str:
-    cpu = ''
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f'{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} CPUs, '
-            f'Python {platform.python_version()}, numpy {np.__version__}')
+    """Return the one-line machine description used in the result files."""
+    return machine_line(machine_description(with_torch=False))
 
 
 def fmt_table(header: list[str], rows: list[list[str]]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import shlex
 import sys
 
-from centralnet_ros.training.experiment import machine_description
+from centralnet_ros.machine import machine_description
 from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
 import torch
 

@@ -23,7 +23,7 @@ import shlex
 import sys
 
 from centralnet_ros import paths
-from centralnet_ros.training.experiment import machine_description
+from centralnet_ros.machine import machine_description
 from centralnet_ros.training.transfer import render_markdown, run_transfer, TransferConfig, write_results
 import torch
 

@@ -20,8 +20,9 @@ import time
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text, ConfigError, dump_yaml
+from centralnet_ros.machine import machine_description, machine_line
 from centralnet_ros.training.experiment import (available_presets, experiment_dict, ExperimentConfig, load_experiment,
-                                                machine_description, parse_overrides)
+                                                parse_overrides)
 from centralnet_ros.training.stats import mean_std, two_sample_z_test
 import numpy as np
 
@@ -252,7 +253,7 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
             lines.append(f'| {level["level"]} | ' + ' | '.join(cells) + ' |')
     total_wall = sum(r['wall_time_s'] for r in runs)
     lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
-              f'- machine: {_machine_line()}',
+              f'- machine: {machine_line()}',
               f'- training time: {total_wall / 60:.1f} min summed over {len(runs)} runs '
               f'({jobs} run(s) in parallel, {cfg.train.num_threads or "default"} torch thread(s) each); '
               'wall time per run above is measured inside each run',
@@ -262,12 +263,6 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
         if shown:
             lines.append('- data: ' + ', '.join(f'{k}={v}' for k, v in shown.items()))
     return '\n'.join(lines) + '\n'
-
-
-def _machine_line() -> str:
-    m = machine_description()
-    return (f'{m.get("cpu_model", m["processor"])}, {m["cpu_count"]} cores, torch {m["torch"]} '
-            f'({m["torch_threads"]} threads), {m["platform"]}' + (f', GPU {m["gpu"]}' if m.get('gpu') else ''))
 
 
 def _train_line(cfg: ExperimentConfig) -> str:

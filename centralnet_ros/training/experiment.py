@@ -9,14 +9,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-import platform
-import sys
 from typing import Any, Literal
 
 from centralnet_ros import paths
 from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
 from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.fusion import FUSION_METHODS, FusionConfig
+from centralnet_ros.machine import machine_description  # noqa: F401  (re-exported for result writers)
 from centralnet_ros.training.trainer import TrainConfig
 import yaml
 
@@ -130,23 +129,6 @@ def load_experiment(preset: str | os.PathLike, *, quick: bool = False,
         return from_dict(ExperimentConfig, data)
     except (ConfigError, ValueError) as exc:
         raise ConfigError(f'{path}: {exc}') from exc
-
-
-def machine_description() -> dict[str, Any]:
-    import torch
-    info = {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
-            'cpu_count': os.cpu_count(), 'python': sys.version.split()[0], 'torch': torch.__version__,
-            'torch_threads': torch.get_num_threads(), 'cuda': torch.cuda.is_available()}
-    try:
-        with open('/proc/cpuinfo') as fh:
-            names = [line.split(':', 1)[1].strip() for line in fh if line.startswith('model name')]
-        if names:
-            info['cpu_model'] = names[0]
-    except OSError:
-        pass
-    if info['cuda']:
-        info['gpu'] = torch.cuda.get_device_name(0)
-    return info
 
 
 def experiment_dict(cfg: ExperimentConfig) -> dict:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
-    from centralnet_ros.training.experiment import machine_description
+    from centralnet_ros.machine import machine_description
     torch.set_num_threads(max(1, args.threads))
     cfg = ProbeConfig(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed,
                       denoise_p=args.denoise_p, cae_epochs=args.cae_epochs, bimodal_epochs=args.bimodal_epochs,

@@ -69,7 +69,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     from centralnet_ros.config import from_dict
     from centralnet_ros.fusion import build_model
     from centralnet_ros.training.datasets import load_experiment_data
-    from centralnet_ros.training.experiment import machine_description
+    from centralnet_ros.machine import machine_description
     from centralnet_ros.training.trainer import train
 
     method = method or cfg.bundle.method

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from centralnet_ros.training.experiment import machine_description
+    from centralnet_ros.machine import machine_description
     from centralnet_ros.training.transfer import (default_settings, render_markdown, run_transfer, TransferConfig,
                                                   write_results)
     torch.set_num_threads(max(1, args.threads))
