@@ -1,4 +1,5 @@
-"""Runtime benchmark: per-decision latency of each shipped model, conversion cost, replay throughput.
+"""
+Runtime benchmark: per-decision latency of each shipped model, conversion cost, replay throughput.
 
     python benchmarks/bench_runtime.py [--models models] [--out benchmarks/results] [--repeat 300]
 
@@ -32,12 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import shlex
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from centralnet_ros.machine import machine_description, machine_line
 import numpy as np
@@ -121,9 +122,12 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
 
 
 def retime(perception, task: str, windows: list, *, repeat: int) -> dict:
-    """Features + inference of ``task`` on captured windows, each run ``repeat`` times: the
-    median per window (robust to the preemption a shared machine causes), then the median
-    over windows (ms)."""
+    """
+    Time features + inference of ``task`` on captured windows, each run ``repeat`` times (ms).
+
+    The median per window (robust to the preemption a shared machine causes), then the median
+    over windows.
+    """
     if not windows:
         return {}
     per = {'features': [], 'inference': [], 'total': []}
@@ -176,7 +180,7 @@ def inference(bundle: Path, inputs: list[dict], repeat: int) -> dict:
 
 
 def image_ingest(repeat: int) -> dict:
-    """A 640x480 rgb8 Image through InputHub.ingest (conversion + buffering), as Perception ingests it."""
+    """Time a 640x480 rgb8 Image through InputHub.ingest (conversion + buffering), as Perception ingests it."""
     from centralnet_ros import messages as M
     from centralnet_ros.replay import msgdefs as D
     from centralnet_ros.runtime.buffers import InputHub, InputSpec

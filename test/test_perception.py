@@ -1,14 +1,14 @@
-"""Perception: window specs derived from bundle manifests, trigger wiring, header-time
-decisions equal to running the pipelines and the model by hand, bad messages counted
-and never fatal, thresholds, configuration from the fusion node's parameters."""
+"""
+Perception runtime tests.
+
+Window specs derived from bundle manifests, trigger wiring, header-time decisions equal
+to running the pipelines and the model by hand, bad messages counted and never fatal,
+thresholds, configuration from the fusion node's parameters.
+"""
 from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import numpy as np
-import pytest
-import torch
 
 from centralnet_ros import messages as M
 from centralnet_ros.bundle import Manifest, ModalitySpec, save_bundle
@@ -17,8 +17,11 @@ from centralnet_ros.features import pipelines as P
 from centralnet_ros.features.audio import fix_length, log_mel_spectrogram
 from centralnet_ros.features.skeleton import skeleton_input
 from centralnet_ros.replay import msgdefs as D
-from centralnet_ros.runtime.perception import (InputConfig, Perception, PerceptionConfig, TaskConfig,
-                                               load_perception_config)
+from centralnet_ros.runtime.perception import (InputConfig, load_perception_config, Perception, PerceptionConfig,
+                                               TaskConfig)
+import numpy as np
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000 * 1_000_000_000
@@ -39,7 +42,7 @@ PIPES = {'test_log_mel': mel_input}
 
 @pytest.fixture(scope='module')
 def bundle(tmp_path_factory) -> Path:
-    """A small two-modality CentralNet bundle: skeleton (the real skeleton_sequence pipeline) + voice."""
+    """Build a small two-modality CentralNet bundle: skeleton (the real skeleton_sequence pipeline) + voice."""
     mods = {'skeleton': EncoderConfig(kind='cnn1d', input_shape=[60, 10], widths=[8, 8]),
             'voice': EncoderConfig(kind='cnn2d', input_shape=[1, 16, 20], widths=[4, 8])}
     from centralnet_ros.fusion import FusionConfig, build_model
@@ -64,7 +67,7 @@ def make(bundle, *, backend='torch', pipelines=None, inputs=None, delay=0.0, **t
 
 
 def joints(k: int) -> np.ndarray:
-    """A moving 20-joint skeleton (metres): hip at the origin, shoulders 0.5 m up, arm swinging."""
+    """Return a moving 20-joint skeleton (metres): hip at the origin, shoulders 0.5 m up, arm swinging."""
     j = np.zeros((20, 3), np.float32)
     j[:, 1] = np.linspace(0, 1.0, 20)
     j[2, 1] = 0.5
@@ -88,7 +91,7 @@ def tone(k: int) -> np.ndarray:
 
 
 def feed(p, n=30, *, audio=True, period=100_000_000, start=T0):
-    """n skeleton frames at 10 Hz and 100 ms audio chunks, interleaved."""
+    """Feed ``n`` skeleton frames at 10 Hz and 100 ms audio chunks, interleaved; return the decisions."""
     out = []
     for k in range(n):
         t = start + k * period

@@ -1,14 +1,14 @@
-"""Replay evaluation: a generated rosbag2 file (sqlite3 and MCAP) replayed through the
-runtime gives the decisions of feeding the same messages directly; ground-truth label
-files and label topics; metrics on a known tiny case; the ``centralnet replay`` command."""
+"""
+Replay evaluation tests.
+
+A generated rosbag2 file (sqlite3 and MCAP) replayed through the runtime gives the
+decisions of feeding the same messages directly; ground-truth label files and label
+topics; metrics on a known tiny case; the ``centralnet replay`` command.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import numpy as np
-import pytest
-import torch
 
 from centralnet_ros import messages as M
 from centralnet_ros.bundle import Manifest, ModalitySpec, save_bundle
@@ -16,6 +16,9 @@ from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.replay import evaluate as E
 from centralnet_ros.replay import msgdefs as D
 from centralnet_ros.runtime.perception import Perception, PerceptionConfig, TaskConfig, TaskResult
+import numpy as np
+import pytest
+import torch
 
 T0 = 1_700_000_000 * 1_000_000_000
 SR = 16000
@@ -42,8 +45,12 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def recording(n: int = 40) -> list[tuple[str, str, int, object]]:
-    """(topic, type, log time, message): skeleton at 10 Hz, 100 ms audio chunks, one AudioInfo,
-    String labels on /labels/gesture; log times a little after the header stamps, as when recorded."""
+    """
+    Build a recording as ``(topic, type, log time, message)`` tuples.
+
+    Skeleton at 10 Hz, 100 ms audio chunks, one AudioInfo, String labels on /labels/gesture;
+    log times a little after the header stamps, as when recorded.
+    """
     rng = np.random.default_rng(3)
     out = []
     _, info = D.audio_messages(np.zeros((1, 1), np.float32), sample_rate=SR, stamp_ns=T0)
@@ -200,7 +207,7 @@ def test_topic_mapping_follows_the_recorded_types(tmp_path, bundle):
     assert any('reading it as skeleton2d' in n for n in mapping.notes)
     assert any('ignored topics: /cam' in n for n in mapping.notes)
     assert E.map_topics(info, config(bundle), {'image': '/cam'}).topics['/cam'] == 'image'
-    with pytest.raises(ValueError, match='topic /cam has type sensor_msgs/msg/Image, which input \'skeleton\''):
+    with pytest.raises(ValueError, match="topic /cam has type sensor_msgs/msg/Image, which input 'skeleton'"):
         E.map_topics(info, config(bundle), {'skeleton': '/cam'})
     with pytest.raises(ValueError, match='the bag has no topic /nope'):
         E.map_topics(info, config(bundle), {'audio': '/nope'})

@@ -1,4 +1,5 @@
-"""``centralnet replay BAG``: replay a rosbag2 recording through the runtime and evaluate it.
+"""
+``centralnet replay BAG``: replay a rosbag2 recording through the runtime and evaluate it.
 
 ::
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 import shlex
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 __all__ = ['add_arguments', 'run', 'ReplaySetupError', 'build_config', 'run_replay']
@@ -75,7 +76,8 @@ def build_config(*, config_path: str | None = None, tasks: Sequence[str] | None 
                  bundles: dict[str, str] | None = None, thresholds: dict[str, str] | None = None,
                  device: str | None = None, backend: str | None = None,
                  skip_missing: bool = True) -> tuple[Any, list[str]]:
-    """The :class:`PerceptionConfig` for a replay, and notes on skipped tasks.
+    """
+    Return the :class:`PerceptionConfig` for a replay, and notes on skipped tasks.
 
     Tasks whose bundle cannot be found are skipped with a note when they were not
     asked for explicitly (``tasks``/``bundles``) and ``skip_missing``; otherwise
@@ -136,7 +138,8 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
                topics: dict[str, str] | None = None, storage: str = 'auto', progress: bool = True,
                plots: bool = True, label_prefix: str = '/labels/', command: str = '',
                echo=print) -> tuple[Any, dict, dict]:
-    """Replay ``bag`` with config ``cfg`` and write the evaluation into ``out``.
+    """
+    Replay ``bag`` with config ``cfg`` and write the evaluation into ``out``.
 
     Returns ``(ReplayRun, metrics per task, written files)``. ``echo`` receives the
     progress notes (``print`` by default).

@@ -1,4 +1,5 @@
-"""``centralnet demo``: a rosbag2 recording built from held-out real samples, replayed with the default models.
+"""
+``centralnet demo``: a rosbag2 recording built from held-out real samples, replayed with the default models.
 
 What the bag holds (all header stamps equal to the recording time, 2023-11-14 onwards):
 
@@ -43,13 +44,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Replay evaluation: a rosbag2 recording through :class:`~centralnet_ros.runtime.perception.Perception`.
+"""
+Replay evaluation: a rosbag2 recording through :class:`~centralnet_ros.runtime.perception.Perception`.
 
 The bag (sqlite3 or MCAP, read with ``rosbags``) is played in recording order and
 each message handed to the same runtime the live node runs, in header time, so the
@@ -41,22 +42,22 @@ as missed and wrong).
 """
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 import csv
 import dataclasses
 import io
 import json
 import math
-import time
-from collections import Counter, defaultdict
 from pathlib import Path
+import time
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import yaml
 
+from .msgdefs import bag_topics, BagReadError, normalize_msgtype, read_bag
 from ..config import atomic_write_text
-from ..runtime.perception import SOURCE_KINDS, Perception, PerceptionConfig, TaskResult
-from .msgdefs import BagReadError, bag_topics, normalize_msgtype, read_bag
+from ..runtime.perception import Perception, PerceptionConfig, SOURCE_KINDS, TaskResult
 
 __all__ = ['LabelSegment', 'LabelFileError', 'load_label_file', 'LabelTopicCollector', 'MSGTYPE_KINDS',
            'DEFAULT_TOPICS', 'TopicMapping', 'map_topics', 'BagInfo', 'bag_info', 'ReplayRun', 'replay_bag',
@@ -96,6 +97,7 @@ the launch file remaps by default (naoqi_driver, RealSense, a plain ``image_raw`
 @dataclasses.dataclass(frozen=True)
 class LabelSegment:
     """Ground truth: ``label`` holds for ``task`` over header times ``[start_ns, end_ns)``."""
+
     task: str
     start_ns: int
     end_ns: int
@@ -150,7 +152,8 @@ def _check_overlaps(segments: list[LabelSegment], source: str) -> None:
 
 
 def load_label_file(path: str | Path, *, bag_start_ns: int, time_base: str | None = None) -> list[LabelSegment]:
-    """Read a CSV (``.csv``) or YAML (``.yaml``/``.yml``) label file (format: module docstring).
+    """
+    Read a CSV (``.csv``) or YAML (``.yaml``/``.yml``) label file (format: module docstring).
 
     ``bag_start_ns``: recording time of the bag's first message (for ``bag_start``
     times). ``time_base`` overrides the one the file gives. Raises
@@ -298,13 +301,14 @@ def bag_info(path: str | Path) -> BagInfo:
 @dataclasses.dataclass
 class TopicMapping:
     """Which bag topic feeds which runtime input, and what was adjusted or left out."""
+
     topics: dict[str, str]                 # topic -> input name ('audio_info' style for AudioInfo)
     notes: list[str]
     label_topics: list[str]
     unmapped: list[str] = dataclasses.field(default_factory=list)   # configured inputs without a topic
 
     def missing_notes(self, needed: Iterable[str]) -> list[str]:
-        """Notes on the ``needed`` inputs (those some task reads) that no topic feeds."""
+        """Return notes on the ``needed`` inputs (those some task reads) that no topic feeds."""
         return [f'input {name}: no topic in the bag (tried {", ".join(DEFAULT_TOPICS.get(name, (f"/{name}",)))}; '
                 f'use --topic {name}=/your/topic): its modalities will be missing'
                 for name in self.unmapped if name in set(needed)]
@@ -312,7 +316,8 @@ class TopicMapping:
 
 def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, str] | None = None, *,
                label_prefix: str = '/labels/') -> TopicMapping:
-    """Map the bag's topics onto ``config.inputs`` (adjusting input kinds to the recorded types).
+    """
+    Map the bag's topics onto ``config.inputs`` (adjusting input kinds to the recorded types).
 
     ``overrides``: ``input -> topic`` (``audio_info`` for the AudioInfo of input
     ``audio``). Default topics: :data:`DEFAULT_TOPICS`, else ``/<input>``. An input
@@ -371,6 +376,7 @@ def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, 
 @dataclasses.dataclass
 class ReplayRun:
     """What one replay produced."""
+
     results: list[TaskResult]
     messages: int                    # messages handed to the runtime (label topics excluded)
     wall_s: float                    # replay wall time (reading + decoding + runtime)
@@ -457,7 +463,8 @@ def _vote(rs: list[TaskResult]) -> str | None:
 
 def evaluate(results: Sequence[TaskResult], segments: Sequence[LabelSegment],
              labels: Mapping[str, Sequence[str]]) -> dict[str, dict]:
-    """Per-task metrics (see the module docstring). ``labels``: task -> class names of its bundle.
+    """
+    Per-task metrics (see the module docstring). ``labels``: task -> class names of its bundle.
 
     Raises :class:`LabelFileError` when a ground-truth label is not a class of the task.
     """
@@ -522,8 +529,12 @@ def evaluate(results: Sequence[TaskResult], segments: Sequence[LabelSegment],
 
 def plot_timeline(results: Sequence[TaskResult], segments: Sequence[LabelSegment], labels: Mapping[str, Sequence[str]],
                   path: Path, *, t0_ns: int, title: str = 'replay timeline') -> Path:
-    """Per task: ground-truth segments (bars) and decisions (dots: green correct, red wrong,
-    grey unlabelled; filled = published, hollow = below the threshold), class on the y axis."""
+    """
+    Plot, per task, the ground-truth segments (bars) and the decisions, class on the y axis.
+
+    Decisions are dots: green correct, red wrong, grey unlabelled; filled = published,
+    hollow = below the threshold.
+    """
     from ..training.plots import _pyplot, _save
     plt = _pyplot()
     tasks = list(labels)
@@ -559,7 +570,7 @@ def _fmt_pct(x: float | None) -> str:
 
 
 def format_summary(metrics: Mapping[str, dict], run: ReplayRun) -> str:
-    """The terminal summary: per task accuracy, decisions and latency; replay throughput."""
+    """Return the terminal summary: per task accuracy, decisions and latency; replay throughput."""
     lines = [f'{"task":<9} {"decisions":>9} {"published":>9} {"scored":>6} {"acc":>8} {"acc(pub)":>8} '
              f'{"segments":>8} {"seg acc":>8} {"chance":>7}  latency ms p50/p95/p99']
     for task, m in metrics.items():
@@ -585,8 +596,13 @@ def _json_default(obj: Any) -> Any:
 
 def write_outputs(out: str | Path, run: ReplayRun, metrics: Mapping[str, dict], segments: Sequence[LabelSegment],
                   perception: Perception, *, extra: Mapping[str, Any] | None = None, plots: bool = True) -> dict:
-    """Write ``predictions.jsonl``, ``metrics.json``, ``confusion_<task>.png``, ``timeline.png``
-    and ``summary.txt`` into ``out`` (atomically, each). Returns ``{name: path}``."""
+    """
+    Write ``predictions.jsonl``, ``metrics.json``, ``confusion_<task>.png``, ``timeline.png`` and ``summary.txt``.
+
+    Each goes into ``out``, written atomically.
+
+    :return: ``{name: path}``.
+    """
     from ..training.plots import plot_confusion
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

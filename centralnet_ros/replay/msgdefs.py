@@ -1,4 +1,5 @@
-"""Message definitions the ``rosbags`` type stores lack, and rosbag2 reading/writing.
+"""
+Message definitions the ``rosbags`` type stores lack, and rosbag2 reading/writing.
 
 ``rosbags`` ships the core ROS 2 interfaces (std_msgs, sensor_msgs, geometry_msgs,
 ...) but not audio_common_msgs, vision_msgs, hri_msgs or naoqi_bridge_msgs. Their
@@ -16,14 +17,14 @@ builders of :mod:`centralnet_ros.messages`.
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass
+import functools
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from .. import messages as M
 
@@ -180,7 +181,8 @@ _STORES = {'humble': Stores.ROS2_HUMBLE, 'jazzy': Stores.ROS2_JAZZY}
 
 @functools.lru_cache(maxsize=None)
 def make_typestore(distro: Literal['humble', 'jazzy'] = 'humble'):
-    """A rosbags ``Typestore`` for ``distro`` with :data:`MSG_DEFINITIONS` registered.
+    """
+    Return a rosbags ``Typestore`` for ``distro`` with :data:`MSG_DEFINITIONS` registered.
 
     Cached: the same object is returned on each call (registering is not free).
     Callers that register more types should use a fresh ``get_typestore`` instead.
@@ -206,7 +208,7 @@ def normalize_msgtype(msgtype: str) -> str:
 
 
 def typestore_factory(typestore=None) -> M.MessageFactory:
-    """A :data:`centralnet_ros.messages.MessageFactory` making rosbags message objects."""
+    """Return a :data:`centralnet_ros.messages.MessageFactory` making rosbags message objects."""
     store = typestore if typestore is not None else make_typestore()
 
     def factory(msgtype: str, **fields: Any) -> Any:
@@ -227,7 +229,8 @@ _STORAGE = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 
 def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *,
               storage: Literal['sqlite3', 'mcap'] = 'sqlite3', typestore=None, version: int = 8) -> Path:
-    """Write a rosbag2 directory at ``path`` (which must not exist yet).
+    """
+    Write a rosbag2 directory at ``path`` (which must not exist yet).
 
     ``messages``: ``(topic, msgtype, log_time_ns, message)``; ``message`` is a rosbags
     object (see the factories below) or already CDR-serialised ``bytes``. A topic's
@@ -260,6 +263,7 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *
 @dataclass(frozen=True)
 class BagMessage:
     """One decoded bag message. ``log_time_ns`` is the recording time (not the header stamp)."""
+
     topic: str
     msgtype: str
     log_time_ns: int
@@ -271,7 +275,7 @@ class BagReadError(RuntimeError):
 
 
 def _definition_types(conn) -> dict:
-    """The types a connection's stored definition declares ({} when it has none or it does not parse)."""
+    """Return the types a connection's stored definition declares ({} when it has none or it does not parse)."""
     text = getattr(getattr(conn, 'msgdef', None), 'data', None) or ''
     if not text:
         return {}
@@ -282,7 +286,8 @@ def _definition_types(conn) -> dict:
 
 
 def _decoders(store, connections, distro: str) -> dict:
-    """``connection id -> typestore`` to decode it with.
+    """
+    Return ``connection id -> typestore`` to decode each connection with.
 
     A type the store lacks is registered from the definition the bag carries. A type
     the store knows but whose RIHS01 hash differs from the one recorded in the bag (an
@@ -340,7 +345,8 @@ def _open(path: str | Path) -> Iterator[Reader]:
 def read_bag(path: str | Path, *, topics: Sequence[str] | None = None, typestore=None,
              start_ns: int | None = None, stop_ns: int | None = None,
              distro: Literal['humble', 'jazzy'] = 'humble') -> Iterator[BagMessage]:
-    """Yield the messages of a rosbag2 recording (sqlite3 or MCAP) decoded, in log-time order.
+    """
+    Yield the messages of a rosbag2 recording (sqlite3 or MCAP) decoded, in log-time order.
 
     ``topics`` restricts to those topics (unknown names are an error). Types missing
     from the store are registered from definitions stored in the bag; a type whose
@@ -371,37 +377,37 @@ def read_bag(path: str | Path, *, topics: Sequence[str] | None = None, typestore
 
 def image_message(image: np.ndarray, *, encoding: str, stamp_ns: int, frame_id: str = 'camera',
                   row_padding: int = 0, bigendian: bool = False, typestore=None):
-    """rosbags ``sensor_msgs/msg/Image`` (see :func:`centralnet_ros.messages.build_image`)."""
+    """Build a rosbags ``sensor_msgs/msg/Image`` (see :func:`centralnet_ros.messages.build_image`)."""
     return M.build_image(typestore_factory(typestore), image, encoding=encoding, stamp_ns=stamp_ns,
                          frame_id=frame_id, row_padding=row_padding, bigendian=bigendian)
 
 
-def compressed_image_message(image: np.ndarray, *, format: str = 'png', stamp_ns: int,
+def compressed_image_message(image: np.ndarray, *, format: str = 'png', stamp_ns: int,  # noqa: A002 (public keyword)
                              frame_id: str = 'camera', typestore=None):
-    """rosbags ``sensor_msgs/msg/CompressedImage`` (png or jpeg)."""
+    """Build a rosbags ``sensor_msgs/msg/CompressedImage`` (png or jpeg)."""
     return M.build_compressed_image(typestore_factory(typestore), image, format=format, stamp_ns=stamp_ns,
                                     frame_id=frame_id)
 
 
 def audio_messages(samples: np.ndarray, *, sample_rate: int, stamp_ns: int, sample_format: str = 'S16LE',
                    frame_id: str = 'microphone', typestore=None):
-    """rosbags ``(AudioDataStamped, AudioInfo)`` for one chunk ``(frames, channels)``."""
+    """Build rosbags ``(AudioDataStamped, AudioInfo)`` for one chunk ``(frames, channels)``."""
     return M.build_audio(typestore_factory(typestore), samples, sample_rate=sample_rate, stamp_ns=stamp_ns,
                          sample_format=sample_format, frame_id=frame_id)
 
 
 def naoqi_audio_message(samples: np.ndarray, *, frequency: int, stamp_ns: int,
                         channel_map: Sequence[int] | None = None, frame_id: str = 'microphone', typestore=None):
-    """rosbags ``naoqi_bridge_msgs/msg/AudioBuffer``."""
+    """Build a rosbags ``naoqi_bridge_msgs/msg/AudioBuffer``."""
     return M.build_naoqi_audio(typestore_factory(typestore), samples, frequency=frequency, stamp_ns=stamp_ns,
                                channel_map=channel_map, frame_id=frame_id)
 
 
 def pose_array_message(joints: np.ndarray, *, stamp_ns: int, frame_id: str = 'kinect', typestore=None):
-    """rosbags ``geometry_msgs/msg/PoseArray`` from ``(J, 3)`` joints."""
+    """Build a rosbags ``geometry_msgs/msg/PoseArray`` from ``(J, 3)`` joints."""
     return M.build_pose_array(typestore_factory(typestore), joints, stamp_ns=stamp_ns, frame_id=frame_id)
 
 
 def skeleton2d_message(points: np.ndarray, *, stamp_ns: int, frame_id: str = 'camera', typestore=None):
-    """rosbags ``hri_msgs/msg/Skeleton2D`` from ``(18, 3)`` ``(x, y, c)`` rows."""
+    """Build a rosbags ``hri_msgs/msg/Skeleton2D`` from ``(18, 3)`` ``(x, y, c)`` rows."""
     return M.build_skeleton2d(typestore_factory(typestore), points, stamp_ns=stamp_ns, frame_id=frame_id)

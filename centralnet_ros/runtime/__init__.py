@@ -1,4 +1,5 @@
-"""The robot-side runtime without ROS plumbing (never imports rclpy).
+"""
+The robot-side runtime without ROS plumbing (never imports rclpy).
 
 Data flow, all in header time::
 
@@ -18,13 +19,13 @@ Data flow, all in header time::
   :class:`TaskResult` s. Importing it does not import torch (the inference engine,
   :mod:`.engine`, is imported when a :class:`Perception` is built).
 """
-from .buffers import (DEFAULT_LOOP_JUMP_NS, INPUT_KINDS, AudioBuffer, AudioWindow, FrameBuffer, Ingest, InputHub,
+from .buffers import (AudioBuffer, AudioWindow, DEFAULT_LOOP_JUMP_NS, FrameBuffer, Ingest, INPUT_KINDS, InputHub,
                       InputSpec)
-from .perception import (AudioFormatConfig, InputConfig, LabelInfo, Perception, PerceptionConfig, TaskConfig,
-                         TaskResult, load_perception_config)
+from .perception import (AudioFormatConfig, InputConfig, LabelInfo, load_perception_config, Perception,
+                         PerceptionConfig, TaskConfig, TaskResult)
 from .stats import InputStats, RuntimeStats
 from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
-from .vad import SpeechSegment, StreamingVAD, VADConfig, detect_speech
+from .vad import detect_speech, SpeechSegment, StreamingVAD, VADConfig
 from .window import ModalitySpec, ModalityWindow, Window, WindowAssembler
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Inference engine: loads model bundles and classifies assembled windows.
+"""
+Inference engine: loads model bundles and classifies assembled windows.
 
 Backends: ``onnxruntime`` (the CPU default: the graph is exported from the bundle at
 load time and checked against torch) and ``torch`` (eager, ``inference_mode``; fp16 on
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
+import time
 from typing import Mapping
-
-import numpy as np
-import torch
 
 from centralnet_ros.bundle import Bundle, load_bundle
 from centralnet_ros.torch_utils import resolve_device
+import numpy as np
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,11 @@ class TaskModel:
 
     def classify(self, inputs: Mapping[str, np.ndarray | None], *, stamp_ns: int = 0, frame_id: str = '',
                  top_k: int = 3) -> Decision | None:
-        """One decision from per-modality arrays (shape without batch; None = missing).
-        Returns None when every modality is missing."""
+        """
+        One decision from per-modality arrays (shape without batch; None = missing).
+
+        Returns None when every modality is missing.
+        """
         present = {m: inputs.get(m) is not None for m in self.modalities}
         if not any(present.values()):
             return None

@@ -1,4 +1,5 @@
-"""The robot-side perception runtime: messages in, per-task decisions out, no ROS.
+"""
+The robot-side perception runtime: messages in, per-task decisions out, no ROS.
 
 :class:`Perception` ties the runtime pieces together for several task models
 (gesture, speech, emotion) sharing one set of inputs::
@@ -44,24 +45,24 @@ the node copies it into the header of what it publishes.
 """
 from __future__ import annotations
 
+from collections import Counter, deque
 import dataclasses
 import logging
 import math
+from pathlib import Path
 import threading
 import time
-from collections import Counter, deque
-from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
-from ..features import pipelines as P
-from .buffers import INPUT_KINDS, Ingest, InputHub, InputSpec
+from .buffers import Ingest, INPUT_KINDS, InputHub, InputSpec
 from .stats import RuntimeStats
 from .triggers import DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import StreamingVAD, VADConfig
 from .window import ModalitySpec as WindowSpec
 from .window import ModalityWindow, Window, WindowAssembler
+from ..features import pipelines as P
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ SOURCE_KINDS: dict[str, tuple[str, ...]] = {
 @dataclasses.dataclass
 class AudioFormatConfig:
     """Raw PCM format assumed for an audio input until an AudioInfo message arrives."""
+
     channels: int
     sample_rate: int
     sample_format: str = 'S16LE'
@@ -91,13 +93,15 @@ class AudioFormatConfig:
 
 @dataclasses.dataclass
 class InputConfig:
-    """One input (topic) of the runtime.
+    """
+    One input (topic) of the runtime.
 
     ``kind``: a :data:`~centralnet_ros.runtime.buffers.INPUT_KINDS` message kind.
     ``offset_s`` is added to every header stamp (drivers stamping on publication).
     ``retention_s`` / ``max_items``: buffer sizes; None sizes them from the tasks'
     windows. ``channel``: audio channel fed to the models (-1 averages all).
     """
+
     kind: str
     offset_s: float = 0.0
     retention_s: float | None = None
@@ -129,7 +133,8 @@ DEFAULT_INPUTS = tuple(_default_inputs())
 
 @dataclasses.dataclass
 class TaskConfig:
-    """One task model and when it decides.
+    """
+    One task model and when it decides.
 
     ``bundle``: a bundle folder, or a name in ``share/centralnet_ros/models``.
     ``trigger``: ``rate`` (every ``1 / rate_hz`` s of header time), ``frame`` (each new
@@ -141,6 +146,7 @@ class TaskConfig:
     modality reads the speech segment widened by ``segment_padding_s`` on each side
     (never past the decision time for frames).
     """
+
     bundle: str
     trigger: str = 'rate'
     rate_hz: float = 5.0
@@ -155,7 +161,7 @@ class TaskConfig:
     def __post_init__(self):
         kind = self.trigger.split(':', 1)[0]
         if kind not in ('rate', 'frame', 'speech_end'):
-            raise ValueError(f"trigger must be rate, frame[:<input>] or speech_end[:<input>], got {self.trigger!r}")
+            raise ValueError(f'trigger must be rate, frame[:<input>] or speech_end[:<input>], got {self.trigger!r}')
         if kind == 'rate' and ':' in self.trigger:
             raise ValueError(f'a rate trigger takes no input, got {self.trigger!r}')
         if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
@@ -174,8 +180,13 @@ class TaskConfig:
 
 @dataclasses.dataclass
 class PerceptionConfig:
-    """Everything :class:`Perception` needs; filled strictly from YAML with :func:`centralnet_ros.config.from_dict`,
-    or from the fusion node's parameters with :meth:`from_node_parameters`."""
+    """
+    Everything :class:`Perception` needs.
+
+    Filled strictly from YAML with :func:`centralnet_ros.config.from_dict`, or from the fusion
+    node's parameters with :meth:`from_node_parameters`.
+    """
+
     tasks: dict[str, TaskConfig]
     inputs: dict[str, InputConfig] = dataclasses.field(default_factory=_default_inputs)
     device: str = 'cpu'
@@ -203,7 +214,8 @@ class PerceptionConfig:
 
     @classmethod
     def from_node_parameters(cls, values: Mapping[str, Any]) -> 'PerceptionConfig':
-        """Build from ``fusion_node`` parameters (flat dotted names, see :mod:`centralnet_ros.node_params`).
+        """
+        Build from ``fusion_node`` parameters (flat dotted names, see :mod:`centralnet_ros.node_params`).
 
         Missing names take their declared defaults; unknown names and bad values raise
         :class:`~centralnet_ros.node_params.ParameterError`. Node-only parameters (QoS,
@@ -231,9 +243,13 @@ class PerceptionConfig:
 
 
 def load_perception_config(path: str | Path) -> PerceptionConfig:
-    """A :class:`PerceptionConfig` from ``path``: either a ROS 2 params file with a
-    ``fusion_node`` section (``config/fusion.yaml`` and the robot overlays), or a YAML
-    mapping of :class:`PerceptionConfig` fields. Errors name the file."""
+    """
+    Load a :class:`PerceptionConfig` from ``path``.
+
+    ``path`` is either a ROS 2 params file with a ``fusion_node`` section (``config/fusion.yaml``
+    and the robot overlays), or a YAML mapping of :class:`PerceptionConfig` fields. Errors name
+    the file.
+    """
     from .. import node_params as NP
     from ..config import ConfigError, from_dict, load_yaml
     path = Path(path)
@@ -258,7 +274,8 @@ def load_perception_config(path: str | Path) -> PerceptionConfig:
 
 @dataclasses.dataclass
 class TaskResult:
-    """One decision of one task.
+    """
+    One decision of one task.
 
     ``stamp_ns``: header time the decision describes (see the module docstring);
     ``frame_id``: header frame of the newest data used; ``published``: ``score >=
@@ -267,6 +284,7 @@ class TaskResult:
     ``insufficient``, ``feature_error``, ``feature_shape``, ``feature_nan``);
     ``timing``: processing seconds (``assembly``, ``features``, ``inference``, ``total``).
     """
+
     task: str
     stamp_ns: int
     frame_id: str
@@ -285,7 +303,7 @@ class TaskResult:
 
     @property
     def latency_s(self) -> float:
-        """Processing latency of this decision (window assembly + features + inference)."""
+        """Return the processing latency of this decision (window assembly + features + inference)."""
         return self.timing['total']
 
     def to_dict(self) -> dict:
@@ -302,6 +320,7 @@ class TaskResult:
 @dataclasses.dataclass
 class LabelInfo:
     """What the node publishes once per task as vision_msgs/LabelInfo (class ids are list indices)."""
+
     task: str
     labels: list[str]
     threshold: float
@@ -317,7 +336,7 @@ class LabelInfo:
 @dataclasses.dataclass
 class _ModalityPlan:
     name: str
-    input: str
+    input: str                          # noqa: A003 (the name window.ModalitySpec uses for the same field)
     source: str
     pipeline_name: str
     pipeline: Callable[..., np.ndarray]
@@ -388,14 +407,14 @@ def _percentiles_ms(values) -> dict:
 # --------------------------------------------------------------------------- the runtime
 
 class Perception:
-    """Several task models over shared inputs, driven by header time. See the module docstring.
+    """
+    Several task models over shared inputs, driven by header time. See the module docstring.
 
-    Args:
-        config: the :class:`PerceptionConfig`.
-        bundles: optional already-loaded :class:`~centralnet_ros.bundle.Bundle` per task
-            (instead of loading ``TaskConfig.bundle``).
-        pipelines: optional ``pipeline name -> fn(window, **params)`` overriding or
-            extending :data:`centralnet_ros.features.pipelines.PIPELINES` (custom features).
+    :param config: the :class:`PerceptionConfig`.
+    :param bundles: optional already-loaded :class:`~centralnet_ros.bundle.Bundle` per task
+        (instead of loading ``TaskConfig.bundle``).
+    :param pipelines: optional ``pipeline name -> fn(window, **params)`` overriding or
+        extending :data:`centralnet_ros.features.pipelines.PIPELINES` (custom features).
 
     Raises (configuration errors only): ``BundleError`` for a bundle that cannot be
     loaded, ``KeyError`` for an unknown pipeline, ``ValueError`` when a modality's
@@ -557,7 +576,7 @@ class Perception:
 
     @property
     def audio_inputs(self) -> list[str]:
-        """Inputs taking AudioDataStamped (their AudioInfo is ingested as ``<name>_info``)."""
+        """Return the inputs taking AudioDataStamped (their AudioInfo is ingested as ``<name>_info``)."""
         return [name for name, spec in self.hub.specs.items() if spec.kind == 'audio']
 
     @property
@@ -569,7 +588,8 @@ class Perception:
         return ', '.join(sorted({m.backend for m in self.models.values()}))
 
     def ingest(self, input_name: str, msg: Any, *, log_time_ns: int | None = None) -> list[TaskResult]:
-        """Feed one message of ``input_name``; return the decisions it made due, in time order.
+        """
+        Feed one message of ``input_name``; return the decisions it made due, in time order.
 
         ``input_name`` is a configured input (``image``, ``depth``, ``audio``,
         ``skeleton``, ...) or ``<audio input>_info`` for its ``AudioInfo``.
@@ -612,8 +632,11 @@ class Perception:
         return self._observe(ingest)
 
     def set_audio_info(self, input_name: str, info: Any) -> bool:
-        """Record an ``AudioInfo`` for audio input ``input_name`` (same as ``ingest(input_name + '_info', info)``).
-        Returns False (and counts it) when the message is malformed."""
+        """
+        Record an ``AudioInfo`` for audio input ``input_name`` (same as ``ingest(input_name + '_info', info)``).
+
+        Returns False (and counts it) when the message is malformed.
+        """
         with self._lock:
             if input_name not in self.hub.specs:
                 return False
@@ -650,12 +673,16 @@ class Perception:
                          fusion_method=m.model.method, metrics=dict(m.metrics))
 
     def stats(self, *, now_ns: int | None = None) -> dict:
-        """Diagnostics, JSON-ready. ``now_ns``: a header-time clock for the input ages
-        (default: the newest header stamp received). Per input: rate, stamp age,
-        ``stale`` (age above ``input_timeout_s``), malformed / dropped counts, conversion
-        time, arrival delay; per task: decisions, published, decision rate (header
-        time), processing latency percentiles (ms), missing-modality reasons, errors.
-        An input that never delivered a message counts as stale."""
+        """
+        Diagnostics, JSON-ready.
+
+        ``now_ns``: a header-time clock for the input ages (default: the newest header
+        stamp received). Per input: rate, stamp age, ``stale`` (age above
+        ``input_timeout_s``), malformed / dropped counts, conversion time, arrival delay;
+        per task: decisions, published, decision rate (header time), processing latency
+        percentiles (ms), missing-modality reasons, errors. An input that never delivered
+        a message counts as stale.
+        """
         with self._lock:
             return self._stats(now_ns)
 
@@ -763,9 +790,12 @@ class Perception:
         return self._decide_window(state, window, t0, record=True)
 
     def decide_window(self, task: str, window: Window) -> TaskResult | None:
-        """Run the features and the model of ``task`` on an already assembled
-        :class:`~.window.Window` (``task``'s assembler output), without touching the
-        statistics. For benchmarks and tests; ``timing['assembly']`` is 0."""
+        """
+        Run the features and the model of ``task`` on an already assembled :class:`~.window.Window`.
+
+        ``window`` is ``task``'s assembler output; the statistics are not touched. For
+        benchmarks and tests; ``timing['assembly']`` is 0.
+        """
         with self._lock:
             return self._decide_window(self._task(task), window, time.perf_counter(), record=False)
 
