@@ -156,6 +156,13 @@ def load_config(cls: type[T], path: str | os.PathLike) -> T:
         raise ConfigError(f'{path}: {exc}') from exc
 
 
+def current_umask() -> int:
+    """Return the process umask (read without changing it for long)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename: never half-written."""
     path = Path(path)
@@ -166,9 +173,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file normal permissions
+        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         try:

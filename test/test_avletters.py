@@ -189,11 +189,10 @@ def test_load_arrays_shapes_normalisation_and_cache(tmp_path, samples):
     assert [arrays.speaker_names[i] for i in arrays.speaker] == [s.speaker for s in mini]
     # the tensors are the runtime pipelines' preprocessing of the files' frames
     np.testing.assert_array_equal(arrays.X_audio[4], av.preprocess_audio(av.read_audio(mini[4].audio_path)))
-    from centralnet_ros.features.image import lip_video_input
-    from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.pipelines import run_pipeline, Window
     lips = av.read_lips(mini[4].lips_path)
     np.testing.assert_array_equal(arrays.X_video[4],
-                                  lip_video_input(Window(data=lips, stamps_ns=np.arange(len(lips))))[0])
+                                  run_pipeline('lip_video', Window(data=lips, stamps_ns=np.arange(len(lips))), {})[0])
     cached = list((tmp_path / 'cache').glob('avletters-*.npz'))
     assert len(cached) == 1
     with np.load(cached[0], allow_pickle=False) as z:                     # no pickle needed to read it

@@ -324,12 +324,13 @@ def test_real_avletters_file_and_its_corrupted_copy(tmp_path):
 
 def test_window_pipeline_runs_the_same_path():
     from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.speech import mfcc_input
     x = _speechlike(1.2, sample_rate=16000).astype(np.float32)
     win = Window(data=x, stamps_ns=np.array([0]), sample_rate=16000.0)
-    got = htk.speech_audio_input(win)
+    got = mfcc_input(win)
     assert got.shape == (1, 26, 24)
     np.testing.assert_array_equal(got[0], htk.speech_model_input(x, sample_rate=16000))
-    other = htk.speech_audio_input(win, num_frames=20, htk={'cep_lifter': 22})
+    other = mfcc_input(win, num_frames=20, htk={'cep_lifter': 22})
     assert other.shape == (1, 26, 20)
     with pytest.raises(ValueError, match='unknown HTKConfig field.*lifter'):
-        htk.speech_audio_input(win, htk={'lifter': 22})
+        mfcc_input(win, htk={'lifter': 22})

@@ -119,8 +119,9 @@ def test_bad_arguments():
 def test_lip_video_window_matches_the_training_preprocessing():
     import cv2
 
-    from centralnet_ros.features.image import lip_frames_to_model_input, lip_video_input
+    from centralnet_ros.features.image import lip_frames_to_model_input
     from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.speech import lip_input as lip_video_input
     grey = _lips(20)
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     win = Window(data=rgb, stamps_ns=np.arange(20) * 40_000_000)

@@ -148,3 +148,17 @@ def test_every_command_has_help(capsys):
         code, out, err = _centralnet(capsys, *name.split(), '--help')
         assert code == 0 and 'usage: centralnet' in out, (name, err[-500:])
         assert '--help' in out
+
+
+def test_preset_augmentation_is_wired_to_a_registered_hook():
+    from centralnet_ros.training.datasets import make_augmentation
+    cfg = load_experiment('avletters', overrides={'augment': 'lip_video', 'augment_options': {'p': 1.0}})
+    hook = make_augmentation(cfg.augment, cfg.augment_options)
+    shape = [1] + cfg.modalities['lip_video'].input_shape
+    rng = np.random.default_rng(0)
+    x = {'lip_video': rng.normal(size=[2] + shape[1:]).astype(np.float32)}
+    y = hook(dict(x), rng)
+    assert y['lip_video'].shape == x['lip_video'].shape and not np.allclose(y['lip_video'], x['lip_video'])
+    assert make_augmentation('', {}) is None
+    with pytest.raises(KeyError, match="unknown augmentation 'blur'"):
+        make_augmentation('blur')

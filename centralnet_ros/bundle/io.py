@@ -15,7 +15,7 @@ import tempfile
 
 from centralnet_ros import paths
 from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest
-from centralnet_ros.config import ConfigError, from_dict, to_dict
+from centralnet_ros.config import ConfigError, current_umask, from_dict, to_dict
 from centralnet_ros.fusion import build_model, FusionModel
 from safetensors.torch import load_file, save_file
 import torch
@@ -70,6 +70,10 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
                                        format_version=FORMAT_VERSION)
         text = yaml.safe_dump(to_dict(manifest), sort_keys=False, allow_unicode=True)
         (tmp / MANIFEST).write_text(text, encoding='utf-8')
+        umask = current_umask()                                # mkdtemp makes 0700: readable like any folder
+        os.chmod(tmp, 0o777 & ~umask)
+        for f in (tmp / MANIFEST, tmp / WEIGHTS):
+            os.chmod(f, 0o666 & ~umask)
         old = None
         if path.exists():
             old = path.with_name(f'.{path.name}.old')

@@ -92,7 +92,7 @@ __all__ = [
     'mel_scale', 'inverse_mel_scale', 'mel_filterbank', 'dct_matrix', 'lifter_weights',
     'frame_signal', 'hamming_window', 'log_filterbank', 'static_features', 'static_features_from_frames',
     'normalise_log_energy', 'deltas', 'add_deltas', 'features_from_static', 'mfcc_e_d',
-    'HTKStaticStream', 'HTKStream', 'mfcc_to_model_input', 'speech_model_input', 'speech_audio_input',
+    'HTKStaticStream', 'HTKStream', 'mfcc_to_model_input', 'speech_model_input',
     'read_htk', 'write_htk', 'decode_htk', 'encode_htk',
 ]
 
@@ -633,33 +633,6 @@ def speech_model_input(waveform: np.ndarray, *, sample_rate: int, num_frames: in
         raise ValueError(f'clip of {n} samples at {sample_rate} Hz is shorter than one '
                          f'{config.window_length_s * 1e3:.0f} ms analysis window')
     return mfcc_to_model_input(features, num_frames=num_frames)
-
-
-def speech_audio_input(window, *, num_frames: int = 24, add_channel: bool = True,
-                       htk: dict | None = None) -> np.ndarray:
-    """
-    Input pipeline ``'htk_mfcc'`` (see :mod:`centralnet_ros.features.pipelines`).
-
-    ``window.data``: ``(n_samples,)`` mono audio (float in [-1, 1] or int16) at
-    ``window.sample_rate`` Hz.  Returns ``(1, 26, num_frames)`` float32 (``(26,
-    num_frames)`` with ``add_channel=False``) through :func:`speech_model_input`.
-    ``htk`` overrides fields of :data:`AVLETTERS_CONFIG` (a manifest's
-    ``preprocessing: {htk: {...}}``); an unknown field is an error naming it.
-    """
-    if window.sample_rate is None:
-        raise ValueError('the htk_mfcc pipeline needs window.sample_rate (Hz) for the audio window')
-    config = AVLETTERS_CONFIG
-    if htk:
-        known = {f.name for f in dataclasses.fields(HTKConfig)}
-        unknown = sorted(set(htk) - known)
-        if unknown:
-            raise ValueError(f'unknown HTKConfig field(s) {", ".join(unknown)} in htk_mfcc preprocessing; '
-                             f'known: {", ".join(sorted(known))}')
-        config = dataclasses.replace(config, **htk)
-    x = np.asarray(window.data).reshape(-1)
-    out = speech_model_input(x, sample_rate=int(round(float(window.sample_rate))), num_frames=num_frames,
-                             config=config)                                   # (26, num_frames)
-    return out[None] if add_channel else out
 
 
 # ----------------------------------------------------------------- HTK parameter files

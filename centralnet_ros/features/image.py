@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 __all__ = ['znormalize_frames', 'depth_mm_to_metres', 'clip_depth', 'random_crop_box',
-           'augment_lip_sequence', 'lip_frames_to_model_input', 'lip_video_input']
+           'augment_lip_sequence', 'lip_frames_to_model_input']
 
 
 def znormalize_frames(frames: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
@@ -171,28 +171,3 @@ def lip_frames_to_model_input(frames: np.ndarray, *, num_frames: int = 12) -> np
     if frames.ndim != 3 or min(frames.shape) == 0:
         raise ValueError(f'expected lip frames of shape (T, H, W), got {frames.shape}')
     return znormalize_frames(fourier_resample(frames, num_frames, axis=0))
-
-
-def lip_video_input(window, *, num_frames: int = 12, height: int = 60, width: int = 80,
-                    add_channel: bool = True) -> np.ndarray:
-    """
-    Input pipeline ``'lip_video'`` (see :mod:`centralnet_ros.features.pipelines`).
-
-    ``window.data``: ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey frames of the
-    mouth region (finding the mouth is upstream of this function).  Frames are turned
-    grey, resized to ``height x width`` (``cv2.INTER_AREA``) when needed, then go
-    through :func:`lip_frames_to_model_input`.  Returns ``(1, num_frames, height,
-    width)`` float32 (no leading 1 with ``add_channel=False``).
-    """
-    x = np.asarray(window.data)
-    if x.ndim == 4 and x.shape[-1] == 3:
-        x = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in x.astype(np.uint8)])
-    elif x.ndim != 3:
-        raise ValueError(f'lip_video expects (T, H, W, 3) RGB or (T, H, W) grey frames, got {x.shape}')
-    if x.shape[0] == 0:
-        raise ValueError('lip_video got an empty window (no frames)')
-    if x.shape[1:] != (height, width):
-        x = np.stack([cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_AREA)
-                      for f in x])
-    out = lip_frames_to_model_input(x, num_frames=num_frames)                  # (num_frames, H, W)
-    return out[None] if add_channel else out

@@ -145,11 +145,12 @@ def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: 
 def run_one(cfg: ExperimentConfig, data, method: str, seed: int, desc: str = '') -> dict:
     """Train one (method, seed) and return its JSON record."""
     from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.datasets import make_augmentation
     from centralnet_ros.training.trainer import train
 
     model = build_model(cfg.fusion_config(method))
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
-                   desc=desc or f'{method} seed {seed}')
+                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=desc or f'{method} seed {seed}')
     rec = {'method': method, 'seed': seed, 'test': result.test_metric, 'val': result.val_metric,
            'best_epoch': result.best_epoch, 'epochs_run': result.epochs_run, 'wall_time_s': result.wall_time_s,
            'parameters': sum(p.numel() for p in model.parameters()), 'history': result.history}

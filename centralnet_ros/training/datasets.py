@@ -49,6 +49,22 @@ ADAPTERS: dict[str, str] = {
 }
 
 
+# augmentation name -> "module:function" returning a trainer hook fn(inputs, rng) -> inputs
+AUGMENTATIONS: dict[str, str] = {
+    'lip_video': 'centralnet_ros.training.speech:lip_augmentation',
+}
+
+
+def make_augmentation(name: str, options: dict[str, Any] | None = None):
+    """Return the training augmentation hook registered as ``name`` (None for ``''``)."""
+    if not name:
+        return None
+    if name not in AUGMENTATIONS:
+        raise KeyError(f'unknown augmentation {name!r}; known: {", ".join(sorted(AUGMENTATIONS))}')
+    module, _, function = AUGMENTATIONS[name].partition(':')
+    return getattr(importlib.import_module(module), function)(**(options or {}))
+
+
 def load_experiment_data(dataset: str, options: dict[str, Any], data_root: Path) -> ExperimentData:
     if dataset not in ADAPTERS:
         raise KeyError(f'no training adapter for dataset {dataset!r}; known: {", ".join(sorted(ADAPTERS))}')

@@ -61,6 +61,8 @@ class ExperimentConfig:
     seed_offset: int = 0
     description: str = ''
     quick: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted overrides for --quick
+    augment: str = ''                                                # training augmentation (datasets.AUGMENTATIONS)
+    augment_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     bundle: BundleSpec | None = None                                 # for `centralnet train`
 
     def __post_init__(self):

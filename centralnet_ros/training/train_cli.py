@@ -68,7 +68,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     from centralnet_ros.bundle import FORMAT_VERSION, Manifest, ModalitySpec, save_bundle
     from centralnet_ros.config import from_dict
     from centralnet_ros.fusion import build_model
-    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.datasets import load_experiment_data, make_augmentation
     from centralnet_ros.machine import machine_description
     from centralnet_ros.training.trainer import train
 
@@ -77,7 +77,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     fusion_cfg = cfg.fusion_config(method)
     model = build_model(fusion_cfg)
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
-                   desc=f'{cfg.bundle.task}: {method}')
+                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=f'{cfg.bundle.task}: {method}')
     modalities = {}
     for name, enc in cfg.modalities.items():
         spec = dict(cfg.bundle.modalities.get(name, {}))
