@@ -252,3 +252,20 @@ def test_state_dict_round_trip_rebuilds_identical_model():
         clone.load_state_dict(copy.deepcopy(model.state_dict()))
         x = make_inputs(MIXED)
         torch.testing.assert_close(clone(x).logits, model(x).logits)
+
+
+@pytest.mark.parametrize('method', FUSION_METHODS)
+def test_modality_dropout_option_trains_any_method_with_missing_modalities(method):
+    model = make(method, CONV, modality_dropout=0.6).train()
+    x = make_inputs(CONV, batch=64)
+    masks = []
+    original = model.modality_dropout.forward
+    model.modality_dropout.forward = lambda m, generator=None: masks.append(original(m)) or masks[-1]
+    model(x)
+    if method == 'unimodal':
+        assert torch.all(masks[0][:, 0] == 1), 'the only modality a unimodal model reads is never dropped'
+    else:
+        assert torch.all(masks[0].sum(1) >= 1) and (masks[0] == 0).any()
+    model.eval()
+    masks.clear()
+    torch.testing.assert_close(model(x).logits, model(x).logits)   # no dropout in eval mode

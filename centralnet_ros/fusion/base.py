@@ -47,6 +47,7 @@ class FusionConfig:
     central_dropout: float = 0.0           # dropout in central / shared dense layers
     hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
     moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
+    modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
     modality_order: list[str] | None = None  # defaults to the order of ``modalities``
 
     def __post_init__(self):
@@ -62,8 +63,9 @@ class FusionConfig:
             raise ValueError(f'method {self.method} fuses at least 2 modalities, got {list(self.modalities)}')
         if self.num_classes < 2 and self.task == 'multiclass':
             raise ValueError(f'num_classes must be >= 2, got {self.num_classes}')
-        if not 0.0 <= self.moddrop_p < 1.0:
-            raise ValueError(f'moddrop_p must be in [0, 1), got {self.moddrop_p}')
+        for name in ('moddrop_p', 'modality_dropout'):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
         if self.modality_order is not None and sorted(self.modality_order) != sorted(self.modalities):
             raise ValueError(f'modality_order {self.modality_order} must list exactly {list(self.modalities)}')
 
@@ -79,6 +81,34 @@ class FusionOutput:
     central: torch.Tensor | None = None                               # CentralNet's central prediction
 
 
+class ModalityDropout(nn.Module):
+    """
+    Drop whole modalities per sample with probability p during training, never all of them.
+
+    Returns the updated presence mask (B, M); samples whose every present modality
+    was drawn for dropping keep one of them, chosen uniformly.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f'ModDrop probability must be in [0, 1), got {p}')
+        self.p = p
+
+    def forward(self, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return mask
+        keep = (torch.rand(mask.shape, device=mask.device, generator=generator) >= self.p).to(mask.dtype)
+        new = mask * keep
+        emptied = (new.sum(1) == 0) & (mask.sum(1) > 0)                      # (B,)
+        if emptied.any():
+            scores = torch.rand(mask.shape, device=mask.device, generator=generator) * mask
+            choice = scores.argmax(1)                                       # a present modality
+            restore = torch.zeros_like(mask).scatter_(1, choice.unsqueeze(1), 1.0)
+            new = torch.where(emptied.unsqueeze(1), restore, new)
+        return new
+
+
 class FusionModel(nn.Module):
     """Base class: keeps the modality order, checks inputs, builds the presence mask."""
 
@@ -87,6 +117,7 @@ class FusionModel(nn.Module):
         self.config = config
         self.modalities: list[str] = config.names
         self.num_classes = config.num_classes
+        self.modality_dropout = ModalityDropout(config.modality_dropout)
 
     # -- inputs ---------------------------------------------------------------------
     def _prepare(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None,
@@ -120,6 +151,9 @@ class FusionModel(nn.Module):
         for i, m in enumerate(self.modalities):
             if m not in inputs:
                 mask[:, i] = 0.0
+        if self.training and self.modality_dropout.p > 0:       # among the modalities this model reads
+            reads = torch.tensor([m in needed for m in self.modalities], device=device, dtype=mask.dtype)
+            mask = self.modality_dropout(mask * reads)
         return full, mask
 
     def mask_of(self, mask: torch.Tensor, modality: str) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Mapping
 
 from centralnet_ros.encoders.base import ClassifierHead
 from centralnet_ros.fusion.base import (Align, build_encoders, dense_or_conv_block, fusion_space, FusionConfig,
-                                        FusionModel, FusionOutput, GlobalAvgPool)
+                                        FusionModel, FusionOutput, GlobalAvgPool, ModalityDropout)
 import torch
 from torch import nn
 
@@ -119,34 +119,6 @@ class GatedMultimodalUnit(FusionModel):
         else:
             fused = sum(z[:, k] * h[k] for k in range(len(h)))
         return FusionOutput(logits=self.head(fused))
-
-
-class ModalityDropout(nn.Module):
-    """
-    Drop whole modalities per sample with probability p during training, never all of them.
-
-    Returns the updated presence mask (B, M); samples whose every present modality
-    was drawn for dropping keep one of them, chosen uniformly.
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f'ModDrop probability must be in [0, 1), got {p}')
-        self.p = p
-
-    def forward(self, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return mask
-        keep = (torch.rand(mask.shape, device=mask.device, generator=generator) >= self.p).to(mask.dtype)
-        new = mask * keep
-        emptied = (new.sum(1) == 0) & (mask.sum(1) > 0)                      # (B,)
-        if emptied.any():
-            scores = torch.rand(mask.shape, device=mask.device, generator=generator) * mask
-            choice = scores.argmax(1)                                       # a present modality
-            restore = torch.zeros_like(mask).scatter_(1, choice.unsqueeze(1), 1.0)
-            new = torch.where(emptied.unsqueeze(1), restore, new)
-        return new
 
 
 class ModDrop(FusionModel):

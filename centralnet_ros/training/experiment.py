@@ -67,7 +67,7 @@ class ExperimentConfig:
 
     def __post_init__(self):
         for method in self.methods:
-            base, _, modality = method.partition(':')
+            base, _, modality = method.partition('+')[0].partition(':')
             if base not in FUSION_METHODS:
                 raise ValueError(f'unknown method {method!r}; use one of {FUSION_METHODS} '
                                  f'(unimodal as "unimodal:<modality>")')
@@ -75,9 +75,21 @@ class ExperimentConfig:
                 raise ValueError(f'{method!r}: no modality {modality!r} in {list(self.modalities)}')
 
     def fusion_config(self, method: str) -> FusionConfig:
+        """
+        Return the FusionConfig of ``method``.
+
+        ``unimodal:<modality>`` picks one modality; a ``+moddrop`` suffix (e.g.
+        ``centralnet+moddrop``) trains that method with whole-modality dropout at
+        ``fusion.moddrop_p``.
+        """
+        method, plus, extra = method.partition('+')
+        if plus and extra != 'moddrop':
+            raise ValueError(f'unknown method suffix +{extra}; the only one is +moddrop')
         base, _, modality = method.partition(':')
+        options = dataclasses.asdict(self.fusion)
         return FusionConfig(method=base, modalities=self.modalities, num_classes=self.num_classes,
-                            task=self.task, unimodal=modality or None, **dataclasses.asdict(self.fusion))
+                            task=self.task, unimodal=modality or None,
+                            modality_dropout=self.fusion.moddrop_p if plus else 0.0, **options)
 
 
 def presets_dir() -> Path:
