@@ -1,4 +1,5 @@
-"""Audio features: resampling, framing, STFT, mel filterbank, log-mel, MFCC, noise.
+"""
+Audio features: resampling, framing, STFT, mel filterbank, log-mel, MFCC, noise.
 
 Pure numpy / scipy, shared by training (``data/``) and the runtime.  Names and
 conventions follow torchaudio (``sample_rate``, ``n_fft``, ``hop_length``,
@@ -13,10 +14,10 @@ own frame.
 """
 from __future__ import annotations
 
+from fractions import Fraction
 import functools
 import math
 import warnings
-from fractions import Fraction
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -26,7 +27,8 @@ __all__ = [
     'resample_audio', 'num_frames', 'stft_frames', 'get_window', 'stft', 'spectrogram',
     'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'mel_spectrogram', 'log_mel_spectrogram',
     'create_dct', 'mfcc', 'add_noise_at_snr', 'fix_length', 'StreamingLogMel',
-    'AUDIO_LAYOUTS', 'log_mel_model_input', 'log_mel_input',
+    'yin_pitch', 'PROSODY_NAMES', 'prosody_functionals', 'AUDIO_LAYOUTS', 'log_mel_functionals',
+    'log_mel_model_input', 'log_mel_input',
 ]
 
 
@@ -55,7 +57,8 @@ def _check_frame_params(n_fft: int, hop_length: int, win_length: int | None = No
 
 
 def num_frames(n_samples: int, *, n_fft: int, hop_length: int, center: bool = False) -> int:
-    """Frames :func:`spectrogram` gives for ``n_samples`` samples.
+    """
+    Frames :func:`spectrogram` gives for ``n_samples`` samples.
 
     ``center=False``: ``1 + (n_samples - n_fft) // hop_length`` (0 if shorter than a window);
     ``center=True``: ``1 + n_samples // hop_length`` (torch.stft's count).
@@ -68,7 +71,8 @@ def num_frames(n_samples: int, *, n_fft: int, hop_length: int, center: bool = Fa
 
 def stft_frames(waveform: np.ndarray, *, n_fft: int, hop_length: int, center: bool = False,
                 pad_mode: str = 'reflect') -> np.ndarray:
-    """Overlapping frames of the last axis: ``(..., time)`` -> ``(..., n_frames, n_fft)``.
+    """
+    Overlapping frames of the last axis: ``(..., time)`` -> ``(..., n_frames, n_fft)``.
 
     A read-only strided view when ``center=False`` (no copy).  ``center=True`` pads
     ``n_fft // 2`` samples on both sides with ``pad_mode`` first, as torch.stft does
@@ -90,7 +94,8 @@ def stft_frames(waveform: np.ndarray, *, n_fft: int, hop_length: int, center: bo
 
 
 def get_window(window: str | np.ndarray | None, *, win_length: int, n_fft: int) -> np.ndarray:
-    """Analysis window of ``n_fft`` samples (float64).
+    """
+    Analysis window of ``n_fft`` samples (float64).
 
     ``window``: ``'hann'`` (periodic, torch.hann_window's default), ``'hamming'``
     (periodic), ``'rectangular'`` / ``None``, or an array of ``win_length`` samples.  A
@@ -114,7 +119,8 @@ def get_window(window: str | np.ndarray | None, *, win_length: int, n_fft: int) 
 def stft(waveform: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None = None,
          window: str | np.ndarray | None = 'hann', center: bool = False,
          pad_mode: str = 'reflect') -> np.ndarray:
-    """One-sided short-time Fourier transform: ``(..., time)`` -> complex64 ``(..., n_fft // 2 + 1, n_frames)``.
+    """
+    One-sided short-time Fourier transform: ``(..., time)`` -> complex64 ``(..., n_fft // 2 + 1, n_frames)``.
 
     Computed in float32 (as torchaudio does by default); each frame's transform
     depends only on that frame's samples.
@@ -130,7 +136,8 @@ def stft(waveform: np.ndarray, *, n_fft: int, hop_length: int, win_length: int |
 def spectrogram(waveform: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None = None,
                 window: str | np.ndarray | None = 'hann', power: float | None = 2.0,
                 center: bool = False, pad_mode: str = 'reflect') -> np.ndarray:
-    """|STFT| ** power, ``(..., time)`` -> ``(..., n_fft // 2 + 1, n_frames)``.
+    """
+    |STFT| ** power, ``(..., time)`` -> ``(..., n_fft // 2 + 1, n_frames)``.
 
     ``power=2.0`` power spectrogram, ``1.0`` magnitude, ``None`` the complex STFT.
     Float32 out (complex64 for ``power=None``).
@@ -180,7 +187,8 @@ def mel_to_hz(mels: np.ndarray | float, *, mel_scale: str = 'htk') -> np.ndarray
 def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
                    f_max: float | None = None, mel_scale: str = 'htk',
                    norm: str | None = None) -> np.ndarray:
-    """Triangular mel filters, ``(n_fft // 2 + 1, n_mels)`` float32 (torchaudio.functional.melscale_fbanks).
+    """
+    Triangular mel filters, ``(n_fft // 2 + 1, n_mels)`` float32 (torchaudio.functional.melscale_fbanks).
 
     ``n_mels + 2`` points equally spaced in mel between ``f_min`` and ``f_max`` (default
     ``sample_rate / 2``) give the corners; filter ``m`` rises from point ``m`` to 1 at
@@ -240,7 +248,8 @@ def mel_spectrogram(waveform: np.ndarray, *, sample_rate: int, n_fft: int, hop_l
 
 def log_mel_spectrogram(waveform: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
                         floor: float = 1e-10, **kwargs) -> np.ndarray:
-    """Natural log of :func:`mel_spectrogram`, floored: ``(..., n_mels, n_frames)`` float32.
+    """
+    Natural log of :func:`mel_spectrogram`, floored: ``(..., n_mels, n_frames)`` float32.
 
     ``floor`` is an absolute constant, never relative to the clip.  ``kwargs`` go to
     :func:`mel_spectrogram` (``win_length``, ``window``, ``f_min``, ``f_max``, ...).
@@ -271,7 +280,8 @@ def create_dct(*, n_mfcc: int, n_mels: int, norm: str | None = 'ortho') -> np.nd
 
 def mfcc(waveform: np.ndarray, *, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, hop_length: int,
          dct_norm: str | None = 'ortho', floor: float = 1e-10, **kwargs) -> np.ndarray:
-    """MFCCs: DCT-II of the natural-log mel energies, ``(..., time)`` -> ``(..., n_mfcc, n_frames)``.
+    """
+    MFCCs: DCT-II of the natural-log mel energies, ``(..., time)`` -> ``(..., n_mfcc, n_frames)``.
 
     Like ``torchaudio.transforms.MFCC(log_mels=True)`` but with an absolute floor in
     place of ``+1e-6``; no ``top_db`` clipping (that would be relative to the clip).
@@ -285,7 +295,8 @@ def mfcc(waveform: np.ndarray, *, sample_rate: int, n_mfcc: int, n_mels: int, n_
 # --------------------------------------------------------------------------- clips and noise
 
 def fix_length(waveform: np.ndarray, *, length: int, mode: str = 'center') -> np.ndarray:
-    """Zero-pad or crop the last axis to ``length`` samples.
+    """
+    Zero-pad or crop the last axis to ``length`` samples.
 
     ``mode='center'``: the clip is centred (padding split evenly, cropping keeps the
     middle); ``'start'``: kept from its first sample, padded at the end.
@@ -304,7 +315,8 @@ def fix_length(waveform: np.ndarray, *, length: int, mode: str = 'center') -> np
 
 def add_noise_at_snr(waveform: np.ndarray, *, snr_db: float, rng: np.random.Generator,
                      signal_power: float | None = None) -> np.ndarray:
-    """Add white Gaussian noise so that signal power / noise power = 10 ** (snr_db / 10).
+    """
+    Add white Gaussian noise so that signal power / noise power = 10 ** (snr_db / 10).
 
     ``signal_power`` defaults to the mean square of ``waveform`` (over all its samples);
     pass it explicitly to define the SNR on the active speech of a zero-padded clip.
@@ -323,7 +335,8 @@ def add_noise_at_snr(waveform: np.ndarray, *, snr_db: float, rng: np.random.Gene
 # --------------------------------------------------------------------------- streaming
 
 class StreamingLogMel:
-    """Log-mel frames from a signal that arrives in chunks.
+    """
+    Log-mel frames from a signal that arrives in chunks.
 
     Holds the samples not yet consumed by a full frame; :meth:`push` returns the
     ``(n_mels, k)`` frames completed by the new chunk (``k`` may be 0).  The
@@ -337,8 +350,8 @@ class StreamingLogMel:
                  mel_scale: str = 'htk', norm: str | None = None, floor: float = 1e-10) -> None:
         _check_frame_params(n_fft, hop_length, win_length)
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
-        self._kwargs = dict(win_length=win_length, window=window, power=power, f_min=f_min, f_max=f_max,
-                            mel_scale=mel_scale, norm=norm, floor=floor)
+        self._kwargs = {'win_length': win_length, 'window': window, 'power': power, 'f_min': f_min,
+                        'f_max': f_max, 'mel_scale': mel_scale, 'norm': norm, 'floor': floor}
         mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max,
                        mel_scale=mel_scale, norm=norm)                           # validate now
         self.reset()
@@ -351,7 +364,7 @@ class StreamingLogMel:
 
     @property
     def pending_samples(self) -> int:
-        """Samples held back, waiting for the rest of their frame."""
+        """Return the number of samples held back, waiting for the rest of their frame."""
         return int(self._buffer.size)
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
@@ -378,16 +391,115 @@ class StreamingLogMel:
         return out
 
 
+# --------------------------------------------------------------------------- pitch
+
+def yin_pitch(waveform: np.ndarray, *, sample_rate: int, frame_length: int = 640, hop_length: int = 160,
+              f_min: float = 60.0, f_max: float = 400.0, threshold: float = 0.15, voicing_threshold: float = 0.3,
+              silence_rms: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Fundamental frequency by YIN (de Cheveigne & Kawahara 2002), frame by frame.
+
+    Frame ``t`` covers samples ``[t * hop_length, t * hop_length + frame_length)`` (no
+    centring, like :func:`spectrogram`); the difference function uses the first half of
+    the frame, so ``frame_length >= 2 * sample_rate / f_min``.  The period is the first
+    local minimum of the cumulative-mean-normalised difference below ``threshold``
+    (else its global minimum) between ``sample_rate / f_max`` and ``sample_rate / f_min``.
+    Returns ``f0`` (F,) Hz (0 where unvoiced: aperiodicity above ``voicing_threshold``
+    or RMS below ``silence_rms``), the aperiodicity (F,) and the frame RMS (F,), float32.
+    """
+    x = np.asarray(waveform, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f'yin_pitch expects a mono waveform (n,), got {x.shape}')
+    half = frame_length // 2
+    tau_min, tau_max = int(sample_rate // f_max), int(math.ceil(sample_rate / f_min))
+    if not 2 <= tau_min < tau_max <= half:
+        raise ValueError(f'need 2 <= sample_rate / f_max < sample_rate / f_min <= frame_length / 2, got '
+                         f'f_min={f_min}, f_max={f_max}, frame_length={frame_length} at {sample_rate} Hz')
+    n = num_frames(x.size, n_fft=frame_length, hop_length=hop_length)
+    if n == 0:
+        z = np.zeros(0, np.float32)
+        return z, z, z
+    frames = stft_frames(x, n_fft=frame_length, hop_length=hop_length)            # (F, L)
+    taus = np.arange(tau_max + 1)
+    power = np.concatenate([np.zeros((n, 1)), np.cumsum(frames ** 2, axis=1)], axis=1)   # (F, L + 1)
+    e0 = power[:, half]                                                             # sum_{j<half} x_j^2
+    e_tau = power[:, taus + half] - power[:, taus]                                  # sum_{j<half} x_{j+tau}^2
+    size = sp_fft.next_fast_len(2 * frame_length, real=True)
+    cross = sp_fft.irfft(np.conj(sp_fft.rfft(frames[:, :half], size)) * sp_fft.rfft(frames, size), size)
+    diff = np.maximum(e0[:, None] + e_tau - 2.0 * cross[:, :tau_max + 1], 0.0)     # (F, tau_max + 1)
+    cum_mean = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
+    norm = diff[:, 1:] / np.maximum(cum_mean, 1e-12)                                # tau = 1 .. tau_max
+    seg = norm[:, tau_min - 1:]                                                     # tau = tau_min .. tau_max
+    nxt = np.concatenate([seg[:, 1:], np.full((n, 1), np.inf)], axis=1)
+    dip = (seg < threshold) & (seg <= nxt)                                          # local minimum below threshold
+    idx = np.where(dip.any(axis=1), dip.argmax(axis=1), seg.argmin(axis=1))
+    aperiodicity = seg[np.arange(n), idx]
+    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    voiced = (aperiodicity < voicing_threshold) & (rms > silence_rms)
+    f0 = np.where(voiced, sample_rate / (idx + tau_min), 0.0)
+    return f0.astype(np.float32), aperiodicity.astype(np.float32), rms.astype(np.float32)
+
+
+PROSODY_NAMES = ('f0_mean', 'f0_std', 'f0_p10', 'f0_p50', 'f0_p90', 'f0_abs_slope', 'voiced_fraction',
+                 'energy_mean', 'energy_std', 'energy_p10', 'energy_p50', 'energy_p90', 'aperiodicity_mean')
+
+
+def prosody_functionals(waveform: np.ndarray, *, sample_rate: int, hop_length: int = 160,
+                        f0_min: float = 60.0, f0_max: float = 400.0) -> np.ndarray:
+    """
+    Utterance statistics of pitch and energy (:data:`PROSODY_NAMES`): ``(n,)`` -> ``(13,)`` float32.
+
+    Pitch in octaves re 100 Hz over voiced frames (:func:`yin_pitch`, frames of two
+    periods of ``f0_min``); energy as natural-log frame RMS divided by 5, over
+    frames above digital silence; fixed scalings only.  Too few voiced or non-silent
+    frames (< 3) give zeros for those statistics.
+    """
+    frame_length = 2 * int(math.ceil(sample_rate / f0_min))
+    f0, aper, rms = yin_pitch(waveform, sample_rate=sample_rate, frame_length=frame_length, hop_length=hop_length,
+                              f_min=f0_min, f_max=f0_max)
+    voiced = f0 > 0
+    out = np.zeros(len(PROSODY_NAMES), np.float64)
+    if voiced.sum() >= 3:
+        st = np.log2(f0[voiced] / 100.0)                                            # octaves re 100 Hz
+        out[0:6] = [st.mean(), st.std(), *np.percentile(st, [10, 50, 90]), np.abs(np.diff(st)).mean()]
+        out[12] = aper[voiced].mean()
+    out[6] = voiced.mean() if voiced.size else 0.0
+    loud = rms > 1e-4
+    if loud.sum() >= 3:
+        le = np.log(rms[loud]) / 5.0
+        out[7:12] = [le.mean(), le.std(), *np.percentile(le, [10, 50, 90])]
+    return out.astype(np.float32)
+
+
 # --------------------------------------------------------------------------- model input (training and runtime)
 
-AUDIO_LAYOUTS = ('mel_time', 'channel_mel_time')
+AUDIO_LAYOUTS = ('mel_time', 'channel_mel_time', 'functionals')
+
+
+def log_mel_functionals(log_mel: np.ndarray, *, floor_level: float) -> np.ndarray:
+    """
+    Per-band statistics of a standardised log-mel map ``(n_mels, F)`` -> ``(5 * n_mels + 1,)``.
+
+    Over the active frames (those not at ``floor_level`` in every band, i.e. not digital
+    silence or zero padding): mean, standard deviation, 10th and 90th percentiles of
+    each band, the standard deviation of each band's frame differences, and the active
+    fraction of the frames (x 2).
+    """
+    m = np.asarray(log_mel, dtype=np.float64)
+    active = m.max(axis=0) > floor_level + 1e-3
+    a = m[:, active] if active.sum() >= 2 else m
+    d = np.diff(a, axis=1)
+    return np.concatenate([a.mean(axis=1), a.std(axis=1), np.percentile(a, 10, axis=1), np.percentile(a, 90, axis=1),
+                           d.std(axis=1), [2.0 * active.mean()]]).astype(np.float32)
 
 
 def log_mel_model_input(waveform: np.ndarray, *, sample_rate: int, duration_s: float, n_fft: int,
                         hop_length: int, n_mels: int, mean: float, std: float, f_min: float = 0.0,
                         f_max: float | None = None, floor: float = 1e-6, window: str = 'hann',
-                        length_mode: str = 'start', layout: str = 'mel_time') -> np.ndarray:
-    """A mono waveform already at ``sample_rate`` -> the audio encoder's input.
+                        length_mode: str = 'start', layout: str = 'mel_time', f0_min: float = 60.0,
+                        f0_max: float = 400.0) -> np.ndarray:
+    """
+    Turn a mono waveform already at ``sample_rate`` into the audio encoder's input.
 
     The clip is zero-padded or cut to ``duration_s`` (:func:`fix_length`, ``length_mode``
     'start' keeps its beginning, as EmoDB's files were cut), turned into a log-mel map
@@ -395,7 +507,11 @@ def log_mel_model_input(waveform: np.ndarray, *, sample_rate: int, duration_s: f
     constants ``(x - mean) / std`` measured once on the training data and stored in
     the bundle, never with statistics of the clip itself.  Returns ``(n_mels, frames)``
     (``layout='mel_time'``, for ``cnn1d``) or ``(1, n_mels, frames)`` (``cnn2d``)
-    float32, ``frames = 1 + (round(duration_s * sample_rate) - n_fft) // hop_length``.
+    float32, ``frames = 1 + (round(duration_s * sample_rate) - n_fft) // hop_length``;
+    ``layout='functionals'``: one utterance vector ``(5 * n_mels + 14,)`` for an ``mlp``,
+    :func:`log_mel_functionals` of that map followed by :func:`prosody_functionals` of
+    the clip (pitch between ``f0_min`` and ``f0_max``, energy), like the openSMILE
+    functionals the paper's AFEW audio branch used.
     """
     if not std > 0:
         raise ValueError(f'std must be positive, got {std!r}')
@@ -411,11 +527,17 @@ def log_mel_model_input(waveform: np.ndarray, *, sample_rate: int, duration_s: f
     mel = log_mel_spectrogram(x, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                               f_min=f_min, f_max=f_max, floor=floor, window=window)   # (n_mels, frames)
     out = (mel - np.float32(mean)) / np.float32(std)
+    if layout == 'functionals':
+        floor_level = (math.log(floor) - mean) / std
+        return np.concatenate([log_mel_functionals(out, floor_level=floor_level),
+                               prosody_functionals(x, sample_rate=sample_rate, hop_length=hop_length,
+                                                   f0_min=f0_min, f0_max=f0_max)])
     return out[None] if layout == 'channel_mel_time' else out
 
 
 def log_mel_input(window, **params) -> np.ndarray:
-    """Pipeline ``log_mel``: an audio window -> :func:`log_mel_model_input`.
+    """
+    Pipeline ``log_mel``: an audio window -> :func:`log_mel_model_input`.
 
     ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
     ``(n,)`` float32 mono (or ``(n, channels)``, averaged to mono) and ``sample_rate``;

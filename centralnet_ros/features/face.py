@@ -1,4 +1,5 @@
-"""Face crops for the emotion task: detect, keep the largest face, grey, resize, z-normalise.
+"""
+Face crops for the emotion task: detect, keep the largest face, grey, resize, z-normalise.
 
 The detector is OpenCV's Viola-Jones cascade ``haarcascade_frontalface_default.xml``
 (``cv2.CascadeClassifier``), a data file that ships with OpenCV, so no weights are
@@ -50,7 +51,7 @@ def cascade_search_paths(name: str = FACE_CASCADE, cascade_path: str | os.PathLi
 
 
 def find_cascade(name: str = FACE_CASCADE, cascade_path: str | os.PathLike | None = None) -> Path:
-    """The first existing file of :func:`cascade_search_paths` (an explicit path must exist)."""
+    """Return the first existing file of :func:`cascade_search_paths` (an explicit path must exist)."""
     if cascade_path and not Path(cascade_path).is_file():
         raise FaceDetectorUnavailable(f'cascade file {cascade_path} does not exist')
     for path in cascade_search_paths(name, cascade_path):
@@ -71,7 +72,7 @@ class HaarFaceDetector:
         import cv2
         if not hasattr(cv2, 'CascadeClassifier'):
             raise FaceDetectorUnavailable(
-                f'OpenCV {cv2.__version__} has no CascadeClassifier (removed from OpenCV 5\'s main modules); '
+                f"OpenCV {cv2.__version__} has no CascadeClassifier (removed from OpenCV 5's main modules); "
                 'the face_crop pipeline needs an OpenCV 4 build (opencv-python-headless<5, or python3-opencv '
                 'with opencv-data)')
         self.path = find_cascade(FACE_CASCADE, cascade_path)
@@ -98,7 +99,7 @@ def _detector(cascade_path: str | None, scale_factor: float, min_neighbors: int,
 
 
 def largest_box(boxes: np.ndarray) -> np.ndarray | None:
-    """The box ``(x, y, w, h)`` of largest area among ``(K, 4)`` boxes, or None when ``K == 0``."""
+    """Return the box ``(x, y, w, h)`` of largest area among ``(K, 4)`` boxes, or None when ``K == 0``."""
     b = np.asarray(boxes).reshape(-1, 4)
     if len(b) == 0:
         return None
@@ -106,8 +107,11 @@ def largest_box(boxes: np.ndarray) -> np.ndarray | None:
 
 
 def expand_box(box: Sequence[int], *, margin: float, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)``: the box grown by ``margin`` of its size on every side, clipped to
-    ``image_size=(width, height)``."""
+    """
+    Grow a box ``(x, y, w, h)`` by ``margin`` of its size on every side.
+
+    Returns ``(x0, y0, x1, y1)`` clipped to ``image_size=(width, height)``.
+    """
     x, y, w, h = (int(v) for v in box)
     if w <= 0 or h <= 0:
         raise ValueError(f'face box must have a positive width and height, got {tuple(box)}')
@@ -134,7 +138,8 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def crop_face(image: np.ndarray, box: Sequence[int], *, size: int = 48, margin: float = 0.1,
               eps: float = 1e-6) -> np.ndarray:
-    """Grey ``size x size`` crop of ``box`` (grown by ``margin``), z-normalised: ``(size, size)`` float32.
+    """
+    Grey ``size x size`` crop of ``box`` (grown by ``margin``), z-normalised: ``(size, size)`` float32.
 
     ``image``: ``(H, W, 3)`` uint8 RGB or ``(H, W)`` grey.  The crop's own mean is
     subtracted and its standard deviation divided out (``eps`` guards a flat crop).
@@ -151,7 +156,8 @@ def crop_face(image: np.ndarray, box: Sequence[int], *, size: int = 48, margin: 
 def face_crop_input(window, *, size: int = 48, margin: float = 0.1, on_missing: str = 'none',
                     scale_factor: float = 1.1, min_neighbors: int = 5, min_size: Sequence[int] = (30, 30),
                     cascade_path: str | None = None) -> np.ndarray | None:
-    """Pipeline ``face_crop``: the newest frame of an image window -> ``(1, size, size)`` float32.
+    """
+    Pipeline ``face_crop``: the newest frame of an image window -> ``(1, size, size)`` float32.
 
     ``window.data`` is ``(T, H, W, 3)`` uint8 RGB (or one ``(H, W, 3)`` frame).  The
     largest detected face is cropped (:func:`crop_face`).  Without a face the result is

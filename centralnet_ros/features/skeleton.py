@@ -1,4 +1,5 @@
-"""Skeleton features shared by the dataset readers and the runtime.
+"""
+Skeleton features shared by the dataset readers and the runtime.
 
 Joint orders
 ------------
@@ -120,7 +121,8 @@ def _check_index(index: int, n_joints: int, name: str) -> None:
 def body_size(joints: np.ndarray, *, center_joint: int = HIP_CENTER, top_joint: int = SHOULDER_CENTER,
               left_joint: int = SHOULDER_LEFT, right_joint: int = SHOULDER_RIGHT,
               eps: float = 1e-6) -> np.ndarray:
-    """Body size per frame: ``(T, J, D)`` -> ``(T,)``.
+    """
+    Body size per frame: ``(T, J, D)`` -> ``(T,)``.
 
     The distance hip centre -> shoulder centre (torso length); where that is below
     ``eps`` (joints missing or collapsed) the shoulder width; where that is also below
@@ -138,7 +140,8 @@ def body_size(joints: np.ndarray, *, center_joint: int = HIP_CENTER, top_joint: 
 
 def normalize_skeleton(joints: np.ndarray, *, center_joint: int = HIP_CENTER,
                        top_joint: int = SHOULDER_CENTER, eps: float = 1e-6) -> np.ndarray:
-    """Centre every frame on its hip centre and divide by its body size.
+    """
+    Centre every frame on its hip centre and divide by its body size.
 
     ``(T, J, D)`` -> ``(T, J, D)`` float32, invariant to adding a constant (or a
     per-frame) offset to all joints and to multiplying them by a positive factor.
@@ -151,7 +154,8 @@ def normalize_skeleton(joints: np.ndarray, *, center_joint: int = HIP_CENTER,
 
 def joint_velocities(joints: np.ndarray, *, center_joint: int = HIP_CENTER,
                      top_joint: int = SHOULDER_CENTER, eps: float = 1e-6) -> np.ndarray:
-    """Frame differences of the uncentred positions in body sizes: ``(T, J, D)`` -> ``(T, J, D)``.
+    """
+    Frame differences of the uncentred positions in body sizes: ``(T, J, D)`` -> ``(T, J, D)``.
 
     ``v[t] = (x[t] - x[t-1]) / size[t]`` for ``t >= 1`` and ``v[0] = 0`` (no motion is
     known before the first frame).  Units: body sizes per frame.
@@ -166,7 +170,8 @@ def joint_velocities(joints: np.ndarray, *, center_joint: int = HIP_CENTER,
 # --------------------------------------------------------------------------- resampling
 
 def resample_sequence(x: np.ndarray, *, num_frames: int, method: str = 'linear') -> np.ndarray:
-    """Resample a sequence along its first axis to ``num_frames`` frames (float32).
+    """
+    Resample a sequence along its first axis to ``num_frames`` frames (float32).
 
     ``method='linear'``: linear interpolation with the first and last frames kept
     (frame ``i`` of the output sits at ``i * (T - 1) / (num_frames - 1)`` of the input).
@@ -206,7 +211,8 @@ def resample_sequence(x: np.ndarray, *, num_frames: int, method: str = 'linear')
 
 
 def interpolate_frames(x: np.ndarray, *, timestamps: np.ndarray, query_times: np.ndarray) -> np.ndarray:
-    """Linear interpolation of frames ``(T, ...)`` taken at ``timestamps`` (T,) at ``query_times`` (Q,).
+    """
+    Linear interpolation of frames ``(T, ...)`` taken at ``timestamps`` (T,) at ``query_times`` (Q,).
 
     Timestamps must increase strictly; query times outside ``[timestamps[0],
     timestamps[-1]]`` are an error (the caller decides how to handle the ends).
@@ -233,7 +239,8 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
                          channels: Sequence[str] = ('position', 'velocity', 'acceleration'),
                          method: str = 'linear', center_joint: int = HIP_CENTER,
                          top_joint: int = SHOULDER_CENTER) -> np.ndarray:
-    """Fixed-size encoder input from a joint sequence: ``(T, J, D)`` -> ``(C, num_frames, J)`` float32.
+    """
+    Fixed-size encoder input from a joint sequence: ``(T, J, D)`` -> ``(C, num_frames, J)`` float32.
 
     The sequence is first resampled to ``num_frames`` (``None`` keeps ``T``) with
     :func:`resample_sequence`, then each channel group is computed per frame:
@@ -271,7 +278,8 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
 def hand_pixel_positions(pixel_positions: np.ndarray, *, layout: str = 'kinect_v1',
                          image_size: tuple[int, int] | None = None,
                          hand_extension: float = 0.3) -> np.ndarray:
-    """Left and right hand centres in pixels: ``(T, J, 2)`` -> ``(T, 2, 2)`` (hand, (x, y)).
+    """
+    Left and right hand centres in pixels: ``(T, J, 2)`` -> ``(T, 2, 2)`` (hand, (x, y)).
 
     ``layout='kinect_v1'``: the hand joints (7 left, 11 right) of pixel positions
     ``(x, y)``; where a hand is at (0, 0) (not tracked) its wrist is used.
@@ -305,7 +313,8 @@ def hand_pixel_positions(pixel_positions: np.ndarray, *, layout: str = 'kinect_v
 
 
 def crop_box(center: Sequence[float], *, size: int, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)`` of a ``size`` x ``size`` box centred on ``center=(x, y)``.
+    """
+    ``(x0, y0, x1, y1)`` of a ``size`` x ``size`` box centred on ``center=(x, y)``.
 
     The box is shifted to lie inside an image of ``image_size=(width, height)``
     (clipped at the borders); if the image is smaller than ``size`` the box is the
@@ -326,7 +335,8 @@ def crop_box(center: Sequence[float], *, size: int, image_size: tuple[int, int])
 
 
 def crop_around(image: np.ndarray, center: Sequence[float], *, size: int) -> np.ndarray:
-    """A ``(size, size, ...)`` crop of ``image`` ``(H, W, ...)`` around ``center=(x, y)``.
+    """
+    Crop ``(size, size, ...)`` from ``image`` ``(H, W, ...)`` around ``center=(x, y)``.
 
     The crop window is clipped at the image borders (see :func:`crop_box`); only an
     image smaller than ``size`` is zero-padded (bottom / right).
@@ -349,7 +359,8 @@ SKELETON_LAYOUTS = ('joints_time', 'channels_time_joints')
 
 
 def feature_layout(feature_map: np.ndarray, *, layout: str = 'joints_time') -> np.ndarray:
-    """Arrange a ``(C, T, J)`` feature map for an encoder.
+    """
+    Arrange a ``(C, T, J)`` feature map for an encoder.
 
     ``'joints_time'``: ``(C * J, T)`` (channel-major: row ``c * J + j``) for a 1-D
     temporal convolution (``cnn1d``); ``'channels_time_joints'``: ``(C, T, J)`` unchanged
@@ -368,8 +379,10 @@ def feature_layout(feature_map: np.ndarray, *, layout: str = 'joints_time') -> n
 
 def skeleton_model_input(joints: np.ndarray, *, channels: Sequence[str] = ('position', 'velocity'),
                          layout: str = 'joints_time') -> np.ndarray:
-    """Encoder input from joints already on the uniform training grid: ``(T, J, 3)`` ->
-    ``(C * J, T)`` or ``(C, T, J)`` float32 (see :func:`feature_layout`).
+    """
+    Make the encoder input from joints already on the uniform training grid.
+
+    ``(T, J, 3)`` -> ``(C * J, T)`` or ``(C, T, J)`` float32 (see :func:`feature_layout`).
 
     Positions centred on the hip and scaled by body size, velocities in body sizes per
     frame (:func:`skeleton_feature_map`).  Training arrays and :func:`skeleton_input`
@@ -390,7 +403,8 @@ def grid_times_ns(end_ns: float, *, num_frames: int, frame_rate: float) -> np.nd
 
 def resample_on_stamps(joints: np.ndarray, *, stamps_ns: np.ndarray, num_frames: int, frame_rate: float,
                        end_ns: float | None = None) -> np.ndarray:
-    """Joints recorded at ``stamps_ns`` -> ``(num_frames, J, D)`` on the uniform training grid.
+    """
+    Joints recorded at ``stamps_ns`` -> ``(num_frames, J, D)`` on the uniform training grid.
 
     The grid (:func:`grid_times_ns`) ends at ``end_ns`` (default: the last stamp).
     All-zero frames (no skeleton tracked) are dropped first, as the dataset readers do;
@@ -416,7 +430,8 @@ def resample_on_stamps(joints: np.ndarray, *, stamps_ns: np.ndarray, num_frames:
 def skeleton_input(window, *, frame_rate: float = 30.0, num_frames: int = 60,
                    channels: Sequence[str] = ('position', 'velocity'), layout: str = 'joints_time',
                    joint_order: str = 'kinect_v1') -> np.ndarray:
-    """Pipeline ``skeleton_sequence``: a window of joints -> the skeleton encoder's input.
+    """
+    Pipeline ``skeleton_sequence``: a window of joints -> the skeleton encoder's input.
 
     ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
     ``(T, 20, 3)`` Kinect v1 joints (metres), ``stamps_ns`` ``(T,)`` and optionally

@@ -1,4 +1,5 @@
-"""Emotion training adapter: EmoDB utterances through the ``log_mel`` input pipeline, leave one speaker out.
+"""
+Emotion training adapter: EmoDB utterances through the ``log_mel`` input pipeline, leave one speaker out.
 
 ``load_emodb(options, data_root)``: every ``wav/*.wav`` of ``<data root>/emodb`` is read,
 resampled to the feature rate (:func:`centralnet_ros.data.emodb.load_waveform`) and
@@ -31,11 +32,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from centralnet_ros.config import from_dict
 from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
+import numpy as np
 
 __all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'DEFAULT_FEATURES']
 
@@ -65,7 +65,7 @@ class EmoDBOptions:
 
 def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[int], list[int], int]:
     """``(train, val, test)`` speakers of the fold scheme described in the module docstring."""
-    speakers = sorted(set(int(s) for s in speakers))
+    speakers = sorted({int(s) for s in speakers})
     if opts.test_speaker is not None:
         test = int(opts.test_speaker)
         if test not in speakers:
@@ -77,7 +77,7 @@ def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[i
     i = speakers.index(test)
     rest = speakers[i + 1:] + speakers[:i]
     if opts.val_speakers is not None:
-        val = sorted(set(int(s) for s in opts.val_speakers))
+        val = sorted({int(s) for s in opts.val_speakers})
         bad = [s for s in val if s not in rest]
         if bad:
             raise ValueError(f'val_speakers {bad} are the test speaker or have no file (available: {rest})')
@@ -89,7 +89,10 @@ def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[i
 
 
 def load_emodb(options: dict[str, Any], data_root: Path) -> ExperimentData:
-    """EmoDB log-mel maps, split by speaker; modality ``audio``, labels index :data:`emodb.EMOTIONS`.
+    """
+    Load EmoDB through the ``log_mel`` pipeline, split by speaker; modality ``audio``.
+
+    Labels index :data:`centralnet_ros.data.emodb.EMOTIONS`.
 
     Inputs ``(N, n_mels, frames)`` (``layout: mel_time``) or ``(N, 1, n_mels, frames)``.
     """

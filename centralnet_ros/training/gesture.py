@@ -1,5 +1,7 @@
-"""Gesture training adapters: MSRC-12 (the shipped skeleton model) and Montalbano / ChaLearn
-(the paper's four-modality setup).
+"""
+Gesture training adapters: MSRC-12 (the shipped skeleton model) and Montalbano / ChaLearn.
+
+Montalbano / ChaLearn is the paper's four-modality setup.
 
 ``load_msrc12(options, data_root)``
     Skeleton windows cut around the action points of the MSRC-12 recordings
@@ -27,11 +29,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from centralnet_ros.config import from_dict
 from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
+import numpy as np
 
 __all__ = ['MSRC12Options', 'load_msrc12', 'msrc12_person_split', 'ChalearnOptions', 'load_chalearn',
            'chalearn_descriptors']
@@ -70,16 +71,16 @@ class MSRC12Options:
         return int(round((self.before_s + self.after_s) * self.frame_rate))
 
     def pipeline_params(self) -> dict[str, Any]:
-        """The ``skeleton_sequence`` preprocessing that reproduces these training arrays."""
+        """Return the ``skeleton_sequence`` preprocessing that reproduces these training arrays."""
         return {'frame_rate': float(self.frame_rate), 'num_frames': self.num_frames,
                 'channels': list(self.channels), 'layout': self.layout}
 
 
 def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[int], list[int], list[int]]:
     """``(train, val, test)`` person lists of the fold scheme described in the module docstring."""
-    persons = sorted(set(int(p) for p in persons))
+    persons = sorted({int(p) for p in persons})
     if opts.test_persons is not None:
-        test = sorted(set(int(p) for p in opts.test_persons))
+        test = sorted({int(p) for p in opts.test_persons})
         missing = set(test) - set(persons)
         if missing:
             raise ValueError(f'test_persons {sorted(missing)} have no MSRC-12 recording (present: {persons})')
@@ -94,7 +95,7 @@ def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[i
         block_end = int(bounds[opts.fold + 1])
     rest = [p for p in persons[block_end:] + persons[:block_end] if p not in test]   # after the block, cyclic
     if opts.val_persons is not None:
-        val = sorted(set(int(p) for p in opts.val_persons))
+        val = sorted({int(p) for p in opts.val_persons})
         bad = [p for p in val if p not in rest]
         if bad:
             raise ValueError(f'val_persons {bad} are test persons or have no recording (available: {sorted(rest)})')
@@ -107,7 +108,8 @@ def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[i
 
 
 def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
-    """MSRC-12 skeleton windows, split by persons; modality ``skeleton``.
+    """
+    MSRC-12 skeleton windows, split by persons; modality ``skeleton``.
 
     Inputs: ``(N, 3 * len(channels) * 20, T)`` (``layout='joints_time'``) or
     ``(N, 3 * len(channels), T, 20)``, ``T = round((before_s + after_s) * frame_rate)``.
@@ -130,9 +132,9 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     if opts.include_none:
         remap[msrc12.NONE_LABEL] = len(gestures)
     kept_seqs = [s for s in sequences if s.info.gesture in gestures]
-    window_kw = dict(before_s=opts.before_s, after_s=opts.after_s, frame_rate=opts.frame_rate,
-                     none_min_distance_s=opts.none_min_distance_s, none_stride_s=opts.none_stride_s,
-                     max_gap_s=opts.max_gap_s)
+    window_kw = {'before_s': opts.before_s, 'after_s': opts.after_s, 'frame_rate': opts.frame_rate,
+                 'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
+                 'max_gap_s': opts.max_gap_s}
 
     def arrays(persons: list[int], offsets: list[float]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         seqs = [s for s in kept_seqs if s.info.person in persons]
@@ -212,7 +214,8 @@ def _pad(x: np.ndarray, dim: int, what: str) -> np.ndarray:
 
 
 def chalearn_descriptors(inst, opts: ChalearnOptions) -> dict[str, np.ndarray]:
-    """Per-instance descriptors, each ``(N, feature_dim)`` float32, zero-padded.
+    """
+    Per-instance descriptors, each ``(N, feature_dim)`` float32, zero-padded.
 
     skeleton: mean and standard deviation over time of the 9 x 20 feature-map channels
     (positions, velocities, accelerations; 360 values); audio: the ``n_mels x
@@ -270,7 +273,8 @@ def _chalearn_split(refs, opts: ChalearnOptions, cfg) -> ArraySplit:
 
 
 def load_chalearn(options: dict[str, Any], data_root: Path) -> ExperimentData:
-    """Montalbano instances with the four modalities as 400-d descriptors (see :func:`chalearn_descriptors`).
+    """
+    Montalbano instances with the four modalities as 400-d descriptors (see :func:`chalearn_descriptors`).
 
     Labels: gesture id - 1 (20 Italian gestures), then 20 = ``'none'`` when
     ``include_none``.  A modality absent from a recording (e.g. 2014 audio) is all

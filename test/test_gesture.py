@@ -1,0 +1,258 @@
+"""
+Gesture: training adapters, the skeleton_sequence pipeline, presets and the shipped bundle.
+
+MSRC-12 on its real files; ChaLearn on recordings generated in its published formats, as
+test_chalearn.py does; the gesture, Montalbano and AFEW presets.
+"""
+from __future__ import annotations
+
+
+from centralnet_ros import paths
+from centralnet_ros.config import ConfigError, from_dict
+from centralnet_ros.data import msrc12
+from centralnet_ros.features import skeleton as skel
+from centralnet_ros.features.pipelines import run_pipeline, Window
+from centralnet_ros.fusion import build_model
+from centralnet_ros.training.experiment import load_experiment
+from centralnet_ros.training.gesture import load_chalearn, load_msrc12, msrc12_person_split, MSRC12Options
+from centralnet_ros.training.trainer import train
+import numpy as np
+import pytest
+import torch
+
+
+def _disjoint(*groups):
+    sets = [set(g) for g in groups]
+    return all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+
+
+# --------------------------------------------------------------------------- folds
+
+@pytest.mark.parametrize('folds', [3, 4, 6])
+def test_person_folds_cover_every_person_once(folds):
+    persons = list(range(1, 13))
+    tested = []
+    for fold in range(folds):
+        tr, va, te = msrc12_person_split(persons, MSRC12Options(folds=folds, fold=fold, n_val_persons=2))
+        assert _disjoint(tr, va, te) and sorted(tr + va + te) == persons
+        assert len(va) == 2 and te == sorted(te)
+        assert max(te) - min(te) == len(te) - 1                         # a contiguous block
+        tested += te
+    assert sorted(tested) == persons                                     # every person tested exactly once
+
+
+def test_explicit_persons_and_bad_choices():
+    tr, va, te = msrc12_person_split(list(range(1, 13)), MSRC12Options(test_persons=[11, 12], n_val_persons=1))
+    assert te == [11, 12] and va == [1] and tr == list(range(2, 11))
+    tr, va, te = msrc12_person_split(list(range(1, 13)), MSRC12Options(test_persons=[3], val_persons=[7, 8]))
+    assert va == [7, 8] and 3 not in tr and _disjoint(tr, va, te)
+    with pytest.raises(ValueError, match='test_persons'):
+        msrc12_person_split([1, 2, 3], MSRC12Options(test_persons=[9]))
+    with pytest.raises(ValueError, match='val_persons'):
+        msrc12_person_split([1, 2, 3, 4], MSRC12Options(test_persons=[1], val_persons=[1]))
+    with pytest.raises(ConfigError, match='unknown key'):
+        from_dict(MSRC12Options, {'test_person': [1]})
+
+
+# --------------------------------------------------------------------------- adapter on real files
+
+@pytest.fixture(scope='module')
+def small_msrc12(data_root):
+    """Persons p01-p03: train p01, val p02, test p03 (all 12 gestures + none)."""
+    opts = {'persons': [1, 2, 3], 'test_persons': [3], 'val_persons': [2]}
+    return opts, load_msrc12(opts, data_root)
+
+
+def test_msrc12_adapter_shapes_labels_and_persons(small_msrc12, data_root):
+    opts, data = small_msrc12
+    o = MSRC12Options(**opts)
+    assert data.label_names == list(msrc12.GESTURES) + ['none']
+    for split in (data.train, data.val, data.test):
+        x = split.inputs['skeleton']
+        assert x.shape[1:] == (6 * 20, o.num_frames) and x.dtype == np.float32 and np.isfinite(x).all()
+        assert set(np.unique(split.labels)) <= set(range(13)) and (split.labels == 12).any()
+    assert data.info['train_persons'] == 'p01' and data.info['val_persons'] == 'p02'
+    assert data.info['test_persons'] == 'p03'
+    # the hip-centre rows (joint 0) of the position channels are zero: centred on the hip
+    pos_hip = data.train.inputs['skeleton'][:, [0, 20, 40]]
+    assert np.abs(pos_hip).max() < 1e-6
+    # iconic subset without none: 6 classes, only G2 G4 ... G12 kept
+    iconic = load_msrc12({**opts, 'classes': 'iconic', 'include_none': False}, data_root)
+    assert iconic.label_names == [msrc12.GESTURES[g - 1] for g in msrc12.ICONIC]
+    assert set(np.unique(iconic.test.labels)) <= set(range(6))
+    n_gestures = int((data.test.labels < 12).sum())
+    assert 0 < len(iconic.test) < n_gestures
+
+
+def test_training_offsets_add_shifted_windows_to_train_only(small_msrc12, data_root):
+    opts, data = small_msrc12
+    jitter = load_msrc12({**opts, 'train_offsets_s': [-0.1, 0.1]}, data_root)
+    gestures = lambda s: int((s.labels < 12).sum())  # noqa: E731
+    assert gestures(jitter.train) > 2.9 * gestures(data.train)        # ~3x the instances (a few may drop)
+    assert (jitter.train.labels == 12).sum() == (data.train.labels == 12).sum()
+    assert len(jitter.test) == len(data.test) and len(jitter.val) == len(data.val)
+
+
+def test_short_training_is_well_above_chance(small_msrc12):
+    _, data = small_msrc12
+    cfg = load_experiment('msrc12_gesture', overrides={'train.epochs': 15, 'train.progress': False})
+    model = build_model(cfg.fusion_config(cfg.bundle.method))
+    result = train(model, data.train, data.val, cfg.train, seed=0, test_split=data.test)
+    assert result.test_metric > 0.45, result.test_metric               # chance: 1/13 = 7.7 %
+
+
+# --------------------------------------------------------------------------- runtime pipeline parity
+
+def _raw_window(seq: msrc12.Sequence, end_us: float, span_s: float = 2.2) -> Window:
+    """Return the recorded frames around [end - span, end + 0.1 s], stamps in ns, as the runtime holds them."""
+    keep = (seq.timestamps >= end_us - span_s * 1e6) & (seq.timestamps <= end_us + 1e5)
+    return Window(data=seq.positions[keep], stamps_ns=seq.timestamps[keep] * 1000,
+                  extra={'end_ns': end_us * 1000})
+
+
+def test_skeleton_input_reproduces_training_arrays(small_msrc12, data_root):
+    opts, data = small_msrc12
+    cfg = load_experiment('msrc12_gesture')
+    params = cfg.bundle.modalities['skeleton']['preprocessing']
+    o = MSRC12Options(**opts)
+    assert params == o.pipeline_params()
+    seqs = list(msrc12.load_sequences(data_root / 'msrc12', persons=[3]))
+    train_rows = data.test.inputs['skeleton'].reshape(len(data.test), -1)
+    checked = 0
+    for seq in seqs[:6]:
+        for ref, g in zip(seq.action_times[:2], seq.action_gestures[:2]):
+            window = _raw_window(seq, ref + o.after_s * 1e6)
+            x = run_pipeline('skeleton_sequence', window, params)
+            assert x.shape == tuple(cfg.modalities['skeleton'].input_shape)
+            dist = np.abs(train_rows - x.reshape(1, -1)).max(axis=1)
+            i = int(np.argmin(dist))
+            if data.test.labels[i] == g - 1 and dist[i] < 1e-4:
+                checked += 1
+    assert checked >= 8                                                 # the same arrays, not merely close
+
+
+def test_skeleton_input_drops_untracked_frames_and_holds_ends():
+    rng = np.random.default_rng(0)
+    joints = rng.normal(0, 0.3, (50, 20, 3)).astype(np.float32) + np.float32([0, 0, 2])
+    stamps = np.arange(50, dtype=np.int64) * 33_000_000
+    params = {'frame_rate': 15.0, 'num_frames': 30, 'channels': ['position', 'velocity'], 'layout': 'joints_time'}
+    base = skel.skeleton_input(Window(joints, stamps), **params)
+    lost = joints.copy()
+    lost[[10, 25]] = 0                                                   # tracking lost: all-zero frames
+    keep = np.ones(50, bool)
+    keep[[10, 25]] = False
+    np.testing.assert_allclose(skel.skeleton_input(Window(lost, stamps), **params),
+                               skel.skeleton_input(Window(joints[keep], stamps[keep]), **params), atol=1e-6)
+    short = skel.skeleton_input(Window(joints[-20:], stamps[-20:]), **params)   # 0.66 s of a 2 s window
+    assert short.shape == base.shape and np.isfinite(short).all()
+    np.testing.assert_allclose(short[:, -9:], base[:, -9:], atol=1e-5)          # recent part identical
+    grid = skel.skeleton_input(Window(joints, stamps), **{**params, 'layout': 'channels_time_joints'})
+    assert grid.shape == (6, 30, 20)
+    np.testing.assert_allclose(skel.feature_layout(grid, layout='joints_time'), base)
+    with pytest.raises(ValueError, match='Kinect v1'):
+        skel.skeleton_input(Window(joints[:, :18], stamps), **params)
+    with pytest.raises(ValueError, match='no tracked skeleton'):
+        skel.skeleton_input(Window(np.zeros_like(joints), stamps), **params)
+
+
+# --------------------------------------------------------------------------- presets
+
+@pytest.mark.parametrize('name', ['msrc12_gesture', 'montalbano', 'afew'])
+def test_presets_parse_and_build_every_method(name):
+    cfg = load_experiment(name)
+    for method in cfg.methods:
+        model = build_model(cfg.fusion_config(method)).eval()
+        batch = {m: torch.randn(3, *e.input_shape) for m, e in cfg.modalities.items()}
+        with torch.no_grad():
+            out = model(batch)
+        assert out.logits.shape == (3, cfg.num_classes)
+
+
+def test_montalbano_preset_is_the_papers_setup():
+    cfg = load_experiment('montalbano')
+    assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
+    model = build_model(cfg.fusion_config('centralnet'))
+    for m, enc in model.encoders.items():
+        linears = [layer for layer in enc.modules() if isinstance(layer, torch.nn.Linear)]
+        assert [(lin.in_features, lin.out_features) for lin in linears] == [(400, 128), (128, 42), (42, 21)]
+        assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in enc.modules())
+    assert model.n_levels == 2 and cfg.num_classes == 21                 # + the 21 outputs: three fusion points
+    t = cfg.train
+    assert (t.lr, t.gamma, t.schedule, t.batch_size, t.epochs) == (0.05, 0.96, 'exponential', 42, 100)
+    assert t.class_balanced_batches and t.batch_size // cfg.num_classes == 2
+    assert cfg.fusion.moddrop_p == 0.5 and t.metric == 'macro_accuracy'
+
+
+def test_afew_preset_pads_visual_to_audio_size():
+    cfg = load_experiment('afew')
+    assert cfg.modalities['audio'].input_shape == [1583] == cfg.modalities['visual'].input_shape
+    model = build_model(cfg.fusion_config('centralnet'))
+    lin = [(m.in_features, m.out_features) for m in model.encoders['audio'].modules() if isinstance(m, torch.nn.Linear)]
+    assert lin == [(1583, 128), (128, 7)]
+
+
+# --------------------------------------------------------------------------- ChaLearn adapter
+
+def test_chalearn_adapter_on_generated_recordings(tmp_path):
+    import test_chalearn as gen                                             # the writers of the reader's tests
+    root = tmp_path / 'chalearn'
+    gen.write_2013(root / 'Sample00001', 'Sample00001')
+    gen.write_2013(root / 'Sample00002', 'Sample00002')
+    gen.write_2014(root / 'Sample0003', 'Sample0003')
+    opts = {'none_frames': 4, 'none_margin': 1, 'crop_size': 20, 'val_fraction': 0.3, 'test_fraction': 0.3}
+    data = load_chalearn(opts, tmp_path)
+    assert data.label_names[-1] == 'none' and len(data.label_names) == 21
+    for split, n_rec in ((data.train, 1), (data.val, 1), (data.test, 1)):
+        assert set(split.inputs) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
+        for x in split.inputs.values():
+            assert x.shape == (len(split), 400) and x.dtype == np.float32 and np.isfinite(x).all()
+        labels = split.labels.tolist()
+        assert labels.count(3) == n_rec and labels.count(10) == n_rec    # furbo and ok, once per recording
+        assert labels.count(20) >= 1                                      # "no gesture" segments
+    # 2014 has no audio: the test recording (Sample0003) has all-zero audio descriptors
+    assert np.all(data.test.inputs['audio'] == 0) and np.any(data.train.inputs['audio'] != 0)
+    assert np.any(data.test.inputs['skeleton'] != 0) and np.any(data.test.inputs['depth_hands'] != 0)
+    # the Montalbano preset trains on these arrays (a few epochs, every modality)
+    cfg = load_experiment('montalbano', overrides={'train.epochs': 2, 'train.progress': False})
+    model = build_model(cfg.fusion_config('centralnet'))
+    result = train(model, data.train, data.val, cfg.train, seed=0, test_split=data.test)
+    assert np.isfinite(result.history[-1]['loss'])
+    too_long = {**opts, 'skeleton_frames': 10, 'n_mels': 80}             # 640 audio values > 400
+    with pytest.raises(ValueError, match='feature_dim'):
+        load_chalearn(too_long, tmp_path)
+
+
+def test_none_segments_avoid_labelled_instances(tmp_path):
+    import test_chalearn as gen
+    from centralnet_ros.data import chalearn
+    from centralnet_ros.training.gesture import ChalearnOptions, _none_segments
+    sample = chalearn.read_sample(gen.write_2014(tmp_path / 'Sample0001', media=False))
+    opts = ChalearnOptions(none_frames=3, none_margin=1)               # instances at frames 5-15 and 22-35 of 40
+    rows = _none_segments(sample, opts)
+    np.testing.assert_array_equal(rows, [[21, 1, 3], [21, 17, 19], [21, 37, 39]])
+    for _, b, e in sample.labels:
+        assert np.all((rows[:, 2] < b - 1) | (rows[:, 1] > e + 1))
+    assert rows[:, 1].min() >= 1 and rows[:, 2].max() <= sample.num_frames
+
+
+# --------------------------------------------------------------------------- shipped bundle
+
+def test_shipped_gesture_bundle_classifies_held_out_persons(data_root):
+    from centralnet_ros.runtime.engine import TaskModel
+    bundle_dir = paths.models_dir() / 'gesture'
+    if not (bundle_dir / 'manifest.yaml').is_file():
+        pytest.fail(f'no shipped gesture bundle in {bundle_dir}; run `centralnet train --task gesture`')
+    model = TaskModel(bundle_dir, backend='torch', warmup=0)
+    spec = model.manifest.modalities['skeleton']
+    assert model.manifest.task == 'gesture' and spec.pipeline == 'skeleton_sequence'
+    assert 'p11' in model.manifest.evaluation['test_persons']            # never trained on
+    after_s = 0.5
+    correct = total = 0
+    for seq in msrc12.load_sequences(data_root / 'msrc12', persons=[11, 12])[::3]:
+        for ref, g in list(zip(seq.action_times, seq.action_gestures))[1:4]:
+            x = run_pipeline(spec.pipeline, _raw_window(seq, ref + after_s * 1e6), spec.preprocessing)
+            decision = model.classify({'skeleton': x})
+            correct += decision.label == msrc12.GESTURES[g - 1]
+            total += 1
+    assert total >= 20
+    assert correct / total > 0.5, f'{correct}/{total}'                   # chance: 1/13
