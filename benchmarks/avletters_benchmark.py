@@ -1,4 +1,5 @@
-"""AVLetters: CentralNet and the baselines over seeds, for both protocols of issue 3.
+"""
+AVLetters: CentralNet and the baselines over seeds, for both protocols of issue 3.
 
 * speaker-dependent: the report's random 600/180 split (52 validation samples carved
   from the 600), every method of ``config/experiments/avletters.yaml`` over ``--seeds``
@@ -28,17 +29,16 @@ import argparse
 import datetime as _dt
 import json
 import multiprocessing as mp
+from pathlib import Path
 import shlex
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.training.experiment import experiment_dict, load_experiment, machine_description, parse_overrides
 from centralnet_ros.training.stats import mean_std, two_sample_z_test
+import numpy as np
 
 REFERENCE = {   # published figures, for orientation (speaker-dependent unless noted)
     'unimodal:mfcc': ('77.84', 'Hsieh 2017 internship report, audio MFCC CNN, speaker-dependent 600/180'),
@@ -116,7 +116,7 @@ def render(payload: dict) -> str:
     sd = [r for r in runs if r['protocol'] == 'speaker_dependent']
     lo = [r for r in runs if r['protocol'] == 'loso']
     if sd:
-        lines += ['## Speaker-dependent (the report\'s random 600 / 180 split)', '',
+        lines += ["## Speaker-dependent (the report's random 600 / 180 split)", '',
                   f'{len({r["seed"] for r in sd})} training seeds on the split of seed '
                   f'{payload["split_seed"]} (548 train, 52 validation carved from the 600, 180 test). '
                   'z and p: two-sample z-test of CentralNet against the method over the seeds.', '',

@@ -1,19 +1,22 @@
-"""The speech task on the real AVLetters files: adapter, protocols, runtime-pipeline
-parity, lip augmentation, presets, the shipped bundle, and a short training run."""
-from __future__ import annotations
+"""
+Tests of the speech task on the real AVLetters files.
 
-import cv2
-import numpy as np
-import pytest
-import torch
+Adapter, protocols, runtime-pipeline parity, lip augmentation, presets, the shipped
+bundle, and a short training run.
+"""
+from __future__ import annotations
 
 from centralnet_ros import paths
 from centralnet_ros.data import avletters
 from centralnet_ros.features import htk
-from centralnet_ros.features.pipelines import Window, run_pipeline
+from centralnet_ros.features.pipelines import run_pipeline, Window
 from centralnet_ros.features.speech import (lip_frames_to_input, lip_input, mfcc_frames_to_input, mfcc_input,
                                             normalise_mfcc_map)
 from centralnet_ros.training import speech
+import cv2
+import numpy as np
+import pytest
+import torch
 
 ROOT = paths.data_root()
 AV_ROOT = ROOT / 'avletters'
@@ -98,8 +101,11 @@ def test_adapter_rejects_bad_options():
 # ------------------------------------------------------------------------ pipeline parity
 
 def test_lip_pipeline_reproduces_training_arrays(samples):
-    """The runtime lip_video pipeline on the raw .mat frames gives the training tensors exactly,
-    whether the frames arrive grey or as RGB."""
+    """
+    The runtime lip_video pipeline on the raw .mat frames gives the training tensors exactly.
+
+    This holds whether the frames arrive grey or as RGB.
+    """
     arrays = speech.avletters_arrays(ROOT, OPTIONS)
     params = {'num_frames': 12, 'height': SIZE[0], 'width': SIZE[1]}
     for i in (0, 333, 779):
@@ -114,8 +120,11 @@ def test_lip_pipeline_reproduces_training_arrays(samples):
 
 
 def test_lip_pipeline_at_avletters_size(samples):
-    """At the default 60 x 80 the frames are not resized (the reader's preprocessing, plus a
-    channel axis), and a camera crop twice as large gives the same input."""
+    """
+    At the default 60 x 80 the frames are not resized, and a camera crop twice as large gives the same input.
+
+    The input is the reader's preprocessing plus a channel axis.
+    """
     raw = avletters.read_lips(samples[42].lips_path)                              # (T, 60, 80)
     out = lip_input(_window(raw))
     assert out.shape == (1, 12, 60, 80)

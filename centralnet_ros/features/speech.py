@@ -1,4 +1,5 @@
-"""Runtime input pipelines of the speech task (AVLetters): ``htk_mfcc`` and ``lip_video``.
+"""
+Runtime input pipelines of the speech task (AVLetters): ``htk_mfcc`` and ``lip_video``.
 
 Both pipelines are ``fn(window, **preprocessing) -> np.ndarray`` (see
 :mod:`centralnet_ros.features.pipelines`), and both end in a *tail* function that the
@@ -44,11 +45,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-import cv2
-import numpy as np
-
 from centralnet_ros.features.htk import AVLETTERS_CONFIG, HTKConfig, mfcc_e_d, mfcc_to_model_input
 from centralnet_ros.features.image import lip_frames_to_model_input
+import cv2
+import numpy as np
 
 __all__ = ['MFCC_NORMS', 'normalise_mfcc_map', 'mfcc_frames_to_input', 'mfcc_input',
            'to_grey_frames', 'lip_frames_to_input', 'lip_input']
@@ -58,7 +58,8 @@ MFCC_NORMS = ('none', 'utterance')
 
 def normalise_mfcc_map(mfcc_map: np.ndarray, *, mfcc_norm: Literal['none', 'utterance'] = 'none',
                        eps: float = 1e-5) -> np.ndarray:
-    """Normalise one ``(D, T)`` MFCC map (feature-major) per row, over its own frames.
+    """
+    Normalise one ``(D, T)`` MFCC map (feature-major) per row, over its own frames.
 
     ``'utterance'``: each coefficient row to zero mean and unit variance (cepstral mean
     and variance normalisation over this utterance; ``eps`` is added to the standard
@@ -80,7 +81,8 @@ def normalise_mfcc_map(mfcc_map: np.ndarray, *, mfcc_norm: Literal['none', 'utte
 
 def mfcc_frames_to_input(frames: np.ndarray, *, num_frames: int = 24,
                          mfcc_norm: Literal['none', 'utterance'] = 'none') -> np.ndarray:
-    """The shared tail: ``(T, 26)`` MFCC_E_D frames -> ``(1, 26, num_frames)`` float32 model input.
+    """
+    Apply the shared tail: ``(T, 26)`` MFCC_E_D frames -> ``(1, 26, num_frames)`` float32 model input.
 
     Fourier-resampled to ``num_frames`` along time
     (:func:`~centralnet_ros.features.htk.mfcc_to_model_input`), then
@@ -92,7 +94,8 @@ def mfcc_frames_to_input(frames: np.ndarray, *, num_frames: int = 24,
 
 def mfcc_input(window, *, num_frames: int = 24, mfcc_norm: Literal['none', 'utterance'] = 'none',
                htk: dict[str, Any] | None = None) -> np.ndarray:
-    """Input pipeline ``'htk_mfcc'``: one utterance of raw audio -> ``(1, 26, num_frames)``.
+    """
+    Input pipeline ``'htk_mfcc'``: one utterance of raw audio -> ``(1, 26, num_frames)``.
 
     ``window.data`` is ``(n_samples,)`` mono audio (float in [-1, 1] or int16) at
     ``window.sample_rate`` Hz (any rate: it is resampled to the front end's 22.05 kHz).
@@ -145,7 +148,8 @@ def to_grey_frames(frames: np.ndarray) -> np.ndarray:
 
 def lip_frames_to_input(frames: np.ndarray, *, num_frames: int = 12, height: int = 60,
                         width: int = 80) -> np.ndarray:
-    """The shared tail: lip frames -> ``(1, num_frames, height, width)`` float32 model input.
+    """
+    Apply the shared tail: lip frames -> ``(1, num_frames, height, width)`` float32 model input.
 
     ``frames``: ``(T, H, W, 3)`` RGB or ``(T, H, W)`` grey mouth-region frames (T >= 1).
     Grey, resized to ``height x width`` with ``cv2.INTER_AREA`` when the size differs
@@ -165,7 +169,8 @@ def lip_frames_to_input(frames: np.ndarray, *, num_frames: int = 12, height: int
 
 
 def lip_input(window, *, num_frames: int = 12, height: int = 60, width: int = 80) -> np.ndarray:
-    """Input pipeline ``'lip_video'``: ``window.data`` mouth-region frames -> ``(1, num_frames, height, width)``.
+    """
+    Input pipeline ``'lip_video'``: ``window.data`` mouth-region frames -> ``(1, num_frames, height, width)``.
 
     ``window.data``: ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey frames of the lip
     region (locating the mouth is upstream of this function); see

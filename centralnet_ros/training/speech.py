@@ -1,4 +1,5 @@
-"""AVLetters as an experiment: the training adapter and the lip augmentation.
+"""
+AVLetters as an experiment: the training adapter and the lip augmentation.
 
 :func:`load_avletters` is the ``avletters`` entry of
 :data:`centralnet_ros.training.datasets.ADAPTERS`.  It reads the dataset in its own
@@ -38,10 +39,9 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import numpy as np
-
 from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
+import numpy as np
 
 __all__ = ['AVLettersOptions', 'PROTOCOLS', 'MODALITIES', 'load_avletters', 'avletters_arrays', 'protocol_indices',
            'lip_augmentation', 'AUGMENTATIONS', 'make_augmentation']
@@ -109,8 +109,11 @@ def _arrays_cached(root: str, audio_frames: int, video_frames: int, height: int,
 
 
 def avletters_arrays(data_root: Path, options: AVLettersOptions) -> _Arrays:
-    """All 780 samples as model inputs, in :func:`~centralnet_ros.data.avletters.list_samples` order
-    (memoised per process: a benchmark that runs many folds reads the files once)."""
+    """
+    Return all 780 samples as model inputs, in :func:`~centralnet_ros.data.avletters.list_samples` order.
+
+    Memoised per process: a benchmark that runs many folds reads the files once.
+    """
     root = Path(data_root) / 'avletters'
     h, w = options.video_size
     return _arrays_cached(str(root.resolve()), options.audio_frames, options.video_frames, int(h), int(w),
@@ -159,7 +162,8 @@ def protocol_indices(labels: np.ndarray, speaker: np.ndarray, speakers: tuple[st
 
 
 def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
-    """The ``avletters`` adapter: ``dataset_options`` (see :class:`AVLettersOptions`) -> splits.
+    """
+    Load AVLetters (the ``avletters`` adapter): ``dataset_options`` (see :class:`AVLettersOptions`) -> splits.
 
     Inputs ``{'mfcc': (N, 1, 26, audio_frames), 'lip_video': (N, 1, video_frames, H, W)}``
     (the modalities listed in ``options['modalities']``), labels 0..25 = A..Z.
@@ -196,7 +200,8 @@ Augment = Callable[[dict[str, np.ndarray], np.random.Generator], dict[str, np.nd
 def lip_augmentation(*, modality: str = 'lip_video', p: float = 1.0, brightness: float = 0.1,
                      contrast: float = 0.2, gradient: float = 0.2, gamma: float = 0.25,
                      min_crop_area: float = 0.8) -> Augment:
-    """A trainer ``augment`` hook for lip sequences: ``fn(inputs, rng) -> inputs``.
+    """
+    Make a trainer ``augment`` hook for lip sequences: ``fn(inputs, rng) -> inputs``.
 
     Each sequence of ``inputs[modality]`` ``(B, 1, T, H, W)`` (already per-frame
     z-normalised, as the adapter makes it) is, with probability ``p``, passed through
@@ -243,7 +248,7 @@ AUGMENTATIONS: dict[str, Callable[..., Augment]] = {
 
 
 def make_augmentation(name: str | None, **params: Any) -> Augment | None:
-    """The augmentation registered as ``name`` (``None`` or ``''``: no augmentation)."""
+    """Return the augmentation registered as ``name`` (``None`` or ``''``: no augmentation)."""
     if not name:
         return None
     if name not in AUGMENTATIONS:
