@@ -232,7 +232,7 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
         best = max(uni, key=lambda m: uni[m]['mean'])
         lines += ['', f'Best unimodal: **{best}** {uni[best]["mean"] * 100:.2f} %.']
     if central:
-        others = [m for m in table if m != CENTRAL and not m.startswith('unimodal:')]
+        others = [m for m in table if m != CENTRAL and not m.startswith(('unimodal:', CENTRAL + '+'))]
         ahead = [m for m in others if central['mean'] > table[m]['mean']]
         sig = [m for m in ahead if central['n'] > 1 and table[m]['n'] > 1
                and two_sample_z_test(central['tests'], table[m]['tests'])[1] < 0.05]
@@ -256,7 +256,8 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
     lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
               f'- machine: {machine_line()}',
               f'- training time: {total_wall / 60:.1f} min summed over {len(runs)} runs '
-              f'({jobs} run(s) in parallel, {cfg.train.num_threads or "default"} torch thread(s) each); '
+              f'({jobs} run(s) in parallel, '
+              f'{cfg.train.num_threads or (1 if jobs > 1 else "default")} torch thread(s) each); '
               'wall time per run above is measured inside each run',
               f'- training: {_train_line(cfg)}']
     if data_info:

@@ -81,7 +81,7 @@ def plot_fusion_weight_evolution(history: list[dict], path: Path,
         ax.set_xlabel('epoch')
     axes[0][0].set_ylabel('share (%)')
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.04)
     return _save(fig, path)
 
 
