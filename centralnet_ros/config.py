@@ -13,7 +13,7 @@ from pathlib import Path
 import tempfile
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, BinaryIO, Callable, Mapping, TypeVar
 
 import yaml
 
@@ -163,14 +163,18 @@ def current_umask() -> int:
     return umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename: never half-written."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """
+    Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename it into place.
+
+    Readers never see a half-written file; on any error the temporary file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; give the file normal permissions
@@ -182,6 +186,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` of plain arrays (no object arrays, so loadable without pickle), atomically."""
+    import numpy as np
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

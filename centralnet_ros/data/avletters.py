@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from pathlib import Path
 import re
@@ -379,7 +378,7 @@ def load_arrays(root: str | Path | None = None, *, audio_frames: int = 24, video
     file is written atomically and loaded without pickle.
     """
     from centralnet_ros import paths
-    from centralnet_ros.config import atomic_write_bytes
+    from centralnet_ros.config import atomic_savez
 
     root = Path(root) if root is not None else paths.data_root() / 'avletters'
     samples = list_samples(root)
@@ -397,11 +396,9 @@ def load_arrays(root: str | Path | None = None, *, audio_frames: int = 24, video
         except (OSError, KeyError, ValueError):
             pass  # unreadable cache: rebuild and overwrite
     arrays = build_arrays(samples, audio_frames=audio_frames, video_frames=video_frames)
-    buf = io.BytesIO()
-    np.savez(buf, X_audio=arrays.X_audio, X_video=arrays.X_video, y=arrays.y, speaker=arrays.speaker,
-             repetition=arrays.repetition, speaker_names=np.array(arrays.speaker_names, dtype=str),
-             letters=np.array(arrays.letters))
-    atomic_write_bytes(file, buf.getvalue())
+    atomic_savez(file, X_audio=arrays.X_audio, X_video=arrays.X_video, y=arrays.y, speaker=arrays.speaker,
+                 repetition=arrays.repetition, speaker_names=np.array(arrays.speaker_names, dtype=str),
+                 letters=np.array(arrays.letters))
     return arrays
 
 

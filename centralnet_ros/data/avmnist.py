@@ -56,16 +56,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
-import tempfile
 import time
 from typing import Literal
 import warnings
 import zipfile
 
 from centralnet_ros import paths
-from centralnet_ros.config import to_dict
+from centralnet_ros.config import atomic_savez, to_dict
 from centralnet_ros.data import fsdd, mnist
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features.audio import add_noise_at_snr, fix_length, log_mel_spectrogram, num_frames
@@ -416,24 +414,6 @@ def _from_arrays(arrays, config: AVMNISTConfig, cache_path: Path) -> AVMNIST:
     return AVMNIST(**splits, config=config, metadata=meta)
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` into a temporary file beside ``path``, fsync, rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def cache_path_for(config: AVMNISTConfig, *, root: str | Path | None = None,
                    cache_dir: str | Path | None = None) -> Path:
     """Where :func:`load_avmnist` keeps ``config``'s arrays."""
@@ -463,7 +443,7 @@ def load_avmnist(config: AVMNISTConfig | None = None, *, root: str | Path | None
         except (ValueError, KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             warnings.warn(f'ignoring unreadable AV-MNIST cache {path} ({exc}); rebuilding', stacklevel=2)
     data = build_avmnist(config, root=root)
-    _atomic_savez(path, _to_arrays(data))
+    atomic_savez(path, **_to_arrays(data))
     return dataclasses.replace(data, metadata=dataclasses.replace(data.metadata, cache_path=str(path)))
 
 

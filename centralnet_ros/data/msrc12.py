@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 from pathlib import Path
 import re
 import time
@@ -54,7 +53,7 @@ from typing import Iterable
 import warnings
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_bytes
+from centralnet_ros.config import atomic_savez
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
 from centralnet_ros.features import skeleton as skel
 import numpy as np
@@ -339,9 +338,7 @@ def _write_cache(path: Path, sequences: list[Sequence]) -> None:
         'action_gestures': np.concatenate([s.action_gestures for s in sequences]).astype(np.int64),
         'leading_dropped': np.asarray([s.leading_dropped for s in sequences], dtype=np.int64),
     }
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_savez(path, **arrays)
 
 
 def _read_cache(path: Path) -> list[Sequence]:
