@@ -48,7 +48,7 @@ setup(
         'tqdm>=4.60',
         'matplotlib>=3.6',
         'rosbags>=0.10',
-        'opencv-python-headless>=4.7',
+        'opencv-python-headless>=4.7,<5',  # 5.x dropped the Haar cascades (face crops)
         'onnx>=1.15',
         'onnxruntime>=1.17',
         'onnxscript>=0.1',

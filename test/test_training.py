@@ -162,3 +162,24 @@ def test_preset_augmentation_is_wired_to_a_registered_hook():
     assert make_augmentation('', {}) is None
     with pytest.raises(KeyError, match="unknown augmentation 'blur'"):
         make_augmentation('blur')
+
+
+def test_a_run_depends_on_its_seed_alone():
+    """The initial weights come from the run's seed, not from whatever ran before in the process."""
+    import torch
+
+    from centralnet_ros.training.compare import run_one
+    from centralnet_ros.training.datasets import ExperimentData
+    from centralnet_ros.training.experiment import ExperimentConfig
+    mods = {'a': EncoderConfig(kind='mlp', input_shape=[6], widths=[8, 8]),
+            'b': EncoderConfig(kind='mlp', input_shape=[4], widths=[8, 8])}
+    cfg = ExperimentConfig(name='t', dataset='synthetic', num_classes=3, modalities=mods, methods=['centralnet'],
+                           train=TrainConfig(epochs=2, batch_size=32, progress=False))
+    data = ExperimentData(_synthetic(200, 0), _synthetic(60, 1), _synthetic(60, 2), ['0', '1', '2'])
+    torch.manual_seed(123)
+    first = run_one(cfg, data, 'centralnet', seed=5)
+    torch.manual_seed(456)
+    np.random.seed(7)
+    second = run_one(cfg, data, 'centralnet', seed=5)
+    assert first['history'][0]['loss'] == second['history'][0]['loss']
+    assert first['test'] == second['test']

@@ -55,5 +55,7 @@ def get_pipeline(name: str) -> Callable[..., np.ndarray]:
         raise KeyError(f'input pipeline {name!r} points at {PIPELINES[name]}, which does not exist') from None
 
 
-def run_pipeline(name: str, window: Window, params: dict[str, Any]) -> np.ndarray:
-    return np.ascontiguousarray(get_pipeline(name)(window, **params), dtype=np.float32)
+def run_pipeline(name: str, window: Window, params: dict[str, Any]) -> np.ndarray | None:
+    """Run pipeline ``name``; None when it found nothing to use (e.g. no face in the image)."""
+    x = get_pipeline(name)(window, **params)
+    return None if x is None else np.ascontiguousarray(x, dtype=np.float32)

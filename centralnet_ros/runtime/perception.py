@@ -814,6 +814,9 @@ class Perception:
                 continue
             try:
                 x = plan.pipeline(self._pipeline_window(mw, plan, point), **plan.params)
+                if x is None:                   # the pipeline found nothing to crop (e.g. no face)
+                    missing[plan.name] = 'not_detected'
+                    continue
                 x = np.ascontiguousarray(x, dtype=np.float32)
             except Exception as exc:  # noqa: BLE001 - a window the features cannot handle
                 missing[plan.name] = 'feature_error'

@@ -145,9 +145,11 @@ def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: 
 def run_one(cfg: ExperimentConfig, data, method: str, seed: int, desc: str = '') -> dict:
     """Train one (method, seed) and return its JSON record."""
     from centralnet_ros.fusion import build_model
+    from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.training.datasets import make_augmentation
     from centralnet_ros.training.trainer import train
 
+    seed_everything(seed)                                  # the initial weights depend on the seed alone
     model = build_model(cfg.fusion_config(method))
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
                    augment=make_augmentation(cfg.augment, cfg.augment_options), desc=desc or f'{method} seed {seed}')

@@ -45,6 +45,7 @@ ADAPTERS: dict[str, str] = {
     'avmnist': 'centralnet_ros.training.datasets:load_avmnist',
     'avletters': 'centralnet_ros.training.speech:load_avletters',
     'msrc12': 'centralnet_ros.training.gesture:load_msrc12',
+    'chalearn': 'centralnet_ros.training.gesture:load_chalearn',
     'emodb': 'centralnet_ros.training.emotion:load_emodb',
 }
 

@@ -68,6 +68,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     from centralnet_ros.bundle import FORMAT_VERSION, Manifest, ModalitySpec, save_bundle
     from centralnet_ros.config import from_dict
     from centralnet_ros.fusion import build_model
+    from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.training.datasets import load_experiment_data, make_augmentation
     from centralnet_ros.machine import machine_description
     from centralnet_ros.training.trainer import train
@@ -75,6 +76,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     method = method or cfg.bundle.method
     data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)
     fusion_cfg = cfg.fusion_config(method)
+    seed_everything(seed)                                  # the initial weights depend on the seed alone
     model = build_model(fusion_cfg)
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
                    augment=make_augmentation(cfg.augment, cfg.augment_options), desc=f'{cfg.bundle.task}: {method}')
