@@ -246,18 +246,24 @@ def test_shipped_speech_bundle_runs_its_pipelines(samples):
     assert man.task == 'speech' and man.labels == list(avletters.LETTERS)
     assert man.metrics['test_accuracy'] > 0.8
     assert 'speaker-dependent' in man.evaluation['protocol']
-    frames = avletters.read_lips(samples[0].lips_path)
-    lips = run_pipeline(man.modalities['lip_video'].pipeline, _window(frames),
-                        man.modalities['lip_video'].preprocessing)
-    assert list(lips.shape) == man.modalities['lip_video'].input_shape
-    mfcc = mfcc_frames_to_input(avletters.read_audio(samples[0].audio_path),
-                                **man.modalities['mfcc'].preprocessing)
-    assert list(mfcc.shape) == man.modalities['mfcc'].input_shape
-    with torch.inference_mode():
-        bundle.model.eval()
-        logits = bundle.model({'mfcc': torch.from_numpy(mfcc[None]),
-                               'lip_video': torch.from_numpy(lips[None])}).logits
-    assert logits.shape == (1, 26)
+    _, test_idx = avletters.speaker_dependent_split(samples, n_test=man.evaluation['test_samples'],
+                                                    seed=man.evaluation['split_seed'])
+    held_out = [samples[i] for i in test_idx[::6]]                     # 30 held-out utterances, all letters
+    correct = 0
+    for sample in held_out:
+        frames = avletters.read_lips(sample.lips_path)
+        lips = run_pipeline(man.modalities['lip_video'].pipeline, _window(frames),
+                            man.modalities['lip_video'].preprocessing)
+        assert list(lips.shape) == man.modalities['lip_video'].input_shape
+        mfcc = mfcc_frames_to_input(avletters.read_audio(sample.audio_path),
+                                    **man.modalities['mfcc'].preprocessing)
+        assert list(mfcc.shape) == man.modalities['mfcc'].input_shape
+        with torch.inference_mode():
+            bundle.model.eval()
+            logits = bundle.model({'mfcc': torch.from_numpy(mfcc[None]),
+                                   'lip_video': torch.from_numpy(lips[None])}).logits
+        correct += int(man.labels[int(logits.argmax())] == sample.letter)
+    assert correct / len(held_out) > 5 / 26, f'{correct}/{len(held_out)} held-out letters right (chance 1/26)'
 
 
 # --------------------------------------------------------------------------- training
