@@ -269,3 +269,24 @@ def test_modality_dropout_option_trains_any_method_with_missing_modalities(metho
     model.eval()
     masks.clear()
     torch.testing.assert_close(model(x).logits, model(x).logits)   # no dropout in eval mode
+
+
+@pytest.mark.parametrize('method', ['early', 'centralnet'])
+def test_mixed_rank_grid_keeps_coarse_structure(method):
+    """Unequal-rank features meet as C x grid^d vectors; grid 1 is global average pooling."""
+    for grid in (1, 2):
+        model = make(method, MIXED, mixed_rank_grid=grid)
+        out = model(make_inputs(MIXED))
+        assert out.logits.shape == (B, K)
+        fusion_model = model
+    widths = {'lips': 4 * 2 ** 3, 'mfcc': 6 * 2 ** 2, 'skeleton': 8 * 2}       # first-level C x grid^d
+    if method == 'centralnet':
+        assert fusion_model.space[0] == (max(widths.values()),)
+    else:
+        assert [a.width for a in fusion_model.align] == [widths[m] for m in fusion_model.modalities]
+    from centralnet_ros.fusion.base import Align
+    h = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    pooled = Align((3, 4, 4), (12,), grid=2)(h)                                  # 3 x 2 x 2 = 12
+    manual = h.view(2, 3, 2, 2, 2, 2).mean((3, 5)).flatten(1)
+    torch.testing.assert_close(pooled, manual)
+    torch.testing.assert_close(Align((3, 4, 4), (3,), grid=1)(h), h.mean((2, 3)))

@@ -48,6 +48,7 @@ class FusionConfig:
     hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
     moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
     modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
+    mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
     modality_order: list[str] | None = None  # defaults to the order of ``modalities``
 
     def __post_init__(self):
@@ -63,6 +64,8 @@ class FusionConfig:
             raise ValueError(f'method {self.method} fuses at least 2 modalities, got {list(self.modalities)}')
         if self.num_classes < 2 and self.task == 'multiclass':
             raise ValueError(f'num_classes must be >= 2, got {self.num_classes}')
+        if self.mixed_rank_grid < 1:
+            raise ValueError(f'mixed_rank_grid must be >= 1, got {self.mixed_rank_grid}')
         for name in ('moddrop_p', 'modality_dropout'):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
@@ -174,16 +177,18 @@ class FusionModel(nn.Module):
 
 # -- shape alignment shared by CentralNet and early fusion --------------------------------
 
-def fusion_space(shapes: list[tuple[int, ...]], widest: bool = True) -> tuple[int, ...]:
+def fusion_space(shapes: list[tuple[int, ...]], widest: bool = True, grid: int = 1) -> tuple[int, ...]:
     """
     Return the common shape in which features of several modalities are summed or concatenated.
 
-    Equal rank: (max channels, smallest size on each spatial axis).  Unequal rank:
-    (max channels,) -- globally pooled vectors.
+    Equal rank: (max channels, smallest size on each spatial axis).  Unequal rank: vectors of
+    the widest ``C x grid^d`` -- each modality average-pooled to ``grid`` cells on each of its
+    ``d`` spatial axes and flattened (``grid=1``: globally pooled channels).
     """
-    channels = max(s[0] for s in shapes) if widest else min(s[0] for s in shapes)
     if len({len(s) for s in shapes}) > 1:
-        return (channels,)
+        widths = [s[0] * grid ** (len(s) - 1) for s in shapes]
+        return (max(widths) if widest else min(widths),)
+    channels = max(s[0] for s in shapes) if widest else min(s[0] for s in shapes)
     spatial = tuple(min(s[d] for s in shapes) for d in range(1, len(shapes[0])))
     return (channels, *spatial)
 
@@ -192,11 +197,15 @@ class Align(nn.Module):
     """Bring one modality's features (B, C, *S) to a fusion space (B, C', *S')."""
 
     def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...], mode: str = 'pad',
-                 keep_channels: bool = False):
+                 keep_channels: bool = False, grid: int = 1):
         super().__init__()
         self.in_shape, self.out_shape, self.mode = tuple(in_shape), tuple(out_shape), mode
         self.keep_channels = keep_channels
-        c_in, c_out = in_shape[0], out_shape[0]
+        # a feature map meeting vectors: pooled to `grid` cells per spatial axis, then flattened
+        self.grid = grid if (len(out_shape) == 1 and len(in_shape) > 1) else None
+        c_in = in_shape[0] * (grid ** (len(in_shape) - 1) if self.grid else 1)
+        c_out = out_shape[0]
+        self.width = c_in if keep_channels else c_out          # channels (vector size) of the output
         self.proj = None
         if mode == 'project' and c_in != c_out and not keep_channels:
             n_spatial = len(out_shape) - 1
@@ -207,8 +216,11 @@ class Align(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         out_spatial = self.out_shape[1:]
-        if len(out_spatial) == 0 and h.dim() > 2:
+        if self.grid == 1:
             h = h.flatten(2).mean(-1)                          # (B, C, *S) -> (B, C)
+        elif self.grid:
+            pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+            h = pool[h.dim() - 2](h, (self.grid,) * (h.dim() - 2)).flatten(1)   # (B, C * grid^d)
         elif tuple(h.shape[2:]) != out_spatial:
             pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
             h = pool[len(out_spatial)](h, out_spatial)

@@ -47,10 +47,11 @@ class EarlyFusion(FusionModel):
         n = min(len(e.level_shapes) for e in full.values())
         shapes = [[full[m].level_shapes[i] for m in self.modalities] for i in range(n)]
         del full
-        first = fusion_space(shapes[0])
-        self.align = nn.ModuleList(Align(s, first, keep_channels=True) for s in shapes[0])
-        concat = (sum(s[0] for s in shapes[0]), *first[1:])                 # channels concatenated
-        space = [concat] + [fusion_space(s) for s in shapes[1:]]
+        grid = config.mixed_rank_grid
+        first = fusion_space(shapes[0], grid=grid)
+        self.align = nn.ModuleList(Align(s, first, keep_channels=True, grid=grid) for s in shapes[0])
+        concat = (sum(a.width for a in self.align), *first[1:])             # channels concatenated
+        space = [concat] + [fusion_space(s, grid=grid) for s in shapes[1:]]
         self.shared = nn.Sequential(*(dense_or_conv_block(space[i - 1], space[i], dropout=config.central_dropout)
                                       for i in range(1, n)))
         self.head = ClassifierHead(space[-1][0], config.num_classes, config.central_dropout)

@@ -42,9 +42,10 @@ class CentralNet(FusionModel):
             raise ValueError(f'CentralNet needs the same number of levels in every modality, got {levels}')
         self.n_levels = n = next(iter(levels.values()))
         shapes = [[self.encoders[m].level_shapes[i] for m in self.modalities] for i in range(n)]
-        self.space = [fusion_space(s) for s in shapes]                     # fusion space per level
+        grid = config.mixed_rank_grid
+        self.space = [fusion_space(s, grid=grid) for s in shapes]          # fusion space per level
         self.align = nn.ModuleList(
-            nn.ModuleList(Align(s, self.space[i], config.align) for s in shapes[i]) for i in range(n))
+            nn.ModuleList(Align(s, self.space[i], config.align, grid=grid) for s in shapes[i]) for i in range(n))
         self.central = nn.ModuleList(                                      # C_2 .. C_L
             dense_or_conv_block(self.space[i - 1], self.space[i], dropout=config.central_dropout)
             for i in range(1, n))

@@ -29,6 +29,7 @@ class FusionOptions:
     central_dropout: float = 0.0
     hidden: int = 0
     moddrop_p: float = 0.5
+    mixed_rank_grid: int = 1
 
 
 @dataclasses.dataclass
