@@ -36,7 +36,8 @@ import time
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
-from centralnet_ros.training.experiment import experiment_dict, load_experiment, machine_description, parse_overrides
+from centralnet_ros.machine import machine_description
+from centralnet_ros.training.experiment import experiment_dict, load_experiment, parse_overrides
 from centralnet_ros.training.stats import mean_std, two_sample_z_test
 import numpy as np
 

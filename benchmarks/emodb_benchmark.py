@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros import paths
     from centralnet_ros.config import atomic_write_text
     from centralnet_ros.data import emodb
-    from centralnet_ros.training.experiment import load_experiment, machine_description, parse_overrides
+    from centralnet_ros.machine import machine_description
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
     overrides = parse_overrides(args.overrides)
     cfg = load_experiment(args.preset, overrides=overrides)

@@ -535,8 +535,8 @@ def plot_timeline(results: Sequence[TaskResult], segments: Sequence[LabelSegment
     Decisions are dots: green correct, red wrong, grey unlabelled; filled = published,
     hollow = below the threshold.
     """
-    from ..training.plots import _pyplot, _save
-    plt = _pyplot()
+    from ..training.plots import pyplot, save_figure
+    plt = pyplot()
     tasks = list(labels)
     heights = [max(1.6, 0.16 * len(labels[t]) + 0.8) for t in tasks]
     fig, axes = plt.subplots(len(tasks), 1, figsize=(11, sum(heights) + 0.6), squeeze=False,
@@ -562,7 +562,7 @@ def plot_timeline(results: Sequence[TaskResult], segments: Sequence[LabelSegment
     axes[-1, 0].set_xlabel('time from the start of the bag (s)')
     axes[0, 0].set_title(title + '  (bars: truth; dots: decisions, green correct, red wrong, grey unlabelled; '
                          'hollow: below threshold)', fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt_pct(x: float | None) -> str:

@@ -15,7 +15,6 @@ from centralnet_ros import paths
 from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
 from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.fusion import FUSION_METHODS, FusionConfig
-from centralnet_ros.machine import machine_description  # noqa: F401  (re-exported for result writers)
 from centralnet_ros.training.trainer import TrainConfig
 import yaml
 

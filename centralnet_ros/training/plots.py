@@ -12,18 +12,20 @@ from centralnet_ros.config import atomic_write_bytes
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """Return matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, *, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG atomically and close it."""
     import io
     buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=120, bbox_inches='tight')
-    _pyplot().close(fig)
+    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
+    pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -38,7 +40,7 @@ def _keys(levels: list[dict]) -> list[str]:
 
 def plot_fusion_weights(weight_sets: list[dict], path: Path, title: str = 'CentralNet fusion weights') -> Path:
     """Stacked bars: per level, each modality's and the central share (mean over runs)."""
-    plt = _pyplot()
+    plt = pyplot()
     levels = weight_sets[0]['levels']
     keys = _keys(levels)
     names = [str(lv['level']) for lv in levels]
@@ -58,13 +60,13 @@ def plot_fusion_weights(weight_sets: list[dict], path: Path, title: str = 'Centr
     ax.set_ylim(0, 100)
     ax.set_title(f'{title} (mean of {len(weight_sets)} runs)', fontsize=10)
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_fusion_weight_evolution(history: list[dict], path: Path,
                                  title: str = 'fusion weights during training') -> Path:
     """One panel per level: each weight's share against the epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     records = [h for h in history if 'fusion_weights' in h]
     if not records:
         raise ValueError('no fusion weights were logged in this history')
@@ -82,12 +84,12 @@ def plot_fusion_weight_evolution(history: list[dict], path: Path,
     axes[0][0].set_ylabel('share (%)')
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(title, fontsize=10, y=1.04)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy(results: dict[str, list[float]], path: Path, metric: str = 'accuracy') -> Path:
     """Mean +- std per method with the individual runs as dots."""
-    plt = _pyplot()
+    plt = pyplot()
     methods = list(results)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(methods), 3.4))
     for i, m in enumerate(methods):
@@ -98,11 +100,11 @@ def plot_accuracy(results: dict[str, list[float]], path: Path, metric: str = 'ac
     ax.set_ylabel(f'test {metric} (%)')
     lo = min(np.min(results[m]) for m in methods) * 100
     ax.set_ylim(max(0, lo - 5), 100)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = 'confusion matrix') -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     n = len(labels)
     fig, ax = plt.subplots(figsize=(1.5 + 0.35 * n, 1.2 + 0.35 * n))
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -112,4 +114,4 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = '
     ax.set_xlabel('predicted')
     ax.set_ylabel('true')
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

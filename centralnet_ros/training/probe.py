@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import json
 from pathlib import Path
 import time
@@ -40,6 +39,7 @@ from typing import Callable
 
 from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, train_bimodal
 from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout, train_cae
+from centralnet_ros.training.plots import pyplot, save_figure
 import numpy as np
 import torch
 from torch import nn
@@ -322,21 +322,6 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
 
 # ------------------------------------------------------------------------------ figures
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save_figure(fig, path: Path) -> Path:
-    from centralnet_ros.config import atomic_write_bytes
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
-    _pyplot().close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
 def _examples(y: np.ndarray, per: int = 1) -> np.ndarray:
     """One test example per digit 0..9 (the first of each)."""
     return np.array([np.flatnonzero(y == c)[:per] for c in range(10)]).reshape(-1)
@@ -346,7 +331,7 @@ def _examples(y: np.ndarray, per: int = 1) -> np.ndarray:
 def plot_denoising(caes: dict[str, ConvAutoEncoder], test: dict, path: Path, *, corruption: float = 0.5,
                    seed: int = 0) -> Path:
     """Figure 7: rows clean / corrupted (pixel dropout) / reconstructed, for each modality."""
-    plt = _pyplot()
+    plt = pyplot()
     idx = _examples(test['y'])
     gen = torch.Generator().manual_seed(seed)
     fig, axes = plt.subplots(6, len(idx), figsize=(1.1 * len(idx), 7.2))
@@ -366,13 +351,13 @@ def plot_denoising(caes: dict[str, ConvAutoEncoder], test: dict, path: Path, *, 
                 if j == 0:
                     ax.set_ylabel(f'{m}\n{name}', fontsize=7)
     fig.suptitle('Denoising CAE on AV-MNIST test pairs (image 28x28, log-mel 24x24)', fontsize=9)
-    return _save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.inference_mode()
 def plot_cross_modal(model: BimodalCAE, test: dict, path: Path) -> Path:
     """Figure 9: each modality, and its reconstruction by the bimodal CAE from the other alone."""
-    plt = _pyplot()
+    plt = pyplot()
     idx = _examples(test['y'])
     model.eval()
     x = {m: torch.from_numpy(test[m][idx]) for m in MODALITIES}
@@ -394,7 +379,7 @@ def plot_cross_modal(model: BimodalCAE, test: dict, path: Path) -> Path:
             if r == 0:
                 ax.set_title(str(int(test['y'][idx[j]])), fontsize=8)
     fig.suptitle('Bimodal CAE: one modality reconstructed from the other (AV-MNIST test pairs)', fontsize=9)
-    return _save_figure(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------------------ report
