@@ -45,10 +45,10 @@ import re
 import shutil
 import tempfile
 from typing import Iterator
-import wave
 import zipfile
 
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
+from centralnet_ros.data.wav import read_pcm_wav
 from centralnet_ros.features import skeleton as skel
 from centralnet_ros.features.audio import log_mel_spectrogram, resample_audio
 import numpy as np
@@ -376,24 +376,7 @@ def _media_file(sample: ChalearnSample, medium: str) -> Iterator[Path]:
 def read_audio(sample: ChalearnSample) -> tuple[np.ndarray, int]:
     """Read the sample's audio as float32 mono ``(time,)`` in [-1, 1) and its sample rate (channels averaged)."""
     with _media_file(sample, 'audio') as path:
-        try:
-            with wave.open(str(path), 'rb') as wav:
-                params = wav.getparams()
-                raw = wav.readframes(params.nframes)
-        except (wave.Error, EOFError) as exc:
-            raise ValueError(f'{path}: not a readable PCM wav file ({exc})') from exc
-    width, channels = params.sampwidth, params.nchannels
-    if len(raw) != width * channels * params.nframes:
-        raise ValueError(f'{path}: truncated: header says {params.nframes} frames')
-    if width == 2:
-        x = np.frombuffer(raw, '<i2').astype(np.float32) / 32768.0
-    elif width == 4:
-        x = np.frombuffer(raw, '<i4').astype(np.float32) / 2147483648.0
-    elif width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
-    else:
-        raise ValueError(f'{path}: {8 * width}-bit samples; expected 8-, 16- or 32-bit PCM')
-    return x.reshape(-1, channels).mean(axis=1), int(params.framerate)
+        return read_pcm_wav(path, channels='average', bits=(8, 16, 32))
 
 
 def read_video_frames(sample: ChalearnSample, medium: str, frames: np.ndarray) -> dict[int, np.ndarray]:

@@ -22,9 +22,9 @@ import dataclasses
 from pathlib import Path
 import re
 from typing import Iterator
-import wave
 
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
+from centralnet_ros.data.wav import read_pcm_wav
 from centralnet_ros.features.audio import resample_audio
 import numpy as np
 
@@ -92,21 +92,7 @@ def list_utterances(root: str | Path) -> list[Utterance]:
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a mono 16-bit PCM wav: float32 waveform in [-1, 1) of shape ``(time,)`` and its sample rate."""
-    path = Path(path)
-    try:
-        with wave.open(str(path), 'rb') as wav:
-            params = wav.getparams()
-            raw = wav.readframes(params.nframes)
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f'{path}: not a readable PCM wav file ({exc})') from exc
-    if params.nchannels != 1:
-        raise ValueError(f'{path}: {params.nchannels} channels, expected mono')
-    if params.sampwidth != 2:
-        raise ValueError(f'{path}: {8 * params.sampwidth}-bit samples, expected 16-bit PCM')
-    if len(raw) != 2 * params.nframes or params.nframes == 0:
-        raise ValueError(f'{path}: truncated or empty: header says {params.nframes} frames, '
-                         f'file holds {len(raw) // 2}')
-    return np.frombuffer(raw, dtype='<i2').astype(np.float32) / 32768.0, int(params.framerate)
+    return read_pcm_wav(path)
 
 
 def load_waveform(path: str | Path, *, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 import re
-import wave
 
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
+from centralnet_ros.data.wav import read_pcm_wav
 import numpy as np
 
 SAMPLE_RATE = 8000
@@ -80,23 +80,7 @@ def read_wav(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     Checks the sample rate, channel count, sample width and that the file holds as
     many frames as its header says; any mismatch is an error naming the file.
     """
-    path = Path(path)
-    try:
-        with wave.open(str(path), 'rb') as wav:
-            params = wav.getparams()
-            raw = wav.readframes(params.nframes)
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f'{path}: not a readable PCM wav file ({exc})') from exc
-    if params.framerate != sample_rate:
-        raise ValueError(f'{path}: sample rate {params.framerate} Hz, expected {sample_rate} Hz')
-    if params.nchannels != 1:
-        raise ValueError(f'{path}: {params.nchannels} channels, expected mono')
-    if params.sampwidth != 2:
-        raise ValueError(f'{path}: {8 * params.sampwidth}-bit samples, expected 16-bit PCM')
-    if len(raw) != 2 * params.nframes:
-        raise ValueError(f'{path}: truncated: header says {params.nframes} frames '
-                         f'({2 * params.nframes} bytes), file holds {len(raw)} bytes')
-    return (np.frombuffer(raw, dtype='<i2').astype(np.float32) / 32768.0)
+    return read_pcm_wav(path, sample_rate=sample_rate)[0]
 
 
 def summarize(root: Path) -> DatasetSummary:
