@@ -32,8 +32,9 @@ from centralnet_ros.replay import msgdefs as D
 import numpy as np
 
 
-def median_us(fn, repeat: int) -> float:
-    for _ in range(min(50, repeat)):                       # warm-up
+def median_us(fn, repeat: int, *, warmup: int = 50) -> float:
+    """Return the median wall time of ``fn()`` in microseconds over ``repeat`` calls, after a warm-up."""
+    for _ in range(min(warmup, repeat)):
         fn()
     times = []
     for _ in range(repeat):

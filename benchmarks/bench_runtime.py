@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 
+from bench_conversion import median_us  # the script's own folder is on sys.path
 from centralnet_ros.machine import machine_description, machine_line
 import numpy as np
 
@@ -50,17 +51,6 @@ def machine() -> dict:
     """Return the shared machine description plus the ONNX Runtime version."""
     import onnxruntime
     return {**machine_description(), 'onnxruntime': onnxruntime.__version__}
-
-
-def median_us(fn, repeat: int) -> float:
-    for _ in range(min(20, repeat)):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t)
-    return statistics.median(times) / 1e3
 
 
 def pct(values: list[float]) -> dict:
@@ -163,9 +153,9 @@ def inference(bundle: Path, inputs: list[dict], repeat: int) -> dict:
         return call
 
     out = {'inputs': len(inputs),
-           'bare_onnxruntime_us': median_us(cycle(lambda f: session.run(['logits'], f), feeds), repeat),
-           'engine_onnxruntime_us': median_us(cycle(lambda x: ort_model.classify(x), inputs), repeat),
-           'engine_torch_eager_us': median_us(cycle(lambda x: eager.classify(x), inputs), repeat)}
+           'bare_onnxruntime_us': median_us(cycle(lambda f: session.run(['logits'], f), feeds), repeat, warmup=20),
+           'engine_onnxruntime_us': median_us(cycle(lambda x: ort_model.classify(x), inputs), repeat, warmup=20),
+           'engine_torch_eager_us': median_us(cycle(lambda x: eager.classify(x), inputs), repeat, warmup=20)}
     if torch.cuda.is_available():
         for precision in ('fp32', 'fp16'):
             gpu = TaskModel(bundle, device='cuda', backend='torch', precision=precision)
@@ -173,7 +163,7 @@ def inference(bundle: Path, inputs: list[dict], repeat: int) -> dict:
             def call(x, _m=gpu):
                 _m.classify(x)
                 torch.cuda.synchronize()
-            out[f'engine_cuda_{precision}_us'] = median_us(cycle(call, inputs), repeat)
+            out[f'engine_cuda_{precision}_us'] = median_us(cycle(call, inputs), repeat, warmup=20)
     else:
         out['cuda'] = 'not measured: no GPU on this machine'
     return out
@@ -196,9 +186,9 @@ def image_ingest(repeat: int) -> dict:
         t['ns'] += 33_333_333
         msg.header.stamp.sec, msg.header.stamp.nanosec = M.ns_to_stamp(t['ns'])
         hub.ingest('image', msg)
-    conv = median_us(lambda: M.image_to_array(msg), repeat)
+    conv = median_us(lambda: M.image_to_array(msg), repeat, warmup=20)
     shares = bool(np.shares_memory(M.image_to_array(msg), msg.data))
-    return {'image_to_array_us': round(conv, 2), 'hub_ingest_us': round(median_us(ingest, repeat), 2),
+    return {'image_to_array_us': round(conv, 2), 'hub_ingest_us': round(median_us(ingest, repeat, warmup=20), 2),
             'zero_copy': shares}
 
 
