@@ -162,3 +162,14 @@ def test_engine_cuda_fp16(tmp_path):
     ref = TaskModel(path, backend='torch').classify(x)
     d = task.classify(x)
     np.testing.assert_allclose(d.probabilities, ref.probabilities, atol=2e-2)
+
+
+@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+def test_shipped_manifest_states_the_terms_of_its_training_data(task):
+    from centralnet_ros import paths
+    from centralnet_ros.bundle.io import read_manifest
+    from centralnet_ros.data.registry import terms
+    manifest = read_manifest(paths.models_dir() / task)
+    assert manifest.data_terms, f'models/{task}/manifest.yaml has no data_terms'
+    assert manifest.data_terms == terms(manifest.evaluation['dataset']), \
+        'data_terms drifted from the dataset registry (centralnet_ros/data/registry.py)'

@@ -40,6 +40,9 @@ class Manifest:
     modalities: dict[str, ModalitySpec]
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)   # dataset, protocol, split, samples
+    # the terms of the data the weights were derived from (they follow the model wherever it goes):
+    # dataset, licence, who may use it for what; written by training from centralnet_ros.data.registry
+    data_terms: str = ''
     training: dict[str, Any] = dataclasses.field(default_factory=dict)     # preset, command, seed, date
     label_map: dict[str, str] = dataclasses.field(default_factory=dict)    # e.g. emotion -> ROS4HRI Expression
     notes: str = ''

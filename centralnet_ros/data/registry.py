@@ -12,15 +12,46 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
-# dataset name -> (module, folder under the data root, one-line description)
-DATASETS: dict[str, tuple[str, str, str]] = {
-    'mnist': ('centralnet_ros.data.mnist', 'mnist', 'MNIST IDX files (image)'),
-    'fsdd': ('centralnet_ros.data.fsdd', 'fsdd', 'Free Spoken Digit Dataset wav files (audio)'),
-    'avmnist': ('centralnet_ros.data.avmnist', '.', 'AV-MNIST built from mnist/ and fsdd/'),
-    'avletters': ('centralnet_ros.data.avletters', 'avletters', 'AVLetters lips (.mat v4) + HTK MFCC'),
-    'msrc12': ('centralnet_ros.data.msrc12', 'msrc12', 'MSRC-12 Kinect skeleton gestures'),
-    'emodb': ('centralnet_ros.data.emodb', 'emodb', 'Berlin Database of Emotional Speech'),
-    'chalearn': ('centralnet_ros.data.chalearn', 'chalearn', 'Montalbano / ChaLearn 2013-2014 gestures'),
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    """
+    One dataset: where its reader lives, where it sits under a data root, and its terms.
+
+    ``markers`` are paths under the dataset's folder whose presence says the dataset is
+    there (what tests and ``centralnet data check`` look for); the expected layout is the
+    reader module's ``LAYOUT``.
+    """
+
+    module: str
+    folder: str
+    description: str
+    terms: str
+    markers: tuple[str, ...] = ()
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    'mnist': DatasetEntry('centralnet_ros.data.mnist', 'mnist', 'MNIST IDX files (image)',
+                          'MNIST (LeCun, Cortes, Burges): commonly distributed under CC BY-SA 3.0',
+                          ('t10k-labels-idx1-ubyte*',)),
+    'fsdd': DatasetEntry('centralnet_ros.data.fsdd', 'fsdd', 'Free Spoken Digit Dataset wav files (audio)',
+                         'Free Spoken Digit Dataset (Jackson et al.): CC BY-SA 4.0', ('recordings',)),
+    'avmnist': DatasetEntry('centralnet_ros.data.avmnist', '.', 'AV-MNIST built from mnist/ and fsdd/',
+                            'built from MNIST (CC BY-SA 3.0) and the Free Spoken Digit Dataset (CC BY-SA 4.0)',
+                            ('mnist/t10k-labels-idx1-ubyte*', 'fsdd/recordings')),
+    'avletters': DatasetEntry('centralnet_ros.data.avletters', 'avletters', 'AVLetters lips (.mat v4) + HTK MFCC',
+                              'AVLetters (Matthews et al. 2002): research use only, under the terms of its '
+                              'distributors (University of East Anglia / University of Surrey)',
+                              ('Lips', 'Audio/mfcc/Clean')),
+    'msrc12': DatasetEntry('centralnet_ros.data.msrc12', 'msrc12', 'MSRC-12 Kinect skeleton gestures',
+                           'MSRC-12 Kinect gesture data set (Fothergill et al. 2012): Microsoft Research data '
+                           'licence, non-commercial research use only', ('data',)),
+    'emodb': DatasetEntry('centralnet_ros.data.emodb', 'emodb', 'Berlin Database of Emotional Speech',
+                          'Berlin Database of Emotional Speech (Burkhardt et al. 2005): free for research use',
+                          ('wav',)),
+    'chalearn': DatasetEntry('centralnet_ros.data.chalearn', 'chalearn', 'Montalbano / ChaLearn 2013-2014 gestures',
+                             'ChaLearn LAP Montalbano gesture data (Escalera et al. 2013-2014): research use under '
+                             'the ChaLearn challenge terms'),
 }
 
 
@@ -45,9 +76,33 @@ class DatasetSummary:
 def summarizer(name: str) -> Callable[[Path], DatasetSummary]:
     if name not in DATASETS:
         raise KeyError(f'unknown dataset {name!r}; known: {", ".join(sorted(DATASETS))}')
-    return importlib.import_module(DATASETS[name][0]).summarize
+    return importlib.import_module(DATASETS[name].module).summarize
 
 
 def default_root(name: str, data_root: Path) -> Path:
     """Return the dataset's own folder under a data root (``<root>/msrc12`` ...)."""
-    return data_root / DATASETS[name][1]
+    return data_root / DATASETS[name].folder
+
+
+def layout(name: str) -> str:
+    """Return the expected layout of a dataset's folder (its reader's ``LAYOUT``)."""
+    return str(getattr(importlib.import_module(DATASETS[name].module), 'LAYOUT', ''))
+
+
+def missing_markers(name: str, data_root: Path) -> list[Path]:
+    """
+    Return the paths that show a dataset is present under ``data_root`` but are missing ([] when it is there).
+
+    A marker may be a glob pattern (``t10k-labels-idx1-ubyte*`` matches the file with or without ``.gz``).
+    """
+    folder = default_root(name, data_root)
+    if not folder.is_dir():
+        return [folder]
+    return [folder / m for m in DATASETS[name].markers if not any(folder.glob(m))]
+
+
+def terms(name: str) -> str:
+    """Return the terms under which a dataset (and anything derived from it) may be used."""
+    if name not in DATASETS:
+        raise KeyError(f'unknown dataset {name!r}; known: {", ".join(sorted(DATASETS))}')
+    return DATASETS[name].terms
