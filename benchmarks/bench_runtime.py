@@ -62,10 +62,10 @@ def pct(values: list[float]) -> dict:
 
 def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
     """Replay ``bag`` through a Perception built from ``cfg``; per-task timings and throughput."""
-    from centralnet_ros.replay import evaluate as E
+    from centralnet_ros.replay import player as P, topics as T
     from centralnet_ros.runtime.perception import Perception
-    info = E.bag_info(bag)
-    mapping = E.map_topics(info, cfg)
+    info = T.bag_info(bag)
+    mapping = T.map_topics(info, cfg)
     perception = Perception(cfg)
     windows: dict[str, list] = {}
     for task, state in perception.tasks.items():       # keep assembled windows (re-timed below)
@@ -89,7 +89,7 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
                 return _orig(inputs, **kw)
             state.model.classify = recording
     cpu0 = time.process_time()
-    run = E.replay_bag(bag, perception, mapping, info=info, progress=False)
+    run = P.replay_bag(bag, perception, mapping, info=info, progress=False)
     cpu = time.process_time() - cpu0
     for state in perception.tasks.values():     # unwrap before re-timing
         vars(state.model).pop('classify', None)

@@ -13,7 +13,7 @@ from pathlib import Path
 from centralnet_ros import messages as M
 from centralnet_ros.bundle import Manifest, ModalitySpec, save_bundle
 from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.replay import evaluate as E
+from centralnet_ros.replay import evaluate as E, labels as LB, player as P, topics as T
 from centralnet_ros.replay import msgdefs as D
 from centralnet_ros.runtime.perception import Perception, PerceptionConfig, TaskConfig, TaskResult
 import numpy as np
@@ -88,13 +88,13 @@ def comparable(results) -> list[dict]:
 def test_replay_equals_feeding_the_messages_directly(tmp_path, bundle, storage):
     msgs = recording()
     bag = D.write_bag(tmp_path / 'bag', msgs, storage=storage)
-    info = E.bag_info(bag)
+    info = T.bag_info(bag)
     assert info.storage == storage and info.start_ns == T0
     cfg = config(bundle)
-    mapping = E.map_topics(info, cfg)
+    mapping = T.map_topics(info, cfg)
     assert mapping.topics == {'/audio': 'audio', '/audio_info': 'audio_info', '/skeleton': 'skeleton'}
     assert mapping.label_topics == ['/labels/gesture']
-    run = E.replay_bag(bag, Perception(cfg), mapping, info=info, progress=False)
+    run = P.replay_bag(bag, Perception(cfg), mapping, info=info, progress=False)
 
     direct = Perception(config(bundle))
     names = {'/audio': 'audio', '/audio_info': 'audio_info', '/skeleton': 'skeleton'}
@@ -115,16 +115,16 @@ def test_replay_equals_feeding_the_messages_directly(tmp_path, bundle, storage):
 def test_label_file_formats(tmp_path):
     csv = tmp_path / 'labels.csv'
     csv.write_text('# time_base: bag_start\ntask, start_s, end_s, label\ngesture,1.0,2.5,wave\n\nspeech,3,4.25,B\n')
-    segs = E.load_label_file(csv, bag_start_ns=T0)
-    assert segs == [E.LabelSegment('gesture', T0 + 1_000_000_000, T0 + 2_500_000_000, 'wave'),
-                    E.LabelSegment('speech', T0 + 3_000_000_000, T0 + 4_250_000_000, 'B')]
+    segs = LB.load_label_file(csv, bag_start_ns=T0)
+    assert segs == [LB.LabelSegment('gesture', T0 + 1_000_000_000, T0 + 2_500_000_000, 'wave'),
+                    LB.LabelSegment('speech', T0 + 3_000_000_000, T0 + 4_250_000_000, 'B')]
     yml = tmp_path / 'labels.yaml'
     yml.write_text('time_base: absolute\nsegments:\n  - {task: gesture, start_s: 1700000001.0, end_s: 1700000002.5, '
                    'label: wave}\n')
-    assert E.load_label_file(yml, bag_start_ns=0)[0] == segs[0]
+    assert LB.load_label_file(yml, bag_start_ns=0)[0] == segs[0]
     yml.write_text('- {task: gesture, start_s: 1.0, end_s: 2.5, label: wave}\n')      # a bare list: bag_start
-    assert E.load_label_file(yml, bag_start_ns=T0) == segs[:1]
-    assert E.load_label_file(yml, bag_start_ns=T0, time_base='absolute')[0].start_ns == 1_000_000_000
+    assert LB.load_label_file(yml, bag_start_ns=T0) == segs[:1]
+    assert LB.load_label_file(yml, bag_start_ns=T0, time_base='absolute')[0].start_ns == 1_000_000_000
 
 
 @pytest.mark.parametrize('name, text, message', [
@@ -144,16 +144,16 @@ def test_label_file_formats(tmp_path):
 def test_label_file_errors_name_the_file_and_row(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
-    with pytest.raises(E.LabelFileError, match=message):
-        E.load_label_file(path, bag_start_ns=T0)
-    with pytest.raises(E.LabelFileError, match='cannot read the label file'):
-        E.load_label_file(tmp_path / 'missing.csv', bag_start_ns=T0)
+    with pytest.raises(LB.LabelFileError, match=message):
+        LB.load_label_file(path, bag_start_ns=T0)
+    with pytest.raises(LB.LabelFileError, match='cannot read the label file'):
+        LB.load_label_file(tmp_path / 'missing.csv', bag_start_ns=T0)
 
 
 def test_classification_label_topic():
     store = D.make_typestore()
     f = D.typestore_factory(store)
-    c = E.LabelTopicCollector()
+    c = LB.LabelTopicCollector()
 
     def cls(label, stamp):
         results = [f('vision_msgs/msg/ObjectHypothesis', class_id=label, score=1.0)] if label else []
@@ -162,9 +162,9 @@ def test_classification_label_topic():
     for label, stamp in [('duck', T0 + 10), ('', T0 + 20), ('kick', T0 + 30)]:
         c.add('/labels/gesture', 'vision_msgs/msg/Classification', 0, cls(label, stamp))
     c.add('/other', 'std_msgs/msg/String', 5, None)                     # not a label topic: ignored
-    assert c.segments(end_ns=T0 + 100) == [E.LabelSegment('gesture', T0 + 10, T0 + 20, 'duck'),
-                                           E.LabelSegment('gesture', T0 + 30, T0 + 101, 'kick')]
-    with pytest.raises(E.LabelFileError, match='has type sensor_msgs/msg/Image'):
+    assert c.segments(end_ns=T0 + 100) == [LB.LabelSegment('gesture', T0 + 10, T0 + 20, 'duck'),
+                                           LB.LabelSegment('gesture', T0 + 30, T0 + 101, 'kick')]
+    with pytest.raises(LB.LabelFileError, match='has type sensor_msgs/msg/Image'):
         c.add('/labels/speech', 'sensor_msgs/msg/Image', 0, None)
 
 
@@ -176,7 +176,7 @@ def result(task, t, label, score=0.9, published=True):
 
 
 def test_metrics_on_a_known_tiny_case():
-    segs = [E.LabelSegment('g', 0, 10, 'a'), E.LabelSegment('g', 10, 20, 'b'), E.LabelSegment('g', 30, 40, 'c')]
+    segs = [LB.LabelSegment('g', 0, 10, 'a'), LB.LabelSegment('g', 10, 20, 'b'), LB.LabelSegment('g', 30, 40, 'c')]
     rs = [result('g', 1, 'a'), result('g', 5, 'b', 0.3, published=False), result('g', 8, 'a'),   # seg a: a wins
           result('g', 10, 'b'), result('g', 15, 'c', 0.6), result('g', 19, 'c', 0.5),           # seg b: c wins 2-1
           result('g', 25, 'a'),                                                                   # unlabelled
@@ -190,8 +190,8 @@ def test_metrics_on_a_known_tiny_case():
     assert (m['segments'], m['segments_with_decisions']) == (3, 2)
     assert m['segment_accuracy'] == pytest.approx(1 / 3)              # a right, b wrong (c voted), c missed
     assert m['latency_ms']['max'] == pytest.approx(2 * 25) and m['chance'] == pytest.approx(1 / 3)
-    with pytest.raises(E.LabelFileError, match="label 'z' for g at .* classes: a, b, c"):
-        E.evaluate(rs, [E.LabelSegment('g', 0, 5, 'z')], {'g': ['a', 'b', 'c']})
+    with pytest.raises(LB.LabelFileError, match="label 'z' for g at .* classes: a, b, c"):
+        E.evaluate(rs, [LB.LabelSegment('g', 0, 5, 'z')], {'g': ['a', 'b', 'c']})
 
 
 def test_topic_mapping_follows_the_recorded_types(tmp_path, bundle):
@@ -200,19 +200,19 @@ def test_topic_mapping_follows_the_recorded_types(tmp_path, bundle):
     msgs = [('/skeleton', 'hri_msgs/msg/Skeleton2D', T0, D.skeleton2d_message(pts, stamp_ns=T0, typestore=store)),
             ('/cam', 'sensor_msgs/msg/Image', T0 + 1,
              D.image_message(np.zeros((2, 2, 3), np.uint8), encoding='rgb8', stamp_ns=T0))]
-    info = E.bag_info(D.write_bag(tmp_path / 'bag', msgs))
+    info = T.bag_info(D.write_bag(tmp_path / 'bag', msgs))
     cfg = config(bundle)
-    mapping = E.map_topics(info, cfg)
+    mapping = T.map_topics(info, cfg)
     assert mapping.topics == {'/skeleton': 'skeleton'} and cfg.inputs['skeleton'].kind == 'skeleton2d'
     assert any('reading it as skeleton2d' in n for n in mapping.notes)
     assert any('ignored topics: /cam' in n for n in mapping.notes)
-    assert E.map_topics(info, config(bundle), {'image': '/cam'}).topics['/cam'] == 'image'
+    assert T.map_topics(info, config(bundle), {'image': '/cam'}).topics['/cam'] == 'image'
     with pytest.raises(ValueError, match="topic /cam has type sensor_msgs/msg/Image, which input 'skeleton'"):
-        E.map_topics(info, config(bundle), {'skeleton': '/cam'})
+        T.map_topics(info, config(bundle), {'skeleton': '/cam'})
     with pytest.raises(ValueError, match='the bag has no topic /nope'):
-        E.map_topics(info, config(bundle), {'audio': '/nope'})
+        T.map_topics(info, config(bundle), {'audio': '/nope'})
     with pytest.raises(ValueError, match="'lidar' is not an input"):
-        E.map_topics(info, config(bundle), {'lidar': '/cam'})
+        T.map_topics(info, config(bundle), {'lidar': '/cam'})
 
 
 def test_replay_command_writes_the_evaluation(tmp_path, bundle, capsys):
@@ -248,8 +248,8 @@ def test_replay_command_writes_the_evaluation(tmp_path, bundle, capsys):
 
 
 def test_audio_info_follows_the_recorded_audio_type(tmp_path, bundle):
-    info = E.bag_info(D.write_bag(tmp_path / 'bag', recording(3)))
+    info = T.bag_info(D.write_bag(tmp_path / 'bag', recording(3)))
     cfg = config(bundle)
     cfg.inputs['audio'].kind = 'naoqi_audio'            # e.g. config/robots/pepper.yaml, but the bag has audio_common
-    mapping = E.map_topics(info, cfg)
+    mapping = T.map_topics(info, cfg)
     assert cfg.inputs['audio'].kind == 'audio' and mapping.topics['/audio_info'] == 'audio_info'

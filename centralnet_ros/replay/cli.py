@@ -12,7 +12,7 @@ params file (``config/fusion.yaml`` or a robot overlay) or a
 node's defaults apply (all three tasks, bundles ``gesture``, ``speech``, ``emotion``
 from ``models/``). Writes into ``--out``: ``predictions.jsonl``, ``metrics.json``,
 ``summary.txt``, ``confusion_<task>.png``, ``timeline.png`` and the resolved
-``config.yaml``. See :mod:`centralnet_ros.replay.evaluate` for the label formats.
+``config.yaml``. See :mod:`centralnet_ros.replay.labels` for the label formats.
 """
 from __future__ import annotations
 
@@ -146,23 +146,24 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
     """
     from centralnet_ros.config import dump_yaml
     from centralnet_ros.runtime.perception import Perception
-    from . import evaluate as E
+    from .msgdefs import BagReadError
+    from . import evaluate as E, labels as LB, player as P, report as RP, topics as T
     bag = Path(bag)
     try:
-        info = E.bag_info(bag)
-    except E.BagReadError as exc:
+        info = T.bag_info(bag)
+    except BagReadError as exc:
         raise ReplaySetupError(str(exc)) from None
     if storage != 'auto' and info.storage != storage:
         raise ReplaySetupError(f'{bag}: the bag is stored as {info.storage}, not {storage} (use --storage auto)')
     try:
-        mapping = E.map_topics(info, cfg, topics, label_prefix=label_prefix)
+        mapping = T.map_topics(info, cfg, topics, label_prefix=label_prefix)
     except ValueError as exc:
         raise ReplaySetupError(str(exc)) from None
     file_segments = None
     if labels:
         try:
-            file_segments = E.load_label_file(labels, bag_start_ns=info.start_ns, time_base=label_time_base)
-        except E.LabelFileError as exc:
+            file_segments = LB.load_label_file(labels, bag_start_ns=info.start_ns, time_base=label_time_base)
+        except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
     from centralnet_ros.bundle.io import BundleError
     try:
@@ -181,7 +182,7 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             echo(f'  {task:<8} {state.model.bundle.path} ({m.model.method}, {len(m.labels)} classes, '
                  f'{", ".join(f"{p.name}<-{p.input}" for p in state.plans)}; trigger {state.config.trigger}; '
                  f'threshold {state.threshold:g}; {state.model.backend} on {state.model.device})')
-        run = E.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix)
+        run = P.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix)
         segments = file_segments if file_segments is not None else run.label_segments
         if file_segments is not None and run.label_segments:
             echo('  note: --labels given; the label topics in the bag are ignored')
@@ -189,14 +190,14 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
         label_names = {t: list(s.model.manifest.labels) for t, s in perception.tasks.items()}
         try:
             metrics = E.evaluate(run.results, segments, label_names)
-        except E.LabelFileError as exc:
+        except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
         out = Path(out)
         extra = {'bag': str(bag), 'storage': info.storage, 'command': command,
                  'topics': mapping.topics, 'notes': mapping.notes + mapping.missing_notes(perception.inputs),
                  'labels': str(labels) if labels else ('bag topics' if segments else None),
                  'bundles': {t: str(s.model.bundle.path) for t, s in perception.tasks.items()}}
-        written = E.write_outputs(out, run, metrics, segments, perception, extra=extra, plots=plots)
+        written = RP.write_outputs(out, run, metrics, segments, perception, extra=extra, plots=plots)
         written['config'] = dump_yaml(cfg, out / 'config.yaml')
     finally:
         perception.close()
@@ -224,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     except ReplaySetupError as exc:
         print(f'centralnet replay: {exc}', file=sys.stderr)
         return 2
-    from .evaluate import format_summary
+    from .report import format_summary
     print(format_summary(metrics, run_))
     if not run_.label_segments:
         print('no ground truth (give --labels FILE or record /labels/<task> topics): accuracy not measured')

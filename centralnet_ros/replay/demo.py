@@ -24,7 +24,7 @@ between utterances) and ``/audio_info`` its AudioInfo, as the project's micropho
 publishes with its defaults (the 22.05 kHz of espeak-ng and of this EmoDB copy is
 resampled with :func:`centralnet_ros.features.audio.resample_audio`, the readers'
 function). The ground truth goes to ``labels.yaml`` (time segments, see
-:mod:`centralnet_ros.replay.evaluate`); the bag is then replayed exactly as
+:mod:`centralnet_ros.replay.labels`); the bag is then replayed exactly as
 ``centralnet replay BAG --labels labels.yaml`` does, and the decisions the robot would
 have published are printed with their accuracy and latency.
 
@@ -426,7 +426,8 @@ def run(args: argparse.Namespace) -> int:
     except ReplaySetupError as exc:
         print(f'centralnet demo: {exc}', file=sys.stderr)
         return 2
-    from .evaluate import assign_truth, format_summary
+    from .evaluate import assign_truth
+    from .report import format_summary
     truth = assign_truth(run_.results, run_.label_segments)
     print('\nWhat the robot would have published (vision_msgs/Classification on ~/<task>); '
           'the first decisions inside labelled segments:')

@@ -1,0 +1,137 @@
+"""Files a replay writes: predictions, metrics, summary, confusion matrices and the timeline."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .evaluate import assign_truth
+from .labels import LabelSegment
+from .player import ReplayRun
+from ..config import atomic_write_text
+from ..runtime.perception import Perception, TaskResult
+
+__all__ = ['write_outputs', 'format_summary', 'plot_timeline', 'result_rows']
+
+_NS = 1_000_000_000
+
+
+def plot_timeline(results: Sequence[TaskResult], segments: Sequence[LabelSegment], labels: Mapping[str, Sequence[str]],
+                  path: Path, *, t0_ns: int, title: str = 'replay timeline') -> Path:
+    """
+    Plot, per task, the ground-truth segments (bars) and the decisions, class on the y axis.
+
+    Decisions are dots: green correct, red wrong, grey unlabelled; filled = published,
+    hollow = below the threshold.
+    """
+    from ..training.plots import pyplot, save_figure
+    plt = pyplot()
+    tasks = list(labels)
+    heights = [max(1.6, 0.16 * len(labels[t]) + 0.8) for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={'height_ratios': heights}, sharex=True)
+    truth = assign_truth(results, segments)
+    for ax, task in zip(axes[:, 0], tasks):
+        names = list(labels[task])
+        index = {n: i for i, n in enumerate(names)}
+        for s in segments:
+            if s.task == task and s.label in index:
+                ax.broken_barh([((s.start_ns - t0_ns) / _NS, (s.end_ns - s.start_ns) / _NS)],
+                               (index[s.label] - 0.4, 0.8), facecolors='#c6dbef', edgecolors='none')
+        for r, s in zip(results, truth):
+            if r.task != task:
+                continue
+            color = '#999999' if s is None else ('#2ca02c' if s.label == r.label else '#d62728')
+            ax.scatter([(r.stamp_ns - t0_ns) / _NS], [index.get(r.label, -1)], s=14, zorder=3,
+                       facecolors=color if r.published else 'none', edgecolors=color, linewidths=0.8)
+        ax.set_yticks(range(len(names)), names, fontsize=6 if len(names) > 14 else 7)
+        ax.set_ylim(-0.7, len(names) - 0.3)
+        ax.set_ylabel(task, fontsize=9)
+        ax.grid(axis='x', alpha=0.3)
+    axes[-1, 0].set_xlabel('time from the start of the bag (s)')
+    axes[0, 0].set_title(title + '  (bars: truth; dots: decisions, green correct, red wrong, grey unlabelled; '
+                         'hollow: below threshold)', fontsize=8)
+    return save_figure(fig, path)
+
+
+def _fmt_pct(x: float | None) -> str:
+    return '   -  ' if x is None else f'{x * 100:5.1f} %'
+
+
+def format_summary(metrics: Mapping[str, dict], run: ReplayRun) -> str:
+    """Return the terminal summary: per task accuracy, decisions and latency; replay throughput."""
+    lines = [f'{"task":<9} {"decisions":>9} {"published":>9} {"scored":>6} {"acc":>8} {"acc(pub)":>8} '
+             f'{"segments":>8} {"seg acc":>8} {"chance":>7}  latency ms p50/p95/p99']
+    for task, m in metrics.items():
+        lat = m['latency_ms']
+        latency = '-' if lat['p50'] is None else f'{lat["p50"]:.2f}/{lat["p95"]:.2f}/{lat["p99"]:.2f}'
+        lines.append(f'{task:<9} {m["decisions"]:>9} {m["published"]:>9} {m["labelled_decisions"]:>6} '
+                     f'{_fmt_pct(m["decision_accuracy"]):>8} {_fmt_pct(m["published_accuracy"]):>8} '
+                     f'{m["segments"]:>8} {_fmt_pct(m["segment_accuracy"]):>8} {_fmt_pct(m["chance"]):>7}  {latency}')
+    lines.append(f'replay: {run.messages} messages, {run.bag_duration_s:.1f} s of recording in {run.wall_s:.2f} s '
+                 f'({run.messages_per_s:,.0f} msg/s, {run.real_time_factor:.0f}x real time)')
+    return '\n'.join(lines)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f'{type(obj).__name__} is not JSON serialisable')
+
+
+def write_outputs(out: str | Path, run: ReplayRun, metrics: Mapping[str, dict], segments: Sequence[LabelSegment],
+                  perception: Perception, *, extra: Mapping[str, Any] | None = None, plots: bool = True) -> dict:
+    """
+    Write ``predictions.jsonl``, ``metrics.json``, ``confusion_<task>.png``, ``timeline.png`` and ``summary.txt``.
+
+    Each goes into ``out``, written atomically.
+
+    :return: ``{name: path}``.
+    """
+    from ..training.plots import plot_confusion
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    truth = assign_truth(run.results, segments)
+    lines = []
+    for r, s in zip(run.results, truth):
+        d = r.to_dict()
+        d['time_s'] = round((r.stamp_ns - run.bag_start_ns) / _NS, 6)
+        d['truth'] = None if s is None else s.label
+        d['correct'] = None if s is None else (s.label == r.label)
+        lines.append(json.dumps(d, default=_json_default))
+    written['predictions'] = atomic_write_text(out / 'predictions.jsonl', '\n'.join(lines) + ('\n' if lines else ''))
+    payload = {
+        'replay': {'messages': run.messages, 'bag_duration_s': run.bag_duration_s, 'wall_s': run.wall_s,
+                   'runtime_s': run.runtime_s, 'messages_per_s': run.messages_per_s,
+                   'real_time_factor': run.real_time_factor},
+        'tasks': metrics,
+        'ground_truth_segments': len(segments),
+        'stats': perception.stats(),
+        **dict(extra or {}),
+    }
+    written['metrics'] = atomic_write_text(out / 'metrics.json', json.dumps(payload, indent=2, default=_json_default))
+    written['summary'] = atomic_write_text(out / 'summary.txt', format_summary(metrics, run) + '\n')
+    if plots:
+        labels = {t: m['labels'] for t, m in metrics.items()}
+        for task, m in metrics.items():
+            if m['labelled_decisions']:
+                acc = m['decision_accuracy']
+                written[f'confusion_{task}'] = plot_confusion(
+                    np.asarray(m['confusion']), m['labels'], out / f'confusion_{task}.png',
+                    title=f'{task}: {m["labelled_decisions"]} scored decisions, accuracy {acc * 100:.1f} %')
+        if labels:
+            written['timeline'] = plot_timeline(run.results, segments, labels, out / 'timeline.png',
+                                                t0_ns=run.bag_start_ns)
+    return written
+
+
+def result_rows(results: Iterable[TaskResult]) -> list[dict]:
+    """``TaskResult.to_dict`` of each result (for tests and comparisons)."""
+    return [r.to_dict() for r in results]
