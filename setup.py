@@ -55,7 +55,8 @@ setup(
         'sounddevice>=0.4.6',
     ],
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6.80'],
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'h5py>=3.8'],
+        'datasets': ['h5py>=3.8'],    # MM-IMDb's HDF5 file
     },
     zip_safe=True,
     maintainer='centralnet_ros developers',

@@ -52,6 +52,23 @@ DATASETS: dict[str, DatasetEntry] = {
     'chalearn': DatasetEntry('centralnet_ros.data.chalearn', 'chalearn', 'Montalbano / ChaLearn 2013-2014 gestures',
                              'ChaLearn LAP Montalbano gesture data (Escalera et al. 2013-2014): research use under '
                              'the ChaLearn challenge terms'),
+    'mmimdb': DatasetEntry('centralnet_ros.data.mmimdb', 'mmimdb',
+                           'MM-IMDb multimodal_imdb.hdf5 (poster VGG-16 + plot word2vec, 23 genres)',
+                           'MM-IMDb (Arevalo et al. 2017): movie data from IMDb, research use; '
+                           'check IMDb\'s conditions of use', ('multimodal_imdb.hdf5',)),
+    'audioset': DatasetEntry('centralnet_ros.data.audioset', 'audioset',
+                             'AudioSet VGGish embeddings (TFRecord), "Domestic animals, pets" subset',
+                             'AudioSet (Gemmeke et al. 2017): labels and embeddings CC BY 4.0',
+                             ('class_labels_indices.csv', 'audioset_v1_embeddings')),
+    'afew': DatasetEntry('centralnet_ros.data.afew', 'afew', 'AFEW emotion clips (Train_AFEW / Val_AFEW .avi)',
+                         'AFEW (Dhall et al.): movie excerpts under the EmotiW end-user licence agreement, '
+                         'non-commercial research only', ('Train_AFEW',)),
+    'senz3d': DatasetEntry('centralnet_ros.data.senz3d', 'senz3d',
+                           'Creative Senz3D gestures (colour, depth, confidence PNG)',
+                           'Creative Senz3D (Memo, Minto & Zanuttigh 2015): research use, cite the authors'),
+    'asl_fingerspelling': DatasetEntry('centralnet_ros.data.asl_fingerspelling', 'asl_fingerspelling',
+                                       'ASL Finger Spelling (colour + depth PNG per subject and letter)',
+                                       'ASL Finger Spelling (Pugeault & Bowden 2011): research use, cite the authors'),
 }
 
 
