@@ -55,7 +55,7 @@ DATASETS: dict[str, DatasetEntry] = {
     'mmimdb': DatasetEntry('centralnet_ros.data.mmimdb', 'mmimdb',
                            'MM-IMDb multimodal_imdb.hdf5 (poster VGG-16 + plot word2vec, 23 genres)',
                            'MM-IMDb (Arevalo et al. 2017): movie data from IMDb, research use; '
-                           'check IMDb\'s conditions of use', ('multimodal_imdb.hdf5',)),
+                           "check IMDb's conditions of use", ('multimodal_imdb.hdf5',)),
     'audioset': DatasetEntry('centralnet_ros.data.audioset', 'audioset',
                              'AudioSet VGGish embeddings (TFRecord), "Domestic animals, pets" subset',
                              'AudioSet (Gemmeke et al. 2017): labels and embeddings CC BY 4.0',
