@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from centralnet_ros.replay.evaluate import LabelFileError, LabelSegment
 from centralnet_ros.replay.label_import import load_audacity, load_eaf, load_labels
+import pytest
 
 START = 1_700_000_000_123_456_789
 MS = 1_000_000
@@ -88,7 +87,8 @@ def test_eaf_bag_start_property_wins_and_mismatch_is_refused(tmp_path):
      r'line \d+, column \d+: not well-formed XML \(mismatched tag\)'),
     ('TIME_SLOT_REF1="ts5"', 'TIME_SLOT_REF1="ts1"', r'speech segments overlap'),
     ('ANNOTATION_DOCUMENT', 'DOCUMENT', r'line 2: root element is <DOCUMENT>'),
-    ('TIME_SLOT_ID="ts6" TIME_VALUE="2600"', 'TIME_SLOT_ID="ts6"', r'line 22: .+TIME_SLOT_REF2 .ts6. has no TIME_VALUE'),
+    ('TIME_SLOT_ID="ts6" TIME_VALUE="2600"', 'TIME_SLOT_ID="ts6"',
+     r'line 22: .+TIME_SLOT_REF2 .ts6. has no TIME_VALUE'),
 ])
 def test_malformed_eaf_names_file_line_and_element(tmp_path, old, new, match):
     assert old in EAF

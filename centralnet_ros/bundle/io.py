@@ -52,6 +52,23 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def bundle_sha256(path: str | os.PathLike) -> str:
+    """
+    Return the sha256 of a bundle: over its manifest and weights files (names and bytes).
+
+    Two bundles with the same hash hold the same model, labels and pipelines; the
+    runtime reports it per task, fine-tuned bundles record their base's.
+    """
+    path = resolve_bundle_path(path)
+    h = hashlib.sha256()
+    for name in (MANIFEST, WEIGHTS):
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f'{path}: {name} is missing')
+        h.update(name.encode() + b'\0' + _sha256(f).encode() + b'\0')
+    return h.hexdigest()
+
+
 def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest) -> Path:
     """
     Write ``path/`` atomically: built in a temporary sibling folder, then renamed into place.

@@ -47,9 +47,7 @@ import dataclasses
 from pathlib import Path
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -189,23 +187,12 @@ def _speech_test_samples(manifest, samples: list, notes: list[str], any_samples:
     return None
 
 
-def _espeak(letter: str, voice: str) -> tuple[np.ndarray, int] | None:
-    from centralnet_ros.data.emodb import read_wav
-    exe = shutil.which('espeak-ng')
-    if exe is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / 'letter.wav'
-        ssml = f'<speak><say-as interpret-as="characters">{letter}</say-as></speak>'
-        subprocess.run([exe, '-v', voice, '-m', '-w', str(wav), ssml], check=True, capture_output=True, timeout=30)
-        return read_wav(wav)
-
-
 def _speech_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes: list[str]) -> bool:
     from centralnet_ros import messages as M
     from centralnet_ros.data import avletters
     from centralnet_ros.features.audio import resample_audio
     from . import msgdefs as D
+    from .session_bag import espeak_letter
     samples = avletters.list_samples(root / 'avletters')
     test = _speech_test_samples(manifest, samples, notes, opts.any_samples)
     if test is None:
@@ -223,7 +210,7 @@ def _speech_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes:
     for s in picked:
         lips = avletters.read_lips(s.lips_path)            # (T, 60, 80) uint8
         span = lips.shape[0] / LIPS_FPS
-        voice = _espeak(s.letter, opts.voice)
+        voice = espeak_letter(s.letter, opts.voice)
         start = tl.t
         audio_len = 0.0
         if voice is not None:

@@ -12,7 +12,7 @@ source                 format                                                   
 ELAN ``.eaf``          ``TIME_ORDER`` of ``TIME_SLOT`` s in ms, one ``TIER`` per    the tier's ``TIER_ID``
                        task holding ``ALIGNABLE_ANNOTATION`` s
 Audacity label track   ``start<TAB>end<TAB>label`` in seconds, one per line         given (``TASK=FILE``)
-(``.txt``)             (``\\`` lines: spectral selections, skipped)
+(``.txt``)             (backslash lines: spectral selections, skipped)
 CSV / YAML             :func:`~centralnet_ros.replay.evaluate.load_label_file`      the ``task`` column
 label topic            ``/labels/<task>`` in the bag                               the topic name
 =====================  ==========================================================  ==========================
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 import xml.etree.ElementTree as ET
 
-from .evaluate import _check_overlaps, load_label_file, LabelFileError, LabelSegment
+from .evaluate import _check_overlaps, LabelFileError, LabelSegment, load_label_file
 
 __all__ = ['BAG_START_PROPERTY', 'load_eaf', 'load_audacity', 'load_labels', 'label_spec', 'EAF_SUFFIXES',
            'AUDACITY_SUFFIXES']
@@ -185,7 +185,7 @@ def load_audacity(path: str | Path, *, task: str, bag_start_ns: int) -> list[Lab
     Read an Audacity label track export (``File > Export > Labels``): ``start<TAB>end<TAB>label`` per line.
 
     Times are seconds from the media start (= ``bag_start_ns``, see the module
-    docstring); lines starting with ``\\`` (spectral selection) are skipped, as are
+    docstring); lines starting with a backslash (spectral selection) are skipped, as are
     blank lines. A point label (``start == end``) is an error: segments need a length.
     Raises :class:`LabelFileError` naming the file and line.
     """

@@ -1,0 +1,189 @@
+"""
+``centralnet finetune``: adapt a shipped bundle to your own recordings.
+
+::
+
+    centralnet finetune --bundle models/speech --bags s1 s2 s3 s4 [--labels l1.eaf l2.eaf l3.eaf l4.eaf]
+                        [--mode whole|head|new_labels] [--freeze-encoders] [--val-bags s3] [--test-bags s4]
+                        [--config config/fusion.yaml] [--out my_speech] [--epochs 40] [--seed 0]
+
+Each bag is one recording session. The samples are the runtime's own model inputs
+at its decisions inside labelled segments (:mod:`centralnet_ros.replay.samples`):
+the same buffers, triggers, windows and feature pipelines the node runs, configured
+like the node (``--config``: its params file; default: the node's defaults).
+``--labels``: one label file per bag, in the bags' order (ELAN ``.eaf``, Audacity
+``TASK=track.txt``, CSV or YAML); without it the bags' ``/labels/<task>`` topics.
+
+Sessions are split, never samples: ``--test-bags`` are held out for the before/after
+figures (default: the last bag), ``--val-bags`` drive early stopping (default: the
+bag before it), the rest train. Writes a new bundle (``--out``) whose manifest records
+the base bundle and its sha256, the bags and labels used, the mode, and the held-out
+accuracy before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+from pathlib import Path
+import shlex
+import sys
+from typing import Any, Sequence
+
+__all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest']
+
+
+class FinetuneSetupError(ValueError):
+    """Bad arguments: bags, labels, sessions or a bundle that cannot be used."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--bundle', required=True, help='the bundle to start from (folder or name in models/)')
+    parser.add_argument('--bags', nargs='+', required=True, metavar='BAG', help='rosbag2 recordings, one per session')
+    parser.add_argument('--labels', nargs='+', default=None, metavar='[TASK=]FILE',
+                        help='one label file per bag, same order (.eaf, TASK=audacity.txt, .csv, .yaml); '
+                             'without it: the /labels/<task> topics of each bag')
+    parser.add_argument('--task', default=None, help="task to fine-tune (default: the bundle's)")
+    parser.add_argument('--mode', choices=('whole', 'head', 'new_labels'), default='whole',
+                        help='train every weight, only the heads, or a new label set (new heads, encoders kept)')
+    parser.add_argument('--freeze-encoders', action='store_true', help='new_labels: keep the encoders fixed')
+    parser.add_argument('--val-bags', nargs='+', default=None, metavar='BAG',
+                        help='validation sessions (early stopping); default: the bag before the test bag')
+    parser.add_argument('--test-bags', nargs='+', default=None, metavar='BAG',
+                        help='held-out sessions for the before/after figures; default: the last bag')
+    parser.add_argument('--config', default=None, help='the fusion node params file or a PerceptionConfig YAML')
+    parser.add_argument('--topic', action='append', default=[], metavar='INPUT=/TOPIC', help='bag topic of an input')
+    parser.add_argument('--out', default=None, help='bundle folder to write (default: ./<bundle name>-finetuned)')
+    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--lr', type=float, default=5e-4)
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--patience', type=int, default=8, help='early stopping: epochs without validation gain')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=1, help='torch threads')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+
+def split_sessions(bags: Sequence[Path], val: Sequence[str] | None, test: Sequence[str] | None
+                   ) -> tuple[list[Path], list[Path], list[Path]]:
+    """``(train, val, test)`` bags: named ones (path or folder name), else test = last, val = the one before."""
+    bags = [Path(b) for b in bags]
+
+    def pick(names: Sequence[str], what: str) -> list[Path]:
+        out = []
+        for n in names:
+            hit = [b for b in bags if str(b) == str(n) or b.name == Path(n).name]
+            if not hit:
+                raise FinetuneSetupError(f'--{what}-bags {n}: not among --bags ({", ".join(b.name for b in bags)})')
+            out += [h for h in hit if h not in out]
+        return out
+
+    test_b = pick(test, 'test') if test else bags[-1:]
+    rest = [b for b in bags if b not in test_b]
+    val_b = pick(val, 'val') if val else rest[-1:]
+    if set(val_b) & set(test_b):
+        raise FinetuneSetupError('a bag cannot be both a validation and a test session')
+    train_b = [b for b in rest if b not in val_b]
+    if not train_b or not val_b:
+        raise FinetuneSetupError(f'{len(bags)} bag(s): need at least one training and one validation session besides '
+                                 f'the held-out test session (sessions are split, never samples)')
+    return train_b, val_b, test_b
+
+
+def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: dict[str, list[dict]],
+                       cfg: Any, command: str) -> Any:
+    """Return the new bundle's manifest: the base's pipelines, the new labels and model, and where it came from."""
+    import dataclasses
+
+    from centralnet_ros.machine import machine_line
+    m = base.manifest
+    metrics = {'val_accuracy': float(result.train.val_metric)}
+    if result.before is not None:
+        metrics['heldout_accuracy_before'] = float(result.before)
+    if result.after is not None:
+        metrics['heldout_accuracy_after'] = float(result.after)
+    evaluation = {'protocol': 'split by recording session: train / validation (early stopping) / held-out test',
+                  'held_out_sessions': [s['session'] for s in sessions['test']],
+                  'heldout_accuracy_before': result.before, 'heldout_accuracy_after': result.after,
+                  'before_note': ('the base bundle on the held-out session' if result.before is not None
+                                  else 'not applicable: a new label set the base bundle cannot output'),
+                  'samples': dict(result.counts), 'modalities_trained': list(result.modalities),
+                  'base_evaluation': dict(m.evaluation), 'base_metrics': dict(m.metrics)}
+    training = {'finetune_of': str(base.path), 'base_bundle_sha256': base_sha256, 'mode': cfg.mode,
+                'freeze_encoders': cfg.freeze_encoders,
+                'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
+                'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
+                'best_epoch': result.train.best_epoch, 'wall_time_s': round(result.train.wall_time_s, 2),
+                'train': dataclasses.asdict(cfg.train), 'command': command,
+                'date': _dt.date.today().isoformat(), 'machine': machine_line(), 'base_training': dict(m.training)}
+    label_map = {k: v for k, v in m.label_map.items() if k in result.labels}
+    note = (f'Fine-tuned ({cfg.mode}) from {base.path} on {sum(len(v) for v in sessions.values())} recorded '
+            f'sessions; see training and evaluation.')
+    return dataclasses.replace(m, labels=list(result.labels), model=result.model.config, metrics=metrics,
+                               evaluation=evaluation, training=training, label_map=label_map,
+                               notes=(note + '\n' + m.notes).strip(), weights_sha256='')
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    import torch
+    torch.set_num_threads(max(1, args.threads))
+    from centralnet_ros.bundle.io import bundle_sha256, BundleError, load_bundle, save_bundle
+    from centralnet_ros.training.finetune import finetune, FinetuneConfig
+    from centralnet_ros.training.trainer import TrainConfig
+    from .cli import _pairs, build_config, ReplaySetupError
+    from .evaluate import BagReadError, LabelFileError
+    from .samples import collect_samples
+    command = getattr(args, 'command_line', 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]))
+    try:
+        try:
+            base = load_bundle(args.bundle)
+        except BundleError as exc:
+            raise FinetuneSetupError(str(exc)) from None
+        task = args.task or base.manifest.task
+        bags = [Path(b) for b in args.bags]
+        if args.labels is not None and len(args.labels) != len(bags):
+            raise FinetuneSetupError(f'{len(args.labels)} label files for {len(bags)} bags: give one per bag, '
+                                     f'in the same order')
+        train_b, val_b, test_b = split_sessions(bags, args.val_bags, args.test_bags)
+        cfg, _ = build_config(config_path=args.config, tasks=[task], bundles={task: str(base.path)})
+        labels_of = dict(zip(bags, args.labels)) if args.labels else {}
+        sets = {}
+        for bag in bags:
+            s = collect_samples(bag, cfg, task, labels=[labels_of[bag]] if bag in labels_of else None,
+                                topics=_pairs(args.topic, '--topic'), bundle=base, progress=not args.no_progress)
+            print(f'{bag.name}: {len(s.samples)} samples from {s.decisions} decisions '
+                  f'({s.segments} labelled segments, {s.segments_without_decision} without a decision; '
+                  f'labels from {s.labels_from})')
+            for note in s.notes:
+                print(f'  note: {note}')
+            sets[bag] = s
+        ft = FinetuneConfig(mode=args.mode, freeze_encoders=args.freeze_encoders, seed=args.seed,
+                            train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                              patience=args.patience, num_threads=max(1, args.threads),
+                                              progress=not args.no_progress))
+
+        def samples(bs):
+            return [x for b in bs for x in sets[b].samples]
+
+        result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft)
+    except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError) as exc:
+        print(f'centralnet finetune: {exc}', file=sys.stderr)
+        return 2
+    sessions = {split: [{'session': b.name, 'bag': str(b), 'labels': sets[b].labels_from,
+                         'samples': len(sets[b].samples)} for b in bs]
+                for split, bs in (('train', train_b), ('val', val_b), ('test', test_b))}
+    manifest = finetuned_manifest(base, result, base_sha256=bundle_sha256(base.path), sessions=sessions, cfg=ft,
+                                  command=command)
+    out = Path(args.out) if args.out else Path.cwd() / f'{base.path.name}-finetuned'
+    save_bundle(out, result.model, manifest)
+
+    def pct(x):
+        return '-' if x is None else f'{100 * x:.1f} %'
+
+    print(f'{task}: {result.counts["train"]} train / {result.counts["val"]} val / {result.counts["test"]} held-out '
+          f'samples; modalities {", ".join(result.modalities)}; {result.train.epochs_run} epochs '
+          f'(best {result.train.best_epoch}) in {result.train.wall_time_s:.1f} s')
+    print(f'held-out sessions {", ".join(b.name for b in test_b)}: before {pct(result.before)}, '
+          f'after {pct(result.after)}')
+    print(f'wrote {out} (sha256 {bundle_sha256(out)[:16]})')
+    return 0

@@ -1,0 +1,148 @@
+"""
+Fine-tuning from bags: samples made by the runtime itself, a new vocabulary learnt from real speech.
+
+Sessions are rosbag2 recordings built from real FSDD recordings (one speaker per
+session), written with :func:`~centralnet_ros.replay.session_bag.write_session_bag`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from centralnet_ros import paths
+from centralnet_ros.bundle.io import bundle_sha256, load_bundle
+from centralnet_ros.replay import evaluate as E
+from centralnet_ros.replay.cli import build_config
+from centralnet_ros.replay.samples import collect_samples
+from centralnet_ros.replay.session_bag import Utterance, write_session_bag
+import numpy as np
+import pytest
+
+SPEECH = paths.models_dir() / 'speech'
+DIGITS = (0, 1, 2)
+SESSIONS = {'george': ('george', range(5, 13)), 'jackson': ('jackson', range(5, 13)),
+            'nicolas': ('nicolas', range(5, 9)), 'theo': ('theo', range(5, 11)),
+            'theo_again': ('theo', range(11, 19))}        # the held-out speaker's other session
+
+
+@pytest.fixture(scope='module')
+def sessions(data_root, tmp_path_factory):
+    """Five sessions (bags + label files), one FSDD speaker each: digits 0-2 said several times."""
+    from centralnet_ros.data import fsdd
+    if not (SPEECH / 'manifest.yaml').is_file():
+        pytest.skip('no shipped speech bundle')
+    out = tmp_path_factory.mktemp('sessions')
+    clips = fsdd.list_clips(data_root / 'fsdd')
+    made = {}
+    for name, (speaker, indices) in SESSIONS.items():
+        chosen = [c for i in indices for c in clips if c.speaker == speaker and c.digit in DIGITS and c.index == i]
+        said = [Utterance(str(c.digit), fsdd.read_wav(c.path), fsdd.SAMPLE_RATE) for c in chosen]
+        made[name] = write_session_bag(out / name, said, label_topic=name == 'nicolas')
+    return made
+
+
+def test_samples_are_what_the_runtime_feeds_the_model(sessions):
+    """Every sample equals the input of the plain runtime's decision at the same stamp (same model output)."""
+    from centralnet_ros.runtime.engine import TaskModel
+    from centralnet_ros.runtime.perception import Perception
+    cfg, _ = build_config(tasks=['speech'])
+    bag = sessions['theo']
+    got = collect_samples(bag.path, cfg, 'speech', labels=[bag.labels])
+    assert len(got.samples) == len(bag.segments) == got.segments and got.segments_without_decision == 0
+    assert [s.label for s in got.samples] == [seg['label'] for seg in bag.segments]
+    info = E.bag_info(bag.path)
+    plain = Perception(cfg)                               # the node's own configuration (ONNX Runtime backend)
+    try:
+        run = E.replay_bag(bag.path, plain, E.map_topics(info, cfg), info=info, progress=False)
+    finally:
+        plain.close()
+    by_stamp = {r.stamp_ns: r for r in run.results}
+    model = TaskModel(SPEECH, backend='torch', warmup=0)
+    for s in got.samples:
+        r = by_stamp[s.stamp_ns]                          # a decision of the plain runtime at that stamp
+        assert s.missing == r.missing == {'lip_video': 'absent'}
+        np.testing.assert_allclose(model.classify(s.inputs).probabilities, r.probabilities, atol=2e-5)
+    # the label topics of a bag give the same samples as its label file
+    topic = collect_samples(sessions['nicolas'].path, cfg, 'speech')
+    from_file = collect_samples(sessions['nicolas'].path, cfg, 'speech', labels=[sessions['nicolas'].labels])
+    assert topic.labels_from == 'bag topics'
+    assert [(s.stamp_ns, s.label) for s in topic.samples] == [(s.stamp_ns, s.label) for s in from_file.samples]
+
+
+def test_finetune_learns_a_new_vocabulary_from_bags(sessions, tmp_path):
+    """`centralnet finetune --mode new_labels`: digits from two speakers, checked on a third never heard."""
+    from centralnet_ros.cli import main
+    from centralnet_ros.replay.cli import run_replay
+    order = ['george', 'jackson', 'nicolas', 'theo']                 # theo: held out; nicolas: validation
+    out = tmp_path / 'digits'
+    rc = main(['finetune', '--bundle', str(SPEECH), '--bags', *[str(sessions[s].path) for s in order],
+               '--labels', *[str(sessions[s].labels) for s in order], '--mode', 'new_labels',
+               '--epochs', '30', '--patience', '10', '--out', str(out), '--no-progress'])
+    assert rc == 0
+    bundle = load_bundle(out)
+    m = bundle.manifest
+    assert m.labels == ['0', '1', '2'] and m.model.num_classes == 3
+    assert m.training['base_bundle_sha256'] == bundle_sha256(SPEECH)
+    assert m.training['mode'] == 'new_labels' and m.training['frozen_modalities'] == ['lip_video']
+    assert [s['session'] for s in m.training['sessions']['train']] == ['george', 'jackson']
+    assert [s['session'] for s in m.training['sessions']['test']] == ['theo']
+    assert m.training['sessions']['val'][0]['labels'].endswith('nicolas.labels.yaml')
+    assert m.evaluation['heldout_accuracy_before'] is None
+    after = m.metrics['heldout_accuracy_after']
+    assert after >= 0.7, f'held-out speaker accuracy {after} (chance 0.33)'
+    # the lip branch was not touched (absent in every sample)
+    base = load_bundle(SPEECH).model.state_dict()
+    new = bundle.model.state_dict()
+    lips = [k for k in base if k.startswith('encoders.lip_video.') and k in new and new[k].shape == base[k].shape]
+    assert lips and all(np.array_equal(base[k].numpy(), new[k].numpy()) for k in lips)
+    # the new bundle runs in the runtime and recognises the held-out session as well
+    cfg, _ = build_config(tasks=['speech'], bundles={'speech': str(out)})
+    theo = sessions['theo']
+    run, metrics, _ = run_replay(theo.path, cfg, out=tmp_path / 'replay', labels=str(theo.labels), progress=False,
+                                 plots=False, echo=lambda *_: None)
+    assert metrics['speech']['segment_accuracy'] == pytest.approx(after, abs=1e-9)
+
+
+def test_quick_finetune_improves_on_a_held_out_session(sessions):
+    """A rough digits model, fine-tuned (whole) on a new user's session, improves on their next session."""
+    from centralnet_ros.training.finetune import finetune, FinetuneConfig
+    from centralnet_ros.training.trainer import TrainConfig
+    cfg, _ = build_config(tasks=['speech'])
+    got = {s: collect_samples(b.path, cfg, 'speech', labels=[b.labels]).samples
+           for s, b in sessions.items() if s != 'jackson'}
+    base = load_bundle(SPEECH)
+    quick = TrainConfig(epochs=15, batch_size=16, lr=1e-3, patience=0, num_threads=1, progress=False)
+    # a first, rough model of the new words: new heads on frozen encoders, a few epochs, one speaker
+    rough = TrainConfig(epochs=3, batch_size=16, lr=1e-3, patience=0, num_threads=1, progress=False)
+    first = finetune(base.model, base.labels, got['george'], got['nicolas'], got['theo'],
+                     FinetuneConfig(mode='new_labels', freeze_encoders=True, train=rough))
+    second = finetune(first.model, first.labels, got['theo_again'], got['nicolas'], got['theo'],
+                      FinetuneConfig(mode='whole', train=quick, seed=1))
+    assert second.before == pytest.approx(first.after)
+    print(f'held-out session of theo: {second.before:.3f} -> {second.after:.3f}')
+    assert second.after >= second.before + 0.15
+
+
+def test_session_split_and_setup_errors(sessions, tmp_path, capsys):
+    from centralnet_ros.cli import main
+    from centralnet_ros.replay.finetune_cli import FinetuneSetupError, split_sessions
+    bags = [Path(f'/x/s{i}') for i in range(4)]
+    assert split_sessions(bags, None, None) == (bags[:2], [bags[2]], [bags[3]])
+    assert split_sessions(bags, ['s0'], ['s1']) == ([bags[2], bags[3]], [bags[0]], [bags[1]])
+    with pytest.raises(FinetuneSetupError, match='need at least one training and one validation'):
+        split_sessions(bags[:2], None, None)
+    with pytest.raises(FinetuneSetupError, match='not among --bags'):
+        split_sessions(bags, ['s9'], None)
+    rc = main(['finetune', '--bundle', str(SPEECH), '--bags', str(sessions['george'].path),
+               str(sessions['jackson'].path), str(sessions['theo'].path), '--labels', str(sessions['george'].labels),
+               '--no-progress'])
+    assert rc == 2 and '1 label files for 3 bags' in capsys.readouterr().err
+    three = ('george', 'jackson', 'theo')
+    rc = main(['finetune', '--bundle', str(SPEECH), '--bags', *[str(sessions[s].path) for s in three],
+               '--labels', *[str(sessions[s].labels) for s in three], '--mode', 'whole', '--no-progress',
+               '--out', str(tmp_path / 'x')])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'are not classes of the bundle' in err and 'new_labels' in err
+    rc = main(['finetune', '--bundle', str(SPEECH), '--bags', *[str(sessions[s].path) for s in three],
+               '--no-progress', '--out', str(tmp_path / 'x')])
+    assert rc == 2 and 'need runtime decisions inside labelled segments' in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
