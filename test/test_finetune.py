@@ -10,10 +10,11 @@ from pathlib import Path
 
 from centralnet_ros import paths
 from centralnet_ros.bundle.io import bundle_sha256, load_bundle
-from centralnet_ros.replay import evaluate as E
 from centralnet_ros.replay.cli import build_config
+from centralnet_ros.replay.player import replay_bag
 from centralnet_ros.replay.samples import collect_samples
 from centralnet_ros.replay.session_bag import Utterance, write_session_bag
+from centralnet_ros.replay.topics import bag_info, map_topics
 import numpy as np
 import pytest
 
@@ -26,7 +27,7 @@ SESSIONS = {'george': ('george', range(5, 13)), 'jackson': ('jackson', range(5, 
 
 @pytest.fixture(scope='module')
 def sessions(data_root, tmp_path_factory):
-    """Five sessions (bags + label files), one FSDD speaker each: digits 0-2 said several times."""
+    """Build five recorded sessions, bags and label files, one FSDD speaker each: digits 0-2 said several times."""
     from centralnet_ros.data import fsdd
     if not (SPEECH / 'manifest.yaml').is_file():
         pytest.skip('no shipped speech bundle')
@@ -49,10 +50,10 @@ def test_samples_are_what_the_runtime_feeds_the_model(sessions):
     got = collect_samples(bag.path, cfg, 'speech', labels=[bag.labels])
     assert len(got.samples) == len(bag.segments) == got.segments and got.segments_without_decision == 0
     assert [s.label for s in got.samples] == [seg['label'] for seg in bag.segments]
-    info = E.bag_info(bag.path)
+    info = bag_info(bag.path)
     plain = Perception(cfg)                               # the node's own configuration (ONNX Runtime backend)
     try:
-        run = E.replay_bag(bag.path, plain, E.map_topics(info, cfg), info=info, progress=False)
+        run = replay_bag(bag.path, plain, map_topics(info, cfg), info=info, progress=False)
     finally:
         plain.close()
     by_stamp = {r.stamp_ns: r for r in run.results}

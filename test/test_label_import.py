@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from centralnet_ros.replay.evaluate import LabelFileError, LabelSegment
 from centralnet_ros.replay.label_import import load_audacity, load_eaf, load_labels
+from centralnet_ros.replay.labels import LabelFileError, LabelSegment
 import pytest
 
 START = 1_700_000_000_123_456_789

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from centralnet_ros.training.finetune import finetune, FinetuneConfig
     from centralnet_ros.training.trainer import TrainConfig
     from .cli import _pairs, build_config, ReplaySetupError
-    from .evaluate import BagReadError, LabelFileError
+    from .labels import LabelFileError
+    from .msgdefs import BagReadError
     from .samples import collect_samples
     command = getattr(args, 'command_line', 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]))
     try:

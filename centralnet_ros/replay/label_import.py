@@ -1,9 +1,9 @@
 """
 Label importers: segment labels from the tools people label recordings with.
 
-Every importer returns :class:`~centralnet_ros.replay.evaluate.LabelSegment` s in
+Every importer returns :class:`~centralnet_ros.replay.labels.LabelSegment` s in
 **header time** (nanoseconds since the epoch, what the runtime's decisions carry) and
-raises :class:`~centralnet_ros.replay.evaluate.LabelFileError` naming the file and
+raises :class:`~centralnet_ros.replay.labels.LabelFileError` naming the file and
 the line or element of anything malformed.
 
 =====================  ==========================================================  ==========================
@@ -13,7 +13,7 @@ ELAN ``.eaf``          ``TIME_ORDER`` of ``TIME_SLOT`` s in ms, one ``TIER`` per
                        task holding ``ALIGNABLE_ANNOTATION`` s
 Audacity label track   ``start<TAB>end<TAB>label`` in seconds, one per line         given (``TASK=FILE``)
 (``.txt``)             (backslash lines: spectral selections, skipped)
-CSV / YAML             :func:`~centralnet_ros.replay.evaluate.load_label_file`      the ``task`` column
+CSV / YAML             :func:`~centralnet_ros.replay.labels.load_label_file`      the ``task`` column
 label topic            ``/labels/<task>`` in the bag                               the topic name
 =====================  ==========================================================  ==========================
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 import xml.etree.ElementTree as ET
 
-from .evaluate import _check_overlaps, LabelFileError, LabelSegment, load_label_file
+from .labels import _check_overlaps, LabelFileError, LabelSegment, load_label_file
 
 __all__ = ['BAG_START_PROPERTY', 'load_eaf', 'load_audacity', 'load_labels', 'label_spec', 'EAF_SUFFIXES',
            'AUDACITY_SUFFIXES']
@@ -238,7 +238,7 @@ def load_labels(specs: Iterable[str | Path], *, bag_start_ns: int, time_base: st
 
     ``.eaf`` (ELAN; ``TASK=`` reads only that tier), ``.txt``/``.tsv`` (Audacity;
     ``TASK=`` required), ``.csv``/``.yaml``/``.yml`` (the replay label files;
-    ``time_base`` as in :func:`~centralnet_ros.replay.evaluate.load_label_file`).
+    ``time_base`` as in :func:`~centralnet_ros.replay.labels.load_label_file`).
     """
     segments: list[LabelSegment] = []
     for spec in specs:

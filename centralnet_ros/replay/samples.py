@@ -91,16 +91,18 @@ def collect_samples(bag: str | Path, config: Any, task: str, *, labels: Sequence
     inputs, which do not depend on it; None keeps the config's).
     """
     from ..runtime.perception import Perception
-    from . import evaluate as E
+    from .evaluate import assign_truth
     from .label_import import load_labels
+    from .player import replay_bag
+    from .topics import bag_info, map_topics
     bag = Path(bag)
     if task not in config.tasks:
         raise ValueError(f'task {task!r} is not configured; tasks: {sorted(config.tasks)}')
     cfg = dataclasses.replace(config, tasks={task: config.tasks[task]},
                               inputs={k: dataclasses.replace(v) for k, v in config.inputs.items()},
                               backend=backend or config.backend, warmup=0 if backend else config.warmup)
-    info = E.bag_info(bag)
-    mapping = E.map_topics(info, cfg, topics, label_prefix=label_prefix)
+    info = bag_info(bag)
+    mapping = map_topics(info, cfg, topics, label_prefix=label_prefix)
     segments = None
     if labels:
         segments = [s for s in load_labels(labels, bag_start_ns=info.start_ns, time_base=label_time_base)
@@ -110,7 +112,7 @@ def collect_samples(bag: str | Path, config: Any, task: str, *, labels: Sequence
         state = perception.tasks[task]
         recorder = RecordingModel(state.model)
         state.model = recorder
-        run = E.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix)
+        run = replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix)
         state.model = recorder._model
     finally:
         perception.close()
@@ -120,7 +122,7 @@ def collect_samples(bag: str | Path, config: Any, task: str, *, labels: Sequence
     results = [r for r in run.results if r.task == task]
     if len(results) != len(recorder.records) or any(r.stamp_ns != s for r, (s, _) in zip(results, recorder.records)):
         raise RuntimeError(f'{bag}: {len(results)} decisions but {len(recorder.records)} recorded model calls')
-    truth = E.assign_truth(results, segments)
+    truth = assign_truth(results, segments)
     samples = []
     hit = set()
     for r, (stamp, inputs), seg in zip(results, recorder.records, truth):
