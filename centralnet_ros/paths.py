@@ -17,18 +17,34 @@ PACKAGE = 'centralnet_ros'
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def user_data_dir() -> Path:
+    """
+    Return the per-user data folder: ``$XDG_DATA_HOME/centralnet_ros``, else ``~/.local/share/centralnet_ros``.
+
+    As the XDG base directory specification says, a relative ``$XDG_DATA_HOME`` is ignored.
+    """
+    xdg = os.environ.get('XDG_DATA_HOME', '')
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / '.local' / 'share'
+    return base / PACKAGE
+
+
+DATA_ROOT_DEFAULT = f'${DATA_ROOT_ENV}, else $XDG_DATA_HOME/{PACKAGE} (~/.local/share/{PACKAGE})'
+
+
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """
     Return the folder holding the datasets (``mnist/``, ``fsdd/``, ``avletters/``, ...).
 
-    ``explicit`` > ``$CENTRALNET_DATA_ROOT`` > ``../shared/data`` beside a source checkout.
+    ``explicit`` > ``$CENTRALNET_DATA_ROOT`` > the per-user data folder (:func:`user_data_dir`).
+    Never a path relative to a source checkout: a development layout is set explicitly
+    (``.ci/run`` exports ``CENTRALNET_DATA_ROOT``).
     """
     if explicit is not None:
         return Path(explicit).expanduser()
     env = os.environ.get(DATA_ROOT_ENV)
     if env:
         return Path(env).expanduser()
-    return _REPO_ROOT.parent / 'shared' / 'data'
+    return user_data_dir()
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -9,7 +9,7 @@ Layout under the dataset folder (``<data root>/emodb``)::
 b10), ``emotion`` one letter of the German name (W Wut anger, L Langeweile boredom,
 E Ekel disgust, A Angst fear, F Freude happiness, T Trauer sadness, N neutral) and
 ``version`` a letter a-f telling takes apart.  The sample rate is read from every file
-(the copy in ``../shared/data`` is 22.05 kHz; the original distribution 16 kHz) and
+(the development copy is 22.05 kHz; the original distribution 16 kHz) and
 waveforms are resampled with :func:`centralnet_ros.features.audio.resample_audio`.
 
 Labels also map onto ROS4HRI's expression vocabulary (the string constants of

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='override a preset value, e.g. --set train.epochs=5 (repeatable)')
     parser.add_argument('--out', default=None, help='output folder (default: runs/compare-<preset>[-quick])')
     parser.add_argument('--data-root', default=None,
-                        help=f'folder holding the datasets (default: ${paths.DATA_ROOT_ENV} or ../shared/data)')
+                        help=f'folder holding the datasets (default: {paths.DATA_ROOT_DEFAULT})')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:N (preset default: train.device)')
     parser.add_argument('--jobs', type=int, default=0,
                         help='runs trained in parallel, each in its own single-threaded process '

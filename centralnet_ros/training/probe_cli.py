@@ -12,13 +12,15 @@ from pathlib import Path
 import shlex
 import sys
 
+from centralnet_ros import paths
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from centralnet_ros.training.probe import ProbeConfig
     d = ProbeConfig()
     parser.add_argument('--out', type=Path, default=Path('probe_out'), help='folder for the table and figures')
     parser.add_argument('--data-root', type=Path, default=None,
-                        help='folder holding mnist/ and fsdd/ (default: $CENTRALNET_DATA_ROOT or ../shared/data)')
+                        help=f'folder holding mnist/ and fsdd/ (default: {paths.DATA_ROOT_DEFAULT})')
     parser.add_argument('--n-train', type=int, default=d.n_train, help='AV-MNIST training pairs used')
     parser.add_argument('--n-val', type=int, default=d.n_val, help='validation pairs used')
     parser.add_argument('--n-test', type=int, default=None, help='test pairs used (default: all 10000)')

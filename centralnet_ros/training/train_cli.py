@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                         help='override a preset value, e.g. --set train.epochs=5 (repeatable)')
     parser.add_argument('--data-root', default=None,
-                        help=f'folder holding the datasets (default: ${paths.DATA_ROOT_ENV} or ../shared/data)')
+                        help=f'folder holding the datasets (default: {paths.DATA_ROOT_DEFAULT})')
     parser.add_argument('--device', default=None, help='cpu, cuda or cuda:N')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 

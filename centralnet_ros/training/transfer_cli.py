@@ -13,6 +13,8 @@ from pathlib import Path
 import shlex
 import sys
 
+from centralnet_ros import paths
+
 
 def _setting(text: str):
     from centralnet_ros.training.transfer import TransferSetting
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', type=Path, default=Path('transfer_out'),
                         help='folder for the results and the saved KNN mappings')
     parser.add_argument('--data-root', type=Path, default=None,
-                        help='folder holding avletters/ (default: $CENTRALNET_DATA_ROOT or ../shared/data)')
+                        help=f'folder holding avletters/ (default: {paths.DATA_ROOT_DEFAULT})')
     parser.add_argument('--seeds', type=int, default=d.seeds, help='number of seeds (0, 1, ...)')
     parser.add_argument('--k', type=int, default=d.k, help='neighbours of the KNN mapping')
     parser.add_argument('--audio-layer', type=int, default=d.audio_layer,
