@@ -1,10 +1,11 @@
-"""Shared test fixtures: the real data root, and one torch thread (tests share 2 cores)."""
+"""Shared test fixtures: the real data root (``needs_data`` marker), and one torch thread (tests share 2 cores)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 from centralnet_ros import paths
+import dataset_guard
 import pytest
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch is imported
@@ -14,12 +15,23 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'needs_data(*datasets): reads these datasets under the data root; skipped with the reason '
+        'when one is missing, failed under CI=true')
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture reads data: skip (or fail under CI) a test whose datasets are missing."""
+    for mark in item.iter_markers('needs_data'):
+        dataset_guard.require(*mark.args)
+
+
 @pytest.fixture(scope='session')
 def data_root() -> Path:
-    root = paths.data_root()
-    if not root.is_dir():
-        pytest.skip(f'real data root {root} not found (set ${paths.DATA_ROOT_ENV})')
-    return root
+    """Return the data root; the test names the datasets it reads with ``@pytest.mark.needs_data``."""
+    return paths.data_root()
 
 
 @pytest.fixture(autouse=True)

@@ -139,7 +139,7 @@ def test_streaming_equals_offline_for_any_chunking(n_fft, hop_length):
         assert st.frames_emitted == offline.shape[1]
 
 
-@pytest.mark.skipif(not (FSDD / 'recordings').is_dir(), reason=f'FSDD not found under {FSDD}')
+@pytest.mark.needs_data('fsdd')
 def test_streaming_equals_offline_on_a_real_fsdd_clip():
     from centralnet_ros.data.fsdd import read_wav
     x = read_wav(FSDD / 'recordings' / '7_jackson_32.wav')

@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 
 ROOT = paths.data_root() / 'avletters'
-pytestmark = pytest.mark.skipif(not (ROOT / 'Lips').is_dir(), reason=f'AVLetters not found at {ROOT}')
+pytestmark = pytest.mark.needs_data('avletters')
 
 
 @pytest.fixture(scope='module')

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = paths.data_root()
-pytestmark = pytest.mark.skipif(not ((ROOT / 'mnist').is_dir() and (ROOT / 'fsdd' / 'recordings').is_dir()),
-                                reason=f'MNIST / FSDD not found under {ROOT}')
+pytestmark = pytest.mark.needs_data('mnist', 'fsdd')
 SMALL = av.AVMNISTConfig(n_train=500, n_val=150, n_test=300, seed=3)
 
 

@@ -5,9 +5,9 @@ import gzip
 import wave
 
 from centralnet_ros import messages as M
-from centralnet_ros.paths import data_root
 from centralnet_ros.replay import msgdefs as D
 from centralnet_ros.runtime import InputHub, InputSpec
+from dataset_guard import require
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
@@ -18,17 +18,13 @@ MS = 1_000_000
 
 
 def fsdd(name='5_jackson_2.wav'):
-    path = data_root() / 'fsdd' / 'recordings' / name
-    if not path.exists():
-        pytest.skip(f'{path} is missing')
+    path = require('fsdd') / 'fsdd' / 'recordings' / name
     with wave.open(str(path)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), '<i2').copy(), w.getframerate()
 
 
 def mnist_digits(n=3):
-    path = data_root() / 'mnist' / 't10k-images-idx3-ubyte.gz'
-    if not path.exists():
-        pytest.skip(f'{path} is missing')
+    path = require('mnist') / 'mnist' / 't10k-images-idx3-ubyte.gz'
     with gzip.open(path, 'rb') as f:
         raw = f.read(16 + n * 784)
     return np.frombuffer(raw[16:], np.uint8).reshape(n, 28, 28)

@@ -42,7 +42,7 @@ import types
 from centralnet_ros.capture import (AudioChunk, ClockMapper, MicrophoneCapture,
                                     SAMPLE_FORMAT)
 from centralnet_ros.features.audio import resample_audio
-from centralnet_ros.paths import data_root
+from dataset_guard import require
 import numpy as np
 import pytest
 from scipy.io import wavfile
@@ -103,9 +103,7 @@ _SCRIPT = textwrap.dedent("""
 
 def _fsdd_clip(name: str) -> np.ndarray:
     """Read a real FSDD recording (8 kHz) resampled to 16 kHz int16."""
-    path = data_root() / 'fsdd' / 'recordings' / name
-    if not path.is_file():
-        pytest.fail(f'FSDD clip {path} is missing; point CENTRALNET_DATA_ROOT at the data folder')
+    path = require('fsdd') / 'fsdd' / 'recordings' / name
     rate, pcm = wavfile.read(path)
     up = resample_audio(pcm.astype(np.float32), orig_sample_rate=rate, new_sample_rate=SAMPLE_RATE)
     return np.clip(np.round(up), -32768, 32767).astype(np.int16)  # (T,)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 ROOT = paths.data_root() / 'emodb'
-pytestmark = pytest.mark.skipif(not (ROOT / 'wav').is_dir(), reason=f'EmoDB not found at {ROOT}')
+pytestmark = pytest.mark.needs_data('emodb')
 
 
 def test_counts_per_emotion_and_speaker():

@@ -49,6 +49,7 @@ def fold0(data_root):
     return load_emodb(FOLD0, data_root)
 
 
+@pytest.mark.needs_data('emodb')
 def test_emodb_adapter_shapes_and_speakers(fold0, data_root):
     data = fold0
     assert data.label_names == list(emodb.EMOTIONS)
@@ -76,6 +77,7 @@ def test_emodb_adapter_shapes_and_speakers(fold0, data_root):
         load_emodb({'speakers': [3, 4]}, data_root)
 
 
+@pytest.mark.needs_data('emodb')
 def test_log_mel_input_reproduces_training_arrays(fold0, data_root):
     cfg = load_experiment('emodb_emotion')
     params = cfg.bundle.modalities['audio']['preprocessing']
@@ -216,6 +218,7 @@ def test_emotion_preset_is_audio_only_with_expression_labels():
     build_model(cfg.fusion_config(cfg.bundle.method))
 
 
+@pytest.mark.needs_data('emodb')
 def test_short_training_is_well_above_chance(fold0):
     cfg = load_experiment('emodb_emotion', overrides={'train.epochs': 5, 'train.progress': False})
     model = build_model(cfg.fusion_config(cfg.bundle.method))
@@ -223,6 +226,7 @@ def test_short_training_is_well_above_chance(fold0):
     assert result.test_metric > 0.4, result.test_metric               # chance 1/7, majority class ~25 %
 
 
+@pytest.mark.needs_data('emodb')
 def test_shipped_emotion_bundle_classifies_the_held_out_speaker(data_root):
     from centralnet_ros.runtime.engine import TaskModel
     bundle_dir = paths.models_dir() / 'emotion'

@@ -205,6 +205,7 @@ def all_tasks(bundles, **extra):
 
 # --------------------------------------------------------------------------- tests
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_active_node_publishes_classifications_with_the_source_stamps(ros, bundles, recordings):
     fake, module = ros()
     node = make_node(fake, module, **all_tasks(bundles, publish_hri=True))
@@ -289,6 +290,7 @@ def test_active_node_publishes_classifications_with_the_source_stamps(ros, bundl
     assert not [r for r in node.log if r[0] in ('error', 'fatal')], node.log
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_bad_messages_are_counted_and_the_node_goes_on(ros, bundles, recordings):
     fake, module = ros()
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
@@ -323,6 +325,7 @@ def test_bad_messages_are_counted_and_the_node_goes_on(ros, bundles, recordings)
     assert diagnostics(fake, node)['fusion_node: input skeleton'].level != warn
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 @pytest.mark.parametrize('distro', ['humble', 'jazzy'])
 def test_threshold_changes_at_run_time(ros, bundles, recordings, distro):
     fake, module = ros(distro=distro)
@@ -353,6 +356,7 @@ def test_threshold_changes_at_run_time(ros, bundles, recordings, distro):
     assert node.trigger_configure() == SUCCESS and node._perception.threshold('gesture') == 0.25
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_silent_input_diagnostics_name_the_reliability_mismatch(ros, bundles, recordings):
     fake, module = ros(diagnostic_updater=True)
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
@@ -376,6 +380,7 @@ def test_silent_input_diagnostics_name_the_reliability_mismatch(ros, bundles, re
     assert len(published(fake, f'{NODE}/gesture')) > 0
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_deactivate_and_cleanup_release_everything(ros, bundles, recordings):
     fake, module = ros()
     node = make_node(fake, module, **all_tasks(bundles))
@@ -452,6 +457,7 @@ def test_configure_errors_are_logged_and_main_exits_cleanly(ros, bundles, tmp_pa
     assert last.destroyed and last._perception is None
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_audio_waits_for_audio_info_or_uses_a_declared_fallback(ros, bundles, recordings, monkeypatch):
     fake, module = ros()
     params = {'tasks': ['emotion'], 'emotion.bundle': str(bundles['voice']), 'emotion.score_threshold': 0.0}
@@ -477,6 +483,7 @@ def test_audio_waits_for_audio_info_or_uses_a_declared_fallback(ros, bundles, re
     assert len(published(fake, '/fallback/fusion_node/emotion')) == 1
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 def test_compressed_images_and_naoqi_audio(ros, bundles, recordings):
     fake, module = ros()
     params = all_tasks(bundles, tasks=['gesture', 'emotion'], image_transport='compressed',
@@ -510,6 +517,7 @@ def test_compressed_images_and_naoqi_audio(ros, bundles, recordings):
     assert published(fake, f'{NODE}/emotion')[0].header.frame_id == 'naoqi'
 
 
+@pytest.mark.needs_data('emodb', 'mnist')
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_device_runs_and_cleanup_frees_its_memory(ros, bundles, recordings):

@@ -64,6 +64,7 @@ def small_msrc12(data_root):
     return opts, load_msrc12(opts, data_root)
 
 
+@pytest.mark.needs_data('msrc12')
 def test_msrc12_adapter_shapes_labels_and_persons(small_msrc12, data_root):
     opts, data = small_msrc12
     o = MSRC12Options(**opts)
@@ -85,6 +86,7 @@ def test_msrc12_adapter_shapes_labels_and_persons(small_msrc12, data_root):
     assert 0 < len(iconic.test) < n_gestures
 
 
+@pytest.mark.needs_data('msrc12')
 def test_training_offsets_add_shifted_windows_to_train_only(small_msrc12, data_root):
     opts, data = small_msrc12
     jitter = load_msrc12({**opts, 'train_offsets_s': [-0.1, 0.1]}, data_root)
@@ -94,6 +96,7 @@ def test_training_offsets_add_shifted_windows_to_train_only(small_msrc12, data_r
     assert len(jitter.test) == len(data.test) and len(jitter.val) == len(data.val)
 
 
+@pytest.mark.needs_data('msrc12')
 def test_short_training_is_well_above_chance(small_msrc12):
     _, data = small_msrc12
     cfg = load_experiment('msrc12_gesture', overrides={'train.epochs': 15, 'train.progress': False})
@@ -112,6 +115,7 @@ def _raw_window(seq: msrc12.Sequence, end_us: float, span_s: float = 2.2) -> Win
                   extra={'end_ns': end_us * 1000})
 
 
+@pytest.mark.needs_data('msrc12')
 def test_skeleton_input_reproduces_training_arrays(small_msrc12, data_root):
     opts, data = small_msrc12
     cfg = load_experiment('msrc12_gesture')
@@ -239,6 +243,7 @@ def test_none_segments_avoid_labelled_instances(tmp_path):
 
 # --------------------------------------------------------------------------- shipped bundle
 
+@pytest.mark.needs_data('msrc12')
 def test_shipped_gesture_bundle_classifies_held_out_persons(data_root):
     from centralnet_ros.runtime.engine import TaskModel
     bundle_dir = paths.models_dir() / 'gesture'

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 AV_AUDIO = paths.data_root() / 'avletters' / 'Audio' / 'mfcc' / 'Clean'
-needs_avletters = pytest.mark.skipif(not AV_AUDIO.is_dir(), reason=f'AVLetters not found at {AV_AUDIO}')
+needs_avletters = pytest.mark.needs_data('avletters')
 
 SR = 16000
 CFG = htk.HTKConfig(sample_rate=SR)                      # HTK recipe: 400-sample window, 320 hop, 512 FFT

@@ -14,8 +14,8 @@ import pytest
 
 MNIST = paths.data_root() / 'mnist'
 FSDD = paths.data_root() / 'fsdd'
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f'MNIST not found under {MNIST}')
-needs_fsdd = pytest.mark.skipif(not (FSDD / 'recordings').is_dir(), reason=f'FSDD not found under {FSDD}')
+needs_mnist = pytest.mark.needs_data('mnist')
+needs_fsdd = pytest.mark.needs_data('fsdd')
 
 
 @needs_mnist

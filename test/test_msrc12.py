@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 ROOT = paths.data_root() / 'msrc12'
-pytestmark = pytest.mark.skipif(not (ROOT / 'data').is_dir(), reason=f'MSRC-12 not found at {ROOT}')
+pytestmark = pytest.mark.needs_data('msrc12')
 
 
 @pytest.fixture(scope='module')

@@ -189,6 +189,7 @@ def test_stale_modality_is_missing(bundle):
     assert p.stats()['tasks']['gesture']['missing']['voice']['stale'] >= 5
 
 
+@pytest.mark.needs_data('emodb')
 def test_speech_end_trigger_decides_once_per_utterance(bundle, data_root):
     from centralnet_ros.data.emodb import load_waveform
     speech = load_waveform(data_root / 'emodb' / 'wav' / '03a01Fa.wav', sample_rate=SR)

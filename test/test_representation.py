@@ -60,10 +60,10 @@ def test_pixel_dropout_zeroes_the_requested_fraction():
     assert pixel_dropout(x, 0.0) is x
 
 
-def test_training_reduces_the_reconstruction_error_on_real_digits():
+@pytest.mark.needs_data('mnist')
+def test_training_reduces_the_reconstruction_error_on_real_digits(data_root):
     from centralnet_ros.data import mnist
-    from centralnet_ros.paths import data_root
-    images, _ = mnist.load_mnist(data_root() / 'mnist', 'test')
+    images, _ = mnist.load_mnist(data_root / 'mnist', 'test')
     x = (images[:512, None].astype(np.float32) / 255.0)
     torch.manual_seed(0)
     cae = ConvAutoEncoder(CAEConfig([1, 28, 28], channels=[8, 16, 16], denoise_p=0.3))

@@ -29,6 +29,7 @@ import tempfile
 import time
 import unittest
 
+from dataset_guard import require
 import numpy as np
 import pytest
 from scipy.io import wavfile
@@ -75,9 +76,7 @@ if _speech_bundle() is None:
 
 def _clip(name: str) -> np.ndarray:
     from centralnet_ros.features.audio import resample_audio
-    from centralnet_ros.paths import data_root
-
-    rate, pcm = wavfile.read(data_root() / 'fsdd' / 'recordings' / name)
+    rate, pcm = wavfile.read(require('fsdd') / 'fsdd' / 'recordings' / name)
     up = resample_audio(pcm.astype(np.float32), orig_sample_rate=rate, new_sample_rate=SAMPLE_RATE)
     return np.clip(np.round(up), -32768, 32767).astype(np.int16)  # (T,)
 

@@ -20,7 +20,7 @@ import torch
 
 ROOT = paths.data_root()
 AV_ROOT = ROOT / 'avletters'
-pytestmark = pytest.mark.skipif(not AV_ROOT.is_dir(), reason=f'AVLetters not found under {AV_ROOT}')
+pytestmark = pytest.mark.needs_data('avletters')
 
 
 @pytest.fixture(scope='module')
@@ -143,12 +143,11 @@ def test_mfcc_tail_reproduces_training_arrays(samples):
         np.testing.assert_array_equal(arrays.mfcc[i][0], avletters.preprocess_audio(frames))
 
 
+@pytest.mark.needs_data('fsdd')
 def test_mfcc_pipeline_from_waveform_runs_the_same_tail():
     """On the robot the audio starts as a waveform: HTK front end, then the same tail."""
     from scipy.io import wavfile
     wav = sorted((ROOT / 'fsdd' / 'recordings').glob('*.wav'))
-    if not wav:
-        pytest.skip('FSDD recordings not found (a real waveform is needed)')
     rate, pcm = wavfile.read(wav[0])                                               # 8 kHz int16
     x = pcm.astype(np.float32) / 32768.0
     out = run_pipeline('htk_mfcc', _window(x, sample_rate=rate), {'num_frames': 24})

@@ -72,6 +72,7 @@ def test_training_logs_fusion_weights_and_stops_early():
     assert result.best_epoch == 1 + int(np.argmax([h['val_accuracy'] for h in result.history]))
 
 
+@pytest.mark.needs_data('mnist', 'fsdd')
 def test_quick_training_on_real_avmnist_learns_well_above_chance(data_root):
     from centralnet_ros.fusion import build_model
     from centralnet_ros.training.datasets import load_experiment_data
@@ -113,6 +114,7 @@ def _centralnet(capsys, *args) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+@pytest.mark.needs_data('mnist', 'fsdd')
 def test_compare_writes_table_json_and_plots(tmp_path, data_root, capsys):
     out = tmp_path / 'cmp'
     sets = [f'--set={k}={v}' for k, v in {**SMALL, 'train.epochs': 1}.items()]

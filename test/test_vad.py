@@ -4,9 +4,9 @@ from __future__ import annotations
 import wave
 
 from centralnet_ros import messages as M
-from centralnet_ros.paths import data_root
 from centralnet_ros.runtime import detect_speech, InputHub, InputSpec, SpeechEndTrigger, StreamingVAD, VADConfig
 from centralnet_ros.runtime.vad import frame_energies_db
+from dataset_guard import require
 import numpy as np
 import pytest
 
@@ -14,9 +14,7 @@ S = 1_000_000_000
 
 
 def fsdd_clip(name: str) -> tuple[np.ndarray, int]:
-    path = data_root() / 'fsdd' / 'recordings' / name
-    if not path.exists():
-        pytest.skip(f'{path} is missing (FSDD not under the data root)')
+    path = require('fsdd') / 'fsdd' / 'recordings' / name
     with wave.open(str(path)) as w:
         assert w.getsampwidth() == 2 and w.getnchannels() == 1
         x = np.frombuffer(w.readframes(w.getnframes()), '<i2').astype(np.float32) / 32768

@@ -1,0 +1,81 @@
+"""The front door: where data is looked for, what ``centralnet data check`` says, and the terms of data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from centralnet_ros import paths
+from centralnet_ros.data.registry import DATASETS, missing_markers
+import dataset_guard
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_data_root_is_the_variable_else_the_per_user_folder_never_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path / 'mine'))
+    assert paths.data_root() == tmp_path / 'mine'
+    assert paths.data_root(tmp_path / 'flag') == tmp_path / 'flag'
+    monkeypatch.delenv(paths.DATA_ROOT_ENV)
+    monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'xdg'))
+    assert paths.data_root() == tmp_path / 'xdg' / 'centralnet_ros'
+    monkeypatch.setenv('XDG_DATA_HOME', 'relative/xdg')          # the XDG spec: relative values are ignored
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    assert paths.data_root() == tmp_path / 'home' / '.local' / 'share' / 'centralnet_ros'
+    assert REPO not in paths.data_root().parents
+
+
+def test_missing_datasets_are_named_with_the_variable_and_the_layout(monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
+    (tmp_path / 'msrc12').mkdir()                                # the folder alone is not the dataset
+    assert missing_markers('msrc12', tmp_path) == [tmp_path / 'msrc12' / 'data']
+    reason = dataset_guard.missing_reason('msrc12')
+    assert 'msrc12' in reason and paths.DATA_ROOT_ENV in reason and '.tagstream' in reason
+    (tmp_path / 'msrc12' / 'data').mkdir()
+    assert dataset_guard.missing_reason('msrc12') == ''
+
+
+def test_a_missing_dataset_skips_but_fails_under_ci(monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
+    monkeypatch.delenv('CI', raising=False)
+    with pytest.raises(pytest.skip.Exception, match='emodb'):
+        dataset_guard.require('emodb')
+    monkeypatch.setenv('CI', 'true')
+    with pytest.raises(pytest.fail.Exception, match='CI=true'):
+        dataset_guard.require('emodb')
+
+
+def _centralnet(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'centralnet_ros.cli', *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _newcomer_env(tmp_path: Path) -> dict[str, str]:
+    """An environment like a new user's: HOME empty, the data root an empty folder, no CI."""
+    env = {k: v for k, v in os.environ.items() if k not in ('CI', 'XDG_DATA_HOME', 'XDG_CACHE_HOME')}
+    (tmp_path / 'home').mkdir()
+    (tmp_path / 'data').mkdir()
+    env.update(HOME=str(tmp_path / 'home'), CENTRALNET_DATA_ROOT=str(tmp_path / 'data'),
+               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    env.pop(paths.CACHE_ENV, None)
+    return env
+
+
+def test_data_check_without_a_dataset_lists_what_it_looked_for_and_where(tmp_path):
+    env = _newcomer_env(tmp_path)
+    (tmp_path / 'data' / 'emodb' / 'wav').mkdir(parents=True)
+    proc = _centralnet('data', 'check', env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f'data root: {tmp_path / "data"} (${paths.DATA_ROOT_ENV})' in out
+    for name, entry in DATASETS.items():
+        assert f'  {name} ' in out and entry.terms in out
+    assert str(tmp_path / 'data' / 'msrc12' / 'data') in out and 'P{A}_{B}_{C}' in out   # where, and the layout
+    emodb = out[out.index('  emodb '):].splitlines()
+    assert 'found' in emodb[0] and f'found    {tmp_path / "data" / "emodb" / "wav"}' in emodb[1]
+    env.pop(paths.DATA_ROOT_ENV)
+    proc = _centralnet('data', 'check', env=env, cwd=tmp_path)
+    assert f'data root: {tmp_path / "home" / ".local" / "share" / "centralnet_ros"} (the per-user default)' \
+        in proc.stdout
