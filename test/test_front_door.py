@@ -53,7 +53,7 @@ def _centralnet(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Comple
 
 
 def _newcomer_env(tmp_path: Path) -> dict[str, str]:
-    """An environment like a new user's: HOME empty, the data root an empty folder, no CI."""
+    """Return an environment like a new user's: HOME empty, the data root an empty folder, no CI."""
     env = {k: v for k, v in os.environ.items() if k not in ('CI', 'XDG_DATA_HOME', 'XDG_CACHE_HOME')}
     (tmp_path / 'home').mkdir()
     (tmp_path / 'data').mkdir()

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='which dataset reader to run; without it, list what is looked for and where')
     parser.add_argument('--root', default=None,
                         help="the dataset folder (e.g. .../msrc12); default: the dataset's folder "
-                             f'under the data root')
+                             'under the data root')
     parser.add_argument('--data-root', default=None, help=f'folder holding the datasets ({paths.DATA_ROOT_DEFAULT})')
 
 
