@@ -59,7 +59,7 @@ def evaluate(results: Sequence[TaskResult], segments: Sequence[LabelSegment],
 
     Raises :class:`LabelFileError` when a ground-truth label is not a class of the task.
     """
-    from ..training.metrics import confusion_matrix, macro_accuracy
+    from ..evaluation.metrics import confusion_matrix, macro_accuracy
     for s in segments:
         if s.task in labels and s.label not in labels[s.task]:
             raise LabelFileError(f'ground truth label {s.label!r} for {s.task} at {s.start_ns / _NS:.3f} s is not a '

@@ -26,7 +26,7 @@ def plot_timeline(results: Sequence[TaskResult], segments: Sequence[LabelSegment
     Decisions are dots: green correct, red wrong, grey unlabelled; filled = published,
     hollow = below the threshold.
     """
-    from ..training.plots import pyplot, save_figure
+    from ..evaluation.plots import pyplot, save_figure
     plt = pyplot()
     tasks = list(labels)
     heights = [max(1.6, 0.16 * len(labels[t]) + 0.8) for t in tasks]
@@ -94,7 +94,7 @@ def write_outputs(out: str | Path, run: ReplayRun, metrics: Mapping[str, dict], 
 
     :return: ``{name: path}``.
     """
-    from ..training.plots import plot_confusion
+    from ..evaluation.plots import plot_confusion
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

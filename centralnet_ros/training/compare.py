@@ -23,7 +23,7 @@ from centralnet_ros.config import atomic_write_text, ConfigError, dump_yaml
 from centralnet_ros.machine import machine_description, machine_line
 from centralnet_ros.training.experiment import (available_presets, experiment_dict, ExperimentConfig, load_experiment,
                                                 parse_overrides)
-from centralnet_ros.training.stats import mean_std, two_sample_z_test
+from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
 import numpy as np
 
 CENTRAL = 'centralnet'
@@ -276,7 +276,7 @@ def _train_line(cfg: ExperimentConfig) -> str:
 
 
 def _plots(cfg: ExperimentConfig, runs: list[dict], methods: list[str], out: Path) -> None:
-    from centralnet_ros.training import plots
+    from centralnet_ros.evaluation import plots
     table = summarize_runs(runs, methods)
     if table:
         plots.plot_accuracy({m: r['tests'] for m, r in table.items()}, out / 'accuracy.png', cfg.train.metric)
