@@ -5,7 +5,7 @@ Runtime benchmark: per-decision latency of each shipped model, conversion cost, 
 
 What is measured, on real inputs (the ``centralnet demo`` recording: held-out MSRC-12
 skeletons, AVLetters lips + espeak-ng letters, EmoDB utterances; see
-:mod:`centralnet_ros.replay.demo`):
+:mod:`centralnet_ros.demo`):
 
 1. **Per-decision latency** of the runtime for each model in ``--models`` (gesture,
    speech, emotion), from replaying the recording through
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.bundle.io import BundleError, read_manifest
     from centralnet_ros.config import atomic_write_text
     from centralnet_ros.replay.cli import build_config
-    from centralnet_ros.replay.demo import DemoOptions, build_demo_bag
+    from centralnet_ros.demo import DemoOptions, build_demo_bag
     models = args.models or paths.models_dir()
     notes, manifests, bundles = [], {}, {}
     if models.resolve() != paths.models_dir().resolve():

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                'export a model bundle to ONNX and check it against torch'),
     'replay': ('centralnet_ros.replay.cli',
                'replay a rosbag2 recording through the runtime and evaluate it'),
-    'demo': ('centralnet_ros.replay.demo',
+    'demo': ('centralnet_ros.demo',
              'build a small rosbag2 from held-out real samples and replay it with the default models'),
     'finetune': ('centralnet_ros.replay.finetune_cli',
                  'fine-tune a bundle on your own labelled bags (samples made by the runtime)'),
