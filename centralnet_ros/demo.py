@@ -113,7 +113,7 @@ def _split_list(value: Any) -> list[str]:
 def _gesture_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes: list[str]) -> bool:
     from centralnet_ros import messages as M
     from centralnet_ros.data import msrc12
-    from . import msgdefs as D
+    from .replay import msgdefs as D
     persons = _split_list(manifest.evaluation.get('test_persons', manifest.evaluation.get('test_person')))
     if not persons and opts.any_samples:
         persons = ['p01']
@@ -191,8 +191,8 @@ def _speech_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes:
     from centralnet_ros import messages as M
     from centralnet_ros.data import avletters
     from centralnet_ros.features.audio import resample_audio
-    from . import msgdefs as D
-    from .session_bag import espeak_letter
+    from .replay import msgdefs as D
+    from .replay.session_bag import espeak_letter
     samples = avletters.list_samples(root / 'avletters')
     test = _speech_test_samples(manifest, samples, notes, opts.any_samples)
     if test is None:
@@ -279,7 +279,7 @@ def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, sto
 
     from centralnet_ros import messages as M
     from centralnet_ros.config import atomic_write_text
-    from . import msgdefs as D
+    from .replay import msgdefs as D
     opts = options or DemoOptions()
     tl = _Timeline()
     notes: list[str] = []
@@ -370,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     from centralnet_ros import paths
     from centralnet_ros.data.registry import DataRootError
-    from .cli import ReplaySetupError, _pairs, build_config, run_replay
+    from .replay.cli import ReplaySetupError, _pairs, build_config, run_replay
     start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -413,8 +413,8 @@ def run(args: argparse.Namespace) -> int:
     except ReplaySetupError as exc:
         print(f'centralnet demo: {exc}', file=sys.stderr)
         return 2
-    from .evaluate import assign_truth
-    from .report import format_summary
+    from .replay.evaluate import assign_truth
+    from .replay.report import format_summary
     truth = assign_truth(run_.results, run_.label_segments)
     print('\nWhat the robot would have published (vision_msgs/Classification on ~/<task>); '
           'the first decisions inside labelled segments:')
