@@ -496,6 +496,67 @@ def validate_params_file(path: str | Path, *, complete: bool = False,
     return result
 
 
+# -- runtime configuration from parameters -------------------------------------------------
+# The runtime knows no ROS parameter names: the parameter table builds its config here.
+
+
+def perception_config(values: Mapping[str, Any]):
+    """
+    Build the runtime's :class:`~centralnet_ros.runtime.perception.PerceptionConfig` from ``fusion_node`` parameters.
+
+    ``values`` holds flat dotted names; missing names take their declared defaults; unknown
+    names and bad values raise :class:`ParameterError`. Node-only parameters (QoS, ROS4HRI
+    ids, diagnostics period) are not part of the runtime's config.
+    """
+    from centralnet_ros.runtime.perception import default_inputs, PerceptionConfig, TaskConfig
+    v = validate_parameters(FUSION_NODE, dict(values), complete=False)
+    tasks = {}
+    for task in v['tasks']:
+        tasks[task] = TaskConfig(bundle=v[f'{task}.bundle'], trigger=v[f'{task}.trigger'],
+                                 rate_hz=v[f'{task}.rate_hz'], window_s=v[f'{task}.window_s'],
+                                 score_threshold=v[f'{task}.score_threshold'])
+    inputs = default_inputs()
+    inputs['image'].kind = 'compressed_image' if v['image_transport'] == 'compressed' else 'image'
+    inputs['audio'].kind = 'naoqi_audio' if v['audio_type'] == 'naoqi_audio_buffer' else 'audio'
+    inputs['skeleton'].kind = 'skeleton2d' if v['skeleton_type'] == 'skeleton2d' else 'pose_array'
+    inputs['skeleton'].num_joints = None if v['skeleton_type'] == 'skeleton2d' else 20
+    for name in INPUTS:
+        inputs[name].offset_s = v[f'{name}.offset_s']
+    inputs['audio'].channel = v['audio.channel']
+    vad = {k.split('.', 1)[1]: v[k] for k in v if k.startswith('vad.')}
+    return PerceptionConfig(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],
+                            on_device_failure=v['on_device_failure'], max_data_age_s=v['max_data_age_s'],
+                            input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad)
+
+
+def load_perception_config(path: str | Path):
+    """
+    Load the runtime's :class:`~centralnet_ros.runtime.perception.PerceptionConfig` from ``path``.
+
+    ``path`` is either a ROS 2 params file with a ``fusion_node`` section (``config/fusion.yaml``
+    and the robot overlays), or a YAML mapping of ``PerceptionConfig`` fields. Errors name
+    the file.
+    """
+    from centralnet_ros.config import ConfigError, from_dict, load_yaml
+    from centralnet_ros.runtime.perception import PerceptionConfig
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'{path}: expected a mapping (a ROS 2 params file or PerceptionConfig fields)')
+    if any(isinstance(s, Mapping) and 'ros__parameters' in s for s in data.values()):
+        sections = load_params_file(path)
+        if FUSION_NODE not in sections:
+            raise ConfigError(f'{path}: a ROS 2 params file without a {FUSION_NODE} section')
+        try:
+            return perception_config(sections[FUSION_NODE])
+        except (ParameterError, ValueError) as exc:
+            raise ConfigError(f'{path}: {exc}') from exc
+    try:
+        return from_dict(PerceptionConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from exc
+
+
 # -- rendering -------------------------------------------------------------------------
 
 

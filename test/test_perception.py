@@ -16,9 +16,9 @@ from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.features import pipelines as P
 from centralnet_ros.features.audio import fix_length, log_mel_spectrogram
 from centralnet_ros.features.skeleton import skeleton_input
+from centralnet_ros.node_params import load_perception_config, perception_config
 from centralnet_ros.replay import msgdefs as D
-from centralnet_ros.runtime.perception import (InputConfig, load_perception_config, Perception, PerceptionConfig,
-                                               TaskConfig)
+from centralnet_ros.runtime.perception import InputConfig, Perception, PerceptionConfig, TaskConfig
 import numpy as np
 import pytest
 import torch
@@ -351,15 +351,15 @@ def test_config_from_the_fusion_node_parameters():
     assert list(cfg.tasks) == ['gesture', 'speech', 'emotion']
     assert cfg.tasks['speech'].trigger == 'speech_end' and cfg.tasks['gesture'].rate_hz == 5.0
     assert cfg.tasks['emotion'].score_threshold == 0.4 and cfg.vad['hangover_ms'] == 300.0
-    cfg = PerceptionConfig.from_node_parameters({'tasks': ['gesture'], 'skeleton_type': 'skeleton2d',
-                                                 'image_transport': 'compressed', 'audio.offset_s': -0.17,
-                                                 'audio_type': 'naoqi_audio_buffer', 'gesture.trigger': 'frame'})
+    cfg = perception_config({'tasks': ['gesture'], 'skeleton_type': 'skeleton2d',
+                             'image_transport': 'compressed', 'audio.offset_s': -0.17,
+                             'audio_type': 'naoqi_audio_buffer', 'gesture.trigger': 'frame'})
     assert list(cfg.tasks) == ['gesture'] and cfg.tasks['gesture'].trigger == 'frame'
     assert cfg.inputs['skeleton'].kind == 'skeleton2d' and cfg.inputs['image'].kind == 'compressed_image'
     assert cfg.inputs['audio'].kind == 'naoqi_audio' and cfg.inputs['audio'].offset_s == -0.17
     from centralnet_ros.node_params import ParameterError
     with pytest.raises(ParameterError, match="unknown parameter 'gesture.rate'"):
-        PerceptionConfig.from_node_parameters({'gesture.rate': 3.0})
+        perception_config({'gesture.rate': 3.0})
 
 
 def test_perception_yaml_config_is_strict(tmp_path):

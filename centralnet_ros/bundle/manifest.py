@@ -7,8 +7,6 @@ from typing import Any, Literal
 from centralnet_ros.fusion import FusionConfig
 
 FORMAT_VERSION = 1
-TASKS = ('gesture', 'speech', 'emotion')
-INPUT_KINDS = ('audio', 'image', 'depth', 'skeleton')
 
 
 @dataclasses.dataclass

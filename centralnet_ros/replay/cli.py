@@ -25,8 +25,6 @@ from typing import Any, Sequence
 
 __all__ = ['add_arguments', 'run', 'ReplaySetupError', 'build_config', 'run_replay']
 
-TASK_NAMES = ('gesture', 'speech', 'emotion')
-
 
 class ReplaySetupError(ValueError):
     """Bad arguments: a bundle, topic, label file or config that cannot be used."""
@@ -86,9 +84,9 @@ def build_config(*, config_path: str | None = None, tasks: Sequence[str] | None 
     from centralnet_ros import node_params as NP
     from centralnet_ros.bundle.io import BundleError, resolve_bundle_path
     from centralnet_ros.config import ConfigError
-    from centralnet_ros.runtime.perception import PerceptionConfig, TaskConfig, load_perception_config
+    from centralnet_ros.runtime.perception import TaskConfig
     try:
-        cfg = load_perception_config(config_path) if config_path else PerceptionConfig.from_node_parameters({})
+        cfg = NP.load_perception_config(config_path) if config_path else NP.perception_config({})
     except (ConfigError, NP.ParameterError, ValueError) as exc:
         raise ReplaySetupError(str(exc)) from None
     bundles = dict(bundles or {})

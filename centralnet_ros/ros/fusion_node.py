@@ -61,7 +61,7 @@ from centralnet_ros import node_params as NP
 from centralnet_ros.node_params import FUSION_NODE
 from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, output_qos, read_parameters,
                                 run_lifecycle_node)
-from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, PerceptionConfig, TaskResult
+from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -454,7 +454,7 @@ class FusionNode(LifecycleNode):
 
     def _build_perception(self) -> Perception:
         self._params = read_parameters(self, FUSION_NODE)
-        config = PerceptionConfig.from_node_parameters(self._params)
+        config = NP.perception_config(self._params)
         fallback = _audio_fallback(self._params)
         if fallback is not None and 'audio' in config.inputs:
             config.inputs['audio'].audio_format = fallback

@@ -21,8 +21,7 @@ Data flow, all in header time::
 """
 from .buffers import (AudioBuffer, AudioWindow, DEFAULT_LOOP_JUMP_NS, FrameBuffer, Ingest, INPUT_KINDS, InputHub,
                       InputSpec)
-from .perception import (AudioFormatConfig, InputConfig, LabelInfo, load_perception_config, Perception,
-                         PerceptionConfig, TaskConfig, TaskResult)
+from .perception import AudioFormatConfig, InputConfig, LabelInfo, Perception, PerceptionConfig, TaskConfig, TaskResult
 from .stats import InputStats, RuntimeStats
 from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import detect_speech, SpeechSegment, StreamingVAD, VADConfig
@@ -34,5 +33,4 @@ __all__ = [
     'SpeechEndTrigger', 'Trigger', 'SpeechSegment', 'StreamingVAD', 'VADConfig', 'detect_speech',
     'ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler',
     'AudioFormatConfig', 'InputConfig', 'LabelInfo', 'Perception', 'PerceptionConfig', 'TaskConfig', 'TaskResult',
-    'load_perception_config',
 ]

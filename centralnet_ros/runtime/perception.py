@@ -67,7 +67,7 @@ from ..features import pipelines as P
 log = logging.getLogger(__name__)
 
 __all__ = ['AudioFormatConfig', 'InputConfig', 'TaskConfig', 'PerceptionConfig', 'TaskResult', 'LabelInfo',
-           'Perception', 'DEFAULT_INPUTS', 'SOURCE_KINDS', 'load_perception_config']
+           'Perception', 'DEFAULT_INPUTS', 'SOURCE_KINDS']
 
 _NS = 1_000_000_000
 
@@ -122,12 +122,13 @@ class InputConfig:
             raise ValueError(f'channel must be -1 (average) or a channel index, got {self.channel}')
 
 
-def _default_inputs() -> dict[str, InputConfig]:
+def default_inputs() -> dict[str, InputConfig]:
+    """Return the inputs configured by default (the fusion node's topics), freshly made."""
     return {'image': InputConfig('image'), 'depth': InputConfig('image'), 'audio': InputConfig('audio'),
             'skeleton': InputConfig('pose_array')}
 
 
-DEFAULT_INPUTS = tuple(_default_inputs())
+DEFAULT_INPUTS = tuple(default_inputs())
 """Input names configured by default: the fusion node's topics (``image``, ``depth``, ``audio``, ``skeleton``)."""
 
 
@@ -184,11 +185,12 @@ class PerceptionConfig:
     Everything :class:`Perception` needs.
 
     Filled strictly from YAML with :func:`centralnet_ros.config.from_dict`, or from the fusion
-    node's parameters with :meth:`from_node_parameters`.
+    node's parameters by :func:`centralnet_ros.node_params.perception_config` (the runtime
+    knows no ROS parameter names).
     """
 
     tasks: dict[str, TaskConfig]
-    inputs: dict[str, InputConfig] = dataclasses.field(default_factory=_default_inputs)
+    inputs: dict[str, InputConfig] = dataclasses.field(default_factory=default_inputs)
     device: str = 'cpu'
     precision: Literal['fp32', 'fp16'] = 'fp32'
     backend: Literal['auto', 'torch', 'onnxruntime'] = 'auto'
@@ -211,63 +213,6 @@ class PerceptionConfig:
         if self.max_data_age_s < 0 or self.decision_delay_s < 0 or self.loop_jump_s <= 0:
             raise ValueError('max_data_age_s and decision_delay_s must be >= 0, loop_jump_s > 0')
         VADConfig(**self.vad)          # unknown VAD keys fail here, naming the key
-
-    @classmethod
-    def from_node_parameters(cls, values: Mapping[str, Any]) -> 'PerceptionConfig':
-        """
-        Build from ``fusion_node`` parameters (flat dotted names, see :mod:`centralnet_ros.node_params`).
-
-        Missing names take their declared defaults; unknown names and bad values raise
-        :class:`~centralnet_ros.node_params.ParameterError`. Node-only parameters (QoS,
-        ROS4HRI ids, diagnostics period) are ignored here.
-        """
-        from .. import node_params as NP
-        v = NP.validate_parameters(NP.FUSION_NODE, dict(values), complete=False)
-        tasks = {}
-        for task in v['tasks']:
-            tasks[task] = TaskConfig(bundle=v[f'{task}.bundle'], trigger=v[f'{task}.trigger'],
-                                     rate_hz=v[f'{task}.rate_hz'], window_s=v[f'{task}.window_s'],
-                                     score_threshold=v[f'{task}.score_threshold'])
-        inputs = _default_inputs()
-        inputs['image'].kind = 'compressed_image' if v['image_transport'] == 'compressed' else 'image'
-        inputs['audio'].kind = 'naoqi_audio' if v['audio_type'] == 'naoqi_audio_buffer' else 'audio'
-        inputs['skeleton'].kind = 'skeleton2d' if v['skeleton_type'] == 'skeleton2d' else 'pose_array'
-        inputs['skeleton'].num_joints = None if v['skeleton_type'] == 'skeleton2d' else 20
-        for name in NP.INPUTS:
-            inputs[name].offset_s = v[f'{name}.offset_s']
-        inputs['audio'].channel = v['audio.channel']
-        vad = {k.split('.', 1)[1]: v[k] for k in v if k.startswith('vad.')}
-        return cls(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],
-                   on_device_failure=v['on_device_failure'], max_data_age_s=v['max_data_age_s'],
-                   input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad)
-
-
-def load_perception_config(path: str | Path) -> PerceptionConfig:
-    """
-    Load a :class:`PerceptionConfig` from ``path``.
-
-    ``path`` is either a ROS 2 params file with a ``fusion_node`` section (``config/fusion.yaml``
-    and the robot overlays), or a YAML mapping of :class:`PerceptionConfig` fields. Errors name
-    the file.
-    """
-    from .. import node_params as NP
-    from ..config import ConfigError, from_dict, load_yaml
-    path = Path(path)
-    data = load_yaml(path)
-    if not isinstance(data, Mapping):
-        raise ConfigError(f'{path}: expected a mapping (a ROS 2 params file or PerceptionConfig fields)')
-    if any(isinstance(s, Mapping) and 'ros__parameters' in s for s in data.values()):
-        sections = NP.load_params_file(path)
-        if NP.FUSION_NODE not in sections:
-            raise ConfigError(f'{path}: a ROS 2 params file without a {NP.FUSION_NODE} section')
-        try:
-            return PerceptionConfig.from_node_parameters(sections[NP.FUSION_NODE])
-        except (NP.ParameterError, ValueError) as exc:
-            raise ConfigError(f'{path}: {exc}') from exc
-    try:
-        return from_dict(PerceptionConfig, data)
-    except ConfigError as exc:
-        raise ConfigError(f'{path}: {exc}') from exc
 
 
 # --------------------------------------------------------------------------- results
