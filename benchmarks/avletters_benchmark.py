@@ -36,9 +36,9 @@ import time
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
+from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
 from centralnet_ros.machine import machine_description
 from centralnet_ros.training.experiment import experiment_dict, load_experiment, parse_overrides
-from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
 import numpy as np
 
 REFERENCE = {   # published figures, for orientation (speaker-dependent unless noted)

@@ -6,10 +6,10 @@ import math
 
 from centralnet_ros.config import ConfigError
 from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import build_model, FusionConfig
 from centralnet_ros.evaluation import metrics
-from centralnet_ros.training.experiment import available_presets, load_experiment
 from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
+from centralnet_ros.fusion import build_model, FusionConfig
+from centralnet_ros.training.experiment import available_presets, load_experiment
 from centralnet_ros.training.trainer import _batches, ArraySplit, train, TrainConfig
 import numpy as np
 import pytest

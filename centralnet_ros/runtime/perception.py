@@ -49,7 +49,6 @@ from collections import Counter, deque
 import dataclasses
 import logging
 import math
-from pathlib import Path
 import threading
 import time
 from typing import Any, Callable, Literal, Mapping

@@ -20,10 +20,10 @@ import time
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text, ConfigError, dump_yaml
+from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
 from centralnet_ros.machine import machine_description, machine_line
 from centralnet_ros.training.experiment import (available_presets, experiment_dict, ExperimentConfig, load_experiment,
                                                 parse_overrides)
-from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
 import numpy as np
 
 CENTRAL = 'centralnet'

@@ -37,9 +37,9 @@ from pathlib import Path
 import time
 from typing import Callable
 
+from centralnet_ros.evaluation.plots import pyplot, save_figure
 from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, train_bimodal
 from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout, train_cae
-from centralnet_ros.evaluation.plots import pyplot, save_figure
 import numpy as np
 import torch
 from torch import nn

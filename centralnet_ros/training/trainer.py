@@ -11,9 +11,9 @@ import dataclasses
 import time
 from typing import Callable, Literal, Mapping
 
+from centralnet_ros.evaluation.metrics import compute_metric
 from centralnet_ros.fusion import fusion_loss, FusionModel
 from centralnet_ros.torch_utils import resolve_device, seed_everything
-from centralnet_ros.evaluation.metrics import compute_metric
 import numpy as np
 import torch
 
