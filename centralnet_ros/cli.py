@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                'replay a rosbag2 recording through the runtime and evaluate it'),
     'demo': ('centralnet_ros.demo',
              'build a small rosbag2 from held-out real samples and replay it with the default models'),
-    'finetune': ('centralnet_ros.replay.finetune_cli',
+    'finetune': ('centralnet_ros.finetune_cli',
                  'fine-tune a bundle on your own labelled bags (samples made by the runtime)'),
     'data check': ('centralnet_ros.data.check',
                    'read every file of a dataset and print its samples per split and class'),

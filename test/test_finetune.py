@@ -125,7 +125,7 @@ def test_quick_finetune_improves_on_a_held_out_session(sessions):
 
 def test_session_split_and_setup_errors(sessions, tmp_path, capsys):
     from centralnet_ros.cli import main
-    from centralnet_ros.replay.finetune_cli import FinetuneSetupError, split_sessions
+    from centralnet_ros.finetune_cli import FinetuneSetupError, split_sessions
     bags = [Path(f'/x/s{i}') for i in range(4)]
     assert split_sessions(bags, None, None) == (bags[:2], [bags[2]], [bags[3]])
     assert split_sessions(bags, ['s0'], ['s1']) == ([bags[2], bags[3]], [bags[0]], [bags[1]])

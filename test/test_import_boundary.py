@@ -44,11 +44,14 @@ HOUSE: dict[str, frozenset[str] | str] = {
     'capture': frozenset(),
     'runtime': frozenset({'bundle', 'features', 'messages', 'torch_utils'}),
     'node_params': frozenset({'runtime'}),
-    'replay': frozenset({'runtime', 'messages', 'evaluation', 'node_params', 'bundle', 'features'}),
+    # replay reads WAV recordings (data.wav) when it writes session bags
+    'replay': frozenset({'runtime', 'messages', 'evaluation', 'node_params', 'bundle', 'features', 'data'}),
     'ros': frozenset({'runtime', 'messages', 'node_params', 'capture'}),
-    # applications at the top: the command line and the demo built on it
+    # applications at the top: the command line, and the commands that compose rooms which
+    # may not import each other (the demo: data + replay; fine-tuning: replay samples + training)
     'cli': EVERYTHING,
     'demo': EVERYTHING,
+    'finetune_cli': EVERYTHING,
     '__init__': frozenset(),
 }
 for _room in FOUNDATION:

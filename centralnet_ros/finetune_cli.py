@@ -130,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
     from centralnet_ros.bundle.io import bundle_sha256, BundleError, load_bundle, save_bundle
     from centralnet_ros.training.finetune import finetune, FinetuneConfig
     from centralnet_ros.training.trainer import TrainConfig
-    from .cli import _pairs, build_config, ReplaySetupError
-    from .labels import LabelFileError
-    from .msgdefs import BagReadError
-    from .samples import collect_samples
+    from .replay.cli import _pairs, build_config, ReplaySetupError
+    from .replay.labels import LabelFileError
+    from .replay.msgdefs import BagReadError
+    from .replay.samples import collect_samples
     command = getattr(args, 'command_line', 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]))
     try:
         try:
