@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               'auto-encoder probing table and figures'),
     'export': ('centralnet_ros.bundle.export_cli',
                'export a model bundle to ONNX and check it against torch'),
+    'info': ('centralnet_ros.bundle.info_cli',
+             "print a bundle's task, labels, inputs and pipelines, metrics and their data, and terms"),
     'replay': ('centralnet_ros.replay.cli',
                'replay a rosbag2 recording through the runtime and evaluate it'),
     'demo': ('centralnet_ros.demo',

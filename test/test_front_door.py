@@ -79,3 +79,28 @@ def test_data_check_without_a_dataset_lists_what_it_looked_for_and_where(tmp_pat
     proc = _centralnet('data', 'check', env=env, cwd=tmp_path)
     assert f'data root: {tmp_path / "home" / ".local" / "share" / "centralnet_ros"} (the per-user default)' \
         in proc.stdout
+
+
+@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+def test_info_prints_task_labels_inputs_metrics_data_and_terms(task, capsys):
+    from centralnet_ros.bundle.io import read_manifest
+    from centralnet_ros.cli import main
+    manifest = read_manifest(task)
+    assert main(['info', task]) == 0
+    out = capsys.readouterr().out
+    flat = ' '.join(out.split())                                  # wrapped lines joined
+    assert f'task: {task}' in out
+    assert all(label in flat for label in manifest.labels)
+    for name, spec in manifest.modalities.items():
+        assert f'{name} <- {spec.source} input' in out and f'pipeline {spec.pipeline}' in out
+    for metric in manifest.metrics:
+        assert metric in out
+    assert f'measured on: {manifest.evaluation["dataset"]}' in out
+    assert ' '.join(manifest.data_terms.split()) in flat
+
+
+def test_info_on_a_missing_bundle_says_what_is_available(tmp_path, capsys):
+    from centralnet_ros.cli import main
+    assert main(['info', str(tmp_path / 'nothing')]) == 1
+    err = capsys.readouterr().err
+    assert 'no model bundle' in err and 'gesture' in err
