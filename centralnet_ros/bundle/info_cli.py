@@ -67,14 +67,13 @@ def describe(manifest: Manifest, where: str = '') -> str:
         lines += _wrap(spec.description, '      ', '      ')
     ev = m.evaluation
     lines.append('metrics: ' + (', '.join(_metric(k, v) for k, v in m.metrics.items()) or 'none recorded'))
+    sizes = ('train_samples', 'val_samples', 'test_samples')
     if ev:
-        lines.append(f'  measured on: {ev.get("dataset", "?")}'
-                     + ''.join(f', {ev[k]} {k.split("_")[0]}' for k in ('train_samples', 'val_samples',
-                                                                          'test_samples') if k in ev))
+        counts = ''.join(f', {ev[k]} {k.split("_")[0]}' for k in sizes if k in ev)
+        lines.append(f'  measured on: {ev.get("dataset", "?")}{counts}')
         if 'protocol' in ev:
             lines += _wrap(ev['protocol'], '  protocol: ')
-        rest = {k: v for k, v in ev.items() if k not in ('dataset', 'protocol', 'train_samples', 'val_samples',
-                                                          'test_samples')}
+        rest = {k: v for k, v in ev.items() if k not in ('dataset', 'protocol', *sizes)}
         if rest:
             lines += _wrap(', '.join(f'{k}: {_value(v)}' for k, v in rest.items()), '  ')
     tr = m.training
