@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              'build a small rosbag2 from held-out real samples and replay it with the default models'),
     'finetune': ('centralnet_ros.finetune_cli',
                  'fine-tune a bundle on your own labelled bags (samples made by the runtime)'),
+    'export-media': ('centralnet_ros.replay.export_media',
+                     'write a bag as WAV/MP4 files and an ELAN .eaf, aligned to bag time'),
     'data check': ('centralnet_ros.data.check',
                    'read every file of a dataset and print its samples per split and class'),
 }
