@@ -6,7 +6,7 @@ import shutil
 from centralnet_ros.bundle import BundleError, load_bundle, Manifest, ModalitySpec, save_bundle
 from centralnet_ros.bundle.export import check_onnx_parity, export_onnx, export_onnx_bytes
 from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import build_model, FUSION_METHODS, FusionConfig
+from centralnet_ros.fusion import build_model, fusion_methods, FusionConfig
 from centralnet_ros.runtime.engine import InferenceEngine, TaskModel
 import numpy as np
 import pytest
@@ -42,7 +42,7 @@ def inputs(batch=3, seed=1):
     return {m: torch.randn(batch, *c.input_shape, generator=g) for m, c in MODS.items()}
 
 
-@pytest.mark.parametrize('method', FUSION_METHODS)
+@pytest.mark.parametrize('method', fusion_methods())
 def test_round_trip_every_method(tmp_path, method):
     path, model = make_bundle(tmp_path, method)
     assert sorted(p.name for p in path.iterdir()) == ['manifest.yaml', 'model.safetensors']
@@ -106,7 +106,7 @@ def test_weights_are_never_unpickled(tmp_path):
         load_bundle(path, verify=False)
 
 
-@pytest.mark.parametrize('method', FUSION_METHODS)
+@pytest.mark.parametrize('method', fusion_methods())
 def test_onnx_parity(tmp_path, method):
     _, model = make_bundle(tmp_path, method)
     onnx_path = export_onnx(model, tmp_path / 'm.onnx')

@@ -22,13 +22,39 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-FUSION_METHODS = ('unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet')
+_REGISTRY: dict[str, type['FusionModel']] = {}
 
 
-@dataclasses.dataclass
-class FusionConfig:
+def register_fusion(name: str):
     """
-    Architecture of a fusion model; saved in the model bundle to rebuild it.
+    Register a :class:`FusionModel` subclass as fusion method ``name`` (as timm's ``register_model``).
+
+    The registry is the one list of fusion methods: :class:`FusionConfig` validates
+    ``method`` against it, :func:`build_model` builds from it, and the tests run over it.
+    """
+    def register(cls: type['FusionModel']) -> type['FusionModel']:
+        if name in _REGISTRY:
+            raise ValueError(f'fusion method {name!r} is registered twice ({_REGISTRY[name].__name__}, {cls.__name__})')
+        _REGISTRY[name] = cls
+        cls.method = name
+        return cls
+    return register
+
+
+def fusion_methods() -> tuple[str, ...]:
+    """Return the registered fusion methods, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def build_model(config: 'FusionConfig') -> 'FusionModel':
+    """Build the model a config describes (the bundle loader and the trainer both use this)."""
+    return _REGISTRY[config.method](config)
+
+
+@dataclasses.dataclass(kw_only=True)
+class FusionOptions:
+    """
+    Fusion settings shared by every method of an experiment (an experiment preset's ``fusion:``).
 
     ``align`` says how features of unequal size are brought to one fusion space at a
     level: ``pad`` zero-pads channels to the widest modality, ``project`` applies a
@@ -37,23 +63,34 @@ class FusionConfig:
     (e.g. a 3-D lip video and a 2-D MFCC map) meet as globally pooled vectors.
     """
 
-    method: Literal['unimodal', 'early', 'late', 'gmu', 'moddrop', 'centralnet']
-    modalities: dict[str, EncoderConfig]
-    num_classes: int
-    task: Literal['multiclass', 'multilabel'] = 'multiclass'
     align: Literal['pad', 'project'] = 'pad'
-    unimodal: str | None = None            # for method == 'unimodal'
     fusion_weight_init: float = 1.0        # CentralNet alphas/betas start value
     central_dropout: float = 0.0           # dropout in central / shared dense layers
     hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
     moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
-    modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
     mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
+
+
+@dataclasses.dataclass(kw_only=True)
+class FusionConfig(FusionOptions):
+    """
+    Architecture of a fusion model; saved in the model bundle to rebuild it.
+
+    ``method`` is a registered fusion method (:func:`fusion_methods`); the shared
+    settings are those of :class:`FusionOptions`.
+    """
+
+    method: str
+    modalities: dict[str, EncoderConfig]
+    num_classes: int
+    task: Literal['multiclass', 'multilabel'] = 'multiclass'
+    unimodal: str | None = None            # for method == 'unimodal'
+    modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
     modality_order: list[str] | None = None  # defaults to the order of ``modalities``
 
     def __post_init__(self):
-        if self.method not in FUSION_METHODS:
-            raise ValueError(f'unknown fusion method {self.method!r}; known: {", ".join(FUSION_METHODS)}')
+        if self.method not in _REGISTRY:
+            raise ValueError(f'unknown fusion method {self.method!r}; known: {", ".join(_REGISTRY)}')
         if not self.modalities:
             raise ValueError('at least one modality is needed')
         if self.method == 'unimodal':

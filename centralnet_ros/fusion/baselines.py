@@ -17,11 +17,13 @@ from typing import Mapping
 
 from centralnet_ros.encoders.base import ClassifierHead
 from centralnet_ros.fusion.base import (Align, build_encoders, dense_or_conv_block, fusion_space, FusionConfig,
-                                        FusionModel, FusionOutput, GlobalAvgPool, ModalityDropout)
+                                        FusionModel, FusionOutput, GlobalAvgPool, ModalityDropout,
+                                        register_fusion)
 import torch
 from torch import nn
 
 
+@register_fusion('unimodal')
 class Unimodal(FusionModel):
     """One modality's network alone (``config.unimodal``)."""
 
@@ -37,6 +39,7 @@ class Unimodal(FusionModel):
         return FusionOutput(logits=logits)
 
 
+@register_fusion('early')
 class EarlyFusion(FusionModel):
     """Concatenate the modalities' first-level features; the rest of the network is shared."""
 
@@ -65,6 +68,7 @@ class EarlyFusion(FusionModel):
         return FusionOutput(logits=self.head(self.shared(torch.cat(parts, dim=1))))
 
 
+@register_fusion('late')
 class LateFusion(FusionModel):
     """Unimodal networks trained with their own losses; output = sum_k w_k * score_k."""
 
@@ -89,6 +93,7 @@ def _top_vectors(model: FusionModel, x: dict[str, torch.Tensor]) -> list[torch.T
     return [GlobalAvgPool()(model.encoders[m].forward_levels(x[m])[-1]) for m in model.modalities]
 
 
+@register_fusion('gmu')
 class GatedMultimodalUnit(FusionModel):
     """Arevalo et al. 2017: modality features mixed through learned per-dimension gates."""
 
@@ -122,6 +127,7 @@ class GatedMultimodalUnit(FusionModel):
         return FusionOutput(logits=self.head(fused))
 
 
+@register_fusion('moddrop')
 class ModDrop(FusionModel):
     """Neverova et al. 2016: shared layers over the unimodal top features, whole modalities dropped."""
 

@@ -26,11 +26,12 @@ from typing import Mapping
 
 from centralnet_ros.encoders.base import ClassifierHead
 from centralnet_ros.fusion.base import (Align, build_encoders, dense_or_conv_block, fusion_space, FusionConfig,
-                                        FusionModel, FusionOutput)
+                                        FusionModel, FusionOutput, register_fusion)
 import torch
 from torch import nn
 
 
+@register_fusion('centralnet')
 class CentralNet(FusionModel):
     """Unimodal networks plus a central network fed their weighted sums at every level (module docstring)."""
 

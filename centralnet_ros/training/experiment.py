@@ -14,21 +14,9 @@ from typing import Any, Literal
 from centralnet_ros import paths
 from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
 from centralnet_ros.encoders import EncoderConfig
-from centralnet_ros.fusion import FUSION_METHODS, FusionConfig
+from centralnet_ros.fusion import fusion_methods, FusionConfig, FusionOptions
 from centralnet_ros.training.trainer import TrainConfig
 import yaml
-
-
-@dataclasses.dataclass
-class FusionOptions:
-    """FusionConfig fields shared by every method of an experiment."""
-
-    align: Literal['pad', 'project'] = 'pad'
-    fusion_weight_init: float = 1.0
-    central_dropout: float = 0.0
-    hidden: int = 0
-    moddrop_p: float = 0.5
-    mixed_rank_grid: int = 1
 
 
 @dataclasses.dataclass
@@ -68,8 +56,8 @@ class ExperimentConfig:
     def __post_init__(self):
         for method in self.methods:
             base, _, modality = method.partition('+')[0].partition(':')
-            if base not in FUSION_METHODS:
-                raise ValueError(f'unknown method {method!r}; use one of {FUSION_METHODS} '
+            if base not in fusion_methods():
+                raise ValueError(f'unknown method {method!r}; use one of {fusion_methods()} '
                                  f'(unimodal as "unimodal:<modality>")')
             if base == 'unimodal' and modality not in self.modalities:
                 raise ValueError(f'{method!r}: no modality {modality!r} in {list(self.modalities)}')
