@@ -42,9 +42,8 @@ import time
 
 from bench_conversion import median_us  # the script's own folder is on sys.path
 from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.node_params import TASKS
 import numpy as np
-
-TASKS = ('gesture', 'speech', 'emotion')
 
 
 def machine() -> dict:

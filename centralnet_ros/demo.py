@@ -51,6 +51,7 @@ import sys
 import time
 from typing import Any
 
+from centralnet_ros.node_params import TASKS
 import numpy as np
 
 __all__ = ['add_arguments', 'run', 'DemoOptions', 'build_demo_bag', 'DemoBag']
@@ -286,7 +287,7 @@ def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, sto
     tasks = []
     tl.t = 0.5
     blocks = {'gesture': _gesture_block, 'speech': _speech_block, 'emotion': _emotion_block}
-    for task in ('gesture', 'speech', 'emotion'):
+    for task in blocks:
         if task in manifests and blocks[task](tl, manifests[task], data_root, opts, notes):
             tasks.append(task)
     duration = tl.t
@@ -330,7 +331,7 @@ def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, sto
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default='demo-out', help='folder for the bag, labels and replay results')
     parser.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3', help='rosbag2 storage')
-    parser.add_argument('--tasks', nargs='+', default=['gesture', 'speech', 'emotion'], metavar='TASK',
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), metavar='TASK',
                         help='tasks to include')
     parser.add_argument('--bundle', action='append', default=[], metavar='TASK=PATH',
                         help='use this bundle instead of models/<task> (repeatable)')

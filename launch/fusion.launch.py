@@ -83,9 +83,10 @@ def parse_bool(name: str, text: str) -> bool:
     raise ValueError(f'launch argument {name}:={text!r}: expected true or false')
 
 
-def parse_tasks(text: str,
-                known: tuple[str, ...] = ('gesture', 'speech', 'emotion')) -> list[str] | None:
-    """Parse 'speech, emotion' -> ['speech', 'emotion']; '' -> None (keep the config)."""
+def parse_tasks(text: str, known: tuple[str, ...] | None = None) -> list[str] | None:
+    """Parse 'speech, emotion' -> ['speech', 'emotion']; '' -> None (keep the config); ``known``: node_params.TASKS."""
+    if known is None:
+        from centralnet_ros.node_params import TASKS as known
     items = [t for t in text.replace(',', ' ').split() if t]
     if not items:
         return None

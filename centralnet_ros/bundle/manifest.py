@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 from centralnet_ros.fusion import FusionConfig
 
 FORMAT_VERSION = 1
+SOURCES = ('audio', 'image', 'depth', 'skeleton')
+"""The kinds of sensor stream a modality can be made from (``ModalitySpec.source``)."""
 
 
 @dataclasses.dataclass
@@ -20,13 +22,17 @@ class ModalitySpec:
     training computed.  ``window_s`` is the stretch of history one decision uses.
     """
 
-    source: Literal['audio', 'image', 'depth', 'skeleton']
+    source: str                            # one of SOURCES
     input_shape: list[int]
     pipeline: str
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)
     sample_rate: float | None = None       # Hz of the raw stream the pipeline expects (audio), or fps
     window_s: float | None = None
     description: str = ''
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f'source must be one of {", ".join(SOURCES)}, got {self.source!r}')
 
 
 @dataclasses.dataclass

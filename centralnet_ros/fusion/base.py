@@ -152,6 +152,8 @@ class ModalityDropout(nn.Module):
 class FusionModel(nn.Module):
     """Base class: keeps the modality order, checks inputs, builds the presence mask."""
 
+    method: str = ''    # set by register_fusion
+
     def __init__(self, config: FusionConfig):
         super().__init__()
         self.config = config
