@@ -9,10 +9,8 @@ against every other method, the fusion-weight table, machine and command) and PN
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
 import os
 from pathlib import Path
 import sys
@@ -52,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'several threads per run)')
     parser.add_argument('--threads', type=int, default=0,
                         help="torch threads per run (0: 1 when --jobs > 1, else torch's default)")
+    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
+                        help="run the sweep on Ray (optional extra): no value or 'local' starts a local Ray "
+                             "instance with --jobs CPUs, 'auto' attaches to this machine's cluster, "
+                             'HOST:PORT to a remote one')
     parser.add_argument('--resume', action='store_true', help='keep finished runs found in OUT/runs.json')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
 
@@ -80,20 +82,34 @@ def run(args: argparse.Namespace) -> int:
             return 2
     out = Path(args.out or f'runs/compare-{cfg.name}{"-quick" if args.quick else ""}')
     command = getattr(args, 'command_line', '')
+    from centralnet_ros.training.sweep import SweepError
     try:
         report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
-                         command=command, jobs=args.jobs or (os.cpu_count() or 1))
-    except FileNotFoundError as exc:
+                         command=command, jobs=args.jobs or (os.cpu_count() or 1),
+                         backend='ray' if args.ray else 'local', ray_address=args.ray or 'local',
+                         progress=not args.no_progress)
+    except (FileNotFoundError, SweepError) as exc:
         print(f'centralnet compare: {exc}', file=sys.stderr)
         return 1
     print(report)
     print(f'\nwrote {out}/results.md, runs.json, config.yaml and plots')
+    failed = json.loads((out / 'runs.json').read_text()).get('failed', [])
+    if failed:
+        print(f'centralnet compare: {len(failed)} run(s) failed (listed in {out}/runs.json); '
+              'run again with --resume to retry them', file=sys.stderr)
+        return 1
     return 0
 
 
 def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: Path, resume: bool = False,
-            command: str = '', jobs: int = 1) -> str:
-    """Train every (method, seed), ``jobs`` at a time, and write the report files into ``out``."""
+            command: str = '', jobs: int = 1, backend: str = 'local', ray_address: str = 'local',
+            progress: bool = True) -> str:
+    """
+    Train every (method, seed), ``jobs`` at a time, and write the report files into ``out``.
+
+    ``backend`` is a :mod:`centralnet_ros.training.sweep` backend (``local`` or ``ray``).
+    """
+    from centralnet_ros.training import sweep
     from centralnet_ros.training.datasets import load_experiment_data
 
     out.mkdir(parents=True, exist_ok=True)
@@ -108,34 +124,32 @@ def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: 
         runs = json.loads(runs_path.read_text())['runs']
     done = {(r['method'], r['seed']) for r in runs}
     seeds = [cfg.seed_offset + s for s in range(cfg.seeds)]
-    todo = [(m, s) for m in methods for s in seeds if (m, s) not in done]
+    todo = [sweep.RunSpec(m, s) for m in methods for s in seeds if (m, s) not in done]
     total, finished = len(methods) * len(seeds), len(done)
+    failures: list[dict] = []
 
-    def record(rec: dict) -> None:
+    def record(spec: sweep.RunSpec, rec: dict) -> None:
         nonlocal finished
         finished += 1
         runs.append(rec)
         print(f'[{finished}/{total}] {rec["method"]:>18s} seed {rec["seed"]}: test {cfg.train.metric} '
               f'{rec["test"]:.4f} (val {rec["val"]:.4f}, epoch {rec["best_epoch"]}, '
               f'{rec["wall_time_s"]:.0f} s)', file=sys.stderr)
-        _write_runs(runs_path, cfg, runs, data.info, command)
+        _write_runs(runs_path, cfg, runs, data.info, command, failures)
 
-    jobs = max(1, min(jobs, len(todo)))
-    if jobs == 1:
-        for method, seed in todo:
-            record(run_one(cfg, data, method, seed, desc=f'[{finished + 1}/{total}] {method} seed {seed}'))
-    else:
-        worker_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, progress=False, num_threads=cfg.train.num_threads or 1))
-        with concurrent.futures.ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context('spawn'), initializer=_worker_init,
-                initargs=(experiment_dict(worker_cfg), str(data_root))) as pool:
-            futures = [pool.submit(_worker_run, method, seed) for method, seed in todo]
-            for future in concurrent.futures.as_completed(futures):
-                record(future.result())
+    def record_failure(spec: sweep.RunSpec, reason: str) -> None:
+        nonlocal finished
+        finished += 1
+        failures.append({'method': spec.method, 'seed': spec.seed, 'reason': reason})
+        print(f'[{finished}/{total}] {spec.method:>18s} seed {spec.seed}: FAILED: {reason}', file=sys.stderr)
+        _write_runs(runs_path, cfg, runs, data.info, command, failures)
+
+    jobs = max(1, min(jobs, len(todo) or 1))
+    sweep.execute(todo, cfg, data, on_result=record, on_failure=record_failure, backend=backend, jobs=jobs,
+                  ray_address=ray_address, total=total, done=len(done), progress=progress and cfg.train.progress)
     order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in methods for s in seeds)}
     runs.sort(key=lambda r: order.get((r['method'], r['seed']), len(order)))
-    _write_runs(runs_path, cfg, runs, data.info, command)
+    _write_runs(runs_path, cfg, runs, data.info, command, failures)
     report = render_report(cfg, runs, methods, command=command, data_info=data.info, jobs=jobs)
     atomic_write_text(out / 'results.md', report)
     _plots(cfg, runs, methods, out)
@@ -161,26 +175,10 @@ def run_one(cfg: ExperimentConfig, data, method: str, seed: int, desc: str = '')
     return rec
 
 
-_WORKER: dict = {}
-
-
-def _worker_init(cfg_dict: dict, data_root: str) -> None:
-    import torch
-    from centralnet_ros.config import from_dict
-    from centralnet_ros.training.datasets import load_experiment_data
-    cfg = from_dict(ExperimentConfig, cfg_dict)
-    torch.set_num_threads(cfg.train.num_threads or 1)
-    _WORKER['cfg'] = cfg
-    _WORKER['data'] = load_experiment_data(cfg.dataset, cfg.dataset_options, Path(data_root))
-
-
-def _worker_run(method: str, seed: int) -> dict:
-    return run_one(_WORKER['cfg'], _WORKER['data'], method, seed)
-
-
-def _write_runs(path: Path, cfg: ExperimentConfig, runs: list[dict], info: dict, command: str) -> None:
+def _write_runs(path: Path, cfg: ExperimentConfig, runs: list[dict], info: dict, command: str,
+                failures: list[dict] | None = None) -> None:
     payload = {'experiment': experiment_dict(cfg), 'machine': machine_description(), 'command': command,
-               'data': _jsonable(info), 'runs': runs}
+               'data': _jsonable(info), 'runs': runs, 'failed': list(failures or [])}
     atomic_write_text(path, json.dumps(payload, indent=1, default=_jsonable))
 
 
