@@ -55,7 +55,8 @@ setup(
         'sounddevice>=0.4.6',
     ],
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6.80', 'h5py>=3.8'],
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'h5py>=3.8', 'ray>=2.9'],
+        'ray': ['ray>=2.9'],          # centralnet compare --ray: sweeps on a Ray cluster
         'datasets': ['h5py>=3.8'],    # MM-IMDb's HDF5 file
     },
     zip_safe=True,
