@@ -254,3 +254,51 @@ def test_data_check_names_the_expected_layout(name, tmp_path, capsys):
     assert cli_main(['data', 'check', '--dataset', name, '--root', str(tmp_path / 'missing')]) == 1
     err = capsys.readouterr().err
     assert 'missing' in err and ('expected' in err or 'does not exist' in err)
+
+
+# --------------------------------------------------------------------------- presets and adapters
+
+def test_multilabel_f1_weighted_and_samples_by_hand():
+    from centralnet_ros.evaluation.metrics import multilabel_f1
+    target = np.array([[1, 0, 1], [1, 1, 0], [0, 0, 0]])
+    scores = np.array([[0.9, 0.1, 0.2], [0.8, 0.7, 0.9], [0.1, 0.1, 0.1]])
+    f1 = multilabel_f1(scores, target)
+    # class 0: tp 2 -> F1 1; class 1: tp 1 -> 1; class 2: fn 1, fp 1 -> 0. Supports 2, 1, 1.
+    assert f1['macro_f1'] == pytest.approx(2 / 3)
+    assert f1['weighted_f1'] == pytest.approx((2 * 1 + 1 * 1 + 1 * 0) / 4)
+    assert f1['micro_f1'] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    # samples: {0}/{0,2} -> 2/3; {0,1,2}/{0,1} -> 4/5; empty/empty -> 1
+    assert f1['samples_f1'] == pytest.approx((2 / 3 + 4 / 5 + 1) / 3)
+
+
+@pytest.mark.slow
+def test_compare_runs_the_mmimdb_preset_on_a_file_in_its_format(tmp_path, capsys):
+    import json as _json
+    _write_mmimdb(tmp_path / 'mmimdb', n=(64, 16, 16))
+    out = tmp_path / 'out'
+    code = cli_main(['compare', '--dataset', 'mmimdb', '--quick', '--no-progress', '--jobs', '1',
+                     '--methods', 'late,centralnet', '--seeds', '1', '--data-root', str(tmp_path),
+                     '--out', str(out), '--set', 'train.epochs=1', '--set', 'train.batch_size=32'])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    runs = _json.loads((out / 'runs.json').read_text())
+    assert {r['method'] for r in runs['runs']} == {'late', 'centralnet'} and not runs['failed']
+    assert all(0.0 <= r['test'] <= 1.0 for r in runs['runs'])
+    assert 'test weighted_f1' in (out / 'results.md').read_text()
+
+
+def test_audioset_adapter_needs_visual_features_and_splits_bal_train(tmp_path):
+    from centralnet_ros.training.datasets import load_experiment_data
+    dog = CLASSES.index('Dog')
+    segs = [(f'v{i}', float(i), [dog], [i % 255] * 10) for i in range(10)]
+    for split in ('bal_train', 'eval'):
+        _write_audioset(tmp_path / 'audioset', segs, split=split)
+    with pytest.raises(FileNotFoundError, match='audio only; 0/10 segments'):
+        load_experiment_data('audioset', {'val_fraction': 0.2}, tmp_path)
+    for split in ('bal_train', 'eval'):
+        (tmp_path / 'audioset' / 'visual' / split).mkdir(parents=True, exist_ok=True)
+        for vid, start, _, _ in segs:
+            np.save(tmp_path / 'audioset' / 'visual' / split / f'{vid}_{int(start * 1000)}.npy', np.ones(7, np.float32))
+    data = load_experiment_data('audioset', {'val_fraction': 0.2}, tmp_path)
+    assert (len(data.train), len(data.val), len(data.test)) == (8, 2, 10)
+    assert data.train.inputs['audio'].shape == (8, 1280) and data.test.inputs['visual'].shape == (10, 7)
+    assert data.label_names == list(audioset.SUBSET)

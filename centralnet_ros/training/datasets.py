@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from centralnet_ros.training.trainer import ArraySplit
+import numpy as np
 
 
 @dataclasses.dataclass
@@ -40,6 +41,54 @@ def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:
     return ExperimentData(**splits, label_names=[str(d) for d in range(10)], info=info)
 
 
+def load_mmimdb(options: dict[str, Any], data_root: Path) -> ExperimentData:
+    """MM-IMDb's own train / dev / test split; modalities ``poster`` (4096) and ``plot`` (300); 23 genres, multi-hot."""
+    from centralnet_ros.data import mmimdb
+    unknown = set(options) - {'folder'}
+    if unknown:
+        raise ValueError(f'dataset_options: unknown key(s) {sorted(unknown)} for mmimdb; known: folder')
+    root = Path(data_root) / options.get('folder', 'mmimdb')
+    splits = mmimdb.load_splits(root)
+    arrays = {name: ArraySplit(s.inputs, s.labels) for name, s in splits.items()}
+    return ExperimentData(train=arrays['train'], val=arrays['dev'], test=arrays['test'],
+                          label_names=mmimdb.genre_names(root),
+                          info={'protocol': "the file's own split (Arevalo et al. 2017): train / dev / test"})
+
+
+def load_audioset(options: dict[str, Any], data_root: Path) -> ExperimentData:
+    """
+    Load AudioSet "Domestic animals, pets": ``bal_train`` (a seeded ``val_fraction`` held out for validation), ``eval`` test.
+
+    Modalities ``audio`` (10 x 128 VGGish embeddings, flattened to 1280) and ``visual`` (the
+    per-segment features a user extracted under ``visual/``: the released embeddings hold none).
+    """
+    from centralnet_ros.data import audioset
+    unknown = set(options) - {'folder', 'val_fraction', 'seed'}
+    if unknown:
+        raise ValueError(f'dataset_options: unknown key(s) {sorted(unknown)} for audioset; '
+                         'known: folder, val_fraction, seed')
+    root = Path(data_root) / options.get('folder', 'audioset')
+    parts = {s: audioset.load_subset(root, s) for s in ('bal_train', 'eval')}
+    for name, part in parts.items():
+        if 'visual' not in part.inputs or not part.visual_present.all():
+            raise FileNotFoundError(
+                f'{root}/visual/{name}: the AudioSet preset fuses audio with images, and the released embeddings '
+                f'are audio only; {int(part.visual_present.sum())}/{len(part.keys)} segments have a visual feature '
+                'file. Extract one image feature vector per segment into visual/<split>/<video_id>_<start_ms>.npy')
+
+    def arrays(part, index) -> ArraySplit:
+        return ArraySplit({'audio': part.inputs['audio'][index].reshape(len(index), -1),
+                           'visual': part.inputs['visual'][index]}, part.labels[index])
+
+    train = parts['bal_train']
+    order = np.random.default_rng(int(options.get('seed', 0))).permutation(len(train.keys))
+    n_val = int(round(len(order) * float(options.get('val_fraction', 0.1))))
+    test = parts['eval']
+    return ExperimentData(train=arrays(train, np.sort(order[n_val:])), val=arrays(train, np.sort(order[:n_val])),
+                          test=arrays(test, np.arange(len(test.keys))), label_names=list(audioset.SUBSET),
+                          info={'protocol': 'bal_train (validation held out by seed) / eval, pets subset'})
+
+
 # dataset name -> "module:function"
 ADAPTERS: dict[str, str] = {
     'avmnist': 'centralnet_ros.training.datasets:load_avmnist',
@@ -47,6 +96,8 @@ ADAPTERS: dict[str, str] = {
     'msrc12': 'centralnet_ros.training.gesture:load_msrc12',
     'chalearn': 'centralnet_ros.training.gesture:load_chalearn',
     'emodb': 'centralnet_ros.training.emotion:load_emodb',
+    'mmimdb': 'centralnet_ros.training.datasets:load_mmimdb',
+    'audioset': 'centralnet_ros.training.datasets:load_audioset',
 }
 
 

@@ -35,7 +35,7 @@ class TrainConfig:
     unimodal_loss_weight: float = 1.0
     grad_clip: float = 0.0
     class_balanced_batches: bool = False   # every batch holds batch_size / num_classes of each class
-    metric: Literal['accuracy', 'macro_accuracy', 'micro_f1', 'macro_f1'] = 'accuracy'
+    metric: Literal['accuracy', 'macro_accuracy', 'micro_f1', 'macro_f1', 'weighted_f1', 'samples_f1'] = 'accuracy'
     device: str = 'cpu'
     num_threads: int = 0           # torch intra-op threads (0: leave torch's default)
     progress: bool = True
