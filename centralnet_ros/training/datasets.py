@@ -57,7 +57,7 @@ def load_mmimdb(options: dict[str, Any], data_root: Path) -> ExperimentData:
 
 def load_audioset(options: dict[str, Any], data_root: Path) -> ExperimentData:
     """
-    Load AudioSet "Domestic animals, pets": ``bal_train`` (a seeded ``val_fraction`` held out for validation), ``eval`` test.
+    Load AudioSet "Domestic animals, pets": ``bal_train`` (a seeded ``val_fraction`` for validation), ``eval`` test.
 
     Modalities ``audio`` (10 x 128 VGGish embeddings, flattened to 1280) and ``visual`` (the
     per-segment features a user extracted under ``visual/``: the released embeddings hold none).
