@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from .. import messages as M
@@ -228,7 +228,8 @@ _STORAGE = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 
 
 def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *,
-              storage: Literal['sqlite3', 'mcap'] = 'sqlite3', typestore=None, version: int = 8) -> Path:
+              storage: Literal['sqlite3', 'mcap'] = 'sqlite3', typestore=None, version: int = 8,
+              compress: bool = False) -> Path:
     """
     Write a rosbag2 directory at ``path`` (which must not exist yet).
 
@@ -236,7 +237,8 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *
     object (see the factories below) or already CDR-serialised ``bytes``. A topic's
     type must not change. The connection records the message definition and its
     RIHS01 hash, so ``ros2 bag info/play`` and other readers can decode it.
-    Returns ``path``.
+    ``compress``: zstd-compress the MCAP chunks (MCAP's own chunk compression, read
+    transparently by every MCAP reader; sqlite3 has no such option). Returns ``path``.
     """
     path = Path(path)
     if storage not in _STORAGE:
@@ -245,7 +247,15 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, Any]], *
         raise FileExistsError(f'{path} already exists; rosbag2 writes a new directory')
     store = typestore if typestore is not None else make_typestore()
     connections: dict[str, Any] = {}
-    with Writer(path, version=version, storage_plugin=_STORAGE[storage]) as writer:
+    writer = Writer(path, version=version, storage_plugin=_STORAGE[storage])
+    if compress:
+        chunks = getattr(CompressionMode, 'STORAGE', None)
+        if storage != 'mcap' or chunks is None:
+            raise ValueError('compress=True needs storage="mcap" and a rosbags with MCAP chunk compression '
+                             '(CompressionMode.STORAGE); '
+                             f'got storage={storage!r}')
+        writer.set_compression(chunks, CompressionFormat.ZSTD)
+    with writer:
         for topic, msgtype, stamp_ns, message in messages:
             msgtype = normalize_msgtype(msgtype)
             conn = connections.get(topic)
