@@ -18,11 +18,12 @@ def _files(pattern):
     return [f for f in glob(pattern, recursive=True) if os.path.isfile(f)]
 
 
-def _share_tree(folder):
-    """data_files entries that mirror ``folder`` under share/centralnet_ros/."""
+def _share_tree(folder, as_name=None):
+    """data_files entries that mirror ``folder`` under share/centralnet_ros/ (named ``as_name`` there if given)."""
     entries = {}
     for f in _files(os.path.join(folder, '**', '*')):
-        target = os.path.join('share', package_name, os.path.dirname(f))
+        sub = os.path.relpath(os.path.dirname(f), folder)
+        target = os.path.normpath(os.path.join('share', package_name, as_name or folder, sub))
         entries.setdefault(target, []).append(f)
     return sorted(entries.items())
 
@@ -31,12 +32,16 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'benchmarks', 'benchmarks.*']),
+    # the embedded demo recording travels inside the package (pip's wheel and sdist) and, for ROS tools
+    # (ros2 bag play), is installed as share/centralnet_ros/demo_recording too
+    package_data={package_name: ['demo_recording/*.yaml', 'demo_recording/demo_bag/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         *_share_tree('launch'),
         *_share_tree('config'),
         *_share_tree('models'),
+        *_share_tree(os.path.join(package_name, 'demo_recording'), 'demo_recording'),
     ],
     python_requires='>=3.10',
     install_requires=[

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as _dt
+import os
 from pathlib import Path
 import re
 import shutil
@@ -51,10 +53,13 @@ import sys
 import time
 from typing import Any
 
+from centralnet_ros import paths
+from centralnet_ros.data.registry import DataRootError, DATASETS, missing_markers, terms
 from centralnet_ros.node_params import TASKS
 import numpy as np
 
-__all__ = ['add_arguments', 'run', 'DemoOptions', 'build_demo_bag', 'DemoBag']
+__all__ = ['add_arguments', 'run', 'DemoOptions', 'build_demo_bag', 'DemoBag', 'embedded_recording',
+           'read_recording_info', 'write_recording']
 
 _NS = 1_000_000_000
 T0_NS = 1_700_000_000 * _NS          # 2023-11-14 22:13:20 UTC: the demo's first stamp
@@ -62,6 +67,13 @@ AUDIO_RATE = 16000                   # microphone_node's default sample_rate
 CHUNK_S = 0.02                       # as the microphone node publishes (chunk_ms 20)
 LIPS_FPS = 25.0                      # AVLetters video rate
 GAP_S = 1.0                          # silence between utterances
+
+# The embedded recording: package data (so pip's wheel carries it), also installed by colcon as
+# share/centralnet_ros/demo_recording; written by tools/make_demo_recording.py.
+RECORDING = 'demo_recording'
+RECORDING_BAG = 'demo_bag'           # rosbag2 folder (MCAP, zstd chunks)
+RECORDING_LABELS = 'labels.yaml'
+RECORDING_INFO = 'recording.yaml'    # provenance: samples, held-out rule, terms, the bundles it was built for
 
 
 @dataclasses.dataclass
@@ -82,6 +94,7 @@ class DemoBag:
     counts: dict[str, int]               # topic -> messages
     notes: list[str]
     tasks: list[str]                     # tasks with content in the bag
+    sources: dict[str, dict] = dataclasses.field(default_factory=dict)   # task -> dataset, held out by, files
 
 
 class _Timeline:
@@ -92,6 +105,7 @@ class _Timeline:
         self.segments: list[dict] = []
         self.t = 0.0                   # seconds from T0 where the next block starts
         self.audio: list[tuple[float, np.ndarray]] = []
+        self.sources: dict[str, dict] = {}   # task -> dataset, held-out rule, the files the samples come from
 
     def add(self, t_s: float, topic: str, msgtype: str, msg: Any) -> None:
         self.messages.append((T0_NS + int(round(t_s * _NS)), len(self.messages), topic, msgtype, msg))
@@ -137,6 +151,7 @@ def _gesture_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes
     none = msrc12.NONE_CLASS if msrc12.NONE_CLASS in labels else None
     factory = D.typestore_factory()
     count = 0
+    used = []
     for g in sorted(chosen):
         seq = msrc12.read_sequence(*chosen[g])
         tracked = seq.tracked
@@ -164,8 +179,11 @@ def _gesture_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes
                 tl.label('gesture', lo, hi, none)
         tl.t = end / 1e6 + offset + GAP_S
         count += 1
+        used.append(chosen[g][0].name)
     notes.append(f'gesture: {count} MSRC-12 recordings of person(s) {", ".join(persons)} '
                  f'({opts.gestures_per_class} action point(s) each), skeleton at ~30 Hz')
+    tl.sources['gesture'] = {'dataset': 'msrc12', 'held_out': f'test persons {", ".join(persons)}',
+                             'files': used}
     return count > 0
 
 
@@ -233,6 +251,12 @@ def _speech_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes:
            else 'no espeak-ng found: lips only, the audio modality is absent')
     notes.append(f'speech: {len(picked)} AVLetters held-out samples (speakers '
                  f'{", ".join(sorted({s.speaker for s in picked}))}), lips 60x80 mono8 at 25 fps; audio: {how}')
+    ev = manifest.evaluation
+    rule = (f'test speakers {ev.get("test_speakers", ev.get("test_speaker"))}'
+            if ev.get('test_speakers', ev.get('test_speaker')) else
+            f'test split of the speaker-dependent split (seed {ev.get("split_seed")})')
+    tl.sources['speech'] = {'dataset': 'avletters', 'held_out': rule, 'files': [s.lips_path.name for s in picked],
+                            'audio': f'espeak-ng, voice {opts.voice}' if spoken else 'none'}
     return bool(picked)
 
 
@@ -270,12 +294,18 @@ def _emotion_block(tl: _Timeline, manifest, root: Path, opts: DemoOptions, notes
         tl.label('emotion', start, end + 0.6, names[u.emotion])
         tl.t = end + GAP_S
     notes.append(f'emotion: {len(picked)} EmoDB utterances of speaker(s) {", ".join(map(str, sorted(speakers)))}')
+    tl.sources['emotion'] = {'dataset': 'emodb', 'held_out': f'test speaker(s) {", ".join(map(str, sorted(speakers)))}',
+                             'files': [u.path.name for u in picked]}
     return bool(picked)
 
 
 def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, storage: str = 'sqlite3',
-                   options: DemoOptions | None = None) -> DemoBag:
-    """Write ``out/demo_bag`` (rosbag2) and ``out/labels.yaml`` for the tasks in ``manifests``."""
+                   options: DemoOptions | None = None, compress: bool = False) -> DemoBag:
+    """
+    Write ``out/demo_bag`` (rosbag2) and ``out/labels.yaml`` for the tasks in ``manifests``.
+
+    ``compress``: zstd MCAP chunks (``storage='mcap'`` only), as the embedded recording is stored.
+    """
     import yaml
 
     from centralnet_ros import messages as M
@@ -312,7 +342,8 @@ def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, sto
     bag = out / 'demo_bag'
     if bag.exists():
         shutil.rmtree(bag)
-    D.write_bag(bag, ((topic, mt, t, msg) for t, _, topic, mt, msg in tl.messages), storage=storage)
+    D.write_bag(bag, ((topic, mt, t, msg) for t, _, topic, mt, msg in tl.messages), storage=storage,
+                compress=compress)
     counts: dict[str, int] = {}
     for _, _, topic, _, _ in tl.messages:
         counts[topic] = counts.get(topic, 0) + 1
@@ -323,25 +354,115 @@ def build_demo_bag(out: Path, manifests: dict[str, Any], *, data_root: Path, sto
               '# decides after 0.3 s of silence).\n')
     atomic_write_text(labels, header + yaml.safe_dump({'time_base': 'bag_start', 'segments': tl.segments},
                                                       sort_keys=False))
-    return DemoBag(bag, labels, duration, counts, notes, tasks)
+    return DemoBag(bag, labels, duration, counts, notes, tasks, {t: tl.sources[t] for t in tasks if t in tl.sources})
+
+
+# --------------------------------------------------------------------------- the embedded recording
+
+def embedded_recording() -> Path:
+    """Return the folder of the recording shipped with the package (package data, else colcon's share/ copy)."""
+    candidates = [Path(__file__).resolve().parent / RECORDING, paths.share_dir() / RECORDING]
+    for folder in candidates:
+        if (folder / RECORDING_BAG / 'metadata.yaml').is_file() and (folder / RECORDING_LABELS).is_file():
+            return folder
+    raise FileNotFoundError('the embedded demo recording is missing (looked in '
+                            + ', '.join(str(c) for c in candidates) + '); this installation lacks its package '
+                            'data: reinstall centralnet_ros, or rebuild the recording with --data-root DIR')
+
+
+def read_recording_info(folder: Path) -> dict:
+    """Return the provenance of a demo recording (``recording.yaml``), checked for the keys the demo uses."""
+    import yaml
+    path = folder / RECORDING_INFO
+    try:
+        info = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f'{path}: cannot read the recording description: {exc}') from exc
+    if not isinstance(info, dict) or not isinstance(info.get('tasks'), dict):
+        raise ValueError(f'{path}: expected a mapping with a tasks: mapping (task -> samples and terms)')
+    return info
+
+
+def _embedded_tasks(info: dict, found: dict[str, tuple[str, Any]], notes: list[str]) -> list[str]:
+    """Return the tasks to replay from the embedded recording, with notes on its samples and on bundle mismatches."""
+    tasks = []
+    for task, (where, manifest) in found.items():
+        entry = info['tasks'].get(task)
+        if not isinstance(entry, dict):
+            notes.append(f'{task}: skipped, the embedded recording has no {task} samples')
+            continue
+        tasks.append(task)
+        audio = f'; audio: {entry["audio"]}' if entry.get('audio') else ''
+        notes.append(f'{task}: {len(entry.get("files", []))} {entry.get("dataset", "?")} samples '
+                     f'({entry.get("held_out", "?")}{audio}); terms: {entry.get("terms", "?")}')
+        if entry.get('bundle_weights_sha256') != manifest.weights_sha256:
+            notes.append(f'{task}: the bundle at {where} is not the one the recording was built for, so its samples '
+                         "may include that bundle's training data and the figures may be optimistic; rebuild with "
+                         '--data-root DIR to hold out what this bundle did not see')
+    return tasks
+
+
+def write_recording(dest: Path, manifests: dict[str, Any], *, data_root: Path, options: DemoOptions | None = None,
+                    command: str = '') -> DemoBag:
+    """
+    Build the embedded recording into ``dest`` (MCAP with zstd chunks, labels, ``recording.yaml``).
+
+    Built beside ``dest`` and renamed into place, so an interrupted build leaves the old recording whole.
+    """
+    import yaml
+
+    from centralnet_ros.config import atomic_write_text
+    dest = Path(dest)
+    tmp = dest.with_name(f'.{dest.name}.new')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    opts = options or DemoOptions()
+    demo = build_demo_bag(tmp, manifests, data_root=data_root, storage='mcap', options=opts, compress=True)
+    info = {
+        'what': 'centralnet demo recording: real samples the shipped bundles were not trained on (held out by '
+                'their manifests), laid out one after the other on the topics a robot publishes',
+        'command': command,
+        'date': _dt.date.today().isoformat(),
+        'duration_s': round(demo.duration_s, 3),
+        'storage': 'rosbag2 MCAP, zstd-compressed chunks',
+        'messages': dict(sorted(demo.counts.items())),
+        'options': dataclasses.asdict(opts),
+        'tasks': {task: {**demo.sources.get(task, {}), 'terms': terms(demo.sources[task]['dataset']),
+                         'bundle_weights_sha256': manifests[task].weights_sha256} for task in demo.tasks},
+        'notes': demo.notes,
+    }
+    atomic_write_text(tmp / RECORDING_INFO, yaml.safe_dump(info, sort_keys=False, allow_unicode=True, width=100))
+    old = dest.with_name(f'.{dest.name}.old')
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dataclasses.replace(demo, path=dest / RECORDING_BAG, labels=dest / RECORDING_LABELS)
 
 
 # --------------------------------------------------------------------------- command
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out', default='demo-out', help='folder for the bag, labels and replay results')
-    parser.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3', help='rosbag2 storage')
+    parser.add_argument('--out', default='demo-out', help='folder for the replay results (and a rebuilt bag)')
     parser.add_argument('--tasks', nargs='+', default=list(TASKS), metavar='TASK',
                         help='tasks to include')
     parser.add_argument('--bundle', action='append', default=[], metavar='TASK=PATH',
                         help='use this bundle instead of models/<task> (repeatable)')
     parser.add_argument('--data-root', default=None,
-                        help='folder holding the datasets; without it: $CENTRALNET_DATA_ROOT or ../shared/data')
-    parser.add_argument('--letters', type=int, default=DemoOptions.letters, help='AVLetters samples (<= 26)')
-    parser.add_argument('--gestures-per-class', type=int, default=DemoOptions.gestures_per_class,
-                        help='MSRC-12 action points per gesture class')
-    parser.add_argument('--utterances-per-emotion', type=int, default=DemoOptions.utterances_per_emotion,
-                        help='EmoDB utterances per emotion')
+                        help='rebuild the recording from the full datasets in this folder instead of replaying the '
+                             f'embedded one (so does ${paths.DATA_ROOT_ENV} when it holds the datasets)')
+    parser.add_argument('--rebuild', action='store_true',
+                        help=f'rebuild from the data root ({paths.DATA_ROOT_DEFAULT})')
+    parser.add_argument('--embedded', action='store_true',
+                        help=f'replay the embedded recording even when ${paths.DATA_ROOT_ENV} is set')
+    rebuild = parser.add_argument_group('when rebuilding')
+    rebuild.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3', help='rosbag2 storage')
+    rebuild.add_argument('--letters', type=int, default=DemoOptions.letters, help='AVLetters samples (<= 26)')
+    rebuild.add_argument('--gestures-per-class', type=int, default=DemoOptions.gestures_per_class,
+                         help='MSRC-12 action points per gesture class')
+    rebuild.add_argument('--utterances-per-emotion', type=int, default=DemoOptions.utterances_per_emotion,
+                         help='EmoDB utterances per emotion')
     parser.add_argument('--show', type=int, default=12, help='published decisions printed per task')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
@@ -366,11 +487,32 @@ def _manifests(tasks: list[str], bundles: dict[str, str], notes: list[str]) -> d
     return out
 
 
+def _rebuild_root(args: argparse.Namespace, found: dict[str, tuple[str, Any]], notes: list[str]) -> Path | None:
+    """
+    Return the data root to rebuild the recording from, or None to replay the embedded recording.
+
+    ``--data-root`` or ``--rebuild``: rebuild (a missing dataset is then an error). Otherwise
+    ``$CENTRALNET_DATA_ROOT`` rebuilds when it holds every dataset the bundles were trained on.
+    """
+    if args.embedded:
+        return None
+    if args.data_root or args.rebuild:
+        return paths.data_root(args.data_root)
+    if not os.environ.get(paths.DATA_ROOT_ENV):
+        return None
+    root = paths.data_root()
+    needed = sorted({str(m.evaluation.get('dataset')) for _, m in found.values()} & set(DATASETS))
+    missing = [name for name in needed if missing_markers(name, root)]
+    if missing:
+        notes.append(f'${paths.DATA_ROOT_ENV} is {root}, which lacks {", ".join(missing)}: replaying the embedded '
+                     f'recording (`centralnet data check` lists what is looked for)')
+        return None
+    return root
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     torch.set_num_threads(1)
-    from centralnet_ros import paths
-    from centralnet_ros.data.registry import DataRootError
     from .replay.cli import ReplaySetupError, _pairs, build_config, run_replay
     start = time.perf_counter()
     out = Path(args.out)
@@ -387,28 +529,46 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f'  {note}', file=sys.stderr)
         return 1
-    root = paths.data_root(args.data_root)
-    opts = DemoOptions(gestures_per_class=args.gestures_per_class, letters=max(1, min(26, args.letters)),
-                       utterances_per_emotion=args.utterances_per_emotion)
-    try:
-        demo = build_demo_bag(out, {t: m for t, (_, m) in found.items()}, data_root=root, storage=args.storage,
-                              options=opts)
-    except (DataRootError, FileNotFoundError) as exc:
-        print(f'centralnet demo: {exc} (data root {root}; set --data-root)', file=sys.stderr)
-        return 1
-    notes += demo.notes
-    print('centralnet demo: a rosbag2 recording of held-out real samples, replayed through the runtime')
+    root = _rebuild_root(args, found, notes)
+    if root is not None:
+        opts = DemoOptions(gestures_per_class=args.gestures_per_class, letters=max(1, min(26, args.letters)),
+                           utterances_per_emotion=args.utterances_per_emotion)
+        try:
+            demo = build_demo_bag(out, {t: m for t, (_, m) in found.items()}, data_root=root, storage=args.storage,
+                                  options=opts)
+        except (DataRootError, FileNotFoundError) as exc:
+            print(f'centralnet demo: {exc} (data root {root}; without --data-root/--rebuild the embedded recording '
+                  'is replayed)', file=sys.stderr)
+            return 1
+        notes += demo.notes
+        bag, labels, tasks = demo.path, demo.labels, demo.tasks
+        print(f'centralnet demo: a rosbag2 recording rebuilt from held-out real samples under {root}, '
+              'replayed through the runtime')
+        described = (f'  bag: {demo.path} ({args.storage}, {demo.duration_s:.1f} s, '
+                     + ', '.join(f'{c} on {t}' for t, c in sorted(demo.counts.items())) + f'); labels: {demo.labels}')
+    else:
+        try:
+            recording = embedded_recording()
+            info = read_recording_info(recording)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f'centralnet demo: {exc}', file=sys.stderr)
+            return 1
+        tasks = _embedded_tasks(info, found, notes)
+        bag, labels = recording / RECORDING_BAG, recording / RECORDING_LABELS
+        print(f'centralnet demo: the embedded recording (held-out real samples; {recording}), '
+              'replayed through the runtime')
+        described = (f'  bag: {bag} (MCAP, zstd chunks, {info.get("duration_s", 0):.1f} s); labels: {labels}; '
+                     f'rebuild it from the full datasets with --data-root DIR')
     for note in notes:
         print(f'  {note}')
-    if not demo.tasks:
+    if not tasks:
         print('centralnet demo: no task could be demonstrated (see the notes above)', file=sys.stderr)
         return 1
-    print(f'  bag: {demo.path} ({args.storage}, {demo.duration_s:.1f} s, '
-          + ', '.join(f'{c} on {t}' for t, c in sorted(demo.counts.items())) + f'); labels: {demo.labels}')
+    print(described)
     built = time.perf_counter() - start
     try:
-        cfg, _ = build_config(tasks=demo.tasks, bundles={t: found[t][0] for t in demo.tasks})
-        run_, metrics, written = run_replay(demo.path, cfg, out=out / 'replay', labels=str(demo.labels),
+        cfg, _ = build_config(tasks=tasks, bundles={t: found[t][0] for t in tasks})
+        run_, metrics, written = run_replay(bag, cfg, out=out / 'replay', labels=str(labels),
                                             progress=not args.no_progress, command='centralnet demo',
                                             echo=lambda s: print('  ' + s))
     except ReplaySetupError as exc:
@@ -419,7 +579,7 @@ def run(args: argparse.Namespace) -> int:
     truth = assign_truth(run_.results, run_.label_segments)
     print('\nWhat the robot would have published (vision_msgs/Classification on ~/<task>); '
           'the first decisions inside labelled segments:')
-    for task in demo.tasks:
+    for task in tasks:
         rows = [(r, s) for r, s in zip(run_.results, truth) if r.task == task and r.published]
         labelled = [(r, s) for r, s in rows if s is not None]
         print(f'  {task}: {len(rows)} published of {metrics[task]["decisions"]} decisions '
@@ -432,7 +592,8 @@ def run(args: argparse.Namespace) -> int:
                   f'{"ok" if s.label == r.label else "x ":<2} [{present}] {r.timing["total"] * 1e3:.1f} ms')
     print()
     print(format_summary(metrics, run_))
-    print(f'bag built in {built:.1f} s; total {time.perf_counter() - start:.1f} s. '
+    print(f'{"bag built" if root is not None else "set-up"} in {built:.1f} s; '
+          f'total {time.perf_counter() - start:.1f} s. '
           f'Results: {out / "replay"} ({", ".join(sorted(p.name for p in written.values()))})')
-    print(f'Replay it yourself: centralnet replay {demo.path} --labels {demo.labels} --tasks {" ".join(demo.tasks)}')
+    print(f'Replay it yourself: centralnet replay {bag} --labels {labels} --tasks {" ".join(tasks)}')
     return 0

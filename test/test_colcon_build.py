@@ -67,3 +67,10 @@ def test_python_package_is_installed(install):
     assert site, 'no site-packages under the install prefix'
     for module in ('capture.py', 'node_params.py', 'ros/microphone_node.py'):
         assert (site[0] / PACKAGE / module).is_file(), f'{module} not installed'
+
+
+def test_demo_recording_is_installed(install):
+    """The embedded recording: under share/ for ROS tools (ros2 bag play), and inside the Python package."""
+    for base in [install / 'share' / PACKAGE] + [p / PACKAGE for p in (install / 'lib').glob('python3*/site-packages')]:
+        for name in ('labels.yaml', 'recording.yaml', 'demo_bag/metadata.yaml', 'demo_bag/demo_bag.mcap'):
+            assert (base / 'demo_recording' / name).is_file(), f'{base}/demo_recording/{name} not installed'

@@ -1,13 +1,17 @@
 """The front door: where data is looked for, what ``centralnet data check`` says, and the terms of data."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+import re
+import shutil
 import subprocess
 import sys
 
 from centralnet_ros import paths
 from centralnet_ros.data.registry import DATASETS, missing_markers
+from centralnet_ros.node_params import TASKS
 import dataset_guard
 import pytest
 
@@ -81,7 +85,7 @@ def test_data_check_without_a_dataset_lists_what_it_looked_for_and_where(tmp_pat
         in proc.stdout
 
 
-@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+@pytest.mark.parametrize('task', TASKS)
 def test_info_prints_task_labels_inputs_metrics_data_and_terms(task, capsys):
     from centralnet_ros.bundle.io import read_manifest
     from centralnet_ros.cli import main
@@ -104,3 +108,88 @@ def test_info_on_a_missing_bundle_says_what_is_available(tmp_path, capsys):
     assert main(['info', str(tmp_path / 'nothing')]) == 1
     err = capsys.readouterr().err
     assert 'no model bundle' in err and 'gesture' in err
+
+
+def _centralnet_command() -> list[str]:
+    """Return the ``centralnet`` console script of this Python's environment, else ``python -m centralnet_ros.cli``."""
+    script = shutil.which('centralnet', path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, '-m', 'centralnet_ros.cli']
+
+
+@pytest.mark.slow
+def test_demo_on_a_new_users_machine_replays_the_embedded_recording(tmp_path):
+    """The README's quick start, as a newcomer runs it: no datasets, an empty HOME and working directory."""
+    from centralnet_ros.demo import embedded_recording, read_recording_info
+    env = _newcomer_env(tmp_path)
+    cwd = tmp_path / 'cwd'
+    cwd.mkdir()
+    proc = subprocess.run([*_centralnet_command(), 'demo', '--no-progress'], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
+    out = proc.stdout
+    assert 'centralnet demo: the embedded recording' in out
+    assert str(embedded_recording() / 'demo_bag') in out
+    info = read_recording_info(embedded_recording())
+    metrics = json.loads((cwd / 'demo-out' / 'replay' / 'metrics.json').read_text())
+    for task in TASKS:
+        assert info['tasks'][task]['terms'] in out                   # where the samples come from, their terms
+        row = re.search(rf'^{task}\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.]+) %', out, re.MULTILINE)
+        assert row, f'no {task} figures in the summary:\n{out[-2500:]}'
+        assert int(row.group(3)) > 0                                   # decisions scored against the labels
+        m = metrics['tasks'][task]
+        assert m['decisions'] == int(row.group(1))
+        assert m['decision_accuracy'] > m['chance'], f'{task}: the shipped model is at chance on the recording'
+    assert not any((tmp_path / 'data').iterdir()), 'the demo wrote into the data root'
+
+
+def _source_tree(tmp_path: Path) -> Path:
+    """Copy the files git would ship (tracked and new, not ignored) into a clean folder to build from."""
+    git = shutil.which('git')
+    if git is None or not (REPO / '.git').exists():
+        pytest.skip('not a git checkout: cannot tell which files a fresh clone has')
+    listed = subprocess.run([git, 'ls-files', '--cached', '--others', '--exclude-standard', '-z'], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split('\0')
+    src = tmp_path / 'src'
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
+    return src
+
+
+@pytest.mark.slow
+def test_pip_wheel_and_sdist_carry_the_demo_recording_and_an_installed_copy_finds_it(tmp_path):
+    import tarfile
+    import venv
+    import zipfile
+    src = _source_tree(tmp_path)
+    shipped = ['demo_recording/recording.yaml', 'demo_recording/labels.yaml', 'demo_recording/demo_bag/metadata.yaml',
+               'demo_recording/demo_bag/demo_bag.mcap']
+    proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q',
+                           '-w', str(tmp_path / 'dist'), str(src)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wheel = next((tmp_path / 'dist').glob('centralnet_ros-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    for f in shipped:
+        assert f'centralnet_ros/{f}' in names, f'{f} is not in the wheel'
+        assert any(n.endswith(f'.data/data/share/centralnet_ros/{f}') for n in names), f'{f}: no share/ copy'
+    proc = subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(tmp_path / 'sdist')], cwd=src,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    members = tarfile.open(next((tmp_path / 'sdist').glob('*.tar.gz'))).getnames()
+    for f in shipped:
+        assert any(m.endswith(f'/centralnet_ros/{f}') for m in members), f'{f} is not in the sdist'
+    # a non-editable install (dependencies from this environment) finds the recording inside itself
+    env_dir = tmp_path / 'venv'
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / 'bin' / 'python'
+    proc = subprocess.run([sys.executable, '-m', 'pip', '--python', str(python), 'install', '-q', '--no-deps',
+                           str(wheel)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    proc = subprocess.run([str(python), '-c', 'from centralnet_ros.demo import embedded_recording; '
+                                              'print(embedded_recording())'],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = Path(proc.stdout.strip())
+    assert env_dir in found.parents and (found / 'demo_bag' / 'demo_bag.mcap').is_file()

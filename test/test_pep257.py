@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PATHS = [p for p in ('centralnet_ros', 'test', 'launch', 'benchmarks', 'setup.py') if (REPO / p).exists()]
+PATHS = [p for p in ('centralnet_ros', 'test', 'launch', 'benchmarks', 'tools', 'setup.py') if (REPO / p).exists()]
 TOOL = shutil.which('ament_pep257')
 
 
