@@ -193,3 +193,14 @@ def test_pip_wheel_and_sdist_carry_the_demo_recording_and_an_installed_copy_find
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = Path(proc.stdout.strip())
     assert env_dir in found.parents and (found / 'demo_bag' / 'demo_bag.mcap').is_file()
+
+
+def test_readme_terms_table_is_the_registry():
+    """The README's table of datasets and terms says what centralnet_ros/data/registry.py says."""
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    for name, entry in DATASETS.items():
+        if entry.folder == '.':                       # built from other datasets (AV-MNIST)
+            continue
+        row = re.search(rf'^\|[^|\n]*\| `{re.escape(entry.folder)}/` \| ([^|\n]*) \|', readme, re.MULTILINE)
+        assert row, f'README: no row for {name} (`{entry.folder}/`) in the datasets and terms table'
+        assert row.group(1).strip() == entry.terms.split(': ', 1)[1], f'README terms of {name} drifted'
