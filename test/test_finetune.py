@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 SPEECH = paths.models_dir() / 'speech'
+pytestmark = pytest.mark.needs_data('fsdd')
 DIGITS = (0, 1, 2)
 SESSIONS = {'george': ('george', range(5, 13)), 'jackson': ('jackson', range(5, 13)),
             'nicolas': ('nicolas', range(5, 9)), 'theo': ('theo', range(5, 11)),

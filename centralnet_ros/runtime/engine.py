@@ -16,6 +16,7 @@ import time
 from typing import Mapping
 
 from centralnet_ros.bundle import Bundle, load_bundle
+from centralnet_ros.bundle.io import bundle_sha256
 from centralnet_ros.torch_utils import resolve_device
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ class TaskModel:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         self.device = resolve_device(device, fallback='cpu' if on_device_failure == 'fallback_cpu' else 'error')
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device='cpu')
+        self.bundle_sha256 = bundle_sha256(self.bundle.path)     # what diagnostics report per task
         self.manifest = self.bundle.manifest
         self.model = self.bundle.model
         self.modalities = list(self.model.modalities)

@@ -655,6 +655,7 @@ class Perception:
                 'latency_ms': _percentiles_ms(list(s.latencies)),
                 'missing': {m: dict(c) for m, c in s.missing.items()},
                 'trigger': s.config.trigger, 'inputs': sorted({p.input for p in s.plans}),
+                'bundle': str(s.model.bundle.path), 'bundle_sha256': s.model.bundle_sha256,
             }
         return {'device': self.device, 'backend': self.backend, 'clock_ns': now,
                 'global_resets': base['global_resets'], 'decisions': base['decisions'],
