@@ -65,9 +65,10 @@ def list_datasets(data_root: Path, *, origin: str = '') -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data_root = paths.data_root(args.data_root)
+    explicit = getattr(args, 'data_root', None)   # a Namespace built by a caller may lack it
+    data_root = paths.data_root(explicit)
     if args.dataset is None:
-        origin = ('--data-root' if args.data_root else f'${paths.DATA_ROOT_ENV}' if os.environ.get(paths.DATA_ROOT_ENV)
+        origin = ('--data-root' if explicit else f'${paths.DATA_ROOT_ENV}' if os.environ.get(paths.DATA_ROOT_ENV)
                   else 'the per-user default')
         print(list_datasets(data_root, origin=origin))
         return 0
