@@ -46,6 +46,7 @@ class FinetuneConfig:
     mode: Literal['whole', 'head', 'new_labels'] = 'whole'
     freeze_encoders: bool = False            # new_labels: keep the per-modality encoders fixed
     labels: list[str] | None = None          # new_labels: the new classes (default: sorted labels of the samples)
+    keep_batch_norm: bool = False            # BatchNorm layers keep the bundle's running statistics (eval mode)
     seed: int = 0
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         epochs=40, batch_size=32, lr=5e-4, patience=8, schedule='cosine', num_threads=1))
@@ -103,14 +104,20 @@ def adapt_model(base: FusionModel, cfg: FinetuneConfig, *, num_classes: int,
 
 
 @contextlib.contextmanager
-def _frozen_in_eval(model: nn.Module) -> Iterator[None]:
-    """While active, ``model.train()`` leaves every module whose parameters are all frozen in eval mode."""
+def _frozen_in_eval(model: nn.Module, *, batch_norm: bool = False) -> Iterator[None]:
+    """
+    While active, ``model.train()`` leaves every module whose parameters are all frozen in eval mode.
+
+    ``batch_norm``: every BatchNorm layer too (it keeps its running statistics).
+    """
     frozen = []
     for name, module in model.named_modules():
         params = list(module.parameters())
         if name and params and not any(p.requires_grad for p in params):
             if not any(name.startswith(f + '.') for f in frozen):
                 frozen.append(name)
+        elif batch_norm and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            frozen.append(name)
     modules = dict(model.named_modules())
 
     def train_mode(mode: bool = True) -> nn.Module:
@@ -166,11 +173,14 @@ class FinetuneResult:
 
 
 def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Sequence, val_samples: Sequence,
-             test_samples: Sequence, cfg: FinetuneConfig) -> FinetuneResult:
+             test_samples: Sequence, cfg: FinetuneConfig, *, rehearsal: ArraySplit | None = None) -> FinetuneResult:
     """
     Fine-tune a copy of ``base`` (``base`` is not modified) and measure it before and after on the held-out samples.
 
     ``*_samples``: :class:`~centralnet_ros.replay.samples.Sample` s of disjoint sessions.
+    ``rehearsal``: samples of the bundle's own training data (labels as indices into
+    ``base_labels``, modalities those of the recordings) mixed into every epoch, so the
+    model keeps what it knew (modes whole and head only).
     """
     if not train_samples or not val_samples:
         raise ValueError(f'{len(train_samples)} training and {len(val_samples)} validation samples: the sessions '
@@ -195,15 +205,22 @@ def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Seque
     if not len(train_split) or not len(val_split):
         raise ValueError(f'{len(train_split)} training and {len(val_split)} validation samples: both must be > 0 '
                          f'(check the labels and the sessions)')
+    if rehearsal is not None and len(rehearsal):
+        if cfg.mode == 'new_labels':
+            raise ValueError("rehearsal keeps the bundle's classes; it does not go with new_labels")
+        train_split = ArraySplit({m: np.concatenate([train_split.inputs[m], rehearsal.inputs[m]])
+                                  for m in modalities}, np.concatenate([train_split.labels, rehearsal.labels]))
     before = accuracy_of(base, test_split) if cfg.mode != 'new_labels' and len(test_split) else None
     model, frozen = adapt_model(base, cfg, num_classes=len(labels), absent=absent)
-    with _frozen_in_eval(model):
+    with _frozen_in_eval(model, batch_norm=cfg.keep_batch_norm):
         result = train(model, train_split, val_split, cfg.train, seed=cfg.seed,
                        test_split=test_split if len(test_split) else None, desc=f'finetune ({cfg.mode})')
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
-    counts = {'train': len(train_split), 'val': len(val_split), 'test': len(test_split),
+    n_rehearsal = len(rehearsal) if rehearsal is not None else 0
+    counts = {'train': len(train_split) - n_rehearsal, 'rehearsal': n_rehearsal, 'val': len(val_split),
+              'test': len(test_split),
               'dropped_train': d_train, 'dropped_val': d_val, 'dropped_test': d_test}
     return FinetuneResult(model=model, labels=labels, modalities=modalities, frozen=frozen, train=result,
                           before=before, after=accuracy_of(model, test_split), counts=counts)
