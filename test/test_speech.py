@@ -280,3 +280,25 @@ def test_mfcc_cnn_learns_well_above_chance():
                       progress=False, num_threads=1)
     result = train(model, d.train, d.val, cfg, seed=0, test_split=d.test)
     assert result.test_metric > 0.3, result.test_metric                    # chance is 1/26 = 3.8 %
+
+
+def test_speech_bundle_feeds_the_front_end_at_its_own_rate():
+    """
+    The runtime resamples the microphone once, to the rate the HTK front end analyses at.
+
+    (A bundle saying 16 kHz made the runtime resample to 16 kHz and the front end again to
+    22.05 kHz, so a 44.1/48 kHz microphone lost everything above 8 kHz.)
+    """
+    from centralnet_ros.bundle.io import read_manifest
+    from centralnet_ros.training.experiment import load_experiment
+    spec = read_manifest(paths.models_dir() / 'speech').modalities['mfcc']
+    preset = load_experiment('avletters_speech').bundle.modalities['mfcc']
+    assert spec.pipeline == 'htk_mfcc'
+    assert spec.sample_rate == preset['sample_rate'] == htk.AVLETTERS_CONFIG.sample_rate
+    # a 9 kHz tone from a 48 kHz microphone reaches the front end (the top mel channels), as it did not before
+    from centralnet_ros.features.audio import resample_audio
+    tone = 0.3 * np.sin(2 * np.pi * 9000 * np.arange(48000) / 48000)
+    once = resample_audio(tone, orig_sample_rate=48000, new_sample_rate=int(spec.sample_rate))
+    twice = resample_audio(resample_audio(tone, orig_sample_rate=48000, new_sample_rate=16000),
+                           orig_sample_rate=16000, new_sample_rate=22050)
+    assert np.sqrt(np.mean(once[1000:-1000] ** 2)) > 0.2 > 0.01 > np.sqrt(np.mean(twice[1000:-1000] ** 2))
