@@ -302,3 +302,25 @@ def test_audioset_adapter_needs_visual_features_and_splits_bal_train(tmp_path):
     assert (len(data.train), len(data.val), len(data.test)) == (8, 2, 10)
     assert data.train.inputs['audio'].shape == (8, 1280) and data.test.inputs['visual'].shape == (10, 7)
     assert data.label_names == list(audioset.SUBSET)
+
+
+@pytest.mark.slow
+def test_probe_runs_the_cae_table_on_senz3d_files_split_by_subject(tmp_path):
+    from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe
+    rng = np.random.default_rng(3)
+    base = tmp_path / 'senz3d'
+    for s in (1, 2, 3):
+        for g in (1, 2, 3):
+            for n in range(4):
+                colour, depth = _hand_pair(rng, 300 + 150 * g)      # depth says the gesture
+                _png(base / f'S{s}' / f'G{g}' / f'{n}-color.png', colour)
+                _png(base / f'S{s}' / f'G{g}' / f'{n}-depth.png', depth)
+                _png(base / f'S{s}' / f'G{g}' / f'{n}-conf.png', np.full((48, 64), 500, np.uint16))
+    cfg = ProbeConfig(dataset='senz3d', image_size=24, cae_channels=[4, 4, 4], cae_epochs=1, bimodal_epochs=1,
+                      supervised_epochs=1, linear_epochs=2, shared_dim=16, batch_size=8, cnn_widths=[4, 4])
+    result = run_probe(cfg, out_dir=tmp_path / 'out', data_root=tmp_path, log=None)
+    assert result.data['sizes'] == {'train': 12, 'val': 12, 'test': 12}
+    assert set(result.table['linear_shared']) == {'color', 'depth', 'both'}
+    assert all(0.0 <= v <= 100.0 for row in result.table.values() for v in row.values())
+    assert '| | color (1x24x24) | depth (1x24x24) | color + depth |' in render_markdown(result)
+    assert (tmp_path / 'out' / 'probing_cross_modal.png').read_bytes()[:4] == b'\x89PNG'

@@ -48,7 +48,8 @@ import torch.nn.functional as F
 __all__ = ['ProbeConfig', 'ProbeResult', 'run_probe', 'train_classifier', 'linear_probe', 'CAEClassifier',
            'render_markdown', 'write_results', 'MODALITIES', 'ROWS']
 
-MODALITIES = ('image', 'audio')
+MODALITIES = ('image', 'audio')      # AV-MNIST's pair; the RGB-D datasets' pair is ('color', 'depth')
+PROBE_DATASETS = ('avmnist', 'senz3d', 'asl_fingerspelling')
 ROWS = {
     'linear_raw': 'linear classifier on the raw input',
     'linear_cae': 'linear classifier on CAE features (middle layer, unimodal denoising CAE)',
@@ -62,6 +63,7 @@ REPORT_REFERENCE = ("the report's own probing numbers are not available in the m
 
 @dataclasses.dataclass
 class ProbeConfig:
+    dataset: str = 'avmnist'          # one of PROBE_DATASETS
     n_train: int = 10000              # AV-MNIST training pairs used (subset of the 55,000)
     n_val: int = 2000                 # validation pairs (subset of the 5,000)
     n_test: int | None = None         # test pairs (None: all 10,000)
@@ -78,6 +80,12 @@ class ProbeConfig:
     batch_size: int = 128
     lr: float = 2e-3
     figure_corruption: float = 0.5    # pixel dropout shown in the denoising figure
+    image_size: int = 32              # Senz3D / ASL: colour and depth maps resized to this square
+    max_per_letter: int | None = 100  # ASL Finger Spelling: images kept per subject and letter
+
+    def __post_init__(self):
+        if self.dataset not in PROBE_DATASETS:
+            raise ValueError(f'probe dataset must be one of {PROBE_DATASETS}, got {self.dataset!r}')
 
 
 @dataclasses.dataclass
@@ -191,7 +199,16 @@ def _subset(n_total: int, n: int | None, rng: np.random.Generator) -> np.ndarray
 
 
 def load_probe_data(cfg: ProbeConfig, data_root: Path | None = None) -> dict:
-    """AV-MNIST (default build, cached) subsampled: ``{split: {'image', 'audio', 'y'}}`` and info."""
+    """
+    Return ``{'splits': {split: {m1, m2, 'y'}}, 'info', 'modalities': (m1, m2), 'num_classes'}``.
+
+    AV-MNIST (default build, cached, subsampled): ``image`` and ``audio``.  Creative Senz3D and
+    ASL Finger Spelling: ``color`` and ``depth`` maps (1 x size x size), split by subject: the
+    last subject is the test split, the one before it validation, the others training (the
+    representations must carry over to a person never seen).
+    """
+    if cfg.dataset != 'avmnist':
+        return _load_rgbd_probe_data(cfg, data_root)
     from centralnet_ros.data.avmnist import AVMNISTConfig, load_avmnist
     data = load_avmnist(AVMNISTConfig(seed=0), root=data_root)
     rng = np.random.default_rng(cfg.seed)
@@ -205,7 +222,36 @@ def load_probe_data(cfg: ProbeConfig, data_root: Path | None = None) -> dict:
             'pca_components': data.metadata.pca_components,
             'sizes': {k: int(len(v['y'])) for k, v in out.items()},
             'input_shapes': {m: list(out['train'][m].shape[1:]) for m in MODALITIES}}
-    return {'splits': out, 'info': info}
+    return {'splits': out, 'info': info, 'modalities': MODALITIES, 'num_classes': 10}
+
+
+def _load_rgbd_probe_data(cfg: ProbeConfig, data_root: Path | None) -> dict:
+    import importlib
+
+    from centralnet_ros import paths
+    from centralnet_ros.data.rgbd import RGBDOptions
+    from centralnet_ros.data.registry import default_root
+    module = importlib.import_module(f'centralnet_ros.data.{cfg.dataset}')
+    root = default_root(cfg.dataset, paths.data_root(data_root))
+    base = getattr(module, 'DEFAULT_OPTIONS', RGBDOptions())
+    opts = dataclasses.replace(base, size=(cfg.image_size, cfg.image_size))
+    kwargs = {'max_per_letter': cfg.max_per_letter} if cfg.dataset == 'asl_fingerspelling' else {}
+    arrays = module.load_arrays(root, opts, **kwargs)
+    subjects = sorted(set(arrays['subjects'].tolist()))
+    if len(subjects) < 3:
+        raise ValueError(f'{root}: the probe splits by subject and needs at least 3, found {len(subjects)}')
+    which = {'test': [subjects[-1]], 'val': [subjects[-2]], 'train': subjects[:-2]}
+    out = {}
+    for split, chosen in which.items():
+        idx = np.flatnonzero(np.isin(arrays['subjects'], chosen))
+        out[split] = {m: arrays[m][idx][:, None].astype(np.float32) for m in ('color', 'depth')}
+        out[split]['y'] = arrays['labels'][idx]
+    info = {'dataset': f'{cfg.dataset} ({root}): grey colour and clipped depth maps {opts.size}, '
+                       f'depth {opts.min_depth_m}-{opts.max_depth_m} m; subjects {which}',
+            'sizes': {k: int(len(v['y'])) for k, v in out.items()},
+            'input_shapes': {m: list(out['train'][m].shape[1:]) for m in ('color', 'depth')}}
+    return {'splits': out, 'info': info, 'modalities': ('color', 'depth'),
+            'num_classes': len(module.CLASS_NAMES)}
 
 
 def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path | None = None,
@@ -228,6 +274,7 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
 
     loaded = timed('load_data', lambda: load_probe_data(cfg, data_root))
     d = loaded['splits']
+    mods, k = tuple(loaded['modalities']), int(loaded['num_classes'])
     y = {s: d[s]['y'] for s in d}
     table: dict[str, dict[str, float]] = {r: {} for r in ROWS}
     val_table: dict[str, dict[str, float]] = {r: {} for r in ROWS}
@@ -238,16 +285,16 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
         log(f'{row} [{col}]: test {table[row][col]:.2f} %  (val {val_table[row][col]:.2f} %)')
 
     # 1. raw input
-    for m in MODALITIES:
+    for m in mods:
         res = timed(f'linear_raw_{m}', lambda: linear_probe(
             *[a for s in ('train', 'val', 'test') for a in (d[s][m].reshape(len(y[s]), -1), y[s])],
-            num_classes=10, epochs=cfg.linear_epochs, seed=cfg.seed))
+            num_classes=k, epochs=cfg.linear_epochs, seed=cfg.seed))
         record('linear_raw', m, res)
 
     # 2. unimodal denoising CAEs
     caes: dict[str, ConvAutoEncoder] = {}
     cae_loss = {}
-    for m in MODALITIES:
+    for m in mods:
         torch.manual_seed(cfg.seed)
         cae = ConvAutoEncoder(CAEConfig(list(d['train'][m].shape[1:]), channels=list(cfg.cae_channels),
                                         denoise_p=cfg.denoise_p))
@@ -257,17 +304,17 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
         caes[m] = cae
         feats = [encode_array(cae.encode, d[s][m]) for s in ('train', 'val', 'test')]
         res = timed(f'linear_cae_{m}', lambda: linear_probe(
-            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=10,
+            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=k,
             epochs=cfg.linear_epochs, seed=cfg.seed))
         record('linear_cae', m, res)
 
     # 3. bimodal CAE, first layers from the unimodal CAEs
     torch.manual_seed(cfg.seed)
-    bimodal = BimodalCAE(BimodalCAEConfig({m: caes[m].config for m in MODALITIES}, shared_dim=cfg.shared_dim,
+    bimodal = BimodalCAE(BimodalCAEConfig({m: caes[m].config for m in mods}, shared_dim=cfg.shared_dim,
                                           absent_threshold=cfg.absent_threshold))
     bimodal.init_from_unimodal(caes)
     bi_hist = timed('bimodal_cae', lambda: train_bimodal(
-        bimodal, {m: d['train'][m] for m in MODALITIES}, epochs=cfg.bimodal_epochs, batch_size=cfg.batch_size,
+        bimodal, {m: d['train'][m] for m in mods}, epochs=cfg.bimodal_epochs, batch_size=cfg.batch_size,
         lr=cfg.lr, denoise_p=cfg.denoise_p, seed=cfg.seed, log=log))
 
     def shared_features(split: str, mods: tuple[str, ...]) -> np.ndarray:
@@ -279,17 +326,17 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
                 out.append(bimodal.shared(inputs).numpy())
         return np.concatenate(out)
 
-    for mods, col in ((('image',), 'image'), (('audio',), 'audio'), (MODALITIES, 'both')):
-        feats = [shared_features(s, mods) for s in ('train', 'val', 'test')]
+    for present, col in (((mods[0],), mods[0]), ((mods[1],), mods[1]), (mods, 'both')):
+        feats = [shared_features(s, present) for s in ('train', 'val', 'test')]
         res = timed(f'linear_shared_{col}', lambda: linear_probe(
-            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=10,
+            feats[0], y['train'], feats[1], y['val'], feats[2], y['test'], num_classes=k,
             epochs=cfg.linear_epochs, seed=cfg.seed))
         record('linear_shared', col, res)
 
     # 4. CAE architecture supervised, 5. CNN
-    for m in MODALITIES:
+    for m in mods:
         torch.manual_seed(cfg.seed)
-        clf = CAEClassifier(caes[m].config, 10)
+        clf = CAEClassifier(caes[m].config, k)
         fit = timed(f'cae_supervised_{m}', lambda: train_classifier(
             clf, d['train'][m], y['train'], x_val=d['val'][m], y_val=y['val'], epochs=cfg.supervised_epochs,
             batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log, desc=f'CAE-arch {m}'))
@@ -297,7 +344,7 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
                                      'test_accuracy': _accuracy(clf, d['test'][m], y['test'])})
         torch.manual_seed(cfg.seed)
         cnn = ModalityEncoder(EncoderConfig('cnn2d', list(d['train'][m].shape[1:]), list(cfg.cnn_widths),
-                                            head_dropout=0.2), 10)
+                                            head_dropout=0.2), k)
         fit = timed(f'cnn_{m}', lambda: train_classifier(
             cnn, d['train'][m], y['train'], x_val=d['val'][m], y_val=y['val'], epochs=cfg.supervised_epochs,
             batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log, desc=f'CNN {m}'))
@@ -313,18 +360,23 @@ def run_probe(cfg: ProbeConfig, *, out_dir: Path | None = None, data_root: Path 
     info = dict(loaded['info'])
     info['cae_final_mse'] = cae_loss
     info['bimodal_final_summed_mse'] = round(bi_hist[-1]['loss'], 4)
-    info['cae_middle_shapes'] = {m: list(caes[m].config.middle_shape) for m in MODALITIES}
+    info['modalities'] = list(mods)
+    info['cae_middle_shapes'] = {m: list(caes[m].config.middle_shape) for m in mods}
     info['cae_layers'] = {m: {'kernels': caes[m].config.kernels, 'strides': caes[m].config.strides}
-                          for m in MODALITIES}
+                          for m in mods}
     return ProbeResult(config=dataclasses.asdict(cfg), table=table, val_table=val_table, timings=timings,
                        data=info, figures=figures)
 
 
 # ------------------------------------------------------------------------------ figures
 
-def _examples(y: np.ndarray, per: int = 1) -> np.ndarray:
-    """One test example per digit 0..9 (the first of each)."""
-    return np.array([np.flatnonzero(y == c)[:per] for c in range(10)]).reshape(-1)
+def _examples(y: np.ndarray, per: int = 1, most: int = 12) -> np.ndarray:
+    """Return the first test example of each class present (at most ``most`` classes)."""
+    return np.array([np.flatnonzero(y == c)[:per] for c in np.unique(y)[:most]]).reshape(-1)
+
+
+def _modalities(test: dict) -> tuple[str, str]:
+    return tuple(m for m in test if m != 'y')
 
 
 @torch.inference_mode()
@@ -334,8 +386,9 @@ def plot_denoising(caes: dict[str, ConvAutoEncoder], test: dict, path: Path, *, 
     plt = pyplot()
     idx = _examples(test['y'])
     gen = torch.Generator().manual_seed(seed)
+    mods = _modalities(test)
     fig, axes = plt.subplots(6, len(idx), figsize=(1.1 * len(idx), 7.2))
-    for k, m in enumerate(MODALITIES):
+    for k, m in enumerate(mods):
         clean = torch.from_numpy(test[m][idx])
         noisy = pixel_dropout(clean, corruption, generator=gen)
         recon = caes[m].eval()(noisy)
@@ -350,7 +403,8 @@ def plot_denoising(caes: dict[str, ConvAutoEncoder], test: dict, path: Path, *, 
                 ax.set_yticks([])
                 if j == 0:
                     ax.set_ylabel(f'{m}\n{name}', fontsize=7)
-    fig.suptitle('Denoising CAE on AV-MNIST test pairs (image 28x28, log-mel 24x24)', fontsize=9)
+    shapes = ', '.join(f'{m} {"x".join(map(str, test[m].shape[2:]))}' for m in mods)
+    fig.suptitle(f'Denoising CAE on test pairs ({shapes})', fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
@@ -360,11 +414,12 @@ def plot_cross_modal(model: BimodalCAE, test: dict, path: Path) -> Path:
     plt = pyplot()
     idx = _examples(test['y'])
     model.eval()
-    x = {m: torch.from_numpy(test[m][idx]) for m in MODALITIES}
-    from_audio = model({'audio': x['audio']}).reconstructions['image']
-    from_image = model({'image': x['image']}).reconstructions['audio']
-    rows = (('image', 'image (input)', x['image']), ('image', 'image from\naudio alone', from_audio),
-            ('audio', 'audio (input)', x['audio']), ('audio', 'audio from\nimage alone', from_image))
+    a, b = _modalities(test)
+    x = {m: torch.from_numpy(test[m][idx]) for m in (a, b)}
+    a_from_b = model({b: x[b]}).reconstructions[a]
+    b_from_a = model({a: x[a]}).reconstructions[b]
+    rows = ((a, f'{a} (input)', x[a]), (a, f'{a} from\n{b} alone', a_from_b),
+            (b, f'{b} (input)', x[b]), (b, f'{b} from\n{a} alone', b_from_a))
     fig, axes = plt.subplots(len(rows), len(idx), figsize=(1.1 * len(idx), 5.0))
     for r, (m, name, arr) in enumerate(rows):
         for j in range(len(idx)):
@@ -378,7 +433,7 @@ def plot_cross_modal(model: BimodalCAE, test: dict, path: Path) -> Path:
                 ax.set_ylabel(name, fontsize=7)
             if r == 0:
                 ax.set_title(str(int(test['y'][idx[j]])), fontsize=8)
-    fig.suptitle('Bimodal CAE: one modality reconstructed from the other (AV-MNIST test pairs)', fontsize=9)
+    fig.suptitle('Bimodal CAE: one modality reconstructed from the other (test pairs)', fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
@@ -391,17 +446,22 @@ def render_markdown(result: ProbeResult, *, command: str = '', machine: str = ''
     def cell(row, col, table):
         return f'{table[row][col]:.2f}' if col in table[row] else '--'
 
-    lines = ['# Probing table: auto-encoder representations on AV-MNIST', '',
+    shapes = result.data['input_shapes']
+    a, b = result.data.get('modalities', list(shapes))
+    dataset = cfg.get('dataset', 'avmnist')
+    lines = [f'# Probing table: auto-encoder representations on {dataset}', '',
              'Test accuracy (%) of each probe; validation accuracy in brackets. '
              f'{result.data["sizes"]["train"]} training / {result.data["sizes"]["val"]} validation / '
              f'{result.data["sizes"]["test"]} test pairs; seed {cfg["seed"]}; one run.', '',
-             '| | image (1x28x28) | spectrogram (1x24x24) | image + spectrogram |', '|---|---|---|---|']
+             f'| | {a} ({"x".join(map(str, shapes[a]))}) | {b} ({"x".join(map(str, shapes[b]))}) | {a} + {b} |',
+             '|---|---|---|---|']
     for row, text in ROWS.items():
         both = f'{cell(row, "both", t)} ({cell(row, "both", v)})' if 'both' in t[row] else ''
-        lines.append(f'| {text} | {cell(row, "image", t)} ({cell(row, "image", v)}) | '
-                     f'{cell(row, "audio", t)} ({cell(row, "audio", v)}) | {both} |')
+        lines.append(f'| {text} | {cell(row, a, t)} ({cell(row, a, v)}) | '
+                     f'{cell(row, b, t)} ({cell(row, b, v)}) | {both} |')
+    pca = (f'; PCA kept {result.data["pca_components"]} components' if 'pca_components' in result.data else '')
     lines += ['', '## Setup', '',
-              f'- data: {result.data["dataset"]}; PCA kept {result.data["pca_components"]} components.',
+              f'- data: {result.data["dataset"]}{pca}.',
               f'- CAE: channels {cfg["cae_channels"]}, VALID convolutions, layers '
               f'{json.dumps(result.data["cae_layers"])}; '
               f'middle layer {json.dumps(result.data["cae_middle_shapes"])}; denoising pixel dropout '
