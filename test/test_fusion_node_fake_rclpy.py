@@ -92,6 +92,28 @@ def joints(k: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the fake ROS
 
+NODE_MODULES = ('fusion_node', 'interfaces', 'diagnostics')
+
+
+class InlineWorker:
+    """Decide inside the callback (the fake has no threads to wait for; the real worker: test_worker.py)."""
+
+    def __init__(self, perception, on_results, **_):
+        self.perception, self.on_results = perception, on_results
+        self.dropped = self.errors = 0
+
+    def submit(self, due):
+        results = self.perception.decide(due)
+        if results:
+            self.on_results(results)
+
+    def drain(self, timeout=None):
+        return True
+
+    def stop(self, timeout=None):
+        return True
+
+
 @pytest.fixture
 def ros(monkeypatch):
     """``start(**install_options) -> (fake, fusion_node module)``: fake rclpy installed for this test only."""
@@ -99,8 +121,10 @@ def ros(monkeypatch):
 
     def start(**options):
         fake = fake_rclpy.install(monkeypatch, **options)
-        sys.modules.pop('centralnet_ros.ros.fusion_node', None)
+        for name in NODE_MODULES:                    # they cache message classes of the fake
+            sys.modules.pop(f'centralnet_ros.ros.{name}', None)
         module = importlib.import_module('centralnet_ros.ros.fusion_node')
+        monkeypatch.setattr(module, 'DecisionWorker', InlineWorker)
         sys.modules['rclpy'].init(args=[])
         started.append(fake)
         return fake, module
@@ -110,9 +134,10 @@ def ros(monkeypatch):
         for node in fake.nodes:
             if not node.destroyed:
                 node.destroy_node()
-    sys.modules.pop('centralnet_ros.ros.fusion_node', None)
     import centralnet_ros.ros as package
-    package.__dict__.pop('fusion_node', None)
+    for name in NODE_MODULES:
+        sys.modules.pop(f'centralnet_ros.ros.{name}', None)
+        package.__dict__.pop(name, None)
 
 
 def make_node(fake, module, **params):

@@ -396,3 +396,27 @@ def test_decide_window_reruns_a_decision_without_touching_the_stats(bundle):
     assert [r.label for r in again] == [r.label for r in results]
     np.testing.assert_array_equal([r.probabilities for r in again], [r.probabilities for r in results])
     assert p.stats()['tasks']['gesture'] == before
+
+
+def test_store_then_decide_later_gives_the_decisions_of_ingest(bundle):
+    """Ingest split from deciding: storing everything first and deciding afterwards changes nothing."""
+    at_once = make(bundle, rate_hz=2.0, delay=0.15)
+    expected = feed(at_once, 30) + at_once.flush()
+    split = make(bundle, rate_hz=2.0, delay=0.15)
+    due = []
+    for k in range(30):                                # what a subscription callback does: store only
+        t = T0 + k * 100_000_000
+        due += split.store('skeleton', skel_msg(k, t))
+        msg, info = audio_msgs(tone(k), t)
+        if k == 0:
+            assert split.store('audio_info', info) == []
+        due += split.store('audio', msg)
+    assert split.stats()['tasks']['gesture']['decisions'] == 0          # no model ran while storing
+    assert due and all(d.task == 'gesture' for d in due)
+    results = split.decide(due) + split.decide(split.flush_due())       # what the decision worker does
+    assert [(r.stamp_ns, r.label, r.frame_id, r.present) for r in results] == \
+        [(r.stamp_ns, r.label, r.frame_id, r.present) for r in expected]
+    for a, b in zip(results, expected):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-5, atol=1e-6)
+    split.close()
+    assert split.decide(due) == []                     # after close: dropped, never a crash

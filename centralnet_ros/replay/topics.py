@@ -9,23 +9,15 @@ import yaml
 
 from .labels import LABEL_TYPES
 from .msgdefs import bag_topics, BagReadError, normalize_msgtype
+from ..runtime.buffers import AUDIO_INFO_TYPE, INPUT_MSG_TYPES
 from ..runtime.perception import PerceptionConfig, SOURCE_KINDS
 
 __all__ = ['MSGTYPE_KINDS', 'AUDIO_INFO_TYPE', 'DEFAULT_TOPICS', 'BagInfo', 'bag_info', 'TopicMapping', 'map_topics']
 
 _NS = 1_000_000_000
 
-MSGTYPE_KINDS: dict[str, str] = {
-    'sensor_msgs/msg/Image': 'image',
-    'sensor_msgs/msg/CompressedImage': 'compressed_image',
-    'audio_common_msgs/msg/AudioDataStamped': 'audio',
-    'naoqi_bridge_msgs/msg/AudioBuffer': 'naoqi_audio',
-    'geometry_msgs/msg/PoseArray': 'pose_array',
-    'hri_msgs/msg/Skeleton2D': 'skeleton2d',
-}
+MSGTYPE_KINDS: dict[str, str] = {msgtype: kind for kind, msgtype in INPUT_MSG_TYPES.items()}
 """Bag message type -> runtime input kind (``audio_common_msgs/msg/AudioInfo`` feeds ``<audio input>_info``)."""
-
-AUDIO_INFO_TYPE = 'audio_common_msgs/msg/AudioInfo'
 
 DEFAULT_TOPICS: dict[str, tuple[str, ...]] = {
     'image': ('/image', '/image/compressed', '/camera/front/image_raw', '/naoqi_driver/camera/front/image_raw',

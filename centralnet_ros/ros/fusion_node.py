@@ -42,8 +42,12 @@ transient local (to get the AudioInfo latched by a publisher that started earlie
 and best effort + volatile (to match any publisher), since each of the two alone
 misses one kind of publisher.
 
-A callback only hands the message to :meth:`Perception.ingest` and publishes the
-decisions it returns; bad messages are counted there and never stop the node.
+A subscription callback only hands the message to :meth:`Perception.store` (convert and
+buffer) and passes the decisions it made due to a :class:`~centralnet_ros.runtime.worker.DecisionWorker`,
+whose thread runs the features and models and publishes; a slow model therefore never
+blocks or drops sensor messages.  Bad messages are counted and never stop the node.
+Message types and topics are in :mod:`centralnet_ros.ros.interfaces`, the diagnostics in
+:mod:`centralnet_ros.ros.diagnostics`.
 """
 from __future__ import annotations
 
@@ -51,7 +55,6 @@ import array
 from collections import Counter
 import dataclasses
 import functools
-import importlib
 import logging
 import time
 from typing import Any, Iterable, Mapping
@@ -61,235 +64,16 @@ from centralnet_ros import node_params as NP
 from centralnet_ros.node_params import FUSION_NODE
 from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, output_qos, read_parameters,
                                 run_lifecycle_node)
+from centralnet_ros.ros.diagnostics import diagnostic_reports, DiagnosticReport, LOG_THROTTLE_S, NodeDiagnostics
+from centralnet_ros.ros.diagnostics import RosLogHandler
+from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
+                                           input_topic, message_class, ros_message)
 from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from centralnet_ros.runtime.worker import DecisionWorker
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-__all__ = ['FusionNode', 'main', 'INPUT_MSG_TYPES', 'input_topic', 'fusion_weights_layout',
-           'ros_message', 'DiagnosticReport', 'diagnostic_reports']
-
-INPUT_MSG_TYPES: dict[str, str] = {
-    'image': 'sensor_msgs/msg/Image',
-    'compressed_image': 'sensor_msgs/msg/CompressedImage',
-    'audio': 'audio_common_msgs/msg/AudioDataStamped',
-    'naoqi_audio': 'naoqi_bridge_msgs/msg/AudioBuffer',
-    'pose_array': 'geometry_msgs/msg/PoseArray',
-    'skeleton2d': 'hri_msgs/msg/Skeleton2D',
-}
-"""Runtime input kind (:data:`centralnet_ros.runtime.buffers.INPUT_KINDS`) -> ROS message type."""
-
-AUDIO_INFO_TYPE = 'audio_common_msgs/msg/AudioInfo'
-HRI_OUTPUTS = {'emotion': 'hri_msgs/msg/Expression', 'speech': 'hri_msgs/msg/LiveSpeech'}
-"""Task -> the ROS4HRI message it is also published as when ``publish_hri`` is true."""
-
-_NS = 1_000_000_000
-_LOG_THROTTLE_S = 5.0
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-def input_topic(name: str, kind: str) -> str:
-    """Return the relative topic of input ``name`` (``image/compressed`` for compressed images)."""
-    return f'{name}/compressed' if kind == 'compressed_image' else name
-
-
-@functools.lru_cache(maxsize=None)
-def _message_class(msgtype: str) -> type:
-    """Return the rclpy class of ``'pkg/msg/Name'``; ImportError names the missing package."""
-    package, _, name = msgtype.split('/')
-    try:
-        module = importlib.import_module(f'{package}.msg')
-    except ImportError as exc:
-        raise ImportError(f'{msgtype}: the ROS package {package} is not installed '
-                          f'(apt install ros-$ROS_DISTRO-{package.replace("_", "-")})') from exc
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise ImportError(f'{msgtype}: {package} has no message {name} (an older {package}?)') from None
-
-
-def ros_message(msgtype: str, **fields: Any) -> Any:
-    """Make an rclpy message: the factory handed to the :mod:`centralnet_ros.messages` builders."""
-    return _message_class(msgtype)(**M.sequences_to_python(fields))
-
-
-def fusion_weights_layout(weights: Mapping[str, Any]) -> tuple[list[tuple[str, int, int]], list[float]]:
-    """
-    Lay CentralNet's fusion weights out as a labelled 3-D array.
-
-    ``weights`` is :meth:`CentralNet.fusion_weights` (``{'modalities': [...],
-    'levels': [{'level', 'raw', 'share'}, ...]}``).  Returns ``(dims, data)``:
-    ``dims`` are ``(label, size, stride)`` for std_msgs/MultiArrayDimension, row-major,
-    with the index names in the label after ``=``::
-
-        level=1,2,output          one row per fusion level, the output weights last
-        source=<modality...>,central
-        value=raw,share           the learned weight and its share of the level (|w| / sum |w|)
-
-    The first level has no central input: its ``central`` entries are 0.
-    """
-    sources = [str(m) for m in weights['modalities']] + ['central']
-    levels = list(weights['levels'])
-    values = ('raw', 'share')
-    data: list[float] = []
-    for level in levels:
-        for source in sources:
-            data += [float(level['raw'].get(source, 0.0)), float(level['share'].get(source, 0.0))]
-    n_level, n_source, n_value = len(levels), len(sources), len(values)
-    dims = [('level=' + ','.join(str(level['level']) for level in levels), n_level, n_level * n_source * n_value),
-            ('source=' + ','.join(sources), n_source, n_source * n_value),
-            ('value=' + ','.join(values), n_value, n_value)]
-    return dims, data
-
-
-@dataclasses.dataclass
-class DiagnosticReport:
-    """One diagnostic status before it becomes a diagnostic_msgs/DiagnosticStatus."""
-
-    name: str
-    level: str                      # 'ok', 'warn' or 'error'
-    message: str
-    values: dict[str, Any]
-
-
-def _fmt_counts(counts: Mapping[str, int] | None) -> str:
-    return ', '.join(f'{k}: {v}' for k, v in sorted((counts or {}).items())) or 'none'
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return '-'
-    if isinstance(value, float):
-        return f'{value:.{digits}f}'
-    return str(value)
-
-
-def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: Mapping[str, Any],
-                       inputs: Mapping[str, str], arrivals: Mapping[str, tuple[int, float | None]],
-                       active_since: float | None, now: float, previous: dict[str, int],
-                       last_results: Mapping[str, TaskResult], node_errors: Mapping[str, int],
-                       configure_error: str | None) -> list[DiagnosticReport]:
-    """
-    Build the node's diagnostics from :meth:`Perception.stats` and the node's own counters.
-
-    ``inputs``: input name -> kind; ``arrivals``: input name -> (messages received by the
-    callback, monotonic time of the last one); ``active_since``: monotonic time of the
-    activation (None when not active); ``previous``: counters of the last report (keys
-    ``'<input>:bad'`` and ``'<task>:errors'``), updated in place, so that a WARN means
-    "new problems since the last report".
-    """
-    timeout = float(params.get('input_timeout_s', 2.0))
-    reliability = params.get('qos_reliability', 'best_effort')
-    reports = []
-    runtime_values = {'state': state, 'device requested': params.get('device', ''),
-                      'on_device_failure': params.get('on_device_failure', ''),
-                      'tasks': ', '.join(params.get('tasks', [])), 'qos_reliability': reliability}
-    if stats is not None:
-        runtime_values.update({'device': stats['device'], 'backend': stats['backend'],
-                               'decisions': stats['decisions'], 'global resets (stamp loops)': stats['global_resets'],
-                               'messages read by no task': _fmt_counts(stats['unused_messages'])})
-    runtime_values.update({f'node errors ({k})': v for k, v in sorted(node_errors.items()) if v})
-    if configure_error is not None:
-        reports.append(DiagnosticReport('runtime', 'error', f'configure failed: {configure_error}', runtime_values))
-    elif stats is None:
-        reports.append(DiagnosticReport('runtime', 'ok', f'{state} (not configured)', runtime_values))
-    else:
-        reports.append(DiagnosticReport('runtime', 'ok', f'{state} on {stats["device"]} ({stats["backend"]})',
-                                        runtime_values))
-    if stats is None:
-        return reports
-    for name, kind in inputs.items():
-        d = stats['inputs'].get(name, {})
-        received, last = arrivals.get(name, (0, None))
-        silence = None if last is None else now - last
-        bad = int(d.get('malformed_total', 0)) + sum(d.get('dropped', {}).values()) + int(d.get('errors', 0))
-        new_bad = bad - previous.get(f'{name}:bad', 0)
-        previous[f'{name}:bad'] = bad
-        topic = input_topic(name, kind)
-        values = {'topic': topic, 'type': INPUT_MSG_TYPES.get(kind, kind), 'received': received,
-                  'accepted': d.get('accepted', 0), 'rate (Hz, header time)': _fmt(d.get('rate_hz')),
-                  'stamp age (s, ROS now - newest stamp)': _fmt(d.get('age_s')),
-                  'since last message (s)': _fmt(silence), 'arrival delay (s)': _fmt(d.get('arrival_delay_s')),
-                  'malformed': _fmt_counts(d.get('malformed')), 'dropped': _fmt_counts(d.get('dropped')),
-                  'conversion errors': d.get('errors', 0), 'out of order': d.get('out_of_order', 0),
-                  'gaps': d.get('gaps', 0)}
-        if active_since is None:
-            level, message = 'ok', 'inactive'
-        elif received == 0 and now - active_since > timeout:
-            level = 'warn'
-            message = f'no data on {topic} for {now - active_since:.1f} s'
-            if reliability == 'reliable':
-                message += (': qos_reliability is reliable, and a best-effort publisher (most camera and audio '
-                            'drivers) delivers nothing to a reliable subscriber; try qos_reliability:=best_effort')
-            else:
-                message += ': check the topic remapping and that the publisher runs'
-        elif silence is not None and silence > timeout:
-            level, message = 'warn', f'stale: no message on {topic} for {silence:.1f} s'
-        elif d.get('dropped', {}).get('no_format'):
-            level = 'warn' if new_bad > 0 else 'ok'
-            message = (f'{d["dropped"]["no_format"]} chunks dropped before an AudioInfo arrived on {name}_info '
-                       '(its publisher should be reliable, and transient local to reach late subscribers)')
-        elif new_bad > 0:
-            level, message = 'warn', f'{new_bad} malformed or dropped messages since the last report'
-        elif received == 0:
-            level, message = 'ok', 'waiting for data'
-        else:
-            level, message = 'ok', f'receiving ({_fmt(d.get("rate_hz"), 1)} Hz)'
-        reports.append(DiagnosticReport(f'input {name}', level, message, values))
-    for task, t in stats['tasks'].items():
-        errors = sum(t['errors'].values())
-        new_errors = errors - previous.get(f'{task}:errors', 0)
-        previous[f'{task}:errors'] = errors
-        latency = t['latency_ms']
-        last = last_results.get(task)
-        values = {'trigger': t['trigger'], 'inputs': ', '.join(t['inputs']), 'decisions': t['decisions'],
-                  'published': t['published'], 'score threshold': t['threshold'],
-                  'decision rate (Hz, header time)': _fmt(t['decision_rate_hz']),
-                  'latency p50 (ms)': _fmt(latency['p50']), 'latency p95 (ms)': _fmt(latency['p95']),
-                  'latency max (ms)': _fmt(latency['max']),
-                  'skipped (every modality missing)': t['skipped_all_missing'],
-                  'errors': _fmt_counts(t['errors']),
-                  'last decision': '-' if last is None else f'{last.label} ({last.score:.3f})'}
-        values.update({f'missing {m}': _fmt_counts(c) for m, c in t['missing'].items() if c})
-        if new_errors > 0:
-            level, message = 'warn', f'{new_errors} failed decisions or feature errors since the last report'
-        elif t['decisions'] == 0:
-            level, message = 'ok', 'no decision yet'
-        else:
-            level = 'ok'
-            message = f'{t["decisions"]} decisions, {t["published"]} published, p95 {_fmt(latency["p95"], 1)} ms'
-        reports.append(DiagnosticReport(f'task {task}', level, message, values))
-    return reports
-
-
-class _RosLogHandler(logging.Handler):
-    """
-    Forward the runtime's Python log records (``centralnet_ros.*``) to the node's logger.
-
-    Warnings repeat per bad message, so each message template is throttled to one line
-    every few seconds (the counts are in the diagnostics).
-    """
-
-    def __init__(self, logger: Any) -> None:
-        super().__init__(level=logging.WARNING)
-        self._logger = logger
-        self._last: dict[tuple[str, str], float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        key = (record.name, str(record.msg))
-        now = time.monotonic()
-        if record.levelno < logging.ERROR and now - self._last.get(key, -1e9) < _LOG_THROTTLE_S:
-            return
-        self._last[key] = now
-        try:
-            text = f'[{record.name}] {record.getMessage()}'
-            if record.levelno >= logging.ERROR:
-                self._logger.error(text)
-            else:
-                self._logger.warning(text)
-        except Exception:  # noqa: BLE001 - logging must never raise into the runtime
-            pass
+__all__ = ['FusionNode', 'main']
 
 
 @dataclasses.dataclass
@@ -326,17 +110,19 @@ class FusionNode(LifecycleNode):
         self._last_results: dict[str, TaskResult] = {}
         self._node_errors: Counter = Counter()
         self._previous: dict[str, int] = {}
-        self._report_cache: tuple[float, list[DiagnosticReport]] = (-1.0, [])
+        self._worker: DecisionWorker | None = None
+        self._diagnostics: NodeDiagnostics | None = None
         # thresholds at run time: after a successful set where rclpy has it (Iron, Jazzy),
         # else in the on-set callback, validating first (Humble)
         if hasattr(self, 'add_post_set_parameters_callback'):
             self.add_post_set_parameters_callback(self._after_parameters_set)
         else:
             self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._log_handler = _RosLogHandler(self.get_logger())
+        self._log_handler = RosLogHandler(self.get_logger())
         logging.getLogger('centralnet_ros').addHandler(self._log_handler)
         self._released = False
-        self._setup_diagnostics(float(self.get_parameter('diagnostics_period_s').value))
+        self._diagnostics = NodeDiagnostics(self, float(self.get_parameter('diagnostics_period_s').value),
+                                            self._compute_reports)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -359,7 +145,7 @@ class FusionNode(LifecycleNode):
         self._label_map = {task: perception.label_info(task).label_map for task in perception.tasks}
         self._arrivals = {name: [0, None] for name in perception.inputs}
         self._previous = {}
-        self._set_hardware_id(perception.device)
+        self._diagnostics.set_hardware_id(perception.device)
         inputs = ', '.join(f'{input_topic(n, k)} ({INPUT_MSG_TYPES[k]})' for n, k in perception.inputs.items())
         self.get_logger().info(
             f'configured tasks {", ".join(perception.tasks)} on {perception.device} ({perception.backend}); '
@@ -382,12 +168,14 @@ class FusionNode(LifecycleNode):
         for task in self._outputs:
             self._publish_label_info(task)
         self._active_since = time.monotonic()
+        self._worker = DecisionWorker(self._perception, self._publish_results)
         try:
             self._create_subscriptions()
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f'cannot subscribe to the inputs: {type(exc).__name__}: {exc}')
             self._active_since = None
             self._destroy_subscriptions()
+            self._stop_worker(drain=False)
             super().on_deactivate(state)
             self._destroy_publishers()
             return TransitionCallbackReturn.FAILURE
@@ -398,6 +186,7 @@ class FusionNode(LifecycleNode):
         """Unsubscribe, publish what was pending, destroy the publishers."""
         self._destroy_subscriptions()
         self._active_since = None
+        self._stop_worker(drain=True)
         if self._perception is not None:
             try:
                 self._publish_results(self._perception.flush())
@@ -412,10 +201,11 @@ class FusionNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Close the runtime: the models and their (GPU) memory are released."""
         self._destroy_subscriptions()
+        self._stop_worker(drain=False)
         self._destroy_publishers()
         self._close_perception()
         self._lifecycle_label = 'unconfigured'
-        self._sync_updater_tasks()
+        self._diagnostics.sync()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -428,22 +218,34 @@ class FusionNode(LifecycleNode):
         """Drop the runtime and go back to unconfigured."""
         self.get_logger().error(f'error during a transition from {state.label}; releasing the runtime')
         self._destroy_subscriptions()
+        self._stop_worker(drain=False)
         self._destroy_publishers()
         self._close_perception()
         self._lifecycle_label = 'unconfigured'
-        self._sync_updater_tasks()
+        self._diagnostics.sync()
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        """Destroy subscriptions, publishers, timers and the runtime (idempotent)."""
+        """Destroy subscriptions, the decision worker, publishers, timers and the runtime (idempotent)."""
         self._destroy_subscriptions()
+        self._stop_worker(drain=False)
         self._destroy_publishers()
         self._close_perception()
         if self._released:
             return
         self._released = True
-        self._teardown_diagnostics()
+        self._diagnostics.close()
         logging.getLogger('centralnet_ros').removeHandler(self._log_handler)
+
+    def _stop_worker(self, *, drain: bool) -> None:
+        """Stop the decision worker (``drain``: run and publish what is queued first)."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        if drain and not worker.drain(timeout=10.0):
+            self.get_logger().warning('decisions still running after 10 s at deactivate; dropping the rest')
+        if not worker.stop(timeout=10.0):
+            self.get_logger().warning('the decision worker did not stop within 10 s')
 
     def destroy_node(self) -> None:
         """Release the runtime, then destroy the node."""
@@ -461,12 +263,12 @@ class FusionNode(LifecycleNode):
         perception = Perception(config)
         try:  # resolve every message type now: a missing package fails configure, not a callback
             for kind in set(perception.inputs.values()):
-                _message_class(INPUT_MSG_TYPES[kind])
+                message_class(INPUT_MSG_TYPES[kind])
             if perception.audio_inputs:
-                _message_class(AUDIO_INFO_TYPE)
+                message_class(AUDIO_INFO_TYPE)
             for msgtype in ('vision_msgs/msg/Classification', 'vision_msgs/msg/LabelInfo',
                             'std_msgs/msg/Float32MultiArray'):
-                _message_class(msgtype)
+                message_class(msgtype)
         except ImportError:
             perception.close()
             raise
@@ -475,7 +277,7 @@ class FusionNode(LifecycleNode):
             wanted = [HRI_OUTPUTS[t] for t in perception.tasks if t in HRI_OUTPUTS]
             try:
                 for msgtype in wanted:
-                    _message_class(msgtype)
+                    message_class(msgtype)
                 self._hri_available = True
             except ImportError as exc:
                 self.get_logger().warning(f'publish_hri is true but {exc}; the ROS4HRI outputs are disabled')
@@ -502,9 +304,9 @@ class FusionNode(LifecycleNode):
     # -- publishers and subscriptions -----------------------------------------------------
 
     def _create_publishers(self) -> None:
-        classification = _message_class('vision_msgs/msg/Classification')
-        label_info = _message_class('vision_msgs/msg/LabelInfo')
-        weights = _message_class('std_msgs/msg/Float32MultiArray')
+        classification = message_class('vision_msgs/msg/Classification')
+        label_info = message_class('vision_msgs/msg/LabelInfo')
+        weights = message_class('std_msgs/msg/Float32MultiArray')
         for task in self._perception.tasks:
             outputs = _TaskOutputs(
                 result=self.create_lifecycle_publisher(classification, f'~/{task}', output_qos()),
@@ -515,7 +317,7 @@ class FusionNode(LifecycleNode):
             if self._hri_available and task in HRI_OUTPUTS:
                 topic = (f'/humans/faces/{self._params["face_id"]}/expression' if task == 'emotion'
                          else f'/humans/voices/{self._params["voice_id"]}/speech')
-                outputs.hri = self.create_lifecycle_publisher(_message_class(HRI_OUTPUTS[task]), topic, output_qos())
+                outputs.hri = self.create_lifecycle_publisher(message_class(HRI_OUTPUTS[task]), topic, output_qos())
                 self._output_publishers.append(outputs.hri)
 
     def _destroy_publishers(self) -> None:
@@ -532,8 +334,8 @@ class FusionNode(LifecycleNode):
         for name, kind in perception.inputs.items():
             callback = functools.partial(self._on_input, name)
             self._input_subscriptions.append(self.create_subscription(
-                _message_class(INPUT_MSG_TYPES[kind]), input_topic(name, kind), callback, qos))
-        info = _message_class(AUDIO_INFO_TYPE) if perception.audio_inputs else None
+                message_class(INPUT_MSG_TYPES[kind]), input_topic(name, kind), callback, qos))
+        info = message_class(AUDIO_INFO_TYPE) if perception.audio_inputs else None
         for name in perception.audio_inputs:
             callback = functools.partial(self._on_audio_info, name)
             # latched AudioInfo from a transient-local publisher, and any publisher at all
@@ -554,21 +356,21 @@ class FusionNode(LifecycleNode):
         return int(self.get_clock().now().nanoseconds)
 
     def _on_input(self, name: str, msg: Any) -> None:
-        """Hand one input message to the runtime and publish the decisions it made due."""
-        perception = self._perception
-        if perception is None or self._active_since is None:
+        """Hand one input message to the runtime; the decisions it made due go to the worker."""
+        perception, worker = self._perception, self._worker
+        if perception is None or worker is None or self._active_since is None:
             return
         arrival = self._arrivals.setdefault(name, [0, None])
         arrival[0] += 1
         arrival[1] = time.monotonic()
         try:
-            results = perception.ingest(name, msg, log_time_ns=self._now_ns())
+            due = perception.store(name, msg, log_time_ns=self._now_ns())
         except Exception as exc:  # noqa: BLE001 - the runtime counts bad messages; this is a last resort
             self._node_errors[f'ingest {name}'] += 1
             self.get_logger().error(f'{name}: message dropped ({type(exc).__name__}: {exc})',
-                                    throttle_duration_sec=_LOG_THROTTLE_S)
+                                    throttle_duration_sec=LOG_THROTTLE_S)
             return
-        self._publish_results(results)
+        worker.submit(due)
 
     def _on_audio_info(self, name: str, msg: Any) -> None:
         """Record the AudioInfo of audio input ``name``."""
@@ -579,11 +381,11 @@ class FusionNode(LifecycleNode):
             ok = perception.set_audio_info(name, msg)
         except Exception as exc:  # noqa: BLE001
             self._node_errors[f'audio_info {name}'] += 1
-            self.get_logger().error(f'{name}_info: {type(exc).__name__}: {exc}', throttle_duration_sec=_LOG_THROTTLE_S)
+            self.get_logger().error(f'{name}_info: {type(exc).__name__}: {exc}', throttle_duration_sec=LOG_THROTTLE_S)
             return
         if not ok:
             self.get_logger().warning(f'{name}_info: malformed AudioInfo ignored (counted in diagnostics)',
-                                      throttle_duration_sec=_LOG_THROTTLE_S)
+                                      throttle_duration_sec=LOG_THROTTLE_S)
             return
         fmt = tuple(M.audio_format(msg)[:3])
         if self._audio_format.get(name) != fmt:
@@ -608,7 +410,7 @@ class FusionNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {result.task}'] += 1
                 self.get_logger().error(f'{result.task}: publishing failed ({type(exc).__name__}: {exc})',
-                                        throttle_duration_sec=_LOG_THROTTLE_S)
+                                        throttle_duration_sec=LOG_THROTTLE_S)
 
     def _weights_msg(self, task: str, weights: Mapping[str, Any]) -> Any:
         """Float32MultiArray of the task's fusion weights (built once: they are constants of the model)."""
@@ -677,80 +479,8 @@ class FusionNode(LifecycleNode):
 
     # -- diagnostics ----------------------------------------------------------------------
 
-    def _setup_diagnostics(self, period: float) -> None:
-        """Use diagnostic_updater when installed, else publish DiagnosticArray on a timer."""
-        self._updater = None
-        self._updater_tasks: list[str] = []
-        self._diag_pub = None
-        self._diag_timer = None
-        try:
-            import diagnostic_updater
-        except ImportError:
-            diagnostic_updater = None
-        if diagnostic_updater is not None:
-            try:
-                self._updater = diagnostic_updater.Updater(self, period=period)
-            except TypeError:
-                # an Updater without period and timer (diagnostic_updater < 3, whose publish()
-                # also kept only the last status): publish directly instead
-                self._updater = None
-        if self._updater is not None:
-            self._updater.setHardwareID('none')
-            self._sync_updater_tasks()
-            return
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', output_qos())
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
-
-    def _teardown_diagnostics(self) -> None:
-        if self._updater is not None:
-            for name in self._updater_tasks:
-                self._updater.removeByName(name)
-            self._updater_tasks = []
-            timer, publisher = getattr(self._updater, 'timer', None), getattr(self._updater, 'publisher', None)
-            if timer is not None:
-                self.destroy_timer(timer)
-            if publisher is not None:
-                self.destroy_publisher(publisher)
-            self._updater = None
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-        if self._diag_pub is not None:
-            self.destroy_publisher(self._diag_pub)
-        self._diag_timer = self._diag_pub = None
-
-    def _set_hardware_id(self, device: str) -> None:
-        if self._updater is not None:
-            self._updater.setHardwareID(device)
-        self._sync_updater_tasks()
-
-    def _sync_updater_tasks(self) -> None:
-        """Keep one updater task per report name (inputs and tasks change at configure)."""
-        if self._updater is None:
-            return
-        names = [r.name for r in self._reports(force=True, store=False)]
-        for name in [n for n in self._updater_tasks if n not in names]:
-            self._updater.removeByName(name)
-        for name in [n for n in names if n not in self._updater_tasks]:
-            self._updater.add(name, functools.partial(self._fill_status, name))
-        self._updater_tasks = names
-
-    def _fill_status(self, name: str, stat: Any) -> Any:
-        """diagnostic_updater task: fill ``stat`` (a DiagnosticStatusWrapper) from the report ``name``."""
-        report = next((r for r in self._reports() if r.name == name), None)
-        if report is None:
-            stat.summary(DiagnosticStatus.STALE, 'not configured')
-            return stat
-        stat.summary(_LEVELS[report.level], report.message)
-        for key, value in report.values.items():
-            stat.add(key, str(value))
-        return stat
-
-    def _reports(self, *, force: bool = False, store: bool = True) -> list[DiagnosticReport]:
-        """Return the current reports, computed at most every 0.1 s (the updater asks once per task)."""
-        now = time.monotonic()
-        stamp, cached = self._report_cache
-        if not force and now - stamp < 0.1:
-            return cached
+    def _compute_reports(self, store: bool) -> list[DiagnosticReport]:
+        """Compute the current diagnostic reports (``store``: update the "since the last report" counters)."""
         perception = self._perception
         stats = None
         if perception is not None:
@@ -760,40 +490,22 @@ class FusionNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001
                 self._node_errors['stats'] += 1
                 self.get_logger().error(f'diagnostics: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=_LOG_THROTTLE_S)
+                                        throttle_duration_sec=LOG_THROTTLE_S)
         params = self._params or {'tasks': list(self.get_parameter('tasks').value),
                                   'device': self.get_parameter('device').value}
-        reports = diagnostic_reports(
+        errors = Counter(self._node_errors)
+        if self._diagnostics is not None and self._diagnostics.errors:
+            errors['diagnostics'] = self._diagnostics.errors
+        worker = self._worker
+        if worker is not None:
+            errors['decisions dropped (backlog)'] = worker.dropped
+            errors['decision worker errors'] = worker.errors
+        return diagnostic_reports(
             stats, state=self._lifecycle_label, params=params,
             inputs=perception.inputs if perception is not None else {},
-            arrivals={k: tuple(v) for k, v in self._arrivals.items()}, active_since=self._active_since, now=now,
-            previous=self._previous if store else dict(self._previous), last_results=self._last_results,
-            node_errors=self._node_errors, configure_error=self._configure_error)
-        if store:
-            self._report_cache = (now, reports)
-        return reports
-
-    def _publish_diagnostics(self) -> None:
-        """Timer callback without diagnostic_updater: one DiagnosticArray with every report."""
-        if self._diag_pub is None:
-            return
-        try:
-            reports = self._reports(force=True)
-            device = self._perception.device if self._perception is not None else 'none'
-            statuses = [DiagnosticStatus(level=_LEVELS[r.level], name=f'{self.get_name()}: {r.name}',
-                                         message=r.message, hardware_id=device,
-                                         values=[KeyValue(key=str(k), value=str(v)) for k, v in r.values.items()])
-                        for r in reports]
-            msg = DiagnosticArray(status=statuses)
-            msg.header.stamp = self.get_clock().now().to_msg()
-            self._diag_pub.publish(msg)
-        except Exception as exc:  # noqa: BLE001 - diagnostics must not stop the node
-            self._node_errors['diagnostics'] += 1
-            self.get_logger().error(f'diagnostics: {type(exc).__name__}: {exc}',
-                                    throttle_duration_sec=_LOG_THROTTLE_S)
-
-
-_LEVELS: dict[str, Any] = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
+            arrivals={k: tuple(v) for k, v in self._arrivals.items()}, active_since=self._active_since,
+            now=time.monotonic(), previous=self._previous if store else dict(self._previous),
+            last_results=self._last_results, node_errors=errors, configure_error=self._configure_error)
 
 
 def _audio_fallback(values: Mapping[str, Any]) -> AudioFormatConfig | None:

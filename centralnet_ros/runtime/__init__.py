@@ -13,15 +13,18 @@ Data flow, all in header time::
 - :mod:`.window`: :class:`ModalitySpec`, :class:`WindowAssembler`, :class:`Window`;
 - :mod:`.vad`: :class:`StreamingVAD`, :func:`detect_speech`;
 - :mod:`.stats`: :class:`InputStats`, :class:`RuntimeStats` (diagnostics);
+- :mod:`.perception_config`: :class:`PerceptionConfig` / :class:`TaskConfig` /
+  :class:`InputConfig` (filled from node parameters by :mod:`centralnet_ros.node_params`);
+- :mod:`.plan`: a task planned from its bundle manifest (inputs, windows, features, trigger);
 - :mod:`.perception`: :class:`Perception`, the whole runtime for several task models
-  (what the fusion node and ``centralnet replay`` call), configured by
-  :class:`PerceptionConfig` / :class:`TaskConfig` / :class:`InputConfig`, returning
-  :class:`TaskResult` s. Importing it does not import torch (the inference engine,
+  (what the fusion node and ``centralnet replay`` call), returning :class:`TaskResult` s;
+  ``store`` (ingest) and ``decide`` are separate steps. Importing it does not import torch (the inference engine,
   :mod:`.engine`, is imported when a :class:`Perception` is built).
 """
 from .buffers import (AudioBuffer, AudioWindow, DEFAULT_LOOP_JUMP_NS, FrameBuffer, Ingest, INPUT_KINDS, InputHub,
                       InputSpec)
-from .perception import AudioFormatConfig, InputConfig, LabelInfo, Perception, PerceptionConfig, TaskConfig, TaskResult
+from .perception import DueDecision, LabelInfo, Perception, TaskResult
+from .perception_config import AudioFormatConfig, InputConfig, PerceptionConfig, TaskConfig
 from .stats import InputStats, RuntimeStats
 from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import detect_speech, SpeechSegment, StreamingVAD, VADConfig
@@ -32,5 +35,6 @@ __all__ = [
     'InputSpec', 'InputStats', 'RuntimeStats', 'AnyTrigger', 'DecisionPoint', 'FrameTrigger', 'RateTrigger',
     'SpeechEndTrigger', 'Trigger', 'SpeechSegment', 'StreamingVAD', 'VADConfig', 'detect_speech',
     'ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler',
-    'AudioFormatConfig', 'InputConfig', 'LabelInfo', 'Perception', 'PerceptionConfig', 'TaskConfig', 'TaskResult',
+    'AudioFormatConfig', 'DueDecision', 'InputConfig', 'LabelInfo', 'Perception', 'PerceptionConfig', 'TaskConfig',
+    'TaskResult',
 ]

@@ -355,6 +355,19 @@ INPUT_KINDS = ('image', 'compressed_image', 'audio', 'naoqi_audio', 'pose_array'
 audio_common_msgs/AudioDataStamped (+ AudioInfo), naoqi_bridge_msgs/AudioBuffer,
 geometry_msgs/PoseArray, hri_msgs/Skeleton2D."""
 
+INPUT_MSG_TYPES: dict[str, str] = {
+    'image': 'sensor_msgs/msg/Image',
+    'compressed_image': 'sensor_msgs/msg/CompressedImage',
+    'audio': 'audio_common_msgs/msg/AudioDataStamped',
+    'naoqi_audio': 'naoqi_bridge_msgs/msg/AudioBuffer',
+    'pose_array': 'geometry_msgs/msg/PoseArray',
+    'skeleton2d': 'hri_msgs/msg/Skeleton2D',
+}
+"""Input kind -> the ROS message type it takes (the node subscribes with it, replay maps bag topics by it)."""
+
+AUDIO_INFO_TYPE = 'audio_common_msgs/msg/AudioInfo'
+"""The message giving an ``audio`` input's PCM format (ingested as ``<input>_info``)."""
+
 
 @dataclass(frozen=True)
 class InputSpec:

@@ -14,8 +14,7 @@ modality (``ModalitySpec.source``), how much history one decision reads
 and the named :mod:`centralnet_ros.features.pipelines` pipeline with its
 parameters, so the robot computes what training computed.
 
-Usage (the ROS node calls exactly this from its callbacks; replay does the same
-from a bag)::
+Usage (replay calls exactly this for every bag message)::
 
     p = Perception(PerceptionConfig(tasks={'speech': TaskConfig(bundle='speech', trigger='speech_end')}))
     for result in p.ingest('audio', msg):          # decisions this message made due
@@ -26,6 +25,15 @@ from a bag)::
     p.stats()                                      # diagnostics (JSON-ready dict)
     p.set_threshold('speech', 0.7)
     p.close()
+
+Ingest is split from deciding: ``ingest`` is ``decide(store(...))``. The ROS node calls
+:meth:`Perception.store` in its subscription callbacks (convert, buffer, return the
+:class:`DueDecision` s; no features, no model) and :meth:`Perception.decide` on a
+worker, so a slow model never blocks or drops sensor messages; both give the same
+decisions, since windows are cut by header time.
+
+Configuration lives in :mod:`.perception_config`, planning a task from its manifest in
+:mod:`.plan`.
 
 Rules kept here:
 
@@ -48,170 +56,27 @@ from __future__ import annotations
 from collections import Counter, deque
 import dataclasses
 import logging
-import math
 import threading
 import time
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .buffers import Ingest, INPUT_KINDS, InputHub, InputSpec
+from .buffers import Ingest, InputHub
+from .perception_config import (AudioFormatConfig, DEFAULT_INPUTS, default_inputs, InputConfig, PerceptionConfig,
+                                SOURCE_KINDS, TaskConfig)
+from .plan import input_spec, make_trigger, ModalityPlan, plan_task, trigger_key
 from .stats import RuntimeStats
-from .triggers import DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
-from .vad import StreamingVAD, VADConfig
-from .window import ModalitySpec as WindowSpec
+from .triggers import DecisionPoint, Trigger
 from .window import ModalityWindow, Window, WindowAssembler
 from ..features import pipelines as P
 
 log = logging.getLogger(__name__)
 
 __all__ = ['AudioFormatConfig', 'InputConfig', 'TaskConfig', 'PerceptionConfig', 'TaskResult', 'LabelInfo',
-           'Perception', 'DEFAULT_INPUTS', 'SOURCE_KINDS']
+           'DueDecision', 'Perception', 'DEFAULT_INPUTS', 'SOURCE_KINDS', 'default_inputs']
 
 _NS = 1_000_000_000
-
-SOURCE_KINDS: dict[str, tuple[str, ...]] = {
-    'audio': ('audio', 'naoqi_audio'),
-    'image': ('image', 'compressed_image'),
-    'depth': ('image', 'compressed_image'),
-    'skeleton': ('pose_array', 'skeleton2d'),
-}
-"""Manifest ``source`` -> the input kinds (:data:`~.buffers.INPUT_KINDS`) that can feed it."""
-
-
-# --------------------------------------------------------------------------- configuration
-
-@dataclasses.dataclass
-class AudioFormatConfig:
-    """Raw PCM format assumed for an audio input until an AudioInfo message arrives."""
-
-    channels: int
-    sample_rate: int
-    sample_format: str = 'S16LE'
-
-
-@dataclasses.dataclass
-class InputConfig:
-    """
-    One input (topic) of the runtime.
-
-    ``kind``: a :data:`~centralnet_ros.runtime.buffers.INPUT_KINDS` message kind.
-    ``offset_s`` is added to every header stamp (drivers stamping on publication).
-    ``retention_s`` / ``max_items``: buffer sizes; None sizes them from the tasks'
-    windows. ``channel``: audio channel fed to the models (-1 averages all).
-    """
-
-    kind: str
-    offset_s: float = 0.0
-    retention_s: float | None = None
-    max_items: int | None = None
-    stamp_marks: Literal['start', 'end'] = 'start'
-    contiguity_tolerance_s: float | None = None
-    audio_format: AudioFormatConfig | None = None
-    channel: int = -1
-    naoqi_channels: int | None = None
-    num_joints: int | None = 20
-    allow_nan_joints: bool = False
-    depth_in_metres: bool = True
-
-    def __post_init__(self):
-        if self.kind not in INPUT_KINDS:
-            raise ValueError(f'input kind {self.kind!r} is not one of {INPUT_KINDS}')
-        if self.channel < -1:
-            raise ValueError(f'channel must be -1 (average) or a channel index, got {self.channel}')
-
-
-def default_inputs() -> dict[str, InputConfig]:
-    """Return the inputs configured by default (the fusion node's topics), freshly made."""
-    return {'image': InputConfig('image'), 'depth': InputConfig('image'), 'audio': InputConfig('audio'),
-            'skeleton': InputConfig('pose_array')}
-
-
-DEFAULT_INPUTS = tuple(default_inputs())
-"""Input names configured by default: the fusion node's topics (``image``, ``depth``, ``audio``, ``skeleton``)."""
-
-
-@dataclasses.dataclass
-class TaskConfig:
-    """
-    One task model and when it decides.
-
-    ``bundle``: a bundle folder, or a name in ``share/centralnet_ros/models``.
-    ``trigger``: ``rate`` (every ``1 / rate_hz`` s of header time), ``frame`` (each new
-    frame of the task's first image/depth/skeleton modality), ``frame:<input>``,
-    ``speech_end`` (end of a voiced segment on the task's audio input) or
-    ``speech_end:<input>``. ``window_s``: 0 takes each modality's ``window_s`` from the
-    manifest. ``sources``: modality -> input name, overriding the manifest's
-    ``source`` (e.g. ``{'lips': 'mouth_camera'}``). With a ``speech_end`` trigger every
-    modality reads the speech segment widened by ``segment_padding_s`` on each side
-    (never past the decision time for frames).
-    """
-
-    bundle: str
-    trigger: str = 'rate'
-    rate_hz: float = 5.0
-    window_s: float = 0.0
-    score_threshold: float = 0.5
-    max_data_age_s: float | None = None
-    segment_padding_s: float = 0.2
-    min_audio_coverage: float = 0.5
-    sources: dict[str, str] = dataclasses.field(default_factory=dict)
-    top_k: int = 3
-
-    def __post_init__(self):
-        kind = self.trigger.split(':', 1)[0]
-        if kind not in ('rate', 'frame', 'speech_end'):
-            raise ValueError(f'trigger must be rate, frame[:<input>] or speech_end[:<input>], got {self.trigger!r}')
-        if kind == 'rate' and ':' in self.trigger:
-            raise ValueError(f'a rate trigger takes no input, got {self.trigger!r}')
-        if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
-            raise ValueError(f'rate_hz must be positive, got {self.rate_hz}')
-        if self.window_s < 0 or self.segment_padding_s < 0:
-            raise ValueError('window_s and segment_padding_s must be >= 0')
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
-        if self.max_data_age_s is not None and self.max_data_age_s < 0:
-            raise ValueError('max_data_age_s must be >= 0')
-        if not 0.0 <= self.min_audio_coverage <= 1.0:
-            raise ValueError('min_audio_coverage must be in [0, 1]')
-        if self.top_k < 1:
-            raise ValueError('top_k must be >= 1')
-
-
-@dataclasses.dataclass
-class PerceptionConfig:
-    """
-    Everything :class:`Perception` needs.
-
-    Filled strictly from YAML with :func:`centralnet_ros.config.from_dict`, or from the fusion
-    node's parameters by :func:`centralnet_ros.node_params.perception_config` (the runtime
-    knows no ROS parameter names).
-    """
-
-    tasks: dict[str, TaskConfig]
-    inputs: dict[str, InputConfig] = dataclasses.field(default_factory=default_inputs)
-    device: str = 'cpu'
-    precision: Literal['fp32', 'fp16'] = 'fp32'
-    backend: Literal['auto', 'torch', 'onnxruntime'] = 'auto'
-    threads: int = 1
-    on_device_failure: Literal['fallback_cpu', 'error'] = 'fallback_cpu'
-    warmup: int = 3
-    max_data_age_s: float = 1.0
-    input_timeout_s: float = 2.0
-    decision_delay_s: float = 0.1
-    loop_jump_s: float = 2.0
-    frame_rate_hint_hz: float = 30.0
-    vad: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        if not self.tasks:
-            raise ValueError('no tasks configured')
-        for name in self.inputs:
-            if name.endswith('_info'):
-                raise ValueError(f'input name {name!r}: names ending in _info are reserved for AudioInfo')
-        if self.max_data_age_s < 0 or self.decision_delay_s < 0 or self.loop_jump_s <= 0:
-            raise ValueError('max_data_age_s and decision_delay_s must be >= 0, loop_jump_s > 0')
-        VADConfig(**self.vad)          # unknown VAD keys fail here, naming the key
 
 
 # --------------------------------------------------------------------------- results
@@ -261,6 +126,14 @@ class TaskResult:
                 'timing_ms': {k: round(v * 1e3, 4) for k, v in self.timing.items()}}
 
 
+@dataclasses.dataclass(frozen=True)
+class DueDecision:
+    """A decision a stored message made due: ``task`` decides at ``point`` (run it with :meth:`Perception.decide`)."""
+
+    task: str
+    point: DecisionPoint
+
+
 @dataclasses.dataclass
 class LabelInfo:
     """What the node publishes once per task as vision_msgs/LabelInfo (class ids are list indices)."""
@@ -278,25 +151,11 @@ class LabelInfo:
 # --------------------------------------------------------------------------- internals
 
 @dataclasses.dataclass
-class _ModalityPlan:
-    name: str
-    input: str                          # noqa: A003 (the name window.ModalitySpec uses for the same field)
-    source: str
-    pipeline_name: str
-    pipeline: Callable[..., np.ndarray]
-    params: dict[str, Any]
-    shape: tuple[int, ...]
-    spec: WindowSpec
-    fps: float | None
-    channel: int
-
-
-@dataclasses.dataclass
 class _TaskState:
     name: str
     config: TaskConfig
     model: Any                                  # engine.TaskModel
-    plans: list[_ModalityPlan]
+    plans: list[ModalityPlan]
     assembler: WindowAssembler
     trigger_key: tuple
     threshold: float
@@ -364,9 +223,10 @@ class Perception:
     loaded, ``KeyError`` for an unknown pipeline, ``ValueError`` when a modality's
     source has no configured input of a fitting kind or a trigger has no input to use.
 
-    Thread safety: the public methods hold one lock, so callbacks of a
-    multi-threaded executor may call them concurrently (they run one at a time; a
-    decision runs inside the ``ingest`` call that made it due).
+    Thread safety: buffers, triggers and statistics are guarded by one lock, features
+    and models by another, so :meth:`store` (subscription callbacks) and
+    :meth:`decide` (a decision worker) may run concurrently from different threads;
+    decisions themselves run one at a time.
     """
 
     def __init__(self, config: PerceptionConfig, *, bundles: Mapping[str, Any] | None = None,
@@ -374,27 +234,27 @@ class Perception:
         from .engine import TaskModel          # torch: imported only when a runtime is built
         self.config = config
         self._pipelines = dict(pipelines or {})
-        self._vad_config = VADConfig(**config.vad)
         self.models: dict[str, Any] = {}
         for task, tc in config.tasks.items():
             bundle = (bundles or {}).get(task, tc.bundle)
             self.models[task] = TaskModel(bundle, device=config.device, precision=config.precision,
                                           backend=config.backend, threads=config.threads,
                                           on_device_failure=config.on_device_failure, warmup=config.warmup)
-        plans = {task: self._plan(task, tc, self.models[task]) for task, tc in config.tasks.items()}
+        plans = {task: plan_task(config, task, tc, self.models[task], self._pipelines)
+                 for task, tc in config.tasks.items()}
         used = sorted({p.input for ps in plans.values() for p in ps})
         self._triggers: dict[tuple, Trigger] = {}
         self._subscribers: dict[tuple, list[str]] = {}
-        keys = {task: self._trigger_key(task, tc, plans[task]) for task, tc in config.tasks.items()}
+        keys = {task: trigger_key(config, task, tc, plans[task]) for task, tc in config.tasks.items()}
         used = sorted(set(used) | {k[1] for k in keys.values() if k[0] in ('frame', 'speech_end')})
         self._runtime_stats = RuntimeStats()
-        self.hub = InputHub([self._input_spec(name, plans) for name in used],
+        self.hub = InputHub([input_spec(config, name, plans) for name in used],
                             loop_jump_ns=int(config.loop_jump_s * _NS), stats=self._runtime_stats)
         self.tasks: dict[str, _TaskState] = {}
         for task, tc in config.tasks.items():
             key = keys[task]
             if key not in self._triggers:
-                self._triggers[key] = self._make_trigger(key)
+                self._triggers[key] = make_trigger(config, key)
                 self._subscribers[key] = []
             self._subscribers[key].append(task)
             assembler = WindowAssembler([p.spec for p in plans[task]], self.hub.buffers)
@@ -407,110 +267,8 @@ class Perception:
         self._unused: Counter = Counter()
         self._input_errors: Counter = Counter()
         self._closed = False
-        self._lock = threading.RLock()
-
-    # ------------------------------------------------------------------ construction helpers
-    def _plan(self, task: str, tc: TaskConfig, model) -> list[_ModalityPlan]:
-        manifest = model.manifest
-        speech = tc.trigger.startswith('speech_end')
-        max_age = int((tc.max_data_age_s if tc.max_data_age_s is not None else self.config.max_data_age_s) * _NS)
-        pad = int(tc.segment_padding_s * _NS)
-        plans = []
-        for name in model.modalities:
-            ms = manifest.modalities[name]
-            inp = tc.sources.get(name, ms.source)
-            ic = self.config.inputs.get(inp)
-            if ic is None:
-                raise ValueError(f'task {task}: modality {name!r} reads input {inp!r} (source {ms.source}), which is '
-                                 f'not configured; inputs: {sorted(self.config.inputs)} (set TaskConfig.sources)')
-            if ic.kind not in SOURCE_KINDS.get(ms.source, ()):
-                raise ValueError(f'task {task}: modality {name!r} needs a {ms.source} input '
-                                 f'({" or ".join(SOURCE_KINDS.get(ms.source, ()))}), but input {inp!r} is {ic.kind}')
-            window_s = tc.window_s or ms.window_s or 0.0
-            audio = ms.source == 'audio'
-            if audio:
-                spec = WindowSpec(name, inp, 'audio', window_ns=int((window_s or 1.0) * _NS), max_age_ns=max_age,
-                                  min_coverage=tc.min_audio_coverage, use_segment=speech, segment_padding_ns=pad,
-                                  sample_rate=int(ms.sample_rate) if ms.sample_rate else None)
-            elif speech or window_s > 0:
-                spec = WindowSpec(name, inp, 'sequence', window_ns=int((window_s or 1.0) * _NS), max_age_ns=max_age,
-                                  use_segment=speech, segment_padding_ns=pad)
-            else:
-                spec = WindowSpec(name, inp, 'last_frames', num_frames=1, max_age_ns=max_age)
-            fn = self._pipelines.get(ms.pipeline)
-            if fn is None:
-                try:
-                    fn = P.get_pipeline(ms.pipeline)
-                except KeyError as exc:
-                    raise KeyError(f'task {task}: modality {name!r}: {exc.args[0]}') from None
-            plans.append(_ModalityPlan(name, inp, ms.source, ms.pipeline, fn, dict(ms.preprocessing),
-                                       tuple(ms.input_shape), spec, None if audio else ms.sample_rate, ic.channel))
-        return plans
-
-    def _trigger_key(self, task: str, tc: TaskConfig, plans: list[_ModalityPlan]) -> tuple:
-        kind, _, explicit = tc.trigger.partition(':')
-        if kind == 'rate':
-            return ('rate', float(tc.rate_hz), tuple(sorted({p.input for p in plans})))
-        if explicit:
-            if explicit not in self.config.inputs:
-                raise ValueError(f'task {task}: trigger {tc.trigger!r} names input {explicit!r}, which is not '
-                                 f'configured; inputs: {sorted(self.config.inputs)}')
-            want = SOURCE_KINDS['audio'] if kind == 'speech_end' else INPUT_KINDS
-            if self.config.inputs[explicit].kind not in want:
-                raise ValueError(f'task {task}: trigger {tc.trigger!r} needs an audio input, '
-                                 f'{explicit!r} is {self.config.inputs[explicit].kind}')
-            return (kind, explicit)
-        if kind == 'frame':
-            frames = [p.input for p in plans if p.source != 'audio']
-            if not frames:
-                raise ValueError(f'task {task}: trigger frame needs an image, depth or skeleton modality; '
-                                 f'use frame:<input> to name one')
-            return ('frame', frames[0])
-        audio = [p.input for p in plans if p.source == 'audio']
-        if not audio:
-            raise ValueError(f'task {task}: trigger speech_end needs an audio modality; use speech_end:<input> '
-                             f'to run the voice detector on another audio input')
-        return ('speech_end', audio[0])
-
-    def _make_trigger(self, key: tuple) -> Trigger:
-        delay = int(self.config.decision_delay_s * _NS)
-        if key[0] == 'rate':
-            return RateTrigger(rate_hz=key[1], inputs=key[2], delay_ns=delay)
-        if key[0] == 'frame':
-            return FrameTrigger(key[1], delay_ns=delay)
-        return SpeechEndTrigger(key[1], vad=StreamingVAD(self._vad_config), delay_ns=delay)
-
-    def _input_spec(self, name: str, plans: Mapping[str, list[_ModalityPlan]]) -> InputSpec:
-        ic = self.config.inputs.get(name)
-        if ic is None:
-            raise ValueError(f'input {name!r} is not configured; inputs: {sorted(self.config.inputs)}')
-        longest = 0.0
-        for ps in plans.values():
-            for p in ps:
-                if p.input != name:
-                    continue
-                s = p.spec
-                span = s.window_ns / _NS
-                if s.use_segment:
-                    span = max(span, self._vad_config.max_speech_ms / 1e3 + self._vad_config.hangover_ms / 1e3
-                               + 2 * s.segment_padding_ns / _NS)
-                longest = max(longest, span)
-        need = longest + self.config.decision_delay_s + 1.0
-        retention = ic.retention_s if ic.retention_s is not None else max(10.0, need)
-        max_items = ic.max_items
-        if max_items is None and ic.kind in ('image', 'compressed_image'):
-            # frames are views of their messages: bound the memory, but hold the longest window
-            max_items = int(min(256, max(64, math.ceil(need * self.config.frame_rate_hint_hz * 1.2))))
-        fmt = None
-        if ic.audio_format is not None:
-            from .. import messages as M
-            fmt = M.AudioFormat(ic.audio_format.channels, ic.audio_format.sample_rate, ic.audio_format.sample_format)
-        return InputSpec(name, ic.kind, offset_ns=int(round(ic.offset_s * _NS)), retention_ns=int(retention * _NS),
-                         max_items=max_items, stamp_marks=ic.stamp_marks,
-                         contiguity_tolerance_ns=(None if ic.contiguity_tolerance_s is None
-                                                  else int(ic.contiguity_tolerance_s * _NS)),
-                         audio_format=fmt, channels=ic.naoqi_channels, num_joints=ic.num_joints,
-                         allow_nan_joints=ic.allow_nan_joints, depth_in_metres=ic.depth_in_metres)
+        self._lock = threading.RLock()          # buffers, triggers, statistics
+        self._model_lock = threading.Lock()     # features and models: one decision at a time
 
     # ------------------------------------------------------------------ public API
     @property
@@ -533,21 +291,31 @@ class Perception:
 
     def ingest(self, input_name: str, msg: Any, *, log_time_ns: int | None = None) -> list[TaskResult]:
         """
-        Feed one message of ``input_name``; return the decisions it made due, in time order.
+        Feed one message of ``input_name`` and decide at once; return the decisions it made due, in time order.
+
+        The same as ``decide(store(...))``: what replay calls. A node should call
+        :meth:`store` in its subscription callback and :meth:`decide` elsewhere (a worker),
+        so a slow model never delays or drops sensor messages.
+        """
+        return self.decide(self.store(input_name, msg, log_time_ns=log_time_ns))
+
+    def store(self, input_name: str, msg: Any, *, log_time_ns: int | None = None) -> list[DueDecision]:
+        """
+        Store one message of ``input_name``; return the decisions it made due (run them with :meth:`decide`).
 
         ``input_name`` is a configured input (``image``, ``depth``, ``audio``,
         ``skeleton``, ...) or ``<audio input>_info`` for its ``AudioInfo``.
         ``log_time_ns`` (optional: the receive or recording time) only feeds the
-        ``arrival_delay`` diagnostic; alignment uses header stamps alone. Never raises
-        on a bad message (it is counted); raises ``KeyError`` for an input name that is
-        not configured.
+        ``arrival_delay`` diagnostic; alignment uses header stamps alone. No feature
+        pipeline and no model runs here. Never raises on a bad message (it is counted);
+        raises ``KeyError`` for an input name that is not configured.
         """
         with self._lock:
             if self._closed:
                 raise RuntimeError('Perception is closed')
-            return self._ingest(input_name, msg, log_time_ns)
+            return self._store(input_name, msg, log_time_ns)
 
-    def _ingest(self, input_name: str, msg: Any, log_time_ns: int | None) -> list[TaskResult]:
+    def _store(self, input_name: str, msg: Any, log_time_ns: int | None) -> list[DueDecision]:
         if input_name.endswith('_info'):
             base = input_name[: -len('_info')]
             if base not in self.config.inputs:
@@ -588,13 +356,17 @@ class Perception:
 
     def flush(self) -> list[TaskResult]:
         """End of stream: decide at every pending decision point (and close an open speech segment)."""
+        return self.decide(self.flush_due())
+
+    def flush_due(self) -> list[DueDecision]:
+        """End of stream: the decisions still pending (an open speech segment, rate points), for :meth:`decide`."""
         with self._lock:
             if self._closed:
                 raise RuntimeError('Perception is closed')
             points = []
             for key, trigger in self._triggers.items():
                 points += [(p, key) for p in trigger.flush()]
-            return self._decide_all(points)
+            return self._due(points)
 
     def set_threshold(self, task: str, value: float) -> None:
         """Change a task's score threshold at run time (``0 <= value <= 1``)."""
@@ -663,7 +435,7 @@ class Perception:
 
     def close(self) -> None:
         """Release the models (and GPU memory). The object is unusable afterwards."""
-        with self._lock:
+        with self._model_lock, self._lock:      # never while a decision runs
             if self._closed:
                 return
             self._closed = True
@@ -690,23 +462,33 @@ class Perception:
             raise KeyError(f'no task {task!r}; tasks: {sorted(self.tasks)}')
         return state
 
-    def _observe(self, ingest: Ingest) -> list[TaskResult]:
+    def _observe(self, ingest: Ingest) -> list[DueDecision]:
         points = []
         for key, trigger in self._triggers.items():
             points += [(p, key) for p in trigger.observe(ingest)]
-        return self._decide_all(points) if points else []
+        return self._due(points) if points else []
 
-    def _decide_all(self, points: list[tuple[DecisionPoint, tuple]]) -> list[TaskResult]:
-        jobs = sorted(((p, task) for p, key in points for task in self._subscribers[key]),
-                      key=lambda j: (j[0].t_ns, j[1]))
+    def _due(self, points: list[tuple[DecisionPoint, tuple]]) -> list[DueDecision]:
+        return sorted((DueDecision(task, p) for p, key in points for task in self._subscribers[key]),
+                      key=lambda d: (d.point.t_ns, d.task))
+
+    def decide(self, due: Iterable[DueDecision]) -> list[TaskResult]:
+        """
+        Run the decisions ``due`` (from :meth:`store` / :meth:`flush_due`); return their results in order.
+
+        Each window is assembled under the buffer lock (a copy), then features and
+        model run under a separate lock, so :meth:`store` is never blocked by a model.
+        A decision that fails is counted per task and skipped; after :meth:`close`
+        the remaining decisions are dropped.
+        """
         out = []
-        for point, task in jobs:
-            result = self._decide(self.tasks[task], point)
+        for item in due:
+            result = self._decide(self._task(item.task), item.point)
             if result is not None:
                 out.append(result)
         return out
 
-    def _pipeline_window(self, mw: ModalityWindow, plan: _ModalityPlan, point: DecisionPoint) -> P.Window:
+    def _pipeline_window(self, mw: ModalityWindow, plan: ModalityPlan, point: DecisionPoint) -> P.Window:
         extra = {'end_ns': point.t_ns, 'start_ns': mw.start_ns, 'valid': mw.valid,
                  'segment': None if point.segment is None else tuple(point.segment)}
         if plan.source == 'audio':
@@ -723,16 +505,23 @@ class Perception:
 
     def _decide(self, state: _TaskState, point: DecisionPoint) -> TaskResult | None:
         try:
-            return self._decide_unsafe(state, point)
+            t0 = time.perf_counter()
+            with self._lock:
+                if self._closed:
+                    return None
+                window = state.assembler.assemble(point)
+                frame_ids = dict(self._frame_ids)
+            with self._model_lock:
+                if self._closed:
+                    return None
+                run = self._run(state, window, point, frame_ids, t0)
+            with self._lock:
+                return self._record(state, point, *run)
         except Exception as exc:  # noqa: BLE001 - never die: count and go on
-            state.errors[type(exc).__name__] += 1
+            with self._lock:
+                state.errors[type(exc).__name__] += 1
             log.warning('task %s: decision at %d failed (%s: %s)', state.name, point.t_ns, type(exc).__name__, exc)
             return None
-
-    def _decide_unsafe(self, state: _TaskState, point: DecisionPoint) -> TaskResult | None:
-        t0 = time.perf_counter()
-        window = state.assembler.assemble(point)
-        return self._decide_window(state, window, t0, record=True)
 
     def decide_window(self, task: str, window: Window) -> TaskResult | None:
         """
@@ -741,12 +530,19 @@ class Perception:
         ``window`` is ``task``'s assembler output; the statistics are not touched. For
         benchmarks and tests; ``timing['assembly']`` is 0.
         """
-        with self._lock:
-            return self._decide_window(self._task(task), window, time.perf_counter(), record=False)
-
-    def _decide_window(self, state: _TaskState, window: Window, t0: float, *, record: bool) -> TaskResult | None:
+        state = self._task(task)
         point = window.point if window.point is not None else DecisionPoint(window.t_ns, 'manual')
-        errors = state.errors if record else Counter()
+        with self._model_lock:
+            missing, errors, frame_id, decision, timing = self._run(state, window, point, dict(self._frame_ids),
+                                                                    time.perf_counter())
+        if decision is None:
+            return None
+        return self._result(state, point, missing, frame_id, decision, timing)
+
+    def _run(self, state: _TaskState, window: Window, point: DecisionPoint, frame_ids: Mapping[str, str],
+             t0: float) -> tuple:
+        """Features and model of one window: ``(missing, errors, frame_id, decision or None, timing)``."""
+        errors: Counter = Counter()
         t1 = time.perf_counter()
         inputs: dict[str, np.ndarray] = {}
         missing: dict[str, str] = {}
@@ -778,29 +574,40 @@ class Perception:
                 continue
             inputs[plan.name] = x
             if mw.newest_stamp_ns is not None and mw.newest_stamp_ns > newest:
-                newest, frame_id = mw.newest_stamp_ns, self._frame_ids.get(plan.input, '')
+                newest, frame_id = mw.newest_stamp_ns, frame_ids.get(plan.input, '')
         t2 = time.perf_counter()
-        if record:
-            for name, reason in missing.items():
-                state.missing[name][reason] += 1
         if not inputs:
-            if record:
-                state.skipped_all_missing += 1
-            return None
+            return missing, errors, frame_id, None, {'assembly': t1 - t0, 'features': t2 - t1}
         decision = state.model.classify(inputs, stamp_ns=point.t_ns, frame_id=frame_id, top_k=state.config.top_k)
         t3 = time.perf_counter()
-        timing = {'assembly': t1 - t0, 'features': t2 - t1, 'inference': t3 - t2, 'total': t3 - t0}
-        published = decision.score >= state.threshold
-        if record:
-            state.decisions += 1
-            state.published += int(published)
-            state.latencies.append(timing['total'])
-            state.stamps.append(point.t_ns)
-            state.last_stamp_ns = point.t_ns
-            self.hub.stats.count_decision(point.reason)
+        return missing, errors, frame_id, decision, {'assembly': t1 - t0, 'features': t2 - t1,
+                                                     'inference': t3 - t2, 'total': t3 - t0}
+
+    def _record(self, state: _TaskState, point: DecisionPoint, missing: dict[str, str], errors: Counter,
+                frame_id: str, decision: Any, timing: dict[str, float]) -> TaskResult | None:
+        """Count one decision (or its absence) in the statistics; return its result."""
+        state.errors.update(errors)
+        for name, reason in missing.items():
+            state.missing[name][reason] += 1
+        if decision is None:
+            state.skipped_all_missing += 1
+            return None
+        result = self._result(state, point, missing, frame_id, decision, timing)
+        state.decisions += 1
+        state.published += int(result.published)
+        state.latencies.append(timing['total'])
+        state.stamps.append(point.t_ns)
+        state.last_stamp_ns = point.t_ns
+        self.hub.stats.count_decision(point.reason)
+        return result
+
+    @staticmethod
+    def _result(state: _TaskState, point: DecisionPoint, missing: dict[str, str], frame_id: str, decision: Any,
+                timing: dict[str, float]) -> TaskResult:
         return TaskResult(task=state.name, stamp_ns=point.t_ns, frame_id=frame_id, label=decision.label,
                           score=decision.score, top_k=decision.top_k, probabilities=decision.probabilities,
-                          published=published, threshold=state.threshold, trigger=point.reason,
+                          published=decision.score >= state.threshold, threshold=state.threshold,
+                          trigger=point.reason,
                           segment=None if point.segment is None else (point.segment.start_ns, point.segment.end_ns),
                           present=decision.present, missing=missing, fusion_weights=decision.fusion_weights,
                           timing=timing)

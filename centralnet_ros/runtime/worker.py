@@ -1,0 +1,122 @@
+"""
+Decisions on a thread of their own: subscription callbacks only store, a worker decides.
+
+:class:`DecisionWorker` takes the :class:`~.perception.DueDecision` s that
+:meth:`Perception.store` returns, runs :meth:`Perception.decide` on its own thread and
+hands each batch of results to ``on_results`` (the node publishes them). Sensor
+callbacks therefore return in the time a conversion takes, whatever the model costs;
+a backlog beyond ``max_pending`` decisions drops the oldest, counted
+(``stats()['dropped']``), so a model slower than its trigger rate degrades the
+decision rate and never the sensor input. No ROS here.
+"""
+from __future__ import annotations
+
+from collections import deque
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+__all__ = ['DecisionWorker']
+
+log = logging.getLogger(__name__)
+
+
+class DecisionWorker:
+    """Run ``perception.decide`` on a worker thread; see the module docstring."""
+
+    def __init__(self, perception: Any, on_results: Callable[[list], None], *, max_pending: int = 256,
+                 name: str = 'centralnet-decisions') -> None:
+        if max_pending < 1:
+            raise ValueError(f'max_pending must be >= 1, got {max_pending}')
+        self._perception = perception
+        self._on_results = on_results
+        self._max_pending = int(max_pending)
+        self._queue: deque = deque()                 # (due, monotonic time submitted)
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stopping = False
+        self.submitted = self.decided = self.dropped = self.errors = 0
+        self.max_backlog = 0
+        self._waits: deque = deque(maxlen=2000)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, due: Iterable[Any]) -> None:
+        """Queue decisions (never blocks, never runs a model); the oldest are dropped beyond ``max_pending``."""
+        due = list(due)
+        if not due:
+            return
+        now = time.monotonic()
+        with self._cond:
+            if self._stopping:
+                self.dropped += len(due)
+                return
+            self._queue.extend((d, now) for d in due)
+            self.submitted += len(due)
+            while len(self._queue) > self._max_pending:
+                self._queue.popleft()
+                self.dropped += 1
+            self.max_backlog = max(self.max_backlog, len(self._queue))
+            self._cond.notify()
+
+    def drain(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every queued decision has run; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the decision that is running (queued ones are dropped, counted); False if it hung."""
+        with self._cond:
+            self._stopping = True
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stats(self) -> dict:
+        """Counters and the queue wait (submit to start of the decision) percentiles in ms."""
+        with self._cond:
+            waits = np.asarray(self._waits, np.float64) * 1e3
+            backlog = len(self._queue)
+        wait = ({f'p{q}': round(float(np.percentile(waits, q)), 3) for q in (50, 95, 99)} if len(waits)
+                else {'p50': None, 'p95': None, 'p99': None})
+        return {'submitted': self.submitted, 'decided': self.decided, 'dropped': self.dropped,
+                'errors': self.errors, 'backlog': backlog, 'max_backlog': self.max_backlog, 'wait_ms': wait}
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                self._busy = True
+            now = time.monotonic()
+            self._waits.extend(now - t for _, t in batch)
+            try:
+                results = self._perception.decide([d for d, _ in batch])
+                self.decided += len(batch)
+                if results:
+                    self._on_results(results)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any failure
+                self.errors += 1
+                log.error('decision worker: %s: %s', type(exc).__name__, exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

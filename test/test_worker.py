@@ -1,0 +1,84 @@
+"""The decision worker: callbacks that only store never wait for a model, and nothing is lost silently."""
+from __future__ import annotations
+
+import threading
+import time
+
+from centralnet_ros.runtime.worker import DecisionWorker
+import pytest
+
+
+class SlowPerception:
+    """``decide`` takes ``delay`` seconds per call and returns its inputs as results."""
+
+    def __init__(self, delay: float = 0.0, fail_on=None):
+        self.delay, self.fail_on = delay, fail_on
+        self.calls, self.threads = [], set()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def decide(self, due):
+        self.threads.add(threading.current_thread().name)
+        self.gate.wait()
+        time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in due:
+            raise RuntimeError('model failed')
+        self.calls.append(list(due))
+        return [f'result {d}' for d in due]
+
+
+def test_submit_returns_at_once_while_a_slow_model_runs():
+    perception, published = SlowPerception(delay=0.2), []
+    worker = DecisionWorker(perception, published.extend)
+    t0 = time.perf_counter()
+    for k in range(5):
+        worker.submit([k])
+    assert time.perf_counter() - t0 < 0.05              # five submits, none waited for the 0.2 s model
+    assert worker.drain(timeout=5.0)
+    assert published == [f'result {k}' for k in range(5)]          # all of them, in order
+    assert perception.threads == {'centralnet-decisions'}            # never on the caller's thread
+    s = worker.stats()
+    assert (s['submitted'], s['decided'], s['dropped'], s['backlog']) == (5, 5, 0, 0)
+    assert s['wait_ms']['p50'] is not None
+    assert worker.stop()
+
+
+def test_backlog_beyond_max_pending_drops_the_oldest_and_counts_them():
+    perception, published = SlowPerception(), []
+    perception.gate.clear()                              # the model hangs on its first call
+    worker = DecisionWorker(perception, published.extend, max_pending=3)
+    worker.submit(['first'])
+    time.sleep(0.1)                                      # the worker took 'first' and is blocked in decide
+    worker.submit(list(range(6)))
+    perception.gate.set()
+    assert worker.drain(timeout=5.0)
+    assert published == ['result first', 'result 3', 'result 4', 'result 5']
+    assert worker.dropped == 3 and worker.stats()['max_backlog'] == 3
+    worker.stop()
+
+
+def test_a_failing_decision_is_counted_and_the_worker_goes_on():
+    perception, published = SlowPerception(fail_on='bad'), []
+    worker = DecisionWorker(perception, published.extend)
+    worker.submit(['bad'])
+    assert worker.drain(timeout=5.0)
+    worker.submit(['good'])
+    assert worker.drain(timeout=5.0)
+    assert published == ['result good'] and worker.errors == 1
+    worker.stop()
+
+
+def test_stop_drops_what_is_queued_and_refuses_more():
+    perception, published = SlowPerception(delay=0.3), []
+    worker = DecisionWorker(perception, published.extend)
+    worker.submit(['a'])
+    time.sleep(0.05)
+    worker.submit(['b', 'c'])
+    assert worker.stop(timeout=5.0)                      # waits for 'a' only
+    worker.submit(['d'])
+    assert published == ['result a'] and worker.dropped == 3
+
+
+def test_max_pending_must_be_positive():
+    with pytest.raises(ValueError, match='max_pending'):
+        DecisionWorker(SlowPerception(), print, max_pending=0)
