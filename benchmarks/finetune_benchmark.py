@@ -46,8 +46,10 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRAIN_SPEAKERS = ('george', 'jackson', 'lucas', 'nicolas')
 TEST_SPEAKERS = ('theo', 'yweweler')
-VOICES_ADAPT = ('en-us', 'en+f3', 'en-gb-x-rp+m3', 'en-029', 'en-gb-scotland+f2', 'en-us+m5')
-VOICES_VAL = ('en-gb-x-gbclan+f4',)
+VOICES_ADAPT = ('en-us', 'en+f3', 'en-gb-x-rp+m3', 'en-029', 'en-gb-scotland+f2', 'en-us+m5', 'en+Andy',
+                'en-us+Annie', 'en+david', 'en-gb-x-gbclan+linda', 'en+klatt2', 'en-us+robert', 'en+steph',
+                'en-029+m7', 'en+grandpa', 'en-us+f5')
+VOICES_VAL = ('en-gb-x-gbclan+f4', 'en+Michael')
 VOICES_TEST = ('en-gb', 'en-gb-x-gbcwmd+f1', 'en-us+m2')
 SPEEDS = (150, 190)
 
@@ -209,8 +211,12 @@ def letters(args) -> dict:
     opts = AVLettersOptions(protocol='speaker_dependent', seed=seed, audio_frames=24, video_frames=12,
                             video_size=[18, 24])
     arrays = avletters_arrays(Path(args.data_root), opts)
-    _, _, test, _ = protocol_indices(arrays.labels, arrays.speaker, arrays.speakers, opts, all_samples)
+    train_av, _, test, _ = protocol_indices(arrays.labels, arrays.speaker, arrays.speakers, opts, all_samples)
     av_test = ArraySplit({'mfcc': arrays.mfcc[test], 'lip_video': arrays.lip_video[test]}, arrays.labels[test])
+    # rehearsal: the bundle's own training samples (548; AVLetters ships HTK features, not waveforms, so these
+    # come from its files through the training adapter, as the bundle was trained)
+    av_train = ArraySplit({'mfcc': arrays.mfcc[train_av], 'lip_video': arrays.lip_video[train_av]},
+                          arrays.labels[train_av])
     av_before = accuracy_of(base.model, av_test)
     val = [s for (g, _), ss in sessions.items() if g == 'val' for s in ss]
     test_voices = [s for (g, _), ss in sessions.items() if g == 'test' for s in ss]
@@ -218,21 +224,23 @@ def letters(args) -> dict:
     for n_voices in args.voices:
         adapt_voices = VOICES_ADAPT[:n_voices]
         train = [s for v in adapt_voices for s in sessions[('adapt', v)]]
-        for mode, lr in args.letter_variants:
-            for seed_ in range(args.seeds):
+        for mode, lr, keep_bn, rehearse, seeds in args.letter_variants:
+            for seed_ in range(seeds):
                 tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=lr, patience=args.patience, num_threads=1,
                                  progress=False)
                 t = time.perf_counter()
                 r = finetune(base.model, base.labels, train, val, test_voices,
-                             FinetuneConfig(mode=mode, seed=seed_, train=tc))
+                             FinetuneConfig(mode=mode, seed=seed_, keep_batch_norm=keep_bn, train=tc),
+                             rehearsal=av_train if rehearse else None)
                 wall = time.perf_counter() - t
                 per_voice = {}
                 for v in VOICES_TEST:
                     from centralnet_ros.training.finetune import to_split
                     split = to_split(sessions[('test', v)], r.labels, r.modalities)[0]
                     per_voice[v] = {'before': accuracy_of(base.model, split), 'after': accuracy_of(r.model, split)}
-                run = {'adapt_voices': list(adapt_voices), 'mode': mode, 'lr': lr, 'seed': seed_,
-                       'train_samples': r.counts['train'], 'test_samples': r.counts['test'],
+                run = {'adapt_voices': list(adapt_voices), 'mode': mode, 'lr': lr, 'keep_batch_norm': keep_bn,
+                       'rehearsal': r.counts['rehearsal'], 'seed': seed_, 'train_samples': r.counts['train'],
+                       'test_samples': r.counts['test'],
                        'unseen_voices_before': r.before, 'unseen_voices_after': r.after, 'per_test_voice': per_voice,
                        'avletters_test_before': av_before, 'avletters_test_after': accuracy_of(r.model, av_test),
                        'modalities': r.modalities, 'epochs_run': r.train.epochs_run, 'best_epoch': r.train.best_epoch,
@@ -287,10 +295,12 @@ def write_report(result: dict, out: Path) -> None:
                   'AVLetters test after (%) | change on AVLetters (points) | wall time per fine-tune (s) |',
                   '|---|---|---|---|---|---|---|---|']
         for r in result['runs']:
-            groups.setdefault((len(r['adapt_voices']), r['mode'], r['lr']), []).append(r)
-        for (nv, mode, lr), rs in groups.items():
+            groups.setdefault((len(r['adapt_voices']), r['mode'], r['lr'], r['keep_batch_norm'], r['rehearsal']),
+                              []).append(r)
+        for (nv, mode, lr, kbn, reh), rs in groups.items():
             change = [(r['avletters_test_after'] - r['avletters_test_before']) for r in rs]
-            lines.append(f'| {nv} | {mode} | {lr:g} | {_mean_std([r["unseen_voices_before"] for r in rs])} | '
+            how = f'{mode}{", BatchNorm kept" if kbn else ""}{f", rehearsal of {reh} AVLetters" if reh else ""}'
+            lines.append(f'| {nv} | {how} | {lr:g} | {_mean_std([r["unseen_voices_before"] for r in rs])} | '
                          f'**{_mean_std([r["unseen_voices_after"] for r in rs])}** ({len(rs)} seeds) | '
                          f'{_mean_std([r["avletters_test_after"] for r in rs])} | {_mean_std(change)} | '
                          f'{np.mean([r["wall_s"] for r in rs]):.0f} |')
@@ -309,12 +319,13 @@ def main(argv=None) -> int:
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--patience', type=int, default=8)
     parser.add_argument('--examples', type=int, nargs='+', default=[5, 10, 40])
-    parser.add_argument('--voices', type=int, nargs='+', default=[3, 6], help='letters: numbers of adaptation voices')
+    parser.add_argument('--voices', type=int, nargs='+', default=[16, 6], help='letters: numbers of adaptation voices')
     parser.add_argument('--freeze', action='store_true', help='digits: also the frozen-encoder variant')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
-    args.letter_variants = [('whole', 3e-4), ('head', 1e-3)]
+    # letters: (mode, lr, keep_batch_norm, rehearsal, seeds); the plain variant once, to show the forgetting
+    args.letter_variants = [('whole', 3e-4, True, True, args.seeds), ('whole', 3e-4, False, False, 1)]
     import torch
     torch.set_num_threads(1)
     result = digits(args) if args.part == 'digits' else letters(args)

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=('whole', 'head', 'new_labels'), default='whole',
                         help='train every weight, only the heads, or a new label set (new heads, encoders kept)')
     parser.add_argument('--freeze-encoders', action='store_true', help='new_labels: keep the encoders fixed')
+    parser.add_argument('--keep-batch-norm', action='store_true',
+                        help="BatchNorm layers keep the bundle's running statistics")
+    parser.add_argument('--rehearse', action='store_true',
+                        help="mix the bundle's own training data into every epoch (its preset's dataset, read "
+                             'from --data-root) so it keeps what it knew; modes whole and head')
+    parser.add_argument('--data-root', default=None, help='datasets folder for --rehearse (default: the data root)')
     parser.add_argument('--val-bags', nargs='+', default=None, metavar='BAG',
                         help='validation sessions (early stopping); default: the bag before the test bag')
     parser.add_argument('--test-bags', nargs='+', default=None, metavar='BAG',
@@ -109,7 +115,8 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                   'samples': dict(result.counts), 'modalities_trained': list(result.modalities),
                   'base_evaluation': dict(m.evaluation), 'base_metrics': dict(m.metrics)}
     training = {'finetune_of': str(base.path), 'base_bundle_sha256': base_sha256, 'mode': cfg.mode,
-                'freeze_encoders': cfg.freeze_encoders,
+                'freeze_encoders': cfg.freeze_encoders, 'keep_batch_norm': cfg.keep_batch_norm,
+                'rehearsal_samples': result.counts.get('rehearsal', 0),
                 'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
                 'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
                 'best_epoch': result.train.best_epoch, 'wall_time_s': round(result.train.wall_time_s, 2),
@@ -121,6 +128,29 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
     return dataclasses.replace(m, labels=list(result.labels), model=result.model.config, metrics=metrics,
                                evaluation=evaluation, training=training, label_map=label_map,
                                notes=(note + '\n' + m.notes).strip(), weights_sha256='')
+
+
+def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None) -> Any:
+    """
+    Return the training split of the bundle's own preset (``manifest.training.preset``), in the recordings' modalities.
+
+    Raises :class:`FinetuneSetupError` when the bundle names no preset or the preset's classes differ.
+    """
+    from centralnet_ros import paths
+    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.experiment import load_experiment
+    from centralnet_ros.training.finetune import common_modalities
+    from centralnet_ros.training.trainer import ArraySplit
+    preset = base.manifest.training.get('preset')
+    if not preset:
+        raise FinetuneSetupError(f'--rehearse: {base.path} names no training preset (manifest training.preset)')
+    exp = load_experiment(preset)
+    data = load_experiment_data(exp.dataset, dict(exp.dataset_options), paths.data_root(data_root))
+    if list(data.label_names) != list(base.manifest.labels):
+        raise FinetuneSetupError(f'--rehearse: preset {preset} has classes {data.label_names}, the bundle '
+                                 f'{base.manifest.labels}')
+    mods = common_modalities(list(train_samples), base.model.modalities)
+    return ArraySplit({m: data.train.inputs[m] for m in mods}, data.train.labels)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f'  note: {note}')
             sets[bag] = s
         ft = FinetuneConfig(mode=args.mode, freeze_encoders=args.freeze_encoders, seed=args.seed,
+                            keep_batch_norm=args.keep_batch_norm,
                             train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                               patience=args.patience, num_threads=max(1, args.threads),
                                               progress=not args.no_progress))
@@ -166,8 +197,10 @@ def run(args: argparse.Namespace) -> int:
         def samples(bs):
             return [x for b in bs for x in sets[b].samples]
 
-        result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft)
-    except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError) as exc:
+        rehearsal = rehearsal_split(base, samples(train_b), args.data_root) if args.rehearse else None
+        result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft,
+                          rehearsal=rehearsal)
+    except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
         print(f'centralnet finetune: {exc}', file=sys.stderr)
         return 2
     sessions = {split: [{'session': b.name, 'bag': str(b), 'labels': sets[b].labels_from,

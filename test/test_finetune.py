@@ -148,3 +148,23 @@ def test_session_split_and_setup_errors(sessions, tmp_path, capsys):
                '--no-progress', '--out', str(tmp_path / 'x')])
     assert rc == 2 and 'need runtime decisions inside labelled segments' in capsys.readouterr().err
     assert not (tmp_path / 'x').exists()
+
+
+@pytest.mark.needs_data('avletters')
+def test_rehearsal_split_is_the_bundles_own_training_data(sessions):
+    """--rehearse mixes in the preset's training split, in the modalities the recordings carry."""
+    from centralnet_ros.finetune_cli import FinetuneSetupError, rehearsal_split
+    from centralnet_ros.training.finetune import finetune, FinetuneConfig
+    base = load_bundle(SPEECH)
+    cfg, _ = build_config(tasks=['speech'])
+    audio_only = collect_samples(sessions['theo'].path, cfg, 'speech', labels=[sessions['theo'].labels]).samples
+    split = rehearsal_split(base, audio_only, None)
+    assert set(split.inputs) == {'mfcc'} and split.inputs['mfcc'].shape[1:] == (1, 26, 24)
+    assert len(split) == base.manifest.evaluation['train_samples'] == 548
+    with pytest.raises(ValueError, match='does not go with new_labels'):
+        finetune(base.model, base.labels, audio_only, audio_only, [], FinetuneConfig(mode='new_labels'),
+                 rehearsal=split)
+    digits = load_bundle(SPEECH)
+    digits.manifest.training.pop('preset')
+    with pytest.raises(FinetuneSetupError, match='names no training preset'):
+        rehearsal_split(digits, audio_only, None)
