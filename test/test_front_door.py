@@ -204,3 +204,36 @@ def test_readme_terms_table_is_the_registry():
         row = re.search(rf'^\|[^|\n]*\| `{re.escape(entry.folder)}/` \| ([^|\n]*) \|', readme, re.MULTILINE)
         assert row, f'README: no row for {name} (`{entry.folder}/`) in the datasets and terms table'
         assert row.group(1).strip() == entry.terms.split(': ', 1)[1], f'README terms of {name} drifted'
+
+
+def test_embedded_recording_was_built_for_the_shipped_bundles():
+    """Retraining a shipped bundle without rebuilding the recording (tools/make_demo_recording.py) fails here."""
+    from centralnet_ros.bundle.io import read_manifest
+    from centralnet_ros.demo import embedded_recording, read_recording_info
+    info = read_recording_info(embedded_recording())
+    for task in TASKS:
+        manifest = read_manifest(task)
+        entry = info['tasks'][task]
+        assert entry['bundle_weights_sha256'] == manifest.weights_sha256, \
+            f'models/{task} changed since the demo recording was built: run tools/make_demo_recording.py'
+        assert entry['dataset'] == manifest.evaluation['dataset'] and entry['terms'] == manifest.data_terms
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data('msrc12', 'avletters', 'emodb')
+def test_embedded_recording_is_what_the_script_builds_from_the_datasets(tmp_path):
+    """Same samples, same ground truth: the committed recording is reproducible from the full datasets (espeak-ng 1.51)."""
+    import shutil as _shutil
+    import yaml
+    from centralnet_ros.bundle.io import read_manifest
+    from centralnet_ros.demo import build_demo_bag, DemoOptions, embedded_recording, read_recording_info
+    if _shutil.which('espeak-ng') is None:
+        pytest.skip('espeak-ng is not installed (apt install espeak-ng): the letters cannot be spoken')
+    recording = embedded_recording()
+    info = read_recording_info(recording)
+    demo = build_demo_bag(tmp_path, {t: read_manifest(t) for t in TASKS}, data_root=paths.data_root(),
+                          options=DemoOptions(**info['options']))
+    assert yaml.safe_load(demo.labels.read_text()) == yaml.safe_load((recording / 'labels.yaml').read_text())
+    assert demo.counts == info['messages']
+    for task in TASKS:
+        assert demo.sources[task]['files'] == info['tasks'][task]['files']
