@@ -22,23 +22,17 @@ import json
 import os
 from pathlib import Path
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+from centralnet_ros.cli import invocation
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.demo import embedded_recording, read_recording_info
 from centralnet_ros.machine import machine_description, machine_line
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def centralnet_command() -> list[str]:
-    """Return the ``centralnet`` console script of this environment, else ``python -m centralnet_ros.cli``."""
-    script = shutil.which('centralnet', path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, '-m', 'centralnet_ros.cli']
 
 
 def one_run(tmp: Path, k: int) -> dict:
@@ -49,7 +43,7 @@ def one_run(tmp: Path, k: int) -> dict:
     env.update(HOME=str(tmp / 'home'), CENTRALNET_DATA_ROOT=str(tmp / 'data'))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([*centralnet_command(), 'demo', '--no-progress'], cwd=cwd, env=env,
+    proc = subprocess.run([*invocation(), 'demo', '--no-progress'], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -39,6 +39,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def invocation() -> list[str]:
+    """Return how to run ``centralnet`` with this Python: its environment's console script, else ``python -m``."""
+    import shutil
+    from pathlib import Path
+    script = shutil.which('centralnet', path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, '-m', 'centralnet_ros.cli']
+
+
 def _build_parser(selected: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='centralnet',

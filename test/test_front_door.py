@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from centralnet_ros import paths
+from centralnet_ros.cli import invocation
 from centralnet_ros.data.registry import DATASETS, missing_markers
 from centralnet_ros.node_params import TASKS
 import dataset_guard
@@ -110,12 +111,6 @@ def test_info_on_a_missing_bundle_says_what_is_available(tmp_path, capsys):
     assert 'no model bundle' in err and 'gesture' in err
 
 
-def _centralnet_command() -> list[str]:
-    """Return the ``centralnet`` console script of this Python's environment, else ``python -m centralnet_ros.cli``."""
-    script = shutil.which('centralnet', path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, '-m', 'centralnet_ros.cli']
-
-
 @pytest.mark.slow
 def test_demo_on_a_new_users_machine_replays_the_embedded_recording(tmp_path):
     """The README's quick start, as a newcomer runs it: no datasets, an empty HOME and working directory."""
@@ -123,7 +118,7 @@ def test_demo_on_a_new_users_machine_replays_the_embedded_recording(tmp_path):
     env = _newcomer_env(tmp_path)
     cwd = tmp_path / 'cwd'
     cwd.mkdir()
-    proc = subprocess.run([*_centralnet_command(), 'demo', '--no-progress'], cwd=cwd, env=env,
+    proc = subprocess.run([*invocation(), 'demo', '--no-progress'], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     out = proc.stdout
@@ -222,12 +217,11 @@ def test_embedded_recording_was_built_for_the_shipped_bundles():
 @pytest.mark.slow
 @pytest.mark.needs_data('msrc12', 'avletters', 'emodb')
 def test_embedded_recording_is_what_the_script_builds_from_the_datasets(tmp_path):
-    """Same samples, same ground truth: the committed recording is reproducible from the full datasets (espeak-ng 1.51)."""
-    import shutil as _shutil
+    """Same samples and ground truth: the committed recording is reproducible from the datasets (espeak-ng 1.51)."""
     import yaml
     from centralnet_ros.bundle.io import read_manifest
     from centralnet_ros.demo import build_demo_bag, DemoOptions, embedded_recording, read_recording_info
-    if _shutil.which('espeak-ng') is None:
+    if shutil.which('espeak-ng') is None:
         pytest.skip('espeak-ng is not installed (apt install espeak-ng): the letters cannot be spoken')
     recording = embedded_recording()
     info = read_recording_info(recording)
