@@ -15,6 +15,7 @@ have them, each modality's own prediction (the unimodal losses of CentralNet).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal, Mapping
 
 from centralnet_ros.encoders import EncoderConfig, ModalityEncoder
@@ -51,41 +52,31 @@ def build_model(config: 'FusionConfig') -> 'FusionModel':
     return _REGISTRY[config.method](config)
 
 
-@dataclasses.dataclass(kw_only=True)
-class FusionOptions:
-    """
-    Fusion settings shared by every method of an experiment (an experiment preset's ``fusion:``).
-
-    ``align`` says how features of unequal size are brought to one fusion space at a
-    level: ``pad`` zero-pads channels to the widest modality, ``project`` applies a
-    learned 1x1 convolution (linear map) to the widest width.  Spatial/temporal sizes
-    that differ are average-pooled to the smallest; modalities of different rank
-    (e.g. a 3-D lip video and a 2-D MFCC map) meet as globally pooled vectors.
-    """
-
-    align: Literal['pad', 'project'] = 'pad'
-    fusion_weight_init: float = 1.0        # CentralNet alphas/betas start value
-    central_dropout: float = 0.0           # dropout in central / shared dense layers
-    hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
-    moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
-    mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
-
-
-@dataclasses.dataclass(kw_only=True)
-class FusionConfig(FusionOptions):
+@dataclasses.dataclass
+class FusionConfig:
     """
     Architecture of a fusion model; saved in the model bundle to rebuild it.
 
-    ``method`` is a registered fusion method (:func:`fusion_methods`); the shared
-    settings are those of :class:`FusionOptions`.
+    ``method`` is a registered fusion method (:func:`fusion_methods`).  ``align`` says
+    how features of unequal size are brought to one fusion space at a level: ``pad``
+    zero-pads channels to the widest modality, ``project`` applies a learned 1x1
+    convolution (linear map) to the widest width.  Spatial/temporal sizes that differ
+    are average-pooled to the smallest; modalities of different rank (e.g. a 3-D lip
+    video and a 2-D MFCC map) meet as globally pooled vectors.
     """
 
     method: str
     modalities: dict[str, EncoderConfig]
     num_classes: int
     task: Literal['multiclass', 'multilabel'] = 'multiclass'
+    align: Literal['pad', 'project'] = 'pad'
     unimodal: str | None = None            # for method == 'unimodal'
+    fusion_weight_init: float = 1.0        # CentralNet alphas/betas start value
+    central_dropout: float = 0.0           # dropout in central / shared dense layers
+    hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
+    moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
     modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
+    mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
     modality_order: list[str] | None = None  # defaults to the order of ``modalities``
 
     def __post_init__(self):
@@ -112,6 +103,24 @@ class FusionConfig(FusionOptions):
     @property
     def names(self) -> list[str]:
         return list(self.modality_order or self.modalities)
+
+
+SHARED_OPTIONS = ('align', 'fusion_weight_init', 'central_dropout', 'hidden', 'moddrop_p', 'mixed_rank_grid')
+"""The :class:`FusionConfig` fields an experiment sets once for all its methods."""
+
+
+def _shared_options() -> type:
+    hints = typing.get_type_hints(FusionConfig)
+    fields = [(f.name, hints[f.name], dataclasses.field(default=f.default))
+              for f in dataclasses.fields(FusionConfig) if f.name in SHARED_OPTIONS]
+    cls = dataclasses.make_dataclass('FusionOptions', fields)
+    cls.__module__ = __name__
+    cls.__doc__ = ("Fusion settings shared by every method of an experiment (a preset's ``fusion:``): "
+                   f'the FusionConfig fields {", ".join(SHARED_OPTIONS)}, with its types and defaults.')
+    return cls
+
+
+FusionOptions = _shared_options()
 
 
 @dataclasses.dataclass
