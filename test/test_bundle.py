@@ -32,7 +32,7 @@ def make_bundle(tmp_path, method='centralnet', name='speech'):
         format_version=1, task='speech', labels=LABELS, model=cfg,
         modalities={'lips': ModalitySpec(source='image', input_shape=[1, 4, 12, 16], pipeline='lip_frames'),
                     'mfcc': ModalitySpec(source='audio', input_shape=[1, 26, 24], pipeline='htk_mfcc',
-                                         sample_rate=16000, window_s=1.0)},
+                                         window_s=1.0)},
         metrics={'accuracy': 0.5}, evaluation={'dataset': 'synthetic', 'protocol': 'none'})
     return save_bundle(tmp_path / name, model, manifest), model
 
@@ -173,3 +173,52 @@ def test_shipped_manifest_states_the_terms_of_its_training_data(task):
     assert manifest.data_terms, f'models/{task}/manifest.yaml has no data_terms'
     assert manifest.data_terms == terms(manifest.evaluation['dataset']), \
         'data_terms drifted from the dataset registry (centralnet_ros/data/registry.py)'
+
+
+@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+def test_shipped_manifest_holds_every_pipeline_parameter(task):
+    """The file itself (not only what loading makes of it) is format 2 with every parameter resolved."""
+    from centralnet_ros import paths
+    from centralnet_ros.bundle.manifest import FORMAT_VERSION
+    from centralnet_ros.features.pipelines import input_sample_rate, resolve_params
+    raw = yaml.safe_load((paths.models_dir() / task / 'manifest.yaml').read_text())
+    assert raw['format_version'] == FORMAT_VERSION
+    for name, spec in raw['modalities'].items():
+        assert spec['preprocessing'] == resolve_params(spec['pipeline'], spec['preprocessing']), name
+        if spec['source'] == 'audio':        # the one rate: the runtime resamples to it, the pipeline runs at it
+            assert spec['sample_rate'] == input_sample_rate(spec['pipeline'], spec['preprocessing'])
+            assert spec['frame_rate'] is None
+        else:
+            assert spec['sample_rate'] is None
+
+
+def test_format_1_manifests_are_migrated(tmp_path):
+    """A format-1 bundle loads: frame rates move to frame_rate, speech audio is resampled once (22.05 kHz)."""
+    path, _ = make_bundle(tmp_path)
+    data = yaml.safe_load((path / 'manifest.yaml').read_text())
+    data['format_version'] = 1
+    data['modalities']['lips']['sample_rate'] = 25.0
+    del data['modalities']['lips']['frame_rate']
+    data['modalities']['mfcc'].update(sample_rate=16000.0, preprocessing={'num_frames': 24})
+    del data['modalities']['mfcc']['frame_rate']
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    manifest = load_bundle(path).manifest
+    assert manifest.modalities['lips'].frame_rate == 25.0 and manifest.modalities['lips'].sample_rate is None
+    assert manifest.modalities['mfcc'].sample_rate == 22050
+    assert manifest.modalities['mfcc'].preprocessing['htk']['delta_edge'] == 'simple'     # AVLetters' front end
+    data['format_version'] = 2                                                              # not migrated
+    data['modalities']['lips']['frame_rate'] = data['modalities']['lips'].pop('sample_rate')
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match='16000 Hz differs from the 22050 Hz'):
+        load_bundle(path)
+    data['modalities']['lips']['sample_rate'] = 25.0
+    (path / 'manifest.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(BundleError, match='sample_rate is for audio'):
+        load_bundle(path)
+
+
+def test_pipeline_parameters_are_checked_when_the_manifest_is_made():
+    with pytest.raises(ValueError, match='unknown key'):
+        ModalitySpec(source='image', input_shape=[1, 4, 12, 16], pipeline='lip_video', preprocessing={'frames': 4})
+    with pytest.raises(ValueError, match='sample_rate is for audio'):
+        ModalitySpec(source='image', input_shape=[1, 4, 12, 16], pipeline='lip_video', sample_rate=25.0)

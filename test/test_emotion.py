@@ -6,10 +6,11 @@ On the real EmoDB files.
 from __future__ import annotations
 
 from centralnet_ros import paths
+from centralnet_ros.bundle.io import read_manifest
 from centralnet_ros.data import emodb
 from centralnet_ros.features import audio as A
 from centralnet_ros.features import face
-from centralnet_ros.features.pipelines import run_pipeline, Window
+from centralnet_ros.features.pipelines import resolve_params, run_pipeline, Window
 from centralnet_ros.fusion import build_model
 from centralnet_ros.training.emotion import DEFAULT_FEATURES, emodb_speaker_split, EmoDBOptions, load_emodb
 from centralnet_ros.training.experiment import load_experiment
@@ -79,20 +80,28 @@ def test_emodb_adapter_shapes_and_speakers(fold0, data_root):
 
 @pytest.mark.needs_data('emodb')
 def test_log_mel_input_reproduces_training_arrays(fold0, data_root):
+    """The shipped manifest alone (resample once to its sample_rate, then its pipeline) gives the training arrays."""
     cfg = load_experiment('emodb_emotion')
-    params = cfg.bundle.modalities['audio']['preprocessing']
-    assert params == cfg.dataset_options['features']                   # one parameter set for both sides
+    spec = read_manifest(paths.models_dir() / 'emotion').modalities['audio']
+    params = spec.preprocessing
+    assert params == resolve_params('log_mel', cfg.dataset_options['features'])   # one parameter set for both sides
+    assert params == resolve_params('log_mel', cfg.bundle.modalities['audio']['preprocessing'])
     utts = [u for u in emodb.list_utterances(data_root / 'emodb') if u.speaker == 3]
     for i in (0, 7, 23):
-        raw, rate = emodb.read_wav(utts[i].path)                       # 22.05 kHz, as a microphone gives it
-        x = run_pipeline('log_mel', Window(raw, np.zeros(1, np.int64), sample_rate=rate), params)
+        raw, rate = emodb.read_wav(utts[i].path)                       # at the recording's rate, as a microphone
+        x16 = A.resample_audio(raw, orig_sample_rate=rate, new_sample_rate=int(spec.sample_rate))  # the runtime's step
+        x = run_pipeline(spec.pipeline, Window(x16, np.zeros(1, np.int64), sample_rate=spec.sample_rate), params)
         assert x.shape == tuple(cfg.modalities['audio'].input_shape)
         np.testing.assert_allclose(x, fold0.test.inputs['audio'][i], atol=1e-5)
         assert fold0.test.labels[i] == utts[i].label
         # the map layout (for a CNN) is the same front end before the statistics
-        m = run_pipeline('log_mel', Window(raw, np.zeros(1), sample_rate=rate), {**params, 'layout': 'mel_time'})
+        m = run_pipeline('log_mel', Window(x16, np.zeros(1), sample_rate=spec.sample_rate),
+                         {**params, 'layout': 'mel_time'})
         np.testing.assert_allclose(A.log_mel_functionals(m, floor_level=(np.log(params['floor']) - params['mean'])
                                                          / params['std']), x[:5 * 64 + 1], atol=1e-5)
+        if rate != spec.sample_rate:                                   # the pipeline refuses another rate
+            with pytest.raises(ValueError, match='resample it once'):
+                run_pipeline('log_mel', Window(raw, np.zeros(1), sample_rate=rate), params)
 
 
 def test_log_mel_features_depend_only_on_their_own_samples():
@@ -242,7 +251,9 @@ def test_shipped_emotion_bundle_classifies_the_held_out_speaker(data_root):
     correct = 0
     for u in utts:
         raw, rate = emodb.read_wav(u.path)
-        x = run_pipeline(spec.pipeline, Window(raw, np.zeros(1, np.int64), sample_rate=rate), spec.preprocessing)
+        x16 = A.resample_audio(raw, orig_sample_rate=rate, new_sample_rate=int(spec.sample_rate))  # as the runtime
+        x = run_pipeline(spec.pipeline, Window(x16, np.zeros(1, np.int64), sample_rate=spec.sample_rate),
+                         spec.preprocessing)
         decision = model.classify({'audio': x, 'face': None})          # a face input is ignored
         correct += decision.label == u.emotion_name
     assert len(utts) >= 20

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 
 from centralnet_ros import paths
+from centralnet_ros.bundle.io import read_manifest
 from centralnet_ros.config import ConfigError, from_dict
 from centralnet_ros.data import msrc12
 from centralnet_ros.features import skeleton as skel
-from centralnet_ros.features.pipelines import run_pipeline, Window
+from centralnet_ros.features.pipelines import resolve_params, run_pipeline, Window
 from centralnet_ros.fusion import build_model
 from centralnet_ros.torch_utils import seed_everything
 from centralnet_ros.training.experiment import load_experiment
@@ -119,16 +120,18 @@ def _raw_window(seq: msrc12.Sequence, end_us: float, span_s: float = 2.2) -> Win
 def test_skeleton_input_reproduces_training_arrays(small_msrc12, data_root):
     opts, data = small_msrc12
     cfg = load_experiment('msrc12_gesture')
-    params = cfg.bundle.modalities['skeleton']['preprocessing']
+    spec = read_manifest(paths.models_dir() / 'gesture').modalities['skeleton']       # the manifest alone
+    params = spec.preprocessing
     o = MSRC12Options(**opts)
-    assert params == o.pipeline_params()
+    assert params == resolve_params(spec.pipeline, o.pipeline_params())
+    assert params == resolve_params(spec.pipeline, cfg.bundle.modalities['skeleton']['preprocessing'])
     seqs = list(msrc12.load_sequences(data_root / 'msrc12', persons=[3]))
     train_rows = data.test.inputs['skeleton'].reshape(len(data.test), -1)
     checked = 0
     for seq in seqs[:6]:
         for ref, g in zip(seq.action_times[:2], seq.action_gestures[:2]):
             window = _raw_window(seq, ref + o.after_s * 1e6)
-            x = run_pipeline('skeleton_sequence', window, params)
+            x = run_pipeline(spec.pipeline, window, params)
             assert x.shape == tuple(cfg.modalities['skeleton'].input_shape)
             dist = np.abs(train_rows - x.reshape(1, -1)).max(axis=1)
             i = int(np.argmin(dist))

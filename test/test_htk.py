@@ -325,8 +325,10 @@ def test_real_avletters_file_and_its_corrupted_copy(tmp_path):
 def test_window_pipeline_runs_the_same_path():
     from centralnet_ros.features.pipelines import Window
     from centralnet_ros.features.speech import mfcc_input
+    from centralnet_ros.features.audio import resample_audio
     x = _speechlike(1.2, sample_rate=16000).astype(np.float32)
-    win = Window(data=x, stamps_ns=np.array([0]), sample_rate=16000.0)
+    x22 = resample_audio(x, orig_sample_rate=16000, new_sample_rate=22050)   # once, as the runtime does
+    win = Window(data=x22, stamps_ns=np.array([0]), sample_rate=22050.0)
     got = mfcc_input(win)
     assert got.shape == (1, 26, 24)
     np.testing.assert_array_equal(got[0], htk.speech_model_input(x, sample_rate=16000))

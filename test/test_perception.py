@@ -15,6 +15,7 @@ from centralnet_ros.bundle import Manifest, ModalitySpec, save_bundle
 from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.features import pipelines as P
 from centralnet_ros.features.audio import fix_length, log_mel_spectrogram
+from centralnet_ros.features.pipelines import resolve_params
 from centralnet_ros.features.skeleton import skeleton_input
 from centralnet_ros.node_params import load_perception_config, perception_config
 from centralnet_ros.replay import msgdefs as D
@@ -113,7 +114,8 @@ def test_window_specs_come_from_the_manifest(bundle):
     sk, vo = plans['skeleton'].spec, plans['voice'].spec
     assert (sk.input, sk.mode, sk.window_ns, sk.use_segment) == ('skeleton', 'sequence', 1_000_000_000, False)
     assert (vo.input, vo.mode, vo.window_ns, vo.sample_rate) == ('audio', 'audio', 500_000_000, SR)
-    assert plans['skeleton'].pipeline is skeleton_input and plans['skeleton'].params == SKEL
+    assert plans['skeleton'].pipeline is skeleton_input
+    assert plans['skeleton'].params == resolve_params('skeleton_sequence', SKEL)     # every parameter, resolved
     assert sk.max_age_ns == vo.max_age_ns == 1_000_000_000                      # PerceptionConfig.max_data_age_s
     # task overrides: one window length for every modality; the speech segment for speech_end
     q = make(bundle, window_s=2.5, trigger='speech_end', segment_padding_s=0.1, max_data_age_s=0.3)

@@ -40,7 +40,7 @@ def bundle(tmp_path_factory) -> Path:
         modalities={'skeleton': ModalitySpec(source='skeleton', input_shape=[60, 10], pipeline='skeleton_sequence',
                                              preprocessing=skel, window_s=1.0),
                     'voice': ModalitySpec(source='audio', input_shape=[1, 26, 24], pipeline='htk_mfcc',
-                                          preprocessing={'num_frames': 24}, sample_rate=SR, window_s=0.6)})
+                                          preprocessing={'num_frames': 24}, window_s=0.6)})
     return save_bundle(tmp_path_factory.mktemp('bundles') / 'gesture', model, manifest)
 
 

@@ -7,8 +7,10 @@ bundle, and a short training run.
 from __future__ import annotations
 
 from centralnet_ros import paths
+from centralnet_ros.bundle.io import read_manifest
 from centralnet_ros.data import avletters
 from centralnet_ros.features import htk
+from centralnet_ros.features.audio import resample_audio
 from centralnet_ros.features.pipelines import run_pipeline, Window
 from centralnet_ros.features.speech import (lip_frames_to_input, lip_input, mfcc_frames_to_input, mfcc_input,
                                             normalise_mfcc_map)
@@ -107,13 +109,15 @@ def test_lip_pipeline_reproduces_training_arrays(samples):
     This holds whether the frames arrive grey or as RGB.
     """
     arrays = speech.avletters_arrays(ROOT, OPTIONS)
-    params = {'num_frames': 12, 'height': SIZE[0], 'width': SIZE[1]}
+    spec = read_manifest(paths.models_dir() / 'speech').modalities['lip_video']       # the manifest alone
+    params = spec.preprocessing
+    assert [params['height'], params['width']] == SIZE
     for i in (0, 333, 779):
         raw = avletters.read_lips(samples[i].lips_path)                           # (T, 60, 80) uint8
         expected = arrays.lip_video[i]                                            # (1, 12, 18, 24)
         np.testing.assert_array_equal(lip_input(_window(raw), **params), expected)
         rgb = np.stack([cv2.cvtColor(f, cv2.COLOR_GRAY2RGB) for f in raw])       # (T, 60, 80, 3)
-        np.testing.assert_array_equal(run_pipeline('lip_video', _window(rgb), params), expected)
+        np.testing.assert_array_equal(run_pipeline(spec.pipeline, _window(rgb), params), expected)
         assert expected.shape == (1, 12, *SIZE)
         np.testing.assert_allclose(expected[0].mean(axis=(1, 2)), 0, atol=1e-5)   # per-frame z-normalised
         np.testing.assert_allclose(expected[0].std(axis=(1, 2)), 1, atol=1e-3)
@@ -134,11 +138,18 @@ def test_lip_pipeline_at_avletters_size(samples):
 
 
 def test_mfcc_tail_reproduces_training_arrays(samples):
-    """Training tensors = the pipeline's tail on the HTK frames (AVLetters has no waveforms)."""
+    """
+    Training tensors = the pipeline's tail, with the shipped manifest's parameters, on the HTK frames.
+
+    AVLetters has no waveforms, so the front end itself is compared with the files in
+    benchmarks/results/htk_parity.md, not here.
+    """
     arrays = speech.avletters_arrays(ROOT, OPTIONS)
+    p = read_manifest(paths.models_dir() / 'speech').modalities['mfcc'].preprocessing
     for i in (0, 400, 779):
         frames = avletters.read_audio(samples[i].audio_path)                     # (T, 26)
-        np.testing.assert_array_equal(mfcc_frames_to_input(frames), arrays.mfcc[i])
+        np.testing.assert_array_equal(mfcc_frames_to_input(frames, num_frames=p['num_frames'],
+                                                           mfcc_norm=p['mfcc_norm']), arrays.mfcc[i])
         # the tail is the reader's own preprocessing plus a channel axis (no normalisation by default)
         np.testing.assert_array_equal(arrays.mfcc[i][0], avletters.preprocess_audio(frames))
 
@@ -149,22 +160,26 @@ def test_mfcc_pipeline_from_waveform_runs_the_same_tail():
     from scipy.io import wavfile
     wav = sorted((ROOT / 'fsdd' / 'recordings').glob('*.wav'))
     rate, pcm = wavfile.read(wav[0])                                               # 8 kHz int16
-    x = pcm.astype(np.float32) / 32768.0
-    out = run_pipeline('htk_mfcc', _window(x, sample_rate=rate), {'num_frames': 24})
+    x8 = pcm.astype(np.float32) / 32768.0
+    rate22 = htk.AVLETTERS_CONFIG.sample_rate
+    x = resample_audio(x8, orig_sample_rate=rate, new_sample_rate=rate22)          # once, as the runtime does
+    out = run_pipeline('htk_mfcc', _window(x, sample_rate=rate22), {'num_frames': 24})
     assert out.shape == (1, 26, 24) and np.all(np.isfinite(out))
-    frames = htk.mfcc_e_d(x, sample_rate=rate)                                     # (T, 26)
+    frames = htk.mfcc_e_d(x8, sample_rate=rate)                                    # (T, 26), resampled inside
     np.testing.assert_array_equal(out, mfcc_frames_to_input(frames))
     assert out[0, 12].max() == pytest.approx(1.0, abs=0.05)                        # energy normalised per clip
-    norm = mfcc_input(_window(x, sample_rate=rate), mfcc_norm='utterance')
+    norm = mfcc_input(_window(x, sample_rate=rate22), mfcc_norm='utterance')
     np.testing.assert_allclose(norm[0].mean(axis=1), 0, atol=1e-4)
-    with pytest.raises(ValueError, match='sample_rate'):
+    with pytest.raises(ValueError, match='resample it once'):
         mfcc_input(_window(x))
+    with pytest.raises(ValueError, match='22050 Hz but got audio at 8000 Hz'):   # one resampling, not two
+        mfcc_input(_window(x8, sample_rate=rate))
     with pytest.raises(ValueError, match='shorter than one'):
-        mfcc_input(_window(x[:100], sample_rate=rate))
+        mfcc_input(_window(x[:100], sample_rate=rate22))
     with pytest.raises(ValueError, match='mono'):
-        mfcc_input(_window(np.stack([x, x, x]), sample_rate=rate))
+        mfcc_input(_window(np.stack([x, x, x]), sample_rate=rate22))
     with pytest.raises(ValueError, match='unknown HTKConfig'):
-        mfcc_input(_window(x, sample_rate=rate), htk={'n_mels': 40})
+        mfcc_input(_window(x, sample_rate=rate22), htk={'n_mels': 40})
 
 
 def test_normalise_mfcc_map_is_per_row():
@@ -254,8 +269,9 @@ def test_shipped_speech_bundle_runs_its_pipelines(samples):
         lips = run_pipeline(man.modalities['lip_video'].pipeline, _window(frames),
                             man.modalities['lip_video'].preprocessing)
         assert list(lips.shape) == man.modalities['lip_video'].input_shape
-        mfcc = mfcc_frames_to_input(avletters.read_audio(sample.audio_path),
-                                    **man.modalities['mfcc'].preprocessing)
+        p = man.modalities['mfcc'].preprocessing
+        mfcc = mfcc_frames_to_input(avletters.read_audio(sample.audio_path), num_frames=p['num_frames'],
+                                    mfcc_norm=p['mfcc_norm'])
         assert list(mfcc.shape) == man.modalities['mfcc'].input_shape
         with torch.inference_mode():
             bundle.model.eval()

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 
 from centralnet_ros import paths
-from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest
+from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest, migrate
 from centralnet_ros.config import ConfigError, current_umask, from_dict, to_dict
 from centralnet_ros.fusion import build_model, FusionModel
 from safetensors.torch import load_file, save_file
@@ -137,7 +137,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise BundleError(f'{mpath}: bundle format {version} is newer than this centralnet_ros reads '
                           f'({FORMAT_VERSION}); upgrade centralnet_ros')
     try:
-        return from_dict(Manifest, data)
+        return from_dict(Manifest, migrate(data))
     except (ConfigError, ValueError) as exc:
         raise BundleError(f'{mpath}: {exc}') from exc
 

@@ -14,6 +14,7 @@ own frame.
 """
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 import functools
 import math
@@ -28,7 +29,7 @@ __all__ = [
     'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'mel_spectrogram', 'log_mel_spectrogram',
     'create_dct', 'mfcc', 'add_noise_at_snr', 'fix_length', 'StreamingLogMel',
     'yin_pitch', 'PROSODY_NAMES', 'prosody_functionals', 'AUDIO_LAYOUTS', 'log_mel_functionals',
-    'log_mel_model_input', 'log_mel_input',
+    'log_mel_model_input', 'LogMelParams', 'log_mel_input',
 ]
 
 
@@ -535,27 +536,43 @@ def log_mel_model_input(waveform: np.ndarray, *, sample_rate: int, duration_s: f
     return out[None] if layout == 'channel_mel_time' else out
 
 
-def log_mel_input(window, **params) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class LogMelParams:
+    """Parameters of pipeline ``log_mel`` (those of :func:`log_mel_model_input`); ``sample_rate``: the audio rate."""
+
+    sample_rate: int
+    duration_s: float
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    mean: float
+    std: float
+    f_min: float = 0.0
+    f_max: float | None = None
+    floor: float = 1e-6
+    window: str = 'hann'
+    length_mode: str = 'start'
+    layout: str = 'mel_time'
+    f0_min: float = 60.0
+    f0_max: float = 400.0
+
+
+def log_mel_input(window, /, **params) -> np.ndarray:
     """
     Pipeline ``log_mel``: an audio window -> :func:`log_mel_model_input`.
 
-    ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
-    ``(n,)`` float32 mono (or ``(n, channels)``, averaged to mono) and ``sample_rate``;
-    it is resampled to ``params['sample_rate']`` with :func:`resample_audio` (the
-    function the dataset readers use) and passed on with ``params`` (the bundle's
-    preprocessing).
+    ``params``: :class:`LogMelParams`.  ``window`` is a
+    :class:`centralnet_ros.features.pipelines.Window` with ``data`` ``(n,)`` float32 mono
+    (or ``(n, channels)``, averaged to mono) at ``sample_rate`` Hz, the rate of the
+    params (the runtime resamples once, to the manifest's ``sample_rate``; another rate
+    is refused).
     """
-    if window.sample_rate is None or not window.sample_rate > 0:
-        raise ValueError(f'audio window needs a positive sample_rate, got {window.sample_rate!r}')
-    if 'sample_rate' not in params:
-        raise ValueError('log_mel preprocessing needs sample_rate (and the other log_mel_model_input parameters)')
+    from centralnet_ros.features.pipelines import check_sample_rate
+    p = LogMelParams(**params)
+    check_sample_rate('log_mel', window, p.sample_rate)
     x = np.asarray(window.data, dtype=np.float32)
     if x.ndim == 2:
         x = x.mean(axis=1)
     if x.ndim != 1:
         raise ValueError(f'audio window must be (n,) or (n, channels), got {x.shape}')
-    rate_in = window.sample_rate
-    if int(rate_in) != rate_in:
-        raise ValueError(f'audio sample_rate must be a whole number of Hz, got {rate_in}')
-    x = resample_audio(x, orig_sample_rate=int(rate_in), new_sample_rate=int(params['sample_rate']))
-    return log_mel_model_input(x, **params)
+    return log_mel_model_input(x, **dataclasses.asdict(p))

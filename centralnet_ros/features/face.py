@@ -17,6 +17,7 @@ deviation (a per-image z-score that depends on nothing outside the crop).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ['FACE_CASCADE', 'FaceDetectorUnavailable', 'cascade_search_paths', 'find_cascade', 'HaarFaceDetector',
-           'largest_box', 'expand_box', 'crop_face', 'face_crop_input']
+           'largest_box', 'expand_box', 'crop_face', 'FaceCropParams', 'face_crop_input']
 
 FACE_CASCADE = 'haarcascade_frontalface_default.xml'
 SYSTEM_CASCADE_DIRS = ('/usr/share/opencv4/haarcascades', '/usr/share/opencv/haarcascades',
@@ -153,17 +154,32 @@ def crop_face(image: np.ndarray, box: Sequence[int], *, size: int = 48, margin: 
     return ((patch - patch.mean()) / (patch.std() + eps)).astype(np.float32)
 
 
-def face_crop_input(window, *, size: int = 48, margin: float = 0.1, on_missing: str = 'none',
-                    scale_factor: float = 1.1, min_neighbors: int = 5, min_size: Sequence[int] = (30, 30),
-                    cascade_path: str | None = None) -> np.ndarray | None:
+@dataclasses.dataclass(frozen=True)
+class FaceCropParams:
+    """Parameters of pipeline ``face_crop``: crop size and margin, what no face gives, the Haar detector's settings."""
+
+    size: int = 48
+    margin: float = 0.1
+    on_missing: str = 'none'
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: tuple[int, int] = (30, 30)
+    cascade_path: str | None = None
+
+
+def face_crop_input(window, /, **params) -> np.ndarray | None:
     """
     Pipeline ``face_crop``: the newest frame of an image window -> ``(1, size, size)`` float32.
 
+    ``params``: :class:`FaceCropParams`.
     ``window.data`` is ``(T, H, W, 3)`` uint8 RGB (or one ``(H, W, 3)`` frame).  The
     largest detected face is cropped (:func:`crop_face`).  Without a face the result is
     ``None`` (``on_missing='none'``: the runtime treats the modality as absent) or zeros
     (``on_missing='zeros'``).  A missing detector raises :class:`FaceDetectorUnavailable`.
     """
+    p = FaceCropParams(**params)
+    size, margin, on_missing, scale_factor, min_neighbors, min_size, cascade_path = (
+        p.size, p.margin, p.on_missing, p.scale_factor, p.min_neighbors, p.min_size, p.cascade_path)
     if on_missing not in ('none', 'zeros'):
         raise ValueError(f"on_missing must be 'none' or 'zeros', got {on_missing!r}")
     data = np.asarray(window.data)

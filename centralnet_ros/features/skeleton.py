@@ -30,6 +30,7 @@ temporal convolution takes ``x.transpose(0, 2, 1).reshape(C * J, num_frames)``.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -44,7 +45,7 @@ __all__ = [
     'FEATURE_CHANNELS', 'body_size', 'normalize_skeleton', 'joint_velocities', 'resample_sequence',
     'interpolate_frames', 'skeleton_feature_map', 'hand_pixel_positions', 'crop_box', 'crop_around',
     'SKELETON_LAYOUTS', 'feature_layout', 'skeleton_model_input', 'grid_times_ns', 'resample_on_stamps',
-    'skeleton_input',
+    'SkeletonSequenceParams', 'skeleton_input',
 ]
 
 # --------------------------------------------------------------------------- joint orders
@@ -427,13 +428,23 @@ def resample_on_stamps(joints: np.ndarray, *, stamps_ns: np.ndarray, num_frames:
     return interpolate_frames(x, timestamps=t, query_times=np.clip(q, t[0], t[-1]))
 
 
-def skeleton_input(window, *, frame_rate: float = 30.0, num_frames: int = 60,
-                   channels: Sequence[str] = ('position', 'velocity'), layout: str = 'joints_time',
-                   joint_order: str = 'kinect_v1') -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class SkeletonSequenceParams:
+    """Parameters of pipeline ``skeleton_sequence``: the resampling grid and the features kept."""
+
+    frame_rate: float = 30.0          # Hz of the grid the joints are resampled onto by header stamp
+    num_frames: int = 60
+    channels: tuple[str, ...] = ('position', 'velocity')
+    layout: str = 'joints_time'
+    joint_order: str = 'kinect_v1'
+
+
+def skeleton_input(window, /, **params) -> np.ndarray:
     """
     Pipeline ``skeleton_sequence``: a window of joints -> the skeleton encoder's input.
 
-    ``window`` is a :class:`centralnet_ros.features.pipelines.Window` with ``data``
+    ``params``: :class:`SkeletonSequenceParams`; ``window`` is a
+    :class:`centralnet_ros.features.pipelines.Window` with ``data``
     ``(T, 20, 3)`` Kinect v1 joints (metres), ``stamps_ns`` ``(T,)`` and optionally
     ``extra['end_ns']``, the decision time the grid ends at (default: the last stamp).
     The frames are resampled by their stamps onto ``num_frames`` times at
@@ -442,6 +453,9 @@ def skeleton_input(window, *, frame_rate: float = 30.0, num_frames: int = 60,
     windows.  Returns ``(C * 20, num_frames)`` (``layout='joints_time'``) or
     ``(C, num_frames, 20)`` float32, ``C = 3 * len(channels)``.
     """
+    p = SkeletonSequenceParams(**params)
+    frame_rate, num_frames, channels, layout, joint_order = (p.frame_rate, p.num_frames, p.channels, p.layout,
+                                                             p.joint_order)
     if joint_order != 'kinect_v1':
         raise ValueError(f"joint_order must be 'kinect_v1' (the order the bundle was trained on), got {joint_order!r}")
     data = np.asarray(window.data)

@@ -10,8 +10,8 @@ dataset's own files, so the robot computes exactly what the model was trained on
 pipeline       runtime (``window.data``)                   training (AVLetters files)
 =============  ==========================================  ==========================================
 ``htk_mfcc``   mono waveform at any ``sample_rate``         ``Audio/mfcc/Clean/*.mfcc`` (HTK MFCC_E_D)
-               -> :func:`~centralnet_ros.features.htk.mfcc_e_d` (resampled to 22.05 kHz, the
-               AVLetters front end) -> :func:`mfcc_frames_to_input`
+               at the front end's 22.05 kHz (the runtime resamples once)
+               -> :func:`~centralnet_ros.features.htk.mfcc_e_d` -> :func:`mfcc_frames_to_input`
                                                            -> :func:`mfcc_frames_to_input`
 ``lip_video``  ``(T, H, W, 3)`` RGB / ``(T, H, W)`` grey    ``Lips/*-lips.mat`` ``(T, 60, 80)`` grey
                mouth-region frames -> :func:`lip_frames_to_input`   -> :func:`lip_frames_to_input`
@@ -50,8 +50,8 @@ from centralnet_ros.features.image import lip_frames_to_model_input
 import cv2
 import numpy as np
 
-__all__ = ['MFCC_NORMS', 'normalise_mfcc_map', 'mfcc_frames_to_input', 'mfcc_input',
-           'to_grey_frames', 'lip_frames_to_input', 'lip_input']
+__all__ = ['MFCC_NORMS', 'normalise_mfcc_map', 'mfcc_frames_to_input', 'HTKMFCCParams', 'mfcc_input',
+           'to_grey_frames', 'lip_frames_to_input', 'LipVideoParams', 'lip_input']
 
 MFCC_NORMS = ('none', 'utterance')
 
@@ -92,36 +92,60 @@ def mfcc_frames_to_input(frames: np.ndarray, *, num_frames: int = 24,
     return normalise_mfcc_map(mfcc_map, mfcc_norm=mfcc_norm)[None]            # (1, 26, num_frames)
 
 
-def mfcc_input(window, *, num_frames: int = 24, mfcc_norm: Literal['none', 'utterance'] = 'none',
-               htk: dict[str, Any] | None = None) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class HTKMFCCParams:
+    """
+    Parameters of pipeline ``htk_mfcc``.
+
+    ``htk`` holds :class:`~centralnet_ros.features.htk.HTKConfig` fields; the ones not
+    given take :data:`~centralnet_ros.features.htk.AVLETTERS_CONFIG`'s values, and the
+    resolved params carry every field, ``htk.sample_rate`` (22.05 kHz for AVLetters)
+    included: the one rate the front end runs at.
+    """
+
+    num_frames: int = 24
+    mfcc_norm: Literal['none', 'utterance'] = 'none'
+    htk: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mfcc_norm not in MFCC_NORMS:
+            raise ValueError(f'mfcc_norm must be one of {MFCC_NORMS}, got {self.mfcc_norm!r}')
+        object.__setattr__(self, 'htk', dataclasses.asdict(_htk_config(self.htk)))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.htk['sample_rate'])
+
+
+def mfcc_input(window, /, **params) -> np.ndarray:
     """
     Input pipeline ``'htk_mfcc'``: one utterance of raw audio -> ``(1, 26, num_frames)``.
 
-    ``window.data`` is ``(n_samples,)`` mono audio (float in [-1, 1] or int16) at
-    ``window.sample_rate`` Hz (any rate: it is resampled to the front end's 22.05 kHz).
-    The waveform goes through the AVLetters HTK front end
-    (:data:`~centralnet_ros.features.htk.AVLETTERS_CONFIG`, fields overridable with
-    ``htk={...}``; an unknown field is an error naming it), giving ``(T, 26)``
-    MFCC_E_D frames with the energy normalised over the window, then through
-    :func:`mfcc_frames_to_input`.
+    ``params``: :class:`HTKMFCCParams`.  ``window.data`` is ``(n_samples,)`` mono audio
+    (float in [-1, 1] or int16) at ``window.sample_rate`` Hz, which must be the front
+    end's ``htk.sample_rate`` (the runtime resamples once, to the manifest's
+    ``sample_rate``; anything else is refused).  The waveform goes through the
+    AVLetters HTK front end (:data:`~centralnet_ros.features.htk.AVLETTERS_CONFIG`,
+    fields overridable with ``htk={...}``), giving ``(T, 26)`` MFCC_E_D frames with the
+    energy normalised over the window, then through :func:`mfcc_frames_to_input`.
 
     The window should hold one utterance (e.g. a VAD segment), as each AVLetters file
     does.
     """
-    sample_rate = getattr(window, 'sample_rate', None)
-    if sample_rate is None:
-        raise ValueError('the htk_mfcc pipeline needs window.sample_rate (Hz) for the audio window')
-    config = _htk_config(htk)
+    from centralnet_ros.features.pipelines import check_sample_rate
+    p = HTKMFCCParams(**params)
+    config = HTKConfig(**p.htk)
+    check_sample_rate('htk_mfcc', window, config.sample_rate)
     x = np.asarray(window.data)
     if x.ndim != 1 and not (x.ndim == 2 and 1 in x.shape):
         raise ValueError(f'the htk_mfcc pipeline expects mono audio of shape (n_samples,), got {x.shape}')
     # the front end gives (T, 26) frames with the energy normalised over this window, as HTK did
     # per AVLetters utterance; from here on the runtime and training run the same tail
-    frames = mfcc_e_d(x.reshape(-1), sample_rate=int(round(float(sample_rate))), config=config)
+    frames = mfcc_e_d(x.reshape(-1), sample_rate=config.sample_rate, config=config)
     if frames.shape[0] < 1:
-        raise ValueError(f'audio window of {x.size} samples at {sample_rate} Hz is shorter than one '
+        raise ValueError(f'audio window of {x.size} samples at {config.sample_rate} Hz is shorter than one '
                          f'{config.window_length_s * 1e3:.0f} ms analysis window')
-    return mfcc_frames_to_input(frames, num_frames=num_frames, mfcc_norm=mfcc_norm)
+    return mfcc_frames_to_input(frames, num_frames=p.num_frames, mfcc_norm=p.mfcc_norm)
 
 
 def _htk_config(overrides: dict[str, Any] | None) -> HTKConfig:
@@ -168,12 +192,22 @@ def lip_frames_to_input(frames: np.ndarray, *, num_frames: int = 12, height: int
     return lip_frames_to_model_input(x, num_frames=num_frames)[None]         # (1, num_frames, H, W)
 
 
-def lip_input(window, *, num_frames: int = 12, height: int = 60, width: int = 80) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class LipVideoParams:
+    """Parameters of pipeline ``lip_video``: frames kept and the size they are resized to."""
+
+    num_frames: int = 12
+    height: int = 60
+    width: int = 80
+
+
+def lip_input(window, /, **params) -> np.ndarray:
     """
     Input pipeline ``'lip_video'``: ``window.data`` mouth-region frames -> ``(1, num_frames, height, width)``.
 
-    ``window.data``: ``(T, H, W, 3)`` uint8 RGB or ``(T, H, W)`` grey frames of the lip
-    region (locating the mouth is upstream of this function); see
-    :func:`lip_frames_to_input`.
+    ``params``: :class:`LipVideoParams`.  ``window.data``: ``(T, H, W, 3)`` uint8 RGB or
+    ``(T, H, W)`` grey frames of the lip region (locating the mouth is upstream of this
+    function); see :func:`lip_frames_to_input`.
     """
-    return lip_frames_to_input(window.data, num_frames=num_frames, height=height, width=width)
+    p = LipVideoParams(**params)
+    return lip_frames_to_input(window.data, num_frames=p.num_frames, height=p.height, width=p.width)
