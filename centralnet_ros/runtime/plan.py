@@ -80,7 +80,7 @@ def plan_task(config: PerceptionConfig, task: str, tc: TaskConfig, model: Any,
             except KeyError as exc:
                 raise KeyError(f'task {task}: modality {name!r}: {exc.args[0]}') from None
         plans.append(ModalityPlan(name, inp, ms.source, ms.pipeline, fn, dict(ms.preprocessing),
-                                  tuple(ms.input_shape), spec, None if audio else ms.sample_rate, ic.channel))
+                                  tuple(ms.input_shape), spec, None if audio else ms.frame_rate, ic.channel))
     return plans
 
 
