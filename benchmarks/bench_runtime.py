@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 import shlex
 import statistics
@@ -278,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                         '(default: the package models/)')
     parser.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results')
     parser.add_argument('--repeat', type=int, default=300)
-    parser.add_argument('--data-root', default=None)
+    parser.add_argument('--data-root', default=None,
+                        help='build the recording from the datasets here (default: the embedded demo recording, '
+                             'unless $CENTRALNET_DATA_ROOT is set)')
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -286,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.bundle.io import BundleError, read_manifest
     from centralnet_ros.config import atomic_write_text
     from centralnet_ros.replay.cli import build_config
-    from centralnet_ros.demo import DemoOptions, build_demo_bag
+    from centralnet_ros.demo import (build_demo_bag, DemoOptions, embedded_recording, read_recording_info,
+                                     RECORDING_BAG)
     models = args.models or paths.models_dir()
     notes, manifests, bundles = [], {}, {}
     if models.resolve() != paths.models_dir().resolve():
@@ -305,16 +309,25 @@ def main(argv: list[str] | None = None) -> int:
                            'metrics': ', '.join(f'{k} {v:.4g}' for k, v in m.metrics.items())}
                        for t, m in manifests.items()}}
     with tempfile.TemporaryDirectory() as tmp:
-        demo = build_demo_bag(Path(tmp), manifests, data_root=paths.data_root(args.data_root),
-                              options=DemoOptions(any_samples=True))
-        notes += demo.notes
-        res['bag'] = {'duration_s': demo.duration_s, 'counts': demo.counts}
-        tasks = [t for t in demo.tasks if t in bundles]
+        if args.data_root is None and not os.environ.get(paths.DATA_ROOT_ENV):   # any machine: the shipped recording
+            recording = embedded_recording()
+            info = read_recording_info(recording)
+            notes += [f'the embedded demo recording ({recording.name})', *info.get('notes', [])]
+            bag = recording / RECORDING_BAG
+            res['bag'] = {'duration_s': info['duration_s'], 'counts': info['messages']}
+            tasks = [t for t in TASKS if t in info['tasks'] and t in bundles]
+        else:
+            demo = build_demo_bag(Path(tmp), manifests, data_root=paths.data_root(args.data_root),
+                                  options=DemoOptions(any_samples=True))
+            notes += demo.notes
+            bag = demo.path
+            res['bag'] = {'duration_s': demo.duration_s, 'counts': demo.counts}
+            tasks = [t for t in demo.tasks if t in bundles]
         captured: dict[str, list] = {}
         if tasks:
             for backend in ('onnxruntime', 'torch'):
                 cfg, _ = build_config(tasks=tasks, bundles={t: str(bundles[t]) for t in tasks}, backend=backend)
-                res['replay'][backend] = replay(demo.path, cfg, capture=captured if backend == 'onnxruntime' else None)
+                res['replay'][backend] = replay(bag, cfg, capture=captured if backend == 'onnxruntime' else None)
         for task in TASKS:
             if task not in tasks:
                 res['inference'][task] = {'skipped': 'not measured (no bundle or no inputs)'}

@@ -118,7 +118,7 @@ def test_demo_on_a_new_users_machine_replays_the_embedded_recording(tmp_path):
     env = _newcomer_env(tmp_path)
     cwd = tmp_path / 'cwd'
     cwd.mkdir()
-    proc = subprocess.run([*invocation(), 'demo', '--no-progress'], cwd=cwd, env=env,
+    proc = subprocess.run([*invocation(), 'demo'], cwd=cwd, env=env,                  # the README's command
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     out = proc.stdout
