@@ -156,7 +156,9 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
         p += [
             ParamSpec(f'{task}.bundle', 'string', task,
                       f'Model bundle for {task}: a path, or a name resolved in '
-                      'share/centralnet_ros/models.'),
+                      'share/centralnet_ros/models; changing it at run time loads the new bundle beside the old '
+                      'one and swaps it in between decisions (refused, with the reason, if it does not fit).',
+                      dynamic=True),
             ParamSpec(f'{task}.trigger', 'string', trigger,
                       f'When {task} decides: rate (every 1/rate_hz s), frame (each new frame of '
                       'its first modality) or speech_end (end of a voiced segment).',

@@ -560,3 +560,53 @@ def test_cuda_device_runs_and_cleanup_frees_its_memory(ros, bundles, recordings)
     import gc
     gc.collect()
     assert torch.cuda.memory_allocated() == baseline                  # the models left the GPU
+
+
+@pytest.mark.needs_data('emodb', 'mnist')
+def test_bundle_parameter_hot_swaps_the_model_and_refuses_a_bad_one(ros, bundles, recordings, tmp_path):
+    """A new <task>.bundle is swapped in while the node keeps publishing; a corrupt one is refused with the reason."""
+    import dataclasses
+    import shutil
+    import types
+
+    from centralnet_ros.bundle.io import bundle_sha256
+    from centralnet_ros.ros import bundle_swap
+    base = load_bundle(bundles['gesture'])
+    with torch.no_grad():
+        for p in base.model.parameters():
+            p.mul_(-1.0)
+    other = save_bundle(tmp_path / 'gesture2', base.model,
+                        dataclasses.replace(base.manifest, labels=['left', 'right', 'still'], label_map={}))
+    corrupt = tmp_path / 'corrupt'
+    shutil.copytree(other, corrupt)
+    (corrupt / 'model.safetensors').write_bytes(b'\0' * 64)
+    fake, module = ros()
+    node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
+                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0})
+    assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
+    stream = Stream(fake, recordings)
+    stream.play(1.0)
+    n = len(published(fake, f'{NODE}/gesture'))
+    old = values(diagnostics(fake, node)[next(k for k in diagnostics(fake, node) if 'gesture' in k)])
+    assert n > 0 and old['bundle sha256'] == bundle_sha256(bundles['gesture'])
+    (ok,) = node.set_parameters([fake_rclpy.Parameter('gesture.bundle', value=str(other))])
+    assert ok.successful, ok.reason
+    assert published(fake, f'{NODE}/gesture/label_info')[-1].class_map[0].class_name == 'left'
+    stream.play(1.0, start_ns=T0 + 1_000_000_000)
+    after = published(fake, f'{NODE}/gesture')[n:]
+    assert after and {r.results[0].class_id for r in after} <= {'left', 'right', 'still'}   # kept publishing
+    status = diagnostics(fake, node)
+    assert values(status[next(k for k in status if 'gesture' in k)])['bundle sha256'] == bundle_sha256(other)
+    (bad,) = node.set_parameters([fake_rclpy.Parameter('gesture.bundle', value=str(corrupt))])
+    assert not bad.successful and 'refused, keeping' in bad.reason and str(other) in bad.reason
+    assert node.get_parameter('gesture.bundle').value == str(other)
+    assert node._perception.tasks['gesture'].model.bundle_sha256 == bundle_sha256(other)
+    # the service: a bundle rewritten in place is reloaded; an unchanged one is left alone
+    response = bundle_swap.reload_bundles(node, None, types.SimpleNamespace(success=None, message=''))
+    assert response.success and 'unchanged' in response.message
+    save_bundle(other, load_bundle(bundles['gesture']).model,
+                dataclasses.replace(base.manifest, labels=['up', 'down', 'still'], label_map={}))
+    response = bundle_swap.reload_bundles(node, None, types.SimpleNamespace(success=None, message=''))
+    assert response.success and node._perception.label_info('gesture').labels == ['up', 'down', 'still']
+    node.trigger_deactivate()
+    node.trigger_cleanup()

@@ -127,6 +127,7 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
         last = last_results.get(task)
         values = {'trigger': t['trigger'], 'inputs': ', '.join(t['inputs']), 'decisions': t['decisions'],
                   'published': t['published'], 'score threshold': t['threshold'],
+                  'bundle': t.get('bundle', '-'), 'bundle sha256': t.get('bundle_sha256', '-'),
                   'decision rate (Hz, header time)': _fmt(t['decision_rate_hz']),
                   'latency p50 (ms)': _fmt(latency['p50']), 'latency p95 (ms)': _fmt(latency['p95']),
                   'latency max (ms)': _fmt(latency['max']),

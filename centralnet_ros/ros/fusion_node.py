@@ -118,11 +118,26 @@ class FusionNode(LifecycleNode):
             self.add_post_set_parameters_callback(self._after_parameters_set)
         else:
             self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._setup_bundle_swap()
         self._log_handler = RosLogHandler(self.get_logger())
         logging.getLogger('centralnet_ros').addHandler(self._log_handler)
         self._released = False
         self._diagnostics = NodeDiagnostics(self, float(self.get_parameter('diagnostics_period_s').value),
                                             self._compute_reports)
+
+    def _setup_bundle_swap(self) -> None:
+        """Hot swap (:mod:`.bundle_swap`): a new ``<task>.bundle`` value, or the ``~/reload_bundles`` service."""
+        from . import bundle_swap
+        self.add_on_set_parameters_callback(
+            lambda parameters: bundle_swap.on_set_bundles(self, parameters, SetParametersResult))
+        try:
+            from std_srvs.srv import Trigger
+        except ImportError:
+            self.get_logger().info('std_srvs not installed: no ~/reload_bundles service (bundle parameters still swap)')
+            return
+        if hasattr(self, 'create_service'):
+            self._reload_service = self.create_service(
+                Trigger, bundle_swap.RELOAD_SERVICE, lambda req, res: bundle_swap.reload_bundles(self, req, res))
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ The fusion node calls this when a ``<task>.bundle`` parameter changes and on its
 from __future__ import annotations
 
 from collections import Counter
-import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -52,11 +51,7 @@ class SwapResult:
 
 
 def _plan(perception: Any, task: str, tc: Any, model: Any) -> tuple[list, tuple]:
-    try:                                         # the planning module of the split runtime
-        from .plan import plan_task, trigger_key
-    except ImportError:
-        plans = perception._plan(task, tc, model)
-        return plans, perception._trigger_key(task, tc, plans)
+    from .plan import plan_task, trigger_key
     plans = plan_task(perception.config, task, tc, model, perception._pipelines)
     return plans, trigger_key(perception.config, task, tc, plans)
 
@@ -106,8 +101,7 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
         return SwapResult(task, str(bundle), False, reason, sha, str(old.bundle.path), old.bundle_sha256,
                           time.perf_counter() - t0)
     load_s = time.perf_counter() - t0
-    model_lock = getattr(perception, '_model_lock', None)
-    with (model_lock if model_lock is not None else contextlib.nullcontext()), perception._lock:
+    with perception._model_lock, perception._lock:          # between decisions (none is running features or model)
         if getattr(perception, '_closed', False):
             return SwapResult(task, str(bundle), False, 'the runtime is closed', sha, '', '', load_s)
         current = perception.tasks[task]
