@@ -69,7 +69,7 @@ def on_set_bundles(node: Any, parameters: list, result_type: Any) -> Any:
 
 def reload_bundles(node: Any, request: Any, response: Any) -> Any:
     """``std_srvs/Trigger`` callback: swap in every task's bundle whose files changed; say what happened."""
-    from centralnet_ros.bundle.io import bundle_sha256
+    from centralnet_ros.runtime.hot_swap import bundle_changed
     perception = getattr(node, '_perception', None)
     if perception is None:
         response.success, response.message = False, 'not configured: no runtime to reload'
@@ -77,12 +77,7 @@ def reload_bundles(node: Any, request: Any, response: Any) -> Any:
     messages, ok = [], True
     for task, state in list(perception.tasks.items()):
         bundle = str(node.get_parameter(f'{task}.bundle').value)
-        try:
-            changed = bundle_sha256(bundle) != state.model.bundle_sha256
-        except Exception as exc:  # noqa: BLE001 - unreadable: let the swap say why
-            changed = True
-            del exc
-        if not changed:
+        if not bundle_changed(perception, task, bundle):
             messages.append(f'{task}: unchanged ({state.model.bundle_sha256[:12]})')
             continue
         accepted, message = _swap(node, task, bundle)

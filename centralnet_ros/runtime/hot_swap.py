@@ -28,7 +28,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-__all__ = ['SwapResult', 'swap_bundle']
+__all__ = ['SwapResult', 'swap_bundle', 'bundle_changed']
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +112,12 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
         perception.config.tasks[task] = tc
     log.info('task %s: now running bundle %s (sha256 %s, loaded and warmed in %.2f s)', task, path, sha[:12], load_s)
     return SwapResult(task, str(bundle), True, '', sha, str(path), sha, load_s)
+
+
+def bundle_changed(perception: Any, task: str, bundle: str | Path) -> bool:
+    """Whether ``bundle`` differs from what ``task`` runs (by sha256; an unreadable bundle counts as changed)."""
+    from ..bundle.io import bundle_sha256
+    try:
+        return bundle_sha256(bundle) != perception._task(task).model.bundle_sha256
+    except Exception:  # noqa: BLE001 - unreadable: let swap_bundle say why
+        return True
