@@ -59,6 +59,8 @@ PIPELINES: dict[str, PipelineEntry] = {
                                'centralnet_ros.features.speech:LipVideoParams'),
     'skeleton_sequence': PipelineEntry('centralnet_ros.features.skeleton:skeleton_input',
                                        'centralnet_ros.features.skeleton:SkeletonSequenceParams'),
+    'skeleton2d_sequence': PipelineEntry('centralnet_ros.features.skeleton2d:skeleton2d_input',
+                                         'centralnet_ros.features.skeleton2d:Skeleton2DSequenceParams'),
     'log_mel': PipelineEntry('centralnet_ros.features.audio:log_mel_input',
                              'centralnet_ros.features.audio:LogMelParams'),
     'face_crop': PipelineEntry('centralnet_ros.features.face:face_crop_input',

@@ -164,7 +164,11 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
         except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
     from centralnet_ros.bundle.io import BundleError
+    people = None
     try:
+        if mapping.people:                        # ROS4HRI topics: one runtime per person (runtime/people.py)
+            people, people_notes = _people_runtime(cfg, mapping)
+            mapping.notes += people_notes
         perception = Perception(cfg)
     except (BundleError, KeyError, ValueError) as exc:
         raise ReplaySetupError(f'cannot build the runtime: {exc}') from None
@@ -180,7 +184,8 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             echo(f'  {task:<8} {state.model.bundle.path} ({m.model.method}, {len(m.labels)} classes, '
                  f'{", ".join(f"{p.name}<-{p.input}" for p in state.plans)}; trigger {state.config.trigger}; '
                  f'threshold {state.threshold:g}; {state.model.backend} on {state.model.device})')
-        run = P.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix)
+        run = P.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix,
+                           people=people)
         segments = file_segments if file_segments is not None else run.label_segments
         if file_segments is not None and run.label_segments:
             echo('  note: --labels given; the label topics in the bag are ignored')
@@ -195,11 +200,31 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
                  'topics': mapping.topics, 'notes': mapping.notes + mapping.missing_notes(perception.inputs),
                  'labels': str(labels) if labels else ('bag topics' if segments else None),
                  'bundles': {t: str(s.model.bundle.path) for t, s in perception.tasks.items()}}
+        if people is not None:
+            extra['people'] = people.stats()
         written = RP.write_outputs(out, run, metrics, segments, perception, extra=extra, plots=plots)
         written['config'] = dump_yaml(cfg, out / 'config.yaml')
     finally:
         perception.close()
+        if people is not None:
+            people.close()
     return run, metrics, written
+
+
+def _people_runtime(cfg, mapping) -> tuple[Any, list[str]]:
+    """Build a PeopleRuntime for the bag's ROS4HRI topics (bodies as Skeleton2D: the 2-D gesture bundle)."""
+    import copy
+
+    from centralnet_ros.runtime.people import PeopleRuntime, use_2d_gesture_bundle
+    pcfg = copy.deepcopy(cfg)
+    notes = []
+    kinds = sorted({kind for kind, _, _ in mapping.people.values()})
+    if 'bodies' in kinds and use_2d_gesture_bundle(pcfg):
+        notes.append('ROS4HRI bodies (Skeleton2D): the per-person gesture task uses the gesture2d bundle')
+    ids = sorted({f'{k}:{e}' for k, e, _ in mapping.people.values() if e is not None})
+    notes.append(f'ROS4HRI: {len(mapping.people)} topics of {", ".join(kinds)} ({len(ids)} ids), '
+                 'one runtime per person')
+    return PeopleRuntime(pcfg), notes
 
 
 def run(args: argparse.Namespace) -> int:

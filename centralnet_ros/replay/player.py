@@ -51,11 +51,16 @@ class ReplayRun:
 
 
 def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, *, info: BagInfo | None = None,
-               progress: bool = True, label_prefix: str = '/labels/') -> ReplayRun:
-    """Play the bag's mapped topics through ``perception`` in recording order (then flush)."""
+               progress: bool = True, label_prefix: str = '/labels/', people=None) -> ReplayRun:
+    """
+    Play the bag's mapped topics through ``perception`` in recording order (then flush).
+
+    ``people``: a :class:`~centralnet_ros.runtime.people.PeopleRuntime` that receives the
+    ROS4HRI topics (``mapping.people``): tracked lists and per-id data.
+    """
     from tqdm import tqdm
     info = info or bag_info(path)
-    wanted = sorted(set(mapping.topics) | set(mapping.label_topics))
+    wanted = sorted(set(mapping.topics) | set(mapping.label_topics) | (set(mapping.people) if people else set()))
     total = sum(info.topics[t][1] for t in wanted)
     labels = LabelTopicCollector(label_prefix)
     results: list[TaskResult] = []
@@ -66,15 +71,21 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
         for item in read_bag(path, topics=wanted) if wanted else ():
             bar.update(1)
             name = mapping.topics.get(item.topic)
-            if name is None:
+            hri = mapping.people.get(item.topic) if people is not None else None
+            if name is None and hri is None:
                 labels.add(item.topic, normalize_msgtype(item.msgtype), item.log_time_ns, item.message)
                 continue
             n += 1
             t = time.perf_counter()
-            results += perception.ingest(name, item.message, log_time_ns=item.log_time_ns)
+            if hri is not None:
+                results += people.route(hri, item.message, log_time_ns=item.log_time_ns)
+            else:
+                results += perception.ingest(name, item.message, log_time_ns=item.log_time_ns)
             runtime += time.perf_counter() - t
         t = time.perf_counter()
         results += perception.flush()
+        if people is not None:
+            results += people.flush()
         runtime += time.perf_counter() - t
     wall = time.perf_counter() - start
     return ReplayRun(results, n, wall, runtime, info.start_ns, info.end_ns, labels.segments(info.end_ns))

@@ -12,7 +12,8 @@ from .msgdefs import bag_topics, BagReadError, normalize_msgtype
 from ..runtime.buffers import AUDIO_INFO_TYPE, INPUT_MSG_TYPES
 from ..runtime.perception import PerceptionConfig, SOURCE_KINDS
 
-__all__ = ['MSGTYPE_KINDS', 'AUDIO_INFO_TYPE', 'DEFAULT_TOPICS', 'BagInfo', 'bag_info', 'TopicMapping', 'map_topics']
+__all__ = ['MSGTYPE_KINDS', 'AUDIO_INFO_TYPE', 'DEFAULT_TOPICS', 'BagInfo', 'bag_info', 'TopicMapping', 'map_topics',
+           'people_topics']
 
 _NS = 1_000_000_000
 
@@ -79,6 +80,8 @@ class TopicMapping:
     notes: list[str]
     label_topics: list[str]
     unmapped: list[str] = dataclasses.field(default_factory=list)   # configured inputs without a topic
+    people: dict[str, tuple[str, str | None, str | None]] = dataclasses.field(default_factory=dict)
+    # ^ ROS4HRI topics: topic -> (entity kind, id or None for .../tracked, per-id topic name)
 
     def missing_notes(self, needed: Iterable[str]) -> list[str]:
         """Return notes on the ``needed`` inputs (those some task reads) that no topic feeds."""
@@ -138,7 +141,19 @@ def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, 
     unmapped = [name for name in config.inputs if name not in mapped_inputs]
     label_topics = sorted(t for t, (mt, _) in info.topics.items()
                           if t.startswith(label_prefix) and normalize_msgtype(mt) in LABEL_TYPES)
-    ignored = sorted(set(info.topics) - set(topics) - set(label_topics))
+    people = people_topics(info)
+    ignored = sorted(set(info.topics) - set(topics) - set(label_topics) - set(people))
     if ignored:
         notes.append(f'ignored topics: {", ".join(ignored)}')
-    return TopicMapping(topics, notes, label_topics, unmapped)
+    return TopicMapping(topics, notes, label_topics, unmapped, people)
+
+
+def people_topics(info: BagInfo) -> dict[str, tuple[str, str | None, str | None]]:
+    """Return the bag's ROS4HRI topics the per-person runtime reads (``runtime.people.HRI_INPUTS``)."""
+    from ..runtime.people import HRI_INPUTS, parse_hri_topic
+    out = {}
+    for topic in info.topics:
+        parsed = parse_hri_topic(topic)
+        if parsed is not None and (parsed[1] is None or parsed[2] in HRI_INPUTS[parsed[0]]):
+            out[topic] = parsed
+    return out

@@ -214,8 +214,9 @@ class Perception:
     Several task models over shared inputs, driven by header time. See the module docstring.
 
     :param config: the :class:`PerceptionConfig`.
-    :param bundles: optional already-loaded :class:`~centralnet_ros.bundle.Bundle` per task
-        (instead of loading ``TaskConfig.bundle``).
+    :param bundles: optional already-loaded :class:`~centralnet_ros.bundle.Bundle` or
+        :class:`~.engine.TaskModel` (shared, e.g. between persons) per task, instead of
+        loading ``TaskConfig.bundle``.
     :param pipelines: optional ``pipeline name -> fn(window, **params)`` overriding or
         extending :data:`centralnet_ros.features.pipelines.PIPELINES` (custom features).
 
@@ -237,9 +238,9 @@ class Perception:
         self.models: dict[str, Any] = {}
         for task, tc in config.tasks.items():
             bundle = (bundles or {}).get(task, tc.bundle)
-            self.models[task] = TaskModel(bundle, device=config.device, precision=config.precision,
-                                          backend=config.backend, threads=config.threads,
-                                          on_device_failure=config.on_device_failure, warmup=config.warmup)
+            self.models[task] = bundle if isinstance(bundle, TaskModel) else TaskModel(   # shared (per person)
+                bundle, device=config.device, precision=config.precision, backend=config.backend,
+                threads=config.threads, on_device_failure=config.on_device_failure, warmup=config.warmup)
         plans = {task: plan_task(config, task, tc, self.models[task], self._pipelines)
                  for task, tc in config.tasks.items()}
         used = sorted({p.input for ps in plans.values() for p in ps})

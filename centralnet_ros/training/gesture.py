@@ -34,7 +34,8 @@ from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
 import numpy as np
 
-__all__ = ['MSRC12Options', 'load_msrc12', 'msrc12_person_split', 'ChalearnOptions', 'load_chalearn',
+__all__ = ['MSRC12Options', 'load_msrc12', 'msrc12_person_split', 'msrc12_labels', 'msrc12_windows', 'msrc12_inputs',
+           'ChalearnOptions', 'load_chalearn',
            'chalearn_descriptors']
 
 
@@ -65,15 +66,42 @@ class MSRC12Options:
     channels: list[str] = dataclasses.field(default_factory=lambda: ['position', 'velocity'])
     layout: Literal['joints_time', 'channels_time_joints'] = 'joints_time'
     cache: bool = True                     # the reader's parsed-CSV cache
+    # 2-D bodies: project the joints through random virtual cameras onto ROS4HRI Skeleton2D keypoints
+    projection: Literal['none', 'pinhole'] = 'none'
+    camera: dict[str, Any] = dataclasses.field(default_factory=dict)   # CameraRanges fields (train, val)
+    test_camera: str = 'all'               # a features.skeleton2d.CAMERA_CONDITIONS name (test split)
+    camera_draws: int = 1                  # cameras per training window
+    noise_px: float = 2.0                  # keypoint noise (pixels, standard deviation), every split
+    dropout: float = 0.05                  # keypoints dropped per frame
+    limb_dropout: float = 0.02             # keypoints lost for 3-10 frames (occlusion)
+    min_confidence: float = 0.1            # Skeleton2D points below this count as missing
+    projection_seed: int = 0
+
+    def __post_init__(self):
+        from centralnet_ros.features.skeleton2d import CAMERA_CONDITIONS
+        if self.test_camera not in CAMERA_CONDITIONS:
+            raise ValueError(f'test_camera must be one of {sorted(CAMERA_CONDITIONS)}, got {self.test_camera!r}')
+        if self.camera_draws < 1:
+            raise ValueError(f'camera_draws must be >= 1, got {self.camera_draws}')
 
     @property
     def num_frames(self) -> int:
         return int(round((self.before_s + self.after_s) * self.frame_rate))
 
+    def camera_ranges(self):
+        """Return the :class:`~centralnet_ros.features.skeleton2d.CameraRanges` of the training cameras."""
+        from centralnet_ros.features.skeleton2d import CameraRanges
+        return from_dict(CameraRanges, {k: tuple(v) if isinstance(v, list) else v for k, v in self.camera.items()},
+                         _where='dataset_options.camera')
+
     def pipeline_params(self) -> dict[str, Any]:
-        """Return the ``skeleton_sequence`` preprocessing that reproduces these training arrays."""
-        return {'frame_rate': float(self.frame_rate), 'num_frames': self.num_frames,
-                'channels': list(self.channels), 'layout': self.layout}
+        """Return the ``skeleton_sequence`` (``skeleton2d_sequence``) preprocessing that reproduces these arrays."""
+        params = {'frame_rate': float(self.frame_rate), 'num_frames': self.num_frames,
+                  'channels': list(self.channels), 'layout': self.layout}
+        if self.projection == 'pinhole':
+            r = self.camera_ranges()
+            params.update(aspect_ratio=r.width / r.height, min_confidence=float(self.min_confidence))
+        return params
 
 
 def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[int], list[int], list[int]]:
@@ -107,6 +135,87 @@ def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[i
     return train, val, sorted(test)
 
 
+def msrc12_labels(opts: MSRC12Options) -> tuple[list[str], np.ndarray, tuple[int, ...]]:
+    """``(label_names, remap, gestures)``: our labels, reader label -> ours (-1: dropped), the G-numbers kept."""
+    from centralnet_ros.data import msrc12
+    gestures = {'all': tuple(range(1, 13)), 'iconic': msrc12.ICONIC, 'metaphoric': msrc12.METAPHORIC}[opts.classes]
+    label_names = [msrc12.GESTURES[g - 1] for g in gestures] + ([msrc12.NONE_CLASS] if opts.include_none else [])
+    remap = np.full(len(msrc12.CLASS_NAMES), -1, np.int64)
+    for i, g in enumerate(gestures):
+        remap[g - 1] = i
+    if opts.include_none:
+        remap[msrc12.NONE_LABEL] = len(gestures)
+    return label_names, remap, gestures
+
+
+def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], opts: MSRC12Options,
+                   remap: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """
+    Joint windows ``(N, T, 20, 3)`` of ``persons`` and their labels (``remap`` of the reader's labels).
+
+    One pass per action-point offset; "none" windows only at offset 0.
+    """
+    from centralnet_ros.data import msrc12
+    window_kw = {'before_s': opts.before_s, 'after_s': opts.after_s, 'frame_rate': opts.frame_rate,
+                 'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
+                 'max_gap_s': opts.max_gap_s}
+    seqs = [s for s in sequences if s.info.person in persons]
+    js, ys, dropped = [], [], {}
+    for k, offset in enumerate(offsets):
+        shifted = seqs if offset == 0 else [
+            dataclasses.replace(s, action_times=s.action_times + int(round(offset * 1e6))) for s in seqs]
+        w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, **window_kw)
+        for why, n in w.dropped.items():
+            dropped[why] = dropped.get(why, 0) + n
+        labels = remap[w.labels]
+        keep = labels >= 0
+        js.append(w.joints[keep])
+        ys.append(labels[keep])
+    return np.concatenate(js), np.concatenate(ys), dropped
+
+
+_SPLIT_SEEDS = {'train': 0, 'val': 1, 'test': 2}
+
+
+def msrc12_inputs(joints: np.ndarray, labels: np.ndarray, opts: MSRC12Options, *, split: str = 'train',
+                  cameras=None, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Make the encoder inputs of joint windows ``(N, T, 20, 3)``: ``(inputs, labels)``.
+
+    ``projection='none'``: :func:`~centralnet_ros.features.skeleton.skeleton_model_input` of
+    the 3-D joints.  ``'pinhole'``: each window seen by random virtual cameras
+    (``cameras``, default: ``opts.camera`` for train and val, ``CAMERA_CONDITIONS[opts.test_camera]``
+    for test; ``camera_draws`` per training window) as Skeleton2D keypoints with detector
+    noise and drop-outs, then :func:`~centralnet_ros.features.skeleton2d.skeleton2d_feature_map`
+    -- what the ``skeleton2d_sequence`` pipeline computes on the robot.  The random
+    cameras depend on ``projection_seed``, the split and ``seed`` only.
+    """
+    from centralnet_ros.features import skeleton as skel
+    if opts.projection == 'none':
+        x = [skel.skeleton_model_input(j, channels=opts.channels, layout=opts.layout) for j in joints]
+        return np.stack(x).astype(np.float32), np.asarray(labels)
+    from centralnet_ros.features import skeleton2d as s2d
+    if cameras is None:
+        cameras = s2d.CAMERA_CONDITIONS[opts.test_camera] if split == 'test' else opts.camera_ranges()
+    rng = np.random.default_rng([opts.projection_seed, _SPLIT_SEEDS.get(split, 3), 0 if seed is None else seed])
+    draws = opts.camera_draws if split == 'train' else 1
+    size = (cameras.width, cameras.height)
+    xs, ys = [], []
+    for _ in range(draws):
+        for j, y in zip(joints, labels):
+            cam = s2d.sample_camera(rng, j, cameras)
+            kp = s2d.corrupt_keypoints(s2d.kinect_to_skeleton2d(j, cam), rng, image_size=size, noise_px=opts.noise_px,
+                                       dropout=opts.dropout, limb_dropout=opts.limb_dropout)
+            try:
+                fm = s2d.skeleton2d_feature_map(kp, aspect_ratio=size[0] / size[1], min_confidence=opts.min_confidence,
+                                                channels=opts.channels)
+            except ValueError:            # the person is out of view: nothing a detector would report
+                continue
+            xs.append(skel.feature_layout(fm, layout=opts.layout))
+            ys.append(y)
+    return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64)
+
+
 def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     """
     MSRC-12 skeleton windows, split by persons; modality ``skeleton``.
@@ -116,7 +225,6 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     Labels index ``label_names``: the kept gestures in G-number order, then ``'none'``.
     """
     from centralnet_ros.data import msrc12
-    from centralnet_ros.features import skeleton as skel
 
     opts = from_dict(MSRC12Options, options, _where='dataset_options')
     root = Path(data_root) / opts.folder
@@ -124,40 +232,18 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     present = sorted({s.info.person for s in sequences})
     train_p, val_p, test_p = msrc12_person_split(present, opts)
 
-    gestures = {'all': tuple(range(1, 13)), 'iconic': msrc12.ICONIC, 'metaphoric': msrc12.METAPHORIC}[opts.classes]
-    label_names = [msrc12.GESTURES[g - 1] for g in gestures] + ([msrc12.NONE_CLASS] if opts.include_none else [])
-    remap = np.full(len(msrc12.CLASS_NAMES), -1, np.int64)            # reader label -> ours (-1: dropped)
-    for i, g in enumerate(gestures):
-        remap[g - 1] = i
-    if opts.include_none:
-        remap[msrc12.NONE_LABEL] = len(gestures)
+    label_names, remap, gestures = msrc12_labels(opts)
     kept_seqs = [s for s in sequences if s.info.gesture in gestures]
-    window_kw = {'before_s': opts.before_s, 'after_s': opts.after_s, 'frame_rate': opts.frame_rate,
-                 'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
-                 'max_gap_s': opts.max_gap_s}
 
-    def arrays(persons: list[int], offsets: list[float]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        seqs = [s for s in kept_seqs if s.info.person in persons]
-        xs, ys, dropped = [], [], {}
-        for k, offset in enumerate(offsets):
-            shifted = seqs if offset == 0 else [
-                dataclasses.replace(s, action_times=s.action_times + int(round(offset * 1e6))) for s in seqs]
-            w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, **window_kw)
-            for why, n in w.dropped.items():
-                dropped[why] = dropped.get(why, 0) + n
-            labels = remap[w.labels]
-            keep = labels >= 0
-            xs.append(np.stack([skel.skeleton_model_input(j, channels=opts.channels, layout=opts.layout)
-                                for j in w.joints[keep]]) if keep.any() else None)
-            ys.append(labels[keep])
-        xs = [x for x in xs if x is not None]
-        if not xs:
+    def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets, opts, remap)
+        if not len(labels):
             raise ValueError(f'MSRC-12 persons {persons}: no window of classes {opts.classes!r}')
-        return np.concatenate(xs).astype(np.float32), np.concatenate(ys), dropped
+        return (*msrc12_inputs(joints, labels, opts, split=split), dropped)
 
     offsets = [0.0] + [float(o) for o in opts.train_offsets_s if float(o) != 0.0]
     (x_tr, y_tr, d_tr), (x_va, y_va, _), (x_te, y_te, d_te) = (
-        arrays(train_p, offsets), arrays(val_p, [0.0]), arrays(test_p, [0.0]))
+        arrays(train_p, offsets, 'train'), arrays(val_p, [0.0], 'val'), arrays(test_p, [0.0], 'test'))
     fmt = lambda ps: ', '.join(f'p{p:02d}' for p in ps)  # noqa: E731
     info = {
         'protocol': (f'MSRC-12 leave-persons-out: train {fmt(train_p)}; val {fmt(val_p)}; test {fmt(test_p)}; '
@@ -170,6 +256,15 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
     }
+    if opts.projection == 'pinhole':
+        r = opts.camera_ranges()
+        info['projection'] = (f'Kinect joints projected onto ROS4HRI Skeleton2D keypoints by random pinhole cameras '
+                              f'({opts.camera_draws} per training window): '
+                              f'height {r.height_m[0]:g}-{r.height_m[1]:g} m, '
+                              f'distance {r.distance_m[0]:g}-{r.distance_m[1]:g} m, yaw {r.yaw_deg[0]:g} to '
+                              f'{r.yaw_deg[1]:g} deg, focal {r.focal_px[0]:g}-{r.focal_px[1]:g} px, {r.width}x{r.height}; '
+                              f'keypoint noise {opts.noise_px:g} px, drop-out {opts.dropout:g} per frame, occlusions '
+                              f'{opts.limb_dropout:g}; test cameras: {opts.test_camera}')
     return ExperimentData(train=ArraySplit({'skeleton': x_tr}, y_tr), val=ArraySplit({'skeleton': x_va}, y_va),
                           test=ArraySplit({'skeleton': x_te}, y_te), label_names=label_names, info=info)
 

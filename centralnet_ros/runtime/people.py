@@ -1,0 +1,367 @@
+"""
+Per-person runtime, the ROS4HRI way (REP-155): one set of buffers and decisions per tracked person.
+
+ROS4HRI stacks publish who is there as ids (``hri_msgs/IdsList``) on
+``/humans/bodies/tracked``, ``/humans/faces/tracked`` and ``/humans/voices/tracked``, and
+each id's data on its own topics: ``/humans/bodies/<id>/skeleton2d``
+(``hri_msgs/Skeleton2D``), ``/humans/faces/<id>/aligned`` or ``.../cropped``
+(``sensor_msgs/Image``), ``/humans/voices/<id>/audio``.  :class:`PeopleRuntime` keeps one
+:class:`~.perception.Perception` (buffers, triggers, statistics) per person, all sharing
+one copy of each task model, creates it when an id first delivers data, and drops it
+(after deciding what was pending) when its ids leave the tracked lists or it has been
+silent for ``idle_timeout_s`` of header time.  At most ``max_people`` persons are held:
+ids beyond that are refused and counted, so memory stays bounded whatever the detector
+does.
+
+A *person* is one entity id (``bodies:3``, ``faces:f1``) unless :meth:`PeopleRuntime.associate`
+merges a face, a body and a voice (REP-155's ``/humans/persons/<id>/face_id`` ...), so
+that e.g. the speech model fuses that face's lips with that voice's audio.
+
+Where results go (:func:`hri_topic`): emotion on ``/humans/faces/<face id>/expression``
+(``hri_msgs/Expression``) and speech on ``/humans/voices/<voice id>/speech``
+(``hri_msgs/LiveSpeech``), as REP-155 puts them; REP-155 defines nothing for gestures,
+so a gesture goes on ``/humans/bodies/<body id>/gesture`` (``vision_msgs/Classification``,
+this package's convention).  Nothing here takes a ROS node; the fusion node and
+``centralnet replay`` call it.
+"""
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+import dataclasses
+import logging
+import re
+import threading
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .perception import Perception, PerceptionConfig, TaskResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ['ENTITY_KINDS', 'HRI_INPUTS', 'HRI_OUTPUTS', 'PeopleConfig', 'PersonResult', 'PeopleRuntime', 'hri_topic',
+           'parse_hri_topic', 'ids_list_to_ids', 'use_2d_gesture_bundle']
+
+ENTITY_KINDS = ('bodies', 'faces', 'voices')
+"""ROS4HRI entity kinds with a ``/humans/<kind>/tracked`` list (persons: :meth:`PeopleRuntime.associate`)."""
+
+HRI_INPUTS: dict[str, dict[str, str]] = {
+    'bodies': {'skeleton2d': 'skeleton'},
+    'faces': {'aligned': 'image', 'cropped': 'image'},
+    'voices': {'audio': 'audio', 'audio_info': 'audio_info'},
+}
+"""Entity kind -> per-id topic name -> the runtime input it feeds (``/humans/<kind>/<id>/<topic>``)."""
+
+HRI_OUTPUTS: dict[str, tuple[str, str, str]] = {
+    'emotion': ('faces', 'expression', 'hri_msgs/msg/Expression'),
+    'speech': ('voices', 'speech', 'hri_msgs/msg/LiveSpeech'),
+    'gesture': ('bodies', 'gesture', 'vision_msgs/msg/Classification'),
+}
+"""Task -> (entity kind, topic name, message type): where a person's result is published."""
+
+_TOPIC = re.compile(r'^/humans/(bodies|faces|voices)/(?:tracked|([A-Za-z0-9_]+)/([A-Za-z0-9_]+))$')
+_ID = re.compile(r'^[A-Za-z0-9_]+$')
+_NS = 1_000_000_000
+
+
+def parse_hri_topic(topic: str) -> tuple[str, str | None, str | None] | None:
+    """
+    ``/humans/<kind>/tracked`` -> ``(kind, None, None)``; ``/humans/<kind>/<id>/<name>`` -> ``(kind, id, name)``.
+
+    None for any other topic (and for ``/humans/<kind>/tracked/<x>``).
+    """
+    m = _TOPIC.match(topic)
+    if m is None:
+        return None
+    kind, entity, name = m.groups()
+    if entity == 'tracked':
+        return None
+    return kind, entity, name
+
+
+def ids_list_to_ids(msg: Any) -> list[str]:
+    """``hri_msgs/IdsList`` -> its ids (field access; rclpy, rosbags or a dict)."""
+    ids = msg.get('ids') if isinstance(msg, Mapping) else getattr(msg, 'ids', None)
+    if ids is None or isinstance(ids, (str, bytes)):
+        raise ValueError('IdsList without an ids sequence')
+    out = [str(i) for i in ids]
+    bad = [i for i in out if not _ID.match(i)]
+    if bad:
+        raise ValueError(f'IdsList holds ids that are not ROS name tokens: {bad[:3]}')
+    return out
+
+
+def use_2d_gesture_bundle(config: PerceptionConfig, *, default: str = 'gesture', bundle_2d: str = 'gesture2d') -> bool:
+    """
+    Give the gesture task the 2-D bundle when it has the default (3-D Kinect) one; the skeleton input becomes 2-D.
+
+    For inputs that are ROS4HRI ``Skeleton2D`` bodies. Returns True when it changed the bundle.
+    """
+    if 'skeleton' in config.inputs:
+        config.inputs['skeleton'].kind = 'skeleton2d'
+        config.inputs['skeleton'].num_joints = None
+    task = config.tasks.get('gesture')
+    if task is not None and task.bundle == default:
+        task.bundle = bundle_2d
+        return True
+    return False
+
+
+def hri_topic(task: str, ids: Mapping[str, str]) -> str | None:
+    """Where ``task``'s result for a person with entity ``ids`` (kind -> id) goes; None when it has no such entity."""
+    out = HRI_OUTPUTS.get(task)
+    if out is None or out[0] not in ids:
+        return None
+    return f'/humans/{out[0]}/{ids[out[0]]}/{out[1]}'
+
+
+@dataclasses.dataclass
+class PeopleConfig:
+    """
+    Limits of the per-person runtime.
+
+    ``max_people``: persons held at once (more ids are refused and counted).
+    ``idle_timeout_s``: a person whose newest data is this much header time older than
+    the newest data of anyone is dropped (0 disables; a person also goes when its ids
+    leave the tracked lists).  ``require_tracked``: only accept data from ids listed on
+    the ``tracked`` topics (once a list of that kind has been received).
+    """
+
+    max_people: int = 10
+    idle_timeout_s: float = 5.0
+    require_tracked: bool = True
+
+    def __post_init__(self):
+        if self.max_people < 1:
+            raise ValueError(f'max_people must be >= 1, got {self.max_people}')
+        if self.idle_timeout_s < 0:
+            raise ValueError(f'idle_timeout_s must be >= 0, got {self.idle_timeout_s}')
+
+
+@dataclasses.dataclass
+class PersonResult(TaskResult):
+    """A :class:`~.perception.TaskResult` of one person: its key and its entity ids (kind -> id)."""
+
+    person: str = ''
+    ids: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def hri_topic(self) -> str | None:
+        return hri_topic(self.task, self.ids)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(person=self.person, ids=dict(self.ids), hri_topic=self.hri_topic)
+        return d
+
+
+@dataclasses.dataclass
+class _Person:
+    key: str
+    ids: dict[str, str]
+    perception: Perception
+    last_stamp_ns: int | None = None
+    messages: int = 0
+
+
+class PeopleRuntime:
+    """
+    One :class:`~.perception.Perception` per person over shared task models. See the module docstring.
+
+    :param config: the runtime configuration every person gets (tasks, inputs: ``skeleton``
+        should be of kind ``skeleton2d`` for ROS4HRI bodies, ``image`` takes aligned faces).
+    :param people: limits (:class:`PeopleConfig`).
+    :param bundles: optional already-loaded bundles or task models per task.
+    :param pipelines: optional custom feature pipelines (as for :class:`~.perception.Perception`).
+    """
+
+    def __init__(self, config: PerceptionConfig, people: PeopleConfig | None = None, *,
+                 bundles: Mapping[str, Any] | None = None,
+                 pipelines: Mapping[str, Callable[..., np.ndarray]] | None = None):
+        from .engine import TaskModel
+        self.config = config
+        self.limits = people or PeopleConfig()
+        self._pipelines = pipelines
+        self.models: dict[str, Any] = {}
+        for task, tc in config.tasks.items():
+            b = (bundles or {}).get(task, tc.bundle)
+            self.models[task] = b if isinstance(b, TaskModel) else TaskModel(
+                b, device=config.device, precision=config.precision, backend=config.backend, threads=config.threads,
+                on_device_failure=config.on_device_failure, warmup=config.warmup)
+        # a template person validates the configuration now (unknown inputs, pipelines) rather than per id
+        Perception(config, bundles=self.models, pipelines=pipelines).close()
+        self.people: dict[str, _Person] = {}
+        self._route: dict[tuple[str, str], str] = {}          # (kind, id) -> person key
+        self._links: dict[tuple[str, str], str] = {}          # associations (kind, id) -> person key
+        self._tracked: dict[str, set[str]] = {}               # kind -> ids of the last IdsList
+        self._clock_ns: int | None = None
+        self._infos: OrderedDict = OrderedDict()             # (kind, id, input) -> latest *_info message (latched)
+        self.counts: Counter = Counter()                      # created, dropped, refused, unknown_id, ...
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ people
+    def _key(self, kind: str, entity: str) -> str:
+        return self._links.get((kind, entity), f'{kind}:{entity}')
+
+    def _person(self, kind: str, entity: str) -> _Person | None:
+        key = self._key(kind, entity)
+        person = self.people.get(key)
+        if person is None:
+            if len(self.people) >= self.limits.max_people:
+                self.counts['refused'] += 1
+                return None
+            person = _Person(key, {}, Perception(self.config, bundles=self.models, pipelines=self._pipelines))
+            self.people[key] = person
+            self.counts['created'] += 1
+        for (k, e, name), info in list(self._infos.items()):
+            if (k, e) == (kind, entity) and kind not in person.ids:
+                person.perception.ingest(name, info)
+        person.ids[kind] = entity
+        self._route[(kind, entity)] = key
+        return person
+
+    def _drop(self, key: str, why: str) -> list[PersonResult]:
+        person = self.people.pop(key, None)
+        if person is None:
+            return []
+        try:
+            pending = person.perception.flush()
+        except Exception as exc:  # noqa: BLE001 - dropping a person never fails
+            log.warning('person %s: flush on drop failed (%s)', key, exc)
+            pending = []
+        person.perception.close()
+        for k in [k for k, v in self._route.items() if v == key]:
+            del self._route[k]
+        self.counts['dropped'] += 1
+        self.counts[f'dropped_{why}'] += 1
+        return [self._tag(person, r) for r in pending]
+
+    @staticmethod
+    def _tag(person: _Person, result: TaskResult) -> PersonResult:
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(TaskResult)}
+        return PersonResult(**fields, person=person.key, ids=dict(person.ids))
+
+    def associate(self, person_id: str, **ids: str) -> None:
+        """
+        Treat the given entities (``faces='f1', voices='v1', bodies='b2'``) as one person ``person_id``.
+
+        Data already buffered under the entities' own keys stays there until they are
+        dropped; new data goes to the merged person.
+        """
+        unknown = set(ids) - set(ENTITY_KINDS)
+        if unknown:
+            raise ValueError(f'associate: unknown entity kind(s) {sorted(unknown)}; kinds: {ENTITY_KINDS}')
+        with self._lock:
+            for kind, entity in ids.items():
+                if entity:
+                    self._links[(kind, str(entity))] = f'persons:{person_id}'
+
+    def set_tracked(self, kind: str, ids: list[str] | Any) -> list[PersonResult]:
+        """
+        Take the ``/humans/<kind>/tracked`` list (a list of ids or an ``hri_msgs/IdsList``).
+
+        Persons none of whose entities remain tracked are dropped; their pending
+        decisions are returned.
+        """
+        if kind not in ENTITY_KINDS:
+            raise KeyError(f'unknown entity kind {kind!r}; kinds: {ENTITY_KINDS}')
+        if not isinstance(ids, (list, tuple, set)):
+            try:
+                ids = ids_list_to_ids(ids)
+            except ValueError as exc:
+                self.counts['bad_ids_list'] += 1
+                log.warning('%s/tracked: message dropped (%s)', kind, exc)
+                return []
+        with self._lock:
+            current = {str(i) for i in ids}
+            self._tracked[kind] = current
+            out = []
+            for (k, entity) in [key for key in self._route if key[0] == kind and key[1] not in current]:
+                key = self._route.pop((k, entity))
+                person = self.people.get(key)
+                if person is None:
+                    continue
+                person.ids.pop(kind, None)
+                if not any((kk, ee) in self._route for kk, ee in person.ids.items()):
+                    out += self._drop(key, 'untracked')
+            return out
+
+    # ------------------------------------------------------------------ data
+    def ingest(self, kind: str, entity: str, input_name: str, msg: Any, *,
+               log_time_ns: int | None = None) -> list[PersonResult]:
+        """
+        One message of entity ``kind``/``entity`` for runtime input ``input_name``; the decisions it made due.
+
+        Never raises on bad data (counted); raises ``KeyError`` for an unknown kind or input.
+        """
+        if kind not in ENTITY_KINDS:
+            raise KeyError(f'unknown entity kind {kind!r}; kinds: {ENTITY_KINDS}')
+        with self._lock:
+            entity = str(entity)
+            if input_name.endswith('_info'):                  # latched stream formats: kept even before tracking
+                self._infos[(kind, entity, input_name)] = msg
+                self._infos.move_to_end((kind, entity, input_name))
+                while len(self._infos) > 4 * self.limits.max_people:
+                    self._infos.popitem(last=False)
+            tracked = self._tracked.get(kind)
+            if self.limits.require_tracked and tracked is not None and entity not in tracked:
+                self.counts['untracked_data'] += 1
+                return []
+            person = self.people.get(self._route.get((kind, entity), self._key(kind, entity)))
+            if person is None:
+                person = self._person(kind, entity)
+                if person is None:
+                    return []
+            elif kind not in person.ids or (kind, entity) not in self._route:
+                person.ids[kind] = entity
+                self._route[(kind, entity)] = person.key
+            results = [self._tag(person, r) for r in person.perception.ingest(input_name, msg, log_time_ns=log_time_ns)]
+            person.messages += 1
+            clock = person.perception.hub.clock_ns
+            if clock is not None:
+                person.last_stamp_ns = clock
+                self._clock_ns = clock if self._clock_ns is None else max(self._clock_ns, clock)
+            return results + self._expire()
+
+    def route(self, topic: tuple[str, str | None, str | None], msg: Any, *,
+              log_time_ns: int | None = None) -> list[PersonResult]:
+        """One message of a parsed ROS4HRI topic (:func:`parse_hri_topic`): a tracked list or per-id data."""
+        kind, entity, name = topic
+        if entity is None:
+            return self.set_tracked(kind, msg)
+        return self.ingest(kind, entity, HRI_INPUTS[kind][name], msg, log_time_ns=log_time_ns)
+
+    def _expire(self) -> list[PersonResult]:
+        if not self.limits.idle_timeout_s or self._clock_ns is None:
+            return []
+        limit = self._clock_ns - int(self.limits.idle_timeout_s * _NS)
+        out = []
+        for key in [k for k, p in self.people.items() if p.last_stamp_ns is not None and p.last_stamp_ns < limit]:
+            out += self._drop(key, 'idle')
+        return out
+
+    def flush(self) -> list[PersonResult]:
+        """End of stream: every person's pending decisions (the persons are kept)."""
+        with self._lock:
+            out = []
+            for person in self.people.values():
+                out += [self._tag(person, r) for r in person.perception.flush()]
+            return sorted(out, key=lambda r: (r.stamp_ns, r.person, r.task))
+
+    def stats(self) -> dict:
+        """JSON-ready: persons held, created, dropped, refused; per person its ids, messages and decisions."""
+        with self._lock:
+            return {'people': len(self.people), 'max_people': self.limits.max_people, 'counts': dict(self.counts),
+                    'tracked': {k: sorted(v) for k, v in self._tracked.items()},
+                    'persons': {key: {'ids': dict(p.ids), 'messages': p.messages,
+                                      'decisions': {t: s.decisions for t, s in p.perception.tasks.items()}}
+                                for key, p in self.people.items()}}
+
+    def close(self) -> None:
+        """Drop every person and release the shared models."""
+        with self._lock:
+            for person in self.people.values():
+                person.perception.close()
+            self.people.clear()
+            self._route.clear()
+            self.models.clear()

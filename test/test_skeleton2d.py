@@ -1,0 +1,208 @@
+"""
+2-D bodies: virtual cameras, Skeleton2D features and pipeline, depth lifting, the 2-D gesture bundle.
+
+On real MSRC-12 skeletons (the shared data root); no stored floats are compared.
+"""
+from __future__ import annotations
+
+from centralnet_ros import paths
+from centralnet_ros.data import msrc12
+from centralnet_ros.features import depth_lift as DL
+from centralnet_ros.features import skeleton as skel
+from centralnet_ros.features import skeleton2d as s2d
+from centralnet_ros.features.pipelines import run_pipeline, Window
+from centralnet_ros.training.experiment import load_experiment
+from centralnet_ros.training.gesture import load_msrc12, msrc12_inputs, MSRC12Options
+import numpy as np
+import pytest
+
+S = skel.SKELETON2D_INDEX
+
+
+@pytest.fixture(scope='module')
+def windows(data_root):
+    """Joint windows (15 Hz, 30 frames) of person p03."""
+    seqs = msrc12.load_sequences(data_root / 'msrc12', persons=[3])
+    w = msrc12.gesture_windows(seqs, frame_rate=15.0, include_none=True)
+    return w.joints, w.labels
+
+
+def _camera(joints, **ranges):
+    return s2d.sample_camera(np.random.default_rng(0), joints, s2d.CameraRanges(**ranges))
+
+
+def test_projection_keeps_sides_and_marks_missing_points(windows):
+    joints = windows[0][0].astype(np.float64)
+    kp = s2d.kinect_to_skeleton2d(joints, _camera(joints, yaw_deg=(0.0, 0.0), distance_m=(3.0, 3.0)))
+    assert kp.shape == (30, 18, 3)
+    for name in ('left_eye', 'right_eye', 'left_ear', 'right_ear'):     # the Kinect has none: missing
+        assert np.all(kp[:, S[name]] == 0)
+    seen = kp[..., 2] > 0
+    assert seen[:, [S['neck'], S['left_hip'], S['right_hip']]].all()    # at 3 m the whole body is in view
+    assert np.all((kp[seen][:, :2] >= 0) & (kp[seen][:, :2] < 1))
+    # a person facing the camera shows the left shoulder on the image's right, above the hips
+    assert np.all(kp[:, S['left_shoulder'], 0] > kp[:, S['right_shoulder'], 0])
+    assert np.all(kp[:, S['neck'], 1] < kp[:, S['left_hip'], 1])
+
+
+def test_camera_draws_respect_the_ranges(windows):
+    rng = np.random.default_rng(1)
+    ranges = s2d.CameraRanges()
+    for joints in windows[0][:20]:
+        cam = s2d.sample_camera(rng, joints, ranges)
+        hip = joints[:, skel.HIP_CENTER].mean(0)
+        floor = joints[:, [skel.FOOT_LEFT, skel.FOOT_RIGHT], 1].min()
+        assert 0.5 - 1e-9 <= cam.position[1] - floor <= 1.3 + 1e-9
+        assert 1.0 - 1e-9 <= np.hypot(*(cam.position - hip)[[0, 2]]) <= 3.5 + 1e-9
+        assert 450 <= cam.fx <= 650 and np.allclose(cam.rotation @ cam.rotation.T, np.eye(3))
+    with pytest.raises(ValueError, match='distance_m'):
+        s2d.CameraRanges(distance_m=(3.0, 1.0))
+
+
+def test_features_do_not_depend_on_image_position_or_scale(windows):
+    joints = windows[0][5].astype(np.float64)
+    kp = s2d.kinect_to_skeleton2d(joints, _camera(joints, distance_m=(3.0, 3.0)))
+    moved = kp.copy()
+    seen = kp[..., 2] > 0
+    centre = np.array([0.5, 0.5])
+    moved[..., :2] = np.where(seen[..., None], (kp[..., :2] - centre) * 0.6 + centre + [0.1, -0.05], 0.0)
+    a, b = s2d.skeleton2d_feature_map(kp), s2d.skeleton2d_feature_map(moved)
+    assert a.shape == (5, 30, 18)
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.all(a[4] == seen)                                          # the visibility channel
+    assert np.all(a[:4][:, ~seen] == 0)                                  # missing points carry no position
+    with pytest.raises(ValueError, match='neck|body'):
+        s2d.skeleton2d_feature_map(np.zeros((30, 18, 3)))
+
+
+def test_pipeline_reproduces_the_training_arrays(windows, data_root):
+    opts = MSRC12Options(projection='pinhole', channels=['position', 'velocity', 'visibility'])
+    joints, labels = windows[0][:8], windows[1][:8]
+    x, y = msrc12_inputs(joints, labels, opts, split='test', seed=3)
+    # the same keypoints as Skeleton2D messages at 15 Hz: the pipeline must give the same arrays
+    rng = np.random.default_rng([opts.projection_seed, 2, 3])
+    cams = s2d.CAMERA_CONDITIONS['all']
+    for j, expected in zip(joints, x):
+        kp = s2d.corrupt_keypoints(s2d.kinect_to_skeleton2d(j, s2d.sample_camera(rng, j, cams)), rng)
+        stamps = 10**9 + np.arange(30) * (10**9 // 15)
+        got = run_pipeline('skeleton2d_sequence', Window(kp, stamps, extra={'end_ns': int(stamps[-1])}),
+                           opts.pipeline_params())
+        assert got.shape == (90, 30)
+        assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_resampling_keeps_missing_points_missing():
+    kp = np.zeros((10, 18, 3), np.float32)
+    kp[:, :, :2] = 0.5
+    kp[:, :, 2] = 1.0
+    kp[4:6, S['left_wrist']] = 0.0                                       # lost for two frames
+    stamps = np.arange(10) * (10**9 // 15)
+    out = s2d.resample_keypoints_on_stamps(kp, stamps_ns=stamps, num_frames=10, frame_rate=15.0)
+    assert np.all(out[4:6, S['left_wrist']] == 0) and np.all(out[:4, S['left_wrist'], 2] == 1)
+
+
+def test_projected_training_data_depends_on_the_seed_only(data_root):
+    opts = {'persons': [1, 2, 3], 'test_persons': [3], 'val_persons': [2], 'projection': 'pinhole',
+            'channels': ['position', 'velocity', 'visibility'], 'camera_draws': 2}
+    a, b = load_msrc12(opts, data_root), load_msrc12(opts, data_root)
+    assert a.train.inputs['skeleton'].shape[1:] == (90, 30)
+    assert np.array_equal(a.train.inputs['skeleton'], b.train.inputs['skeleton'])
+    near = load_msrc12({**opts, 'test_camera': 'near (1-1.5 m)'}, data_root)
+    assert not np.array_equal(near.test.inputs['skeleton'], a.test.inputs['skeleton'])
+    assert 'pinhole' in a.info['projection']
+    with pytest.raises(Exception, match='test_camera'):
+        load_msrc12({**opts, 'test_camera': 'moon'}, data_root)
+
+
+def test_preset_preprocessing_matches_its_dataset_options():
+    cfg = load_experiment('msrc12_gesture2d')
+    opts = MSRC12Options(**{k: v for k, v in cfg.dataset_options.items()})
+    assert cfg.bundle.modalities['skeleton']['preprocessing'] == opts.pipeline_params()
+
+
+# --------------------------------------------------------------------------- depth lifting
+
+def test_lifting_recovers_the_joints_from_a_rendered_depth_image(windows):
+    joints = windows[0][10].astype(np.float64)
+    cam = _camera(joints, distance_m=(2.0, 2.0), yaw_deg=(0.0, 0.0))
+    kp = s2d.kinect_to_skeleton2d(joints, cam)
+    have = s2d.SKELETON2D_FROM_KINECT >= 0
+    for t in (0, 15, 29):
+        true = cam.to_camera(joints[t])[s2d.SKELETON2D_FROM_KINECT[have]]          # (14, 3) optical frame
+        depth = DL.render_skeleton_depth(cam.to_camera(joints[t]), cam.K, width=640, height=480,
+                                         rng=np.random.default_rng(t))
+        pts = DL.lift_keypoints(kp[t], depth, cam.K)
+        assert np.all(np.isnan(pts[~have]))
+        seen = kp[t, have, 2] > 0
+        err = np.linalg.norm(pts[have][seen] - true[seen], axis=1)
+        assert np.median(err) < 0.15 and np.all(err < 0.3)        # the body's surface, in front of the joints
+        ray = pts[have][seen, :2] / pts[have][seen, 2:] - true[seen, :2] / true[seen, 2:]
+        assert np.all(np.abs(ray) < 0.01)                          # on the keypoint's ray
+
+
+def test_lifting_rejects_invalid_depth():
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    kp = np.zeros((18, 3))
+    kp[:3] = [[0.5, 0.5, 1.0], [0.25, 0.5, 1.0], [0.75, 0.5, 1.0]]
+    depth = np.full((480, 640), 2.0, np.float32)
+    depth[230:251, 150:171] = 0.0                                 # a hole around keypoint 1
+    depth[230:251, 470:491] = 9.5                                 # out of range around keypoint 2
+    pts = DL.lift_keypoints(kp, depth, K)
+    assert np.allclose(pts[:3, 2], 2.0)                           # both take the body's median depth
+    assert np.allclose(pts[0, :2], 0.0, atol=1e-6) and np.all(np.isnan(pts[3:]))
+    far = depth.copy()
+    far[230:251, 150:171] = 4.5                                   # the wall behind a hand
+    far[230:251, 470:491] = 2.0
+    assert DL.lift_keypoints(kp, far, K)[1, 2] == pytest.approx(2.0)
+    assert np.all(np.isnan(DL.lift_keypoints(kp, np.zeros_like(depth), K)))
+    with pytest.raises(ValueError, match='K must'):
+        DL.lift_keypoints(kp, depth, np.eye(3) * 0)
+
+
+def test_lifted_skeleton_is_a_kinect_skeleton(windows):
+    joints = windows[0][20].astype(np.float64)
+    have = s2d.SKELETON2D_FROM_KINECT >= 0
+    lifted = np.full((18, 3), np.nan)
+    lifted[have] = joints[0][s2d.SKELETON2D_FROM_KINECT[have]] * [-1.0, -1.0, 1.0]   # Kinect -> optical frame
+    out = DL.kinect_joints_from_lifted(lifted)
+    assert out.shape == (20, 3)
+    mapped = s2d.SKELETON2D_FROM_KINECT[have]
+    assert np.allclose(out[mapped], joints[0][mapped], atol=1e-5)
+    made = [skel.HIP_CENTER, skel.SPINE, skel.HAND_LEFT, skel.HAND_RIGHT, skel.FOOT_LEFT, skel.FOOT_RIGHT]
+    assert np.median(np.linalg.norm(out[made] - joints[0][made], axis=1)) < 0.1
+    lifted[S['left_wrist']] = np.nan                              # a missing wrist takes the elbow
+    assert np.allclose(DL.kinect_joints_from_lifted(lifted)[skel.WRIST_LEFT], out[skel.ELBOW_LEFT])
+
+
+def test_turning_to_face_the_camera_undoes_a_yaw(windows):
+    joints = windows[0][3][0].astype(np.float64)
+    for yaw in (0.6, -0.7):
+        c, s = np.cos(yaw), np.sin(yaw)
+        rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+        hip = joints[skel.HIP_CENTER]
+        turned = (joints - hip) @ rot.T + hip
+        est = DL.body_yaw(turned) - DL.body_yaw(joints)
+        assert est == pytest.approx(yaw, abs=1e-6)
+        assert np.allclose(DL.turn_to_face_camera(turned, est), joints, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the shipped bundle
+
+def test_shipped_gesture2d_bundle_classifies_held_out_persons_through_virtual_cameras(data_root):
+    from centralnet_ros.runtime.engine import TaskModel
+    bundle = paths.models_dir() / 'gesture2d'
+    if not (bundle / 'manifest.yaml').is_file():
+        pytest.skip('models/gesture2d not built')
+    model = TaskModel(bundle, backend='torch', warmup=0)
+    pp = model.manifest.modalities['skeleton'].preprocessing
+    assert model.manifest.modalities['skeleton'].pipeline == 'skeleton2d_sequence'
+    seqs = msrc12.load_sequences(data_root / 'msrc12', persons=[11, 12])[::4]
+    w = msrc12.gesture_windows(seqs, frame_rate=pp['frame_rate'], include_none=False)
+    rng = np.random.default_rng(5)
+    correct = 0
+    for j, y in zip(w.joints, w.labels):
+        kp = s2d.corrupt_keypoints(s2d.kinect_to_skeleton2d(j, s2d.sample_camera(rng, j)), rng)
+        stamps = np.arange(len(kp)) * int(1e9 / pp['frame_rate'])
+        x = run_pipeline('skeleton2d_sequence', Window(kp, stamps), pp)
+        correct += model.classify({'skeleton': x}).label == msrc12.CLASS_NAMES[y]
+    assert correct / len(w.labels) > 0.6                        # chance: 1/13
