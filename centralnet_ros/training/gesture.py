@@ -262,7 +262,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
                               f'({opts.camera_draws} per training window): '
                               f'height {r.height_m[0]:g}-{r.height_m[1]:g} m, '
                               f'distance {r.distance_m[0]:g}-{r.distance_m[1]:g} m, yaw {r.yaw_deg[0]:g} to '
-                              f'{r.yaw_deg[1]:g} deg, focal {r.focal_px[0]:g}-{r.focal_px[1]:g} px, {r.width}x{r.height}; '
+                              f'{r.yaw_deg[1]:g} deg, focal {r.focal_px[0]:g}-{r.focal_px[1]:g} px, '
+                              f'{r.width}x{r.height}; '
                               f'keypoint noise {opts.noise_px:g} px, drop-out {opts.dropout:g} per frame, occlusions '
                               f'{opts.limb_dropout:g}; test cameras: {opts.test_camera}')
     return ExperimentData(train=ArraySplit({'skeleton': x_tr}, y_tr), val=ArraySplit({'skeleton': x_va}, y_va),
