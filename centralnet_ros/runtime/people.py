@@ -210,7 +210,8 @@ class PeopleRuntime:
             if len(self.people) >= self.limits.max_people:
                 self.counts['refused'] += 1
                 return None
-            person = _Person(key, {}, Perception(self.config, bundles=self.models, pipelines=self._pipelines))
+            person = _Person(key, {}, Perception(self.config, bundles=self.models, pipelines=self._pipelines),
+                             last_stamp_ns=self._clock_ns)      # a person that never delivers good data expires too
             self.people[key] = person
             self.counts['created'] += 1
         for (k, e, name), info in list(self._infos.items()):
