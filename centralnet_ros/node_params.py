@@ -526,9 +526,13 @@ def perception_config(values: Mapping[str, Any]):
         inputs[name].offset_s = v[f'{name}.offset_s']
     inputs['audio'].channel = v['audio.channel']
     vad = {k.split('.', 1)[1]: v[k] for k in v if k.startswith('vad.')}
-    return PerceptionConfig(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],
-                            on_device_failure=v['on_device_failure'], max_data_age_s=v['max_data_age_s'],
-                            input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad)
+    cfg = PerceptionConfig(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],
+                           on_device_failure=v['on_device_failure'], max_data_age_s=v['max_data_age_s'],
+                           input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad)
+    if v['skeleton_type'] == 'skeleton2d':          # 2-D bodies: the default gesture bundle becomes gesture2d
+        from centralnet_ros.runtime.people import use_2d_gesture_bundle
+        use_2d_gesture_bundle(cfg)
+    return cfg
 
 
 def load_perception_config(path: str | Path):
