@@ -60,9 +60,11 @@ setup(
         'sounddevice>=0.4.6',
     ],
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6.80', 'h5py>=3.8', 'ray>=2.9'],
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'h5py>=3.8', 'ray>=2.9',
+                 'scikit-image>=0.21'],   # scikit-image: real photographs for the mouth-stage tests
         'ray': ['ray>=2.9'],          # centralnet compare --ray: sweeps on a Ray cluster
         'datasets': ['h5py>=3.8'],    # MM-IMDb's HDF5 file
+        'mediapipe': ['mediapipe>=0.10.14,<0.11'],   # optional mouth-stage detector (legacy face detection, offline)
     },
     zip_safe=True,
     maintainer='centralnet_ros developers',

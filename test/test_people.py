@@ -48,7 +48,7 @@ def emotion_people_config():
 
 
 def _chunks(wave: np.ndarray, t0_ns: int):
-    """AudioDataStamped (dict) chunks of 20 ms, and the stream's AudioInfo."""
+    """Cut 20 ms AudioDataStamped (dict) chunks, and give the stream's AudioInfo."""
     n = RATE // 50
     out, info = [], None
     for k in range(0, wave.size - n + 1, n):
@@ -159,6 +159,7 @@ def test_replay_of_two_people_recognises_each_persons_gestures(people_replay):
     assert max(r['time_s'] for r in gestures if r['person'] == 'bodies:b2') < cut   # b2 went, b3 came
     hits = 0
     for s in [s for s in bag.segments if s['task'] == 'gesture']:
-        inside = [r['label'] for r in gestures if r['person'] == s['person'] and s['start_s'] <= r['time_s'] <= s['end_s']]
+        inside = [r['label'] for r in gestures
+                  if r['person'] == s['person'] and s['start_s'] <= r['time_s'] <= s['end_s']]
         hits += bool(inside) and max(set(inside), key=inside.count) == s['label']
     assert hits >= 2                                               # of 4 gestures, 2 people at once (chance 1/13)

@@ -21,7 +21,7 @@ S = skel.SKELETON2D_INDEX
 
 @pytest.fixture(scope='module')
 def windows(data_root):
-    """Cut the joint windows (15 Hz, 30 frames) of person p03."""
+    """Return the 15 Hz joint windows of person p03 and their labels."""
     seqs = msrc12.load_sequences(data_root / 'msrc12', persons=[3])
     w = msrc12.gesture_windows(seqs, frame_rate=15.0, include_none=True)
     return w.joints, w.labels

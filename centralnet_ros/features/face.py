@@ -91,6 +91,15 @@ class HaarFaceDetector:
                                                minSize=self.min_size)
         return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
 
+    def detect_with_votes(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return boxes ``(K, 4)`` and how many raw detections merged into each ``(K,)`` (a confidence)."""
+        g = np.asarray(grey)
+        if g.ndim != 2 or g.dtype != np.uint8:
+            raise ValueError(f'face detection needs a (H, W) uint8 grey image, got {g.shape} {g.dtype}')
+        boxes, votes = self._cascade.detectMultiScale2(g, scaleFactor=self.scale_factor,
+                                                       minNeighbors=self.min_neighbors, minSize=self.min_size)
+        return np.asarray(boxes, dtype=np.int64).reshape(-1, 4), np.asarray(votes, dtype=np.int64).reshape(-1)
+
 
 @functools.lru_cache(maxsize=4)
 def _detector(cascade_path: str | None, scale_factor: float, min_neighbors: int,

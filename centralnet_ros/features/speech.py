@@ -194,20 +194,31 @@ def lip_frames_to_input(frames: np.ndarray, *, num_frames: int = 12, height: int
 
 @dataclasses.dataclass(frozen=True)
 class LipVideoParams:
-    """Parameters of pipeline ``lip_video``: frames kept and the size they are resized to."""
+    """Parameters of pipeline ``lip_video``: the mouth stage, frames kept and the size they are resized to."""
 
     num_frames: int = 12
     height: int = 60
     width: int = 80
+    mouth: dict[str, Any] | None = None    # features/mouth.py MouthStage fields; None: frames are mouth crops
 
 
-def lip_input(window, /, **params) -> np.ndarray:
+def lip_input(window, /, **params) -> np.ndarray | None:
     """
-    Input pipeline ``'lip_video'``: ``window.data`` mouth-region frames -> ``(1, num_frames, height, width)``.
+    Input pipeline ``'lip_video'``: ``window.data`` camera frames -> ``(1, num_frames, height, width)``.
 
     ``params``: :class:`LipVideoParams`.  ``window.data``: ``(T, H, W, 3)`` uint8 RGB or
-    ``(T, H, W)`` grey frames of the lip region (locating the mouth is upstream of this
-    function); see :func:`lip_frames_to_input`.
+    ``(T, H, W)`` grey frames.  With ``mouth`` (the :class:`~centralnet_ros.features.mouth.MouthStage`
+    parameters) the mouth region is found and cropped first
+    (:func:`~centralnet_ros.features.mouth.mouth_frames`: full camera frames, ROS4HRI aligned
+    faces, or frames that already are mouth crops); None when no face is found (the lips
+    are then absent).  Without it the frames must already be mouth crops.  Then
+    :func:`lip_frames_to_input`.
     """
     p = LipVideoParams(**params)
-    return lip_frames_to_input(window.data, num_frames=p.num_frames, height=p.height, width=p.width)
+    frames = window.data
+    if p.mouth is not None:
+        from .mouth import mouth_frames
+        frames = mouth_frames(frames, p.mouth)
+        if frames is None:
+            return None
+    return lip_frames_to_input(frames, num_frames=p.num_frames, height=p.height, width=p.width)
