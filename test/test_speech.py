@@ -243,9 +243,10 @@ def test_presets_match_the_adapter():
     assert spec.modalities['lip_video']['pipeline'] == 'lip_video'
     assert spec.modalities['lip_video']['source'] == 'image'
     bopts = speech.AVLettersOptions(**bundle_cfg.dataset_options)
-    assert spec.modalities['lip_video']['preprocessing'] == {'num_frames': bopts.video_frames,
-                                                             'height': bopts.video_size[0],
-                                                             'width': bopts.video_size[1]}
+    lip_pp = dict(spec.modalities['lip_video']['preprocessing'])
+    from centralnet_ros.features.mouth import MouthStage
+    MouthStage(**lip_pp.pop('mouth'))                       # the mouth stage's parameters (features/mouth.py)
+    assert lip_pp == {'num_frames': bopts.video_frames, 'height': bopts.video_size[0], 'width': bopts.video_size[1]}
     assert spec.modalities['mfcc']['preprocessing'] == {'num_frames': bopts.audio_frames,
                                                         'mfcc_norm': bopts.mfcc_norm}
 

@@ -100,7 +100,7 @@ def _mediapipe_detector():
 
 def detect_face_boxes(frames: np.ndarray, *, detector: str = 'haar', max_detect_width: int = 320) -> np.ndarray:
     """
-    Find the best-supported face of each frame: ``(T, H, W, 3)`` RGB or ``(T, H, W)`` grey -> ``(T, 4)`` ``(x, y, w, h)``.
+    Find the best-supported face per frame: ``(T, H, W, 3)`` RGB or ``(T, H, W)`` grey -> ``(T, 4)`` ``(x, y, w, h)``.
 
     Rows are NaN where no face is found.  Frames are downscaled to at most
     ``max_detect_width`` pixels wide for detection; boxes are in full-frame pixels.
