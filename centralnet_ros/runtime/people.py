@@ -282,9 +282,10 @@ class PeopleRuntime:
                 person = self.people.get(key)
                 if person is None:
                     continue
-                person.ids.pop(kind, None)
-                if not any((kk, ee) in self._route for kk, ee in person.ids.items()):
-                    out += self._drop(key, 'untracked')
+                if not any((kk, ee) in self._route for kk, ee in person.ids.items() if kk != kind):
+                    out += self._drop(key, 'untracked')       # its pending decisions keep all its ids
+                else:
+                    person.ids.pop(kind, None)
             return out
 
     # ------------------------------------------------------------------ data
