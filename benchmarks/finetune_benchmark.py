@@ -325,7 +325,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
     # letters: (mode, lr, keep_batch_norm, rehearsal, seeds); the plain variant once, to show the forgetting
-    args.letter_variants = [('whole', 3e-4, True, True, args.seeds), ('whole', 3e-4, False, False, 1)]
+    args.letter_variants = [('whole', 1e-3, True, True, args.seeds), ('whole', 1e-3, False, False, 1)]
     import torch
     torch.set_num_threads(1)
     result = digits(args) if args.part == 'digits' else letters(args)

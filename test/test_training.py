@@ -185,3 +185,12 @@ def test_a_run_depends_on_its_seed_alone():
     second = run_one(cfg, data, 'centralnet', seed=5)
     assert first['history'][0]['loss'] == second['history'][0]['loss']
     assert first['test'] == second['test']
+
+
+def test_a_last_batch_of_one_is_joined_to_the_previous():
+    """BatchNorm cannot train on a batch of one sample: 65 samples in batches of 32 give 32 + 33."""
+    from centralnet_ros.training.trainer import _batches
+    batches = _batches(65, 32, np.random.default_rng(0))
+    assert [len(b) for b in batches] == [32, 33]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(65))
+    assert [len(b) for b in _batches(1, 32, np.random.default_rng(0))] == [1]

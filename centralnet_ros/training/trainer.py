@@ -80,7 +80,10 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator, labels: np.ndarr
              num_classes: int = 0) -> list[np.ndarray]:
     if labels is None:
         order = rng.permutation(n)
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        out = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        if len(out) > 1 and len(out[-1]) == 1:          # BatchNorm cannot train on one sample: join the last two
+            out[-2:] = [np.concatenate(out[-2:])]
+        return out
     per_class = max(1, batch_size // num_classes)                       # class-balanced batches
     pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
     pools = [p for p in pools if len(p)]
