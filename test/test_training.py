@@ -188,7 +188,7 @@ def test_a_run_depends_on_its_seed_alone():
 
 
 def test_a_last_batch_of_one_is_joined_to_the_previous():
-    """BatchNorm cannot train on a batch of one sample: 65 samples in batches of 32 give 32 + 33."""
+    """Join a last batch of one sample to the previous one (BatchNorm cannot train on one): 65 by 32 give 32 + 33."""
     from centralnet_ros.training.trainer import _batches
     batches = _batches(65, 32, np.random.default_rng(0))
     assert [len(b) for b in batches] == [32, 33]
