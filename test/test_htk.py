@@ -1,4 +1,4 @@
-"""HTK front end (features/htk.py): HTK's definitions, streaming == one-shot, file I/O."""
+"""HTK front end (features/htk.py) and HTK parameter files (data/htk.py): streaming == one-shot, file I/O."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,6 +6,7 @@ import math
 import shutil
 
 from centralnet_ros import paths
+from centralnet_ros.data import htk as htk_files
 from centralnet_ros.features import htk
 import numpy as np
 import pytest
@@ -166,7 +167,7 @@ def test_short_sequences_use_replication_in_both_modes():
 @needs_avletters
 def test_avletters_files_have_simple_difference_edges_and_normalised_energy():
     for path in sorted(AV_AUDIO.glob('*.mfcc'))[::60]:
-        f = htk.read_htk(path).features.astype(np.float64)
+        f = htk_files.read_htk(path).features.astype(np.float64)
         np.testing.assert_allclose(htk.add_deltas(f[:, :13], edge='simple'), f, atol=2e-5, err_msg=str(path))
         assert np.abs(htk.add_deltas(f[:, :13], edge='replicate') - f).max() > 1e-3
         assert f[:, 12].max() == pytest.approx(1.0, abs=1e-6)
@@ -252,23 +253,23 @@ def test_config_validation():
 # ------------------------------------------------------------------- file I/O
 
 def test_parm_kind_codes():
-    k = htk.ParmKind.from_code(326)
+    k = htk_files.ParmKind.from_code(326)
     assert k.name == 'MFCC_E_D' and k.base_name == 'MFCC' and k.qualifiers == {'E', 'D'}
     for name in ['MFCC_E_D', 'MFCC_0_D_A', 'FBANK_E_D_A_Z', 'PLP_E', 'USER', 'MFCC_E_D_A_T']:
-        assert htk.ParmKind.from_code(htk.ParmKind.parse(name).code) == htk.ParmKind.parse(name)
-    assert htk.ParmKind.parse('MFCC_E_D_A').code == 6 + 0o100 + 0o400 + 0o1000
-    assert htk.ParmKind.parse('MFCC_0').code == 6 + 0o20000
+        assert htk_files.ParmKind.from_code(htk_files.ParmKind.parse(name).code) == htk_files.ParmKind.parse(name)
+    assert htk_files.ParmKind.parse('MFCC_E_D_A').code == 6 + 0o100 + 0o400 + 0o1000
+    assert htk_files.ParmKind.parse('MFCC_0').code == 6 + 0o20000
     with pytest.raises(ValueError, match='qualifier'):
-        htk.ParmKind.parse('MFCC_Q')
+        htk_files.ParmKind.parse('MFCC_Q')
 
 
 def test_write_read_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((40, 26)).astype(np.float32)
-    path = htk.write_htk(tmp_path / 'x.mfcc', feats, sample_period=200000, parm_kind='MFCC_E_D')
+    path = htk_files.write_htk(tmp_path / 'x.mfcc', feats, sample_period=200000, parm_kind='MFCC_E_D')
     raw = path.read_bytes()
     assert len(raw) == 12 + 40 * 104 and raw[:12] == b'\x00\x00\x00\x28\x00\x03\x0d\x40\x00\x68\x01\x46'
-    back = htk.read_htk(path, expected_kind='MFCC_E_D', expected_dim=26)
+    back = htk_files.read_htk(path, expected_kind='MFCC_E_D', expected_dim=26)
     np.testing.assert_array_equal(back.features, feats)
     assert back.sample_period == 200000 and back.frame_period_s == pytest.approx(0.02)
     # big-endian on disk, whatever the machine
@@ -278,7 +279,7 @@ def test_write_read_round_trip(tmp_path):
 
 def test_inconsistent_files_are_rejected_naming_file_and_problem(tmp_path):
     feats = np.ones((40, 26), np.float32)
-    good = htk.encode_htk(feats)
+    good = htk_files.encode_htk(feats)
     cases = {
         'truncated.mfcc': (good[:12 + 3000], r'truncated.mfcc: truncated: header says 40 frames of 104 bytes '
                                              r'\(4160 bytes\) but the body has 3000 bytes'),
@@ -293,33 +294,33 @@ def test_inconsistent_files_are_rejected_naming_file_and_problem(tmp_path):
     for name, (data, pattern) in cases.items():
         p = tmp_path / name
         p.write_bytes(data)
-        with pytest.raises(htk.HTKFormatError, match=pattern) as info:
-            htk.read_htk(p)
+        with pytest.raises(htk_files.HTKFormatError, match=pattern) as info:
+            htk_files.read_htk(p)
         assert str(p) in str(info.value)
     p = tmp_path / 'kind.mfcc'
-    p.write_bytes(htk.encode_htk(feats, parm_kind='FBANK_E_D'))
-    with pytest.raises(htk.HTKFormatError, match='FBANK_E_D.*expected MFCC_E_D'):
-        htk.read_htk(p, expected_kind='MFCC_E_D')
+    p.write_bytes(htk_files.encode_htk(feats, parm_kind='FBANK_E_D'))
+    with pytest.raises(htk_files.HTKFormatError, match='FBANK_E_D.*expected MFCC_E_D'):
+        htk_files.read_htk(p, expected_kind='MFCC_E_D')
     nan = feats.copy()
     nan[7, 3] = np.nan
-    p.write_bytes(htk.encode_htk(nan))
-    with pytest.raises(htk.HTKFormatError, match='frame 7'):
-        htk.read_htk(p)
+    p.write_bytes(htk_files.encode_htk(nan))
+    with pytest.raises(htk_files.HTKFormatError, match='frame 7'):
+        htk_files.read_htk(p)
 
 
 @needs_avletters
 def test_real_avletters_file_and_its_corrupted_copy(tmp_path):
     src = AV_AUDIO / 'A1_Anya.mfcc'
-    f = htk.read_htk(src, expected_kind='MFCC_E_D', expected_dim=26)
+    f = htk_files.read_htk(src, expected_kind='MFCC_E_D', expected_dim=26)
     assert f.features.shape == (53, 26) and f.sample_period == 200000 and f.parm_kind.code == 326
     # re-encoding gives the file back byte for byte
-    assert htk.encode_htk(f.features, sample_period=f.sample_period, parm_kind=f.parm_kind) == src.read_bytes()
+    assert htk_files.encode_htk(f.features, sample_period=f.sample_period, parm_kind=f.parm_kind) == src.read_bytes()
     bad = tmp_path / 'A1_Anya.mfcc'
     shutil.copyfile(src, bad)
     with open(bad, 'r+b') as fh:
         fh.truncate(12 + 52 * 104 + 50)
-    with pytest.raises(htk.HTKFormatError, match=r'A1_Anya.mfcc: truncated: header says 53 frames of 104 bytes'):
-        htk.read_htk(bad)
+    with pytest.raises(htk_files.HTKFormatError, match=r'A1_Anya.mfcc: truncated: header says 53 frames of 104 bytes'):
+        htk_files.read_htk(bad)
 
 
 def test_window_pipeline_runs_the_same_path():

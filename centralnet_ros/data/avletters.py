@@ -27,8 +27,9 @@ import re
 import struct
 from typing import Sequence
 
+from centralnet_ros.data.htk import HTKFormatError, read_htk
 from centralnet_ros.data.registry import DataRootError, DatasetSummary
-from centralnet_ros.features.htk import HTKFormatError, mfcc_to_model_input, read_htk
+from centralnet_ros.features.htk import mfcc_to_model_input
 from centralnet_ros.features.image import lip_frames_to_model_input
 import numpy as np
 
