@@ -9,7 +9,7 @@ import time
 from centralnet_ros import messages as M
 from centralnet_ros.features.audio import resample_audio
 from centralnet_ros.runtime import (AnyTrigger, AudioBuffer, DecisionPoint, FrameBuffer, FrameTrigger, InputHub,
-                                    InputSpec, ModalitySpec, RateTrigger, SpeechSegment, WindowAssembler)
+                                    InputSpec, RateTrigger, SpeechSegment, WindowAssembler, WindowSpec)
 import numpy as np
 import pytest
 
@@ -194,9 +194,9 @@ def test_hub_loop_resets_everything_and_drops_stragglers():
 # --------------------------------------------------------------------------- windows
 
 def assembler(hub, **audio_kw):
-    specs = [ModalitySpec('audio', 'mic', 'audio', window_ns=S, max_age_ns=200 * MS, **audio_kw),
-             ModalitySpec('video', 'cam', 'last_frames', num_frames=4, min_frames=2, max_age_ns=200 * MS),
-             ModalitySpec('skeleton', 'skel', 'sequence', window_ns=S, min_items=5, max_age_ns=200 * MS)]
+    specs = [WindowSpec('audio', 'mic', 'audio', window_ns=S, max_age_ns=200 * MS, **audio_kw),
+             WindowSpec('video', 'cam', 'last_frames', num_frames=4, min_frames=2, max_age_ns=200 * MS),
+             WindowSpec('skeleton', 'skel', 'sequence', window_ns=S, min_items=5, max_age_ns=200 * MS)]
     return WindowAssembler(specs, hub.buffers)
 
 
@@ -264,7 +264,7 @@ def test_window_over_a_speech_segment():
     x = tone(SR * 2)
     for i, c in chunks_of(x, 320):
         hub.ingest_array('mic', i * S // SR, c, sample_rate=SR)
-    spec = ModalitySpec('audio', 'mic', 'audio', use_segment=True, segment_padding_ns=100 * MS)
+    spec = WindowSpec('audio', 'mic', 'audio', use_segment=True, segment_padding_ns=100 * MS)
     point = DecisionPoint(S + 200 * MS, 'speech_end', 'mic', SpeechSegment(500 * MS, S + 200 * MS))
     audio = WindowAssembler([spec], hub.buffers).assemble(point).modalities['audio']
     assert (audio.start_ns, audio.end_ns) == (400 * MS, S + 300 * MS)
@@ -274,9 +274,9 @@ def test_window_over_a_speech_segment():
 def test_assembler_checks_its_specs():
     hub = make_hub()
     with pytest.raises(KeyError, match='not configured'):
-        WindowAssembler([ModalitySpec('a', 'nope', 'audio')], hub.buffers)
+        WindowAssembler([WindowSpec('a', 'nope', 'audio')], hub.buffers)
     with pytest.raises(ValueError, match='does not fit'):
-        WindowAssembler([ModalitySpec('a', 'cam', 'audio')], hub.buffers)
+        WindowAssembler([WindowSpec('a', 'cam', 'audio')], hub.buffers)
 
 
 # --------------------------------------------------------------------------- triggers

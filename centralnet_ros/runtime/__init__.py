@@ -4,13 +4,13 @@ The robot-side runtime without ROS plumbing (never imports rclpy).
 Data flow, all in header time::
 
     message --InputHub.ingest--> buffers --Trigger.observe--> DecisionPoint
-            --WindowAssembler.assemble--> Window --(engine: features + models)--> results
+            --WindowAssembler.assemble--> DecisionWindow --(engine: features + models)--> results
 
 - :mod:`.buffers`: :class:`InputSpec`, :class:`InputHub` (conversion, stamp offsets,
   out-of-order / duplicate / loop handling), :class:`FrameBuffer`, :class:`AudioBuffer`;
 - :mod:`.triggers`: :class:`RateTrigger`, :class:`FrameTrigger`, :class:`SpeechEndTrigger`,
   :class:`AnyTrigger` producing :class:`DecisionPoint` s;
-- :mod:`.window`: :class:`ModalitySpec`, :class:`WindowAssembler`, :class:`Window`;
+- :mod:`.window`: :class:`WindowSpec`, :class:`WindowAssembler`, :class:`DecisionWindow`;
 - :mod:`.vad`: :class:`StreamingVAD`, :func:`detect_speech`;
 - :mod:`.stats`: :class:`InputStats`, :class:`RuntimeStats` (diagnostics);
 - :mod:`.perception_config`: :class:`PerceptionConfig` / :class:`TaskConfig` /
@@ -28,13 +28,13 @@ from .perception_config import AudioFormatConfig, InputConfig, PerceptionConfig,
 from .stats import InputStats, RuntimeStats
 from .triggers import AnyTrigger, DecisionPoint, FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import detect_speech, SpeechSegment, StreamingVAD, VADConfig
-from .window import ModalitySpec, ModalityWindow, Window, WindowAssembler
+from .window import DecisionWindow, ModalityWindow, WindowAssembler, WindowSpec
 
 __all__ = [
     'DEFAULT_LOOP_JUMP_NS', 'INPUT_KINDS', 'AudioBuffer', 'AudioWindow', 'FrameBuffer', 'Ingest', 'InputHub',
     'InputSpec', 'InputStats', 'RuntimeStats', 'AnyTrigger', 'DecisionPoint', 'FrameTrigger', 'RateTrigger',
     'SpeechEndTrigger', 'Trigger', 'SpeechSegment', 'StreamingVAD', 'VADConfig', 'detect_speech',
-    'ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler',
+    'WindowSpec', 'ModalityWindow', 'DecisionWindow', 'WindowAssembler',
     'AudioFormatConfig', 'DueDecision', 'InputConfig', 'LabelInfo', 'Perception', 'PerceptionConfig', 'TaskConfig',
     'TaskResult',
 ]

@@ -1,11 +1,12 @@
 """
-Inference engine: loads model bundles and classifies assembled windows.
+Inference: a model bundle ready to classify model inputs (:class:`TaskModel`).
 
 Backends: ``onnxruntime`` (the CPU default: the graph is exported from the bundle at
 load time and checked against torch) and ``torch`` (eager, ``inference_mode``; fp16 on
-CUDA).  ``backend='auto'`` picks ONNX Runtime on the CPU and torch on CUDA.  Several
-task models run side by side; each decision carries the header stamp of the data it
-was computed from, the label, its score, the top-k and the learned fusion weights.
+CUDA).  ``backend='auto'`` picks ONNX Runtime on the CPU and torch on CUDA.  Each
+:class:`Classification` carries the header stamp of the data it was computed from, the
+label, its score, the top-k and the learned fusion weights; :class:`~.perception.Perception`
+runs several task models and turns classifications into :class:`~.perception.TaskResult` s.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ PRECISIONS = ('fp32', 'fp16')
 
 
 @dataclasses.dataclass
-class Decision:
+class Classification:
+    """What a model says about one set of inputs (the runtime's decision is a TaskResult built from it)."""
+
     task: str
     stamp_ns: int                      # header stamp of the data the decision was computed from
     frame_id: str
@@ -115,7 +118,7 @@ class TaskModel:
         return e / e.sum(-1, keepdims=True)
 
     def classify(self, inputs: Mapping[str, np.ndarray | None], *, stamp_ns: int = 0, frame_id: str = '',
-                 top_k: int = 3) -> Decision | None:
+                 top_k: int = 3) -> Classification | None:
         """
         One decision from per-modality arrays (shape without batch; None = missing).
 
@@ -140,37 +143,7 @@ class TaskModel:
         latency = time.perf_counter() - start
         order = np.argsort(-probs)[:top_k]
         best = int(order[0])
-        return Decision(task=self.task, stamp_ns=int(stamp_ns), frame_id=frame_id, label=self.labels[best],
-                        score=float(probs[best]), top_k=[(self.labels[i], float(probs[i])) for i in order],
-                        probabilities=probs, present=present, fusion_weights=self._fusion_weights,
-                        latency_s=latency)
-
-
-class InferenceEngine:
-    """Several task models side by side (gesture, speech, emotion)."""
-
-    def __init__(self, bundles: Mapping[str, str | Path | Bundle], **kwargs):
-        self.models: dict[str, TaskModel] = {}
-        for task, bundle in bundles.items():
-            model = TaskModel(bundle, **kwargs)
-            if model.task != task:
-                log.warning('bundle for %s declares task %s; using it for %s', task, model.task, task)
-            self.models[task] = model
-
-    def classify(self, task: str, inputs: Mapping[str, np.ndarray | None], **kwargs) -> Decision | None:
-        if task not in self.models:
-            raise KeyError(f'no model loaded for task {task!r}; loaded: {sorted(self.models)}')
-        decision = self.models[task].classify(inputs, **kwargs)
-        if decision is not None:
-            decision.task = task
-        return decision
-
-    @property
-    def device(self) -> str:
-        return ', '.join(sorted({str(m.device) for m in self.models.values()})) or 'none'
-
-    def close(self) -> None:
-        """Release models (and GPU memory)."""
-        self.models.clear()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        return Classification(task=self.task, stamp_ns=int(stamp_ns), frame_id=frame_id, label=self.labels[best],
+                              score=float(probs[best]), top_k=[(self.labels[i], float(probs[i])) for i in order],
+                              probabilities=probs, present=present, fusion_weights=self._fusion_weights,
+                              latency_s=latency)

@@ -6,7 +6,7 @@ The robot-side perception runtime: messages in, per-task decisions out, no ROS.
 
     msg --InputHub.ingest--> buffers --trigger--> DecisionPoint --WindowAssembler--> window
         --features pipeline (per modality, from the bundle manifest)--> model inputs
-        --TaskModel.classify--> Decision --score threshold--> TaskResult
+        --TaskModel.classify--> Classification --score threshold--> TaskResult
 
 Everything a task needs is derived from its bundle manifest: which input feeds each
 modality (``ModalitySpec.source``), how much history one decision reads
@@ -68,7 +68,7 @@ from .perception_config import (AudioFormatConfig, DEFAULT_INPUTS, default_input
 from .plan import input_spec, make_trigger, ModalityPlan, plan_task, trigger_key
 from .stats import RuntimeStats
 from .triggers import DecisionPoint, Trigger
-from .window import ModalityWindow, Window, WindowAssembler
+from .window import DecisionWindow, ModalityWindow, WindowAssembler
 from ..features import pipelines as P
 
 log = logging.getLogger(__name__)
@@ -524,9 +524,9 @@ class Perception:
             log.warning('task %s: decision at %d failed (%s: %s)', state.name, point.t_ns, type(exc).__name__, exc)
             return None
 
-    def decide_window(self, task: str, window: Window) -> TaskResult | None:
+    def decide_window(self, task: str, window: DecisionWindow) -> TaskResult | None:
         """
-        Run the features and the model of ``task`` on an already assembled :class:`~.window.Window`.
+        Run the features and the model of ``task`` on an already assembled :class:`~.window.DecisionWindow`.
 
         ``window`` is ``task``'s assembler output; the statistics are not touched. For
         benchmarks and tests; ``timing['assembly']`` is 0.
@@ -540,7 +540,7 @@ class Perception:
             return None
         return self._result(state, point, missing, frame_id, decision, timing)
 
-    def _run(self, state: _TaskState, window: Window, point: DecisionPoint, frame_ids: Mapping[str, str],
+    def _run(self, state: _TaskState, window: DecisionWindow, point: DecisionPoint, frame_ids: Mapping[str, str],
              t0: float) -> tuple:
         """Features and model of one window: ``(missing, errors, frame_id, decision or None, timing)``."""
         errors: Counter = Counter()

@@ -20,7 +20,7 @@ from .buffers import INPUT_KINDS, InputSpec
 from .perception_config import PerceptionConfig, SOURCE_KINDS, TaskConfig
 from .triggers import FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
 from .vad import StreamingVAD, VADConfig
-from .window import ModalitySpec as WindowSpec
+from .window import WindowSpec
 from ..features import pipelines as P
 
 __all__ = ['ModalityPlan', 'plan_task', 'trigger_key', 'make_trigger', 'input_spec']
@@ -33,7 +33,7 @@ class ModalityPlan:
     """How one modality of one task is fed: input, window, feature pipeline and expected shape."""
 
     name: str
-    input: str                          # noqa: A003 (the name window.ModalitySpec uses for the same field)
+    input: str                          # noqa: A003 (the name window.WindowSpec uses for the same field)
     source: str
     pipeline_name: str
     pipeline: Callable[..., np.ndarray]

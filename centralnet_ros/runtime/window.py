@@ -1,7 +1,7 @@
 """
 Window assembly: what each modality of a model sees at a decision time ``t``.
 
-A :class:`ModalitySpec` (built from a bundle manifest by the engine) names the
+A :class:`WindowSpec` (built from a bundle manifest by the engine) names the
 input buffer and how to read it:
 
 - ``mode='audio'``: samples over ``[t - window_ns, t)`` from an :class:`~.buffers.AudioBuffer`,
@@ -31,11 +31,11 @@ from .buffers import AudioBuffer, FrameBuffer
 from .triggers import DecisionPoint
 from ..features.audio import resample_audio
 
-__all__ = ['ModalitySpec', 'ModalityWindow', 'Window', 'WindowAssembler']
+__all__ = ['WindowSpec', 'ModalityWindow', 'DecisionWindow', 'WindowAssembler']
 
 
 @dataclass(frozen=True)
-class ModalitySpec:
+class WindowSpec:
     name: str                                   # modality name, as in the bundle manifest
     input: str                                  # the hub input feeding it  # noqa: A003 (public field name)
     mode: Literal['audio', 'last_frames', 'sequence']
@@ -83,7 +83,7 @@ class ModalityWindow:
 
 
 @dataclass
-class Window:
+class DecisionWindow:
     """Everything the models need at ``t_ns``."""
 
     t_ns: int
@@ -105,9 +105,9 @@ class Window:
 
 
 class WindowAssembler:
-    """Reads :class:`ModalitySpec` s out of the hub's buffers at decision times."""
+    """Reads :class:`WindowSpec` s out of the hub's buffers at decision times."""
 
-    def __init__(self, specs: Sequence[ModalitySpec], buffers: Mapping[str, FrameBuffer | AudioBuffer]):
+    def __init__(self, specs: Sequence[WindowSpec], buffers: Mapping[str, FrameBuffer | AudioBuffer]):
         for s in specs:
             buf = buffers.get(s.input)
             if buf is None:
@@ -119,21 +119,21 @@ class WindowAssembler:
         self.specs = list(specs)
         self.buffers = buffers
 
-    def assemble(self, t_ns: int | DecisionPoint) -> Window:
-        """Assemble the :class:`Window` at a decision point (or a bare time)."""
+    def assemble(self, t_ns: int | DecisionPoint) -> DecisionWindow:
+        """Assemble the :class:`DecisionWindow` at a decision point (or a bare time)."""
         point = t_ns if isinstance(t_ns, DecisionPoint) else None
         t = point.t_ns if point is not None else int(t_ns)
-        window = Window(t, point)
+        window = DecisionWindow(t, point)
         for spec in self.specs:
             window.modalities[spec.name] = self._read(spec, t, point)
         return window
 
-    def _span(self, spec: ModalitySpec, t: int, point: DecisionPoint | None) -> tuple[int, int]:
+    def _span(self, spec: WindowSpec, t: int, point: DecisionPoint | None) -> tuple[int, int]:
         if spec.use_segment and point is not None and point.segment is not None:
             return (point.segment.start_ns - spec.segment_padding_ns, point.segment.end_ns + spec.segment_padding_ns)
         return t - spec.window_ns, t
 
-    def _read(self, spec: ModalitySpec, t: int, point: DecisionPoint | None) -> ModalityWindow:
+    def _read(self, spec: WindowSpec, t: int, point: DecisionPoint | None) -> ModalityWindow:
         buf = self.buffers[spec.input]
         start, end = self._span(spec, t, point)
         if spec.mode == 'audio':
@@ -142,7 +142,7 @@ class WindowAssembler:
             return self._frames(spec, buf, t)
         return self._sequence(spec, buf, start, end, t)
 
-    def _audio(self, spec: ModalitySpec, buf: AudioBuffer, start: int, end: int, t: int) -> ModalityWindow:
+    def _audio(self, spec: WindowSpec, buf: AudioBuffer, start: int, end: int, t: int) -> ModalityWindow:
         newest = buf.newest_stamp_ns
         if newest is None or buf.oldest_stamp_ns is None or buf.oldest_stamp_ns >= end:
             return ModalityWindow(spec.name, False, 'absent', start, end)
@@ -167,7 +167,7 @@ class WindowAssembler:
             return None
         return np.stack([np.asarray(a) for a in items])
 
-    def _frames(self, spec: ModalitySpec, buf: FrameBuffer, t: int) -> ModalityWindow:
+    def _frames(self, spec: WindowSpec, buf: FrameBuffer, t: int) -> ModalityWindow:
         stamps, items = buf.last_n(t, spec.num_frames)
         start = stamps[0] if stamps else t
         if not stamps:
@@ -192,7 +192,7 @@ class WindowAssembler:
         mw.stamps_ns = np.asarray(stamps, np.int64)
         return mw
 
-    def _sequence(self, spec: ModalitySpec, buf: FrameBuffer, start: int, end: int, t: int) -> ModalityWindow:
+    def _sequence(self, spec: WindowSpec, buf: FrameBuffer, start: int, end: int, t: int) -> ModalityWindow:
         stamps, items = buf.between(start, min(end, t))
         latest = buf.latest(t)
         if latest is None:
