@@ -182,16 +182,14 @@ def test_multilabel_loss_weights_positives_by_two():
 def test_gmu_gates_stay_in_open_unit_interval():
     for mods in (dict(list(CONV.items())[:2]), CONV):
         model = make('gmu', mods)
-        x = make_inputs(mods)
-        model(x)
-        z = model._last_gates
+        vectors = [torch.randn(B, p.in_features) * 10 for p in model.project]    # one top vector per modality
+        z = model.gates(vectors)
         assert z.shape == (B, 1 if len(mods) == 2 else len(mods), model.hidden)
         assert torch.all((z > 0) & (z < 1))
         with torch.no_grad():
             model.gate.weight.zero_()
             model.gate.bias.zero_()
-        model(x)
-        torch.testing.assert_close(model._last_gates, torch.full_like(z, 0.5))
+        torch.testing.assert_close(model.gates(vectors), torch.full_like(z, 0.5))
 
 
 def test_moddrop_drops_whole_modalities_never_all():
@@ -212,8 +210,17 @@ def test_moddrop_drops_whole_modalities_never_all():
 def test_moddrop_model_masks_in_training_only():
     model = make('moddrop', CONV, moddrop_p=0.9)
     x = make_inputs(CONV)
+    masks = []
+    model.dropout.register_forward_hook(lambda module, args, out: masks.append(out))
+    model.train()
+    torch.manual_seed(0)
+    model(x)
+    dropped = masks[-1]                                                # (B, M) after ModDrop
+    assert (dropped == 0).any(), 'p = 0.9 dropped no modality while training'
+    assert torch.all(dropped.sum(1) >= 1)                              # never all of them
     model.eval()
     a, b = model(x).logits, model(x).logits
+    assert torch.equal(masks[-1], torch.ones_like(dropped))            # nothing dropped in eval
     torch.testing.assert_close(a, b)
 
 

@@ -107,7 +107,6 @@ class GatedMultimodalUnit(FusionModel):
         self.gate = nn.Linear(sum(dims), hidden * n_gates)
         self.hidden = hidden
         self.head = ClassifierHead(hidden, config.num_classes, config.central_dropout)
-        self._last_gates: torch.Tensor | None = None
 
     def gates(self, vectors: list[torch.Tensor]) -> torch.Tensor:
         """(B, G, hidden) gate values in (0, 1); G = 1 for two modalities, else M."""
@@ -119,7 +118,6 @@ class GatedMultimodalUnit(FusionModel):
         vectors = [v * mask[:, k:k + 1] for k, v in enumerate(_top_vectors(self, x))]
         h = [torch.tanh(p(v)) for p, v in zip(self.project, vectors)]      # M x (B, hidden)
         z = self.gates(vectors)
-        self._last_gates = z.detach()
         if len(h) == 2:
             fused = z[:, 0] * h[0] + (1 - z[:, 0]) * h[1]
         else:
