@@ -7,11 +7,10 @@ the transfer fine-tuning step and the ``probe`` / ``transfer`` commands.
 from __future__ import annotations
 
 from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
-from centralnet_ros.representation.bimodal import (BimodalCAE, BimodalCAEConfig, draw_modality_dropout,
-                                                   presence_scale, train_bimodal)
-from centralnet_ros.representation.cae import (CAEConfig, ConvAutoEncoder, pixel_dropout, REPORT_SHAPES, train_cae,
-                                               valid_layout)
+from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, draw_modality_dropout, presence_scale
+from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, pixel_dropout, REPORT_SHAPES, valid_layout
 from centralnet_ros.representation.knn import KNNTransferMapping
+from centralnet_ros.training.autoencoders import train_bimodal, train_cae
 from centralnet_ros.training.transfer import finetune_from_layer, table_columns
 import numpy as np
 import pytest

@@ -39,17 +39,14 @@ shared layer learns to rebuild one modality from the other (the report's Figure 
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Callable, Mapping
+from typing import Mapping
 
-from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, pixel_dropout
-import numpy as np
+from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ['BimodalCAEConfig', 'BimodalCAE', 'BimodalOutput', 'draw_modality_dropout', 'presence_scale',
-           'train_bimodal']
+__all__ = ['BimodalCAEConfig', 'BimodalCAE', 'BimodalOutput', 'draw_modality_dropout', 'presence_scale']
 
 
 @dataclasses.dataclass
@@ -168,47 +165,3 @@ class BimodalCAE(nn.Module):
         mask = self._present(inputs, present)
         z = self._shared(inputs, mask)
         return BimodalOutput(reconstructions=self.decode(z), shared=z, present=mask)
-
-
-def train_bimodal(model: BimodalCAE, x: Mapping[str, np.ndarray], *, epochs: int = 10, batch_size: int = 128,
-                  lr: float = 2e-3, denoise_p: float = 0.0, seed: int = 0,
-                  log: Callable[[str], None] | None = None) -> list[dict]:
-    """
-    Train in place on paired arrays ``x[m]`` ``(N, C_m, H_m, W_m)`` with modality dropout.
-
-    Loss: sum over both modalities of the mean squared reconstruction error against the
-    clean input (also for the modality that was dropped).  Adam, cosine learning rate.
-    """
-    names = model.modalities
-    n = len(x[names[0]])
-    for m in names:
-        if m not in x or len(x[m]) != n:
-            raise ValueError(f'train_bimodal needs paired arrays for {names}; got '
-                             f'{ {k: len(v) for k, v in x.items()} }')
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
-    history = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        start, total, seen = time.perf_counter(), 0.0, 0
-        for index in np.array_split(rng.permutation(n), max(1, n // batch_size)):
-            clean = {m: torch.from_numpy(np.ascontiguousarray(x[m][index], dtype=np.float32)) for m in names}
-            present, _ = draw_modality_dropout(len(index), absent_threshold=model.config.absent_threshold,
-                                               generator=gen)
-            inputs = {m: (pixel_dropout(clean[m], denoise_p, generator=gen) if present[:, k].any() else None)
-                      for k, m in enumerate(names)}
-            out = model(inputs, present)
-            loss = sum(F.mse_loss(out.reconstructions[m], clean[m]) for m in names)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-        sched.step()
-        history.append({'epoch': epoch, 'loss': total / seen, 'seconds': time.perf_counter() - start})
-        if log:
-            log(f'  bimodal CAE epoch {epoch}/{epochs}: summed mse {total / seen:.4f}')
-    model.eval()
-    return history

@@ -37,7 +37,6 @@ pass fewer ``channels`` for a bottleneck there, or rely on the denoising objecti
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Callable
 
 import numpy as np
@@ -46,7 +45,7 @@ from torch import nn
 import torch.nn.functional as F
 
 __all__ = ['CAEConfig', 'ConvAutoEncoder', 'valid_layout', 'conv_out_size', 'pixel_dropout',
-           'train_cae', 'encode_array', 'REPORT_SHAPES']
+           'encode_array', 'REPORT_SHAPES']
 
 # the report's input sizes (channels first) for which the CAE must restore the shape exactly
 REPORT_SHAPES: dict[str, tuple[int, int, int]] = {
@@ -187,41 +186,6 @@ def pixel_dropout(x: torch.Tensor, p: float, *, generator: torch.Generator | Non
         return x
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
     return x * keep.to(x.dtype)
-
-
-def train_cae(model: ConvAutoEncoder, x: np.ndarray, *, epochs: int = 10, batch_size: int = 128,
-              lr: float = 2e-3, denoise_p: float | None = None, seed: int = 0,
-              log: Callable[[str], None] | None = None) -> list[dict]:
-    """
-    Train ``model`` in place on ``x`` ``(N, C, H, W)`` with the L2 reconstruction loss.
-
-    Adam, cosine-decayed learning rate.  ``denoise_p`` (default: the config's) corrupts the
-    input by :func:`pixel_dropout`; the target is always the clean input.
-    Returns one record per epoch (``loss`` = mean squared error on the clean target).
-    """
-    p = model.config.denoise_p if denoise_p is None else denoise_p
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
-    history = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        start, total, seen = time.perf_counter(), 0.0, 0
-        for index in np.array_split(rng.permutation(len(x)), max(1, len(x) // batch_size)):
-            clean = torch.from_numpy(np.ascontiguousarray(x[index], dtype=np.float32))   # (B, C, H, W)
-            loss = F.mse_loss(model(pixel_dropout(clean, p, generator=gen)), clean)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-        sched.step()
-        history.append({'epoch': epoch, 'loss': total / seen, 'seconds': time.perf_counter() - start})
-        if log:
-            log(f'  CAE {model.input_shape} epoch {epoch}/{epochs}: mse {total / seen:.4f}')
-    model.eval()
-    return history
 
 
 @torch.inference_mode()

@@ -30,7 +30,6 @@ each modality reconstructed by the bimodal CAE from the other one alone).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -38,8 +37,10 @@ import time
 from typing import Callable
 
 from centralnet_ros.evaluation.plots import pyplot, save_figure
-from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig, train_bimodal
-from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout, train_cae
+from centralnet_ros.representation.bimodal import BimodalCAE, BimodalCAEConfig
+from centralnet_ros.representation.cae import CAEConfig, ConvAutoEncoder, encode_array, pixel_dropout
+from centralnet_ros.training.autoencoders import train_bimodal, train_cae
+from centralnet_ros.training.trainer import fit, make_optimizer
 import numpy as np
 import torch
 from torch import nn
@@ -136,40 +137,29 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, x_val: n
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
-    best = (-1.0, 0, None)
-    history = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        total, seen = 0.0, 0
-        for index in np.array_split(rng.permutation(len(x)), max(1, len(x) // batch_size)):
-            xb = x[index]
-            if augment is not None:
-                xb = augment(xb, rng)
-            xb = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
-            loss = F.cross_entropy(model(xb), torch.from_numpy(y[index]).long())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-        sched.step()
-        record = {'epoch': epoch, 'loss': total / seen}
-        if x_val is not None:
-            record['val_accuracy'] = _accuracy(model, x_val, y_val)
-            if record['val_accuracy'] > best[0]:
-                best = (record['val_accuracy'], epoch, copy.deepcopy(model.state_dict()))
-        history.append(record)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+
+    def step(index):
+        xb = x[index]
+        if augment is not None:
+            xb = augment(xb, rng)
+        xb = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
+        return F.cross_entropy(model(xb), torch.from_numpy(y[index]).long()), len(index), {}
+
+    def report(record):
         if log:
-            log(f'  {desc} epoch {epoch}/{epochs}: loss {record["loss"]:.3f}'
+            log(f'  {desc} epoch {record["epoch"]}/{epochs}: loss {record["loss"]:.3f}'
                 + (f', val {record["val_accuracy"]:.3f}' if 'val_accuracy' in record else ''))
-    if best[2] is not None:
-        model.load_state_dict(best[2])
+
+    def batches():
+        return np.array_split(rng.permutation(len(x)), max(1, len(x) // batch_size))
+
+    fitted = fit(model, epochs=epochs, batches=batches, step=step, optimizer=optimizer,
+                 scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1)),
+                 evaluate=None if x_val is None else (lambda: _accuracy(model, x_val, y_val)),
+                 metric='val_accuracy', end_of_epoch=report)
     model.eval()
-    return {'best_epoch': best[1] if best[2] is not None else epochs,
-            'val_accuracy': best[0] if best[2] is not None else None, 'history': history}
+    return {'best_epoch': fitted.best_epoch, 'val_accuracy': fitted.best_score, 'history': fitted.history}
 
 
 def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray,

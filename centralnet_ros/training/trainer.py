@@ -1,15 +1,17 @@
 """
-One trainer for every fusion method.
+The one training loop (:func:`fit`) and the trainer of every fusion method built on it (:func:`train`).
 
 Adam/SGD, a learning-rate schedule, early stopping on a validation split, seeds, a
-progress bar, and the fusion weights logged every epoch (the paper's Figure 3).
+progress bar, and the fusion weights logged every epoch (the paper's Figure 3).  The
+auto-encoders, the probes, the KNN-transfer fine-tuning and the fine-tuning from
+recordings train with :func:`fit` too.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import time
-from typing import Callable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from centralnet_ros.evaluation.metrics import compute_metric
 from centralnet_ros.fusion import fusion_loss, FusionModel
@@ -123,18 +125,110 @@ def _schedule(optimizer, cfg: TrainConfig):
     return None
 
 
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` returns: one record per epoch, and the best epoch when there was a validation score."""
+
+    history: list[dict]
+    best_epoch: int
+    best_score: float | None
+    state_dict: dict[str, torch.Tensor] | None
+    wall_time_s: float
+
+
+Step = Callable[[Any], 'tuple[torch.Tensor, int, Mapping[str, float]]']
+
+
+def make_optimizer(params, *, optimizer: str = 'adam', lr: float = 1e-3, weight_decay: float = 0.0,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params`` (parameters or parameter groups)."""
+    if optimizer == 'adam':
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == 'sgd':
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+
+
+def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[Any]], step: Step,
+        optimizer: torch.optim.Optimizer, scheduler=None, evaluate: Callable[[], float] | None = None,
+        metric: str = 'val', train_mode: Callable[[], None] | None = None, grad_clip: float = 0.0,
+        patience: int = 0, end_of_epoch: Callable[[dict], None] | None = None, progress: bool = False,
+        desc: str = 'train') -> FitResult:
+    """
+    Train ``model``: the one training loop (fusion models, auto-encoders, probes and fine-tuning all use it).
+
+    Per epoch: ``train_mode()`` (default ``model.train()``); for each item of ``batches()``
+    ``step(item)`` returns ``(loss, batch size, loss parts)``, and the loop takes the
+    optimizer step (gradients clipped to ``grad_clip`` when > 0); then the scheduler
+    steps, ``evaluate()`` (if given) scores the epoch as ``record[metric]``, the best
+    epoch's weights are kept, ``end_of_epoch(record)`` may add to the record or log it,
+    and training stops after ``patience`` epochs without a better score (0: never).
+    With ``evaluate`` the model ends with the best epoch's weights, otherwise with the
+    last.  Seeding is the caller's (it also owns the random generators ``batches`` and
+    ``step`` draw from).
+    """
+    params = [p for group in optimizer.param_groups for p in group['params']]
+    history: list[dict] = []
+    best: tuple[float, int, dict | None] = (-np.inf, -1, None)
+    stale = 0
+    start = time.perf_counter()
+    bar = _progress(epochs, desc, progress)
+    for epoch in range(1, epochs + 1):
+        (train_mode or model.train)()
+        t0, total, seen, parts_sum = time.perf_counter(), 0.0, 0, {}
+        for item in batches():
+            loss, size, parts = step(item)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            optimizer.step()
+            total += float(loss.detach()) * size
+            seen += size
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v * size
+        record = {'epoch': epoch, 'loss': total / max(seen, 1), 'lr': optimizer.param_groups[0]['lr']}
+        if parts_sum:
+            record['loss_parts'] = {k: v / max(seen, 1) for k, v in parts_sum.items()}
+        if scheduler is not None:
+            scheduler.step()
+        if evaluate is not None:
+            score = record[metric] = evaluate()
+            if score > best[0]:
+                best = (score, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+                stale = 0
+            else:
+                stale += 1
+        record['seconds'] = time.perf_counter() - t0
+        if end_of_epoch is not None:
+            end_of_epoch(record)
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f'{record["loss"]:.3f}', **({} if evaluate is None else
+                                                         {'val': f'{record[metric]:.3f}', 'best': f'{best[0]:.3f}'}))
+        if evaluate is not None and patience and stale >= patience:
+            break
+    bar.close()
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    return FitResult(history=history, best_epoch=best[1] if best[2] is not None else len(history),
+                     best_score=float(best[0]) if best[2] is not None else None, state_dict=best[2],
+                     wall_time_s=time.perf_counter() - start)
+
+
 def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
           seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
           task: str = 'multiclass', desc: str = 'train') -> TrainResult:
     """
-    Train ``model`` in place, keep the weights of the best validation epoch, and evaluate them on ``test_split``.
+    Train a fusion model with :func:`fit`, keep its best validation epoch, and evaluate that on ``test_split``.
 
-    The fusion weights are logged each epoch.
+    The loss is :func:`~centralnet_ros.fusion.fusion_loss` (the output's plus every
+    unimodal loss); the scalar fusion weights have their own learning rate and no
+    weight decay, and are logged each epoch.
     """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    generator = seed_everything(seed)
-    del generator
+    seed_everything(seed)
     rng = np.random.default_rng(seed)
     device = resolve_device(cfg.device)
     model.to(device)
@@ -144,72 +238,45 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
     if fusion_ids:
         groups.append({'params': [p for p in params if id(p) in fusion_ids], 'weight_decay': 0.0,
                        'lr': cfg.fusion_weight_lr or cfg.lr})
-    if cfg.optimizer == 'adam':
-        optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = _schedule(optimizer, cfg)
+    optimizer = make_optimizer(groups, optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                               momentum=cfg.momentum)
     num_classes = model.num_classes
     labels_dtype = torch.long if task == 'multiclass' else torch.float32
 
-    history: list[dict] = []
-    best = (-np.inf, -1, None)
-    stale = 0
-    start = time.perf_counter()
-    bar = _progress(cfg.epochs, desc, cfg.progress)
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = _batches(len(train_split), cfg.batch_size, rng,
-                           train_split.labels if cfg.class_balanced_batches else None, num_classes)
-        total, parts_sum, seen = 0.0, {}, 0
-        for index in batches:
-            inputs = {m: x[index] for m, x in train_split.inputs.items()}
-            if augment is not None:
-                inputs = augment(inputs, rng)
-            x = _to_tensors(inputs, slice(None), device)
-            y = torch.as_tensor(train_split.labels[index], dtype=labels_dtype, device=device)
-            output = model(x)
-            loss, parts = fusion_loss(output, y, task=task, central_weight=cfg.central_loss_weight,
-                                      unimodal_weight=cfg.unimodal_loss_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-            seen += len(index)
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(index)
-        lr = optimizer.param_groups[0]['lr']
-        if scheduler is not None:
-            scheduler.step()
-        val_logits = predict(model, val_split, device=device)
-        val = compute_metric(cfg.metric, val_logits, val_split.labels, num_classes)
-        record = {'epoch': epoch, 'loss': total / max(seen, 1), 'lr': lr, f'val_{cfg.metric}': val,
-                  'loss_parts': {k: v / max(seen, 1) for k, v in parts_sum.items()}}
+    def batches():
+        return _batches(len(train_split), cfg.batch_size, rng,
+                        train_split.labels if cfg.class_balanced_batches else None, num_classes)
+
+    def step(index):
+        inputs = {m: x[index] for m, x in train_split.inputs.items()}
+        if augment is not None:
+            inputs = augment(inputs, rng)
+        x = _to_tensors(inputs, slice(None), device)
+        y = torch.as_tensor(train_split.labels[index], dtype=labels_dtype, device=device)
+        loss, parts = fusion_loss(model(x), y, task=task, central_weight=cfg.central_loss_weight,
+                                  unimodal_weight=cfg.unimodal_loss_weight)
+        return loss, len(index), parts
+
+    def evaluate():
+        return compute_metric(cfg.metric, predict(model, val_split, device=device), val_split.labels, num_classes)
+
+    def log_fusion_weights(record):
         weights = model.fusion_weights()
         if weights is not None:
             record['fusion_weights'] = weights
-        history.append(record)
-        if val > best[0]:
-            best = (val, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
-            stale = 0
-        else:
-            stale += 1
-        bar.update(1)
-        bar.set_postfix(loss=f'{record["loss"]:.3f}', val=f'{val:.3f}', best=f'{best[0]:.3f}')
-        if cfg.patience and stale >= cfg.patience:
-            break
-    bar.close()
-    wall = time.perf_counter() - start
-    model.load_state_dict(best[2])
+
+    fitted = fit(model, epochs=cfg.epochs, batches=batches, step=step, optimizer=optimizer,
+                 scheduler=_schedule(optimizer, cfg), evaluate=evaluate, metric=f'val_{cfg.metric}',
+                 grad_clip=cfg.grad_clip, patience=cfg.patience, end_of_epoch=log_fusion_weights,
+                 progress=cfg.progress, desc=desc)
     test_metric, test_logits = None, None
     if test_split is not None:
         test_logits = predict(model, test_split, device=device)
         test_metric = compute_metric(cfg.metric, test_logits, test_split.labels, num_classes)
-    return TrainResult(best_epoch=best[1], val_metric=float(best[0]), test_metric=test_metric,
-                       history=history, wall_time_s=wall, epochs_run=len(history), state_dict=best[2],
-                       test_logits=test_logits)
+    val_metric = float('nan') if fitted.best_score is None else fitted.best_score
+    return TrainResult(best_epoch=fitted.best_epoch, val_metric=val_metric, test_metric=test_metric,
+                       history=fitted.history, wall_time_s=fitted.wall_time_s, epochs_run=len(fitted.history),
+                       state_dict=fitted.state_dict, test_logits=test_logits)
 
 
 class _NoBar:

@@ -44,6 +44,7 @@ from typing import Callable
 from centralnet_ros.encoders.base import EncoderConfig, ModalityEncoder
 from centralnet_ros.representation.knn import KNNTransferMapping
 from centralnet_ros.training.probe import train_classifier
+from centralnet_ros.training.trainer import fit, make_optimizer
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -168,26 +169,26 @@ def finetune_from_layer(encoder: ModalityEncoder, layer: int, real: np.ndarray, 
     rng = np.random.default_rng(seed)
     for p in encoder.levels[:layer].parameters():
         p.requires_grad_(False)
-    params = [p for p in encoder.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    optimizer = make_optimizer([p for p in encoder.parameters() if p.requires_grad], lr=lr,
+                               weight_decay=weight_decay)
     steps = int(np.ceil((len(real) + len(transferred)) / batch_size))
-    n_transferred, history = 0, []
-    for epoch in range(1, epochs + 1):
+    n_transferred = 0
+
+    def train_mode():
         encoder.eval()                         # frozen batch-norm statistics
         encoder.head.dropout.train()
-        total = 0.0
-        for _ in range(steps):
-            use_t = rng.random() < p_audio
-            pool, labels = (transferred, transferred_y) if use_t else (real, real_y)
-            index = rng.choice(len(pool), size=min(batch_size, len(pool)), replace=False)
-            h = torch.from_numpy(np.ascontiguousarray(pool[index], dtype=np.float32))
-            loss = F.cross_entropy(_upper(encoder, h, layer), torch.from_numpy(labels[index]).long())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            n_transferred += int(use_t)
-        history.append({'epoch': epoch, 'loss': total / steps})
+
+    def step(_):
+        nonlocal n_transferred
+        use_t = rng.random() < p_audio
+        pool, labels = (transferred, transferred_y) if use_t else (real, real_y)
+        index = rng.choice(len(pool), size=min(batch_size, len(pool)), replace=False)
+        h = torch.from_numpy(np.ascontiguousarray(pool[index], dtype=np.float32))
+        n_transferred += int(use_t)
+        return F.cross_entropy(_upper(encoder, h, layer), torch.from_numpy(labels[index]).long()), 1, {}
+
+    history = fit(encoder, epochs=epochs, batches=lambda: range(steps), step=step, optimizer=optimizer,
+                  train_mode=train_mode).history       # loss: the mean over the epoch's steps
     for p in encoder.parameters():
         p.requires_grad_(True)
     encoder.eval()
