@@ -92,6 +92,59 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def setting(default: Any = dataclasses.MISSING, *, doc: str, bounds: tuple[float, float] | None = None,
+            choices: tuple[str, ...] | None = None, pattern: str | None = None, node: bool = True,
+            dynamic: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+    """
+    Declare a dataclass field once with its description and valid range.
+
+    ``doc`` describes the field (``{task}`` / ``{input}`` are filled in where the field is
+    repeated per task or input); ``bounds`` (inclusive), ``choices`` and ``pattern`` (a
+    full-match regex) are checked by :func:`check_settings`, which the dataclass's
+    ``__post_init__`` calls.  ``node`` marks a field that the ROS node exposes as a
+    parameter (:mod:`centralnet_ros.node_params` derives its table from these fields);
+    ``dynamic`` one that may change while running.
+    """
+    metadata = {'doc': doc, 'bounds': bounds, 'choices': choices, 'pattern': pattern, 'node': node,
+                'dynamic': dynamic}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def setting_problem(field: dataclasses.Field, value: Any) -> str | None:
+    """Return why ``value`` is outside ``field``'s declared bounds, choices or pattern (None when it is valid)."""
+    import re
+    meta = field.metadata
+    if value is None or 'doc' not in meta:
+        return None
+    bounds, choices, pattern = meta['bounds'], meta['choices'], meta['pattern']
+    if bounds is not None and isinstance(value, (int, float)) and not bounds[0] <= value <= bounds[1]:
+        return f'{field.name} must be in [{bounds[0]:g}, {bounds[1]:g}], got {value}'
+    if choices is not None and value not in choices:
+        return f'{field.name} must be one of {", ".join(choices)}, got {value!r}'
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        return f'{field.name} must match {pattern}, got {value!r}'
+    return None
+
+
+def check_settings(obj: Any, **values: Any) -> None:
+    """
+    Raise ValueError when a field of the dataclass ``obj`` is outside its declared range (see :func:`setting`).
+
+    With ``values`` only those fields are checked, against the values given (a change
+    about to be made, such as a new score threshold at run time); ``obj`` may then be
+    the dataclass itself.
+    """
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    name_of = (obj if isinstance(obj, type) else type(obj)).__name__
+    items = values.items() if values else ((name, getattr(obj, name)) for name in fields)
+    for name, value in items:
+        if name not in fields:
+            raise ValueError(f'{name_of} has no field {name!r}')
+        problem = setting_problem(fields[name], value)
+        if problem:
+            raise ValueError(f'{name_of}: {problem}')
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], *, _where: str = '') -> T:
     """
     Build dataclass ``cls`` from ``data``.

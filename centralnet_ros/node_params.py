@@ -17,21 +17,23 @@ tables, or writes the params file.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import re
 import textwrap
+import typing
 from typing import Any, Iterable, Mapping
 
+from centralnet_ros.runtime.perception_config import InputConfig, PerceptionConfig, TaskConfig
+from centralnet_ros.runtime.vad import VADConfig
 import yaml
 
 FUSION_NODE = 'fusion_node'
 MICROPHONE_NODE = 'microphone_node'
 NODES = (FUSION_NODE, MICROPHONE_NODE)
 
-TASKS = ('gesture', 'speech', 'emotion')
 INPUTS = ('image', 'depth', 'audio', 'skeleton')
-TRIGGERS = ('rate', 'frame', 'speech_end')
 TYPES = ('bool', 'integer', 'double', 'string', 'string_array')
 
 ROS_BUILTIN_PARAMETERS = {'use_sim_time': 'bool'}
@@ -136,14 +138,59 @@ def _show(value: Any) -> str:
     return f'{type(value).__name__} {value!r}'
 
 
+# -- parameters derived from the runtime's config dataclasses ---------------------------
+
+_ROS_TYPES = {bool: 'bool', int: 'integer', float: 'double', str: 'string'}
+
+
+def _ros_type(tp: Any) -> tuple[str, tuple[str, ...] | None]:
+    """Return the ROS 2 parameter type of annotation ``tp``, and its choices when it is a Literal."""
+    if typing.get_origin(tp) is typing.Literal:
+        return 'string', tuple(typing.get_args(tp))
+    if typing.get_origin(tp) in (list, tuple) and typing.get_args(tp)[:1] == (str,):
+        return 'string_array', None
+    if tp not in _ROS_TYPES:
+        raise TypeError(f'no ROS 2 parameter type for {tp}')
+    return _ROS_TYPES[tp], None
+
+
+def derived_parameters(cls: type, *, prefix: str = '', defaults: Mapping[str, Any] | None = None,
+                       names: Iterable[str] | None = None, **fmt: str) -> list[ParamSpec]:
+    """
+    Declare the ``node`` fields of dataclass ``cls`` (:func:`centralnet_ros.config.setting`) as parameters.
+
+    Names are ``prefix + field``; type, default, description, bounds and choices come from
+    the field, so a runtime default or range is written once.  ``defaults`` overrides a
+    default (per-task defaults), ``names`` keeps only those fields, and ``fmt`` fills
+    ``{task}``-style blanks in descriptions.
+    """
+    hints = typing.get_type_hints(cls)
+    keep = None if names is None else set(names)
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get('node') or (keep is not None and f.name not in keep):
+            continue
+        value_type, literal_choices = _ros_type(hints[f.name])
+        default = (defaults or {}).get(f.name, f.default)
+        if default is dataclasses.MISSING:
+            raise TypeError(f'{cls.__name__}.{f.name}: a node parameter needs a default')
+        specs.append(ParamSpec(prefix + f.name, value_type, default, meta['doc'].format(**fmt),
+                               bounds=meta['bounds'], choices=meta['choices'] or literal_choices,
+                               pattern=meta['pattern'], dynamic=meta['dynamic']))
+    return specs
+
+
 # -- the table ----------------------------------------------------------------------------
 
-_TASK_DEFAULTS = {
-    # task: (trigger, rate_hz, score_threshold)
-    'gesture': ('rate', 5.0, 0.5),
-    'speech': ('speech_end', 2.0, 0.5),
-    'emotion': ('speech_end', 1.0, 0.4),
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    # task: its TaskConfig fields that differ from the dataclass's defaults (bundle: the task's name)
+    'gesture': {'trigger': 'rate', 'rate_hz': 5.0, 'score_threshold': 0.5},
+    'speech': {'trigger': 'speech_end', 'rate_hz': 2.0, 'score_threshold': 0.5},
+    'emotion': {'trigger': 'speech_end', 'rate_hz': 1.0, 'score_threshold': 0.4},
 }
+"""The tasks the node runs by default, and their defaults for the runtime's TaskConfig."""
+TASKS = tuple(TASK_DEFAULTS)
 
 
 def _fusion_parameters() -> tuple[ParamSpec, ...]:
@@ -152,59 +199,11 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   'Tasks to run; each needs <task>.bundle.', choices=TASKS),
     ]
     for task in TASKS:
-        trigger, rate_hz, threshold = _TASK_DEFAULTS[task]
-        p += [
-            ParamSpec(f'{task}.bundle', 'string', task,
-                      f'Model bundle for {task}: a path, or a name resolved in '
-                      'share/centralnet_ros/models; changing it at run time loads the new bundle beside the old '
-                      'one and swaps it in between decisions (refused, with the reason, if it does not fit).',
-                      dynamic=True),
-            ParamSpec(f'{task}.trigger', 'string', trigger,
-                      f'When {task} decides: rate (every 1/rate_hz s), frame (each new frame of '
-                      'its first modality) or speech_end (end of a voiced segment).',
-                      choices=TRIGGERS),
-            ParamSpec(f'{task}.rate_hz', 'double', rate_hz,
-                      f'Decision rate of {task} when trigger is rate, Hz.', bounds=(0.1, 100.0)),
-            ParamSpec(f'{task}.window_s', 'double', 0.0,
-                      f'Length of the input window of {task}, s; 0 takes the window the bundle '
-                      'was trained with.', bounds=(0.0, 30.0)),
-            ParamSpec(f'{task}.score_threshold', 'double', threshold,
-                      f'Publish the {task} result only when its top score reaches this; '
-                      'changeable at run time.', bounds=(0.0, 1.0), dynamic=True),
-        ]
+        p += derived_parameters(TaskConfig, prefix=f'{task}.', defaults={'bundle': task, **TASK_DEFAULTS[task]},
+                                task=task)
+    p += derived_parameters(PerceptionConfig)
+    p += derived_parameters(VADConfig, prefix='vad.')
     p += [
-        ParamSpec('device', 'string', 'cpu', 'Inference device: cpu, cuda or cuda:N.',
-                  pattern=r'cpu|cuda(:\d+)?'),
-        ParamSpec('precision', 'string', 'fp32',
-                  'Inference precision; fp16 only on CUDA.', choices=('fp32', 'fp16')),
-        ParamSpec('on_device_failure', 'string', 'fallback_cpu',
-                  'If the device is unavailable at configure: fallback_cpu (log and use the CPU) '
-                  'or error (fail the configure transition).', choices=('fallback_cpu', 'error')),
-        ParamSpec('max_data_age_s', 'double', 1.0,
-                  'Inputs older than this (by header stamp, relative to the newest input) '
-                  'count as missing.', bounds=(0.01, 60.0)),
-        ParamSpec('input_timeout_s', 'double', 2.0,
-                  'An input silent for this long is reported stale in diagnostics (a reliable '
-                  'subscriber gets nothing from a best-effort publisher).', bounds=(0.1, 600.0)),
-        ParamSpec('decision_delay_s', 'double', 0.1,
-                  'Hold each decision until this much newer data has arrived, so that inputs '
-                  'stamped up to the decision time are in (topics arrive interleaved).',
-                  bounds=(0.0, 5.0)),
-        ParamSpec('vad.start_db', 'double', 12.0,
-                  'speech_end voice detection: speech starts this far above the noise floor, '
-                  'dB.', bounds=(0.0, 60.0)),
-        ParamSpec('vad.end_db', 'double', 6.0,
-                  'speech_end voice detection: speech continues while this far above the noise '
-                  'floor, dB (at most start_db).', bounds=(0.0, 60.0)),
-        ParamSpec('vad.hangover_ms', 'double', 300.0,
-                  'speech_end voice detection: silence that ends a segment, ms.',
-                  bounds=(0.0, 5000.0)),
-        ParamSpec('vad.min_speech_ms', 'double', 120.0,
-                  'speech_end voice detection: shorter segments are ignored, ms.',
-                  bounds=(0.0, 5000.0)),
-        ParamSpec('vad.min_speech_dbfs', 'double', -60.0,
-                  'speech_end voice detection: frames quieter than this are never speech, dBFS.',
-                  bounds=(-120.0, 0.0)),
         ParamSpec('qos_reliability', 'string', 'best_effort',
                   'Reliability of the input subscriptions (sensor-data QoS by default); a '
                   'reliable subscriber gets nothing from a best-effort publisher.',
@@ -213,17 +212,15 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   bounds=(1, 1000)),
     ]
     for name in INPUTS:
-        p.append(ParamSpec(f'{name}.offset_s', 'double', 0.0,
-                           f'Added to {name} header stamps before alignment, s (e.g. negative '
-                           'when a driver stamps on arrival rather than at capture).',
-                           bounds=(-10.0, 10.0)))
+        p += derived_parameters(InputConfig, prefix=f'{name}.', names=('offset_s',), input=name)
     p += [
         ParamSpec('audio_type', 'string', 'audio_data_stamped',
                   'Message type on audio: audio_data_stamped (audio_common_msgs/AudioDataStamped '
                   'with audio_info) or naoqi_audio_buffer (naoqi_bridge_msgs/AudioBuffer).',
                   choices=('audio_data_stamped', 'naoqi_audio_buffer')),
-        ParamSpec('audio.channel', 'integer', -1,
-                  'Audio channel fed to the models; -1 averages all channels.', bounds=(-1, 63)),
+    ]
+    p += derived_parameters(InputConfig, prefix='audio.', names=('channel',))
+    p += [
         ParamSpec('audio_info.sample_rate', 'integer', 0,
                   'Audio format assumed until an AudioInfo arrives (a volatile publisher such as a '
                   'plain ros2 bag play never reaches the transient-local subscriber), Hz; 0 waits '

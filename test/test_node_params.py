@@ -180,3 +180,30 @@ def test_write_config_round_trips(tmp_path):
     assert node_params.main(['--write-config', str(out)]) == 0
     assert node_params.validate_params_file(out, complete=True)[MICROPHONE_NODE]['sample_rate'] \
         == 16000
+
+
+def test_docs_ros_interface_is_rendered_from_the_table(capsys):
+    assert node_params.main([]) == 0
+    assert (REPO / 'docs' / 'ros_interface.md').read_text() == capsys.readouterr().out, (
+        'docs/ros_interface.md differs from centralnet_ros/node_params.py; regenerate it with '
+        '`python -m centralnet_ros.node_params > docs/ros_interface.md`')
+
+
+def test_runtime_settings_are_declared_once():
+    """The node's parameters for the runtime's dataclasses carry their defaults and ranges, and both refuse alike."""
+    import dataclasses
+
+    from centralnet_ros.runtime.perception_config import PerceptionConfig, TaskConfig
+    from centralnet_ros.runtime.vad import VADConfig
+    fusion = {s.name: s for s in node_params.node_parameters(FUSION_NODE)}
+    for f in dataclasses.fields(VADConfig):
+        if f.metadata.get('node'):
+            assert fusion[f'vad.{f.name}'].default == f.default
+            assert fusion[f'vad.{f.name}'].bounds == f.metadata['bounds']
+    assert fusion['max_data_age_s'].default == PerceptionConfig(tasks={'x': TaskConfig('x')}).max_data_age_s
+    with pytest.raises(ParameterError, match='outside 0..1'):
+        node_params.check_value(FUSION_NODE, 'speech.score_threshold', 1.5)
+    with pytest.raises(ValueError, match=r'score_threshold must be in \[0, 1\]'):
+        TaskConfig('speech', score_threshold=1.5)
+    with pytest.raises(ValueError, match=r'hangover_ms must be in \[0, 5000\]'):
+        VADConfig(hangover_ms=6000.0)

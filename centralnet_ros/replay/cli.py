@@ -17,6 +17,7 @@ from ``models/``). Writes into ``--out``: ``predictions.jsonl``, ``metrics.json`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 import shlex
@@ -109,11 +110,9 @@ def build_config(*, config_path: str | None = None, tasks: Sequence[str] | None 
         if task not in cfg.tasks:
             raise ReplaySetupError(f'--threshold {task}=...: no task {task!r} (tasks: {", ".join(cfg.tasks)})')
         try:
-            cfg.tasks[task].score_threshold = float(value)
-        except ValueError:
-            raise ReplaySetupError(f'--threshold {task}={value}: not a number') from None
-        if not 0.0 <= cfg.tasks[task].score_threshold <= 1.0:
-            raise ReplaySetupError(f'--threshold {task}={value}: must be in [0, 1]')
+            cfg.tasks[task] = dataclasses.replace(cfg.tasks[task], score_threshold=float(value))
+        except ValueError as exc:              # not a number, or outside TaskConfig's declared range
+            raise ReplaySetupError(f'--threshold {task}={value}: {exc}') from None
     notes = []
     for task in list(cfg.tasks):
         try:

@@ -69,6 +69,7 @@ from .plan import input_spec, make_trigger, ModalityPlan, plan_task, trigger_key
 from .stats import RuntimeStats
 from .triggers import DecisionPoint, Trigger
 from .window import DecisionWindow, ModalityWindow, WindowAssembler
+from ..config import check_settings
 from ..features import pipelines as P
 
 log = logging.getLogger(__name__)
@@ -373,8 +374,10 @@ class Perception:
         """Change a task's score threshold at run time (``0 <= value <= 1``)."""
         state = self._task(task)
         value = float(value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f'{task}: score threshold must be in [0, 1], got {value}')
+        try:
+            check_settings(TaskConfig, score_threshold=value)
+        except ValueError as exc:
+            raise ValueError(f'{task}: {exc}') from None
         with self._lock:
             state.threshold = value
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from .buffers import INPUT_KINDS
 from .vad import VADConfig
+from ..config import check_settings, setting
 
 __all__ = ['AudioFormatConfig', 'InputConfig', 'TaskConfig', 'PerceptionConfig', 'DEFAULT_INPUTS', 'SOURCE_KINDS',
            'default_inputs']
@@ -52,13 +53,15 @@ class InputConfig:
     """
 
     kind: str
-    offset_s: float = 0.0
+    offset_s: float = setting(0.0, bounds=(-10.0, 10.0),
+                              doc='Added to {input} header stamps before alignment, s (e.g. negative when a driver '
+                                  'stamps on arrival rather than at capture).')
     retention_s: float | None = None
     max_items: int | None = None
     stamp_marks: Literal['start', 'end'] = 'start'
     contiguity_tolerance_s: float | None = None
     audio_format: AudioFormatConfig | None = None
-    channel: int = -1
+    channel: int = setting(-1, bounds=(-1, 63), doc='Audio channel fed to the models; -1 averages all channels.')
     naoqi_channels: int | None = None
     num_joints: int | None = 20
     allow_nan_joints: bool = False
@@ -67,8 +70,7 @@ class InputConfig:
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:
             raise ValueError(f'input kind {self.kind!r} is not one of {INPUT_KINDS}')
-        if self.channel < -1:
-            raise ValueError(f'channel must be -1 (average) or a channel index, got {self.channel}')
+        check_settings(self)
 
 
 def default_inputs() -> dict[str, InputConfig]:
@@ -97,11 +99,21 @@ class TaskConfig:
     (never past the decision time for frames).
     """
 
-    bundle: str
-    trigger: str = 'rate'
-    rate_hz: float = 5.0
-    window_s: float = 0.0
-    score_threshold: float = 0.5
+    bundle: str = setting(dynamic=True,
+                          doc='Model bundle for {task}: a path, or a name resolved in share/centralnet_ros/models; '
+                              'changing it at run time loads the new bundle beside the old one and swaps it in '
+                              'between decisions (refused, with the reason, if it does not fit).')
+    trigger: str = setting('rate', pattern=r'(rate|frame|speech_end)(:[A-Za-z0-9_]+)?',
+                           doc='When {task} decides: rate (every 1/rate_hz s), frame (each new frame of its first '
+                               'modality) or speech_end (end of a voiced segment); frame:<input> and '
+                               'speech_end:<input> name the input.')
+    rate_hz: float = setting(5.0, bounds=(0.1, 100.0), doc='Decision rate of {task} when trigger is rate, Hz.')
+    window_s: float = setting(0.0, bounds=(0.0, 30.0),
+                              doc='Length of the input window of {task}, s; 0 takes the window the bundle was '
+                                  'trained with.')
+    score_threshold: float = setting(0.5, bounds=(0.0, 1.0), dynamic=True,
+                                     doc='Publish the {task} result only when its top score reaches this; '
+                                         'changeable at run time.')
     max_data_age_s: float | None = None
     segment_padding_s: float = 0.2
     min_audio_coverage: float = 0.5
@@ -114,12 +126,11 @@ class TaskConfig:
             raise ValueError(f'trigger must be rate, frame[:<input>] or speech_end[:<input>], got {self.trigger!r}')
         if kind == 'rate' and ':' in self.trigger:
             raise ValueError(f'a rate trigger takes no input, got {self.trigger!r}')
-        if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
-            raise ValueError(f'rate_hz must be positive, got {self.rate_hz}')
-        if self.window_s < 0 or self.segment_padding_s < 0:
-            raise ValueError('window_s and segment_padding_s must be >= 0')
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
+        if not math.isfinite(self.rate_hz):
+            raise ValueError(f'rate_hz must be finite, got {self.rate_hz}')
+        check_settings(self)                 # rate_hz, window_s, score_threshold: their declared ranges
+        if self.segment_padding_s < 0:
+            raise ValueError('segment_padding_s must be >= 0')
         if self.max_data_age_s is not None and self.max_data_age_s < 0:
             raise ValueError('max_data_age_s must be >= 0')
         if not 0.0 <= self.min_audio_coverage <= 1.0:
@@ -140,15 +151,24 @@ class PerceptionConfig:
 
     tasks: dict[str, TaskConfig]
     inputs: dict[str, InputConfig] = dataclasses.field(default_factory=default_inputs)
-    device: str = 'cpu'
-    precision: Literal['fp32', 'fp16'] = 'fp32'
+    device: str = setting('cpu', pattern=r'cpu|cuda(:\d+)?', doc='Inference device: cpu, cuda or cuda:N.')
+    precision: Literal['fp32', 'fp16'] = setting('fp32', doc='Inference precision; fp16 only on CUDA.')
     backend: Literal['auto', 'torch', 'onnxruntime'] = 'auto'
     threads: int = 1
-    on_device_failure: Literal['fallback_cpu', 'error'] = 'fallback_cpu'
+    on_device_failure: Literal['fallback_cpu', 'error'] = setting(
+        'fallback_cpu', doc='If the device is unavailable at configure: fallback_cpu (log and use the CPU) or error '
+                            '(fail the configure transition).')
     warmup: int = 3
-    max_data_age_s: float = 1.0
-    input_timeout_s: float = 2.0
-    decision_delay_s: float = 0.1
+    max_data_age_s: float = setting(1.0, bounds=(0.01, 60.0),
+                                    doc='Inputs older than this (by header stamp, relative to the newest input) '
+                                        'count as missing.')
+    input_timeout_s: float = setting(2.0, bounds=(0.1, 600.0),
+                                     doc='An input silent for this long is reported stale in diagnostics (a '
+                                         'reliable subscriber gets nothing from a best-effort publisher).')
+    decision_delay_s: float = setting(0.1, bounds=(0.0, 5.0),
+                                      doc='Hold each decision until this much newer data has arrived, so that '
+                                          'inputs stamped up to the decision time are in (topics arrive '
+                                          'interleaved).')
     loop_jump_s: float = 2.0
     frame_rate_hint_hz: float = 30.0
     vad: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -159,6 +179,7 @@ class PerceptionConfig:
         for name in self.inputs:
             if name.endswith('_info'):
                 raise ValueError(f'input name {name!r}: names ending in _info are reserved for AudioInfo')
-        if self.max_data_age_s < 0 or self.decision_delay_s < 0 or self.loop_jump_s <= 0:
-            raise ValueError('max_data_age_s and decision_delay_s must be >= 0, loop_jump_s > 0')
+        check_settings(self)
+        if self.loop_jump_s <= 0:
+            raise ValueError('loop_jump_s must be > 0')
         VADConfig(**self.vad)          # unknown VAD keys fail here, naming the key

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from centralnet_ros.config import check_settings, setting
 import numpy as np
 
 __all__ = ['VADConfig', 'SpeechSegment', 'StreamingVAD', 'detect_speech', 'frame_energies_db']
@@ -34,19 +35,29 @@ __all__ = ['VADConfig', 'SpeechSegment', 'StreamingVAD', 'detect_speech', 'frame
 
 @dataclass(frozen=True)
 class VADConfig:
+    """Settings of the voice-activity detector (module docstring); ``node`` fields are fusion_node parameters."""
+
     frame_ms: float = 20.0
-    start_db: float = 12.0            # above the floor: speech starts
-    end_db: float = 6.0               # above the floor: speech continues
-    min_speech_ms: float = 120.0
-    hangover_ms: float = 300.0
+    start_db: float = setting(12.0, bounds=(0.0, 60.0),
+                              doc='speech_end voice detection: speech starts this far above the noise floor, dB.')
+    end_db: float = setting(6.0, bounds=(0.0, 60.0),
+                            doc='speech_end voice detection: speech continues while this far above the noise '
+                                'floor, dB (at most start_db).')
+    min_speech_ms: float = setting(120.0, bounds=(0.0, 5000.0),
+                                   doc='speech_end voice detection: shorter segments are ignored, ms.')
+    hangover_ms: float = setting(300.0, bounds=(0.0, 5000.0),
+                                 doc='speech_end voice detection: silence that ends a segment, ms.')
     max_speech_ms: float = 10_000.0
     pad_ms: float = 60.0
     floor_rise_db_per_s: float = 3.0
     min_energy_dbfs: float = -100.0   # energies are clamped to this (digital silence)
-    min_speech_dbfs: float = -60.0    # frames quieter than this are never speech
+    min_speech_dbfs: float = setting(-60.0, bounds=(-120.0, 0.0),
+                                     doc='speech_end voice detection: frames quieter than this are never speech, '
+                                         'dBFS.')
     initial_floor_dbfs: float | None = None   # None: the first frame's energy
 
     def __post_init__(self):
+        check_settings(self)
         if self.frame_ms <= 0 or self.hangover_ms < 0 or self.min_speech_ms < 0 or self.pad_ms < 0:
             raise ValueError(f'VADConfig durations must be positive: {self}')
         if self.end_db > self.start_db:
