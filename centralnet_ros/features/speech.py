@@ -33,10 +33,10 @@ Normalisation, and why none of it uses statistics beyond one sample:
   over the window, i.e. per utterance on both sides.  ``mfcc_norm='utterance'`` adds
   cepstral mean and variance normalisation per utterance (each of the 26 coefficient
   rows to zero mean, unit variance over its frames), again per sample on both sides;
-  it cost ~8 points of audio accuracy on AVLetters' speaker-dependent split (single
-  runs: 66.7 vs 77.8 %, and 75.0 vs 86.1 % for a wider net), so it is not used.  A
-  per-coefficient standardisation with training-set constants did not help either
-  (73.9 vs 77.8 %, 81.7 vs 87.2 %); the first BatchNorm absorbs the scale.
+  it lowered audio accuracy on AVLetters' speaker-dependent split in the runs made
+  while choosing the front end, so it is not used; neither is a per-coefficient
+  standardisation with training-set constants, which did not help (the first
+  BatchNorm absorbs the scale).  Figures belong in ``benchmarks/results/``.
 * lips: per-frame z-normalisation (:func:`~centralnet_ros.features.image.znormalize_frames`),
   which depends on one frame only.
 """

@@ -24,8 +24,9 @@ The report's three settings Exp1-3 are not documented in the material available 
 so three settings are defined (:func:`default_settings`): Exp1 transfers at the video
 network's second layer with ``p_a = 0.25``; Exp2 at the second layer with ``p_a = 0.5``;
 Exp3 at the third (last convolutional) layer with ``p_a = 0.5``.  (Exp3 first used
-``p_a = 0.25``; a first seed-0 run gave 0 % on U-Z at both layers with ``p_a = 0.25``, so
-Exp3 was moved to ``p_a = 0.5`` to compare the layers where transfer works at all.)
+``p_a = 0.25``, with which a first run reached none of U-Z at either layer, so Exp3 was
+moved to ``p_a = 0.5`` to compare the layers where transfer works at all; the figures
+are in ``benchmarks/results/transfer.md``.)
 
 Networks: the project's encoders (:mod:`centralnet_ros.encoders.base`): a 2-D CNN on the
 26 x 24 MFCC map (standardised per coefficient with Tr statistics) and a 3-D CNN on the
