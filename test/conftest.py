@@ -21,6 +21,26 @@ def pytest_configure(config):
         'when one is missing, failed under CI=true')
 
 
+SLOW_MODULES = {
+    # whole modules that lint, build, train, fuzz or start subprocesses
+    'test_flake8', 'test_pep257', 'test_colcon_build', 'test_sweep', 'test_front_door', 'test_finetune',
+    'test_fuzz_messages', 'test_fusion_node_fake_rclpy', 'test_import_boundary', 'test_training',
+    'test_people', 'test_skeleton2d', 'test_mouth',
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """
+    Mark ``slow`` what reads real datasets (``needs_data``), the modules in :data:`SLOW_MODULES` and tests marked so.
+
+    ``pytest -m "not slow"`` is the quick subset (about a minute on two quiet cores); CI
+    (``.ci/run``) and a plain ``pytest`` run everything.
+    """
+    for item in items:
+        if item.get_closest_marker('needs_data') or item.module.__name__.rpartition('.')[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Before any fixture reads data: skip (or fail under CI) a test whose datasets are missing."""

@@ -351,6 +351,7 @@ def test_runtime_never_reads_the_wall_clock(monkeypatch):
     hub.stats.to_dict(now_ns=5 * S)
 
 
+@pytest.mark.slow                                            # a fresh interpreter / the whole command
 def test_importing_the_runtime_does_not_import_rclpy(tmp_path):
     """A poisoned ``rclpy`` on the path: importing it anywhere in these modules would fail."""
     for name in ('rclpy', 'rosidl_runtime_py'):

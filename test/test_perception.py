@@ -378,6 +378,7 @@ def test_perception_yaml_config_is_strict(tmp_path):
         load_perception_config(path)
 
 
+@pytest.mark.slow                                            # a fresh interpreter / the whole command
 def test_importing_the_runtime_does_not_import_torch():
     import subprocess
     import sys

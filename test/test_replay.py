@@ -215,6 +215,7 @@ def test_topic_mapping_follows_the_recorded_types(tmp_path, bundle):
         T.map_topics(info, config(bundle), {'lidar': '/cam'})
 
 
+@pytest.mark.slow                                            # a fresh interpreter / the whole command
 def test_replay_command_writes_the_evaluation(tmp_path, bundle, capsys):
     from centralnet_ros.cli import main
     bag = D.write_bag(tmp_path / 'bag', recording(), storage='mcap')
