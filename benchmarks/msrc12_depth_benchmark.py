@@ -116,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             print(key, rows[key], flush=True)
     wall = time.perf_counter() - t0
     command = 'python benchmarks/msrc12_depth_benchmark.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    repo = Path(__file__).resolve().parents[1]
+    shown = bundle.path.resolve()
     result = {'benchmark': 'MSRC-12 gestures, 2-D keypoints lifted with rendered depth, shipped 3-D model',
-              'bundle': str(bundle.path), 'test_persons': m.evaluation['test_persons'], 'windows': int(len(labels)),
+              'bundle': str(shown.relative_to(repo)) if shown.is_relative_to(repo) else str(shown),
+              'test_persons': m.evaluation['test_persons'], 'windows': int(len(labels)),
               'rows': rows, 'lift_ms_per_frame': {'mean': round(1e3 * float(np.mean(lift_s)), 3),
                                                   'p95': round(1e3 * float(np.percentile(lift_s, 95)), 3)},
               'wall_time_s': round(wall, 1), 'machine': machine_description(), 'command': command,
