@@ -30,14 +30,13 @@ import datetime as _dt
 import json
 import multiprocessing as mp
 from pathlib import Path
-import shlex
 import sys
 import time
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
 from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
-from centralnet_ros.machine import machine_description
+from centralnet_ros.machine import command_line, machine_description
 from centralnet_ros.training.experiment import experiment_dict, load_experiment, parse_overrides
 import numpy as np
 
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.training.speech import AVLettersOptions, avletters_arrays
     avletters_arrays(data_root, from_dict(AVLettersOptions, dict(cfg.dataset_options)))
 
-    command = 'python ' + ' '.join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv, program='python benchmarks/avletters_benchmark.py')
     out = Path(args.out)
     payload = {'preset': args.preset, 'experiment': experiment_dict(cfg), 'methods': cfg.methods,
                'split_seed': cfg.dataset_options.get('seed', 0), 'command': command,

@@ -19,7 +19,6 @@ from concurrent.futures import ProcessPoolExecutor
 import json
 import multiprocessing
 from pathlib import Path
-import shlex
 import sys
 import time
 
@@ -81,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros import paths
     from centralnet_ros.config import atomic_write_text
     from centralnet_ros.data import emodb
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description
     from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
     overrides = parse_overrides(args.overrides)
     cfg = load_experiment(args.preset, overrides=overrides)
     n_speakers = len({u.speaker for u in emodb.list_utterances(paths.data_root() / 'emodb')})
     folds = args.folds if args.folds else list(range(n_speakers))
-    command = 'python benchmarks/emodb_benchmark.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/emodb_benchmark.py')
     variants = {'functionals MLP (shipped)': (overrides, list(range(args.seeds)))}
     if args.with_cnn:
         variants['log-mel map 1-D CNN'] = ({**CNN_OVERRIDES, **overrides}, [0])

@@ -24,7 +24,6 @@ from concurrent.futures import ProcessPoolExecutor
 import json
 import multiprocessing
 from pathlib import Path
-import shlex
 import sys
 import time
 
@@ -90,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     torch.set_num_threads(1)
     from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description
     from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
     overrides = parse_overrides(args.overrides)
     cfg = load_experiment(args.preset, overrides=overrides)
     folds = args.folds if args.folds else list(range(FOLDS))
     jobs = [(s, f) for s in args.settings for f in folds]
-    command = 'python benchmarks/msrc12_benchmark.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/msrc12_benchmark.py')
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:

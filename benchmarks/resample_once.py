@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import shlex
 import sys
 
 from centralnet_ros import paths
 from centralnet_ros.config import atomic_write_text
-from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line
 import numpy as np
 
 VOICES = ('en-us', 'en+f3', 'en+m3', 'en-gb')
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                      float(np.median(diffs)), 'decisions_equal': agree / n, 'accuracy_twice': right_old / n,
                      'accuracy_once': right_new / n}
         print(mic, rows[mic], flush=True)
-    command = 'python benchmarks/' + Path(__file__).name + (' ' + shlex.join(argv) if argv else '')
+    command = command_line(argv or [], program='python benchmarks/resample_once.py')
     out = Path(args.out)
     machine = machine_description()
     payload = {'command': command, 'machine': machine, 'front_end_rate': rate, 'voices': VOICES, 'rows': rows}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shlex
 import sys
+
+from centralnet_ros.machine import command_line
 
 # name -> (module, one-line help).  Nested commands use a space ("data check").
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser(_selected(argv))
     args = parser.parse_args(argv)
-    args.command_line = 'centralnet ' + shlex.join(argv)   # recorded in result files
+    args.command_line = command_line(argv)   # recorded in result files
     module = getattr(args, '_module', None)
     if module is None:
         parser.print_help()

@@ -26,7 +26,6 @@ import argparse
 import datetime as _dt
 import logging
 from pathlib import Path
-import shlex
 import sys
 from typing import Any, Sequence
 
@@ -164,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     from .replay.labels import LabelFileError
     from .replay.msgdefs import BagReadError
     from .replay.samples import collect_samples
-    command = getattr(args, 'command_line', 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]))
+    from centralnet_ros.machine import command_line
+    command = command_line(args=args)
     try:
         try:
             base = load_bundle(args.bundle)

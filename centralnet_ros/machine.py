@@ -51,3 +51,18 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
     if 'load_average_1min' in m:
         parts.append(f'load average {m["load_average_1min"]} at the time')
     return ', '.join(parts)
+
+
+def command_line(argv=None, *, program: str = 'centralnet', args=None) -> str:
+    """
+    Return the command that produced a result, as one shell-quoted line (what result files record).
+
+    ``argv`` defaults to ``sys.argv[1:]``; ``program`` is ``centralnet`` for a subcommand or
+    e.g. ``python benchmarks/x.py`` for a script.  With ``args`` (an argparse namespace from
+    :mod:`centralnet_ros.cli`) the line the CLI recorded is returned when it has one.
+    """
+    import shlex
+    recorded = getattr(args, 'command_line', None)
+    if recorded:
+        return recorded
+    return shlex.join([*shlex.split(program), *(sys.argv[1:] if argv is None else argv)])

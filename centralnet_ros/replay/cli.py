@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
-import shlex
 import sys
 from typing import Any, Sequence
 
@@ -238,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f'note: {note}')
         out = Path(args.out) if args.out else Path.cwd() / f'replay-{Path(args.bag).name}'
-        command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+        from centralnet_ros.machine import command_line
+        command = command_line(args=args)
         run_, metrics, written = run_replay(args.bag, cfg, out=out, labels=args.labels,
                                             label_time_base=args.label_time_base,
                                             topics=_pairs(args.topic, '--topic'), storage=args.storage,

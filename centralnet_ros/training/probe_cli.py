@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import shlex
-import sys
 
 from centralnet_ros import paths
 
@@ -45,14 +43,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description
     torch.set_num_threads(max(1, args.threads))
     cfg = ProbeConfig(dataset=args.dataset, image_size=args.image_size, max_per_letter=args.max_per_letter,
                       n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed,
                       denoise_p=args.denoise_p, cae_epochs=args.cae_epochs, bimodal_epochs=args.bimodal_epochs,
                       supervised_epochs=args.supervised_epochs, linear_epochs=args.linear_epochs)
     result = run_probe(cfg, out_dir=args.out, data_root=args.data_root)
-    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line(args=args)
     write_results(result, args.out, command=command, machine=machine_description())
     print(render_markdown(result))
     return 0

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import shlex
-import sys
 
 from centralnet_ros import paths
 
@@ -48,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description
     from centralnet_ros.training.transfer import (default_settings, render_markdown, run_transfer, TransferConfig,
                                                   write_results)
     torch.set_num_threads(max(1, args.threads))
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                          settings=args.setting or default_settings())
     args.out.mkdir(parents=True, exist_ok=True)
     result = run_transfer(cfg, out_dir=args.out, data_root=args.data_root)
-    command = 'centralnet ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line(args=args)
     write_results(result, args.out, command=command, machine=machine_description())
     print(render_markdown(result))
     return 0
