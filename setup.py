@@ -65,6 +65,8 @@ setup(
         'ray': ['ray>=2.9'],          # centralnet compare --ray: sweeps on a Ray cluster
         'datasets': ['h5py>=3.8'],    # MM-IMDb's HDF5 file
         'mediapipe': ['mediapipe>=0.10.14,<0.11'],   # optional mouth-stage detector (legacy face detection, offline)
+        # openSMILE reference features (audEERING Research License: non-commercial only; binds derived models)
+        'opensmile': ['opensmile>=2.4'],
     },
     zip_safe=True,
     maintainer='centralnet_ros developers',

@@ -1,21 +1,38 @@
 """
-EmoDB 7-class leave-one-speaker-out accuracy of the shipped emotion preset.
+EmoDB 7-class leave-one-speaker-out with speaker normalisation and run-time adaptation.
 
-Every speaker of the shared copy (03, 08-14) is the test speaker once; the validation
-speaker is the next one (cyclically), the others train; the model and training
-settings are those of ``config/experiments/emodb_emotion.yaml`` (audio only: an MLP over
-log-mel, pitch and energy functionals).  ``--with-cnn`` also runs the same folds with a
-1-D CNN over the standardised log-mel map itself (:data:`CNN_OVERRIDES`).  Prints and
-writes ``benchmarks/results/emodb.md`` and ``emodb.json`` with the per-fold figures, the
-mean over folds, the pooled accuracy and unweighted average recall over all utterances,
-the confusion matrix, the machine and the command.
+Feature sets (per utterance, cached under the cache folder):
 
-    python benchmarks/emodb_benchmark.py [--jobs 2] [--with-cnn] [--set train.epochs=20]
+- ``own``: the project's functionals (:mod:`centralnet_ros.features.functionals`);
+- ``compare`` / ``egemaps``: openSMILE ComParE-2016 / eGeMAPSv02 functionals, the
+  reference (optional extra, audEERING research licence; skipped when not installed);
+- ``logmel``: the log-mel map for a small 1-D CNN, normalised per band with the same
+  per-speaker scheme.
+
+Every speaker is the test speaker once (the next one, cyclically, picks the epoch; the
+other six train); inputs are normalised with each training speaker's own statistics
+(:func:`~centralnet_ros.features.normalisation.normalise_by_speaker`), and the test
+speaker is scored in each setting:
+
+- ``no adaptation``: the training speakers' prior alone;
+- ``adapt N s`` (N = 0, 10, 30, 60): the test speaker's utterances in a random order
+  (per seed); the first N seconds of speech only adapt the statistics (not scored), the
+  rest are classified by the run-time adaptation (:mod:`centralnet_ros.runtime.adaptation`),
+  which keeps adapting on every utterance before classifying it (``online``) -- or
+  with statistics frozen after N s (``frozen``);
+- ``all of the speaker (batch)``: the speaker's statistics over all its utterances.
+
+Reports accuracy and unweighted average recall (UAR) over all scored utterances, mean
+and standard deviation over seeds, and the confusion matrices; writes
+``benchmarks/results/emodb.{md,json}``.
+
+    python benchmarks/emodb_benchmark.py [--jobs 2] [--seeds 3] [--variants own,compare,egemaps,own_global,logmel]
 """
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed, ProcessPoolExecutor
+import hashlib
 import json
 import multiprocessing
 from pathlib import Path
@@ -24,196 +41,321 @@ import time
 
 import numpy as np
 
-CNN_OVERRIDES = {
-    'dataset_options.features.layout': 'mel_time',
-    'modalities.audio': {'kind': 'cnn1d', 'input_shape': [64, 198], 'widths': [64, 128, 128], 'kernel_size': 3,
-                         'pool': [2, 2, 2], 'head_dropout': 0.3},
-    'train.epochs': 30, 'train.weight_decay': 0.0001,
+ADAPT_S = (0.0, 10.0, 30.0, 60.0)
+MLP = {'kind': 'mlp', 'widths': [256], 'dropout': 0.5, 'head_dropout': 0.5}
+LINEAR = {'kind': 'mlp', 'widths': [], 'head_dropout': 0.2}
+CNN = {'kind': 'cnn1d', 'widths': [64, 128, 128], 'kernel_size': 3, 'pool': [2, 2, 2], 'head_dropout': 0.3}
+VARIANTS = {
+    'own': ('own', 'per_voice', MLP, {}),
+    'own_global': ('own', 'prior', MLP, {}),
+    'own_linear': ('own', 'per_voice', LINEAR, {}),
+    'own_linear_all7': ('own', 'per_voice', LINEAR, {'no_val': True}),
+    'compare_linear': ('compare', 'per_voice', LINEAR, {}),
+    'compare': ('compare', 'per_voice', MLP, {}),
+    'egemaps': ('egemaps', 'per_voice', MLP, {}),
+    'logmel': ('logmel', 'per_voice', CNN, {'train.epochs': 30, 'train.weight_decay': 0.0001}),
 }
-PUBLISHED = [('openSMILE functionals + SVM, 7-class LOSO', '73-77 %'),
-             ('deep models (CNN / LSTM on spectrograms), 7-class LOSO', '82-85 %')]
+DESCRIPTION = {
+    'own': 'own functionals, per-speaker normalisation',
+    'own_global': 'own functionals, training-speaker normalisation only (no per-speaker statistics in training)',
+    'own_linear': 'own functionals, per-speaker normalisation, linear classifier',
+    'own_linear_all7': ('own functionals, per-speaker normalisation, linear classifier, 7 training speakers '
+                        '(epoch by training accuracy)'),
+    'compare_linear': 'openSMILE ComParE-2016 functionals, per-speaker normalisation, linear classifier',
+    'compare': 'openSMILE ComParE-2016 functionals, per-speaker normalisation',
+    'egemaps': 'openSMILE eGeMAPSv02 functionals, per-speaker normalisation',
+    'logmel': 'log-mel map (64 x 198), 1-D CNN, per-speaker per-band normalisation',
+}
+SHIPPED = 'own_linear_all7'     # the setting of config/experiments/emodb_emotion.yaml (models/emotion)
+NORM = {'statistics': 'mean_std', 'prior_weight_s': 10.0, 'half_life_s': 600.0}
+LOGMEL = {'sample_rate': 16000, 'duration_s': 2.0, 'n_fft': 400, 'hop_length': 160, 'n_mels': 64, 'f_min': 50.0,
+          'f_max': 8000.0, 'floor': 1e-6, 'mean': 0.0, 'std': 1.0, 'length_mode': 'start', 'layout': 'mel_time'}
 
 
-def run_fold(preset: str, overrides: dict, fold: int, seed: int) -> dict:
-    """Train on every speaker but the fold's test and validation speakers; test on the fold's speaker."""
+# --------------------------------------------------------------------------- features (cached)
+
+def feature_table(kind: str, data_root: Path, cache: Path) -> dict[str, np.ndarray]:
+    """``x`` (N, ...), ``labels``, ``speakers``, ``speech_s`` (active seconds) of every EmoDB file, cached."""
+    from centralnet_ros.config import atomic_savez
+    from centralnet_ros.data import emodb
+    from centralnet_ros.features import functionals as F
+    utts = emodb.list_utterances(data_root / 'emodb')
+    params = {'own': [F.FunctionalsConfig().__dict__, F.functional_names()], 'logmel': LOGMEL}.get(kind, {'set': kind})
+    key = hashlib.sha256(json.dumps([kind, params, [u.path.name for u in utts]], sort_keys=True,
+                                    default=str).encode()).hexdigest()[:12]
+    path = cache / f'emodb_{kind}_{key}.npz'
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    rows, speech = [], []
+    smile = None
+    if kind in ('compare', 'egemaps'):
+        from centralnet_ros.features.opensmile import OpenSmileFunctionals
+        smile = OpenSmileFunctionals(feature_set={'compare': 'ComParE_2016', 'egemaps': 'eGeMAPSv02'}[kind])
+    for u in utts:
+        wave = emodb.load_waveform(str(u.path), sample_rate=16000)
+        llds = F.frame_descriptors(wave)
+        speech.append(F.active_speech_s(llds))
+        if kind == 'own':
+            rows.append(F.utterance_functionals(llds))
+        elif kind == 'logmel':
+            from centralnet_ros.features.audio import log_mel_model_input
+            rows.append(log_mel_model_input(wave, **LOGMEL))
+        else:
+            rows.append(smile(wave, sample_rate=16000))
+    table = {'x': np.stack(rows).astype(np.float32), 'labels': np.asarray([u.label for u in utts], np.int64),
+             'speakers': np.asarray([u.speaker for u in utts], np.int64),
+             'speech_s': np.asarray(speech, np.float64)}
+    atomic_savez(path, **table)
+    return table
+
+
+# --------------------------------------------------------------------------- log-mel maps as vectors of bands
+
+def _band_view(x: np.ndarray) -> np.ndarray:
+    """(N, bands, frames) -> per-utterance band means over active frames (N, bands), for the prior / statistics."""
+    active = x.max(axis=1, keepdims=True) > np.log(1e-6) + 1e-3
+    return (x * active).sum(2) / np.maximum(active.sum(2), 1)
+
+
+def _normalise_maps(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    active = x.max(axis=1, keepdims=True) > np.log(1e-6) + 1e-3
+    z = (x - mean[None, :, None]) / std[None, :, None]
+    return np.where(active, z, -5.0).astype(np.float32)
+
+
+def _map_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    active = (x.max(axis=1, keepdims=True) > np.log(1e-6) + 1e-3).astype(np.float64)    # (N, 1, T)
+    n = active.sum() or 1.0
+    mean = (x * active).sum((0, 2)) / n
+    var = ((x - mean[None, :, None]) ** 2 * active).sum((0, 2)) / n
+    return mean, np.sqrt(np.maximum(var, 1e-6))
+
+
+# --------------------------------------------------------------------------- one fold
+
+def run_fold(variant: str, fold: int, seed: int, data_root: str, cache: str) -> dict:
+    """Train on six speakers (one more picks the epoch), score the fold's speaker in every setting."""
     import torch
     torch.set_num_threads(1)
-    from centralnet_ros import paths
+    from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
     from centralnet_ros.fusion import build_model
+    from centralnet_ros.runtime.adaptation import score_speaker
     from centralnet_ros.torch_utils import seed_everything
-    from centralnet_ros.training.emotion import load_emodb
     from centralnet_ros.training.experiment import load_experiment
-    from centralnet_ros.training.trainer import train
+    from centralnet_ros.training.trainer import ArraySplit, predict, train
 
-    cfg = load_experiment(preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-    options = {k: v for k, v in cfg.dataset_options.items() if k not in ('test_speaker', 'val_speakers')}
-    options['fold'] = fold
+    kind, mode, encoder, extra = VARIANTS[variant]
+    extra = dict(extra)
+    no_val = extra.pop('no_val', False)
+    t = feature_table(kind, Path(data_root), Path(cache))
+    x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
+    speakers = sorted(set(spk.tolist()))
+    test = speakers[fold]
+    val = speakers[(fold + 1) % len(speakers)]
+    train_s = [s for s in speakers if s not in (test, val)] + ([val] if no_val else [])
+    tr, va, te = np.isin(spk, train_s), spk == val, spk == test
+    enc = {**encoder, 'input_shape': list(x.shape[1:])}
+    cfg = load_experiment('emodb_emotion', overrides={'modalities.audio': enc, 'train.progress': False,
+                                                      'train.num_threads': 1, **extra})
     t0 = time.perf_counter()
-    data = load_emodb(options, paths.data_root())
-    load_s = time.perf_counter() - t0
-    seed_everything(seed)                      # the initial weights depend on the seed only
-    model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test)
-    pred = result.test_logits.argmax(1)
-    return {'fold': fold, 'seed': seed, 'test_speaker': data.info['test_speaker'],
-            'val_speakers': data.info['val_speakers'],
-            'n_train': len(data.train), 'n_test': len(data.test), 'accuracy': float(np.mean(pred == data.test.labels)),
-            'val_accuracy': result.val_metric, 'best_epoch': result.best_epoch, 'epochs_run': result.epochs_run,
-            'train_s': round(result.wall_time_s, 1), 'load_s': round(load_s, 1),
-            'labels': data.test.labels.tolist(), 'predictions': pred.tolist(), 'label_names': data.label_names}
+    if kind == 'logmel':
+        prior_mean, prior_std = _map_stats(x[tr])
+        stats = {s: _map_stats(x[spk == s]) for s in speakers}
+
+        def norm_rows(rows, s, use_speaker):
+            m, sd = stats[s] if use_speaker else (prior_mean, prior_std)
+            return _normalise_maps(x[rows], m, sd)
+        xtr = np.concatenate([norm_rows(tr & (spk == s), s, True) for s in train_s])
+        ytr = np.concatenate([y[tr & (spk == s)] for s in train_s])
+        xva = norm_rows(va, val, True)
+    else:
+        prior_mean, prior_std = fit_prior(x[tr], spk[tr], w[tr])
+        norm = SpeakerNormalisation(mode=mode, prior_mean=prior_mean.tolist(), prior_std=prior_std.tolist(), **NORM)
+        xtr, ytr = normalise_by_speaker(x[tr], spk[tr], norm, w[tr]), y[tr]
+        xva = normalise_by_speaker(x[va], spk[va], norm, w[va])
+    seed_everything(seed)
+    model = build_model(cfg.fusion_config('unimodal:audio'))
+    if no_val:          # every other speaker trains; the epoch is chosen on their own accuracy (none is left out)
+        xva, yva = xtr, ytr
+    else:
+        yva = y[va]
+    result = train(model, ArraySplit({'audio': xtr}, ytr), ArraySplit({'audio': xva}, yva), cfg.train, seed=seed)
+
+    def classify(z: np.ndarray) -> np.ndarray:
+        return predict(model, ArraySplit({'audio': np.asarray(z, np.float32)}, np.zeros(len(z), np.int64))).argmax(1)
+
+    order = np.random.default_rng(1000 + seed).permutation(np.flatnonzero(te))   # the order the robot hears them
+    out = {'variant': variant, 'fold': fold, 'seed': seed, 'test_speaker': f'{test:02d}', 'val_speaker': f'{val:02d}',
+           'best_epoch': result.best_epoch, 'val_accuracy': result.val_metric, 'settings': {}}
+    if kind == 'logmel':
+        out['settings']['no adaptation'] = (classify(norm_rows(order, test, False)).tolist(), y[order].tolist())
+        out['settings']['all of the speaker (batch)'] = (classify(norm_rows(order, test, True)).tolist(),
+                                                         y[order].tolist())
+    else:
+        xs, ws, ys = x[order], w[order], y[order]
+        out['settings']['no adaptation'] = _pack(score_speaker(classify, xs, ys, norm, adapt_s=None))
+        if mode == 'per_voice':
+            for n in ADAPT_S:
+                for online in (True, False):
+                    name = f'adapt {n:g} s, {"online" if online else "frozen"}'
+                    if n == 0 and not online:
+                        continue                                  # = no adaptation
+                    out['settings'][name] = _pack(score_speaker(classify, xs, ys, norm, adapt_s=n, online=online,
+                                                                weights_s=ws))
+            out['settings']['all of the speaker (batch)'] = (
+                classify(normalise_by_speaker(xs, np.zeros(len(xs)), norm, ws)).tolist(), ys.tolist())
+    out['train_s'] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def _pack(result) -> tuple[list, list]:
+    pred, labels = result
+    return np.asarray(pred).tolist(), np.asarray(labels).tolist()
+
+
+# --------------------------------------------------------------------------- summary and report
+
+def _metrics(y: np.ndarray, p: np.ndarray, k: int = 7) -> dict:
+    conf = np.zeros((k, k), np.int64)
+    np.add.at(conf, (y, p), 1)
+    recall = conf.diagonal() / np.maximum(conf.sum(1), 1)
+    return {'accuracy': float(np.mean(y == p)) if len(y) else float('nan'), 'uar': float(recall.mean()),
+            'n': int(len(y)), 'confusion': conf.tolist()}
+
+
+def summarise(runs: list[dict]) -> dict:
+    out = {}
+    for variant in dict.fromkeys(r['variant'] for r in runs):
+        rs = [r for r in runs if r['variant'] == variant]
+        seeds = sorted({r['seed'] for r in rs})
+        settings = list(dict.fromkeys(s for r in rs for s in r['settings']))
+        out[variant] = {}
+        for s in settings:
+            per_seed = []
+            for seed in seeds:
+                pairs = [r['settings'][s] for r in rs if r['seed'] == seed and s in r['settings']]
+                y = np.concatenate([np.asarray(p[1], np.int64) for p in pairs])
+                p = np.concatenate([np.asarray(p[0], np.int64) for p in pairs])
+                per_seed.append(_metrics(y, p))
+            acc = np.asarray([m['accuracy'] for m in per_seed])
+            uar = np.asarray([m['uar'] for m in per_seed])
+            out[variant][s] = {'accuracy': float(acc.mean()), 'accuracy_sd': float(acc.std(ddof=1)) if len(acc) > 1
+                               else 0.0, 'uar': float(uar.mean()),
+                               'uar_sd': float(uar.std(ddof=1)) if len(uar) > 1 else 0.0,
+                               'scored_per_seed': per_seed[0]['n'], 'seeds': seeds,
+                               'confusion': np.sum([m['confusion'] for m in per_seed], axis=0).tolist()}
+    return out
+
+
+def render(r: dict) -> str:
+    from centralnet_ros.data.emodb import EMOTIONS
+    lines = ['# EmoDB: speaker normalisation and run-time adaptation (7 classes, leave one speaker out)', '',
+             'Every speaker of the shared copy (8) is the test speaker once; the next one picks the epoch and six '
+             'train (variants marked "7 training speakers": all seven others train), each normalised with its own '
+             'statistics (prior weight '
+             f'{NORM["prior_weight_s"]:g} s, half-life {NORM["half_life_s"]:g} s of speech, statistics '
+             f'`{NORM["statistics"]}`). The test speaker\'s utterances are heard in a random order per seed; '
+             'with adaptation the first N seconds of speech (active frames) only adapt and are not scored. '
+             '`online`: the run-time behaviour, every later utterance also adapts before it is classified; '
+             '`frozen`: statistics fixed after N s. Figures: mean over seeds (± sd over seeds) of the accuracy and '
+             'unweighted average recall (UAR) pooled over all scored utterances of the 8 folds.', '',
+             '| features / model | setting | accuracy | UAR | scored utterances per seed |', '|---|---|---|---|---|']
+    for v, settings in r['summary'].items():
+        for s, m in settings.items():
+            lines.append(f'| {DESCRIPTION[v]} | {s} | {100 * m["accuracy"]:.1f} % ± {100 * m["accuracy_sd"]:.1f} | '
+                         f'{100 * m["uar"]:.1f} % ± {100 * m["uar_sd"]:.1f} | {m["scored_per_seed"]} |')
+    lines += ['', 'Published anchors (full corpus, 10 speakers): openSMILE functionals + SVM 73-77 %, deep models '
+              '82-85 %. Goals of issue #12: >= 78 % without adaptation, >= 85 % after 60 s of speech.', '']
+    for v, s in r.get('confusions', []):
+        m = r['summary'][v][s]
+        lines += [f'Confusion, {DESCRIPTION[v]}, {s} (rows true, columns predicted, summed over seeds):', '',
+                  '| | ' + ' | '.join(EMOTIONS) + ' | recall |', '|---' * (len(EMOTIONS) + 2) + '|']
+        for name, row in zip(EMOTIONS, m['confusion']):
+            recall = 100 * row[EMOTIONS.index(name)] / max(sum(row), 1)
+            lines.append(f'| {name} | ' + ' | '.join(str(c) for c in row) + f' | {recall:.0f} % |')
+        lines.append('')
+    m = r['machine']
+    lines += [f'Training and scoring {r["train_s_all_runs"]:.0f} s over all folds (1 thread each) on '
+              f'{m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, torch {m["torch"]}, {r["date"]}; the machine '
+              'was shared with other jobs.', '', f'Command: `{r["command"]}`', '']
+    return '\n'.join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default='emodb_emotion')
-    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all 8)')
-    parser.add_argument('--jobs', type=int, default=2, help='folds trained in parallel (1 torch thread each)')
-    parser.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1 of the shipped model (the CNN: seed 0)')
-    parser.add_argument('--with-cnn', action='store_true',
-                        help='also run a 1-D CNN over the log-mel map (about 5x the time)')
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--variants', default='own_linear_all7,own_linear,own,own_global,compare_linear,compare,'
+                                              'egemaps,logmel')
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--reference-seeds', type=int, default=1,
+                        help='seeds of the other variants (openSMILE, log-mel CNN, training-speaker normalisation)')
+    parser.add_argument('--main', default='own_linear_all7,own_linear,own',
+                        help='variants run with --seeds seeds (the shipped setting and its alternative)')
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--folds', type=int, nargs='*', default=None)
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
+    parser.add_argument('--name', default='emodb')
+    parser.add_argument('--runs', default=None, metavar='JSONL',
+                        help='append every finished fold here and reuse the folds already in it (resume, or add '
+                             'variants run separately; default: <out>/<name>.runs.jsonl)')
     args = parser.parse_args(argv)
-
-    import torch
-    torch.set_num_threads(1)
     from centralnet_ros import paths
     from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.data import emodb
     from centralnet_ros.machine import command_line, machine_description
-    from centralnet_ros.training.experiment import load_experiment, parse_overrides
-
-    overrides = parse_overrides(args.overrides)
-    cfg = load_experiment(args.preset, overrides=overrides)
-    n_speakers = len({u.speaker for u in emodb.list_utterances(paths.data_root() / 'emodb')})
-    folds = args.folds if args.folds else list(range(n_speakers))
-    command = command_line(argv, program='python benchmarks/emodb_benchmark.py')
-    variants = {'functionals MLP (shipped)': (overrides, list(range(args.seeds)))}
-    if args.with_cnn:
-        variants['log-mel map 1-D CNN'] = ({**CNN_OVERRIDES, **overrides}, [0])
+    data_root, cache = paths.data_root(), paths.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f'unknown variants {unknown}; known: {sorted(VARIANTS)}')
+    if {'compare', 'egemaps'} & set(variants):
+        try:
+            import opensmile  # noqa: F401
+        except ImportError:
+            print('openSMILE is not installed (optional extra): skipping compare / egemaps', file=sys.stderr)
+            variants = [v for v in variants if v not in ('compare', 'egemaps')]
+    for v in dict.fromkeys(VARIANTS[v][0] for v in variants):          # features once, before the workers
+        feature_table(v, data_root, cache)
+    folds = args.folds or list(range(8))
+    wanted = [(v, f, s) for v in variants for s in range(args.seeds if v in args.main.split(',') else args.reference_seeds)
+              for f in folds]
+    runs_path = Path(args.runs) if args.runs else Path(args.out) / f'{args.name}.runs.jsonl'
+    done = {}
+    if runs_path.is_file():
+        for line in runs_path.read_text().splitlines():
+            r = json.loads(line)
+            done[(r['variant'], r['fold'], r['seed'])] = r
+    jobs = [j for j in wanted if j not in done]
     start = time.perf_counter()
-    jobs = [(v, f, s) for v, (_, seeds) in variants.items() for s in seeds for f in folds]
-    if args.jobs > 1:
-        ctx = multiprocessing.get_context('spawn')
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
-            runs = list(pool.map(run_fold, [args.preset] * len(jobs), [variants[v][0] for v, _, _ in jobs],
-                                 [f for _, f, _ in jobs], [s for _, _, s in jobs]))
-    else:
-        runs = [run_fold(args.preset, variants[v][0], f, s) for v, f, s in jobs]
-    for (v, _, _), r in zip(jobs, runs):
-        r['variant'] = v
-    wall = time.perf_counter() - start
-
-    summaries = {}
-    for v in variants:
-        summaries[v] = _summary([r for r in runs if r['variant'] == v])
-    shipped = next(iter(variants))
-    machine = machine_description()
-    variant_cfgs = {}
-    for v, (ov, seeds) in variants.items():
-        c = load_experiment(args.preset, overrides=ov)
-        variant_cfgs[v] = {'modalities': {m: {'kind': e.kind, 'input_shape': e.input_shape, 'widths': e.widths}
-                                          for m, e in c.modalities.items()},
-                           'layout': c.dataset_options['features']['layout'],
-                           'train': {'epochs': c.train.epochs, 'batch_size': c.train.batch_size, 'lr': c.train.lr,
-                                     'weight_decay': c.train.weight_decay, 'optimizer': c.train.optimizer,
-                                     'schedule': c.train.schedule},
-                           'overrides': ov, 'seeds': seeds,
-                           'train_s': round(sum(r['train_s'] for r in runs if r['variant'] == v), 1)}
-    result = {'benchmark': 'EmoDB 7-class leave-one-speaker-out', 'preset': cfg.name, 'method': cfg.bundle.method,
-              'shipped': shipped, 'variants': variant_cfgs, 'summary': summaries,
-              'label_names': runs[0]['label_names'],
-              'runs': [{k_: v for k_, v in r.items() if k_ not in ('labels', 'predictions', 'label_names')}
-                       for r in runs],
-              'published': dict(PUBLISHED), 'wall_time_s': round(wall, 1), 'jobs': args.jobs,
-              'machine': machine, 'command': command, 'date': time.strftime('%Y-%m-%d')}
+    ctx = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(run_fold, v, f, s, str(data_root), str(cache)) for v, f, s in jobs]
+        for k, fut in enumerate(as_completed(futures)):
+            r = fut.result()
+            done[(r['variant'], r['fold'], r['seed'])] = r
+            with runs_path.open('a') as fh:                       # one line per fold: nothing half-written
+                fh.write(json.dumps(r) + '\n')
+            print(f'[{k + 1}/{len(jobs)}] {r["variant"]} fold {r["fold"]} seed {r["seed"]}: '
+                  + ', '.join(f'{name} {np.mean(np.asarray(p) == np.asarray(y)):.2f}'
+                              for name, (p, y) in r['settings'].items()), flush=True)
+    runs = [done[j] for j in wanted]
+    summary = summarise(runs)
+    confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
+                                      (SHIPPED, 'all of the speaker (batch)'))
+                  if v in summary and s in summary[v]]
+    result = {'benchmark': 'EmoDB LOSO with speaker adaptation', 'normalisation': NORM, 'adapt_s': list(ADAPT_S),
+              'variants': {v: DESCRIPTION[v] for v in variants}, 'summary': summary, 'confusions': confusions,
+              'runs': [{k: v for k, v in r.items() if k != 'settings'} for r in runs],
+              'wall_time_s': round(time.perf_counter() - start, 1), 'jobs': args.jobs,
+              'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
+              'machine': machine_description(), 'date': time.strftime('%Y-%m-%d'),
+              'command': command_line(argv, program='python benchmarks/emodb_benchmark.py')}
     md = render(result)
     out = Path(args.out)
-    atomic_write_text(out / 'emodb.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'emodb.md', md)
+    atomic_write_text(out / f'{args.name}.json', json.dumps(result, indent=1) + '\n')
+    atomic_write_text(out / f'{args.name}.md', md)
     print(md)
     return 0
-
-
-def _summary(runs: list[dict]) -> dict:
-    """Figures over all folds, per seed, then their mean (and spread) over seeds."""
-    seeds = sorted({r['seed'] for r in runs})
-    per_seed = [_seed_summary([r for r in runs if r['seed'] == s]) for s in seeds]
-    out = {'seeds': seeds, 'per_seed': per_seed}
-    for key in ('mean_fold_accuracy', 'pooled_accuracy', 'unweighted_average_recall'):
-        values = np.asarray([p[key] for p in per_seed])
-        out[key] = float(values.mean())
-        out[f'{key}_sd_over_seeds'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    out['std_fold_accuracy'] = float(np.mean([p['std_fold_accuracy'] for p in per_seed]))
-    out['folds'], out['utterances'] = per_seed[0]['folds'], per_seed[0]['utterances']
-    out['confusion'] = np.sum([p['confusion'] for p in per_seed], axis=0).tolist()
-    conf = np.asarray(out['confusion'])
-    recalls = conf.diagonal() / np.maximum(conf.sum(1), 1)
-    out['per_class_recall'] = {n: float(x) for n, x in zip(runs[0]['label_names'], recalls)}
-    return out
-
-
-def _seed_summary(runs: list[dict]) -> dict:
-    names = runs[0]['label_names']
-    y = np.concatenate([r['labels'] for r in runs])
-    p = np.concatenate([r['predictions'] for r in runs])
-    k = len(names)
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y, p), 1)
-    recalls = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    acc = np.asarray([r['accuracy'] for r in runs])
-    return {'folds': len(runs), 'utterances': int(len(y)), 'mean_fold_accuracy': float(acc.mean()),
-            'std_fold_accuracy': float(acc.std(ddof=1)) if len(runs) > 1 else 0.0,
-            'pooled_accuracy': float(np.mean(y == p)), 'unweighted_average_recall': float(recalls.mean()),
-            'per_class_recall': {n: float(x) for n, x in zip(names, recalls)}, 'confusion': confusion.tolist()}
-
-
-def render(r: dict) -> str:
-    lines = [
-        '# EmoDB: 7-class leave-one-speaker-out', '',
-        f'Preset `{r["preset"]}` (method `{r["method"]}`). Each speaker of the shared '
-        'copy is the test speaker once; the next speaker (cyclically) is the validation speaker that picks the '
-        'epoch; the other 6 train (with extra copies at -6 / +6 dB). Every file of this copy lasts exactly '
-        '2.000 s (cut / zero-padded).', '',
-        '| model | input | seeds | accuracy, mean over folds (sd over folds) | pooled accuracy '
-        '| unweighted average recall | training s (all runs) |', '|---|---|---|---|---|---|---|',
-    ]
-
-    def pm(s: dict, key: str) -> str:
-        sd = s[f'{key}_sd_over_seeds']
-        return f'{100 * s[key]:.1f} %' + (f' ± {100 * sd:.1f}' if len(s['seeds']) > 1 else '')
-
-    for v, s in r['summary'].items():
-        c = r['variants'][v]
-        mods = ', '.join(f'{m["kind"]} {m["input_shape"]} widths {m["widths"]}' for m in c['modalities'].values())
-        t = c['train']
-        lines.append(f'| {v}: {mods}, {t["epochs"]} epochs {t["optimizer"]} lr {t["lr"]} | `{c["layout"]}` | '
-                     f'{len(s["seeds"])} | {pm(s, "mean_fold_accuracy")} ({100 * s["std_fold_accuracy"]:.1f}) | '
-                     f'{pm(s, "pooled_accuracy")} | {pm(s, "unweighted_average_recall")} | {c["train_s"]:.0f} |')
-    lines += [f'| published: {name} | | | {fig} | | | |' for name, fig in r['published'].items()]
-    lines += ['', 'With several seeds, ± is the standard deviation of the figure over seeds (each seed: all '
-              'folds); the figure in brackets is the standard deviation over folds (speakers).']
-    lines += ['', '| model | seed | fold | test speaker | val speaker | train utterances (with gain copies) '
-              '| test utterances | accuracy | best epoch | train s |', '|---|---|---|---|---|---|---|---|---|---|']
-    for run in r['runs']:
-        lines.append(f'| {run["variant"]} | {run["seed"]} | {run["fold"]} | {run["test_speaker"]} | '
-                     f'{run["val_speakers"]} | {run["n_train"]} | {run["n_test"]} | {100 * run["accuracy"]:.1f} % | '
-                     f'{run["best_epoch"]} | {run["train_s"]} |')
-    names = r['label_names']
-    s = r['summary'][r['shipped']]
-    lines += ['', f'Confusion of the {r["shipped"]} (rows true, columns predicted), all folds, summed over '
-              f'{len(s["seeds"])} seed(s):', '',
-              '| | ' + ' | '.join(names) + ' | recall |', '|---' * (len(names) + 2) + '|']
-    for name, row in zip(names, s['confusion']):
-        lines.append(f'| {name} | ' + ' | '.join(str(v) for v in row)
-                     + f' | {100 * s["per_class_recall"][name]:.0f} % |')
-    m = r['machine']
-    lines += ['', f'Wall time {r["wall_time_s"]:.0f} s ({r["jobs"]} parallel process(es), 1 torch thread each) on '
-              f'{m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, torch {m["torch"]}, {m["platform"]}, '
-              f'{r["date"]}; the machine was shared with other jobs. The published figures use the full corpus '
-              '(10 speakers, 535 utterances of natural length); this copy has 8 speakers and 408 utterances.', '',
-              f'Command: `{r["command"]}`', '']
-    return '\n'.join(lines)
 
 
 if __name__ == '__main__':

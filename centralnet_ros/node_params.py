@@ -243,8 +243,14 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   '/humans/voices/<voice_id>/speech.'),
         ParamSpec('face_id', 'string', 'face0', 'ROS4HRI face id that receives the emotion.',
                   pattern=r'[A-Za-z0-9_]+'),
-        ParamSpec('voice_id', 'string', 'voice0', 'ROS4HRI voice id that receives the speech.',
-                  pattern=r'[A-Za-z0-9_]+'),
+        ParamSpec('voice_id', 'string', 'voice0', 'ROS4HRI voice id that receives the speech; also the voice '
+                  'whose speech the emotion model adapts to.', pattern=r'[A-Za-z0-9_]+'),
+        ParamSpec('speaker_adaptation', 'bool', True,
+                  'Adapt the normalisation of bundles that record one (emotion) to each voice from its '
+                  'unlabelled speech; the statistics never leave the process.'),
+        ParamSpec('forget_voice', 'string', '',
+                  'Set to a voice id to drop its adaptation statistics ("*": every voice); each set drops again.',
+                  pattern=r'(|\*|[A-Za-z0-9_]+)', dynamic=True),
         ParamSpec('diagnostics_period_s', 'double', 1.0, 'Period of /diagnostics updates, s.',
                   bounds=(0.1, 60.0)),
     ]
@@ -525,7 +531,8 @@ def perception_config(values: Mapping[str, Any]):
     vad = {k.split('.', 1)[1]: v[k] for k in v if k.startswith('vad.')}
     cfg = PerceptionConfig(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],
                            on_device_failure=v['on_device_failure'], max_data_age_s=v['max_data_age_s'],
-                           input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad)
+                           input_timeout_s=v['input_timeout_s'], decision_delay_s=v['decision_delay_s'], vad=vad,
+                           speaker_adaptation=v['speaker_adaptation'])
     if v['skeleton_type'] == 'skeleton2d':          # 2-D bodies: the default gesture bundle becomes gesture2d
         from centralnet_ros.runtime.people import use_2d_gesture_bundle
         use_2d_gesture_bundle(cfg)

@@ -6,10 +6,10 @@ On the real EmoDB files.
 from __future__ import annotations
 
 from centralnet_ros import paths
-from centralnet_ros.bundle.io import read_manifest
 from centralnet_ros.data import emodb
 from centralnet_ros.features import audio as A
 from centralnet_ros.features import face
+from centralnet_ros.features.functionals import emotion_functionals
 from centralnet_ros.features.pipelines import resolve_params, run_pipeline, Window
 from centralnet_ros.fusion import build_model
 from centralnet_ros.training.emotion import DEFAULT_FEATURES, emodb_speaker_split, EmoDBOptions, load_emodb
@@ -80,26 +80,23 @@ def test_emodb_adapter_shapes_and_speakers(fold0, data_root):
 
 @pytest.mark.needs_data('emodb')
 def test_log_mel_input_reproduces_training_arrays(fold0, data_root):
-    """The shipped manifest alone (resample once to its sample_rate, then its pipeline) gives the training arrays."""
-    cfg = load_experiment('emodb_emotion')
-    spec = read_manifest(paths.models_dir() / 'emotion').modalities['audio']
-    params = spec.preprocessing
-    assert params == resolve_params('log_mel', cfg.dataset_options['features'])   # one parameter set for both sides
-    assert params == resolve_params('log_mel', cfg.bundle.modalities['audio']['preprocessing'])
+    """The log_mel pipeline (resample once to its sample_rate, then the pipeline) gives the training arrays."""
+    params = resolve_params('log_mel', DEFAULT_FEATURES)
+    rate16 = params['sample_rate']
     utts = [u for u in emodb.list_utterances(data_root / 'emodb') if u.speaker == 3]
     for i in (0, 7, 23):
         raw, rate = emodb.read_wav(utts[i].path)                       # at the recording's rate, as a microphone
-        x16 = A.resample_audio(raw, orig_sample_rate=rate, new_sample_rate=int(spec.sample_rate))  # the runtime's step
-        x = run_pipeline(spec.pipeline, Window(x16, np.zeros(1, np.int64), sample_rate=spec.sample_rate), params)
-        assert x.shape == tuple(cfg.modalities['audio'].input_shape)
+        x16 = A.resample_audio(raw, orig_sample_rate=rate, new_sample_rate=rate16)  # the runtime's step
+        x = run_pipeline('log_mel', Window(x16, np.zeros(1, np.int64), sample_rate=rate16), params)
+        assert x.shape == fold0.test.inputs['audio'][i].shape
         np.testing.assert_allclose(x, fold0.test.inputs['audio'][i], atol=1e-5)
         assert fold0.test.labels[i] == utts[i].label
         # the map layout (for a CNN) is the same front end before the statistics
-        m = run_pipeline('log_mel', Window(x16, np.zeros(1), sample_rate=spec.sample_rate),
+        m = run_pipeline('log_mel', Window(x16, np.zeros(1), sample_rate=rate16),
                          {**params, 'layout': 'mel_time'})
         np.testing.assert_allclose(A.log_mel_functionals(m, floor_level=(np.log(params['floor']) - params['mean'])
                                                          / params['std']), x[:5 * 64 + 1], atol=1e-5)
-        if rate != spec.sample_rate:                                   # the pipeline refuses another rate
+        if rate != rate16:                                   # the pipeline refuses another rate
             with pytest.raises(ValueError, match='resample it once'):
                 run_pipeline('log_mel', Window(raw, np.zeros(1), sample_rate=rate), params)
 
@@ -222,16 +219,24 @@ def test_emotion_preset_is_audio_only_with_expression_labels():
     assert set(cfg.bundle.label_map) == set(emodb.EMOTIONS)
     assert [cfg.bundle.label_map[e] for e in emodb.EMOTIONS] == list(emodb.EXPRESSIONS)
     assert 'audio only' in cfg.bundle.notes.lower() and 'face' in cfg.bundle.notes
-    x = A.log_mel_model_input(np.zeros(100, np.float32) + 0.01, **cfg.dataset_options['features'])
+    params = cfg.bundle.modalities['audio']['preprocessing']
+    assert params == cfg.dataset_options['features']                   # one parameter set for both sides
+    assert cfg.bundle.modalities['audio']['pipeline'] == cfg.dataset_options['pipeline'] == 'emotion_functionals'
+    x = emotion_functionals(np.zeros(100, np.float32) + 0.01, **params)
     assert list(x.shape) == cfg.modalities['audio'].input_shape
     build_model(cfg.fusion_config(cfg.bundle.method))
 
 
 @pytest.mark.needs_data('emodb')
-def test_short_training_is_well_above_chance(fold0):
+def test_short_training_is_well_above_chance(data_root):
     cfg = load_experiment('emodb_emotion', overrides={'train.epochs': 5, 'train.progress': False})
+    options = {k: v for k, v in cfg.dataset_options.items() if k != 'test_speaker'}
+    data = load_emodb({**options, **FOLD0}, data_root)                # the preset's functionals, per speaker
+    assert data.train.inputs['audio'].shape[1:] == tuple(cfg.modalities['audio'].input_shape)
+    record = data.normalisation['audio']
+    assert record['mode'] == 'per_voice' and len(record['prior_mean']) == cfg.modalities['audio'].input_shape[0]
     model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, fold0.train, fold0.val, cfg.train, seed=0, test_split=fold0.test)
+    result = train(model, data.train, data.val, cfg.train, seed=0, test_split=data.test)
     assert result.test_metric > 0.4, result.test_metric               # chance 1/7, majority class ~25 %
 
 
@@ -241,8 +246,12 @@ def test_shipped_emotion_bundle_classifies_the_held_out_speaker(data_root):
     bundle_dir = paths.models_dir() / 'emotion'
     if not (bundle_dir / 'manifest.yaml').is_file():
         pytest.fail(f'no shipped emotion bundle in {bundle_dir}; run `centralnet train --task emotion`')
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.features.normalisation import SpeakerNormalisation
+    from centralnet_ros.runtime.adaptation import VoiceAdaptation
     model = TaskModel(bundle_dir, backend='torch', warmup=0)
     m = model.manifest
+    adapt = VoiceAdaptation(from_dict(SpeakerNormalisation, m.modalities['audio'].normalisation))
     assert m.task == 'emotion' and list(m.modalities) == ['audio']   # no face modality in this bundle
     assert sorted(m.label_map.values()) == sorted(emodb.EXPRESSIONS)
     test_speaker = int(m.evaluation['test_speaker'])
@@ -254,7 +263,7 @@ def test_shipped_emotion_bundle_classifies_the_held_out_speaker(data_root):
         x16 = A.resample_audio(raw, orig_sample_rate=rate, new_sample_rate=int(spec.sample_rate))  # as the runtime
         x = run_pipeline(spec.pipeline, Window(x16, np.zeros(1, np.int64), sample_rate=spec.sample_rate),
                          spec.preprocessing)
-        decision = model.classify({'audio': x, 'face': None})          # a face input is ignored
+        decision = model.classify({'audio': adapt(x), 'face': None})  # adapting to the voice; a face is ignored
         correct += decision.label == u.emotion_name
     assert len(utts) >= 20
     assert correct / len(utts) > 0.4, f'{correct}/{len(utts)}'         # chance: 1/7

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
 import shutil
@@ -20,6 +21,8 @@ from centralnet_ros.fusion import build_model, FusionModel
 from safetensors.torch import load_file, save_file
 import torch
 import yaml
+
+log = logging.getLogger(__name__)
 
 MANIFEST = 'manifest.yaml'
 WEIGHTS = 'model.safetensors'
@@ -172,4 +175,6 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', 
         raise BundleError(f'{wpath}: weights do not match the architecture in {MANIFEST}: ' + '; '.join(detail))
     model.load_state_dict(state)
     model.to(device).eval()
+    if manifest.licence:
+        log.warning('bundle %s is bound by extra licence terms: %s', path, manifest.licence)
     return Bundle(path=path, manifest=manifest, model=model)

@@ -41,6 +41,9 @@ class ModalitySpec:
     frame_rate: float | None = None        # image, depth, skeleton: frames per second of the training data
     window_s: float | None = None
     description: str = ''
+    normalisation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # ^ per-speaker normalisation of the pipeline's output and its prior
+    #   (features.normalisation.SpeakerNormalisation; the runtime adapts it per voice)
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -77,6 +80,7 @@ class Manifest:
     training: dict[str, Any] = dataclasses.field(default_factory=dict)     # preset, command, seed, date
     label_map: dict[str, str] = dataclasses.field(default_factory=dict)    # e.g. emotion -> ROS4HRI Expression
     notes: str = ''
+    licence: str = ''        # terms binding this bundle beyond the project's (e.g. openSMILE features); warned on load
     weights_sha256: str = ''
 
     def __post_init__(self):

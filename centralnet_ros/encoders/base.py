@@ -35,8 +35,9 @@ class EncoderConfig:
     One modality's network.
 
     ``widths`` gives the units (mlp) or channels (cnn) of each level; the number of
-    levels is ``len(widths)``.  ``pool`` is the max-pooling factor after each conv
-    level (one int per level, applied to every axis; 1 = no pooling); for ``cnn3d``
+    levels is ``len(widths)`` (an ``mlp`` without widths has one level, the flattened
+    input, so it is a linear classifier).  ``pool`` is the max-pooling factor after each
+    conv level (one int per level, applied to every axis; 1 = no pooling); for ``cnn3d``
     ``temporal_pool`` is the factor on the time axis (default: no temporal pooling).
     """
 
@@ -53,8 +54,9 @@ class EncoderConfig:
     def __post_init__(self):
         if self.kind not in ENCODER_KINDS:
             raise ValueError(f'encoder kind {self.kind!r} is not one of {ENCODER_KINDS}')
-        if not self.widths or any(w <= 0 for w in self.widths):
-            raise ValueError(f'widths must be a non-empty list of positive ints, got {self.widths}')
+        if (not self.widths and self.kind != 'mlp') or any(w <= 0 for w in self.widths):
+            raise ValueError(f'widths must be a non-empty list of positive ints (an mlp may have none: a linear '
+                             f'classifier), got {self.widths}')
         rank = {'cnn1d': 2, 'cnn2d': 3, 'cnn3d': 4}.get(self.kind)
         if rank is not None and len(self.input_shape) != rank:
             raise ValueError(f'{self.kind} expects input_shape of {rank} numbers (channels first), '
@@ -84,6 +86,8 @@ class ModalityEncoder(nn.Module):
                 layers += [nn.ReLU(inplace=True), nn.Dropout(config.dropout)]
                 self.levels.append(nn.Sequential(*layers))
                 in_dim = w
+            if not widths:                          # no hidden level: the flattened input is the only level
+                self.levels.append(nn.Flatten())
         else:
             conv, norm, pool, n_axes = _CONV[config.kind]
             in_ch = self.input_shape[0]

@@ -65,6 +65,10 @@ PIPELINES: dict[str, PipelineEntry] = {
                              'centralnet_ros.features.audio:LogMelParams'),
     'face_crop': PipelineEntry('centralnet_ros.features.face:face_crop_input',
                                'centralnet_ros.features.face:FaceCropParams'),
+    'emotion_functionals': PipelineEntry('centralnet_ros.features.functionals:emotion_functionals_input',
+                                         'centralnet_ros.features.functionals:FunctionalsConfig'),
+    'opensmile_functionals': PipelineEntry('centralnet_ros.features.opensmile:opensmile_functionals_input',
+                                           'centralnet_ros.features.opensmile:OpenSmileParams'),   # optional extra
 }
 
 

@@ -276,6 +276,7 @@ class FusionNode(LifecycleNode):
         if fallback is not None and 'audio' in config.inputs:
             config.inputs['audio'].audio_format = fallback
         perception = Perception(config)
+        perception.set_voice(self._params['voice_id'])   # the voice the emotion model adapts to
         try:  # resolve every message type now: a missing package fails configure, not a callback
             for kind in set(perception.inputs.values()):
                 message_class(INPUT_MSG_TYPES[kind])
@@ -475,9 +476,18 @@ class FusionNode(LifecycleNode):
             self.get_logger().info(f'{task}: score threshold set to {value}')
             self._publish_label_info(task)  # LabelInfo carries the threshold
 
+    def _forget_voices(self, parameters: Iterable[Any]) -> None:
+        """``forget_voice``: drop a voice's adaptation statistics ('*': every voice)."""
+        for parameter in parameters:
+            if parameter.name == 'forget_voice' and parameter.value and self._perception is not None:
+                voice = None if parameter.value == '*' else str(parameter.value)
+                n = self._perception.forget_voice(voice)
+                self.get_logger().info(f'forgot the adaptation statistics of {parameter.value} ({n} held)')
+
     def _after_parameters_set(self, parameters: list) -> None:
         """Post-set callback (rclpy >= Iron): the values are valid and stored."""
         self._apply_thresholds(self._thresholds(parameters))
+        self._forget_voices(parameters)
 
     def _on_set_parameters(self, parameters: list) -> SetParametersResult:
         """On-set callback (Humble): validate against node_params, then apply the thresholds."""
@@ -490,6 +500,7 @@ class FusionNode(LifecycleNode):
             if problems:
                 return SetParametersResult(successful=False, reason='; '.join(problems))
         self._apply_thresholds(self._thresholds(parameters))
+        self._forget_voices(parameters)
         return SetParametersResult(successful=True)
 
     # -- diagnostics ----------------------------------------------------------------------

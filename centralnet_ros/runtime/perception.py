@@ -268,6 +268,7 @@ class Perception:
         self._delay: dict[str, _Timing] = {name: _Timing() for name in used}
         self._unused: Counter = Counter()
         self._input_errors: Counter = Counter()
+        self._voice_ids: dict[str, str] = {}          # input ('*': every input) -> voice id now speaking
         self._closed = False
         self._lock = threading.RLock()          # buffers, triggers, statistics
         self._model_lock = threading.Lock()     # features and models: one decision at a time
@@ -370,6 +371,19 @@ class Perception:
                 points += [(p, key) for p in trigger.flush()]
             return self._due(points)
 
+    def set_voice(self, voice_id: str, input_name: str | None = None) -> None:
+        """Set the ROS4HRI voice id now speaking on ``input_name`` (default: every audio input); '' unknown."""
+        with self._lock:
+            if input_name is None:
+                self._voice_ids.clear()
+            self._voice_ids[input_name or '*'] = str(voice_id or '')
+
+    def forget_voice(self, voice_id: str | None = None) -> int:
+        """Drop the adaptation statistics of ``voice_id`` (None: of every voice); returns how many were held."""
+        with self._model_lock:
+            return sum(p.adaptation.forget(voice_id) for s in self.tasks.values() for p in s.plans
+                       if p.adaptation is not None)
+
     def set_threshold(self, task: str, value: float) -> None:
         """Change a task's score threshold at run time (``0 <= value <= 1``)."""
         state = self._task(task)
@@ -432,6 +446,7 @@ class Perception:
                 'missing': {m: dict(c) for m, c in s.missing.items()},
                 'trigger': s.config.trigger, 'inputs': sorted({p.input for p in s.plans}),
                 'bundle': str(s.model.bundle.path), 'bundle_sha256': s.model.bundle_sha256,
+                'adapted_voices': {p.name: p.adaptation.voices() for p in s.plans if p.adaptation is not None},
             }
         return {'device': self.device, 'backend': self.backend, 'clock_ns': now,
                 'global_resets': base['global_resets'], 'decisions': base['decisions'],
@@ -576,6 +591,9 @@ class Perception:
                 missing[plan.name] = 'feature_nan'
                 errors[f'feature_nan:{plan.name}'] += 1
                 continue
+            if plan.adaptation is not None:     # per-voice normalisation: adapts on the utterance, then applies
+                voice = self._voice_ids.get(plan.input, self._voice_ids.get('*', ''))
+                x = plan.adaptation(x, voice_id=voice, stamp_ns=point.t_ns)
             inputs[plan.name] = x
             if mw.newest_stamp_ns is not None and mw.newest_stamp_ns > newest:
                 newest, frame_id = mw.newest_stamp_ns, frame_ids.get(plan.input, '')

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .adaptation import AdaptationConfig, VoiceAdaptation
 from .buffers import INPUT_KINDS, InputSpec
 from .perception_config import PerceptionConfig, SOURCE_KINDS, TaskConfig
 from .triggers import FrameTrigger, RateTrigger, SpeechEndTrigger, Trigger
@@ -42,6 +43,7 @@ class ModalityPlan:
     spec: WindowSpec
     fps: float | None
     channel: int
+    adaptation: VoiceAdaptation | None = None     # per-voice normalisation of the features (runtime.adaptation)
 
 
 def plan_task(config: PerceptionConfig, task: str, tc: TaskConfig, model: Any,
@@ -80,8 +82,19 @@ def plan_task(config: PerceptionConfig, task: str, tc: TaskConfig, model: Any,
             except KeyError as exc:
                 raise KeyError(f'task {task}: modality {name!r}: {exc.args[0]}') from None
         plans.append(ModalityPlan(name, inp, ms.source, ms.pipeline, fn, dict(ms.preprocessing),
-                                  tuple(ms.input_shape), spec, None if audio else ms.frame_rate, ic.channel))
+                                  tuple(ms.input_shape), spec, None if audio else ms.frame_rate, ic.channel,
+                                  _adaptation(config, task, name, ms.normalisation)))
     return plans
+
+
+def _adaptation(config: PerceptionConfig, task: str, name: str, normalisation: dict) -> VoiceAdaptation | None:
+    """Per-voice adaptation of a modality whose manifest records a normalisation (else None)."""
+    if not normalisation or normalisation.get('mode', 'per_voice') == 'none':
+        return None
+    from ..config import from_dict
+    from ..features.normalisation import SpeakerNormalisation
+    norm = from_dict(SpeakerNormalisation, dict(normalisation), _where=f'{task}.{name}.normalisation')
+    return VoiceAdaptation(norm, AdaptationConfig(enabled=config.speaker_adaptation))
 
 
 def trigger_key(config: PerceptionConfig, task: str, tc: TaskConfig, plans: list[ModalityPlan]) -> tuple:

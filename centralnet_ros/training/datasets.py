@@ -24,6 +24,8 @@ class ExperimentData:
     test: ArraySplit
     label_names: list[str]
     info: dict[str, Any] = dataclasses.field(default_factory=dict)   # protocol, sizes, ... (goes in manifests)
+    normalisation: dict[str, dict] = dataclasses.field(default_factory=dict)
+    # ^ modality -> per-speaker normalisation the inputs went through (manifest modalities.<m>.normalisation)
 
 
 def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:

@@ -37,7 +37,9 @@ from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
 import numpy as np
 
-__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'DEFAULT_FEATURES']
+__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'DEFAULT_FEATURES', 'PIPELINES']
+
+PIPELINES = ('log_mel', 'emotion_functionals', 'opensmile_functionals')   # features/pipelines.py names
 
 # log_mel_model_input parameters (mean / std measured over the log-mel values of all 408 files of the
 # shared copy: two scalars that set the input's level; see the preset)
@@ -58,9 +60,14 @@ class EmoDBOptions:
     test_speaker: int | None = None           # explicit test speaker (overrides fold)
     val_speakers: list[int] | None = None     # explicit validation speakers
     n_val_speakers: int = 1                   # else: the speakers following the test speaker
+    # ^ 0: no validation speaker; every other speaker trains and the epoch is chosen on the training data
     features: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_FEATURES))
     train_gains_db: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     # ^ extra training copies at these gains (robustness to the microphone level); val / test at 0 dB
+    pipeline: str = 'log_mel'                 # log_mel | emotion_functionals | opensmile_functionals
+    speaker_normalisation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # ^ SpeakerNormalisation settings (mode, statistics, prior_weight_s, half_life_s); the prior is fitted on the
+    #   training speakers and every speaker's inputs are normalised with that speaker's own statistics
 
 
 def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[int], list[int], int]:
@@ -82,8 +89,8 @@ def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[i
         if bad:
             raise ValueError(f'val_speakers {bad} are the test speaker or have no file (available: {rest})')
     else:
-        if not 1 <= opts.n_val_speakers < len(rest):
-            raise ValueError(f'n_val_speakers must be in [1, {len(rest) - 1}], got {opts.n_val_speakers}')
+        if not 0 <= opts.n_val_speakers < len(rest):
+            raise ValueError(f'n_val_speakers must be in [0, {len(rest) - 1}], got {opts.n_val_speakers}')
         val = sorted(rest[:opts.n_val_speakers])
     return sorted(s for s in rest if s not in val), val, test
 
@@ -111,7 +118,10 @@ def load_emodb(options: dict[str, Any], data_root: Path) -> ExperimentData:
     train_s, val_s, test_s = emodb_speaker_split([u.speaker for u in utts], opts)
     labels = np.asarray([u.label for u in utts], np.int64)
     speakers = np.asarray([u.speaker for u in utts], np.int64)
-    key = json.dumps(feats, sort_keys=True)
+    if opts.pipeline not in PIPELINES:
+        raise ValueError(f'dataset_options.pipeline must be one of {PIPELINES}, got {opts.pipeline!r}')
+    key = json.dumps([opts.pipeline, feats], sort_keys=True)
+    norm = _normalisation(opts, feats)
 
     def split(chosen: list[int], gains_db: list[float]) -> ArraySplit:
         idx = np.flatnonzero(np.isin(speakers, chosen))
@@ -120,21 +130,65 @@ def load_emodb(options: dict[str, Any], data_root: Path) -> ExperimentData:
 
     gains = [0.0] + [float(g) for g in opts.train_gains_db if float(g) != 0.0]
     fmt = lambda ss: ', '.join(f'{s:02d}' for s in ss)  # noqa: E731
-    info = {'protocol': (f'EmoDB leave-one-speaker-out: test speaker {test_s:02d}; val {fmt(val_s)}; '
+    info = {'protocol': (f'EmoDB leave-one-speaker-out: test speaker {test_s:02d}; '
+                         f'val {fmt(val_s) or "none (epoch chosen on the training speakers)"}; '
                          f'train {fmt(train_s)}'),
             'test_speaker': f'{test_s:02d}', 'val_speakers': fmt(val_s), 'train_speakers': fmt(train_s),
             'train_gains_db': ', '.join(f'{g:g}' for g in gains)}
-    return ExperimentData(train=split(train_s, gains), val=split(val_s, [0.0]), test=split([test_s], [0.0]),
-                          label_names=list(emodb.EMOTIONS), info=info)
+    train, test = split(train_s, gains), split([test_s], [0.0])
+    val = split(val_s or train_s, [0.0])                  # no validation speaker: the epoch is chosen on training
+    record = {}
+    if norm is not None:
+        train, val, test, record = _normalise_splits(norm, (train, val, test), (train_s, val_s or train_s, [test_s]),
+                                                     speakers, len(gains))
+        info['normalisation'] = f'per speaker ({norm.mode}); test speaker with all of its utterances'
+    return ExperimentData(train=train, val=val, test=test, label_names=list(emodb.EMOTIONS), info=info,
+                          normalisation={'audio': record} if record else {})
+
+
+def _normalisation(opts: EmoDBOptions, feats: dict[str, Any]):
+    """Return the :class:`SpeakerNormalisation` (prior not yet fitted) of ``speaker_normalisation``, or None."""
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.features.normalisation import SpeakerNormalisation
+    if not opts.speaker_normalisation or opts.speaker_normalisation.get('mode') == 'none':
+        return None
+    if opts.pipeline == 'log_mel' and feats.get('layout') != 'functionals':
+        raise ValueError('speaker_normalisation needs utterance vectors (layout: functionals or a functionals '
+                         'pipeline)')
+    settings = dict(opts.speaker_normalisation)
+    if opts.pipeline == 'emotion_functionals' and 'weight_index' not in settings:
+        from centralnet_ros.features.functionals import functional_names
+        settings['weight_index'] = functional_names(feats).index('active_s')     # seconds of speech
+    return from_dict(SpeakerNormalisation, {**settings, 'prior_mean': [0.0], 'prior_std': [1.0]},
+                     _where='dataset_options.speaker_normalisation')
+
+
+def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_gains: int):
+    """Fit the prior on the training speakers; normalise every split's speakers with their own statistics."""
+    import dataclasses as dc
+    from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker
+    train = splits[0]
+    spk = [np.tile(speakers[np.isin(speakers, ss)], n) for ss, n in zip(split_speakers, (n_gains, 1, 1))]
+    n0 = len(spk[0]) // n_gains
+    spk[0] = spk[0] * 1000 + np.repeat(np.arange(n_gains), n0)    # a gain copy is a speaker of its own (microphone)
+    x0 = train.inputs['audio'][:n0]                                # the 0 dB copy
+    w0 = np.asarray([norm.utterance_weight(v) for v in x0])
+    mean, std = fit_prior(x0, spk[0][:n0], w0)
+    norm = dc.replace(norm, prior_mean=[float(f'{v:.6g}') for v in mean], prior_std=[float(f'{v:.6g}') for v in std])
+    out = [ArraySplit({'audio': normalise_by_speaker(s.inputs['audio'], k, norm)}, s.labels)
+           for s, k in zip(splits, spk)]
+    from centralnet_ros.config import to_dict
+    return (*out, to_dict(norm))
 
 
 @functools.lru_cache(maxsize=8192)
 def _utterance_input(path: str, gain_db: float, features_json: str) -> np.ndarray:
     """One file's model input at a gain (cached per process; the arrays are read-only)."""
     from centralnet_ros.data import emodb
-    from centralnet_ros.features.audio import log_mel_model_input
-    feats = json.loads(features_json)
-    wave = emodb.load_waveform(path, sample_rate=int(feats['sample_rate']))
-    x = log_mel_model_input(wave * np.float32(10.0 ** (gain_db / 20.0)), **feats)
+    from centralnet_ros.features.pipelines import get_pipeline, Window
+    pipeline, feats = json.loads(features_json)
+    rate = int(feats.get('sample_rate', 16000))
+    wave = emodb.load_waveform(path, sample_rate=rate) * np.float32(10.0 ** (gain_db / 20.0))
+    x = get_pipeline(pipeline)(Window(wave, np.zeros(1, np.int64), sample_rate=rate), **feats)
     x.setflags(write=False)
     return x

@@ -85,6 +85,8 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     for name, enc in cfg.modalities.items():
         spec = dict(cfg.bundle.modalities.get(name, {}))
         spec['input_shape'] = list(enc.input_shape)
+        if name in data.normalisation:
+            spec['normalisation'] = data.normalisation[name]
         modalities[name] = from_dict(ModalitySpec, spec, _where=f'bundle.modalities.{name}')
     machine = machine_description()
     manifest = Manifest(
@@ -99,8 +101,16 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
                   'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
                   'command': command, 'date': _dt.date.today().isoformat(),
                   'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
-        label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip())
+        label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities))
     save_bundle(out, model, manifest)
     return (f'{cfg.bundle.task}: {method} test {cfg.train.metric} {result.test_metric * 100:.2f} % '
             f'(val {result.val_metric * 100:.2f} %, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
             f'-> bundle {out}')
+
+
+def _licence(modalities: dict) -> str:
+    """Extra licence terms of the pipelines a bundle uses (openSMILE features bind the model)."""
+    if any(spec.pipeline == 'opensmile_functionals' for spec in modalities.values()):
+        from centralnet_ros.features.opensmile import OPENSMILE_LICENCE
+        return OPENSMILE_LICENCE
+    return ''
