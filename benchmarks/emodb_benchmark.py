@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in dict.fromkeys(VARIANTS[v][0] for v in variants):          # features once, before the workers
         feature_table(v, data_root, cache)
     folds = args.folds or list(range(8))
-    wanted = [(v, f, s) for v in variants for s in range(args.seeds if v in args.main.split(',') else args.reference_seeds)
+    main_variants = args.main.split(',')
+    wanted = [(v, f, s) for v in variants for s in range(args.seeds if v in main_variants else args.reference_seeds)
               for f in folds]
     runs_path = Path(args.runs) if args.runs else Path(args.out) / f'{args.name}.runs.jsonl'
     done = {}

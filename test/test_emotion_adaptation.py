@@ -16,10 +16,10 @@ from centralnet_ros.bundle import load_bundle, Manifest, ModalitySpec, save_bund
 from centralnet_ros.config import ConfigError, from_dict, to_dict
 from centralnet_ros.data import emodb
 from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.features import audio as A
 from centralnet_ros.features import functionals as F
 from centralnet_ros.features.normalisation import (fit_prior, normalise_by_speaker, RunningMoments,
                                                    speaker_statistics, SpeakerNormalisation)
-from centralnet_ros.features import audio as A
 from centralnet_ros.features.pipelines import resolve_params, run_pipeline, Window
 from centralnet_ros.fusion import build_model, FusionConfig
 from centralnet_ros.runtime.adaptation import adapt_speaker_sequence, AdaptationConfig, score_speaker
@@ -222,7 +222,9 @@ def _bundle(tmp_path, normalisation, licence=''):
                        unimodal='audio')
     model = build_model(cfg)
     manifest = Manifest(format_version=1, task='emotion', labels=['a', 'b', 'c'], model=cfg, licence=licence,
-                        modalities={'audio': ModalitySpec(source='audio', input_shape=[4], pipeline='log_mel',
+                        modalities={'audio': ModalitySpec(source='audio', input_shape=[4],
+                                                          pipeline='emotion_functionals', sample_rate=SR,
+                                                          preprocessing=resolve_params('emotion_functionals', {}),
                                                           normalisation=normalisation)})
     return save_bundle(tmp_path / 'b', model, manifest)
 
