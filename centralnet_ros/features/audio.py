@@ -29,7 +29,7 @@ __all__ = [
     'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'mel_spectrogram', 'log_mel_spectrogram',
     'create_dct', 'mfcc', 'add_noise_at_snr', 'fix_length', 'StreamingLogMel',
     'yin_pitch', 'PROSODY_NAMES', 'prosody_functionals', 'AUDIO_LAYOUTS', 'log_mel_functionals',
-    'log_mel_model_input', 'LogMelParams', 'log_mel_input',
+    'log_mel_model_input', 'LogMelParams', 'log_mel_input', 'mono_samples',
 ]
 
 
@@ -570,9 +570,14 @@ def log_mel_input(window, /, **params) -> np.ndarray:
     from centralnet_ros.features.pipelines import check_sample_rate
     p = LogMelParams(**params)
     check_sample_rate('log_mel', window, p.sample_rate)
+    return log_mel_model_input(mono_samples(window), **dataclasses.asdict(p))
+
+
+def mono_samples(window) -> np.ndarray:
+    """Return an audio window's samples as mono float32 ``(n,)`` (``(n, channels)`` is averaged)."""
     x = np.asarray(window.data, dtype=np.float32)
     if x.ndim == 2:
         x = x.mean(axis=1)
     if x.ndim != 1:
         raise ValueError(f'audio window must be (n,) or (n, channels), got {x.shape}')
-    return log_mel_model_input(x, **dataclasses.asdict(p))
+    return x

@@ -43,7 +43,8 @@ import dataclasses
 import functools
 import math
 
-from centralnet_ros.features.audio import create_dct, fix_length, mel_filterbank, num_frames, stft_frames
+from centralnet_ros.features.audio import create_dct, fix_length, mel_filterbank, mono_samples, num_frames
+from centralnet_ros.features.audio import stft_frames
 import numpy as np
 from scipy import fft as sp_fft
 
@@ -402,9 +403,4 @@ def emotion_functionals_input(window, /, **params) -> np.ndarray:
     from centralnet_ros.features.pipelines import check_sample_rate
     cfg = _config(params)
     check_sample_rate('emotion_functionals', window, cfg.sample_rate)
-    x = np.asarray(window.data, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if x.ndim != 1:
-        raise ValueError(f'audio window must be (n,) or (n, channels), got {x.shape}')
-    return _functionals(x, cfg)
+    return _functionals(mono_samples(window), cfg)

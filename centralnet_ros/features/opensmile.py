@@ -86,7 +86,7 @@ def opensmile_functionals_input(window, /, **params) -> np.ndarray:
     smile = _CACHE.get(p.feature_set)
     if smile is None:
         smile = _CACHE[p.feature_set] = OpenSmileFunctionals(feature_set=p.feature_set)
+    from centralnet_ros.features.audio import mono_samples
     check_sample_rate('opensmile_functionals', window, p.sample_rate)
-    x = np.asarray(window.data, dtype=np.float32)
-    x = x.mean(axis=1) if x.ndim == 2 else x
+    x = mono_samples(window)
     return smile(x[:int(round(p.max_duration_s * p.sample_rate))], sample_rate=int(p.sample_rate))
