@@ -217,6 +217,8 @@ class PeopleRuntime:
         for (k, e, name), info in list(self._infos.items()):
             if (k, e) == (kind, entity) and kind not in person.ids:
                 person.perception.ingest(name, info)
+        if kind == 'voices' and person.ids.get(kind) != entity:
+            person.perception.set_voice(entity)          # speaker adaptation per ROS4HRI voice id
         person.ids[kind] = entity
         self._route[(kind, entity)] = key
         return person
