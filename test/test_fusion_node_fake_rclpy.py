@@ -610,3 +610,25 @@ def test_bundle_parameter_hot_swaps_the_model_and_refuses_a_bad_one(ros, bundles
     assert response.success and node._perception.label_info('gesture').labels == ['up', 'down', 'still']
     node.trigger_deactivate()
     node.trigger_cleanup()
+
+
+@pytest.mark.parametrize('distro', ['humble', 'jazzy'])
+def test_forget_voice_parameter_drops_the_adaptation_statistics(ros, distro):
+    from centralnet_ros import paths
+    fake, module = ros(distro=distro)
+    node = make_node(fake, module, **{'tasks': ['emotion'], 'emotion.bundle': str(paths.models_dir() / 'emotion'),
+                                      'voice_id': 'alice'})
+    assert node.trigger_configure() == SUCCESS, node.log
+    perception = node._perception
+    (plan,) = perception.tasks['emotion'].plans
+    assert plan.adaptation is not None and plan.adaptation.adapting      # the shipped bundle adapts per voice
+    assert perception._voice_ids == {'*': 'alice'}                       # the node's voice_id is the speaker
+    for voice in ('alice', 'bob'):
+        plan.adaptation.observe(np.asarray(plan.adaptation.norm.prior_mean), voice_id=voice)
+    assert set(plan.adaptation.voices()) == {'alice', 'bob'}
+    assert node.set_parameters([fake_rclpy.Parameter('forget_voice', value='alice')])[0].successful
+    assert set(plan.adaptation.voices()) == {'bob'}
+    assert node.set_parameters([fake_rclpy.Parameter('forget_voice', value='*')])[0].successful
+    assert plan.adaptation.voices() == {}
+    (bad,) = node.set_parameters([fake_rclpy.Parameter('forget_voice', value='no such/id')])
+    assert not bad.successful                                            # not a voice id: refused, named
