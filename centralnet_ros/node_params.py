@@ -245,9 +245,6 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   pattern=r'[A-Za-z0-9_]+'),
         ParamSpec('voice_id', 'string', 'voice0', 'ROS4HRI voice id that receives the speech; also the voice '
                   'whose speech the emotion model adapts to.', pattern=r'[A-Za-z0-9_]+'),
-        ParamSpec('speaker_adaptation', 'bool', True,
-                  'Adapt the normalisation of bundles that record one (emotion) to each voice from its '
-                  'unlabelled speech; the statistics never leave the process.'),
         ParamSpec('forget_voice', 'string', '',
                   'Set to a voice id to drop its adaptation statistics ("*": every voice); each set drops again.',
                   pattern=r'(|\*|[A-Za-z0-9_]+)', dynamic=True),

@@ -172,7 +172,9 @@ class PerceptionConfig:
     loop_jump_s: float = 2.0
     frame_rate_hint_hz: float = 30.0
     vad: dict[str, float] = dataclasses.field(default_factory=dict)
-    speaker_adaptation: bool = True     # bundles with a per-voice normalisation adapt to each voice they hear
+    speaker_adaptation: bool = setting(True, doc='Adapt the normalisation of bundles that record one (emotion) to '
+                                                 'each voice from its unlabelled speech; the statistics never '
+                                                 'leave the process.')
 
     def __post_init__(self):
         if not self.tasks:
