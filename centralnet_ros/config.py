@@ -176,6 +176,33 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, _where: str = '') -> T:
         raise ConfigError(f'{_where or cls.__name__}: {exc}') from exc
 
 
+def with_overrides(cls: type[T], overrides: Mapping[str, Any] | None = None) -> T:
+    """
+    Return ``cls``'s defaults with dotted-key ``overrides`` applied (``{'train.epochs': 3}``), filled strictly.
+
+    The command-line ``--set KEY=VALUE`` of every command that runs an experiment lands
+    here (or in a preset, which is the same mapping read from YAML); an unknown key is an
+    error naming it.
+    """
+    data = to_dict(cls())
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return from_dict(cls, data)
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``key`` ``'a.b'`` (missing sections are made)."""
+    parts = key.split('.')
+    node = data
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {} if p not in node or node[p] is None else node[p]
+            if not isinstance(node[p], dict):
+                raise ConfigError(f'override {key}: {p} is not a mapping')
+        node = node[p]
+    node[parts[-1]] = value
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclass -> plain dict/list/scalars (tuples become lists), for YAML/JSON."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -237,13 +237,21 @@ def test_table_columns():
 
 # ---------------------------------------------------------------------- commands
 
-@pytest.mark.parametrize('command, option', [('probe', '--n-train'), ('transfer', '--finetune-epochs')])
+@pytest.mark.parametrize('command, option', [('probe', 'n_train='), ('transfer', 'finetune_epochs=')])
 def test_command_help(command, option, capsys):
     from centralnet_ros.cli import main
     with pytest.raises(SystemExit) as exc:
         main([command, '--help'])
     assert exc.value.code == 0
     assert option in capsys.readouterr().out
+
+
+def test_probe_and_transfer_refuse_an_unknown_setting(capsys):
+    from centralnet_ros.cli import main
+    assert main(['probe', '--set', 'cae_epoch=3']) == 2
+    assert 'cae_epoch' in capsys.readouterr().err
+    assert main(['transfer', '--set', 'finetune_epochs=many']) == 2
+    assert 'finetune_epochs' in capsys.readouterr().err
 
 
 def test_transfer_command_rejects_a_malformed_setting(capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from centralnet_ros import paths
-from centralnet_ros.config import ConfigError, from_dict, load_yaml, to_dict
+from centralnet_ros.config import ConfigError, from_dict, load_yaml, set_dotted, to_dict
 from centralnet_ros.encoders import EncoderConfig
 from centralnet_ros.fusion import fusion_methods, FusionConfig, FusionOptions
 from centralnet_ros.training.trainer import TrainConfig
@@ -88,18 +88,6 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in presets_dir().glob('*.yaml'))
 
 
-def _set_dotted(data: dict, key: str, value: Any) -> None:
-    parts = key.split('.')
-    node = data
-    for p in parts[:-1]:
-        if not isinstance(node.get(p), dict):
-            node[p] = {} if p not in node or node[p] is None else node[p]
-            if not isinstance(node[p], dict):
-                raise ConfigError(f'override {key}: {p} is not a mapping')
-        node = node[p]
-    node[parts[-1]] = value
-
-
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``['train.epochs=3', 'seeds=2']`` -> dotted keys with YAML-typed values."""
     out = {}
@@ -124,9 +112,9 @@ def load_experiment(preset: str | os.PathLike, *, quick: bool = False,
         raise ConfigError(f'{path}: expected a mapping at the top level')
     if quick:
         for key, value in (data.get('quick') or {}).items():
-            _set_dotted(data, key, value)
+            set_dotted(data, key, value)
     for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
+        set_dotted(data, key, value)
     try:
         return from_dict(ExperimentConfig, data)
     except (ConfigError, ValueError) as exc:

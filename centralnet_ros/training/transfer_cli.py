@@ -9,7 +9,9 @@ samples, and writes ``transfer.json`` / ``transfer.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+import sys
 
 from centralnet_ros import paths
 
@@ -31,13 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for the results and the saved KNN mappings')
     parser.add_argument('--data-root', type=Path, default=None,
                         help=f'folder holding avletters/ (default: {paths.DATA_ROOT_DEFAULT})')
-    parser.add_argument('--seeds', type=int, default=d.seeds, help='number of seeds (0, 1, ...)')
-    parser.add_argument('--k', type=int, default=d.k, help='neighbours of the KNN mapping')
-    parser.add_argument('--audio-layer', type=int, default=d.audio_layer,
-                        help='1-based audio-network level used for the neighbour search')
-    parser.add_argument('--audio-epochs', type=int, default=d.audio_epochs, help='audio network epochs')
-    parser.add_argument('--video-epochs', type=int, default=d.video_epochs, help='video network epochs (A-T)')
-    parser.add_argument('--finetune-epochs', type=int, default=d.finetune_epochs, help='fine-tuning epochs')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a TransferConfig field (repeatable), as compare does a preset: '
+                             + ', '.join(f'{k}={v}' for k, v in dataclasses.asdict(d).items() if k != 'settings'))
     parser.add_argument('--setting', type=_setting, action='append', default=None, metavar='NAME:LAYER:P_A',
                         help='a transfer setting (repeatable); default: Exp1:2:0.25 Exp2:2:0.5 Exp3:3:0.5')
     parser.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
@@ -46,13 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from centralnet_ros.config import ConfigError, with_overrides
     from centralnet_ros.machine import command_line, machine_description
+    from centralnet_ros.training.experiment import parse_overrides
     from centralnet_ros.training.transfer import (default_settings, render_markdown, run_transfer, TransferConfig,
                                                   write_results)
     torch.set_num_threads(max(1, args.threads))
-    cfg = TransferConfig(seeds=args.seeds, k=args.k, audio_layer=args.audio_layer, audio_epochs=args.audio_epochs,
-                         video_epochs=args.video_epochs, finetune_epochs=args.finetune_epochs,
-                         settings=args.setting or default_settings())
+    try:
+        cfg = with_overrides(TransferConfig, parse_overrides(args.overrides))
+    except (ConfigError, ValueError) as exc:
+        print(f'centralnet transfer: {exc}', file=sys.stderr)
+        return 2
+    cfg.settings = args.setting or cfg.settings or default_settings()
     args.out.mkdir(parents=True, exist_ok=True)
     result = run_transfer(cfg, out_dir=args.out, data_root=args.data_root)
     command = command_line(args=args)
