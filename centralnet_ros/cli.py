@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "print a bundle's task, labels, inputs and pipelines, metrics and their data, and terms"),
     'replay': ('centralnet_ros.replay.cli',
                'replay a rosbag2 recording through the runtime and evaluate it'),
+    'play': ('centralnet_ros.ros.play',
+             'publish a rosbag2 recording onto live ROS 2 topics (rclpy; ros2 bag play without rosbag2)'),
     'demo': ('centralnet_ros.demo',
              'build a small rosbag2 from held-out real samples and replay it with the default models'),
     'finetune': ('centralnet_ros.finetune_cli',

@@ -27,6 +27,9 @@ depth_topic       depth images; default camera/depth/image_raw (naoqi_driver).  
 audio_topic       audio (AudioDataStamped, or naoqi_driver's AudioBuffer; see config/robots)
 audio_info_topic  audio_info (AudioInfo, transient local)
 skeleton_topic    skeletons (PoseArray or hri_msgs/Skeleton2D, see skeleton_type)
+dds_profile       Fast DDS XML profile of the nodes; '' is share/centralnet_ros/config/fastdds.xml
+                  (a 16 MiB shared-memory segment, so 640x480 rgb8 frames are not lost),
+                  'none' keeps the environment's FASTRTPS_DEFAULT_PROFILES_FILE (or Fast DDS' defaults)
 
 The lifecycle nodes are started with ``--managed`` (they wait to be driven) and brought up by
 launch events: configure once started, activate when configuring reaches inactive (the same
@@ -63,6 +66,8 @@ ARGUMENTS = (
     ('audio_topic', 'audio', 'Audio chunks (AudioDataStamped or naoqi AudioBuffer).'),
     ('audio_info_topic', 'audio_info', 'AudioInfo for audio_topic (transient local).'),
     ('skeleton_topic', 'skeleton', 'Skeletons (PoseArray or hri_msgs/Skeleton2D).'),
+    ('dds_profile', '', "Fast DDS XML profile; '' is share/centralnet_ros/config/fastdds.xml, "
+                        "'none' keeps the environment's."),
 )
 
 CHOICES = {
@@ -134,6 +139,17 @@ def overrides(device: str, tasks: str, use_sim_time: bool) -> dict:
     return out
 
 
+def dds_environment(share: Path, profile: str) -> dict[str, str]:
+    """Return the environment that makes the nodes' Fast DDS read ``profile`` ('' the shipped one, 'none' none)."""
+    if profile.strip().lower() == 'none':
+        return {}
+    path = Path(profile).expanduser() if profile else share / 'config' / 'fastdds.xml'
+    if not path.is_file():
+        raise FileNotFoundError(f'launch argument dds_profile:={profile!r}: {path} not found')
+    # Fast DDS 2.x (Humble, Jazzy) reads the first name, 3.x the second
+    return {'FASTRTPS_DEFAULT_PROFILES_FILE': str(path), 'FASTDDS_DEFAULT_PROFILES_FILE': str(path)}
+
+
 def _validate(files: list[Path], fusion_overrides: dict) -> None:
     """Check the params files and overrides against centralnet_ros.node_params before starting."""
     from centralnet_ros import node_params
@@ -176,11 +192,12 @@ def _launch_setup(context, *args, **kwargs) -> list:
     fusion_overrides = overrides(arg['device'], arg['tasks'], sim_time)
     _validate(files, fusion_overrides)
     node_args = ['--managed', '--ros-args', '--log-level', arg['log_level']]
+    env = dds_environment(share, arg['dds_profile'])
     autostart = parse_bool('autostart', arg['autostart'])
 
     fusion = LifecycleNode(
         package=PACKAGE, executable='fusion_node', name='fusion_node',
-        namespace=arg['namespace'], output='screen', emulate_tty=True,
+        namespace=arg['namespace'], output='screen', emulate_tty=True, additional_env=env,
         parameters=[str(f) for f in files] + [fusion_overrides],
         remappings=remappings(arg['image_topic'], arg['depth_topic'], arg['audio_topic'],
                               arg['audio_info_topic'], arg['skeleton_topic']),
@@ -189,7 +206,7 @@ def _launch_setup(context, *args, **kwargs) -> list:
     if parse_bool('start_microphone', arg['start_microphone']):
         nodes.append(LifecycleNode(
             package=PACKAGE, executable='microphone_node', name='microphone_node',
-            namespace=arg['namespace'], output='screen', emulate_tty=True,
+            namespace=arg['namespace'], output='screen', emulate_tty=True, additional_env=env,
             parameters=[str(f) for f in files] + [{'use_sim_time': sim_time}],
             remappings=[('audio', arg['audio_topic']), ('audio_info', arg['audio_info_topic'])],
             arguments=node_args))

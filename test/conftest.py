@@ -9,6 +9,7 @@ import dataset_guard
 import pytest
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch is imported
+os.environ.setdefault('ROS_PYTHON_CHECK_FIELDS', '1')  # rclpy messages refuse unknown fields (as on Humble)
 
 import torch  # noqa: E402
 

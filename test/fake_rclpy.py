@@ -840,7 +840,10 @@ class SingleThreadedExecutor:
             _FAKE.on_spin(self)
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
-        pass
+        """Run the test's ``on_spin`` hook, then end the context (as Ctrl-C does): the node's spin loop."""
+        if _FAKE.on_spin is not None:
+            _FAKE.on_spin(self)
+        _FAKE.initialized = False
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
         return True

@@ -179,18 +179,19 @@ def test_a_different_version_of_a_type_is_decoded_with_the_bags_definition(tmp_p
     """
     A bag recorded with another hri_msgs LiveSpeech is decoded with the definition it carries.
 
-    Here the bag's type has a ``language`` field instead of ``locale``; ours is not used.
+    Here the bag's type is hri_msgs 2.1's, with a ``locale`` field before ``language``; ours (2.0.0) is not used.
     """
     from rosbags.typesys import get_types_from_msg
     other = get_typestore(Stores.ROS2_HUMBLE)
     other.register(get_types_from_msg('std_msgs/Header header\nstring incremental\nstring final\n'
-                                      'float64 confidence\nstring language\n', 'hri_msgs/msg/LiveSpeech'))
+                                      'float64 confidence\nstring locale\nstring language\n',
+                                      'hri_msgs/msg/LiveSpeech'))
     cls = other.types['hri_msgs/msg/LiveSpeech']
     hdr = other.types['std_msgs/msg/Header'](stamp=other.types['builtin_interfaces/msg/Time'](sec=1, nanosec=2),
                                              frame_id='')
-    msg = cls(header=hdr, incremental='', final='three', confidence=0.5, language='en-GB')
+    msg = cls(header=hdr, incremental='', final='three', confidence=0.5, locale='en_GB', language='en-GB')
     for storage in ('sqlite3', 'mcap'):
         path = D.write_bag(tmp_path / storage, [('/speech', 'hri_msgs/msg/LiveSpeech', 5, msg)], storage=storage,
                            typestore=other)
-        got = list(D.read_bag(path))[0].message                        # default store: the hri_msgs 2.x definition
-        assert got.final == 'three' and got.language == 'en-GB' and not hasattr(got, 'locale')
+        got = list(D.read_bag(path))[0].message                        # default store: hri_msgs 2.0.0
+        assert got.final == 'three' and got.locale == 'en_GB' and got.language == 'en-GB'

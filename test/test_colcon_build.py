@@ -74,3 +74,31 @@ def test_demo_recording_is_installed(install):
     for base in [install / 'share' / PACKAGE] + [p / PACKAGE for p in (install / 'lib').glob('python3*/site-packages')]:
         for name in ('labels.yaml', 'recording.yaml', 'demo_bag/metadata.yaml', 'demo_bag/demo_bag.mcap'):
             assert (base / 'demo_recording' / name).is_file(), f'{base}/demo_recording/{name} not installed'
+
+
+def test_colcon_of_this_python_writes_this_python_into_the_executables(tmp_path):
+    """
+    Colcon installed in this Python writes this Python into the executables' shebang.
+
+    Debian's colcon (/usr/bin/colcon) writes ``#!/usr/bin/python3``, which cannot import a venv's
+    rclpy; colcon installed into the venv (tools/ros_wheels.sh does) writes the venv's Python, and
+    the installed fusion_node then runs (here: refuses a bad parameter in one line).
+    """
+    pytest.importorskip('colcon_core', reason='colcon is not installed in this Python (tools/ros_wheels.sh)')
+    pytest.importorskip('rclpy', reason='rclpy is not installed in this Python (tools/ros_wheels.sh)')
+    import os
+    import sys
+    proc = subprocess.run(
+        [sys.executable, '-m', 'colcon', '--log-base', str(tmp_path / 'log'), 'build', '--base-paths', str(REPO),
+         '--build-base', str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
+         '--packages-select', PACKAGE, '--event-handlers', 'console_direct-'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f'colcon build failed:\n{proc.stdout}\n{proc.stderr}'
+    exe = tmp_path / 'install' / PACKAGE / 'lib' / PACKAGE / 'fusion_node'
+    shebang = exe.read_text().splitlines()[0]
+    assert Path(shebang[2:].split()[0]).resolve() == Path(sys.executable).resolve(), shebang
+    env = {**os.environ, 'ROS_DOMAIN_ID': str(10 + os.getpid() % 200)}
+    run = subprocess.run([str(exe), '--ros-args', '-p', 'qos_depth:=many'], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 2 and 'Traceback' not in run.stderr, run.stdout + run.stderr
+    assert 'qos_depth' in run.stderr and 'many' in run.stderr

@@ -26,6 +26,7 @@ DOCUMENTED = {
     'audio_topic': 'audio',
     'audio_info_topic': 'audio_info',
     'skeleton_topic': 'skeleton',
+    'dds_profile': '',
 }
 ROS_MODULES = ('launch', 'launch_ros', 'lifecycle_msgs', 'ament_index_python', 'rclpy')
 
@@ -131,3 +132,28 @@ def test_overrides_are_validated_against_the_table(launch_module):
     launch_module._validate(files, good)
     with pytest.raises(ParameterError, match='device'):
         launch_module._validate(files, launch_module.overrides('gpu', '', False))
+
+
+def test_the_shipped_dds_profile_is_used_unless_overridden(launch_module, tmp_path):
+    env = launch_module.dds_environment(REPO, '')
+    assert env['FASTRTPS_DEFAULT_PROFILES_FILE'] == str(REPO / 'config' / 'fastdds.xml')
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == env['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert launch_module.dds_environment(REPO, 'none') == {}
+    own = tmp_path / 'mine.xml'
+    own.write_text('<profiles/>')
+    assert launch_module.dds_environment(REPO, str(own))['FASTRTPS_DEFAULT_PROFILES_FILE'] == str(own)
+    with pytest.raises(FileNotFoundError, match='dds_profile'):
+        launch_module.dds_environment(REPO, str(tmp_path / 'missing.xml'))
+    source = (REPO / 'launch' / 'fusion.launch.py').read_text()
+    assert source.count('additional_env=env') == 2                  # both nodes
+
+
+def test_the_shipped_dds_profile_has_a_16_mib_shared_memory_segment():
+    import xml.etree.ElementTree as ET
+    ns = {'f': 'http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles'}
+    root = ET.parse(REPO / 'config' / 'fastdds.xml').getroot()
+    shm = [t for t in root.iterfind('.//f:transport_descriptor', ns) if t.findtext('f:type', namespaces=ns) == 'SHM']
+    assert len(shm) == 1 and int(shm[0].findtext('f:segment_size', namespaces=ns)) == 16 * 1024 * 1024
+    participant = root.find('f:participant', ns)
+    assert participant.get('is_default_profile') == 'true'
+    assert participant.findtext('.//f:useBuiltinTransports', namespaces=ns) == 'false'

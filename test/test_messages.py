@@ -373,7 +373,7 @@ def test_output_builders_make_rosbags_messages():
         M.build_label_info(f, labels=['x', 'y'], stamp_ns=5, threshold=0.5),
         M.build_vision_info(f, method='centralnet', database_location='models/speech', stamp_ns=5),
         M.build_expression(f, expression='happy', confidence=0.8, stamp_ns=5),
-        M.build_live_speech(f, final='seven', confidence=0.7, stamp_ns=5, locale='en_US'),
+        M.build_live_speech(f, final='seven', confidence=0.7, stamp_ns=5, language='en-US'),
         M.build_ids_list(f, ids=['p1'], stamp_ns=5),
     ]
     for msg in built:

@@ -1,257 +1,174 @@
 """
-Both nodes under launch_testing, fed by a small rosbag2 recording (needs ROS 2).
+fusion_node and microphone_node under real rclpy (Fast DDS), each in its own process.
 
-Runs where rclpy, launch_testing and the message packages are installed
-(``colcon test --packages-select centralnet_ros``, or ``launch_test
-test/test_ros_nodes.py`` in a sourced workspace); skipped otherwise.
-
-- fusion_node is started through ``launch/fusion.launch.py`` (namespace
-  ``cnet_test``, task ``speech``) and brought to active by the launch events;
-  ``ros2 bag play`` then plays a bag written here with the ``rosbags`` library:
-  three real FSDD spoken digits (16 kHz, 20 ms AudioDataStamped chunks) separated
-  by silence, plus the AudioInfo.  The test checks the Classification messages
-  (labels from the LabelInfo, header stamps inside the played audio), and the
-  diagnostics.
-- microphone_node captures from an ALSA ``file`` device (the test-local
-  asoundrc of test_capture.py, found through HOME) and must publish stamped
-  S16LE chunks and a latched AudioInfo.
-
-The speech bundle comes from ``$CENTRALNET_TEST_SPEECH_BUNDLE`` or the installed
-``share/centralnet_ros/models/speech``.
+Driven from the test's own rclpy node over the real lifecycle services (ChangeState,
+GetState) and parameter services, fed by best-effort publishers (sensor-data QoS, like
+camera and audio drivers), with ``ROS_PYTHON_CHECK_FIELDS=1`` and a ``ROS_DOMAIN_ID`` of
+this test run (see ``ros_harness``).  The shipped gesture and speech bundles decide.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-import subprocess
-import tempfile
-import time
-import unittest
+import math
 
-from dataset_guard import require
+from centralnet_ros import messages as M
+from centralnet_ros.ros.interfaces import ros_message
 import numpy as np
 import pytest
-from scipy.io import wavfile
+import ros_harness as H
 
-try:
-    from ament_index_python.packages import get_package_share_directory
-    from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+T0 = 1_700_000_000 * 1_000_000_000
+NS = '/cnet'
+NODE = f'{NS}/fusion_node'
+FRAME_NS = 33_333_333                                  # 30 Hz skeleton
+
+pytestmark = pytest.mark.slow
+
+
+def joints(k: int) -> np.ndarray:
+    """Return a standing 20-joint Kinect skeleton (metres) waving its right hand."""
+    j = np.zeros((20, 3), np.float32)
+    j[:, 1] = np.linspace(0.0, 1.0, 20)
+    j[11] = [0.3 * math.sin(0.4 * k), 0.8, 0.1]
+    j[:, 2] += 2.0
+    return j
+
+
+def fusion_args(*extra: str, managed: bool = True) -> list[str]:
+    args = ['--managed'] if managed else []
+    return args + ['--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[gesture]',
+                   '-p', f'gesture.bundle:={H.MODELS / "gesture"}', '-p', 'gesture.trigger:=frame',
+                   '-p', 'diagnostics_period_s:=0.5', *extra]
+
+
+@pytest.fixture
+def tester():
+    t = H.Tester()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def fusion(tmp_path):
+    started = []
+
+    def start(*args: str, managed: bool = True, **env) -> H.NodeProcess:
+        proc = H.NodeProcess('fusion_node', fusion_args(*args, managed=managed), tmp_path / f'fusion{len(started)}.log',
+                             env=H.node_env(**env) if env else None)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()
+
+
+def test_lifecycle_services_drive_the_node_and_it_classifies_live_skeletons(fusion, tester):
     from diagnostic_msgs.msg import DiagnosticArray
-    import launch
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    import launch_ros.actions
-    import launch_testing
-    import launch_testing.actions
-    import launch_testing.asserts
-    from lifecycle_msgs.srv import GetState
-    import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from geometry_msgs.msg import PoseArray
     from vision_msgs.msg import Classification, LabelInfo
-except ImportError:
-    pytest.skip('rclpy/launch_testing not installed (ROS 2 absent)', allow_module_level=True)
 
-PACKAGE = 'centralnet_ros'
-NAMESPACE = 'cnet_test'
-MIC_NAMESPACE = 'cnet_test_mic'
-SAMPLE_RATE = 16000
-CHUNK = 320  # 20 ms
-BASE_NS = 1_700_000_000 * 1_000_000_000
-CLIPS = ('3_theo_0.wav', '7_jackson_0.wav', '1_nicolas_0.wav')
+    node = fusion()
+    assert tester.state(NODE, timeout=60) == 'unconfigured'
+    results = tester.subscribe(Classification, f'{NODE}/gesture', H.sensor_qos(50))
+    infos = tester.subscribe(LabelInfo, f'{NODE}/gesture/label_info', H.latched_qos())
+    diagnostics = tester.subscribe(DiagnosticArray, '/diagnostics', H.sensor_qos(50))
+    skeleton = tester.node.create_publisher(PoseArray, f'{NS}/skeleton', H.sensor_qos())
 
+    assert tester.transition(NODE, 'configure') and tester.state(NODE) == 'inactive'
+    assert tester.transition(NODE, 'activate') and tester.state(NODE) == 'active'
+    tester.wait_for(lambda: infos, 20, 'LabelInfo (transient local)')
+    labels = [c.class_name for c in infos[0].class_map]
+    assert len(labels) >= 2 and [c.class_id for c in infos[0].class_map] == list(range(len(labels)))
+    tester.wait_for(lambda: skeleton.get_subscription_count() > 0, 20, 'the node to subscribe')
 
-def _speech_bundle() -> Path | None:
-    env = os.environ.get('CENTRALNET_TEST_SPEECH_BUNDLE')
-    if env:
-        return Path(env)
-    candidate = Path(get_package_share_directory(PACKAGE)) / 'models' / 'speech'
-    return candidate if candidate.exists() else None
+    sent = []
+    for k in range(90):                                   # 3 s of skeleton at 30 Hz
+        stamp = T0 + k * FRAME_NS
+        skeleton.publish(M.build_pose_array(ros_message, joints(k), stamp_ns=stamp, frame_id='kinect'))
+        sent.append(stamp)
+        tester.spin(1 / 30)
+    tester.wait_for(lambda: len(results) >= 30, 30, 'gesture Classifications')
+    stamps = [H.stamp_ns(m.header) for m in results]
+    assert set(stamps) <= set(sent) and stamps == sorted(stamps)       # the header of the source frame
+    for msg in results:
+        assert msg.header.frame_id == 'kinect' and {h.class_id for h in msg.results} <= set(labels)
+        scores = [h.score for h in msg.results]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1.0
+    tester.wait_for(lambda: any('input skeleton' in s.name and 'receiving' in s.message
+                                for d in diagnostics for s in d.status), 10, 'diagnostics of the skeleton input')
 
-
-if _speech_bundle() is None:
-    pytest.skip('no speech bundle: set CENTRALNET_TEST_SPEECH_BUNDLE or install '
-                'share/centralnet_ros/models/speech', allow_module_level=True)
-
-
-def _clip(name: str) -> np.ndarray:
-    from centralnet_ros.features.audio import resample_audio
-    rate, pcm = wavfile.read(require('fsdd') / 'fsdd' / 'recordings' / name)
-    up = resample_audio(pcm.astype(np.float32), orig_sample_rate=rate, new_sample_rate=SAMPLE_RATE)
-    return np.clip(np.round(up), -32768, 32767).astype(np.int16)  # (T,)
-
-
-def _write_bag(path: Path) -> tuple[int, int]:
-    """Write the audio bag; return the first and last audio stamps (ns)."""
-    from centralnet_ros.replay.msgdefs import audio_messages, make_typestore, write_bag
-
-    store = make_typestore()
-    silence = np.zeros(int(0.8 * SAMPLE_RATE), np.int16)
-    signal = np.concatenate([silence] + [np.concatenate([_clip(c), silence]) for c in CLIPS])
-    signal = signal[:len(signal) // CHUNK * CHUNK].reshape(-1, CHUNK, 1)  # (N, 320, 1)
-    records = []
-    for i, chunk in enumerate(signal):
-        stamp = BASE_NS + i * CHUNK * 1_000_000_000 // SAMPLE_RATE
-        msg, info = audio_messages(chunk, sample_rate=SAMPLE_RATE, stamp_ns=stamp, typestore=store)
-        if i == 0:
-            records.append((f'/{NAMESPACE}/audio_info', 'audio_common_msgs/msg/AudioInfo',
-                            stamp, info))
-        records.append((f'/{NAMESPACE}/audio', 'audio_common_msgs/msg/AudioDataStamped',
-                        stamp, msg))
-    write_bag(path, records, typestore=store)
-    return BASE_NS, records[-1][2]
+    assert tester.transition(NODE, 'deactivate') and tester.state(NODE) == 'inactive'
+    count = len(results)
+    skeleton.publish(M.build_pose_array(ros_message, joints(0), stamp_ns=T0 + 10**10, frame_id='kinect'))
+    tester.spin(1.0)
+    assert len(results) == count                                        # unsubscribed while inactive
+    assert tester.transition(NODE, 'cleanup') and tester.state(NODE) == 'unconfigured'
+    assert tester.transition(NODE, 'configure') and tester.state(NODE) == 'inactive'
+    assert tester.transition(NODE, 'shutdown') and tester.state(NODE) == 'finalized'
+    assert node.interrupt() == 0
+    assert 'Traceback' not in node.output()
 
 
-def _launch_helpers():
-    """Load the installed launch file as a module (for its lifecycle bring-up helper)."""
-    path = Path(get_package_share_directory(PACKAGE)) / 'launch' / 'fusion.launch.py'
-    spec = importlib.util.spec_from_file_location('fusion_launch', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, path
+def test_parameter_services_in_range_out_of_range_and_read_only(fusion, tester):
+    from vision_msgs.msg import LabelInfo
+
+    node = fusion(managed=False)
+    infos = tester.subscribe(LabelInfo, f'{NODE}/gesture/label_info', H.latched_qos())
+    tester.wait_for(lambda: tester.state(NODE, timeout=60) == 'active', 120, 'the node to activate itself')
+    ok = tester.set_parameter(NODE, 'gesture.score_threshold', 0.75)
+    assert ok.successful, ok.reason
+    assert tester.get_parameter(NODE, 'gesture.score_threshold') == 0.75
+    tester.wait_for(lambda: any(abs(i.threshold - 0.75) < 1e-6 for i in infos), 10, 'LabelInfo with the threshold')
+    bad = tester.set_parameter(NODE, 'gesture.score_threshold', 1.5)
+    assert not bad.successful and 'gesture.score_threshold' in bad.reason or '1.5' in bad.reason
+    assert tester.get_parameter(NODE, 'gesture.score_threshold') == 0.75
+    wrong_type = tester.set_parameter(NODE, 'gesture.score_threshold', 'high')
+    assert not wrong_type.successful
+    read_only = tester.set_parameter(NODE, 'device', 'cuda')
+    assert not read_only.successful and 'read-only' in read_only.reason
+    assert node.interrupt() == 0 and 'Traceback' not in node.output()
 
 
-@pytest.mark.launch_test
-def generate_test_description():
-    tmp = Path(tempfile.mkdtemp(prefix='centralnet_ros_test_'))
-    first_ns, last_ns = _write_bag(tmp / 'bag')
-    (tmp / 'qos.yaml').write_text(
-        f'/{NAMESPACE}/audio_info:\n  history: keep_last\n  depth: 1\n'
-        '  reliability: reliable\n  durability: transient_local\n')
-    (tmp / 'overlay.yaml').write_text(
-        f'/**/fusion_node:\n  ros__parameters:\n    tasks: [speech]\n'
-        f"    speech:\n      bundle: '{_speech_bundle()}'\n      trigger: speech_end\n"
-        '      score_threshold: 0.0\n    diagnostics_period_s: 0.5\n')
-    _clip(CLIPS[0]).astype('<i2').tofile(tmp / 'mono.raw')
-    (tmp / '.asoundrc').write_text(
-        'pcm.centralnet_test_mono {\n    type file\n    slave.pcm "null"\n    file "/dev/null"\n'
-        f'    infile "{tmp / "mono.raw"}"\n    format "raw"\n}}\n')
-
-    helpers, launch_file = _launch_helpers()
-    fusion = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(launch_file)),
-        launch_arguments={'namespace': NAMESPACE, 'robot': str(tmp / 'overlay.yaml'),
-                          'start_microphone': 'false', 'device': 'cpu'}.items())
-    microphone = launch_ros.actions.LifecycleNode(
-        package=PACKAGE, executable='microphone_node', name='microphone_node',
-        namespace=MIC_NAMESPACE, output='screen', arguments=['--managed'],
-        parameters=[{'device': 'centralnet_test_mono', 'diagnostics_period_s': 0.5}],
-        additional_env={'HOME': str(tmp), 'XDG_CONFIG_HOME': str(tmp / 'xdg')})
-    description = launch.LaunchDescription(
-        [fusion, *helpers._bring_up(microphone), launch_testing.actions.ReadyToTest()])
-    return description, {'tmp': tmp, 'first_ns': first_ns, 'last_ns': last_ns}
+@pytest.mark.parametrize('override, named', [('gesture.score_threshold:=1', 'gesture.score_threshold'),
+                                             ('gesture.score_threshold:=1.5', 'gesture.score_threshold'),
+                                             ('qos_depth:=many', 'qos_depth')])
+def test_a_bad_parameter_override_gives_one_clear_line_and_a_non_zero_exit(fusion, override, named):
+    node = fusion('-p', override, managed=False)
+    status = node.wait(120)
+    out = node.output()
+    assert status != 0 and 'Traceback' not in out, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out
+    value = override.split(':=')[1]
+    assert named in lines[0] and value in lines[0] and 'expect' in lines[0].lower(), lines[0]
 
 
-def _stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
+def test_an_exception_in_a_transition_is_logged_with_its_cause(tester, monkeypatch):
+    """Rclpy would swallow it (ERROR, no reason); the node logs type, message and traceback (in-process)."""
+    from rcl_interfaces.msg import Log
+    from centralnet_ros.ros import fusion_node as F
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    logs = tester.subscribe(Log, '/rosout', H.latched_qos().__class__(depth=100))
+    node = F.FusionNode(namespace='/inproc', parameter_overrides=[
+        rclpy_parameter('tasks', ['gesture']), rclpy_parameter('gesture.bundle', str(H.MODELS / 'gesture'))])
+    tester.executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+        def broken(task):
+            raise RuntimeError('label info exploded')
+        monkeypatch.setattr(node, '_publish_label_info', broken)
+        node.trigger_activate()
+        tester.wait_for(lambda: [m for m in logs if 'label info exploded' in m.msg], 10, 'the cause in /rosout')
+        line = next(m.msg for m in logs if 'label info exploded' in m.msg)
+        assert line.startswith('activate failed: RuntimeError: label info exploded') and 'Traceback' in line
+        assert node._state_machine.current_state[1] == 'unconfigured'    # on_error released the runtime
+    finally:
+        tester.executor.remove_node(node)
+        node.destroy_node()
 
 
-class TestNodes(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        rclpy.init()
-        cls.node = rclpy.create_node('centralnet_test_probe')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.destroy_node()
-        rclpy.shutdown()
-
-    def _spin_until(self, done, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not done():
-            rclpy.spin_once(self.node, timeout_sec=0.1)
-        return done()
-
-    def _wait_active(self, fqn: str, timeout: float = 60.0):
-        client = self.node.create_client(GetState, f'{fqn}/get_state')
-        self.assertTrue(client.wait_for_service(timeout_sec=timeout), f'{fqn} has no get_state')
-        end = time.monotonic() + timeout
-        label = ''
-        while time.monotonic() < end:
-            future = client.call_async(GetState.Request())
-            rclpy.spin_until_future_complete(self.node, future, timeout_sec=5.0)
-            label = future.result().current_state.label if future.result() else ''
-            if label == 'active':
-                return
-            time.sleep(0.2)
-        self.fail(f'{fqn} did not reach active (last state {label!r})')
-
-    def _collect(self, msg_type, topic, qos=10):
-        received = []
-        self.node.create_subscription(msg_type, topic, received.append, qos)
-        return received
-
-    def test_microphone_publishes_stamped_audio(self):
-        self._wait_active(f'/{MIC_NAMESPACE}/microphone_node')
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        t0 = self.node.get_clock().now().nanoseconds
-        audio = self._collect(AudioDataStamped, f'/{MIC_NAMESPACE}/audio')
-        info = self._collect(AudioInfo, f'/{MIC_NAMESPACE}/audio_info', latched)
-        diagnostics = self._collect(DiagnosticArray, '/diagnostics')
-        self.assertTrue(self._spin_until(
-            lambda: len(audio) >= 5 and info and any(
-                'microphone_node' in s.name for d in diagnostics for s in d.status), 20.0))
-        self.assertEqual((info[0].channels, info[0].sample_rate, info[0].sample_format,
-                          info[0].coding_format), (1, SAMPLE_RATE, 'S16LE', 'wave'))
-        now = self.node.get_clock().now().nanoseconds
-        for msg in audio[:5]:
-            self.assertEqual(len(msg.audio.data), CHUNK * 2)
-            self.assertEqual(msg.header.frame_id, 'microphone')
-            self.assertTrue(t0 - 5e9 <= _stamp_ns(msg.header.stamp) <= now,
-                            'microphone stamps are not in ROS time')
-
-    def test_fusion_classifies_the_bag(self, tmp, first_ns, last_ns):
-        self._wait_active(f'/{NAMESPACE}/fusion_node')
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        results = self._collect(Classification, f'/{NAMESPACE}/fusion_node/speech')
-        labels = self._collect(LabelInfo, f'/{NAMESPACE}/fusion_node/speech/label_info', latched)
-        diagnostics = self._collect(DiagnosticArray, '/diagnostics')
-        play = subprocess.Popen(['ros2', 'bag', 'play', str(tmp / 'bag'),
-                                 '--qos-profile-overrides-path', str(tmp / 'qos.yaml')])
-        try:
-            self._spin_until(lambda: play.poll() is not None, 60.0)
-            self._spin_until(lambda: len(results) >= len(CLIPS), 5.0)
-        finally:
-            if play.poll() is None:
-                play.terminate()
-        self.assertEqual(play.wait(timeout=10), 0, 'ros2 bag play failed')
-        self.assertTrue(labels, 'no LabelInfo (transient local) on speech/label_info')
-        names = {c.class_name for c in labels[0].class_map}
-        self.assertEqual(labels[-1].threshold, 0.0)
-        self.assertGreaterEqual(len(results), 1, 'no Classification for three spoken digits')
-        self.assertLessEqual(len(results), 2 * len(CLIPS), 'far more decisions than utterances')
-        for msg in results:
-            stamp = _stamp_ns(msg.header.stamp)
-            self.assertTrue(first_ns <= stamp <= last_ns,
-                            f'result stamp {stamp} is not the stamp of the played audio')
-            self.assertTrue(msg.results and msg.results[0].class_id in names)
-            scores = [h.score for h in msg.results]
-            self.assertEqual(scores, sorted(scores, reverse=True), 'hypotheses not best first')
-
-        def latest():  # the newest status of each fusion_node diagnostic
-            return {s.name: s for d in diagnostics for s in d.status if s.name.startswith('fusion_node: ')}
-
-        def decisions():
-            status = latest().get('fusion_node: task speech')
-            values = {kv.key: kv.value for kv in status.values} if status else {}
-            return int(values.get('decisions', -1))
-
-        self._spin_until(lambda: decisions() >= len(results), 5.0)
-        statuses = latest()
-        self.assertTrue(statuses, 'fusion_node published no diagnostics')
-        for name in ('runtime', 'input audio', 'task speech'):
-            self.assertIn(f'fusion_node: {name}', statuses)
-        self.assertGreaterEqual(decisions(), len(results))
-        audio = {kv.key: kv.value for kv in statuses['fusion_node: input audio'].values}
-        self.assertGreater(int(audio['accepted']), 0, 'audio never reached the runtime (AudioInfo QoS?)')
-
-
-@launch_testing.post_shutdown_test()
-class TestShutdown(unittest.TestCase):
-
-    def test_exit_codes(self, proc_info):
-        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2, -15])
+def rclpy_parameter(name, value):
+    from rclpy.parameter import Parameter
+    return Parameter(name, value=value)

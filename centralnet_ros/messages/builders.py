@@ -251,10 +251,11 @@ def build_expression(factory: MessageFactory, *, expression: str, confidence: fl
 
 
 def build_live_speech(factory: MessageFactory, *, final: str, confidence: float, stamp_ns: int,
-                      frame_id: str = '', incremental: str = '', locale: str = '') -> Any:
-    """``hri_msgs/LiveSpeech`` carrying a recognised word/label as ``final``."""
+                      frame_id: str = '', incremental: str = '', language: str = '') -> Any:
+    """``hri_msgs/LiveSpeech`` carrying a recognised word/label as ``final`` (``language``: IETF code, e.g. en-GB)."""
     return factory('hri_msgs/msg/LiveSpeech', header=build_header(factory, stamp_ns=stamp_ns, frame_id=frame_id),
-                   incremental=str(incremental), final=str(final), confidence=float(confidence), locale=str(locale))
+                   incremental=str(incremental), final=str(final), confidence=float(confidence),
+                   language=str(language))
 
 
 def build_ids_list(factory: MessageFactory, *, ids: Sequence[str], stamp_ns: int, frame_id: str = '') -> Any:

@@ -92,7 +92,7 @@ string method
 string database_location
 int32 database_version
 """,
-    # hri_msgs 2.x (ROS4HRI)
+    # hri_msgs 2.0.0 (ROS4HRI, the first ROS 2 release)
     'hri_msgs/msg/NormalizedPointOfInterest2D': """\
 # normalised image coordinates in [0, 1] and a confidence c in [0, 1]
 float32 x
@@ -167,7 +167,7 @@ std_msgs/Header header
 string incremental
 string final
 float64 confidence
-string locale       # e.g. en_GB
+string language     # IETF language code, e.g. en-GB (hri_msgs 2.0.0; 2.1 adds locale)
 """,
     'hri_msgs/msg/IdsList': """\
 std_msgs/Header header

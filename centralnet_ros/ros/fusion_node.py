@@ -62,8 +62,8 @@ from typing import Any, Iterable, Mapping
 from centralnet_ros import messages as M
 from centralnet_ros import node_params as NP
 from centralnet_ros.node_params import FUSION_NODE
-from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, output_qos, read_parameters,
-                                run_lifecycle_node)
+from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, logged_transition, output_qos,
+                                read_parameters, run_lifecycle_node)
 from centralnet_ros.ros.diagnostics import diagnostic_reports, DiagnosticReport, LOG_THROTTLE_S, NodeDiagnostics
 from centralnet_ros.ros.diagnostics import RosLogHandler
 from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
@@ -141,6 +141,7 @@ class FusionNode(LifecycleNode):
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the parameters, load the bundles and build the runtime."""
         self._configure_error = None
@@ -168,6 +169,7 @@ class FusionNode(LifecycleNode):
         self._lifecycle_label = 'inactive'
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Create the publishers, publish LabelInfo, subscribe to the inputs."""
         try:
@@ -197,6 +199,7 @@ class FusionNode(LifecycleNode):
         self._lifecycle_label = 'active'
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, publish what was pending, destroy the publishers."""
         self._destroy_subscriptions()
@@ -213,6 +216,7 @@ class FusionNode(LifecycleNode):
         self._lifecycle_label = 'inactive'
         return result
 
+    @logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Close the runtime: the models and their (GPU) memory are released."""
         self._destroy_subscriptions()
@@ -223,12 +227,14 @@ class FusionNode(LifecycleNode):
         self._diagnostics.sync()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything."""
         self.release()
         self._lifecycle_label = 'finalized'
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Drop the runtime and go back to unconfigured."""
         self.get_logger().error(f'error during a transition from {state.label}; releasing the runtime')
@@ -551,7 +557,7 @@ def _audio_fallback(values: Mapping[str, Any]) -> AudioFormatConfig | None:
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run centralnet_ros fusion_node [--managed] [--ros-args ...]``."""
-    return run_lifecycle_node(FusionNode, args)
+    return run_lifecycle_node(FusionNode, args, node_name=FUSION_NODE)
 
 
 if __name__ == '__main__':

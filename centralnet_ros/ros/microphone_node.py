@@ -24,7 +24,7 @@ from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 from centralnet_ros.capture import (AudioChunk, AudioDeviceError, MicrophoneCapture,
                                     PortAudioUnavailableError)
 from centralnet_ros.node_params import MICROPHONE_NODE
-from centralnet_ros.ros import (declare_parameters, latched_qos, output_qos, read_parameters,
+from centralnet_ros.ros import (declare_parameters, latched_qos, logged_transition, output_qos, read_parameters,
                                 run_lifecycle_node, stamp_msg)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
@@ -49,6 +49,7 @@ class MicrophoneNode(Node):
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @logged_transition
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self._params = read_parameters(self, MICROPHONE_NODE)
@@ -70,6 +71,7 @@ class MicrophoneNode(Node):
         self._diag_timer = self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
         if result != TransitionCallbackReturn.SUCCESS:
@@ -86,14 +88,17 @@ class MicrophoneNode(Node):
         self._thread.start()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_stream()
         return super().on_deactivate(state)
 
+    @logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.release()
         return TransitionCallbackReturn.SUCCESS
@@ -179,7 +184,7 @@ class MicrophoneNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run centralnet_ros microphone_node [--managed] [--ros-args ...]``."""
-    return run_lifecycle_node(MicrophoneNode, args)
+    return run_lifecycle_node(MicrophoneNode, args, node_name=MICROPHONE_NODE)
 
 
 if __name__ == '__main__':

@@ -56,6 +56,7 @@ from __future__ import annotations
 from collections import Counter, deque
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -461,9 +462,9 @@ class Perception:
             self.models.clear()
             for state in self.tasks.values():
                 state.model = None                 # drop every reference to the models (GPU memory)
+        torch = sys.modules.get('torch')           # never imported here just to be emptied
         try:
-            import torch
-            if torch.cuda.is_available():
+            if torch is not None and torch.cuda.is_available():
                 torch.cuda.empty_cache()
         except Exception:  # noqa: BLE001 - best effort
             pass

@@ -1,0 +1,129 @@
+"""
+Real DDS between processes: delivery and publish-to-decision latency of fusion_node at robot rates.
+
+    python benchmarks/bench_dds.py [--seconds 20] [--out benchmarks/results]
+
+fusion_node runs in its own process with the three shipped bundles; this process publishes,
+all at once and best effort (sensor-data QoS, as drivers do): 640x480 rgb8 images at 30 Hz
+(``image``; the lips of the speech model), 20-joint skeletons at 30 Hz (MSRC-12 recordings,
+``skeleton``; gesture, frame trigger) and 4-channel 48 kHz naoqi_bridge_msgs/AudioBuffer in
+8192-frame (~170 ms) buffers as naoqi_driver sends them (EmoDB speech on every channel,
+separated by silence, ``audio``; speech and emotion, speech_end trigger).  Header stamps are
+the wall clock at capture (the first sample of an audio buffer), published when the data is
+complete.  Measured per run, with the shipped Fast DDS profile (``config/fastdds.xml``, 16 MiB
+shared memory) and with Fast DDS' defaults:
+
+- delivery: messages the node's callbacks received (its diagnostics) / messages sent, per input;
+- latency: from the publish of the message that made a decision due (the first message of the
+  task's trigger input stamped at or after the decision time plus ``decision_delay_s``) to the
+  Classification arriving here, p50/p95/p99 per task;
+- CPU use of the node process (user + system time over the streaming window).
+
+Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
+generator is :mod:`centralnet_ros.ros.bench_dds` (only ``centralnet_ros.ros`` imports ROS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from centralnet_ros.config import atomic_write_text
+from centralnet_ros.machine import command_line, machine_description, machine_line
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+AUDIO_RATE, AUDIO_CHANNELS = 48000, 4
+
+
+def _audio_source(data_root: Path, seconds: float) -> np.ndarray:
+    """Return EmoDB utterances at 48 kHz, 1 s of silence between them, on 4 channels: ``(n, 4)`` int16."""
+    from centralnet_ros.data.emodb import load_waveform
+    files = sorted((data_root / 'emodb' / 'wav').glob('*.wav'))[:40]
+    parts, total = [], 0
+    for f in files:
+        x = load_waveform(f, sample_rate=AUDIO_RATE)
+        parts += [np.zeros(AUDIO_RATE, np.float32), x]
+        total += AUDIO_RATE + x.size
+        if total > seconds * AUDIO_RATE:
+            break
+    mono = np.clip(np.concatenate(parts) * 32767, -32768, 32767).astype(np.int16)
+    return np.repeat(mono[:, None], AUDIO_CHANNELS, axis=1)
+
+
+def _skeletons(data_root: Path) -> np.ndarray:
+    """Return the joints of one MSRC-12 recording, ``(frames, 20, 3)`` metres."""
+    from centralnet_ros.data.msrc12 import list_files, read_skeleton_csv
+    csv, _ = list_files(data_root / 'msrc12')[0]
+    return read_skeleton_csv(csv)[1][..., :3]
+
+
+def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> str:
+    lines = ['# fusion_node through real DDS (Fast DDS, rmw_fastrtps_cpp, Jazzy wheels)', '',
+             f'{machine_line(info)}', '', f'Command: `{command}`', '',
+             f'{seconds:.0f} s of streaming per run, all inputs at once, best effort: 640x480 rgb8 at 30 Hz, '
+             '20-joint skeletons at 30 Hz, 4-channel 48 kHz naoqi AudioBuffer in 8192-frame (171 ms) buffers.', '',
+             'Load average of the machine (other jobs included) at the end of each run: '
+             + ', '.join(f'{r["profile"]}: {r["load_average_1min"]} on {r["cpu_cores"]} cores' for r in results)
+             + '. A node that gets too little CPU drops messages from its subscription queues (depth 5) and '
+             'decides late: on a loaded machine these figures measure the machine as much as DDS.', '',
+             '| profile | input | sent | received | delivery |', '|---|---|---|---|---|']
+    for r in results:
+        for name, d in r['inputs'].items():
+            delivery = '-' if d['delivery'] is None else f'{100 * d["delivery"]:.1f} %'
+            lines.append(f'| {r["profile"]} | {name} | {d["sent"]} | {d["received"]} | {delivery} |')
+    lines += ['', '| profile | task | decisions | latency p50 (ms) | p95 | p99 | node CPU |',
+              '|---|---|---|---|---|---|---|']
+    for r in results:
+        for task, d in r['tasks'].items():
+            lat = d['latency_ms']
+            lines.append(f'| {r["profile"]} | {task} | {d["decisions"]} | {lat["p50"]} | {lat["p95"]} | {lat["p99"]} | '
+                         f'{r["node_cpu_percent"]} % |')
+    lines += ['', 'Latency: from the publish of the message that made the decision due (gesture: the skeleton '
+              'frame it is stamped with; speech/emotion: the first audio buffer stamped after the end of the '
+              'utterance plus decision_delay_s) to the Classification arriving in the publishing process.', '']
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--seconds', type=float, default=20.0)
+    parser.add_argument('--out', type=Path, default=REPO / 'benchmarks' / 'results')
+    parser.add_argument('--data-root', default=None)
+    args = parser.parse_args(argv)
+    from centralnet_ros import paths
+    data_root = paths.data_root(args.data_root)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for profile in (True, False):
+        # one process per run: Fast DDS reads its profile once per process
+        proc = subprocess.run([sys.executable, __file__, '--_one', '1' if profile else '0', '--seconds',
+                               str(args.seconds), '--data-root', str(data_root)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return 1
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]))
+    info = machine_description()
+    command = command_line(argv, program='python benchmarks/bench_dds.py')
+    payload = {'machine': info, 'command': command, 'runs': results}
+    atomic_write_text(args.out / 'dds.json', json.dumps(payload, indent=2) + '\n')
+    atomic_write_text(args.out / 'dds.md', _markdown(results, info, command, args.seconds))
+    print(f'wrote {args.out / "dds.md"}')
+    return 0
+
+
+if __name__ == '__main__':
+    if '--_one' in sys.argv:
+        i = sys.argv.index('--_one')
+        profile = sys.argv[i + 1] == '1'
+        seconds = float(sys.argv[sys.argv.index('--seconds') + 1])
+        root = Path(sys.argv[sys.argv.index('--data-root') + 1])
+        from centralnet_ros.ros.bench_dds import run_once
+        print(json.dumps(run_once(seconds, profile, _audio_source(root, seconds), _skeletons(root),
+                                  Path(os.environ.get('TMPDIR', '/tmp')))))
+        raise SystemExit(0)
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""
+The load generator of ``benchmarks/bench_dds.py``: sensors at robot rates into a fusion_node process.
+
+:func:`run_once` starts fusion_node (the three shipped bundles) in its own process, publishes
+640x480 rgb8 images and skeletons at 30 Hz and 4-channel 48 kHz naoqi AudioBuffers in 8192-frame
+buffers, all best effort, and measures delivery (the node's diagnostics), publish-to-decision
+latency per task and the node's CPU use.  Here because only ``centralnet_ros.ros`` imports ROS.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+__all__ = ['run_once', 'TASKS']
+
+REPO = Path(__file__).resolve().parents[2]
+ROS_ENV = {'ROS_DOMAIN_ID': str(10 + os.getpid() % 200), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+NS = '/bench'
+TASKS = ('gesture', 'speech', 'emotion')
+AUDIO_RATE, AUDIO_CHANNELS, AUDIO_FRAMES = 48000, 4, 8192
+FPS = 30.0
+DELAY_S = 0.1                                   # decision_delay_s (the node default)
+
+
+def _sensor_qos(depth: int):
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile
+    return QoSProfile(depth=depth, reliability=qos_profile_sensor_data.reliability,
+                      durability=qos_profile_sensor_data.durability)
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path) -> dict:
+    """Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3))."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from centralnet_ros import messages as M
+    from centralnet_ros.ros.interfaces import ros_message
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseArray
+    from naoqi_bridge_msgs.msg import AudioBuffer
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Classification
+
+    dds = {'FASTRTPS_DEFAULT_PROFILES_FILE': str(REPO / 'config' / 'fastdds.xml'),
+           'FASTDDS_DEFAULT_PROFILES_FILE': str(REPO / 'config' / 'fastdds.xml')} if profile else {}
+    env = {**os.environ, **ROS_ENV, **dds}
+    for key in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+        if not profile:
+            env.pop(key, None)
+    args = ['--ros-args', '-r', f'__ns:={NS}', '-p', f'tasks:=[{",".join(TASKS)}]',
+            *[a for t in TASKS for a in ('-p', f'{t}.bundle:={REPO / "models" / t}')],
+            '-p', 'gesture.trigger:=frame', '-p', 'audio_type:=naoqi_audio_buffer', '-p', 'diagnostics_period_s:=1.0',
+            '-p', 'speech.score_threshold:=0.0', '-p', 'emotion.score_threshold:=0.0',
+            '-p', 'gesture.score_threshold:=0.0']
+    node = subprocess.Popen([sys.executable, '-m', 'centralnet_ros.ros.fusion_node', *args], env=env,
+                            stdout=open(log_dir / f'fusion_{"profile" if profile else "default"}.log', 'wb'),
+                            stderr=subprocess.STDOUT)
+    # this process: the same DDS settings as the node (the shared-memory segment is per participant)
+    os.environ.update(ROS_ENV)
+    for key, value in dds.items():
+        os.environ[key] = value
+    if not profile:
+        for key in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+            os.environ.pop(key, None)
+    rclpy.init()
+    pub_node = rclpy.create_node('bench_sensors')
+    sub_node = rclpy.create_node('bench_decisions')
+    qos = _sensor_qos(5)
+    image_pub = pub_node.create_publisher(Image, f'{NS}/image', qos)
+    skeleton_pub = pub_node.create_publisher(PoseArray, f'{NS}/skeleton', qos)
+    audio_pub = pub_node.create_publisher(AudioBuffer, f'{NS}/audio', qos)
+    decisions: dict[str, list] = {t: [] for t in TASKS}
+    diag: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def on_decision(task, msg):
+        with lock:
+            decisions[task].append((time.time_ns(), _stamp_ns(msg.header)))
+
+    def on_diag(msg):
+        for status in msg.status:
+            if status.name.endswith(('input image', 'input skeleton', 'input audio')):
+                values = {kv.key: kv.value for kv in status.values}
+                if values.get('received', '0').isdigit():
+                    diag[status.name.rsplit(' ', 1)[1]] = int(values['received'])
+
+    for task in TASKS:
+        sub_node.create_subscription(Classification, f'{NS}/fusion_node/{task}',
+                                     lambda m, t=task: on_decision(t, m), _sensor_qos(100))
+    sub_node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, _sensor_qos(50))
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(sub_node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not all(p.get_subscription_count() > 0 for p in (image_pub, skeleton_pub, audio_pub)):
+            if time.monotonic() > deadline or node.poll() is not None:
+                raise RuntimeError(f'fusion_node did not subscribe (exit {node.poll()})')
+            time.sleep(0.2)
+        time.sleep(1.0)
+        rng = np.random.default_rng(0)
+        frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        published = {'image': [], 'skeleton': [], 'audio': []}        # (publish wall ns, stamp ns)
+        cpu0, t_start = _cpu_seconds(node.pid), time.monotonic()
+        start_ns = time.time_ns()
+        k_frame = k_audio = 0
+        while time.monotonic() - t_start < seconds:
+            now = time.monotonic() - t_start
+            frame_due = k_frame / FPS
+            audio_due = (k_audio + 1) * AUDIO_FRAMES / AUDIO_RATE    # a buffer goes out when it is full
+            if frame_due <= now:
+                stamp = start_ns + int(frame_due * 1e9)
+                image_pub.publish(M.build_image(ros_message, frame, encoding='rgb8', stamp_ns=stamp, frame_id='camera'))
+                published['image'].append((time.time_ns(), stamp))
+                skeleton_pub.publish(M.build_pose_array(ros_message, joints[k_frame % len(joints)], stamp_ns=stamp,
+                                                        frame_id='kinect'))
+                published['skeleton'].append((time.time_ns(), stamp))
+                k_frame += 1
+            elif audio_due <= now:
+                i = (k_audio * AUDIO_FRAMES) % (len(audio) - AUDIO_FRAMES)
+                stamp = start_ns + int(k_audio * AUDIO_FRAMES / AUDIO_RATE * 1e9)
+                audio_pub.publish(M.build_naoqi_audio(ros_message, audio[i:i + AUDIO_FRAMES], frequency=AUDIO_RATE,
+                                                      stamp_ns=stamp, frame_id='microphone'))
+                published['audio'].append((time.time_ns(), stamp))
+                k_audio += 1
+            else:
+                time.sleep(max(0.0, min(frame_due, audio_due) - now))
+        cpu = _cpu_seconds(node.pid) - cpu0
+        wall = time.monotonic() - t_start
+        time.sleep(3.0)                                              # last decisions and a diagnostics report
+    finally:
+        node.send_signal(2)
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:
+            node.kill()
+        executor.shutdown()
+        pub_node.destroy_node()
+        sub_node.destroy_node()
+        rclpy.try_shutdown()
+    trigger_input = {'gesture': 'skeleton', 'speech': 'audio', 'emotion': 'audio'}
+    result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults', 'seconds': round(wall, 2),
+              'load_average_1min': round(os.getloadavg()[0], 1), 'cpu_cores': os.cpu_count(),
+              'node_cpu_percent': round(100 * cpu / wall, 1), 'exit_status': node.returncode, 'inputs': {},
+              'tasks': {}}
+    for name, sent in published.items():
+        got = diag.get(name)
+        result['inputs'][name] = {'sent': len(sent), 'received': got,
+                                  'delivery': None if got is None else round(got / max(len(sent), 1), 4)}
+    for task, got in decisions.items():
+        pubs = published[trigger_input[task]]
+        stamps = np.asarray([s for _, s in pubs], np.int64)
+        times = np.asarray([p for p, _ in pubs], np.int64)
+        lat = []
+        for recv, stamp in got:
+            k = int(np.searchsorted(stamps, stamp + int(DELAY_S * 1e9) * (task != 'gesture')))
+            if k < len(stamps):
+                lat.append((recv - times[k]) / 1e6)
+        lat_a = np.asarray(lat)
+        result['tasks'][task] = {
+            'decisions': len(got),
+            'latency_ms': {f'p{q}': (round(float(np.percentile(lat_a, q)), 2) if len(lat) else None)
+                           for q in (50, 95, 99)}}
+    return result
