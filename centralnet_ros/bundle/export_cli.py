@@ -1,12 +1,18 @@
-"""``centralnet export BUNDLE``: write ONNX and check ONNX Runtime against torch."""
+"""
+``centralnet export BUNDLE``: write ONNX and check ONNX Runtime against torch.
+
+The ONNX file is written (atomically) only once ONNX Runtime has reproduced torch on
+it: a failed check leaves no ``model.onnx`` behind.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 import sys
 
-from centralnet_ros.bundle.export import check_onnx_parity, DEFAULT_OPSET, export_onnx
+from centralnet_ros.bundle.export import check_onnx_parity, DEFAULT_OPSET, export_onnx_bytes
 from centralnet_ros.bundle.io import BundleError, load_bundle
+from centralnet_ros.config import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,12 +29,16 @@ def run(args: argparse.Namespace) -> int:
         print(f'centralnet export: {exc}', file=sys.stderr)
         return 1
     out = Path(args.out) if args.out else bundle.path / 'model.onnx'
-    export_onnx(bundle.model, out, opset=args.opset)
+    if out.is_dir():
+        print(f'centralnet export: --out {out} is a folder; expected the ONNX file to write', file=sys.stderr)
+        return 2
+    onnx = export_onnx_bytes(bundle.model, opset=args.opset)
     try:
-        diff = check_onnx_parity(bundle.model, out, atol=args.atol)
+        diff = check_onnx_parity(bundle.model, onnx, atol=args.atol)
     except AssertionError as exc:
-        print(f'centralnet export: {out}: {exc}', file=sys.stderr)
+        print(f'centralnet export: {out} not written: {exc}', file=sys.stderr)
         return 1
+    atomic_write_bytes(out, onnx)
     names = ', '.join(f'{m}{tuple(bundle.manifest.modalities[m].input_shape)}' for m in bundle.model.modalities)
     print(f'wrote {out} (inputs: {names}, present (B, {len(bundle.model.modalities)}); output: logits '
           f'(B, {bundle.model.num_classes})); ONNX Runtime matches torch within {diff:.2g}')

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 
 from centralnet_ros import paths
+from centralnet_ros.bundle import validate
 from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest, migrate
 from centralnet_ros.config import ConfigError, current_umask, from_dict, to_dict
 from centralnet_ros.fusion import build_model, FusionModel
@@ -85,8 +86,10 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))
     try:
         state = {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()}
+        validate.check_finite(state)
         save_file(state, str(tmp / WEIGHTS), metadata={'format_version': str(FORMAT_VERSION)})
         manifest = dataclasses.replace(manifest, weights_sha256=_sha256(tmp / WEIGHTS),
+                                       model_sha256=validate.model_sha256(manifest.model),
                                        format_version=FORMAT_VERSION)
         text = yaml.safe_dump(to_dict(manifest), sort_keys=False, allow_unicode=True)
         (tmp / MANIFEST).write_text(text, encoding='utf-8')
@@ -128,9 +131,12 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     if not mpath.is_file():
         raise BundleError(f'{path}: not a model bundle: {MANIFEST} is missing')
     try:
+        validate.check_manifest_file(mpath)
         data = yaml.safe_load(mpath.read_text(encoding='utf-8'))
     except yaml.YAMLError as exc:
         raise BundleError(f'{mpath}: not valid YAML: {exc}') from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f'{mpath}: cannot read the manifest: {exc}') from exc
     if not isinstance(data, dict):
         raise BundleError(f'{mpath}: expected a mapping, got {type(data).__name__}')
     version = data.get('format_version')
@@ -140,9 +146,13 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise BundleError(f'{mpath}: bundle format {version} is newer than this centralnet_ros reads '
                           f'({FORMAT_VERSION}); upgrade centralnet_ros')
     try:
-        return from_dict(Manifest, migrate(data))
-    except (ConfigError, ValueError) as exc:
+        manifest = from_dict(Manifest, migrate(data))
+        validate.check_sizes(manifest)
+    except (ConfigError, ValueError, TypeError) as exc:
         raise BundleError(f'{mpath}: {exc}') from exc
+    if manifest.model_sha256 and validate.model_sha256(data.get('model')) != manifest.model_sha256:
+        raise BundleError(f'{mpath}: the model section differs from its checksum model_sha256 (edited or corrupted)')
+    return manifest
 
 
 def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', verify: bool = True) -> Bundle:
@@ -154,25 +164,21 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', 
         raise BundleError(f'{path}: {WEIGHTS} is missing')
     if verify and manifest.weights_sha256 and _sha256(wpath) != manifest.weights_sha256:
         raise BundleError(f'{wpath}: checksum differs from the manifest (corrupted or replaced weights)')
+    try:                                                   # every size against the file's own shapes, first
+        validate.check_weight_shapes(manifest.model, validate.weight_shapes(wpath))
+    except ValueError as exc:
+        raise BundleError(f'{wpath}: {exc}') from exc
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise BundleError(f'{wpath}: cannot read safetensors weights: {exc}') from exc
     model = build_model(manifest.model)
     try:
         state = load_file(str(wpath))
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types
         raise BundleError(f'{wpath}: cannot read safetensors weights: {exc}') from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f'missing {missing[:5]}{"..." if len(missing) > 5 else ""}')
-        if unexpected:
-            detail.append(f'unexpected {unexpected[:5]}{"..." if len(unexpected) > 5 else ""}')
-        if wrong:
-            detail.append('wrong shape ' + ', '.join(f'{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}'
-                                                     for k in wrong[:5]))
-        raise BundleError(f'{wpath}: weights do not match the architecture in {MANIFEST}: ' + '; '.join(detail))
+    try:
+        validate.check_finite(state)
+    except ValueError as exc:
+        raise BundleError(f'{wpath}: {exc}') from exc
     model.load_state_dict(state)
     model.to(device).eval()
     if manifest.licence:

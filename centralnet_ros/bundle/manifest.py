@@ -82,6 +82,7 @@ class Manifest:
     notes: str = ''
     licence: str = ''        # terms binding this bundle beyond the project's (e.g. openSMILE features); warned on load
     weights_sha256: str = ''
+    model_sha256: str = ''                 # of the model section (bundle.validate.model_sha256)
 
     def __post_init__(self):
         if self.format_version < 1:

@@ -18,6 +18,7 @@ spatial/temporal axes, dropout, and a linear classifier.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import torch
@@ -78,7 +79,7 @@ class ModalityEncoder(nn.Module):
         widths = config.widths[: n_levels or len(config.widths)]
         self.levels = nn.ModuleList()
         if config.kind == 'mlp':
-            in_dim = int(torch.tensor(self.input_shape).prod())
+            in_dim = math.prod(self.input_shape)   # plain ints: builds on the meta device too
             for i, w in enumerate(widths):
                 layers: list[nn.Module] = [nn.Flatten()] if i == 0 else []
                 layers += [nn.Linear(in_dim, w)]

@@ -48,6 +48,10 @@ AUDIO_SAMPLE_FORMATS: dict[str, _SampleFormat] = {
 }
 """Raw PCM sample formats (GStreamer names, as audio_common's ``audio_capture`` writes them)."""
 
+SAMPLE_RATE_RANGE = (1_000, 384_000)
+"""Sample rates (Hz) taken as audio; outside it a stream is refused (``limit``) rather than processed:
+at 4e9 Hz every 20 ms chunk would be a gap, at 5e8 Hz one decision would resample seconds of samples."""
+
 _RAW_CODINGS = ('', 'wave', 'wav', 'raw', 'pcm', 'audio/x-raw')
 
 
@@ -65,6 +69,7 @@ def audio_format(info: Any) -> AudioFormat:
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise MalformedMessage('field',
                                f'AudioInfo.sample_rate = {_short(sample_rate)}; expected a positive rate in Hz')
+    _check_rate(int(sample_rate), 'AudioInfo.sample_rate')
     if str(coding).strip().lower() not in _RAW_CODINGS:
         raise MalformedMessage('encoding', f'AudioInfo.coding_format {_short(coding)} is compressed audio; '
                                f'only raw PCM is supported (coding_format one of {list(_RAW_CODINGS)})')
@@ -73,6 +78,13 @@ def audio_format(info: Any) -> AudioFormat:
         raise MalformedMessage('encoding', f'AudioInfo.sample_format {_short(sample_format)} is not supported; '
                                f'expected one of {sorted(AUDIO_SAMPLE_FORMATS)}')
     return AudioFormat(int(channels), int(sample_rate), fmt, str(coding))
+
+
+def _check_rate(rate: int, what: str) -> None:
+    lo, hi = SAMPLE_RATE_RANGE
+    if not lo <= rate <= hi:
+        raise MalformedMessage('limit', f'{what} = {rate:,} Hz is outside the sane range [{lo:,}, {hi:,}] Hz; '
+                               'the stream is refused')
 
 
 def _s24(raw: np.ndarray, big: bool) -> np.ndarray:
@@ -147,6 +159,7 @@ def naoqi_audio_to_array(msg: Any, *, channels: int | None = None) -> AudioChunk
     rate = _int_field(msg, 'frequency', what, hi=65535)
     if rate == 0:
         raise MalformedMessage('field', 'AudioBuffer.frequency is 0; expected the sample rate in Hz (e.g. 48000)')
+    _check_rate(rate, 'AudioBuffer.frequency')
     channel_map = _sequence_field(msg, 'channel_map', what)
     n_channels = len(channel_map) or (channels or 0)
     if n_channels <= 0:

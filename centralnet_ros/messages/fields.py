@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-MALFORMED_KINDS = ('encoding', 'size', 'empty', 'nan', 'field', 'decode')
+MALFORMED_KINDS = ('encoding', 'size', 'empty', 'nan', 'field', 'decode', 'limit')
 """Kinds of :class:`MalformedMessage`:
 
 - ``encoding``: unsupported image encoding / audio sample or coding format;
@@ -18,7 +18,9 @@ MALFORMED_KINDS = ('encoding', 'size', 'empty', 'nan', 'field', 'decode')
 - ``nan``: NaN or infinity where only finite values make sense (audio, joints);
 - ``field``: a field is missing, of the wrong type or out of range (negative width,
   zero sample rate, ``nanosec`` >= 1e9, ...);
-- ``decode``: compressed data that cv2 cannot decode.
+- ``decode``: compressed data that cv2 cannot decode;
+- ``limit``: beyond a configured bound (a compressed image declaring more pixels than
+  allowed, a sample rate outside the sane range).
 """
 
 _NATIVE_BIG = sys.byteorder == 'big'

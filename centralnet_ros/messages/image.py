@@ -39,14 +39,20 @@ def _channel_view(a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
     raise AssertionError(order)
 
 
-def image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.ndarray:
+DEFAULT_MAX_PIXELS = 4096 * 4096
+"""Most pixels an image may have (or a compressed one declare) (16.7 M: a 4096 x 4096 frame, 50 MB decoded as RGB)."""
+
+
+def image_to_array(msg: Any, *, depth_in_metres: bool = True,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     ``sensor_msgs/Image`` -> numpy, zero-copy where the encoding allows.
 
     Returns ``(H, W, 3)`` uint8 RGB for colour encodings, ``(H, W)`` for single-channel
     ones (see the module table). ``16UC1`` is taken as depth in millimetres and
     returned as float32 metres, or as the uint16 millimetre view with
-    ``depth_in_metres=False``. Raises :class:`MalformedMessage`.
+    ``depth_in_metres=False``. More than ``max_pixels`` pixels (None: no limit) is
+    ``limit``. Raises :class:`MalformedMessage`.
     """
     what = 'Image'
     encoding = _str_field(msg, 'encoding', what)
@@ -62,6 +68,9 @@ def image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.ndarray:
         raise MalformedMessage('field', f'Image.is_bigendian must be a bool/uint8, got {type(is_bigendian).__name__}')
     if height == 0 or width == 0:
         raise MalformedMessage('empty', f'Image is empty ({height}x{width})')
+    if max_pixels is not None and height * width > max_pixels:
+        raise MalformedMessage('limit', f'Image is {width}x{height} = {width * height:,} pixels; '
+                               f'at most {max_pixels:,} allowed (max_pixels)')
     itemsize = int(spec.dtype[1:])
     row_bytes = width * spec.channels * itemsize
     if step < row_bytes:
@@ -118,7 +127,85 @@ def _depth_from_png(data: np.ndarray, fmt: str, *, depth_in_metres: bool) -> np.
     return decoded
 
 
-def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.ndarray:
+def _be16(b: bytes, i: int) -> int:
+    return (b[i] << 8) | b[i + 1]
+
+
+def _jpeg_size(b: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first SOF segment of a JPEG, None when none precedes the scan."""
+    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+    i = 2
+    while i + 9 <= len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:                                  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in sof:
+            return _be16(b, i + 7), _be16(b, i + 5)
+        if marker in (0xDA, 0xD9):                          # scan or end before any frame header
+            return None
+        i += 2 + _be16(b, i + 2)
+    return None
+
+
+def compressed_image_size(data: np.ndarray) -> tuple[str, int, int]:
+    """
+    ``(container, width, height)`` read from the header of PNG, JPEG, BMP or WebP data, without decoding.
+
+    Raises :class:`MalformedMessage` (``decode``) for any other content (cv2 would
+    sniff and decode more formats, but their size cannot be checked before decoding)
+    and for a header too short to hold the size.
+    """
+    b = data[:1 << 16].tobytes()
+    short = MalformedMessage('decode', f'CompressedImage data ({data.size} bytes) is too short for its image header')
+    if b.startswith(b'\x89PNG\r\n\x1a\n'):
+        if len(b) < 24 or b[12:16] != b'IHDR':
+            raise short
+        return 'png', int.from_bytes(b[16:20], 'big'), int.from_bytes(b[20:24], 'big')
+    if b.startswith(b'\xff\xd8'):
+        size = _jpeg_size(b)
+        if size is None:
+            raise MalformedMessage('decode', 'JPEG data has no frame header (SOF) in its first 64 KiB')
+        return ('jpeg', *size)
+    if b.startswith(b'BM'):
+        if len(b) < 26:
+            raise short
+        if int.from_bytes(b[14:18], 'little') == 12:          # BITMAPCOREHEADER
+            return 'bmp', int.from_bytes(b[18:20], 'little'), int.from_bytes(b[20:22], 'little')
+        return ('bmp', abs(int.from_bytes(b[18:22], 'little', signed=True)),
+                abs(int.from_bytes(b[22:26], 'little', signed=True)))
+    if b.startswith(b'RIFF') and b[8:12] == b'WEBP':
+        if len(b) < 30:
+            raise short
+        chunk = b[12:16]
+        if chunk == b'VP8 ':
+            return 'webp', int.from_bytes(b[26:28], 'little') & 0x3FFF, int.from_bytes(b[28:30], 'little') & 0x3FFF
+        if chunk == b'VP8L':
+            bits = int.from_bytes(b[21:25], 'little')
+            return 'webp', (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b'VP8X':
+            return 'webp', int.from_bytes(b[24:27], 'little') + 1, int.from_bytes(b[27:30], 'little') + 1
+        raise MalformedMessage('decode', f'WebP data with an unknown first chunk {chunk!r}')
+    raise MalformedMessage('decode', f'CompressedImage data is not PNG, JPEG, BMP or WebP (starts with {b[:8]!r})')
+
+
+def _check_pixels(data: np.ndarray, max_pixels: int | None) -> None:
+    """Refuse data whose header declares more than ``max_pixels`` pixels (before anything is decoded)."""
+    container, width, height = compressed_image_size(data)
+    if width == 0 or height == 0:
+        raise MalformedMessage('empty', f'CompressedImage {container} header declares {width}x{height} pixels')
+    if max_pixels is not None and width * height > max_pixels:
+        raise MalformedMessage('limit', f'CompressedImage {container} header declares {width}x{height} = '
+                               f'{width * height:,} pixels; at most {max_pixels:,} allowed (max_pixels)')
+
+
+def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True,
+                              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     ``sensor_msgs/CompressedImage`` -> numpy via ``cv2.imdecode``.
 
@@ -126,7 +213,10 @@ def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.n
     compressed bgr8'``, ``'16UC1; compressedDepth png'``, ``'32FC1; compressedDepth png'``.
     Colour images come back ``(H, W, 3)`` uint8 RGB, grey ones ``(H, W)`` (uint8 or
     uint16), compressedDepth as float32 metres (or uint16 mm with
-    ``depth_in_metres=False`` for 16UC1). Raises :class:`MalformedMessage`.
+    ``depth_in_metres=False`` for 16UC1). The size in the data's header is read first:
+    content other than PNG, JPEG, BMP or WebP, or declaring more than ``max_pixels``
+    pixels (None: no limit), is refused before decoding (a few hundred bytes can declare
+    a 30000 x 30000 image). Raises :class:`MalformedMessage`.
     """
     what = 'CompressedImage'
     fmt = _str_field(msg, 'format', what)
@@ -138,11 +228,14 @@ def compressed_image_to_array(msg: Any, *, depth_in_metres: bool = True) -> np.n
         if 'rvl' in low:
             raise MalformedMessage('encoding', f'CompressedImage format {_short(fmt)}: RVL depth is not supported; '
                                    'expected compressedDepth png')
+        if data.size > 12:
+            _check_pixels(data[12:], max_pixels)
         return _depth_from_png(data, fmt, depth_in_metres=depth_in_metres)
-    known = ('jpeg', 'jpg', 'png', 'tiff', 'webp', 'bmp')
+    known = ('jpeg', 'jpg', 'png', 'webp', 'bmp')
     if low.strip() and not any(k in low for k in known):
         raise MalformedMessage('encoding', f'CompressedImage format {_short(fmt)} is not supported; '
                                f'expected one naming {known}')
+    _check_pixels(data, max_pixels)
     decoded = _imdecode(data)
     if decoded is None or decoded.size == 0:
         raise MalformedMessage('decode', f'CompressedImage ({_short(fmt)}, {data.size} bytes) could not be decoded')

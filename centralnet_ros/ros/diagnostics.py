@@ -95,7 +95,7 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
                   'since last message (s)': _fmt(silence), 'arrival delay (s)': _fmt(d.get('arrival_delay_s')),
                   'malformed': _fmt_counts(d.get('malformed')), 'dropped': _fmt_counts(d.get('dropped')),
                   'conversion errors': d.get('errors', 0), 'out of order': d.get('out_of_order', 0),
-                  'gaps': d.get('gaps', 0)}
+                  'gaps': d.get('gaps', 0), 'last malformed': d.get('last_malformed') or '-'}
         if active_since is None:
             level, message = 'ok', 'inactive'
         elif received == 0 and now - active_since > timeout:

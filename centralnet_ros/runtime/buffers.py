@@ -26,6 +26,11 @@ and zero-filled in windows with a validity mask, see :mod:`.window`); earlier (b
 after the previous chunk's start) an **overlap**, re-anchored at its own stamp (the
 later chunk wins in windows). A change of sample rate or channel count resets the
 audio buffer (``format_changes``).
+
+Every buffer is bounded in bytes as well as in time and count (``max_bytes``, by
+default :data:`DEFAULT_MAX_BUFFER_BYTES`): the oldest items go first, and one item
+larger than the whole budget is dropped as ``too_large``. An image counts with the
+whole message buffer its view keeps alive.
 """
 from __future__ import annotations
 
@@ -40,18 +45,32 @@ from .. import messages as M
 
 __all__ = [
     'INPUT_KINDS', 'InputSpec', 'Ingest', 'FrameBuffer', 'AudioBuffer', 'AudioWindow', 'InputHub',
-    'DEFAULT_LOOP_JUMP_NS',
+    'DEFAULT_LOOP_JUMP_NS', 'DEFAULT_MAX_BUFFER_BYTES', 'item_nbytes',
 ]
 
 DEFAULT_LOOP_JUMP_NS = 2_000_000_000
 """A backward stamp jump larger than this (2 s) is taken as a loop / restart."""
 
 
+DEFAULT_MAX_BUFFER_BYTES = 256 * 1024 * 1024
+"""Most bytes one input's buffer holds (256 MiB)."""
+
+
+def item_nbytes(item: Any) -> int:
+    """Bytes ``item`` keeps alive: an array with the whole buffer it is a view of; 64 for anything else."""
+    if not isinstance(item, np.ndarray):
+        return 64
+    root = item
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return max(int(item.nbytes), int(root.nbytes))
+
+
 class Push(NamedTuple):
     """
     What a buffer did with one item.
 
-    ``status``: 'accepted', 'out_of_order', 'duplicate', 'too_old'; ``reset``: the
+    ``status``: 'accepted', 'out_of_order', 'duplicate', 'too_old', 'too_large'; ``reset``: the
     buffer was cleared first (loop or format).
     """
 
@@ -73,11 +92,13 @@ class FrameBuffer:
     """
     Items (image frames, skeletons) sorted by stamp.
 
-    Pruned to ``retention_ns`` behind the newest stamp and to at most ``max_items``.
+    Pruned to ``retention_ns`` behind the newest stamp, to at most ``max_items`` and to
+    at most ``max_bytes`` (:func:`item_nbytes`).
     """
 
     def __init__(self, name: str, *, retention_ns: int = 10_000_000_000, max_items: int | None = None,
-                 loop_jump_ns: int = DEFAULT_LOOP_JUMP_NS, stats: InputStats | None = None):
+                 loop_jump_ns: int = DEFAULT_LOOP_JUMP_NS, stats: InputStats | None = None,
+                 max_bytes: int | None = DEFAULT_MAX_BUFFER_BYTES):
         if retention_ns <= 0:
             raise ValueError(f'{name}: retention_ns must be positive, got {retention_ns}')
         self.name = name
@@ -85,8 +106,11 @@ class FrameBuffer:
         self.max_items = max_items
         self.loop_jump_ns = int(loop_jump_ns)
         self.stats = stats if stats is not None else InputStats(name)
+        self.max_bytes = max_bytes
+        self.nbytes = 0                        # bytes the stored items keep alive
         self._stamps: list[int] = []
         self._items: list[Any] = []
+        self._sizes: list[int] = []
 
     def __len__(self) -> int:
         return len(self._stamps)
@@ -102,6 +126,8 @@ class FrameBuffer:
     def clear(self) -> None:
         self._stamps.clear()
         self._items.clear()
+        self._sizes.clear()
+        self.nbytes = 0
 
     def is_loop_jump(self, stamp_ns: int) -> bool:
         newest = self.newest_stamp_ns
@@ -123,6 +149,10 @@ class FrameBuffer:
         if newest is not None and stamp_ns < newest - self.retention_ns:
             self.stats.count_dropped('too_old')
             return Push('too_old', stamp_ns, reset)
+        size = item_nbytes(item)
+        if self.max_bytes is not None and size > self.max_bytes:
+            self.stats.count_dropped('too_large')
+            return Push('too_large', stamp_ns, reset)
         status = 'accepted'
         if newest is not None and stamp_ns < newest:
             status = 'out_of_order'
@@ -131,6 +161,8 @@ class FrameBuffer:
             self.stats.forward_jumps += 1
         self._stamps.insert(i, stamp_ns)
         self._items.insert(i, item)
+        self._sizes.insert(i, size)
+        self.nbytes += size
         self.stats.count_accepted(stamp_ns)
         self._prune()
         return Push(status, stamp_ns, reset)
@@ -140,9 +172,16 @@ class FrameBuffer:
         k = bisect.bisect_left(self._stamps, horizon)
         if self.max_items is not None:
             k = max(k, len(self._stamps) - self.max_items)
+        if self.max_bytes is not None:
+            held = self.nbytes - sum(self._sizes[:k])
+            while held > self.max_bytes and k < len(self._stamps) - 1:
+                held -= self._sizes[k]
+                k += 1
         if k > 0:
+            self.nbytes -= sum(self._sizes[:k])
             del self._stamps[:k]
             del self._items[:k]
+            del self._sizes[:k]
 
     def latest(self, at_or_before_ns: int | None = None) -> tuple[int, Any] | None:
         """Return the newest ``(stamp, item)`` with stamp <= ``at_or_before_ns`` (or overall)."""
@@ -209,7 +248,8 @@ class AudioBuffer:
 
     def __init__(self, name: str, *, retention_ns: int = 30_000_000_000,
                  stamp_marks: Literal['start', 'end'] = 'start', contiguity_tolerance_ns: int | None = None,
-                 loop_jump_ns: int = DEFAULT_LOOP_JUMP_NS, stats: InputStats | None = None):
+                 loop_jump_ns: int = DEFAULT_LOOP_JUMP_NS, stats: InputStats | None = None,
+                 max_bytes: int | None = DEFAULT_MAX_BUFFER_BYTES):
         if stamp_marks not in ('start', 'end'):
             raise ValueError(f"{name}: stamp_marks must be 'start' or 'end', got {stamp_marks!r}")
         self.name = name
@@ -218,6 +258,8 @@ class AudioBuffer:
         self.contiguity_tolerance_ns = contiguity_tolerance_ns
         self.loop_jump_ns = int(loop_jump_ns)
         self.stats = stats if stats is not None else InputStats(name)
+        self.max_bytes = max_bytes
+        self.nbytes = 0                        # bytes of the stored chunks
         self.sample_rate: int | None = None
         self.channels: int | None = None
         self._chunks: list[_Chunk] = []        # sorted by start
@@ -232,6 +274,7 @@ class AudioBuffer:
         self._chunks.clear()
         self._starts.clear()
         self._last = None
+        self.nbytes = 0
 
     @property
     def newest_stamp_ns(self) -> int | None:
@@ -254,6 +297,9 @@ class AudioBuffer:
         if samples.ndim != 2 or samples.shape[0] == 0 or samples.shape[1] == 0 or sample_rate <= 0:
             raise ValueError(f'{self.name}: expected (frames, channels) samples and a positive sample_rate, '
                              f'got {samples.shape} at {sample_rate} Hz')
+        if self.max_bytes is not None and samples.nbytes > self.max_bytes:
+            self.stats.count_dropped('too_large')
+            return Push('too_large', stamp_ns)
         reset = False
         if self.sample_rate is not None and (sample_rate != self.sample_rate or samples.shape[1] != self.channels):
             self.stats.format_changes += 1
@@ -306,6 +352,7 @@ class AudioBuffer:
             self._starts.insert(k, begin)
             self._chunks.insert(k, chunk)
         self._max_ns = max(self._max_ns, duration_ns + 1)
+        self.nbytes += samples.nbytes
         if status == 'accepted':
             self._last = chunk
         self.stats.count_accepted(stamp_ns)
@@ -315,7 +362,13 @@ class AudioBuffer:
     def _prune(self) -> None:
         horizon = self.newest_stamp_ns - self.retention_ns
         k = bisect.bisect_left(self._starts, horizon - self._max_ns)   # surely ended before the horizon
+        if self.max_bytes is not None:
+            held = self.nbytes - sum(c.samples.nbytes for c in self._chunks[:k])
+            while held > self.max_bytes and k < len(self._chunks) - 1 and self._chunks[k] is not self._last:
+                held -= self._chunks[k].samples.nbytes
+                k += 1
         if k > 0:
+            self.nbytes -= sum(c.samples.nbytes for c in self._chunks[:k])
             del self._starts[:k]
             del self._chunks[:k]
 
@@ -385,6 +438,8 @@ class InputSpec:
     num_joints: int | None = 20            # pose_array: joints expected (None: any)
     allow_nan_joints: bool = False         # pose_array
     depth_in_metres: bool = True           # image: 16UC1 -> float32 metres
+    max_pixels: int | None = M.DEFAULT_MAX_PIXELS   # image: larger frames are malformed ('limit'), None: any
+    max_bytes: int | None = DEFAULT_MAX_BUFFER_BYTES  # the buffer's memory bound (None: unbounded)
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:
@@ -397,8 +452,9 @@ class Ingest:
     The outcome of :meth:`InputHub.ingest` for one message.
 
     ``status``: 'accepted', 'out_of_order' (both stored), 'duplicate', 'too_old',
-    'stale_epoch' (dropped), 'malformed' (``malformed_kind`` set) or 'no_format' (audio
-    before any AudioInfo or configured format). ``stamp_ns`` has the offset applied.
+    'stale_epoch', 'too_large' (dropped), 'malformed' (``malformed_kind`` set), 'no_format' (audio
+    before any AudioInfo or configured format) or 'format_refused' (audio after a refused
+    AudioInfo). ``stamp_ns`` has the offset applied.
     ``reset``: every buffer was just reset (loop); triggers must reset. Audio results
     carry the placed ``start_ns``/``end_ns``, the ``samples`` and ``sample_rate``.
     """
@@ -440,12 +496,13 @@ class InputHub:
         self.stats = stats if stats is not None else RuntimeStats()
         self.buffers: dict[str, FrameBuffer | AudioBuffer] = {}
         self._formats: dict[str, M.AudioFormat] = {}
+        self._refused: dict[str, str] = {}         # audio input -> why its last AudioInfo was refused
         for s in specs:
             st = self.stats.input(s.name)
             if s.kind in ('audio', 'naoqi_audio'):
                 self.buffers[s.name] = AudioBuffer(s.name, retention_ns=s.retention_ns, stamp_marks=s.stamp_marks,
                                                    contiguity_tolerance_ns=s.contiguity_tolerance_ns,
-                                                   loop_jump_ns=loop_jump_ns, stats=st)
+                                                   loop_jump_ns=loop_jump_ns, stats=st, max_bytes=s.max_bytes)
                 if s.audio_format is not None:
                     self._formats[s.name] = M.audio_format(s.audio_format)
             else:
@@ -453,20 +510,31 @@ class InputHub:
                 if max_items is None and s.kind in ('image', 'compressed_image'):
                     max_items = 64          # a view keeps its whole message alive: bound the memory
                 self.buffers[s.name] = FrameBuffer(s.name, retention_ns=s.retention_ns, max_items=max_items,
-                                                   loop_jump_ns=loop_jump_ns, stats=st)
+                                                   loop_jump_ns=loop_jump_ns, stats=st, max_bytes=s.max_bytes)
         self.epoch = 0
         self.clock_ns: int | None = None           # newest stored stamp of the current epoch
         self._delivered: set[str] = set()          # inputs that stored something this epoch
 
     # -- configuration carried by messages
     def set_audio_info(self, name: str, info: Any) -> bool:
-        """Record an ``AudioInfo`` for audio input ``name``; a malformed one is counted and ignored."""
+        """
+        Record an ``AudioInfo`` for audio input ``name``; a malformed one is counted and ignored.
+
+        One refused for its values (``limit``: a sample rate outside
+        :data:`~centralnet_ros.messages.SAMPLE_RATE_RANGE`) also stops the stream: its chunks
+        are dropped as ``format_refused`` (with the reason in ``last_malformed``) until an
+        acceptable AudioInfo arrives, instead of being read at a rate they do not have.
+        """
         self._spec(name, 'audio')
         try:
             self._formats[name] = M.audio_format(info)
+            self._refused.pop(name, None)
             return True
         except M.MalformedMessage as exc:
-            self.stats.input(name).count_malformed(exc.kind)
+            self.stats.input(name).count_malformed(exc.kind, str(exc))
+            if exc.kind == 'limit':
+                self._formats.pop(name, None)
+                self._refused[name] = str(exc)
             return False
 
     def _spec(self, name: str, kind: str | None = None) -> InputSpec:
@@ -487,9 +555,10 @@ class InputHub:
         spec = self._spec(name)
         stamp = M.header_stamp_ns(msg) + spec.offset_ns
         if spec.kind == 'image':
-            return stamp, M.image_to_array(msg, depth_in_metres=spec.depth_in_metres), None
+            return stamp, M.image_to_array(msg, depth_in_metres=spec.depth_in_metres, max_pixels=spec.max_pixels), None
         if spec.kind == 'compressed_image':
-            return stamp, M.compressed_image_to_array(msg, depth_in_metres=spec.depth_in_metres), None
+            return stamp, M.compressed_image_to_array(msg, depth_in_metres=spec.depth_in_metres,
+                                                      max_pixels=spec.max_pixels), None
         if spec.kind == 'audio':
             fmt = self._formats.get(name)
             if fmt is None:
@@ -512,9 +581,12 @@ class InputHub:
         try:
             stamp, data, rate = self.convert(name, msg)
         except M.MalformedMessage as exc:
-            stats.count_malformed(exc.kind)
+            stats.count_malformed(exc.kind, str(exc))
             return Ingest(name, 'malformed', malformed_kind=exc.kind, error=str(exc))
         except LookupError:
+            if name in self._refused:
+                stats.count_dropped('format_refused')
+                return Ingest(name, 'format_refused', error=f'{name}: {self._refused[name]}')
             stats.count_dropped('no_format')
             return Ingest(name, 'no_format', error=f'{name}: no AudioInfo received and no audio_format configured')
         return self._store(name, stamp, data, rate)

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from typing import Literal
 
-from .buffers import INPUT_KINDS
+from .buffers import DEFAULT_MAX_BUFFER_BYTES, INPUT_KINDS, InputSpec
 from .vad import VADConfig
 from ..config import check_settings, setting
 
@@ -66,6 +66,8 @@ class InputConfig:
     num_joints: int | None = 20
     allow_nan_joints: bool = False
     depth_in_metres: bool = True
+    max_pixels: int | None = InputSpec.max_pixels             # images: larger frames are malformed ('limit')
+    max_buffer_mb: float | None = DEFAULT_MAX_BUFFER_BYTES / 2 ** 20   # memory bound of the input's buffer
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:

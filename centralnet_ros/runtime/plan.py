@@ -165,4 +165,6 @@ def input_spec(config: PerceptionConfig, name: str, plans: Mapping[str, list[Mod
                      contiguity_tolerance_ns=(None if ic.contiguity_tolerance_s is None
                                               else int(ic.contiguity_tolerance_s * _NS)),
                      audio_format=fmt, channels=ic.naoqi_channels, num_joints=ic.num_joints,
-                     allow_nan_joints=ic.allow_nan_joints, depth_in_metres=ic.depth_in_metres)
+                     allow_nan_joints=ic.allow_nan_joints, depth_in_metres=ic.depth_in_metres,
+                     max_pixels=ic.max_pixels,
+                     max_bytes=None if ic.max_buffer_mb is None else int(ic.max_buffer_mb * 2 ** 20))

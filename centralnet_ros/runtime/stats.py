@@ -34,6 +34,7 @@ class InputStats:
     gap_ns: int = 0            # audio: total duration of the gaps
     overlaps: int = 0          # audio: chunk starting before the previous one ended (re-anchored)
     format_changes: int = 0    # audio: sample rate / channel count changed (buffer reset)
+    last_malformed: str | None = None  # what was wrong with the newest malformed message
     first_stamp_ns: int | None = None
     last_stamp_ns: int | None = None   # newest accepted stamp (offset applied)
     _recent: deque = field(default_factory=deque, repr=False)
@@ -41,8 +42,10 @@ class InputStats:
     def count_received(self) -> None:
         self.received += 1
 
-    def count_malformed(self, kind: str) -> None:
+    def count_malformed(self, kind: str, detail: str | None = None) -> None:
         self.malformed[kind] += 1
+        if detail:
+            self.last_malformed = detail[:300]
 
     def count_dropped(self, reason: str) -> None:
         self.dropped[reason] += 1
@@ -96,6 +99,7 @@ class InputStats:
             'gap_s': self.gap_ns / 1e9,
             'overlaps': self.overlaps,
             'format_changes': self.format_changes,
+            'last_malformed': self.last_malformed,
             'last_stamp_ns': self.last_stamp_ns,
             'rate_hz': None if rate is None else round(rate, 3),
             'age_s': None if age is None else age / 1e9,
