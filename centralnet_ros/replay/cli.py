@@ -138,13 +138,20 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
     Replay ``bag`` with config ``cfg`` and write the evaluation into ``out``.
 
     Returns ``(ReplayRun, metrics per task, written files)``. ``echo`` receives the
-    progress notes (``print`` by default).
+    progress notes (``print`` by default). ``out`` is checked before anything else and
+    the results are written as one set (:mod:`.outputs`); a read error in the bag ends
+    the replay with the results so far, marked incomplete (``run.incomplete``).
     """
     from centralnet_ros.config import dump_yaml
     from centralnet_ros.runtime.perception import Perception
     from .msgdefs import BagReadError
     from . import evaluate as E, labels as LB, player as P, report as RP, topics as T
+    from .outputs import check_output_folder, OutputError, result_set
     bag = Path(bag)
+    try:
+        out = check_output_folder(out)
+    except OutputError as exc:
+        raise ReplaySetupError(str(exc)) from None
     try:
         info = T.bag_info(bag)
     except BagReadError as exc:
@@ -175,7 +182,7 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
              f'{sum(c for _, c in info.topics.values())} messages on {len(info.topics)} topics)')
         for topic, name in sorted(mapping.topics.items(), key=lambda kv: kv[1]):
             echo(f'  {name:<11} <- {topic} ({info.topics[topic][0]}, {info.topics[topic][1]} messages)')
-        for note in mapping.notes + mapping.missing_notes(perception.inputs):
+        for note in info.notes + mapping.notes + mapping.missing_notes(perception.inputs):
             echo(f'  note: {note}')
         for task, state in perception.tasks.items():
             m = state.model.manifest
@@ -184,6 +191,8 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
                  f'threshold {state.threshold:g}; {state.model.backend} on {state.model.device})')
         run = P.replay_bag(bag, perception, mapping, info=info, progress=progress, label_prefix=label_prefix,
                            people=people)
+        for note in run.notes[:5]:
+            echo(f'  note: {note}')
         segments = file_segments if file_segments is not None else run.label_segments
         if file_segments is not None and run.label_segments:
             echo('  note: --labels given; the label topics in the bag are ignored')
@@ -193,15 +202,23 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             metrics = E.evaluate(run.results, segments, label_names)
         except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
-        out = Path(out)
         extra = {'bag': str(bag), 'storage': info.storage, 'command': command,
-                 'topics': mapping.topics, 'notes': mapping.notes + mapping.missing_notes(perception.inputs),
+                 'topics': mapping.topics,
+                 'notes': info.notes + mapping.notes + mapping.missing_notes(perception.inputs) + run.notes,
                  'labels': str(labels) if labels else ('bag topics' if segments else None),
                  'bundles': {t: str(s.model.bundle.path) for t, s in perception.tasks.items()}}
         if people is not None:
             extra['people'] = people.stats()
-        written = RP.write_outputs(out, run, metrics, segments, perception, extra=extra, plots=plots)
-        written['config'] = dump_yaml(cfg, out / 'config.yaml')
+        try:
+            with result_set(out, command=command) as results:
+                results.incomplete = run.incomplete
+                written = RP.write_outputs(results.path, run, metrics, segments, perception, extra=extra,
+                                           plots=plots)
+                written['config'] = dump_yaml(cfg, results.path / 'config.yaml')
+        except OSError as exc:
+            raise ReplaySetupError(f'{out}: cannot write the results ({exc.strerror or exc}); nothing was written '
+                                   'and earlier results there are unchanged') from None
+        written = {name: out / path.name for name, path in written.items()}
     finally:
         perception.close()
         if people is not None:
@@ -252,4 +269,8 @@ def run(args: argparse.Namespace) -> int:
     if not run_.label_segments:
         print('no ground truth (give --labels FILE or record /labels/<task> topics): accuracy not measured')
     print(f'wrote {", ".join(p.name for p in written.values())} to {out}')
+    if run_.incomplete:
+        print(f'centralnet replay: incomplete: {run_.incomplete}; the results so far are in {out}, '
+              'marked incomplete', file=sys.stderr)
+        return 3
     return 0

@@ -194,8 +194,12 @@ class LabelTopicCollector:
             self._changes[task].append((int(log_time_ns), str(msg.data).strip()))
         elif msgtype == 'vision_msgs/msg/Classification':
             from .. import messages as M
-            stamp = M.header_stamp_ns(msg)
-            label = str(msg.results[0].class_id).strip() if len(msg.results) else ''
+            try:
+                stamp = M.header_stamp_ns(msg)
+                label = str(msg.results[0].class_id).strip() if len(msg.results) else ''
+            except (M.MalformedMessage, AttributeError, TypeError, IndexError) as exc:
+                raise LabelFileError(f'label topic {topic}: message at log time {log_time_ns} ns ignored ({exc})') \
+                    from None
             self._changes[task].append((stamp, label))
         else:
             raise LabelFileError(f'label topic {topic} has type {msgtype}; expected one of {list(LABEL_TYPES)}')

@@ -10,7 +10,9 @@ the RIHS01 type hash; comments are our own summaries.
 
 Bag I/O: :func:`write_bag` writes rosbag2 (sqlite3 or MCAP, format version 8 or 9)
 from ``(topic, msgtype, stamp_ns, message)`` tuples; :func:`read_bag` yields the
-messages decoded, in log-time order. Factories (:func:`image_message`,
+messages decoded, in log-time order; :func:`scan_bag` counts them without decoding.
+Any failure while reading (a corrupted chunk, a truncated database, an undecodable
+message) is a :class:`BagReadError` naming the file and how far it got. Factories (:func:`image_message`,
 :func:`audio_messages`, ...) build rosbags message objects from numpy through the
 builders of :mod:`centralnet_ros.messages`.
 """
@@ -30,7 +32,8 @@ from .. import messages as M
 
 __all__ = [
     'MSG_DEFINITIONS', 'make_typestore', 'typestore_factory', 'BagMessage', 'BagReadError',
-    'write_bag', 'read_bag', 'bag_topics', 'image_message', 'compressed_image_message', 'audio_messages',
+    'write_bag', 'read_bag', 'bag_topics', 'BagScan', 'scan_bag', 'image_message', 'compressed_image_message',
+    'audio_messages',
     'naoqi_audio_message', 'pose_array_message', 'skeleton2d_message', 'normalize_msgtype',
 ]
 
@@ -281,7 +284,93 @@ class BagMessage:
 
 
 class BagReadError(RuntimeError):
-    """A bag cannot be opened, or a message cannot be decoded with the known definitions."""
+    """
+    A bag cannot be opened, or read, or a message cannot be decoded with the known definitions.
+
+    ``messages_read``: how many messages were read before the failure (of the topics read).
+    """
+
+    def __init__(self, message: str, *, messages_read: int = 0):
+        super().__init__(message)
+        self.messages_read = messages_read
+
+
+def _position(reader) -> str:
+    """Where the reader is: the storage files and, for MCAP, the byte offset reached in each."""
+    storages = list(getattr(reader, 'storages', None) or [getattr(reader, 'storage', None)])
+    where = []
+    for storage in storages:
+        name = getattr(storage, 'path', None)
+        bio = getattr(storage, 'bio', None)
+        try:
+            offset = None if bio is None or bio.closed else bio.tell()
+        except (OSError, ValueError):
+            offset = None
+        paths = getattr(storage, 'paths', None) or ([name] if name is not None else [])
+        for path in paths:
+            where.append(f'{Path(path).name}' + ('' if offset is None else f' at byte {offset:,}'))
+    return ', '.join(where)
+
+
+def _raw_messages(reader, path: Path, conns, start_ns: int | None = None, stop_ns: int | None = None):
+    """``reader.messages`` with every read failure turned into :class:`BagReadError` (file and offset named)."""
+    n, last = 0, None
+    it = iter(reader.messages(connections=conns, start=start_ns, stop=stop_ns))
+    while True:
+        try:
+            conn, log_time, raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - rosbags, sqlite3 and struct raise many types on corrupted files
+            after = 'at the first message' if last is None else f'after message {n} (log time {last} ns)'
+            where = _position(reader)
+            raise BagReadError(f'{path}: read error {after}{f" in {where}" if where else ""}: '
+                               f'{type(exc).__name__}: {exc}', messages_read=n) from exc
+        n, last = n + 1, log_time
+        yield conn, log_time, raw
+
+
+@dataclass
+class BagScan:
+    """What a bag's messages say about it (see :func:`scan_bag`), as opposed to its metadata."""
+
+    counts: dict[str, int]               # topic -> messages
+    start_ns: int | None                 # first log time
+    end_ns: int | None                   # last log time
+    metadata_counts: dict[str, int]      # topic -> what the metadata claims
+    metadata_start_ns: int | None
+    metadata_end_ns: int | None
+    error: BagReadError | None = None    # the read error that ended the scan
+
+
+def scan_bag(path: str | Path) -> BagScan:
+    """
+    Count the messages of every topic and their first and last log time, reading but not decoding them.
+
+    The metadata (``metadata.yaml``, an MCAP summary) is kept beside as a hint. A read
+    error ends the scan: it is returned in ``error`` with what was counted until then.
+    """
+    path = Path(path)
+    counts: dict[str, int] = {}
+    start = end = None
+    with _open(path) as reader:
+        meta_counts: dict[str, int] = {}
+        for conn in reader.connections:
+            meta_counts[conn.topic] = meta_counts.get(conn.topic, 0) + int(conn.msgcount)
+            counts.setdefault(conn.topic, 0)
+        try:
+            meta_start, meta_end = int(reader.start_time), int(reader.end_time)
+        except Exception:  # noqa: BLE001 - absent or absurd metadata times are only a hint
+            meta_start = meta_end = None
+        error = None
+        try:
+            for conn, log_time, _ in _raw_messages(reader, path, list(reader.connections)):
+                counts[conn.topic] += 1
+                start = log_time if start is None else min(start, log_time)
+                end = log_time if end is None else max(end, log_time)
+        except BagReadError as exc:
+            error = exc
+    return BagScan(counts, start, end, meta_counts, meta_start, meta_end, error)
 
 
 def _definition_types(conn) -> dict:
@@ -361,8 +450,8 @@ def read_bag(path: str | Path, *, topics: Sequence[str] | None = None, typestore
     ``topics`` restricts to those topics (unknown names are an error). Types missing
     from the store are registered from definitions stored in the bag; a type whose
     recorded hash differs from the store's is decoded with the bag's own definition.
-    A message that still cannot be decoded raises :class:`BagReadError` naming the
-    topic and the log time.
+    A message that still cannot be decoded, or a read failure, raises :class:`BagReadError`
+    naming the file, the topic or offset and the log time.
     """
     store = typestore if typestore is not None else make_typestore(distro)
     with _open(path) as reader:
@@ -374,7 +463,7 @@ def read_bag(path: str | Path, *, topics: Sequence[str] | None = None, typestore
                 raise BagReadError(f'{path}: topics {unknown} are not in the bag (it has {sorted(known)})')
             conns = [c for c in conns if c.topic in set(topics)]
         decoders = _decoders(store, conns, distro)
-        for conn, log_time, raw in reader.messages(connections=conns, start=start_ns, stop=stop_ns):
+        for conn, log_time, raw in _raw_messages(reader, Path(path), conns, start_ns, stop_ns):
             try:
                 msg = decoders[conn.id].deserialize_cdr(raw, conn.msgtype)
             except Exception as exc:  # noqa: BLE001 - any decoder failure is reported the same way

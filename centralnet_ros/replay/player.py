@@ -14,8 +14,8 @@ import dataclasses
 from pathlib import Path
 import time
 
-from .labels import LabelSegment, LabelTopicCollector
-from .msgdefs import normalize_msgtype, read_bag
+from .labels import LabelFileError, LabelSegment, LabelTopicCollector
+from .msgdefs import BagReadError, normalize_msgtype, read_bag
 from .topics import bag_info, BagInfo, TopicMapping
 from ..runtime.perception import Perception, TaskResult
 
@@ -35,6 +35,8 @@ class ReplayRun:
     bag_start_ns: int
     bag_end_ns: int
     label_segments: list[LabelSegment]
+    incomplete: str | None = None    # the read error that ended the replay early (outputs are partial)
+    notes: list[str] = dataclasses.field(default_factory=list)   # label messages that could not be used
 
     @property
     def bag_duration_s(self) -> float:
@@ -57,6 +59,10 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
 
     ``people``: a :class:`~centralnet_ros.runtime.people.PeopleRuntime` that receives the
     ROS4HRI topics (``mapping.people``): tracked lists and per-id data.
+
+    A read error (a corrupted chunk or database, an undecodable message) ends the replay
+    cleanly: what was read so far is flushed and the run is marked ``incomplete`` with
+    the error, which names the file and how far it got.
     """
     from tqdm import tqdm
     info = info or bag_info(path)
@@ -66,26 +72,35 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
     results: list[TaskResult] = []
     n = 0
     runtime = 0.0
+    incomplete = None
+    notes: list[str] = []
     start = time.perf_counter()
     with tqdm(total=total, unit='msg', disable=not progress, mininterval=0.5, desc='replay') as bar:
-        for item in read_bag(path, topics=wanted) if wanted else ():
-            bar.update(1)
-            name = mapping.topics.get(item.topic)
-            hri = mapping.people.get(item.topic) if people is not None else None
-            if name is None and hri is None:
-                labels.add(item.topic, normalize_msgtype(item.msgtype), item.log_time_ns, item.message)
-                continue
-            n += 1
-            t = time.perf_counter()
-            if hri is not None:
-                results += people.route(hri, item.message, log_time_ns=item.log_time_ns)
-            else:
-                results += perception.ingest(name, item.message, log_time_ns=item.log_time_ns)
-            runtime += time.perf_counter() - t
+        try:
+            for item in read_bag(path, topics=wanted) if wanted else ():
+                bar.update(1)
+                name = mapping.topics.get(item.topic)
+                hri = mapping.people.get(item.topic) if people is not None else None
+                if name is None and hri is None:
+                    try:
+                        labels.add(item.topic, normalize_msgtype(item.msgtype), item.log_time_ns, item.message)
+                    except LabelFileError as exc:
+                        notes.append(str(exc))
+                    continue
+                n += 1
+                t = time.perf_counter()
+                if hri is not None:
+                    results += people.route(hri, item.message, log_time_ns=item.log_time_ns)
+                else:
+                    results += perception.ingest(name, item.message, log_time_ns=item.log_time_ns)
+                runtime += time.perf_counter() - t
+        except BagReadError as exc:
+            incomplete = str(exc)
         t = time.perf_counter()
         results += perception.flush()
         if people is not None:
             results += people.flush()
         runtime += time.perf_counter() - t
     wall = time.perf_counter() - start
-    return ReplayRun(results, n, wall, runtime, info.start_ns, info.end_ns, labels.segments(info.end_ns))
+    return ReplayRun(results, n, wall, runtime, info.start_ns, info.end_ns, labels.segments(info.end_ns),
+                     incomplete, notes)

@@ -72,7 +72,25 @@ def format_summary(metrics: Mapping[str, dict], run: ReplayRun) -> str:
                      f'{m["segments"]:>8} {_fmt_pct(m["segment_accuracy"]):>8} {_fmt_pct(m["chance"]):>7}  {latency}')
     lines.append(f'replay: {run.messages} messages, {run.bag_duration_s:.1f} s of recording in {run.wall_s:.2f} s '
                  f'({run.messages_per_s:,.0f} msg/s, {run.real_time_factor:.0f}x real time)')
+    if run.incomplete:
+        lines.append(f'INCOMPLETE: the replay ended early, these figures cover what was read before: {run.incomplete}')
     return '\n'.join(lines)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON (non-finite numbers become null)."""
+    return json.dumps(_finite(obj), allow_nan=False, default=_json_default, **kwargs)
 
 
 def _json_default(obj: Any) -> Any:
@@ -105,18 +123,19 @@ def write_outputs(out: str | Path, run: ReplayRun, metrics: Mapping[str, dict], 
         d['time_s'] = round((r.stamp_ns - run.bag_start_ns) / _NS, 6)
         d['truth'] = None if s is None else s.label
         d['correct'] = None if s is None else (s.label == r.label)
-        lines.append(json.dumps(d, default=_json_default))
+        lines.append(_json(d))
     written['predictions'] = atomic_write_text(out / 'predictions.jsonl', '\n'.join(lines) + ('\n' if lines else ''))
     payload = {
         'replay': {'messages': run.messages, 'bag_duration_s': run.bag_duration_s, 'wall_s': run.wall_s,
                    'runtime_s': run.runtime_s, 'messages_per_s': run.messages_per_s,
-                   'real_time_factor': run.real_time_factor},
+                   'real_time_factor': run.real_time_factor, 'complete': run.incomplete is None,
+                   'incomplete_reason': run.incomplete},
         'tasks': metrics,
         'ground_truth_segments': len(segments),
         'stats': perception.stats(),
         **dict(extra or {}),
     }
-    written['metrics'] = atomic_write_text(out / 'metrics.json', json.dumps(payload, indent=2, default=_json_default))
+    written['metrics'] = atomic_write_text(out / 'metrics.json', _json(payload, indent=2))
     written['summary'] = atomic_write_text(out / 'summary.txt', format_summary(metrics, run) + '\n')
     if plots:
         labels = {t: m['labels'] for t, m in metrics.items()}

@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from .labels import LABEL_TYPES
-from .msgdefs import bag_topics, BagReadError, normalize_msgtype
+from .msgdefs import bag_topics, normalize_msgtype, scan_bag
 from ..runtime.buffers import AUDIO_INFO_TYPE, INPUT_MSG_TYPES
 from ..runtime.perception import PerceptionConfig, SOURCE_KINDS
 
@@ -36,11 +36,20 @@ the launch file remaps by default (naoqi_driver, RealSense, a plain ``image_raw`
 
 @dataclasses.dataclass
 class BagInfo:
+    """
+    What a rosbag2 recording holds, from its messages (its metadata is only a hint).
+
+    ``notes`` say where the metadata disagrees with the messages; ``read_error`` is the
+    read error that ends the bag early (what comes before it can still be replayed).
+    """
+
     path: Path
     storage: str                   # 'sqlite3' | 'mcap' | '?'
     start_ns: int                  # recording time of the first message
     end_ns: int
     topics: dict[str, tuple[str, int]]   # topic -> (msgtype, count)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    read_error: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -48,28 +57,44 @@ class BagInfo:
 
 
 def bag_info(path: str | Path) -> BagInfo:
-    """Storage, time span and topics of a rosbag2 recording. Raises :class:`BagReadError`."""
-    from rosbags.rosbag2 import Reader
+    """
+    Storage, time span and topics of a rosbag2 recording. Raises :class:`~.msgdefs.BagReadError` when unopenable.
+
+    Counts and times come from the messages themselves (:func:`~.msgdefs.scan_bag` reads
+    them without decoding): a ``metadata.yaml`` claiming ``message_count: 0`` or another
+    start time does not move the bag's start, it only adds a note.
+    """
     path = Path(path)
-    topics = bag_topics(path)
+    types = {topic: msgtype for topic, (msgtype, _) in bag_topics(path).items()}
     storage = '?'
     meta = path / 'metadata.yaml' if path.is_dir() else None
     if meta is not None and meta.is_file():
         try:
             info = yaml.safe_load(meta.read_text()) or {}
             storage = str(info.get('rosbag2_bagfile_information', {}).get('storage_identifier', '?'))
-        except yaml.YAMLError:
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
             pass
     elif path.suffix in ('.mcap', '.db3'):
         storage = 'mcap' if path.suffix == '.mcap' else 'sqlite3'
-    try:
-        with Reader(path) as reader:
-            start, end = int(reader.start_time), int(reader.end_time)
-    except Exception as exc:  # noqa: BLE001 - rosbags raises its own types
-        raise BagReadError(f'{path}: cannot open as rosbag2 ({type(exc).__name__}: {exc})') from exc
-    if not any(count for _, count in topics.values()):
-        start = end = 0
-    return BagInfo(path, storage, start, end, topics)
+    scan = scan_bag(path)
+    topics = {topic: (msgtype, scan.counts.get(topic, 0)) for topic, msgtype in types.items()}
+    start = scan.start_ns if scan.start_ns is not None else 0
+    end = scan.end_ns if scan.end_ns is not None else start
+    notes = []
+    if scan.error is None:
+        wrong = [f'{topic}: {scan.metadata_counts[topic]} (holds {n})' for topic, n in sorted(scan.counts.items())
+                 if scan.metadata_counts.get(topic, n) != n]
+        if wrong:
+            notes.append(f'the metadata miscounts messages ({", ".join(wrong[:5])}); the messages are used')
+    if scan.start_ns is not None and scan.metadata_start_ns is not None and \
+            (scan.metadata_start_ns, scan.metadata_end_ns) != (scan.start_ns, scan.end_ns) and scan.error is None:
+        notes.append(f'the metadata says the bag spans [{scan.metadata_start_ns}, {scan.metadata_end_ns}] ns, its '
+                     f'messages span [{scan.start_ns}, {scan.end_ns}] ns; times are taken from the messages')
+    error = None
+    if scan.error is not None:
+        error = str(scan.error)
+        notes.append(f'{error}; the replay stops there')
+    return BagInfo(path, storage, start, end, topics, notes, error)
 
 
 @dataclasses.dataclass
