@@ -525,9 +525,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     found = _manifests(list(args.tasks), bundles, notes)
     if not found:
-        print('centralnet demo: no model bundle to demonstrate:', file=sys.stderr)
-        for note in notes:
-            print(f'  {note}', file=sys.stderr)
+        print('centralnet demo: no model bundle to demonstrate: ' + '; '.join(notes), file=sys.stderr)
         return 1
     root = _rebuild_root(args, found, notes)
     if root is not None:

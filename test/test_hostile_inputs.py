@@ -298,3 +298,225 @@ def test_yaml_tags_are_not_executed(gesture_copy):
     path.write_text('!!python/object/apply:os.system ["echo pwned"]\n' + path.read_text())
     with pytest.raises(BundleError, match='not valid YAML'):
         read_manifest(gesture_copy)
+
+
+# --------------------------------------------------------------------------- bags (2. read errors, 4. metadata)
+
+def skeleton_recording(n: int) -> list:
+    """``n`` 20-joint PoseArray skeletons at 30 Hz on /skeleton, as ``write_bag`` takes them."""
+    from centralnet_ros.replay import msgdefs as D
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n):
+        t = T0 + k * 33_333_333
+        joints = rng.normal(size=(20, 3)).astype(np.float32) * 0.1 + [0.0, 0.5, 2.0]
+        msg = D.pose_array_message(joints, stamp_ns=t)
+        out.append(('/skeleton', 'geometry_msgs/msg/PoseArray', t + 1_000_000, msg))
+    return out
+
+
+def mcap_records(data: bytes, start: int, end: int):
+    """Yield ``(opcode, offset, length)`` of the MCAP records in ``data[start:end]``."""
+    import struct
+    i = start
+    while i + 9 <= end:
+        op, length = data[i], struct.unpack_from('<Q', data, i + 1)[0]
+        yield op, i, length
+        i += 9 + length
+
+
+def corrupt_mcap_mid_stream(bag: Path) -> None:
+    """Give a message record in the last chunk of the bag's MCAP file an absurd length."""
+    import struct
+    path = next(bag.glob('*.mcap'))
+    data = bytearray(path.read_bytes())
+    chunks = [(i, n) for op, i, n in mcap_records(data, 8, len(data)) if op == 0x06]
+    assert len(chunks) >= 2, 'the recording should span several MCAP chunks'
+    at, length = chunks[-1]
+    p = at + 9 + 28
+    p += 4 + struct.unpack_from('<I', data, p)[0] + 8            # compression name, compressed size
+    message = next(i for op, i, _ in mcap_records(data, p, at + 9 + length) if op == 0x05)
+    struct.pack_into('<Q', data, message + 1, 2 ** 62)
+    path.write_bytes(bytes(data))
+
+
+def replay_args(bag: Path, out: Path, *extra: str) -> list[str]:
+    return ['replay', str(bag), '--tasks', 'gesture', '--out', str(out), '--no-progress', '--no-plots', *extra]
+
+
+@pytest.fixture(scope='module')
+def long_mcap(tmp_path_factory) -> Path:
+    from centralnet_ros.replay import msgdefs as D
+    return D.write_bag(tmp_path_factory.mktemp('bags') / 'long', skeleton_recording(2100), storage='mcap')
+
+
+def test_a_corrupted_mcap_ends_the_replay_with_partial_results(tmp_path, long_mcap):
+    import json
+    bag = tmp_path / 'bag'
+    shutil.copytree(long_mcap, bag)
+    corrupt_mcap_mid_stream(bag)
+    proc = run_cli(*replay_args(bag, tmp_path / 'out'))
+    assert proc.returncode == 3, proc.stderr
+    err = assert_one_line_failure(proc, 'incomplete', 'long.mcap (read up to byte', str(bag))
+    assert 'after message' in err                          # how far it got
+    marker = json.loads((tmp_path / 'out' / 'outputs.json').read_text())
+    assert marker['complete'] is False and 'long.mcap' in marker['incomplete_reason']
+    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    assert metrics['replay']['complete'] is False and 0 < metrics['replay']['messages'] < 2100
+    assert (tmp_path / 'out' / 'predictions.jsonl').read_text().strip()
+    assert 'INCOMPLETE' in (tmp_path / 'out' / 'summary.txt').read_text()
+
+
+def test_an_undecodable_message_ends_the_replay_cleanly(tmp_path):
+    import sqlite3
+
+    from centralnet_ros.replay import msgdefs as D
+    from centralnet_ros.replay.player import replay_bag
+    from centralnet_ros.replay.topics import bag_info, map_topics
+    from centralnet_ros.runtime.perception import Perception, PerceptionConfig, TaskConfig
+    bag = D.write_bag(tmp_path / 'bag', skeleton_recording(60), storage='sqlite3')
+    with sqlite3.connect(next(bag.glob('*.db3'))) as db:
+        db.execute('UPDATE messages SET data = ? WHERE id = 31', (b'\x00\x01\x00\x00\xff',))
+    info = bag_info(bag)
+    cfg = PerceptionConfig(tasks={'gesture': TaskConfig(bundle=str(REPO / 'models' / 'gesture'))}, backend='torch',
+                           warmup=0)
+    run = replay_bag(bag, Perception(cfg), map_topics(info, cfg), info=info, progress=False)
+    assert run.incomplete and 'cannot decode geometry_msgs/msg/PoseArray on /skeleton' in run.incomplete
+    assert run.messages == 30
+
+
+def test_bag_metadata_is_only_a_hint(tmp_path):
+    from centralnet_ros.replay import labels as LB
+    from centralnet_ros.replay import msgdefs as D
+    from centralnet_ros.replay.topics import bag_info
+    bag = D.write_bag(tmp_path / 'bag', skeleton_recording(90), storage='sqlite3')
+    meta = bag / 'metadata.yaml'
+    data = yaml.safe_load(meta.read_text())
+    info = data['rosbag2_bagfile_information']
+    info['message_count'] = 0
+    info['starting_time']['nanoseconds_since_epoch'] = 0
+    for topic in info['topics_with_message_count']:
+        topic['message_count'] = 0
+    meta.write_text(yaml.safe_dump(data))
+    got = bag_info(bag)
+    assert got.start_ns == T0 + 1_000_000 and got.topics['/skeleton'][1] == 90
+    assert any('metadata miscounts' in n for n in got.notes) and any('metadata says' in n for n in got.notes)
+    labels = tmp_path / 'labels.csv'
+    labels.write_text('task,start_s,end_s,label\ngesture,0.5,2.0,G1\n')
+    segment = LB.load_label_file(labels, bag_start_ns=got.start_ns)[0]
+    assert segment.start_ns == T0 + 501_000_000            # relative to the first message, not to 1970
+
+
+def test_a_truncated_bag_is_one_line(tmp_path):
+    from centralnet_ros.replay import msgdefs as D
+    bag = D.write_bag(tmp_path / 'bag', skeleton_recording(30), storage='sqlite3')
+    db = next(bag.glob('*.db3'))
+    db.write_bytes(db.read_bytes()[:3000])
+    assert_one_line_failure(run_cli(*replay_args(bag, tmp_path / 'out')), 'cannot open as rosbag2')
+    assert not (tmp_path / 'out').exists()
+
+
+# --------------------------------------------------------------------------- 5. label files
+
+@pytest.mark.parametrize('name, content, message', [
+    ('latin1.csv', 'task,start_s,end_s,label\ngesture,1,2,G1\ngesture,3,4,caf\xe9\n'.encode('latin-1'),
+     r'latin1.csv: line 3: not UTF-8'),
+    ('huge.csv', b'task,start_s,end_s,label\ngesture,1,1e300,G1\n', r'huge.csv: line 2: end_s = .* is absurd'),
+    ('far.yaml', b'- {task: gesture, start_s: 1e20, end_s: 2e20, label: G1}\n',
+     r'far.yaml: line 1: start_s = .* absurd'),
+    ('keys.yaml', b'- {task: gesture, start_s: 1, end_s: 2, label: G1, 7: x, true: y}\n',
+     r'keys.yaml: line 1: unknown field\(s\) 7, True'),
+    ('top.yaml', b'segments: []\n3: x\nnull: y\n', r'top.yaml: line 1: unknown key\(s\) 3, None'),
+    ('types.yaml', b'segments:\n  - {task: [gesture], start_s: 1, end_s: 2, label: G1}\n',
+     r'types.yaml: line 2: task must be a name'),
+    ('times.yaml', b'segments:\n  - {task: gesture, start_s: {a: 1}, end_s: 2, label: G1}\n',
+     r'times.yaml: line 2: start_s must be a number'),
+    ('negative.csv', b'task,start_s,end_s,label\ngesture,-5,-4,G1\n', r'negative.csv: line 2: .*before 1970'),
+    ('nul.csv', b'task,start_s,end_s,label\ngesture,1,2,G\x001\n', r'nul.csv: line 2: label holds control'),
+    ('deep.yaml', b'[' * 20000, r'deep.yaml: not valid YAML'),
+    ('alias.yaml', b'a: &a [1]\n', r'alias.yaml: line 1: unknown key'),
+])
+def test_broken_label_files_name_the_file_and_line(tmp_path, name, content, message):
+    from centralnet_ros.replay import labels as LB
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(LB.LabelFileError, match=message):
+        LB.load_label_file(path, bag_start_ns=0 if 'negative' in name else T0)
+
+
+def test_label_files_are_bounded(tmp_path):
+    from centralnet_ros.replay import labels as LB
+    zero = tmp_path / 'zero.csv'
+    zero.symlink_to('/dev/zero')
+    with pytest.raises(LB.LabelFileError, match='not a regular file'):
+        LB.load_label_file(zero, bag_start_ns=T0)
+    big = tmp_path / 'big.csv'
+    big.write_text('task,start_s,end_s,label\n' + 'gesture,1,2,G1\n' * (LB.MAX_LABEL_FILE_BYTES // 15 + 1))
+    start = time.perf_counter()
+    with pytest.raises(LB.LabelFileError, match='larger than'):
+        LB.load_label_file(big, bag_start_ns=T0)
+    many = tmp_path / 'many.yaml'
+    many.write_text('[' + '{}, ' * (LB.MAX_SEGMENTS + 1) + ']')
+    with pytest.raises(LB.LabelFileError, match='segments; at most'):
+        LB.load_label_file(many, bag_start_ns=T0)
+    assert time.perf_counter() - start < 20
+
+
+def test_a_misspelt_task_is_an_error_naming_the_line(tmp_path, long_mcap):
+    labels = tmp_path / 'labels.csv'
+    labels.write_text('task,start_s,end_s,label\ngesture,1,2,G1\ngestrue,3,4,G2\n')
+    proc = run_cli(*replay_args(long_mcap, tmp_path / 'out', '--labels', str(labels)))
+    assert proc.returncode == 2
+    assert_one_line_failure(proc, f'{labels}: line 3: unknown task', 'gestrue')
+
+
+# --------------------------------------------------------------------------- 6. outputs
+
+def test_an_unusable_out_is_refused_before_the_replay(tmp_path):
+    afile = tmp_path / 'afile'
+    afile.write_text('x')
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'thesis.tex').write_text('precious')
+    cases = [(afile, 'is a file'), (afile / 'sub', 'cannot write'), (Path('/proc/centralnet/out'), 'cannot write'),
+             (foreign, 'not results of a replay')]
+    for out, needle in cases:
+        start = time.perf_counter()
+        proc = run_cli(*replay_args(tmp_path / 'no-such-bag', out))   # the folder is checked first
+        assert_one_line_failure(proc, needle)
+        assert time.perf_counter() - start < 30
+    assert (foreign / 'thesis.tex').read_text() == 'precious'
+
+
+def test_results_are_one_set_and_runs_never_mix(tmp_path):
+    import errno
+    import json
+
+    from centralnet_ros.replay.outputs import result_set
+    out = tmp_path / 'out'
+    with result_set(out, command='first') as results:
+        (results.path / 'a.txt').write_text('1')
+        (results.path / 'stale.png').write_text('old')
+    assert json.loads((out / 'outputs.json').read_text())['files'] == ['a.txt', 'stale.png']
+    with pytest.raises(OSError):                          # a full disk half-way: nothing changes
+        with result_set(out, command='second') as results:
+            (results.path / 'a.txt').write_text('2')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+    assert (out / 'a.txt').read_text() == '1' and (out / 'stale.png').exists()
+    with result_set(out, command='third') as results:
+        (results.path / 'a.txt').write_text('3')
+    assert sorted(p.name for p in out.iterdir()) == ['a.txt', 'outputs.json']
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]      # no temporary folder left
+
+
+# --------------------------------------------------------------------------- every command: one line
+
+@pytest.mark.parametrize('args, needle', [
+    (['replay', '/no/such/bag', '--out', '/tmp/centralnet-hostile-none', '--no-progress'], 'no such rosbag2'),
+    (['export', '/no/such/bundle'], 'no model bundle'),
+    (['info', '/no/such/bundle'], 'no model bundle'),
+    (['data', 'check', '--dataset', 'no-such-dataset'], 'no-such-dataset'),
+    (['compare', '--preset', '/no/such/preset.yaml'], 'preset'),
+])
+def test_every_command_fails_in_one_line(args, needle):
+    assert_one_line_failure(run_cli(*args), needle)

@@ -128,14 +128,14 @@ def test_label_file_formats(tmp_path):
 
 
 @pytest.mark.parametrize('name, text, message', [
-    ('a.csv', 'task,start,end,label\ngesture,1,2,wave\n', r'a.csv: the first row must be the header'),
-    ('b.csv', 'task,start_s,end_s,label\ngesture,1,two,wave\n', r'b.csv: data row 1: end_s must be a number'),
-    ('c.csv', 'task,start_s,end_s,label\ngesture,2,1,wave\n', r'c.csv: data row 1: end_s \(1\) must be greater'),
-    ('d.csv', 'task,start_s,end_s,label\ngesture,1,2\n', r'd.csv: data row 1: expected 4 comma-separated columns'),
-    ('e.csv', 'task,start_s,end_s,label\ngesture,1,3,wave\ngesture,2,4,rest\n', r'e.csv: gesture segments overlap'),
+    ('a.csv', 'task,start,end,label\ngesture,1,2,wave\n', r'a.csv: line 1: the first row must be the header'),
+    ('b.csv', 'task,start_s,end_s,label\ngesture,1,two,wave\n', r'b.csv: line 2: end_s must be a number'),
+    ('c.csv', 'task,start_s,end_s,label\ngesture,2,1,wave\n', r'c.csv: line 2: end_s \(1\) must be greater'),
+    ('d.csv', 'task,start_s,end_s,label\ngesture,1,2\n', r'd.csv: line 2: expected 4 comma-separated columns'),
+    ('e.csv', 'task,start_s,end_s,label\ngesture,1,3,wave\ngesture,2,4,rest\n', r'e.csv: gesture segments overlap \(line 2 and line 3\)'),
     ('f.csv', '# time_base: yesterday\ntask,start_s,end_s,label\n', r"f.csv: time_base 'yesterday' is not one of"),
-    ('g.yaml', 'segments:\n  - {task: gesture, start_s: 1, end_s: 2}\n', r'g.yaml: segment 1: missing label'),
-    ('h.yaml', 'segments: []\nunits: s\n', r'h.yaml: unknown key\(s\) units'),
+    ('g.yaml', 'segments:\n  - {task: gesture, start_s: 1, end_s: 2}\n', r'g.yaml: line 2: missing label'),
+    ('h.yaml', 'segments: []\nunits: s\n', r'h.yaml: line 1: unknown key\(s\) units'),
     ('i.yaml', 'segments:\n  - {task: gesture, start_s: 1, end_s: 2, label: x, who: me}\n', r'unknown field\(s\) who'),
     ('j.yaml', 'segments: {task: gesture}\n', r'j.yaml: expected a list of segments'),
     ('k.yaml', 'segments:\n  - {task: gesture, start_s: .nan, end_s: 2, label: x}\n', r'start_s must be finite'),

@@ -168,6 +168,7 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             file_segments = LB.load_label_file(labels, bag_start_ns=info.start_ns, time_base=label_time_base)
         except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
+        _check_label_tasks(file_segments, cfg)
     from centralnet_ros.bundle.io import BundleError
     people = None
     try:
@@ -197,6 +198,8 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
         if file_segments is not None and run.label_segments:
             echo('  note: --labels given; the label topics in the bag are ignored')
         run.label_segments = segments
+        for note in _label_task_notes(segments, cfg, 'the labels' if file_segments is not None else 'label topics'):
+            echo(f'  note: {note}')
         label_names = {t: list(s.model.manifest.labels) for t, s in perception.tasks.items()}
         try:
             metrics = E.evaluate(run.results, segments, label_names)
@@ -240,6 +243,22 @@ def _people_runtime(cfg, mapping) -> tuple[Any, list[str]]:
     notes.append(f'ROS4HRI: {len(mapping.people)} topics of {", ".join(kinds)} ({len(ids)} ids), '
                  'one runtime per person')
     return PeopleRuntime(pcfg), notes
+
+
+def _check_label_tasks(segments: Sequence[Any], cfg) -> None:
+    """Refuse ground truth for a task that does not exist (a misspelt name would score nothing, silently)."""
+    from centralnet_ros import node_params as NP
+    known = set(NP.TASKS) | set(cfg.tasks)
+    for s in segments:
+        if s.task not in known:
+            raise ReplaySetupError(f'{s.source or "labels"}: unknown task {s.task!r}; tasks: '
+                                   f'{", ".join(sorted(known))}')
+
+
+def _label_task_notes(segments: Sequence[Any], cfg, what: str) -> list[str]:
+    """Return notes on ground truth for tasks this replay does not run (their segments are not scored)."""
+    idle = sorted({s.task for s in segments} - set(cfg.tasks))
+    return [f'{what} give segments for {", ".join(idle)}, not replayed (--tasks): not scored'] if idle else []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,14 +34,14 @@ from __future__ import annotations
 from collections import defaultdict
 import csv
 import dataclasses
-import io
 import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-__all__ = ['LabelSegment', 'LabelFileError', 'load_label_file', 'LabelTopicCollector', 'LABEL_TYPES']
+__all__ = ['LabelSegment', 'LabelFileError', 'load_label_file', 'read_label_text', 'LabelTopicCollector', 'LABEL_TYPES',
+           'MAX_LABEL_FILE_BYTES', 'MAX_SEGMENTS', 'MAX_SECONDS']
 
 _NS = 1_000_000_000
 
@@ -50,46 +50,99 @@ LABEL_TYPES = ('std_msgs/msg/String', 'vision_msgs/msg/Classification')
 
 @dataclasses.dataclass(frozen=True)
 class LabelSegment:
-    """Ground truth: ``label`` holds for ``task`` over header times ``[start_ns, end_ns)``."""
+    """Ground truth: ``label`` holds for ``task`` over header times ``[start_ns, end_ns)`` (``source``: where from)."""
 
     task: str
     start_ns: int
     end_ns: int
     label: str
+    source: str = dataclasses.field(default='', compare=False)   # 'file: line N', for error messages
 
 
 class LabelFileError(ValueError):
-    """A label file (or label topic) that cannot be used; the message names the file and row."""
+    """A label file (or label topic) that cannot be used; the message names the file and line."""
 
 
 _TIME_BASES = ('bag_start', 'absolute')
+MAX_LABEL_FILE_BYTES = 4 * 2 ** 20
+"""A label file is at most 4 MiB (about 80,000 segments)."""
+MAX_SEGMENTS = 100_000
+"""Most segments one label file may hold."""
+MAX_SECONDS = 1e10
+"""Largest time (seconds) a label file may give: about 317 years, after the Unix epoch or the bag's start."""
+_MAX_NS = 2 ** 62
+
+
+def read_label_text(path: str | Path, *, max_bytes: int = MAX_LABEL_FILE_BYTES) -> str:
+    """
+    Return the text of a label file: a regular file of at most ``max_bytes``, in UTF-8.
+
+    Raises :class:`LabelFileError` naming the file (and the line of the first byte
+    that is not UTF-8); never reads more than ``max_bytes + 1`` bytes, so ``/dev/zero``
+    or a FIFO cannot exhaust memory.
+    """
+    path = Path(path)
+    try:
+        if not path.is_file():
+            what = 'does not exist' if not path.exists() else 'is not a regular file'
+            raise LabelFileError(f'{path}: cannot read the label file (it {what})')
+        with path.open('rb') as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise LabelFileError(f'{path}: cannot read the label file ({exc.strerror or exc})') from None
+    if len(raw) > max_bytes:
+        raise LabelFileError(f'{path}: larger than {max_bytes:,} bytes; a label file is at most that '
+                             f'(about {MAX_SEGMENTS:,} segments)')
+    try:
+        return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as exc:
+        line = raw.count(b'\n', 0, exc.start) + 1
+        raise LabelFileError(f'{path}: line {line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset '
+                             f'{exc.start}); save the file as UTF-8') from None
 
 
 def _to_ns(value: Any, where: str, column: str) -> int:
-    if isinstance(value, bool):
-        raise LabelFileError(f'{where}: {column} must be a number of seconds, got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise LabelFileError(f'{where}: {column} must be a number of seconds, got {_short(value)}')
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
-        raise LabelFileError(f'{where}: {column} must be a number of seconds, got {value!r}') from None
+    except (TypeError, ValueError, OverflowError):
+        raise LabelFileError(f'{where}: {column} must be a number of seconds, got {_short(value)}') from None
     if not math.isfinite(seconds):
-        raise LabelFileError(f'{where}: {column} must be finite, got {value!r}')
+        raise LabelFileError(f'{where}: {column} must be finite, got {_short(value)}')
+    if abs(seconds) > MAX_SECONDS:
+        raise LabelFileError(f'{where}: {column} = {_short(value)} s is absurd; times are seconds from the bag '
+                             f'start or since the epoch, at most {MAX_SECONDS:g}')
     return int(round(seconds * _NS))
 
 
-def _segment(row: Mapping[str, Any], where: str, offset_ns: int) -> LabelSegment:
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _segment(row: Mapping[Any, Any], where: str, offset_ns: int) -> LabelSegment:
     expected = ('task', 'start_s', 'end_s', 'label')
     missing = [c for c in expected if row.get(c) in (None, '')]
     if missing:
         raise LabelFileError(f'{where}: missing {", ".join(missing)} (each row needs {", ".join(expected)})')
-    extra = sorted(set(row) - set(expected))
+    extra = sorted(str(k) for k in row if k not in expected)
     if extra:
-        raise LabelFileError(f'{where}: unknown field(s) {", ".join(map(str, extra))}; expected {", ".join(expected)}')
-    start = _to_ns(row['start_s'], where, 'start_s')
-    end = _to_ns(row['end_s'], where, 'end_s')
+        raise LabelFileError(f'{where}: unknown field(s) {", ".join(extra)}; expected {", ".join(expected)}')
+    for column in ('task', 'label'):
+        if not isinstance(row[column], (str, int)) or isinstance(row[column], bool):
+            raise LabelFileError(f'{where}: {column} must be a name, got {type(row[column]).__name__} '
+                                 f'{_short(row[column])}')
+        if any(ord(c) < 32 for c in str(row[column])):
+            raise LabelFileError(f'{where}: {column} holds control characters: {_short(row[column])}')
+    start = _to_ns(row['start_s'], where, 'start_s') + offset_ns
+    end = _to_ns(row['end_s'], where, 'end_s') + offset_ns
     if end <= start:
         raise LabelFileError(f'{where}: end_s ({row["end_s"]}) must be greater than start_s ({row["start_s"]})')
-    return LabelSegment(str(row['task']).strip(), start + offset_ns, end + offset_ns, str(row['label']).strip())
+    if start < 0 or end > _MAX_NS:
+        raise LabelFileError(f'{where}: [{row["start_s"]}, {row["end_s"]}] s lies outside the representable times '
+                             '(before 1970 or after 2116, once the time base is applied)')
+    return LabelSegment(str(row['task']).strip(), start, end, str(row['label']).strip(), where)
 
 
 def _check_overlaps(segments: list[LabelSegment], source: str) -> None:
@@ -100,9 +153,98 @@ def _check_overlaps(segments: list[LabelSegment], source: str) -> None:
         segs.sort(key=lambda s: s.start_ns)
         for a, b in zip(segs, segs[1:]):
             if b.start_ns < a.end_ns:
-                raise LabelFileError(f'{source}: {task} segments overlap: {a.label!r} [{a.start_ns / _NS:.3f}, '
-                                     f'{a.end_ns / _NS:.3f}) and {b.label!r} [{b.start_ns / _NS:.3f}, '
-                                     f'{b.end_ns / _NS:.3f}) (seconds, after the time base)')
+                where = f' ({a.source.rsplit(": ", 1)[-1]} and {b.source.rsplit(": ", 1)[-1]})' \
+                    if a.source and b.source else ''
+                raise LabelFileError(f'{source}: {task} segments overlap{where}: {a.label!r} '
+                                     f'[{a.start_ns / _NS:.3f}, {a.end_ns / _NS:.3f}) and {b.label!r} '
+                                     f'[{b.start_ns / _NS:.3f}, {b.end_ns / _NS:.3f}) (seconds, after the time base)')
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers the line it starts on."""
+
+    line = 0
+
+
+class _LineLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+    """Safe YAML loader whose mappings carry their line (``_LineDict``)."""
+
+
+def _line_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
+    out = _LineDict(loader.construct_mapping(node, deep=True))
+    out.line = node.start_mark.line + 1
+    return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _line_mapping)
+
+
+def _csv_rows(path: Path, text: str) -> tuple[list[tuple[dict, int]], str | None]:
+    """``([(row, line)], time_base)`` of a CSV label file; each line parsed on its own, so lines are exact."""
+    file_base = None
+    header: list[str] | None = None
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith('#'):
+            key, _, value = stripped[1:].partition(':')
+            if key.strip() == 'time_base':
+                file_base = value.strip()
+            continue
+        if not stripped:
+            continue
+        try:
+            cells = [c.strip() for c in next(csv.reader([line], skipinitialspace=True))]
+        except csv.Error as exc:
+            raise LabelFileError(f'{path}: line {number}: not CSV ({exc})') from None
+        if header is None:
+            header = cells
+            if sorted(header) != sorted(['task', 'start_s', 'end_s', 'label']):
+                raise LabelFileError(f'{path}: line {number}: the first row must be the header '
+                                     f'task,start_s,end_s,label (any order), got {",".join(header)[:80]}')
+            continue
+        if len(cells) != len(header):
+            raise LabelFileError(f'{path}: line {number}: expected 4 comma-separated columns '
+                                 f'(task,start_s,end_s,label), got {len(cells)}')
+        rows.append((dict(zip(header, cells)), number))
+        if len(rows) > MAX_SEGMENTS:
+            raise LabelFileError(f'{path}: line {number}: more than {MAX_SEGMENTS:,} segments')
+    if header is None:
+        raise LabelFileError(f'{path}: the first row must be the header task,start_s,end_s,label (any order), '
+                             'got nothing')
+    return rows, file_base
+
+
+def _yaml_rows(path: Path, text: str) -> tuple[list[tuple[dict, int]], str | None]:
+    """``([(segment, line)], time_base)`` of a YAML label file (safe loading; lines from the parser)."""
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a safe loader (CSafeLoader/SafeLoader)
+    except yaml.YAMLError as exc:
+        raise LabelFileError(f'{path}: not valid YAML: {exc}') from None
+    except RecursionError:
+        raise LabelFileError(f'{path}: not valid YAML: nested too deeply') from None
+    file_base = None
+    if isinstance(data, Mapping):
+        unknown = sorted(str(k) for k in data if k not in ('time_base', 'segments'))
+        if unknown:
+            raise LabelFileError(f'{path}: line {getattr(data, "line", 1)}: unknown key(s) {", ".join(unknown)}; '
+                                 'expected time_base and segments')
+        file_base = data.get('time_base')
+        if file_base is not None and not isinstance(file_base, str):
+            raise LabelFileError(f'{path}: time_base must be one of {list(_TIME_BASES)}, got {_short(file_base)}')
+        data = data.get('segments')
+    if not isinstance(data, list):
+        raise LabelFileError(f'{path}: expected a list of segments (or a mapping with segments:), '
+                             f'got {type(data).__name__}')
+    if len(data) > MAX_SEGMENTS:
+        raise LabelFileError(f'{path}: {len(data):,} segments; at most {MAX_SEGMENTS:,}')
+    rows = []
+    for i, r in enumerate(data):
+        if not isinstance(r, Mapping):
+            raise LabelFileError(f'{path}: segment {i + 1}: expected a mapping with task, start_s, end_s, label, '
+                                 f'got {type(r).__name__}')
+        rows.append((dict(r), getattr(r, 'line', 0)))
+    return rows, file_base
 
 
 def load_label_file(path: str | Path, *, bag_start_ns: int, time_base: str | None = None) -> list[LabelSegment]:
@@ -111,67 +253,21 @@ def load_label_file(path: str | Path, *, bag_start_ns: int, time_base: str | Non
 
     ``bag_start_ns``: recording time of the bag's first message (for ``bag_start``
     times). ``time_base`` overrides the one the file gives. Raises
-    :class:`LabelFileError` naming the file and the row for anything malformed.
+    :class:`LabelFileError` naming the file and the line for anything malformed; the
+    file is bounded (:data:`MAX_LABEL_FILE_BYTES`, :data:`MAX_SEGMENTS`, times within
+    :data:`MAX_SECONDS`).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding='utf-8')
-    except OSError as exc:
-        raise LabelFileError(f'{path}: cannot read the label file ({exc})') from None
     suffix = path.suffix.lower()
-    file_base = None
-    if suffix == '.csv':
-        lines = text.splitlines()
-        body = []
-        for line in lines:
-            stripped = line.strip()
-            if stripped.startswith('#'):
-                key, _, value = stripped[1:].partition(':')
-                if key.strip() == 'time_base':
-                    file_base = value.strip()
-                continue
-            if stripped:
-                body.append(line)
-        reader = csv.DictReader(io.StringIO('\n'.join(body)), skipinitialspace=True)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if sorted(header) != sorted(['task', 'start_s', 'end_s', 'label']):
-            raise LabelFileError(f'{path}: the first row must be the header task,start_s,end_s,label '
-                                 f'(any order), got {",".join(header) or "nothing"}')
-        rows = []
-        for i, raw in enumerate(reader):
-            if None in raw or any(v is None for v in raw.values()):
-                cells = [v for k, v in raw.items() if k is not None and v is not None] + list(raw.get(None) or [])
-                raise LabelFileError(f'{path}: data row {i + 1}: expected 4 comma-separated columns '
-                                     f'(task,start_s,end_s,label), got {len(cells)}')
-            rows.append(({k.strip(): v.strip() for k, v in raw.items()}, i + 1))
-    elif suffix in ('.yaml', '.yml'):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise LabelFileError(f'{path}: not valid YAML: {exc}') from None
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - {'time_base', 'segments'})
-            if unknown:
-                raise LabelFileError(f'{path}: unknown key(s) {", ".join(map(str, unknown))}; '
-                                     'expected time_base and segments')
-            file_base = data.get('time_base')
-            data = data.get('segments')
-        if not isinstance(data, list):
-            raise LabelFileError(f'{path}: expected a list of segments (or a mapping with segments:), '
-                                 f'got {type(data).__name__}')
-        rows = []
-        for i, r in enumerate(data):
-            if not isinstance(r, Mapping):
-                raise LabelFileError(f'{path}: segment {i + 1}: expected a mapping with task, start_s, end_s, label')
-            rows.append((dict(r), i + 1))
-    else:
+    if suffix not in ('.csv', '.yaml', '.yml'):
         raise LabelFileError(f'{path}: unknown label file type {suffix or "(none)"}; expected .csv, .yaml or .yml')
+    text = read_label_text(path)
+    rows, file_base = (_csv_rows if suffix == '.csv' else _yaml_rows)(path, text)
     base = time_base or file_base or 'bag_start'
     if base not in _TIME_BASES:
         raise LabelFileError(f'{path}: time_base {base!r} is not one of {list(_TIME_BASES)}')
     offset = int(bag_start_ns) if base == 'bag_start' else 0
-    what = 'data row' if suffix == '.csv' else 'segment'
-    segments = [_segment(r, f'{path}: {what} {line}', offset) for r, line in rows]
+    segments = [_segment(r, f'{path}: line {line}', offset) for r, line in rows]
     _check_overlaps(segments, str(path))
     return segments
 

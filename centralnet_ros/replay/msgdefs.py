@@ -295,20 +295,30 @@ class BagReadError(RuntimeError):
         self.messages_read = messages_read
 
 
+def _storages(reader, depth: int = 0) -> list:
+    """Return the per-file storage readers inside a rosbags reader (a directory reader holds one per file)."""
+    inner = getattr(reader, 'storages', None)
+    if inner:
+        return [s for x in inner for s in _storages(x, depth + 1)]
+    sub = getattr(reader, 'storage', None)
+    if sub is not None and depth < 3:
+        return _storages(sub, depth + 1)
+    return [reader]
+
+
 def _position(reader) -> str:
-    """Where the reader is: the storage files and, for MCAP, the byte offset reached in each."""
-    storages = list(getattr(reader, 'storages', None) or [getattr(reader, 'storage', None)])
+    """Describe where the reader is: the storage files and, for MCAP, the byte offset reached in each."""
     where = []
-    for storage in storages:
-        name = getattr(storage, 'path', None)
+    for storage in _storages(reader):
+        path = getattr(storage, 'path', None)
+        if path is None:
+            continue
         bio = getattr(storage, 'bio', None)
         try:
             offset = None if bio is None or bio.closed else bio.tell()
         except (OSError, ValueError):
             offset = None
-        paths = getattr(storage, 'paths', None) or ([name] if name is not None else [])
-        for path in paths:
-            where.append(f'{Path(path).name}' + ('' if offset is None else f' at byte {offset:,}'))
+        where.append(f'{Path(path).name}' + ('' if offset is None else f' (read up to byte {offset:,})'))
     return ', '.join(where)
 
 

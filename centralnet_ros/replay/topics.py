@@ -86,8 +86,8 @@ def bag_info(path: str | Path) -> BagInfo:
                  if scan.metadata_counts.get(topic, n) != n]
         if wrong:
             notes.append(f'the metadata miscounts messages ({", ".join(wrong[:5])}); the messages are used')
-    if scan.start_ns is not None and scan.metadata_start_ns is not None and \
-            (scan.metadata_start_ns, scan.metadata_end_ns) != (scan.start_ns, scan.end_ns) and scan.error is None:
+    if scan.start_ns is not None and scan.metadata_start_ns is not None and scan.error is None and (
+            scan.metadata_start_ns != scan.start_ns or scan.metadata_end_ns not in (scan.end_ns, scan.end_ns + 1)):
         notes.append(f'the metadata says the bag spans [{scan.metadata_start_ns}, {scan.metadata_end_ns}] ns, its '
                      f'messages span [{scan.start_ns}, {scan.end_ns}] ns; times are taken from the messages')
     error = None
