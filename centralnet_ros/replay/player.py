@@ -75,7 +75,7 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
     incomplete = None
     notes: list[str] = []
     start = time.perf_counter()
-    with tqdm(total=total, unit='msg', disable=not progress, mininterval=0.5, desc='replay') as bar:
+    with tqdm(total=total, unit='msg', disable=None if progress else True, mininterval=0.5, desc='replay') as bar:
         try:
             for item in read_bag(path, topics=wanted) if wanted else ():
                 bar.update(1)
