@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+import shutil
 import tempfile
 import types
 import typing
@@ -265,6 +266,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         except FileNotFoundError:
             pass
         raise
+    return path
+
+
+def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """
+    Put the finished folder ``tmp`` at ``path`` (a sibling), replacing what was there as a whole.
+
+    The old folder is moved aside first and removed last, so ``path`` never holds a mix of
+    old and new files; ``tmp`` gets normal folder permissions (``mkdtemp`` makes 0700).
+    """
+    tmp, path = Path(tmp), Path(path)
+    os.chmod(tmp, 0o777 & ~current_umask())
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f'.{path.name}.old-', dir=path.parent))
+        os.replace(path, old / path.name)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 

@@ -17,7 +17,7 @@ import tempfile
 from centralnet_ros import paths
 from centralnet_ros.bundle import validate
 from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest, migrate
-from centralnet_ros.config import ConfigError, current_umask, from_dict, to_dict
+from centralnet_ros.config import ConfigError, current_umask, from_dict, replace_folder, to_dict
 from centralnet_ros.fusion import build_model, FusionModel
 from safetensors.torch import load_file, save_file
 import torch
@@ -93,18 +93,9 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
                                        format_version=FORMAT_VERSION)
         text = yaml.safe_dump(to_dict(manifest), sort_keys=False, allow_unicode=True)
         (tmp / MANIFEST).write_text(text, encoding='utf-8')
-        umask = current_umask()                                # mkdtemp makes 0700: readable like any folder
-        os.chmod(tmp, 0o777 & ~umask)
         for f in (tmp / MANIFEST, tmp / WEIGHTS):
-            os.chmod(f, 0o666 & ~umask)
-        old = None
-        if path.exists():
-            old = path.with_name(f'.{path.name}.old')
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            os.chmod(f, 0o666 & ~current_umask())
+        replace_folder(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Iterator
 
-from ..config import current_umask
+from ..config import replace_folder
 
 __all__ = ['MARKER', 'OutputError', 'ResultSet', 'check_output_folder', 'result_set']
 
@@ -76,14 +76,7 @@ def result_set(out: str | os.PathLike, *, command: str = '') -> Iterator[ResultS
                   'files': sorted(p.name for p in tmp.iterdir()),
                   'written': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + '\n', encoding='utf-8')
-        os.chmod(tmp, 0o777 & ~current_umask())           # mkdtemp makes 0700
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
-            os.replace(out, old / 'results')
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
