@@ -15,7 +15,7 @@ from pathlib import Path
 import shutil
 import subprocess
 import sys
-import time
+import zlib
 
 from centralnet_ros import cli
 from centralnet_ros import messages as M
@@ -65,6 +65,7 @@ def png_declaring(width: int, height: int) -> np.ndarray:
     ok, buf = cv2.imencode('.png', np.zeros((8, 8), np.uint8))
     data = bytearray(buf.tobytes())
     data[16:20], data[20:24] = width.to_bytes(4, 'big'), height.to_bytes(4, 'big')
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, 'big')     # a well-formed header
     return np.frombuffer(bytes(data), np.uint8)
 
 
@@ -73,16 +74,24 @@ def compressed(data: np.ndarray, fmt: str = 'jpeg') -> dict:
             'data': data}
 
 
+def never_decode(monkeypatch) -> None:
+    """Make any attempt to decode a compressed image fail the test."""
+    from centralnet_ros.messages import image
+
+    def refuse(data):
+        raise AssertionError('cv2.imdecode was called')
+    monkeypatch.setattr(image, '_imdecode', refuse)
+
+
 @pytest.mark.parametrize('make', [jpeg_declaring, png_declaring])
-def test_a_bomb_is_refused_from_its_header_before_decoding(make):
+def test_a_bomb_is_refused_from_its_header_before_decoding(make, monkeypatch):
+    never_decode(monkeypatch)
     data = make(30000, 30000)
     assert data.size < 1000
     assert M.compressed_image_size(data)[1:] == (30000, 30000)
-    start = time.perf_counter()
     with pytest.raises(M.MalformedMessage) as err:
         M.compressed_image_to_array(compressed(data))
     assert err.value.kind == 'limit' and '900,000,000 pixels' in str(err.value)
-    assert time.perf_counter() - start < 0.5             # refused, not decoded (decoding takes seconds)
 
 
 @pytest.mark.parametrize('ext', ['.png', '.jpg', '.bmp', '.webp'])
@@ -93,6 +102,16 @@ def test_header_sizes_agree_with_the_decoder(ext):
     assert M.compressed_image_to_array(compressed(buf.reshape(-1)), max_pixels=53 * 37).shape[:2] == (37, 53)
     with pytest.raises(M.MalformedMessage, match='max_pixels'):
         M.compressed_image_to_array(compressed(buf.reshape(-1)), max_pixels=53 * 37 - 1)
+
+
+def test_a_corrupted_png_header_is_refused_before_decoding(monkeypatch):
+    never_decode(monkeypatch)
+    """The fuzz harness's finding: OpenCV spent 30 s and 3 GB on a PNG whose IHDR libpng had rejected."""
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    data = bytearray(cv2.imencode('.png', image)[1].tobytes())
+    data[22:33] = bytes.fromhex('5c05e29474526e82406a76')   # height 23557, bit depth 226, a wrong checksum
+    with pytest.raises(M.MalformedMessage, match='IHDR'):
+        M.compressed_image_to_array(compressed(np.frombuffer(bytes(data), np.uint8), 'png'))
 
 
 def test_content_whose_size_cannot_be_read_is_not_decoded():
@@ -207,10 +226,9 @@ def test_the_shipped_bundle_loads(gesture_copy):
 ])
 def test_absurd_sizes_are_refused_before_building(gesture_copy, edit, needle):
     edit_manifest(gesture_copy, edit)
-    start = time.perf_counter()
     with pytest.raises(BundleError, match='out of bounds') as err:
         load_bundle(gesture_copy)
-    assert needle in str(err.value) and time.perf_counter() - start < 5
+    assert needle in str(err.value)
 
 
 def test_the_model_section_is_covered_by_its_checksum(gesture_copy):
@@ -226,10 +244,8 @@ def test_the_model_section_is_covered_by_its_checksum(gesture_copy):
 def test_millions_of_labels_are_refused_without_parsing(gesture_copy):
     path = gesture_copy / 'manifest.yaml'
     path.write_text(path.read_text() + '\n# ' + 'x' * (2 << 20) + '\n')
-    start = time.perf_counter()
     with pytest.raises(BundleError, match='a manifest is at most'):
         read_manifest(gesture_copy)
-    assert time.perf_counter() - start < 1
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
@@ -435,7 +451,7 @@ def test_a_truncated_bag_is_one_line(tmp_path):
     ('nul.csv', b'task,start_s,end_s,label\ngesture,1,2,G\x001\n', r'nul.csv: line 2: label holds control'),
     ('deep.yaml', b'[' * 20000, r'deep.yaml: not valid YAML'),
     ('alias.yaml', b'a: &a [1]\n', r'alias.yaml: line 1: unknown key'),
-])
+], ids=lambda value: value if isinstance(value, str) and value.endswith(('.csv', '.yaml')) else None)
 def test_broken_label_files_name_the_file_and_line(tmp_path, name, content, message):
     from centralnet_ros.replay import labels as LB
     path = tmp_path / name
@@ -452,14 +468,12 @@ def test_label_files_are_bounded(tmp_path):
         LB.load_label_file(zero, bag_start_ns=T0)
     big = tmp_path / 'big.csv'
     big.write_text('task,start_s,end_s,label\n' + 'gesture,1,2,G1\n' * (LB.MAX_LABEL_FILE_BYTES // 15 + 1))
-    start = time.perf_counter()
     with pytest.raises(LB.LabelFileError, match='larger than'):
         LB.load_label_file(big, bag_start_ns=T0)
     many = tmp_path / 'many.yaml'
     many.write_text('[' + '{}, ' * (LB.MAX_SEGMENTS + 1) + ']')
     with pytest.raises(LB.LabelFileError, match='segments; at most'):
         LB.load_label_file(many, bag_start_ns=T0)
-    assert time.perf_counter() - start < 20
 
 
 def test_a_misspelt_task_is_an_error_naming_the_line(tmp_path, long_mcap):
@@ -481,10 +495,8 @@ def test_an_unusable_out_is_refused_before_the_replay(tmp_path):
     cases = [(afile, 'is a file'), (afile / 'sub', 'cannot write'), (Path('/proc/centralnet/out'), 'cannot write'),
              (foreign, 'not results of a replay')]
     for out, needle in cases:
-        start = time.perf_counter()
         proc = run_cli(*replay_args(tmp_path / 'no-such-bag', out))   # the folder is checked first
         assert_one_line_failure(proc, needle)
-        assert time.perf_counter() - start < 30
     assert (foreign / 'thesis.tex').read_text() == 'precious'
 
 

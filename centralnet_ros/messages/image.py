@@ -153,6 +153,25 @@ def _jpeg_size(b: bytes) -> tuple[int, int] | None:
     return None
 
 
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+def _check_png_header(b: bytes) -> None:
+    """
+    Refuse a PNG whose IHDR chunk is inconsistent (checksum, bit depth, colour type, methods).
+
+    libpng reports such a header but OpenCV's decoder may go on with it: a fuzzed IHDR
+    (``benchmarks/results/fuzz_inputs.md``) took 30-60 s and 3 GB to decode a 64 x 23557 image.
+    """
+    import zlib
+    if zlib.crc32(b[12:29]) != int.from_bytes(b[29:33], 'big'):
+        raise MalformedMessage('decode', 'PNG header (IHDR) checksum is wrong: corrupted data')
+    depth, colour, compression, filtering, interlace = b[24:29]
+    if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace > 1:
+        raise MalformedMessage('decode', f'PNG header (IHDR) is invalid: bit depth {depth}, colour type {colour}, '
+                               f'methods {compression}/{filtering}/{interlace}')
+
+
 def compressed_image_size(data: np.ndarray) -> tuple[str, int, int]:
     """
     ``(container, width, height)`` read from the header of PNG, JPEG, BMP or WebP data, without decoding.
@@ -164,8 +183,9 @@ def compressed_image_size(data: np.ndarray) -> tuple[str, int, int]:
     b = data[:1 << 16].tobytes()
     short = MalformedMessage('decode', f'CompressedImage data ({data.size} bytes) is too short for its image header')
     if b.startswith(b'\x89PNG\r\n\x1a\n'):
-        if len(b) < 24 or b[12:16] != b'IHDR':
+        if len(b) < 33 or b[12:16] != b'IHDR':
             raise short
+        _check_png_header(b)
         return 'png', int.from_bytes(b[16:20], 'big'), int.from_bytes(b[20:24], 'big')
     if b.startswith(b'\xff\xd8'):
         size = _jpeg_size(b)

@@ -28,6 +28,10 @@ MARKER = 'outputs.json'
 """Written last into a result folder: the files of the set, the command and whether the run was complete."""
 
 
+_BEFORE_MARKER = ('metrics.json', 'summary.txt', 'predictions.jsonl')
+"""What a replay wrote before :data:`MARKER` existed: such a folder is also taken as earlier results."""
+
+
 class OutputError(ValueError):
     """An output folder that cannot take the results."""
 
@@ -43,7 +47,8 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise OutputError(f'--out {out} is a file; expected a folder for the results')
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    earlier = (out / MARKER).is_file() or all((out / f).is_file() for f in _BEFORE_MARKER)
+    if out.is_dir() and any(out.iterdir()) and not earlier:
         raise OutputError(f'--out {out} holds files that are not results of a replay (no {MARKER}); '
                           'choose a new or empty folder')
     try:
