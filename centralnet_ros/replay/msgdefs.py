@@ -336,6 +336,9 @@ def _raw_messages(reader, path: Path, conns, start_ns: int | None = None, stop_n
             where = _position(reader)
             raise BagReadError(f'{path}: read error {after}{f" in {where}" if where else ""}: '
                                f'{type(exc).__name__}: {exc}', messages_read=n) from exc
+        if isinstance(log_time, bool) or not isinstance(log_time, int) or not isinstance(raw, (bytes, memoryview)):
+            raise BagReadError(f'{path}: message {n + 1} has no valid log time or data ({_position(reader)}): '
+                               f'log time {log_time!r}, data {type(raw).__name__}', messages_read=n)
         n, last = n + 1, log_time
         yield conn, log_time, raw
 
