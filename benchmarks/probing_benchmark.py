@@ -7,7 +7,11 @@ representations with linear classifiers (:mod:`centralnet_ros.training.probe`).
 
 Usage::
 
-    python benchmarks/probing_benchmark.py [--data-root DIR] [--out benchmarks/results]
+    python benchmarks/probing_benchmark.py [--data-root DIR] [--out benchmarks/results] [--set KEY=VALUE ...]
+
+``--set`` overrides a :class:`~centralnet_ros.training.probe.ProbeConfig` field, as
+``centralnet probe --set`` does; the benchmark trains the bimodal CAE and the supervised
+networks for as many epochs as each CAE (``cae_epochs``).
 
 Writes ``probing.json``, ``probing.md``, ``probing_denoising.png`` and
 ``probing_cross_modal.png`` into ``--out`` (atomically) and prints the table.  About
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import shlex
 import sys
 
-from centralnet_ros.machine import machine_description
+from centralnet_ros.config import with_overrides
+from centralnet_ros.machine import command_line, machine_description
+from centralnet_ros.training.experiment import parse_overrides
 from centralnet_ros.training.probe import ProbeConfig, render_markdown, run_probe, write_results
 import torch
 
@@ -29,21 +34,19 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    d = ProbeConfig()
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', type=Path, default=RESULTS)
     parser.add_argument('--data-root', type=Path, default=None)
-    parser.add_argument('--n-train', type=int, default=d.n_train)
-    parser.add_argument('--epochs', type=int, default=d.cae_epochs,
-                        help='epochs of every CAE, bimodal CAE and supervised network')
-    parser.add_argument('--seed', type=int, default=d.seed)
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a ProbeConfig field (repeatable)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = ProbeConfig(n_train=args.n_train, seed=args.seed, cae_epochs=args.epochs, bimodal_epochs=args.epochs,
-                      supervised_epochs=args.epochs)
+    overrides = parse_overrides(args.overrides)
+    epochs = overrides.get('cae_epochs', ProbeConfig().cae_epochs)
+    cfg = with_overrides(ProbeConfig, {'bimodal_epochs': epochs, 'supervised_epochs': epochs, **overrides})
     result = run_probe(cfg, out_dir=args.out, data_root=args.data_root)
-    command = 'python benchmarks/probing_benchmark.py ' + ' '.join(shlex.quote(a) for a in argv)
-    write_results(result, args.out, command=command.strip(), machine=machine_description())
+    command = command_line(argv, program='python benchmarks/probing_benchmark.py')
+    write_results(result, args.out, command=command, machine=machine_description())
     print(render_markdown(result))
     return 0
 
