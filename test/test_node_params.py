@@ -110,7 +110,7 @@ def test_missing_keys_are_listed():
     ('tasks', [], 'empty'),
     ('tasks', ['speech', 'speech'], 'repeated'),
     ('tasks', ['speech', 'dance'], "'dance' is not one of"),
-    ('speech.score_threshold', 1.5, 'outside 0..1'),
+    ('speech.score_threshold', 1.5, 'outside -1..1'),
     ('qos_depth', 0, 'outside 1..1000'),
     ('qos_reliability', 'sometimes', 'is not one of'),
     ('device', 'gpu', 'does not match'),

@@ -304,7 +304,7 @@ def test_a_loop_in_the_stamps_resets_and_decisions_go_on(bundle):
 # --------------------------------------------------------------------------- thresholds, info, stats
 
 def test_threshold_changes_apply_to_later_decisions(bundle):
-    p = make(bundle, rate_hz=2.0, score_threshold=0.0)
+    p = make(bundle, rate_hz=2.0, score_threshold=0.0, output='decisions')   # the per-decision stream
     before = feed(p, 10)
     assert before and all(r.published for r in before)
     p.set_threshold('gesture', 1.0)
@@ -312,7 +312,7 @@ def test_threshold_changes_apply_to_later_decisions(bundle):
     assert after and not any(r.published for r in after) and all(r.threshold == 1.0 for r in after)
     assert p.label_info('gesture').threshold == 1.0 == p.threshold('gesture')
     with pytest.raises(ValueError, match='must be in'):
-        p.set_threshold('gesture', -0.1)
+        p.set_threshold('gesture', 1.1)
     with pytest.raises(KeyError, match="no task 'speech'"):
         p.set_threshold('speech', 0.5)
     stats = p.stats()['tasks']['gesture']
@@ -351,8 +351,8 @@ def test_onnxruntime_backend_gives_the_torch_decisions(bundle):
 def test_config_from_the_fusion_node_parameters():
     cfg = load_perception_config(REPO / 'config' / 'fusion.yaml')
     assert list(cfg.tasks) == ['gesture', 'speech', 'emotion']
-    assert cfg.tasks['speech'].trigger == 'speech_end' and cfg.tasks['gesture'].rate_hz == 5.0
-    assert cfg.tasks['emotion'].score_threshold == 0.4 and cfg.vad['hangover_ms'] == 300.0
+    assert cfg.tasks['speech'].trigger == 'speech_end' and cfg.tasks['gesture'].rate_hz == 10.0
+    assert cfg.tasks['emotion'].score_threshold == -1.0 and cfg.vad['hangover_ms'] == 300.0
     cfg = perception_config({'tasks': ['gesture'], 'skeleton_type': 'skeleton2d',
                              'image_transport': 'compressed', 'audio.offset_s': -0.17,
                              'audio_type': 'naoqi_audio_buffer', 'gesture.trigger': 'frame'})

@@ -234,7 +234,10 @@ def test_replay_command_writes_the_evaluation(tmp_path, bundle, capsys):
     metrics = json.loads((out / 'metrics.json').read_text())
     rows = [json.loads(line) for line in (out / 'predictions.jsonl').read_text().splitlines()]
     g = metrics['tasks']['gesture']
-    assert len(rows) == g['decisions'] > 0 and g['published'] == g['decisions']          # threshold 0
+    assert len(rows) == g['decisions'] > 0 and g['published'] == 0       # events task: events are published
+    events = [json.loads(line) for line in (out / 'events.jsonl').read_text().splitlines()]
+    assert len(events) == g['events']['events'] > 0                       # threshold 0: events open at once
+    assert g['events']['instances'] == 2 and g['events']['matched'] <= 2
     assert g['labelled_decisions'] == sum(r['truth'] is not None for r in rows)
     assert {r['truth'] for r in rows} <= {'wave', 'rest', None}
     assert metrics['replay']['messages'] == 81 and metrics['stats']['inputs']['skeleton']['accepted'] == 40

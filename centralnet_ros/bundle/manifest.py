@@ -79,6 +79,9 @@ class Manifest:
     data_terms: str = ''
     training: dict[str, Any] = dataclasses.field(default_factory=dict)     # preset, command, seed, date
     label_map: dict[str, str] = dataclasses.field(default_factory=dict)    # e.g. emotion -> ROS4HRI Expression
+    # how decisions become events and what is rejected: mode, calibrated thresholds, smoothing, the
+    # modalities the task needs, and what it was calibrated on (centralnet_ros.runtime.events.EventConfig)
+    decision: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: str = ''
     licence: str = ''        # terms binding this bundle beyond the project's (e.g. openSMILE features); warned on load
     weights_sha256: str = ''

@@ -103,13 +103,27 @@ def plot_accuracy(results: dict[str, list[float]], path: Path, metric: str = 'ac
     return save_figure(fig, path)
 
 
-def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = 'confusion matrix') -> Path:
+def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = 'confusion matrix', *,
+                   columns: list[str] | None = None) -> Path:
+    """
+    Confusion matrix: rows true, columns predicted (``columns``, default ``labels``).
+
+    Each non-empty cell shows its count and its row percentage; the colour is the row
+    percentage, with a colour bar.
+    """
     plt = pyplot()
-    n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.35 * n, 1.2 + 0.35 * n))
+    cm = np.asarray(cm)
+    columns = list(labels if columns is None else columns)
+    n, k = len(labels), len(columns)
+    fig, ax = plt.subplots(figsize=(2.2 + 0.5 * k, 1.4 + 0.45 * n))
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+    image = ax.imshow(norm * 100, cmap='Blues', vmin=0, vmax=100, aspect='auto')
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='row %')
+    small = 5 if max(n, k) > 14 else 6
+    for i, j in zip(*np.nonzero(cm)):
+        ax.text(j, i, f'{cm[i, j]}\n{norm[i, j] * 100:.0f}%', ha='center', va='center', fontsize=small,
+                color='white' if norm[i, j] > 0.6 else 'black')
+    ax.set_xticks(range(k), columns, rotation=90, fontsize=7)
     ax.set_yticks(range(n), labels, fontsize=7)
     ax.set_xlabel('predicted')
     ax.set_ylabel('true')

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 from pathlib import Path
 import sys
+import time
 from typing import Any, Sequence
 
 __all__ = ['add_arguments', 'run', 'ReplaySetupError', 'build_config', 'run_replay']
@@ -201,8 +202,12 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
         for note in _label_task_notes(segments, cfg, 'the labels' if file_segments is not None else 'label topics'):
             echo(f'  note: {note}')
         label_names = {t: list(s.model.manifest.labels) for t, s in perception.tasks.items()}
+        report_start = time.perf_counter()
+        if progress:
+            echo(f'report: scoring {len(run.results)} decisions and {len(run.events)} events, writing files ...')
         try:
-            metrics = E.evaluate(run.results, segments, label_names)
+            metrics = E.evaluate(run.results, segments, label_names, events=run.events,
+                                 span_ns=(run.bag_start_ns, run.bag_end_ns))
         except LB.LabelFileError as exc:
             raise ReplaySetupError(str(exc)) from None
         extra = {'bag': str(bag), 'storage': info.storage, 'command': command,
@@ -222,6 +227,9 @@ def run_replay(bag: str | Path, cfg, *, out: str | Path, labels: str | None = No
             raise ReplaySetupError(f'{out}: cannot write the results ({exc.strerror or exc}); nothing was written '
                                    'and earlier results there are unchanged') from None
         written = {name: out / path.name for name, path in written.items()}
+        run.report_s = time.perf_counter() - report_start
+        if progress:
+            echo(f'report: done in {run.report_s:.1f} s (replay {run.wall_s:.1f} s)')
     finally:
         perception.close()
         if people is not None:

@@ -6,6 +6,15 @@ decisions outside every segment of their task are *unlabelled* (counted, not sco
 Per segment, the majority label of the decisions inside it is the segment's
 prediction (ties go to the larger summed score; a segment without decisions counts
 as missed and wrong).
+
+Events (what the robot acts on, :meth:`Perception.take_events`) are scored by
+:func:`centralnet_ros.evaluation.events.event_metrics`: an event matches a labelled
+segment when its peak falls inside it with the same label, one match per segment;
+false alarms are counted per minute of non-target time. Segments labelled
+``background`` mark non-target time explicitly (then only that time counts); segments
+labelled with a rejection class (``none``, ``not_a_letter``) are non-target time too
+and are never instances. A task whose recording holds no instance at all reports the
+events it published there (``events_on_no_target``).
 """
 from __future__ import annotations
 
@@ -15,9 +24,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .labels import LabelFileError, LabelSegment
+from ..runtime.events import DEFAULT_REJECT_LABELS, Event
 from ..runtime.perception import TaskResult
 
-__all__ = ['assign_truth', 'evaluate']
+__all__ = ['assign_truth', 'evaluate', 'BACKGROUND']
+
+BACKGROUND = 'background'
+"""The label of a segment that marks non-target time explicitly (no class of any task)."""
 
 _NS = 1_000_000_000
 
@@ -53,13 +66,18 @@ def _vote(rs: list[TaskResult]) -> str | None:
 
 
 def evaluate(results: Sequence[TaskResult], segments: Sequence[LabelSegment],
-             labels: Mapping[str, Sequence[str]]) -> dict[str, dict]:
+             labels: Mapping[str, Sequence[str]], *, events: Sequence[Event] | None = None,
+             span_ns: tuple[int, int] | None = None) -> dict[str, dict]:
     """
     Per-task metrics (see the module docstring). ``labels``: task -> class names of its bundle.
 
-    Raises :class:`LabelFileError` when a ground-truth label is not a class of the task.
+    ``events``: the replay's events (adds ``events`` metrics per task); ``span_ns``: the
+    recording's time span (for the non-target time). Raises :class:`LabelFileError` when a
+    ground-truth label is neither a class of the task nor ``background``.
     """
     from ..evaluation.metrics import confusion_matrix, macro_accuracy
+    all_segments = list(segments)
+    segments = [s for s in all_segments if s.label != BACKGROUND]
     for s in segments:
         if s.task in labels and s.label not in labels[s.task]:
             raise LabelFileError(f'ground truth label {s.label!r} for {s.task} at {s.start_ns / _NS:.3f} s is not a '
@@ -113,4 +131,23 @@ def evaluate(results: Sequence[TaskResult], segments: Sequence[LabelSegment],
             'inference_ms': pct([t['inference'] for t in lat]),
             'missing': dict(Counter(f'{m}:{why}' for r in rs for m, why in r.missing.items())),
         }
+        if events is not None:
+            out[task]['events'] = _event_metrics(task, names, [e for e in events if e.task == task],
+                                                 [s for s in all_segments if s.task == task], span_ns)
     return out
+
+
+def _event_metrics(task: str, names: Sequence[str], events: list[Event], segments: list[LabelSegment],
+                   span_ns: tuple[int, int] | None) -> dict:
+    from ..evaluation.events import event_metrics
+    non_target = set(DEFAULT_REJECT_LABELS) | {BACKGROUND}
+    instances = [s for s in segments if s.label not in non_target]
+    explicit = [(s.start_ns, s.end_ns) for s in segments if s.label == BACKGROUND]
+    m = event_metrics(events, instances, span_ns=span_ns, background=explicit or None,
+                      labels=[n for n in names if n not in non_target])
+    m['matching_rule'] = ('an event matches a labelled segment when its peak falls inside it with the same label, '
+                          'one match per segment; false alarms: events outside every segment, per minute of '
+                          + ('the background segments' if explicit else 'time outside the labelled segments'))
+    m['no_target'] = not instances
+    m['events_on_no_target'] = len(events) if not instances else None
+    return m

@@ -17,6 +17,7 @@ import time
 from .labels import LabelFileError, LabelSegment, LabelTopicCollector
 from .msgdefs import BagReadError, normalize_msgtype, read_bag
 from .topics import bag_info, BagInfo, TopicMapping
+from ..runtime.events import Event
 from ..runtime.perception import Perception, TaskResult
 
 __all__ = ['ReplayRun', 'replay_bag']
@@ -37,6 +38,8 @@ class ReplayRun:
     label_segments: list[LabelSegment]
     incomplete: str | None = None    # the read error that ended the replay early (outputs are partial)
     notes: list[str] = dataclasses.field(default_factory=list)   # label messages that could not be used
+    events: list[Event] = dataclasses.field(default_factory=list)   # what the robot acts on (take_events)
+    report_s: float | None = None    # scoring + writing the report (set by the replay command)
 
     @property
     def bag_duration_s(self) -> float:
@@ -70,6 +73,7 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
     total = sum(info.topics[t][1] for t in wanted)
     labels = LabelTopicCollector(label_prefix)
     results: list[TaskResult] = []
+    events: list[Event] = []
     n = 0
     runtime = 0.0
     incomplete = None
@@ -91,16 +95,20 @@ def replay_bag(path: str | Path, perception: Perception, mapping: TopicMapping, 
                 t = time.perf_counter()
                 if hri is not None:
                     results += people.route(hri, item.message, log_time_ns=item.log_time_ns)
+                    events += people.take_events()
                 else:
                     results += perception.ingest(name, item.message, log_time_ns=item.log_time_ns)
+                    events += perception.take_events()
                 runtime += time.perf_counter() - t
         except BagReadError as exc:
             incomplete = str(exc)
         t = time.perf_counter()
         results += perception.flush()
+        events += perception.take_events()
         if people is not None:
             results += people.flush()
+            events += people.take_events()
         runtime += time.perf_counter() - t
     wall = time.perf_counter() - start
     return ReplayRun(results, n, wall, runtime, info.start_ns, info.end_ns, labels.segments(info.end_ns),
-                     incomplete, notes)
+                     incomplete, notes, events)

@@ -415,6 +415,31 @@ class FusionNode(LifecycleNode):
             self.get_logger().info(f'{name}: {fmt[0]} channel(s), {fmt[1]} Hz, {fmt[2]}')
 
     def _publish_results(self, results: Iterable[TaskResult]) -> None:
+        results = list(results)
+        self._publish_decisions(results)
+        if self._perception is not None:
+            self._publish_events(self._perception.take_events(), results)
+
+    def _publish_events(self, events: Iterable[Any], results: list[TaskResult]) -> None:
+        """Publish the events of event tasks (utterance tasks publish their accepted decisions)."""
+        frame_ids = {r.task: r.frame_id for r in results}
+        for event in events:
+            outputs = self._outputs.get(event.task)
+            state = self._perception.tasks.get(event.task) if self._perception is not None else None
+            if outputs is None or state is None or state.event_config.mode != 'events' \
+                    or state.config.output != 'events':
+                continue
+            last = self._last_results.get(event.task)
+            try:
+                outputs.result.publish(M.build_classification(
+                    ros_message, labels=[event.label], scores=[event.score], stamp_ns=event.peak_ns,
+                    frame_id=frame_ids.get(event.task, last.frame_id if last is not None else '')))
+            except Exception as exc:  # noqa: BLE001 - never die on publishing
+                self._node_errors[f'publish {event.task}'] += 1
+                self.get_logger().error(f'{event.task}: publishing an event failed ({type(exc).__name__}: {exc})',
+                                        throttle_duration_sec=_LOG_THROTTLE_S)
+
+    def _publish_decisions(self, results: list[TaskResult]) -> None:
         for result in results:
             self._last_results[result.task] = result
             outputs = self._outputs.get(result.task)

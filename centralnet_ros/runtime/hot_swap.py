@@ -94,6 +94,8 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
         plans, key = _plan(perception, task, tc, model)
         _check_fits(perception, state, plans, key)
         assembler = WindowAssembler([p.spec for p in plans], perception.hub.buffers)
+        events = dataclasses.replace(state, config=tc, model=model, plans=plans)
+        perception._setup_events(events)          # the new bundle's decision section (thresholds, mode)
     except Exception as exc:  # noqa: BLE001 - any failure refuses the bundle, the old one stays
         old = perception.tasks[task].model
         reason = f'{type(exc).__name__}: {exc}'
@@ -106,7 +108,9 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
             return SwapResult(task, str(bundle), False, 'the runtime is closed', sha, '', '', load_s)
         current = perception.tasks[task]
         missing = {p.name: current.missing.get(p.name, Counter()) for p in plans}
-        new = dataclasses.replace(current, config=tc, model=model, plans=plans, assembler=assembler, missing=missing)
+        new = dataclasses.replace(current, config=tc, model=model, plans=plans, assembler=assembler, missing=missing,
+                                  threshold=events.threshold, event_config=events.event_config,
+                                  event_layer=events.event_layer, person_state=events.person_state)
         perception.tasks[task] = new              # one assignment: a decision sees the old state or the new
         perception.models[task] = model
         perception.config.tasks[task] = tc

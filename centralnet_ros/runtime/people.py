@@ -197,6 +197,7 @@ class PeopleRuntime:
         self._clock_ns: int | None = None
         self._infos: OrderedDict = OrderedDict()             # (kind, id, input) -> latest *_info message (latched)
         self.counts: Counter = Counter()                      # created, dropped, refused, unknown_id, ...
+        self._events: list = []                               # events of dropped persons, not yet taken
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ people
@@ -232,6 +233,7 @@ class PeopleRuntime:
         except Exception as exc:  # noqa: BLE001 - dropping a person never fails
             log.warning('person %s: flush on drop failed (%s)', key, exc)
             pending = []
+        self._events += self._person_events(person)
         person.perception.close()
         for k in [k for k, v in self._route.items() if v == key]:
             del self._route[k]
@@ -343,6 +345,21 @@ class PeopleRuntime:
         for key in [k for k, p in self.people.items() if p.last_stamp_ns is not None and p.last_stamp_ns < limit]:
             out += self._drop(key, 'idle')
         return out
+
+    @staticmethod
+    def _person_events(person: _Person) -> list:
+        events = person.perception.take_events()
+        for e in events:
+            e.person = person.key
+        return events
+
+    def take_events(self) -> list:
+        """Every person's events since the last call (``Event.person`` says whose), in time order."""
+        with self._lock:
+            out, self._events = self._events, []
+            for person in self.people.values():
+                out += self._person_events(person)
+            return sorted(out, key=lambda e: (e.stamp_ns, e.person, e.task))
 
     def flush(self) -> list[PersonResult]:
         """End of stream: every person's pending decisions (the persons are kept)."""

@@ -64,6 +64,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from .buffers import Ingest, InputHub
+from .events import Event, EventConfig, make_event_layer, SmoothedState
 from .perception_config import (AudioFormatConfig, DEFAULT_INPUTS, default_inputs, InputConfig, PerceptionConfig,
                                 SOURCE_KINDS, TaskConfig)
 from .plan import input_spec, make_trigger, ModalityPlan, plan_task, trigger_key
@@ -169,6 +170,12 @@ class _TaskState:
     latencies: deque = dataclasses.field(default_factory=lambda: deque(maxlen=2000))
     stamps: deque = dataclasses.field(default_factory=lambda: deque(maxlen=50))
     last_stamp_ns: int | None = None
+    event_config: EventConfig | None = None
+    event_layer: Any = None                     # events.GestureEventDetector | events.UtteranceDecider
+    person_state: SmoothedState | None = None
+    events: int = 0
+    idle: Counter = dataclasses.field(default_factory=Counter)
+    idle_reason: str | None = None
 
 
 class _Timing:
@@ -261,9 +268,11 @@ class Perception:
                 self._subscribers[key] = []
             self._subscribers[key].append(task)
             assembler = WindowAssembler([p.spec for p in plans[task]], self.hub.buffers)
-            self.tasks[task] = _TaskState(task, tc, self.models[task], plans[task], assembler, key,
-                                          float(tc.score_threshold),
-                                          missing={p.name: Counter() for p in plans[task]})
+            state = _TaskState(task, tc, self.models[task], plans[task], assembler, key, 0.0,
+                               missing={p.name: Counter() for p in plans[task]})
+            self._setup_events(state)
+            self.tasks[task] = state
+        self._events: list[Event] = []
         self._frame_ids: dict[str, str] = {}
         self._conversion: dict[str, _Timing] = {name: _Timing() for name in used}
         self._delay: dict[str, _Timing] = {name: _Timing() for name in used}
@@ -273,6 +282,61 @@ class Perception:
         self._closed = False
         self._lock = threading.RLock()          # buffers, triggers, statistics
         self._model_lock = threading.Lock()     # features and models: one decision at a time
+
+    # ------------------------------------------------------------------ events
+    def _setup_events(self, state: _TaskState) -> None:
+        """Build the task's event layer from its bundle's ``decision`` section (thresholds calibrated there)."""
+        manifest = state.model.manifest
+        cfg = EventConfig.from_manifest(getattr(manifest, 'decision', None), trigger=state.config.trigger)
+        unknown = sorted(set(cfg.required_modalities) - {p.name for p in state.plans})
+        if unknown:
+            raise ValueError(f'task {state.name}: the bundle requires modalities {unknown}, which it does not have')
+        if state.config.score_threshold >= 0:
+            cfg = self._with_threshold(cfg, state.config.score_threshold)
+        state.event_config = cfg
+        state.threshold = cfg.on_threshold if cfg.mode == 'events' else cfg.threshold
+        state.event_layer = make_event_layer(manifest.labels, cfg, task=state.name)
+        state.person_state = (SmoothedState(manifest.labels, cfg.state_time_constant_s)
+                              if cfg.state_time_constant_s > 0 else None)
+
+    @staticmethod
+    def _with_threshold(cfg: EventConfig, value: float) -> EventConfig:
+        if cfg.mode == 'utterance':
+            return dataclasses.replace(cfg, threshold=value)
+        ratio = cfg.off_threshold / cfg.on_threshold if cfg.on_threshold > 0 else 1.0
+        return dataclasses.replace(cfg, on_threshold=value, off_threshold=value * ratio)
+
+    def take_events(self) -> list[Event]:
+        """
+        Return the events decided since the last call, in the order they were decided.
+
+        Gesture-like tasks (``decision.mode: events``) emit an event when it ends;
+        utterance tasks one per accepted utterance. This is what a robot acts on.
+        """
+        with self._lock:
+            out, self._events = self._events, []
+            return out
+
+    def flush_events(self) -> None:
+        """End of stream: close the open events (after the last decisions); :meth:`flush` calls it."""
+        with self._lock:
+            for state in self.tasks.values():
+                self._emit(state, state.event_layer.flush())
+
+    def _emit(self, state: _TaskState, events: list[Event]) -> None:
+        state.events += len(events)
+        self._events.extend(events)
+
+    def _idle_reason(self, s: _TaskState, inputs: dict) -> str | None:
+        """Why the task has not decided lately (None while it decides)."""
+        if s.idle_reason is not None:
+            return s.idle_reason
+        if s.decisions:
+            return None
+        silent = sorted({p.input for p in s.plans if inputs.get(p.input, {}).get('accepted', 0) == 0})
+        if silent:
+            return f'no decision yet: no message on input(s) {", ".join(silent)}'
+        return 'no decision yet: waiting for its trigger (' + s.config.trigger + ')'
 
     # ------------------------------------------------------------------ public API
     @property
@@ -359,8 +423,10 @@ class Perception:
             return self.hub.set_audio_info(input_name, info)
 
     def flush(self) -> list[TaskResult]:
-        """End of stream: decide at every pending decision point (and close an open speech segment)."""
-        return self.decide(self.flush_due())
+        """End of stream: decide at every pending decision point (and close an open speech segment and events)."""
+        out = self.decide(self.flush_due())
+        self.flush_events()
+        return out
 
     def flush_due(self) -> list[DueDecision]:
         """End of stream: the decisions still pending (an open speech segment, rate points), for :meth:`decide`."""
@@ -386,7 +452,7 @@ class Perception:
                        if p.adaptation is not None)
 
     def set_threshold(self, task: str, value: float) -> None:
-        """Change a task's score threshold at run time (``0 <= value <= 1``)."""
+        """Change a task's score threshold at run time (``0 <= value <= 1``; below 0: the bundle's calibrated one)."""
         state = self._task(task)
         value = float(value)
         try:
@@ -394,7 +460,8 @@ class Perception:
         except ValueError as exc:
             raise ValueError(f'{task}: {exc}') from None
         with self._lock:
-            state.threshold = value
+            state.config = dataclasses.replace(state.config, score_threshold=value)
+            self._setup_events(state)
 
     def threshold(self, task: str) -> float:
         return self._task(task).threshold
@@ -448,6 +515,10 @@ class Perception:
                 'trigger': s.config.trigger, 'inputs': sorted({p.input for p in s.plans}),
                 'bundle': str(s.model.bundle.path), 'bundle_sha256': s.model.bundle_sha256,
                 'adapted_voices': {p.name: p.adaptation.voices() for p in s.plans if p.adaptation is not None},
+                'events': s.events, 'output': s.config.output, 'mode': s.event_config.mode,
+                'idle': self._idle_reason(s, inputs), 'idle_counts': dict(s.idle),
+                'state': ({p: list(s.person_state.state(p)[:2]) for p in s.person_state.persons}
+                          if s.person_state is not None else None),
             }
         return {'device': self.device, 'backend': self.backend, 'clock_ns': now,
                 'global_resets': base['global_resets'], 'decisions': base['decisions'],
@@ -599,7 +670,7 @@ class Perception:
             if mw.newest_stamp_ns is not None and mw.newest_stamp_ns > newest:
                 newest, frame_id = mw.newest_stamp_ns, frame_ids.get(plan.input, '')
         t2 = time.perf_counter()
-        if not inputs:
+        if not inputs or any(m not in inputs for m in state.event_config.required_modalities):
             return missing, errors, frame_id, None, {'assembly': t1 - t0, 'features': t2 - t1}
         decision = state.model.classify(inputs, stamp_ns=point.t_ns, frame_id=frame_id, top_k=state.config.top_k)
         t3 = time.perf_counter()
@@ -613,9 +684,21 @@ class Perception:
         for name, reason in missing.items():
             state.missing[name][reason] += 1
         if decision is None:
-            state.skipped_all_missing += 1
+            required = [m for m in state.event_config.required_modalities if m in missing]
+            state.skipped_all_missing += int(not required)
+            state.idle['required_missing' if required else 'all_missing'] += 1
+            state.idle_reason = ('idle: ' + ('the bundle requires ' if required else 'every modality missing: ')
+                                 + ', '.join(f'{m} ({missing.get(m, "absent")})' for m in (required or missing)))
             return None
+        state.idle_reason = None
         result = self._result(state, point, missing, frame_id, decision, timing)
+        segment = None if point.segment is None else (point.segment.start_ns, point.segment.end_ns)
+        if state.event_config.mode == 'utterance':
+            self._emit(state, state.event_layer.update(point.t_ns, decision.probabilities, segment=segment))
+        else:
+            self._emit(state, state.event_layer.update(point.t_ns, decision.probabilities))
+        if state.person_state is not None:
+            state.person_state.update('', point.t_ns, decision.probabilities)
         state.decisions += 1
         state.published += int(result.published)
         state.latencies.append(timing['total'])
@@ -625,11 +708,20 @@ class Perception:
         return result
 
     @staticmethod
-    def _result(state: _TaskState, point: DecisionPoint, missing: dict[str, str], frame_id: str, decision: Any,
+    def _published(state: _TaskState, decision: Any) -> bool:
+        """Utterance tasks: the decision is the event; event tasks: only with ``output: decisions``."""
+        cfg = state.event_config
+        if cfg.mode == 'utterance':
+            return state.event_layer.accepts(decision.label, decision.score)
+        return (state.config.output == 'decisions' and decision.score >= state.threshold
+                and decision.label not in cfg.reject_labels)
+
+    @classmethod
+    def _result(cls, state: _TaskState, point: DecisionPoint, missing: dict[str, str], frame_id: str, decision: Any,
                 timing: dict[str, float]) -> TaskResult:
         return TaskResult(task=state.name, stamp_ns=point.t_ns, frame_id=frame_id, label=decision.label,
                           score=decision.score, top_k=decision.top_k, probabilities=decision.probabilities,
-                          published=decision.score >= state.threshold, threshold=state.threshold,
+                          published=cls._published(state, decision), threshold=state.threshold,
                           trigger=point.reason,
                           segment=None if point.segment is None else (point.segment.start_ns, point.segment.end_ns),
                           present=decision.present, missing=missing, fusion_weights=decision.fusion_weights,

@@ -98,7 +98,12 @@ class TaskConfig:
     manifest. ``sources``: modality -> input name, overriding the manifest's
     ``source`` (e.g. ``{'lips': 'mouth_camera'}``). With a ``speech_end`` trigger every
     modality reads the speech segment widened by ``segment_padding_s`` on each side
-    (never past the decision time for frames).
+    (never past the decision time for frames). ``score_threshold``: below 0 (the default)
+    the bundle's calibrated threshold (manifest ``decision`` section, see
+    :mod:`.events`); in ``events`` mode it is the event's opening threshold. ``output``:
+    ``events`` (:meth:`Perception.take_events` is what a robot acts on; decisions of event
+    tasks are not marked published) or ``decisions`` (every decision at or above the
+    threshold is marked published: the per-decision stream, for debugging).
     """
 
     bundle: str = setting(dynamic=True,
@@ -113,9 +118,13 @@ class TaskConfig:
     window_s: float = setting(0.0, bounds=(0.0, 30.0),
                               doc='Length of the input window of {task}, s; 0 takes the window the bundle was '
                                   'trained with.')
-    score_threshold: float = setting(0.5, bounds=(0.0, 1.0), dynamic=True,
-                                     doc='Publish the {task} result only when its top score reaches this; '
-                                         'changeable at run time.')
+    score_threshold: float = setting(-1.0, bounds=(-1.0, 1.0), dynamic=True,
+                                     doc='Score a {task} decision needs to be published (for event tasks: to '
+                                         "open an event); below 0 the threshold calibrated in the bundle's "
+                                         'manifest; changeable at run time.')
+    output: str = setting('events', choices=('events', 'decisions'),
+                          doc='What {task} publishes: events (one per detected instance or accepted utterance) '
+                              'or decisions (every decision above the threshold, for debugging).')
     max_data_age_s: float | None = None
     segment_padding_s: float = 0.2
     min_audio_coverage: float = 0.5

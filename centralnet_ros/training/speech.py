@@ -63,6 +63,7 @@ class AVLettersOptions:
     video_size: list[int] = dataclasses.field(default_factory=lambda: [60, 80])   # (H, W) of the lip frames
     mfcc_norm: Literal['none', 'utterance'] = 'none'   # see features.speech.normalise_mfcc_map
     modalities: list[str] = dataclasses.field(default_factory=lambda: list(MODALITIES))
+    not_a_letter: dict[str, Any] | None = None   # add the rejection class (training.non_letters options)
 
     def __post_init__(self) -> None:
         if self.audio_frames < 1 or self.video_frames < 1:
@@ -180,16 +181,44 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
     arrays = avletters_arrays(data_root, opts)
     train, val, test, info = protocol_indices(arrays.labels, arrays.speaker, arrays.speakers, opts, samples)
 
-    def split(index: np.ndarray) -> ArraySplit:
-        return ArraySplit({m: getattr(arrays, m)[index] for m in opts.modalities}, arrays.labels[index])
+    def split(index: np.ndarray, name: str) -> ArraySplit:
+        inputs = {m: getattr(arrays, m)[index] for m in opts.modalities}
+        labels = arrays.labels[index]
+        if opts.not_a_letter is None:
+            return ArraySplit(inputs, labels)
+        from centralnet_ros.training.non_letters import non_letter_mfcc, synthetic_letter_mfcc
+        neg, _ = non_letter_mfcc(data_root, name, opts.not_a_letter, num_frames=opts.audio_frames,
+                                 mfcc_norm=opts.mfcc_norm)
+        rng = np.random.default_rng([opts.seed, 2, ['train', 'val', 'test'].index(name)])
+        extra = {'mfcc': [neg], 'lip_video': [arrays.lip_video[rng.choice(index, size=len(neg))]]}
+        extra_y = [np.full(len(neg), len(avletters.LETTERS), np.int64)]
+        if opts.not_a_letter.get('synthetic_letters', True) and name != 'test':
+            sx, sy = synthetic_letter_mfcc(name, opts.audio_frames, opts.mfcc_norm)
+            same = [rng.choice(index[labels == k]) for k in sy]                # lips of the same letter
+            extra['mfcc'].append(sx)
+            extra['lip_video'].append(arrays.lip_video[np.asarray(same, np.int64)].reshape(-1, *inputs[
+                'lip_video'].shape[1:]) if 'lip_video' in inputs else np.zeros((len(sx), 0)))
+            extra_y.append(sy)
+        return ArraySplit({m: np.concatenate([inputs[m], *extra[m]]) for m in opts.modalities},
+                          np.concatenate([labels, *extra_y]))
 
     h, w = opts.video_size
     info.update({'train_samples': int(len(train)), 'val_samples': int(len(val)), 'test_samples': int(len(test)),
                  'mfcc_shape': f'1x{avletters.AUDIO_DIM}x{opts.audio_frames}',
                  'lip_video_shape': f'1x{opts.video_frames}x{h}x{w}', 'mfcc_norm': opts.mfcc_norm,
                  'speakers': ', '.join(arrays.speakers)})
-    return ExperimentData(train=split(train), val=split(val), test=split(test),
-                          label_names=list(avletters.LETTERS), info=info)
+    names = list(avletters.LETTERS)
+    if opts.not_a_letter is not None:
+        from centralnet_ros.training.non_letters import NOT_A_LETTER, SPEAKERS
+        names.append(NOT_A_LETTER)
+        info['not_a_letter'] = '; '.join(f'{k}: FSDD {", ".join(v["fsdd"])}, EmoDB '
+                                         f'{", ".join(f"{x:02d}" for x in v["emodb"])}' for k, v in SPEAKERS.items())
+    data = ExperimentData(train=split(train, 'train'), val=split(val, 'val'), test=split(test, 'test'),
+                          label_names=names, info=info)
+    if opts.not_a_letter is not None:
+        for name in ('train', 'val', 'test'):
+            info[f'not_a_letter_{name}_samples'] = int((getattr(data, name).labels == len(avletters.LETTERS)).sum())
+    return data
 
 
 # ------------------------------------------------------------------------ augmentation

@@ -1,0 +1,157 @@
+"""
+"Not a letter": real speech that is no spoken letter, for the speech task's rejection class.
+
+Speakers are split so that evaluation only ever hears speakers no training saw:
+
+===========  =======================  ==========================  ==============================
+split        FSDD digits (English)    EmoDB sentences (German)    other
+===========  =======================  ==========================  ==============================
+train        george, jackson          03, 08                      silence and noise segments
+val          lucas                    09, 10                      silence and noise segments
+test         nicolas, theo, yweweler  11, 12, 13, 14, 15, 16      --
+===========  =======================  ==========================  ==============================
+
+Each clip is one utterance through the runtime's own ``htk_mfcc`` pipeline
+(:func:`centralnet_ros.features.speech.mfcc_input`), exactly what the robot computes on
+a voice-activity segment.  The silence and noise segments are generated (low-level
+white and brown noise, 0.3-1.5 s, seeded): what a voice detector lets through in a
+quiet room.  A non-letter utterance is paired with the lip video of a random letter of
+the same AVLetters split (a face in front of the camera while something else is said),
+so the model cannot recognise the class by its video alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ['NonLetterOptions', 'SPEAKERS', 'NOT_A_LETTER', 'non_letter_mfcc', 'SYNTHETIC_VOICES', 'synthetic_letter_mfcc']
+
+NOT_A_LETTER = 'not_a_letter'
+
+SPEAKERS: dict[str, dict[str, tuple]] = {
+    'train': {'fsdd': ('george', 'jackson'), 'emodb': (3, 8)},
+    'val': {'fsdd': ('lucas',), 'emodb': (9, 10)},
+    'test': {'fsdd': ('nicolas', 'theo', 'yweweler'), 'emodb': (11, 12, 13, 14, 15, 16)},
+}
+
+
+@dataclasses.dataclass
+class NonLetterOptions:
+    """``dataset_options.not_a_letter`` of an AVLetters preset."""
+
+    fsdd_per_speaker: int = 60          # FSDD clips per speaker (6 per digit)
+    emodb_per_speaker: int = 30         # EmoDB utterances per speaker (0: all)
+    noise_segments: int = 30            # generated silence / noise segments per split (train, val)
+    synthetic_letters: bool = True      # also letters through our front end (espeak-ng, SYNTHETIC_VOICES)
+    seed: int = 0
+
+
+def _noise(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    n = int(rng.uniform(0.3, 1.5) * sample_rate)
+    white = rng.standard_normal(n)
+    x = white if rng.random() < 0.5 else np.cumsum(white) / np.sqrt(np.arange(1, n + 1))   # white or brown
+    x = x / (np.abs(x).max() + 1e-9)
+    return (x * 10 ** (rng.uniform(-60, -25) / 20)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(root: str, split: str, fsdd_n: int, emodb_n: int, noise_n: int, seed: int, num_frames: int,
+            mfcc_norm: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    from centralnet_ros.data import emodb, fsdd
+    from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.speech import mfcc_input
+    root_p = Path(root)
+    rng = np.random.default_rng([seed, ['train', 'val', 'test'].index(split)])
+    clips: list[tuple[np.ndarray, int, str]] = []
+    who = SPEAKERS[split]
+    by_speaker: dict[str, list] = {}
+    for c in fsdd.list_clips(root_p / 'fsdd'):
+        by_speaker.setdefault(c.speaker, []).append(c)
+    for speaker in who['fsdd']:
+        cs = sorted(by_speaker.get(speaker, []), key=lambda c: (c.index, c.digit))[:fsdd_n]
+        clips += [(fsdd.read_wav(c.path), fsdd.SAMPLE_RATE, f'fsdd:{speaker}') for c in cs]
+    utts: dict[int, list] = {}
+    for u in emodb.list_utterances(root_p / 'emodb'):
+        utts.setdefault(u.speaker, []).append(u)
+    for speaker in who['emodb']:
+        us = utts.get(speaker, [])
+        if emodb_n:
+            us = [us[i] for i in sorted(rng.choice(len(us), size=min(emodb_n, len(us)), replace=False))]
+        for u in us:
+            wave, sr = emodb.read_wav(u.path)
+            clips.append((wave, sr, f'emodb:{speaker:02d}'))
+    if split != 'test':
+        clips += [(_noise(rng, 16000), 16000, 'noise') for _ in range(noise_n)]
+    x = np.stack([mfcc_input(Window(np.asarray(w, np.float32), np.zeros(1, np.int64), sample_rate=sr),
+                             num_frames=num_frames, mfcc_norm=mfcc_norm) for w, sr, _ in clips])
+    x.setflags(write=False)
+    return x, tuple(src for _, _, src in clips)
+
+
+def non_letter_mfcc(data_root: Path, split: str, options: NonLetterOptions | dict[str, Any], *, num_frames: int,
+                    mfcc_norm: str = 'none') -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(mfcc (N, 1, 26, num_frames), sources)`` of the non-letter utterances of ``split``."""
+    from centralnet_ros.config import from_dict
+    opts = options if isinstance(options, NonLetterOptions) else from_dict(NonLetterOptions, dict(options),
+                                                                           _where='dataset_options.not_a_letter')
+    if split not in SPEAKERS:
+        raise ValueError(f'split must be one of {list(SPEAKERS)}, got {split!r}')
+    return _cached(str(Path(data_root).resolve()), split, opts.fsdd_per_speaker, opts.emodb_per_speaker,
+                   opts.noise_segments, opts.seed, int(num_frames), mfcc_norm)
+
+
+# --------------------------------------------------------------------------- synthetic letters
+
+SYNTHETIC_VOICES: dict[str, tuple[str, ...]] = {
+    'train': ('en-us', 'en-gb-scotland', 'en-gb-x-gbclan', 'en-gb-x-gbcwmd', 'en-029', 'en-us-nyc'),
+    'val': ('en-gb-x-rp',),
+}
+"""espeak-ng voices speaking the letters A-Z through our front end (``+f2``, a higher variant, too).
+``en-gb`` (the demo's voice) is never used, so it measures what this costs on unseen synthetic speech."""
+
+
+def _espeak(letter: str, voice: str) -> tuple[np.ndarray, int]:
+    import shutil
+    import subprocess
+    import tempfile
+    from centralnet_ros.data.wav import read_pcm_wav
+    exe = shutil.which('espeak-ng')
+    if exe is None:
+        raise RuntimeError('dataset_options.not_a_letter.synthetic_letters needs espeak-ng '
+                           '(apt-get install espeak-ng), or set synthetic_letters: false')
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / 'letter.wav'
+        ssml = f'<speak><say-as interpret-as="characters">{letter}</say-as></speak>'
+        subprocess.run([exe, '-v', voice, '-m', '-w', str(wav), ssml], check=True, capture_output=True, timeout=30)
+        return read_pcm_wav(wav)
+
+
+@functools.lru_cache(maxsize=8)
+def synthetic_letter_mfcc(split: str, num_frames: int, mfcc_norm: str = 'none') -> tuple[np.ndarray, np.ndarray]:
+    """
+    ``(mfcc (N, 1, 26, num_frames), labels (N,) 0..25)``: A-Z spoken by the split's espeak-ng voices.
+
+    These are letters that went through the same front end as the non-letters, so the
+    rejection class cannot tell the two apart by the front end alone (AVLetters' own
+    letters come as HTK files).
+    """
+    from centralnet_ros.data.avletters import LETTERS
+    from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.speech import mfcc_input
+    xs, ys = [], []
+    for voice in SYNTHETIC_VOICES.get(split, ()):
+        for variant in ('', '+f2'):
+            for k, letter in enumerate(LETTERS):
+                wave, sr = _espeak(letter, voice + variant)
+                xs.append(mfcc_input(Window(np.asarray(wave, np.float32), np.zeros(1, np.int64), sample_rate=sr),
+                                     num_frames=num_frames, mfcc_norm=mfcc_norm))
+                ys.append(k)
+    if not xs:
+        return np.zeros((0, 1, 26, num_frames), np.float32), np.zeros(0, np.int64)
+    x = np.stack(xs).astype(np.float32)
+    x.setflags(write=False)
+    return x, np.asarray(ys, np.int64)
