@@ -316,6 +316,11 @@ def render(r: dict) -> str:
         lines.append(f'| {row["fold"]} | {row["test_persons"]} | {_p(row["window_accuracy"])} | {row["recordings"]} | '
                      f'{row["decisions"]} | {m["events"]} | {_p(m["f1"])} | {m["false_alarms_per_min"]:.2f} | '
                      f'{c["on_threshold"]:g} / {c["off_threshold"]:g} | {c["smoothing_s"]:g} | {c["min_gap_s"]:g} |')
+    cached = sum(row['cached'] for row in r['folds'])
+    if cached:
+        lines += ['', f'{cached} of {len(r["folds"])} folds read their posteriors from the cache (the model trained '
+                  'by an earlier run of this command with the same settings, `--retrain` to redo it); the wall time '
+                  'below is then calibration and scoring only.']
     lines += ['', f'Wall time {r["wall_time_s"]:.0f} s ({r["jobs"]} process(es), 1 torch thread each) on '
               f'{r["machine"]}, {r["date"]}.', '', f'Command: `{r["command"]}`', '']
     return '\n'.join(lines)

@@ -31,9 +31,7 @@ import json
 from pathlib import Path
 import shlex
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -53,21 +51,9 @@ def _probs(model, inputs: dict, present: np.ndarray) -> np.ndarray:
 
 
 def _mfcc(wave: np.ndarray, sample_rate: int, params: dict) -> np.ndarray:
-    from centralnet_ros.features.pipelines import Window
-    from centralnet_ros.features.speech import mfcc_input
-    return mfcc_input(Window(wave.astype(np.float32), np.zeros(1, np.int64), sample_rate=sample_rate), **params)
-
-
-def _espeak(letter: str, voice: str) -> tuple[np.ndarray, int] | None:
-    from centralnet_ros.data.wav import read_pcm_wav
-    exe = shutil.which('espeak-ng')
-    if exe is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / 'letter.wav'
-        ssml = f'<speak><say-as interpret-as="characters">{letter}</say-as></speak>'
-        subprocess.run([exe, '-v', voice, '-m', '-w', str(wav), ssml], check=True, capture_output=True, timeout=30)
-        return read_pcm_wav(wav)
+    from centralnet_ros.training.non_letters import utterance_mfcc
+    return utterance_mfcc(wave, sample_rate, num_frames=params.get('num_frames', 24),
+                          mfcc_norm=params.get('mfcc_norm', 'none'))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.machine import machine_line
     from centralnet_ros.replay.calibration import calibrate_threshold
     from centralnet_ros.training.experiment import load_experiment
+    from centralnet_ros.training.non_letters import espeak_letter
     from centralnet_ros.training.speech import load_avletters
 
     start = time.perf_counter()
@@ -155,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     synth_x, synth_y = [], []
     for voice in VOICES:
         for k, letter in enumerate(labels[:26]):
-            out = _espeak(letter, voice)
-            if out is None:
+            if shutil.which('espeak-ng') is None:
                 break
+            out = espeak_letter(letter, voice)
             synth_x.append(_mfcc(out[0], out[1], mfcc_params))
             synth_y.append(k)
     p_synth = None

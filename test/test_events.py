@@ -5,9 +5,9 @@ import dataclasses
 
 from centralnet_ros.config import ConfigError
 from centralnet_ros.evaluation.events import event_metrics, match_events, pool_event_metrics, union_ns
+from centralnet_ros.replay.calibration import calibrate_events, calibrate_threshold, Instance, Stream
 from centralnet_ros.runtime.events import (detect_events, Event, EventConfig, GestureEventDetector, SmoothedState,
                                            UtteranceDecider)
-from centralnet_ros.replay.calibration import calibrate_events, calibrate_threshold, Instance, Stream
 import numpy as np
 import pytest
 

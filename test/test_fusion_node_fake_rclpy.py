@@ -221,7 +221,8 @@ FAILURE = fake_rclpy.TransitionCallbackReturn.FAILURE
 
 def all_tasks(bundles, **extra):
     params = {'tasks': ['gesture', 'speech', 'emotion'], 'gesture.bundle': str(bundles['gesture']),
-              'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0, 'gesture.output': 'decisions', 'speech.bundle': str(bundles['voice']),
+              'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0, 'gesture.output': 'decisions',
+              'speech.bundle': str(bundles['voice']),
               'speech.score_threshold': 0.0, 'speech.output': 'decisions', 'emotion.bundle': str(bundles['voice']),
               'emotion.score_threshold': 0.0, 'emotion.output': 'decisions'}
     params.update(extra)
@@ -319,7 +320,8 @@ def test_active_node_publishes_classifications_with_the_source_stamps(ros, bundl
 def test_bad_messages_are_counted_and_the_node_goes_on(ros, bundles, recordings):
     fake, module = ros()
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
-                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0, 'gesture.output': 'decisions'})
+                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0,
+                                      'gesture.output': 'decisions'})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
     stream = Stream(fake, recordings)
     stream.play(1.0)
@@ -355,7 +357,8 @@ def test_bad_messages_are_counted_and_the_node_goes_on(ros, bundles, recordings)
 def test_threshold_changes_at_run_time(ros, bundles, recordings, distro):
     fake, module = ros(distro=distro)
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
-                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0, 'gesture.output': 'decisions'})
+                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0,
+                                      'gesture.output': 'decisions'})
     assert hasattr(node, 'add_post_set_parameters_callback') == (distro == 'jazzy')
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
     stream = Stream(fake, recordings)
@@ -385,7 +388,8 @@ def test_threshold_changes_at_run_time(ros, bundles, recordings, distro):
 def test_silent_input_diagnostics_name_the_reliability_mismatch(ros, bundles, recordings):
     fake, module = ros(diagnostic_updater=True)
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
-                                      'gesture.score_threshold': 0.0, 'gesture.output': 'decisions', 'qos_reliability': 'reliable',
+                                      'gesture.score_threshold': 0.0, 'gesture.output': 'decisions',
+                                      'qos_reliability': 'reliable',
                                       'input_timeout_s': 0.1})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
     assert all(s.qos.reliability == fake_rclpy.ReliabilityPolicy.RELIABLE
@@ -485,7 +489,8 @@ def test_configure_errors_are_logged_and_main_exits_cleanly(ros, bundles, tmp_pa
 @pytest.mark.needs_data('emodb', 'mnist')
 def test_audio_waits_for_audio_info_or_uses_a_declared_fallback(ros, bundles, recordings, monkeypatch):
     fake, module = ros()
-    params = {'tasks': ['emotion'], 'emotion.bundle': str(bundles['voice']), 'emotion.score_threshold': 0.0, 'emotion.output': 'decisions'}
+    params = {'tasks': ['emotion'], 'emotion.bundle': str(bundles['voice']), 'emotion.score_threshold': 0.0,
+              'emotion.output': 'decisions'}
     node = make_node(fake, module, **params)
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
     Stream(fake, recordings).play(2.5, speech_at_s=0.3)               # no AudioInfo at all
@@ -550,7 +555,8 @@ def test_cuda_device_runs_and_cleanup_frees_its_memory(ros, bundles, recordings)
     torch.cuda.empty_cache()
     baseline = torch.cuda.memory_allocated()
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
-                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0, 'gesture.output': 'decisions',
+                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0,
+                                      'gesture.output': 'decisions',
                                       'device': 'cuda', 'on_device_failure': 'error'})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
     assert node._perception.device.startswith('cuda') and torch.cuda.memory_allocated() > baseline
@@ -582,7 +588,8 @@ def test_bundle_parameter_hot_swaps_the_model_and_refuses_a_bad_one(ros, bundles
     (corrupt / 'model.safetensors').write_bytes(b'\0' * 64)
     fake, module = ros()
     node = make_node(fake, module, **{'tasks': ['gesture'], 'gesture.bundle': str(bundles['gesture']),
-                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0})
+                                      'gesture.trigger': 'frame', 'gesture.score_threshold': 0.0,
+                                      'gesture.output': 'decisions'})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS, node.log
     stream = Stream(fake, recordings)
     stream.play(1.0)

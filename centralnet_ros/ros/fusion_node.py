@@ -437,7 +437,7 @@ class FusionNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {event.task}'] += 1
                 self.get_logger().error(f'{event.task}: publishing an event failed ({type(exc).__name__}: {exc})',
-                                        throttle_duration_sec=_LOG_THROTTLE_S)
+                                        throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_decisions(self, results: list[TaskResult]) -> None:
         for result in results:

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ['NonLetterOptions', 'SPEAKERS', 'NOT_A_LETTER', 'non_letter_mfcc', 'SYNTHETIC_VOICES', 'synthetic_letter_mfcc']
+__all__ = ['NonLetterOptions', 'SPEAKERS', 'NOT_A_LETTER', 'non_letter_mfcc', 'SYNTHETIC_VOICES', 'utterance_mfcc',
+           'espeak_letter',
+           'synthetic_letter_mfcc']
 
 NOT_A_LETTER = 'not_a_letter'
 
@@ -50,6 +52,23 @@ class NonLetterOptions:
     seed: int = 0
 
 
+def utterance_mfcc(wave: np.ndarray, sample_rate: int, *, num_frames: int, mfcc_norm: str = 'none') -> np.ndarray:
+    """
+    One utterance as the robot computes it: resampled once to the front end's rate, then ``htk_mfcc``.
+
+    Returns ``(1, 26, num_frames)``, what the runtime feeds the speech model for a VAD segment.
+    """
+    from centralnet_ros.features.audio import resample_audio
+    from centralnet_ros.features.htk import AVLETTERS_CONFIG
+    from centralnet_ros.features.pipelines import Window
+    from centralnet_ros.features.speech import mfcc_input
+    rate = int(AVLETTERS_CONFIG.sample_rate)
+    x = np.asarray(wave, np.float32)
+    if int(sample_rate) != rate:
+        x = resample_audio(x, orig_sample_rate=int(sample_rate), new_sample_rate=rate)
+    return mfcc_input(Window(x, np.zeros(1, np.int64), sample_rate=rate), num_frames=num_frames, mfcc_norm=mfcc_norm)
+
+
 def _noise(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     n = int(rng.uniform(0.3, 1.5) * sample_rate)
     white = rng.standard_normal(n)
@@ -62,8 +81,6 @@ def _noise(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
 def _cached(root: str, split: str, fsdd_n: int, emodb_n: int, noise_n: int, seed: int, num_frames: int,
             mfcc_norm: str) -> tuple[np.ndarray, tuple[str, ...]]:
     from centralnet_ros.data import emodb, fsdd
-    from centralnet_ros.features.pipelines import Window
-    from centralnet_ros.features.speech import mfcc_input
     root_p = Path(root)
     rng = np.random.default_rng([seed, ['train', 'val', 'test'].index(split)])
     clips: list[tuple[np.ndarray, int, str]] = []
@@ -86,8 +103,7 @@ def _cached(root: str, split: str, fsdd_n: int, emodb_n: int, noise_n: int, seed
             clips.append((wave, sr, f'emodb:{speaker:02d}'))
     if split != 'test':
         clips += [(_noise(rng, 16000), 16000, 'noise') for _ in range(noise_n)]
-    x = np.stack([mfcc_input(Window(np.asarray(w, np.float32), np.zeros(1, np.int64), sample_rate=sr),
-                             num_frames=num_frames, mfcc_norm=mfcc_norm) for w, sr, _ in clips])
+    x = np.stack([utterance_mfcc(w, sr, num_frames=num_frames, mfcc_norm=mfcc_norm) for w, sr, _ in clips])
     x.setflags(write=False)
     return x, tuple(src for _, _, src in clips)
 
@@ -114,7 +130,8 @@ SYNTHETIC_VOICES: dict[str, tuple[str, ...]] = {
 ``en-gb`` (the demo's voice) is never used, so it measures what this costs on unseen synthetic speech."""
 
 
-def _espeak(letter: str, voice: str) -> tuple[np.ndarray, int]:
+def espeak_letter(letter: str, voice: str) -> tuple[np.ndarray, int]:
+    """``(waveform, sample_rate)`` of ``letter`` spelled by espeak-ng voice ``voice``."""
     import shutil
     import subprocess
     import tempfile
@@ -140,15 +157,12 @@ def synthetic_letter_mfcc(split: str, num_frames: int, mfcc_norm: str = 'none') 
     letters come as HTK files).
     """
     from centralnet_ros.data.avletters import LETTERS
-    from centralnet_ros.features.pipelines import Window
-    from centralnet_ros.features.speech import mfcc_input
     xs, ys = [], []
     for voice in SYNTHETIC_VOICES.get(split, ()):
         for variant in ('', '+f2'):
             for k, letter in enumerate(LETTERS):
-                wave, sr = _espeak(letter, voice + variant)
-                xs.append(mfcc_input(Window(np.asarray(wave, np.float32), np.zeros(1, np.int64), sample_rate=sr),
-                                     num_frames=num_frames, mfcc_norm=mfcc_norm))
+                wave, sr = espeak_letter(letter, voice + variant)
+                xs.append(utterance_mfcc(wave, sr, num_frames=num_frames, mfcc_norm=mfcc_norm))
                 ys.append(k)
     if not xs:
         return np.zeros((0, 1, 26, num_frames), np.float32), np.zeros(0, np.int64)
