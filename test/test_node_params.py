@@ -201,9 +201,9 @@ def test_runtime_settings_are_declared_once():
             assert fusion[f'vad.{f.name}'].default == f.default
             assert fusion[f'vad.{f.name}'].bounds == f.metadata['bounds']
     assert fusion['max_data_age_s'].default == PerceptionConfig(tasks={'x': TaskConfig('x')}).max_data_age_s
-    with pytest.raises(ParameterError, match='outside 0..1'):
+    with pytest.raises(ParameterError, match='outside -1..1'):
         node_params.check_value(FUSION_NODE, 'speech.score_threshold', 1.5)
-    with pytest.raises(ValueError, match=r'score_threshold must be in \[0, 1\]'):
+    with pytest.raises(ValueError, match=r'score_threshold must be in \[-1, 1\]'):
         TaskConfig('speech', score_threshold=1.5)
     with pytest.raises(ValueError, match=r'hangover_ms must be in \[0, 5000\]'):
         VADConfig(hangover_ms=6000.0)
