@@ -214,6 +214,15 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
     ]
     for name in INPUTS:
         p += derived_parameters(InputConfig, prefix=f'{name}.', names=('offset_s',), input=name)
+    limits = InputConfig.__dataclass_fields__           # the runtime's defaults, declared once there
+    p += [
+        ParamSpec('max_image_pixels', 'integer', limits['max_pixels'].default,
+                  'Image and depth frames (raw or compressed) declaring more pixels than this are refused '
+                  'as malformed before anything is decoded (decompression bombs).', bounds=(1, 2 ** 31 - 1)),
+        ParamSpec('max_buffer_mb', 'double', limits['max_buffer_mb'].default,
+                  'Memory bound of each input buffer, MB: the oldest items are dropped beyond it.',
+                  bounds=(1.0, 65536.0)),
+    ]
     p += [
         ParamSpec('audio_type', 'string', 'audio_data_stamped',
                   'Message type on audio: audio_data_stamped (audio_common_msgs/AudioDataStamped '
@@ -525,6 +534,8 @@ def perception_config(values: Mapping[str, Any]):
     inputs['skeleton'].num_joints = None if v['skeleton_type'] == 'skeleton2d' else 20
     for name in INPUTS:
         inputs[name].offset_s = v[f'{name}.offset_s']
+        inputs[name].max_pixels = v['max_image_pixels']
+        inputs[name].max_buffer_mb = v['max_buffer_mb']
     inputs['audio'].channel = v['audio.channel']
     vad = {k.split('.', 1)[1]: v[k] for k in v if k.startswith('vad.')}
     cfg = PerceptionConfig(tasks=tasks, inputs=inputs, device=v['device'], precision=v['precision'],

@@ -532,3 +532,21 @@ def test_results_are_one_set_and_runs_never_mix(tmp_path):
 ])
 def test_every_command_fails_in_one_line(args, needle):
     assert_one_line_failure(run_cli(*args), needle)
+
+
+def test_the_node_parameters_set_the_pixel_limit_and_the_buffer_bound_of_every_input():
+    from centralnet_ros.node_params import ParameterError, perception_config
+    from centralnet_ros.runtime.plan import input_spec
+    default = perception_config({})
+    assert default.inputs['image'].max_pixels == 4096 * 4096 and default.inputs['audio'].max_buffer_mb == 256.0
+    cfg = perception_config({'max_image_pixels': 4095, 'max_buffer_mb': 2.0})
+    assert {i.max_pixels for i in cfg.inputs.values()} == {4095}
+    assert {i.max_buffer_mb for i in cfg.inputs.values()} == {2.0}
+    spec = input_spec(cfg, 'image', {})
+    assert spec.max_bytes == 2 * 2 ** 20
+    hub = InputHub([spec])
+    msg = M.build_image(M.dict_factory, np.zeros((64, 64), np.uint8), encoding='mono8', stamp_ns=T0)
+    assert hub.ingest('image', msg).status == 'malformed'
+    assert hub.stats.input('image').malformed == {'limit': 1}
+    with pytest.raises(ParameterError, match='max_image_pixels'):
+        perception_config({'max_image_pixels': 0})
