@@ -37,6 +37,8 @@ def fusion_args(*extra: str, managed: bool = True) -> list[str]:
     args = ['--managed'] if managed else []
     return args + ['--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[gesture]',
                    '-p', f'gesture.bundle:={H.MODELS / "gesture"}', '-p', 'gesture.trigger:=frame',
+                   # the per-decision stream (events, the default, fire only on a performed instance)
+                   '-p', 'gesture.output:=decisions',
                    '-p', 'diagnostics_period_s:=0.5', *extra]
 
 

@@ -39,6 +39,8 @@ def demo_bag(tmp_path_factory, data_root):
                           options=DemoOptions(gestures_per_class=1, letters=3, utterances_per_emotion=1))
     params = {'fusion_node': {'ros__parameters': {
         'tasks': list(TASKS), **{f'{t}.bundle': str(H.MODELS / t) for t in TASKS},
+        # every gesture decision, not only events: one short instance per class rarely makes an event
+        'gesture.output': 'decisions',
         'qos_reliability': 'reliable', 'qos_depth': 1000}}}
     (out / 'params.yaml').write_text(yaml.safe_dump(params))
     return demo, out
