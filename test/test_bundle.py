@@ -166,10 +166,11 @@ def test_engine_cuda_fp16(tmp_path):
 def test_shipped_manifest_states_the_terms_of_its_training_data(task):
     from centralnet_ros import paths
     from centralnet_ros.bundle.io import read_manifest
-    from centralnet_ros.data.registry import terms
+    from centralnet_ros.data.registry import training_terms
     manifest = read_manifest(paths.models_dir() / task)
     assert manifest.data_terms, f'models/{task}/manifest.yaml has no data_terms'
-    assert manifest.data_terms == terms(manifest.evaluation['dataset']), \
+    learned_from = manifest.evaluation.get('training_datasets', manifest.evaluation['dataset'])
+    assert manifest.data_terms == training_terms(learned_from), \
         'data_terms drifted from the dataset registry (centralnet_ros/data/registry.py)'
 
 

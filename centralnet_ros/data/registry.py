@@ -118,6 +118,11 @@ def missing_markers(name: str, data_root: Path) -> list[Path]:
     return [folder / m for m in DATASETS[name].markers if not any(folder.glob(m))]
 
 
+def training_terms(names: str) -> str:
+    """Return the terms of every dataset in ``names`` (comma-separated), joined: a model is bound by all of them."""
+    return '; '.join(terms(n.strip()) for n in names.split(',') if n.strip())
+
+
 def terms(name: str) -> str:
     """Return the terms under which a dataset (and anything derived from it) may be used."""
     if name not in DATASETS:

@@ -211,6 +211,7 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
     if opts.not_a_letter is not None:
         from centralnet_ros.training.non_letters import NOT_A_LETTER, SPEAKERS
         names.append(NOT_A_LETTER)
+        info['training_datasets'] = 'avletters, fsdd, emodb'     # the rejection class learns from both
         info['not_a_letter'] = '; '.join(f'{k}: FSDD {", ".join(v["fsdd"])}, EmoDB '
                                          f'{", ".join(f"{x:02d}" for x in v["emodb"])}' for k, v in SPEAKERS.items())
     data = ExperimentData(train=split(train, 'train'), val=split(val, 'val'), test=split(test, 'test'),

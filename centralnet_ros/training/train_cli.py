@@ -67,7 +67,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
                  command: str = '') -> str:
     from centralnet_ros.bundle import FORMAT_VERSION, Manifest, ModalitySpec, save_bundle
     from centralnet_ros.config import from_dict
-    from centralnet_ros.data.registry import terms
+    from centralnet_ros.data.registry import training_terms
     from centralnet_ros.fusion import build_model
     from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.training.datasets import load_experiment_data, make_augmentation
@@ -96,7 +96,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
         evaluation={'dataset': cfg.dataset, 'protocol': data.info.get('protocol', 'held-out test split'),
                     'train_samples': len(data.train), 'val_samples': len(data.val), 'test_samples': len(data.test),
                     **{k: v for k, v in data.info.items() if isinstance(v, (str, int, float, bool))}},
-        data_terms=terms(cfg.dataset),
+        data_terms=training_terms(data.info.get('training_datasets', cfg.dataset)),
         training={'preset': cfg.name, 'method': method, 'seed': seed, 'epochs_run': result.epochs_run,
                   'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
                   'command': command, 'date': _dt.date.today().isoformat(),
