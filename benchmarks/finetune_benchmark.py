@@ -49,9 +49,24 @@ TEST_SPEAKERS = ('theo', 'yweweler')
 VOICES_ADAPT = ('en-us', 'en+f3', 'en-gb-x-rp+m3', 'en-029', 'en-gb-scotland+f2', 'en-us+m5', 'en+Andy',
                 'en-us+Annie', 'en+david', 'en-gb-x-gbclan+linda', 'en+klatt2', 'en-us+robert', 'en+steph',
                 'en-029+m7', 'en+grandpa', 'en-us+f5')
-VOICES_VAL = ('en-gb-x-gbclan+f4', 'en+Michael')
+VOICES_VAL = ('en-gb-x-gbclan+f4', 'en+Michael', 'en-us-nyc+m1')   # en-us-nyc: an accent no adaptation voice has
 VOICES_TEST = ('en-gb', 'en-gb-x-gbcwmd+f1', 'en-us+m2')
-SPEEDS = (150, 190)
+SPEEDS = (150, 190)                           # plain sessions: every letter at 150 and 190 words/min
+PERTURBED_SPEEDS = ((120, 170), (170, 230))   # perturbed sessions: every letter twice, speed and pitch drawn
+PERTURBED_PITCH = (20, 80)                    # espeak-ng -p (default 50)
+NOISE_RMS = {'quiet': 0.004, 'noisy': 0.012}  # pink room noise: plain sessions quiet, perturbed ones noisy
+# letters: the settings compared on the validation voices (name, adaptation conditions, lr, augment, frozen)
+BOTH = ('plain', 'perturbed')
+LETTER_SETTINGS = [
+    ('A: plain sessions, lr 1e-3', ('plain',), 1e-3, (), ()),
+    ('B: plain + perturbed sessions, lr 1e-3', BOTH, 1e-3, (), ()),
+    ('C: plain + perturbed, lr 3e-4', BOTH, 3e-4, (), ()),
+    ('D: plain + perturbed, lr 1e-3, mfcc masking', BOTH, 1e-3, ('mfcc_masking',), ()),
+    ('E: plain + perturbed, lr 1e-3, lip encoder frozen', BOTH, 1e-3, (), ('lip_video',)),
+]
+SELECTION_RULE = ('the setting with the best accuracy on the validation voices among those losing at most 3 points '
+                  "on the bundle's own validation split (AVLetters, not_a_letter and espeak-ng letters of its "
+                  "validation voice); one seed (0) per setting, then the chosen setting's other seeds")
 
 
 def _collect(bag, labels, cfg, bundle, cache: Path):
@@ -75,6 +90,14 @@ def _collect(bag, labels, cfg, bundle, cache: Path):
     return got
 
 
+def _work_dir(args, part: str, base) -> Path:
+    """Return the folder of ``part``'s bags and sample caches, one per speech bundle (samples depend on it)."""
+    from centralnet_ros.bundle.io import bundle_sha256
+    work = Path(args.work) / f'{part}-{bundle_sha256(base.path)[:12]}'
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def _session(work: Path, name: str, utterances, **kw):
     from centralnet_ros.replay.session_bag import write_session_bag
     bag = work / name
@@ -93,10 +116,9 @@ def digits(args) -> dict:
     from centralnet_ros.replay.session_bag import Utterance
     from centralnet_ros.training.finetune import finetune, FinetuneConfig
     from centralnet_ros.training.trainer import TrainConfig
-    work = Path(args.work) / 'digits'
-    work.mkdir(parents=True, exist_ok=True)
-    clips = fsdd.list_clips(Path(args.data_root) / 'fsdd')
     base = load_bundle(paths.models_dir() / 'speech')
+    work = _work_dir(args, 'digits', base)
+    clips = fsdd.list_clips(Path(args.data_root) / 'fsdd')
     cfg, _ = build_config(tasks=['speech'])
 
     def utt(speaker, indices):
@@ -131,11 +153,13 @@ def digits(args) -> dict:
             for seed in range(args.seeds):
                 tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3, patience=args.patience,
                                  num_threads=1, progress=False)
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
+                # BatchNorm keeps the bundle's statistics: since the bundle learned to call digits
+                # not_a_letter, re-estimating them on a few hundred digits costs the unseen speakers
                 r = finetune(base.model, base.labels, train, val, test,
                              FinetuneConfig(mode=mode, freeze_encoders=freeze, labels=[str(d) for d in range(10)],
-                                            seed=seed, train=tc))
-                wall = time.perf_counter() - t
+                                            keep_batch_norm=True, seed=seed, train=tc))
+                wall, cpu = time.perf_counter() - t, time.process_time() - c
                 per_spk = {}
                 for spk in TEST_SPEAKERS:
                     from centralnet_ros.training.finetune import accuracy_of, to_split
@@ -144,11 +168,17 @@ def digits(args) -> dict:
                        'train_samples': r.counts['train'], 'val_samples': r.counts['val'],
                        'test_samples': r.counts['test'], 'test_accuracy': r.after, 'per_test_speaker': per_spk,
                        'val_accuracy': r.train.val_metric, 'epochs_run': r.train.epochs_run,
-                       'best_epoch': r.train.best_epoch, 'wall_s': round(wall, 1)}
+                       'best_epoch': r.train.best_epoch, 'keep_batch_norm': True, 'wall_s': round(wall, 1),
+                       'cpu_s': round(cpu, 1), 'load_average': _load()}
                 runs.append(run)
                 print(json.dumps(run), flush=True)
     return {'part': 'digits', 'train_speakers': TRAIN_SPEAKERS, 'test_speakers': TEST_SPEAKERS,
             'sessions': counts, 'collect_s': round(collect_s, 1), 'runs': runs}
+
+
+def _load() -> float:
+    import os
+    return round(os.getloadavg()[0], 2)
 
 
 def _room_noise(n: int, rng: np.random.Generator, rms: float) -> np.ndarray:
@@ -161,95 +191,143 @@ def _room_noise(n: int, rng: np.random.Generator, rms: float) -> np.ndarray:
     return (pink / pink.std() * rms).astype(np.float32)
 
 
+def _letter_session(voice: str, lips: list, k: int, *, speeds, pitch_range=None, seed=0):
+    """Utterances of the 26 letters by ``voice`` at each of ``speeds`` (or at drawn speeds and pitches)."""
+    from centralnet_ros.data import avletters
+    from centralnet_ros.replay.session_bag import espeak_letter, Utterance
+
+    def make():
+        rng = np.random.default_rng(seed)
+        by_letter: dict[str, list] = {}
+        for s in lips:
+            by_letter.setdefault(s.letter, []).append(s)
+        out = []
+        for j, speed in enumerate(speeds):
+            for letter in avletters.LETTERS:
+                if pitch_range is None:
+                    x, rate = espeak_letter(letter, voice, speed=speed)
+                else:                                     # speed and pitch perturbation, drawn per utterance
+                    x, rate = espeak_letter(letter, voice, speed=int(rng.integers(speed[0], speed[1] + 1)),
+                                            pitch=int(rng.integers(pitch_range[0], pitch_range[1] + 1)))
+                cands = by_letter[letter]
+                lip = cands[(k + 7 * j) % len(cands)]
+                out.append(Utterance(letter, x, rate, frames=avletters.read_lips(lip.lips_path), fps=25.0))
+        return out
+    return make
+
+
 def letters(args) -> dict:
     from centralnet_ros.bundle.io import load_bundle
     from centralnet_ros.data import avletters
+    from centralnet_ros.finetune_cli import augmentation, rehearsal_split
     from centralnet_ros.replay.cli import build_config
-    from centralnet_ros.replay.session_bag import espeak_letter, Utterance
-    from centralnet_ros.training.finetune import accuracy_of, finetune, FinetuneConfig
-    from centralnet_ros.training.speech import AVLettersOptions, avletters_arrays, protocol_indices
-    from centralnet_ros.training.trainer import ArraySplit, TrainConfig
-    work = Path(args.work) / 'letters'
-    work.mkdir(parents=True, exist_ok=True)
+    from centralnet_ros.training.finetune import accuracy_of, finetune, FinetuneConfig, to_split
+    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.experiment import load_experiment
+    from centralnet_ros.training.trainer import ArraySplit, predict, TrainConfig
     base = load_bundle(paths.models_dir() / 'speech')
+    work = _work_dir(args, 'letters', base)
     cfg, _ = build_config(tasks=['speech'])
     all_samples = avletters.list_samples(Path(args.data_root) / 'avletters')
-    seed = int(base.manifest.evaluation.get('split_seed', 0))
-    train_idx, test_idx = avletters.speaker_dependent_split(all_samples, seed=seed)
-    lips_pool = {'train': [all_samples[i] for i in train_idx], 'test': [all_samples[i] for i in test_idx]}
-    rng = np.random.default_rng(0)
-
-    def utt(voice, pool, k):
-        def make():
-            out = []
-            by_letter = {}
-            for s in lips_pool[pool]:
-                by_letter.setdefault(s.letter, []).append(s)
-            for speed in SPEEDS:
-                for letter in avletters.LETTERS:
-                    x, rate = espeak_letter(letter, voice, speed=speed)
-                    cands = by_letter[letter]
-                    lip = cands[(k + speed) % len(cands)]
-                    out.append(Utterance(letter, x, rate, frames=avletters.read_lips(lip.lips_path), fps=25.0))
-            return out
-        return make
-
+    split_seed = int(base.manifest.evaluation.get('split_seed', 0))
+    train_idx, test_idx = avletters.speaker_dependent_split(all_samples, seed=split_seed)
+    lips = {'train': [all_samples[i] for i in train_idx], 'test': [all_samples[i] for i in test_idx]}
+    # sessions: (group, voice, condition) -> samples; adaptation voices in two conditions, the others plain
+    plan = [('adapt', v, c) for c in ('plain', 'perturbed') for v in VOICES_ADAPT]
+    plan += [('val', v, 'plain') for v in VOICES_VAL] + [('test', v, 'plain') for v in VOICES_TEST]
     sessions = {}
     t0 = time.perf_counter()
-    for k, (group, voices, pool) in enumerate([('adapt', VOICES_ADAPT, 'train'), ('val', VOICES_VAL, 'train'),
-                                               ('test', VOICES_TEST, 'test')]):
-        for j, voice in enumerate(voices):
-            name = f'{group}_{voice.replace("+", "_")}'
-            noise = _room_noise(16000 * 30, np.random.default_rng([k, j]), rms=0.004)
-            bag, labels = _session(work, name, utt(voice, pool, j), gap_s=0.8, noise=noise)
-            sessions[(group, voice)] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
+    for group, voice, cond in plan:
+        j = (VOICES_ADAPT + VOICES_VAL + VOICES_TEST).index(voice)
+        k = ('adapt', 'val', 'test').index(group)
+        name = f'{group}_{voice.replace("+", "_")}' + ('_perturbed' if cond == 'perturbed' else '')
+        pool = 'test' if group == 'test' else 'train'
+        if cond == 'plain':
+            make = _letter_session(voice, lips[pool], j, speeds=SPEEDS)
+            rms = NOISE_RMS['quiet']
+        else:
+            make = _letter_session(voice, lips[pool], j + 3, speeds=PERTURBED_SPEEDS, pitch_range=PERTURBED_PITCH,
+                                   seed=j)
+            rms = NOISE_RMS['noisy']
+        noise = _room_noise(16000 * 30, np.random.default_rng([k, j, cond == 'perturbed']), rms=rms)
+        bag, labels = _session(work, name, make, gap_s=0.8, noise=noise)
+        sessions[(group, voice, cond)] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
     collect_s = time.perf_counter() - t0
-    del rng
-    counts = {f'{g}:{v}': len(s) for (g, v), s in sessions.items()}
+    counts = {f'{g}:{v}:{c}': len(s) for (g, v, c), s in sessions.items()}
     print('samples per session:', counts, f'({collect_s:.0f} s)', flush=True)
-    # AVLetters' own test split, as the bundle was trained (HTK files + lips, the training adapter)
-    opts = AVLettersOptions(protocol='speaker_dependent', seed=seed, audio_frames=24, video_frames=12,
-                            video_size=[18, 24])
-    arrays = avletters_arrays(Path(args.data_root), opts)
-    train_av, _, test, _ = protocol_indices(arrays.labels, arrays.speaker, arrays.speakers, opts, all_samples)
-    av_test = ArraySplit({'mfcc': arrays.mfcc[test], 'lip_video': arrays.lip_video[test]}, arrays.labels[test])
-    # rehearsal: the bundle's own training samples (548; AVLetters ships HTK features, not waveforms, so these
-    # come from its files through the training adapter, as the bundle was trained)
-    av_train = ArraySplit({'mfcc': arrays.mfcc[train_av], 'lip_video': arrays.lip_video[train_av]},
-                          arrays.labels[train_av])
-    av_before = accuracy_of(base.model, av_test)
-    val = [s for (g, _), ss in sessions.items() if g == 'val' for s in ss]
-    test_voices = [s for (g, _), ss in sessions.items() if g == 'test' for s in ss]
+    # the bundle's own data (its preset: AVLetters + not_a_letter + espeak-ng letters of its training voices):
+    # the train split is rehearsed, the val split guards the choice of settings, the test split measures
+    exp = load_experiment(base.manifest.training['preset'])
+    own = load_experiment_data(exp.dataset, dict(exp.dataset_options), Path(args.data_root))
+    nal = len(avletters.LETTERS)
+    mods = list(base.model.modalities)
+    own_val = ArraySplit({m: own.val.inputs[m] for m in mods}, own.val.labels)
+    own_test = ArraySplit({m: own.test.inputs[m] for m in mods}, own.test.labels)
+
+    def own_figures(model) -> dict:
+        pred = predict(model, own_test).argmax(1)
+        letters_, rej = own_test.labels < nal, own_test.labels == nal
+        return {'avletters_test': float((pred[letters_] == own_test.labels[letters_]).mean()),
+                'non_letters_rejected': float((pred[rej] == nal).mean()),
+                'own_val': accuracy_of(model, own_val)}
+
+    before_own = own_figures(base.model)
+    val = [s for (g, _, _), ss in sessions.items() if g == 'val' for s in ss]
+    test_voices = [s for (g, _, _), ss in sessions.items() if g == 'test' for s in ss]
+    val_split = to_split(val, base.labels, mods)[0]
     runs = []
-    for n_voices in args.voices:
-        adapt_voices = VOICES_ADAPT[:n_voices]
-        train = [s for v in adapt_voices for s in sessions[('adapt', v)]]
-        for mode, lr, keep_bn, rehearse, seeds in args.letter_variants:
-            for seed_ in range(seeds):
-                tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=lr, patience=args.patience, num_threads=1,
-                                 progress=False)
-                t = time.perf_counter()
-                r = finetune(base.model, base.labels, train, val, test_voices,
-                             FinetuneConfig(mode=mode, seed=seed_, keep_batch_norm=keep_bn, train=tc),
-                             rehearsal=av_train if rehearse else None)
-                wall = time.perf_counter() - t
-                per_voice = {}
-                for v in VOICES_TEST:
-                    from centralnet_ros.training.finetune import to_split
-                    split = to_split(sessions[('test', v)], r.labels, r.modalities)[0]
-                    per_voice[v] = {'before': accuracy_of(base.model, split), 'after': accuracy_of(r.model, split)}
-                run = {'adapt_voices': list(adapt_voices), 'mode': mode, 'lr': lr, 'keep_batch_norm': keep_bn,
-                       'rehearsal': r.counts['rehearsal'], 'seed': seed_, 'train_samples': r.counts['train'],
-                       'test_samples': r.counts['test'],
-                       'unseen_voices_before': r.before, 'unseen_voices_after': r.after, 'per_test_voice': per_voice,
-                       'avletters_test_before': av_before, 'avletters_test_after': accuracy_of(r.model, av_test),
-                       'modalities': r.modalities, 'epochs_run': r.train.epochs_run, 'best_epoch': r.train.best_epoch,
-                       'wall_s': round(wall, 1)}
-                runs.append(run)
-                print(json.dumps(run), flush=True)
-    return {'part': 'letters', 'voices': {'adapt': VOICES_ADAPT, 'val': VOICES_VAL, 'test': VOICES_TEST},
-            'speeds_wpm': SPEEDS, 'sessions': counts, 'collect_s': round(collect_s, 1),
-            'avletters_test_before': av_before, 'runs': runs}
+
+    def run_one(name, conditions, lr, augment, freeze, seed_):
+        train = [s for v in VOICES_ADAPT for c in conditions for s in sessions[('adapt', v, c)]]
+        rehearsal = rehearsal_split(base, train, args.data_root)
+        tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=lr, patience=args.patience, num_threads=1,
+                         progress=False)
+        t, c = time.perf_counter(), time.process_time()
+        r = finetune(base.model, base.labels, train, val, test_voices,
+                     FinetuneConfig(mode='whole', seed=seed_, keep_batch_norm=True, freeze_modalities=freeze,
+                                    train=tc), rehearsal=rehearsal, augment=augmentation(augment))
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        per_voice = {}
+        for v in VOICES_TEST:
+            split = to_split(sessions[('test', v, 'plain')], r.labels, r.modalities)[0]
+            per_voice[v] = {'before': accuracy_of(base.model, split), 'after': accuracy_of(r.model, split)}
+        after_own = own_figures(r.model)
+        run = {'setting': name, 'conditions': list(conditions), 'lr': lr, 'augment': list(augment),
+               'frozen_modalities': list(freeze), 'keep_batch_norm': True, 'seed': seed_,
+               'train_samples': r.counts['train'], 'rehearsal': r.counts['rehearsal'], 'val_samples': r.counts['val'],
+               'test_samples': r.counts['test'],
+               'val_voices_before': accuracy_of(base.model, val_split), 'val_voices_after': r.train.val_metric,
+               'own_val_before': before_own['own_val'], 'own_val_after': after_own['own_val'],
+               'unseen_voices_before': r.before, 'unseen_voices_after': r.after, 'per_test_voice': per_voice,
+               'avletters_test_before': before_own['avletters_test'],
+               'avletters_test_after': after_own['avletters_test'],
+               'non_letters_rejected_before': before_own['non_letters_rejected'],
+               'non_letters_rejected_after': after_own['non_letters_rejected'],
+               'epochs_run': r.train.epochs_run, 'best_epoch': r.train.best_epoch,
+               'wall_s': round(wall, 1), 'cpu_s': round(cpu, 1), 'load_average': _load()}
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+        return run
+
+    result = {'part': 'letters', 'voices': {'adapt': VOICES_ADAPT, 'val': VOICES_VAL, 'test': VOICES_TEST},
+              'speeds_wpm': SPEEDS, 'perturbed': {'speeds_wpm': PERTURBED_SPEEDS, 'pitch': PERTURBED_PITCH},
+              'noise_rms': NOISE_RMS, 'sessions': counts, 'collect_s': round(collect_s, 1),
+              'own_before': before_own, 'selection_rule': SELECTION_RULE, 'runs': runs}
+    settings = [s for s in LETTER_SETTINGS if not args.settings or s[0] in args.settings]
+    for name, conditions, lr, augment, freeze in settings:          # the choice: one seed each, on validation
+        run_one(name, conditions, lr, augment, freeze, 0)
+        if args.partial:
+            args.partial(result)
+    ok = [r for r in runs if r['own_val_before'] - r['own_val_after'] <= 0.03] or runs
+    chosen = max(ok, key=lambda r: r['val_voices_after'])
+    result['chosen'] = chosen['setting']
+    print(f'chosen on validation voices: {chosen["setting"]}', flush=True)
+    setting = next(s for s in settings if s[0] == chosen['setting'])
+    for seed_ in range(1, args.seeds):
+        run_one(*setting, seed_)
+        if args.partial:
+            args.partial(result)
+    return result
 
 
 def _mean_std(values) -> str:
@@ -257,6 +335,72 @@ def _mean_std(values) -> str:
     if not len(v):
         return '-'
     return f'{v.mean():.1f} ± {v.std(ddof=1):.1f}' if len(v) > 1 else f'{v[0]:.1f}'
+
+
+def _times(runs) -> str:
+    """Mean wall / CPU seconds of ``runs`` (CPU time: one thread, so what the fine-tune cost on a quiet core)."""
+    wall = np.mean([r['wall_s'] for r in runs])
+    cpu = [r['cpu_s'] for r in runs if r.get('cpu_s') is not None]
+    return f'{wall:.0f} / {np.mean(cpu):.0f}' if cpu else f'{wall:.0f}'
+
+
+def _pct(x) -> str:
+    return '-' if x is None else f'{100 * x:.1f}'
+
+
+def _letters_lines(result: dict) -> list[str]:
+    v, pert, noise = result['voices'], result['perturbed'], result['noise_rms']
+    own = result['own_before']
+    lines = [f'Letters spoken by espeak-ng voices with pink room noise and AVLetters lips, every session played '
+             f'through the runtime. Adaptation voices ({len(v["adapt"])}): {", ".join(v["adapt"])}, each in two '
+             f'sessions: *plain* (every letter at {" and ".join(map(str, result["speeds_wpm"]))} words/min, room '
+             f'noise RMS {noise["quiet"]}) and *perturbed* (every letter twice, at speeds drawn from '
+             f'{pert["speeds_wpm"][0][0]}-{pert["speeds_wpm"][0][1]} and {pert["speeds_wpm"][1][0]}-'
+             f'{pert["speeds_wpm"][1][1]} words/min and pitches from {pert["pitch"][0]}-{pert["pitch"][1]} '
+             f'(espeak-ng -p), room noise RMS {noise["noisy"]}, three times louder). Validation voices (early '
+             f'stopping and the choice of settings): {", ".join(v["val"])}. Test voices, never used for any choice: '
+             f'{", ".join(v["test"])} (plain sessions, AVLetters test-split lips). Every fine-tune: mode whole, '
+             f"BatchNorm statistics kept, the bundle's own training split rehearsed in every epoch (AVLetters, "
+             f'not_a_letter and the espeak-ng letters of its training voices), one thread.', '',
+             f'Choice rule: {result["selection_rule"]}. The test figures of the settings not chosen are shown for '
+             f'the record only.', '',
+             f"The bundle before: its own validation split {_pct(own['own_val'])} %, AVLetters test letters "
+             f"{_pct(own['avletters_test'])} %, non-letters of unseen speakers rejected "
+             f"{_pct(own['non_letters_rejected'])} %.",
+             '', '| setting | adaptation samples (+ rehearsed) | validation voices before -> after (%) | '
+             "bundle's own validation after (points) | test voices after (%) | AVLetters test after (points) | "
+             'non-letters rejected after (%) | epochs (best) | wall / CPU time (s) |',
+             '|---|---|---|---|---|---|---|---|---|']
+    first = {}
+    for r in result['runs']:
+        first.setdefault(r['setting'], r)
+    for name, r in first.items():
+        mark = '**' if name == result.get('chosen') else ''
+        lines.append(f'| {mark}{name}{mark} | {r["train_samples"]} (+{r["rehearsal"]}) | '
+                     f'{_pct(r["val_voices_before"])} -> {_pct(r["val_voices_after"])} | {_pct(r["own_val_after"])} '
+                     f'({100 * (r["own_val_after"] - r["own_val_before"]):+.1f}) | {_pct(r["unseen_voices_after"])} | '
+                     f'{_pct(r["avletters_test_after"])} '
+                     f'({100 * (r["avletters_test_after"] - r["avletters_test_before"]):+.1f}) | '
+                     f'{_pct(r["non_letters_rejected_after"])} | {r["epochs_run"]} ({r["best_epoch"]}) | '
+                     f'{_times([r])} |')
+    chosen = [r for r in result['runs'] if r['setting'] == result.get('chosen')]
+    if chosen:
+        tv = result['voices']['test']
+        per = ', '.join(f'{x} {_mean_std([r["per_test_voice"][x]["before"] for r in chosen[:1]])} -> '
+                        f'{_mean_std([r["per_test_voice"][x]["after"] for r in chosen])}' for x in tv)
+        change = [r['avletters_test_after'] - r['avletters_test_before'] for r in chosen]
+        lines += ['', f'The chosen setting, {result["chosen"]}, over {len(chosen)} seeds (mean ± sd):', '',
+                  '| | before | after |', '|---|---|---|',
+                  f'| test voices (never used), accuracy (%) | {_pct(chosen[0]["unseen_voices_before"])} | '
+                  f'**{_mean_std([r["unseen_voices_after"] for r in chosen])}** |',
+                  f'| per test voice (%) | {per} | |',
+                  f'| AVLetters test split, letters (%) | {_pct(chosen[0]["avletters_test_before"])} | '
+                  f'{_mean_std([r["avletters_test_after"] for r in chosen])} (change {_mean_std(change)} points) |',
+                  f'| non-letters of unseen speakers rejected (%) | {_pct(chosen[0]["non_letters_rejected_before"])} | '
+                  f'{_mean_std([r["non_letters_rejected_after"] for r in chosen])} |',
+                  f'| wall / CPU time per fine-tune (s) | | {_times(chosen)} (load average '
+                  f'{np.mean([r["load_average"] for r in chosen]):.1f}) |']
+    return lines
 
 
 def write_report(result: dict, out: Path) -> None:
@@ -271,9 +415,10 @@ def write_report(result: dict, out: Path) -> None:
     if result['part'] == 'digits':
         lines += [f'New vocabulary (10 digits, mode new_labels) learnt from FSDD sessions of '
                   f'{", ".join(result["train_speakers"])}; tested on {", ".join(result["test_speakers"])} '
-                  f'(never heard). Validation: clips 40-44 of the training speakers, their own sessions.', '',
+                  f'(never heard). Validation: clips 40-44 of the training speakers, their own sessions. BatchNorm '
+                  f"layers keep the bundle's statistics (`--keep-batch-norm`).", '',
                   '| examples per digit per speaker | training samples | encoders | speaker-independent test '
-                  'accuracy (%) | per test speaker (%) | epochs (best) | wall time per fine-tune (s) |',
+                  'accuracy (%) | per test speaker (%) | epochs (best) | wall / CPU time per fine-tune (s) |',
                   '|---|---|---|---|---|---|---|']
         for r in result['runs']:
             groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders']), []).append(r)
@@ -283,27 +428,9 @@ def write_report(result: dict, out: Path) -> None:
             lines.append(f'| {n} | {rs[0]["train_samples"]} | {"frozen" if freeze else "trained"} | '
                          f'**{_mean_std([r["test_accuracy"] for r in rs])}** ({len(rs)} seeds) | {per} | '
                          f'{np.mean([r["epochs_run"] for r in rs]):.0f} ({np.mean([r["best_epoch"] for r in rs]):.0f})'
-                         f' | {np.mean([r["wall_s"] for r in rs]):.0f} |')
+                         f' | {_times(rs)} |')
     else:
-        lines += [f'Letters spoken by espeak-ng voices with pink room noise and AVLetters lips. Adaptation voices: '
-                  f'{", ".join(result["voices"]["adapt"])}; validation: {", ".join(result["voices"]["val"])}; '
-                  f'test (never used): {", ".join(result["voices"]["test"])}; each letter at '
-                  f'{" and ".join(map(str, result["speeds_wpm"]))} words/min. AVLetters test split: the 180 '
-                  f"held-out samples of the bundle's own split (HTK files + lips), base "
-                  f'{100 * result["avletters_test_before"]:.1f} %.', '',
-                  '| adaptation voices | mode | lr | unseen voices before (%) | unseen voices after (%) | '
-                  'AVLetters test after (%) | change on AVLetters (points) | wall time per fine-tune (s) |',
-                  '|---|---|---|---|---|---|---|---|']
-        for r in result['runs']:
-            groups.setdefault((len(r['adapt_voices']), r['mode'], r['lr'], r['keep_batch_norm'], r['rehearsal']),
-                              []).append(r)
-        for (nv, mode, lr, kbn, reh), rs in groups.items():
-            change = [(r['avletters_test_after'] - r['avletters_test_before']) for r in rs]
-            how = f'{mode}{", BatchNorm kept" if kbn else ""}{f", rehearsal of {reh} AVLetters" if reh else ""}'
-            lines.append(f'| {nv} | {how} | {lr:g} | {_mean_std([r["unseen_voices_before"] for r in rs])} | '
-                         f'**{_mean_std([r["unseen_voices_after"] for r in rs])}** ({len(rs)} seeds) | '
-                         f'{_mean_std([r["avletters_test_after"] for r in rs])} | {_mean_std(change)} | '
-                         f'{np.mean([r["wall_s"] for r in rs]):.0f} |')
+        lines += _letters_lines(result)
     lines += ['', 'Every run (seed, epochs, per speaker/voice) is in the JSON file beside this one.', '']
     atomic_write_text(out.with_suffix('.json'), json.dumps(result, indent=2, default=str) + '\n')
     atomic_write_text(out.with_suffix('.md'), '\n'.join(lines))
@@ -319,19 +446,26 @@ def main(argv=None) -> int:
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--patience', type=int, default=8)
     parser.add_argument('--examples', type=int, nargs='+', default=[5, 10, 40])
-    parser.add_argument('--voices', type=int, nargs='+', default=[16, 6], help='letters: numbers of adaptation voices')
+    parser.add_argument('--settings', nargs='+', default=None, metavar='LETTER',
+                        help='letters: only these settings (their letters A-E); default: all')
     parser.add_argument('--freeze', action='store_true', help='digits: also the frozen-encoder variant')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
-    # letters: (mode, lr, keep_batch_norm, rehearsal, seeds); the plain variant once, to show the forgetting
-    args.letter_variants = [('whole', 1e-3, True, True, args.seeds), ('whole', 1e-3, False, False, 1)]
+    if args.settings:
+        args.settings = [next((s[0] for s in LETTER_SETTINGS if s[0].split(':')[0] == x), x) for x in args.settings]
     import torch
     torch.set_num_threads(1)
-    result = digits(args) if args.part == 'digits' else letters(args)
-    result['command'] = 'python benchmarks/finetune_benchmark.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
-    result['date'] = time.strftime('%Y-%m-%d')
-    write_report(result, Path(args.out) if args.out else RESULTS / f'finetune_{args.part}')
+    out = Path(args.out) if args.out else RESULTS / f'finetune_{args.part}'
+    command = 'python benchmarks/finetune_benchmark.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+
+    def report(result: dict) -> None:
+        result['command'] = command
+        result['date'] = time.strftime('%Y-%m-%d')
+        write_report(result, out)
+
+    args.partial = report                                  # letters: the report so far after every fine-tune
+    report(digits(args) if args.part == 'digits' else letters(args))
     return 0
 
 

@@ -5,6 +5,7 @@
 
     centralnet finetune --bundle models/speech --bags s1 s2 s3 s4 [--labels l1.eaf l2.eaf l3.eaf l4.eaf]
                         [--mode whole|head|new_labels] [--freeze-encoders] [--val-bags s3] [--test-bags s4]
+                        [--keep-batch-norm] [--rehearse] [--freeze-modality lip_video] [--augment mfcc_masking]
                         [--config config/fusion.yaml] [--out my_speech] [--epochs 40] [--seed 0]
 
 Each bag is one recording session. The samples are the runtime's own model inputs
@@ -29,7 +30,7 @@ from pathlib import Path
 import sys
 from typing import Any, Sequence
 
-__all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest']
+__all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest', 'augmentation']
 
 
 class FinetuneSetupError(ValueError):
@@ -52,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mix the bundle's own training data into every epoch (its preset's dataset, read "
                              'from --data-root) so it keeps what it knew; modes whole and head')
     parser.add_argument('--data-root', default=None, help='datasets folder for --rehearse (default: the data root)')
+    parser.add_argument('--freeze-modality', action='append', default=[], metavar='MODALITY',
+                        help="keep this modality's encoder fixed (repeatable), e.g. lip_video to adapt to new "
+                             'voices through the audio branch and the fusion only')
+    parser.add_argument('--augment', action='append', default=[], metavar='NAME',
+                        help='training-time augmentation of every batch (repeatable): mfcc_masking (SpecAugment-'
+                             'like time and coefficient masks), lip_video (brightness, contrast, crop)')
     parser.add_argument('--val-bags', nargs='+', default=None, metavar='BAG',
                         help='validation sessions (early stopping); default: the bag before the test bag')
     parser.add_argument('--test-bags', nargs='+', default=None, metavar='BAG',
@@ -95,7 +102,7 @@ def split_sessions(bags: Sequence[Path], val: Sequence[str] | None, test: Sequen
 
 
 def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: dict[str, list[dict]],
-                       cfg: Any, command: str) -> Any:
+                       cfg: Any, command: str, augment: Sequence[str] = ()) -> Any:
     """Return the new bundle's manifest: the base's pipelines, the new labels and model, and where it came from."""
     import dataclasses
 
@@ -115,6 +122,7 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                   'base_evaluation': dict(m.evaluation), 'base_metrics': dict(m.metrics)}
     training = {'finetune_of': str(base.path), 'base_bundle_sha256': base_sha256, 'mode': cfg.mode,
                 'freeze_encoders': cfg.freeze_encoders, 'keep_batch_norm': cfg.keep_batch_norm,
+                'freeze_modalities': list(cfg.freeze_modalities), 'augment': list(augment),
                 'rehearsal_samples': result.counts.get('rehearsal', 0),
                 'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
                 'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
@@ -150,6 +158,25 @@ def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None) -
                                  f'{base.manifest.labels}')
     mods = common_modalities(list(train_samples), base.model.modalities)
     return ArraySplit({m: data.train.inputs[m] for m in mods}, data.train.labels)
+
+
+def augmentation(names: Sequence[str]) -> Any:
+    """Return the trainer's ``augment`` hook applying the named augmentations in turn (None for none)."""
+    from centralnet_ros.training.speech import AUGMENTATIONS, make_augmentation
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise FinetuneSetupError(f'--augment {", ".join(unknown)}: known augmentations are '
+                                 f'{", ".join(sorted(AUGMENTATIONS))}')
+    hooks = [make_augmentation(n) for n in names]
+    if not hooks:
+        return None
+
+    def augment(inputs, rng):
+        for hook in hooks:
+            inputs = hook(inputs, rng)
+        return inputs
+
+    return augment
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f'  note: {note}')
             sets[bag] = s
         ft = FinetuneConfig(mode=args.mode, freeze_encoders=args.freeze_encoders, seed=args.seed,
-                            keep_batch_norm=args.keep_batch_norm,
+                            keep_batch_norm=args.keep_batch_norm, freeze_modalities=tuple(args.freeze_modality),
                             train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                               patience=args.patience, num_threads=max(1, args.threads),
                                               progress=not args.no_progress))
@@ -199,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
         rehearsal = rehearsal_split(base, samples(train_b), args.data_root) if args.rehearse else None
         result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft,
-                          rehearsal=rehearsal)
+                          rehearsal=rehearsal, augment=augmentation(args.augment))
     except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
         print(f'centralnet finetune: {exc}', file=sys.stderr)
         return 2
@@ -207,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
                          'samples': len(sets[b].samples)} for b in bs]
                 for split, bs in (('train', train_b), ('val', val_b), ('test', test_b))}
     manifest = finetuned_manifest(base, result, base_sha256=bundle_sha256(base.path), sessions=sessions, cfg=ft,
-                                  command=command)
+                                  command=command, augment=args.augment)
     out = Path(args.out) if args.out else Path.cwd() / f'{base.path.name}-finetuned'
     save_bundle(out, result.model, manifest)
 

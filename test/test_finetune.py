@@ -175,3 +175,51 @@ def test_rehearsal_split_is_the_bundles_own_training_data(sessions):
     digits.manifest.training.pop('preset')
     with pytest.raises(FinetuneSetupError, match='names no training preset'):
         rehearsal_split(digits, audio_only, None)
+
+
+def test_mfcc_masking_masks_frames_and_coefficients():
+    """SpecAugment-like masks: masked frames hold the map's per-coefficient mean, the lips pass untouched."""
+    from centralnet_ros.training.speech import make_augmentation
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 1, 26, 24)).astype(np.float32) + np.arange(26, dtype=np.float32)[:, None]
+    lips = rng.normal(size=(8, 1, 12, 18, 24)).astype(np.float32)
+    only_time = make_augmentation('mfcc_masking', time_masks=1, max_time=3, coefficient_masks=0)
+    out = only_time({'mfcc': x, 'lip_video': lips}, np.random.default_rng(1))
+    assert out['lip_video'] is lips and out['mfcc'].shape == x.shape and not np.shares_memory(out['mfcc'], x)
+    changed = (out['mfcc'] != x).any(axis=(1, 2))                     # (B, T): frames that were masked
+    assert changed.any() and (changed.sum(1) <= 3).all()
+    for b, t in zip(*np.nonzero(changed)):
+        np.testing.assert_allclose(out['mfcc'][b, 0, :, t], x[b, 0].mean(axis=1), rtol=1e-5)
+    only_coef = make_augmentation('mfcc_masking', time_masks=0, coefficient_masks=1, max_coefficients=26)
+    out = only_coef({'mfcc': x}, np.random.default_rng(2))['mfcc']
+    rows = (out != x).any(axis=(1, 3))                                 # (B, C): coefficients that were masked
+    assert rows.any()
+    for b, c in zip(*np.nonzero(rows)):
+        np.testing.assert_allclose(out[b, 0, c], x[:, 0, c].mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r'\(B, 1, C, T\)'):
+        only_time({'mfcc': x[:, 0]}, rng)
+    with pytest.raises(ValueError, match='p must be'):
+        make_augmentation('mfcc_masking', p=2.0)
+
+
+def test_freeze_modalities_keeps_that_encoder_fixed():
+    """FinetuneConfig.freeze_modalities: the lip encoder (and its head, same classes) stays out of training."""
+    from centralnet_ros.finetune_cli import augmentation, FinetuneSetupError
+    from centralnet_ros.training.finetune import adapt_model, FinetuneConfig, head_parameter_names
+    if not (SPEECH / 'manifest.yaml').is_file():
+        pytest.skip('no shipped speech bundle')
+    base = load_bundle(SPEECH).model
+    model, frozen = adapt_model(base, FinetuneConfig(mode='whole', freeze_modalities=['lip_video']),
+                                num_classes=base.config.num_classes)
+    lips = [n for n, _ in model.named_parameters() if n.startswith('encoders.lip_video.')]
+    assert lips and set(lips) == set(frozen)
+    assert any(p.requires_grad for n, p in model.named_parameters() if n.startswith('encoders.mfcc.'))
+    new, frozen = adapt_model(base, FinetuneConfig(mode='new_labels', freeze_modalities=['lip_video']),
+                              num_classes=3)
+    heads = head_parameter_names(new)                                  # new classes: the lip head must learn
+    assert not set(frozen) & heads and any(n.startswith('encoders.lip_video.') for n in heads)
+    with pytest.raises(ValueError, match="freeze_modalities \\['depth'\\]"):
+        adapt_model(base, FinetuneConfig(freeze_modalities=['depth']), num_classes=base.config.num_classes)
+    with pytest.raises(FinetuneSetupError, match='known augmentations are'):
+        augmentation(['mfcc_masking', 'nope'])
+    assert augmentation([]) is None

@@ -28,7 +28,7 @@ import dataclasses
 from typing import Iterator, Literal, Sequence
 
 from centralnet_ros.fusion import build_model, FusionModel
-from centralnet_ros.training.trainer import ArraySplit, predict, train, TrainConfig, TrainResult
+from centralnet_ros.training.trainer import ArraySplit, Augment, predict, train, TrainConfig, TrainResult
 import numpy as np
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ class FinetuneConfig:
     freeze_encoders: bool = False            # new_labels: keep the per-modality encoders fixed
     labels: list[str] | None = None          # new_labels: the new classes (default: sorted labels of the samples)
     keep_batch_norm: bool = False            # BatchNorm layers keep the bundle's running statistics (eval mode)
+    freeze_modalities: tuple[str, ...] = ()  # whole / new_labels: these modalities' encoders stay fixed
     seed: int = 0
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         epochs=40, batch_size=32, lr=5e-4, patience=8, schedule='cosine', num_threads=1))
@@ -56,6 +57,7 @@ class FinetuneConfig:
             raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
         if self.freeze_encoders and self.mode != 'new_labels':
             raise ValueError('freeze_encoders goes with mode new_labels (head freezes everything but the heads)')
+        self.freeze_modalities = tuple(self.freeze_modalities)
 
 
 def head_parameter_names(model: FusionModel) -> set[str]:
@@ -76,8 +78,12 @@ def adapt_model(base: FusionModel, cfg: FinetuneConfig, *, num_classes: int,
 
     ``new_labels`` rebuilds the architecture with ``num_classes`` outputs and copies
     every weight whose shape still fits (all but the heads). ``absent``: modalities no
-    sample carries; their encoders are frozen.
+    sample carries; their encoders are frozen, as are those of ``cfg.freeze_modalities``
+    (their heads, which depend on the classes, too, except in ``new_labels``).
     """
+    unknown = [m for m in cfg.freeze_modalities if m not in base.modalities]
+    if unknown:
+        raise ValueError(f'freeze_modalities {unknown}: the model has modalities {list(base.modalities)}')
     config = dataclasses.replace(base.config, num_classes=int(num_classes))
     if cfg.mode != 'new_labels' and num_classes != base.config.num_classes:
         raise ValueError(f"mode {cfg.mode} keeps the bundle's {base.config.num_classes} classes; use "
@@ -97,6 +103,9 @@ def adapt_model(base: FusionModel, cfg: FinetuneConfig, *, num_classes: int,
         if cfg.freeze_encoders and name.startswith('encoders.') and name not in heads:
             frozen.add(name)
         if any(name.startswith(_encoder_prefix(m)) for m in absent):
+            frozen.add(name)
+        if any(name.startswith(_encoder_prefix(m)) for m in cfg.freeze_modalities) and (
+                cfg.mode != 'new_labels' or name not in heads):
             frozen.add(name)
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
@@ -173,7 +182,8 @@ class FinetuneResult:
 
 
 def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Sequence, val_samples: Sequence,
-             test_samples: Sequence, cfg: FinetuneConfig, *, rehearsal: ArraySplit | None = None) -> FinetuneResult:
+             test_samples: Sequence, cfg: FinetuneConfig, *, rehearsal: ArraySplit | None = None,
+             augment: Augment | None = None) -> FinetuneResult:
     """
     Fine-tune a copy of ``base`` (``base`` is not modified) and measure it before and after on the held-out samples.
 
@@ -181,6 +191,7 @@ def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Seque
     ``rehearsal``: samples of the bundle's own training data (labels as indices into
     ``base_labels``, modalities those of the recordings) mixed into every epoch, so the
     model keeps what it knew (modes whole and head only).
+    ``augment``: the trainer's hook on every training batch (e.g. :func:`mfcc_masking`).
     """
     if not train_samples or not val_samples:
         raise ValueError(f'{len(train_samples)} training and {len(val_samples)} validation samples: the sessions '
@@ -214,7 +225,8 @@ def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Seque
     model, frozen = adapt_model(base, cfg, num_classes=len(labels), absent=absent)
     with _frozen_in_eval(model, batch_norm=cfg.keep_batch_norm):
         result = train(model, train_split, val_split, cfg.train, seed=cfg.seed,
-                       test_split=test_split if len(test_split) else None, desc=f'finetune ({cfg.mode})')
+                       test_split=test_split if len(test_split) else None, augment=augment,
+                       desc=f'finetune ({cfg.mode})')
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)

@@ -30,7 +30,9 @@ Protocols (``options['protocol']``):
 ``lip_video`` (:func:`lip_augmentation`) is the report's random brightness, contrast
 and crop (>= 80 % of the area, resized back) plus the gradient/gamma perturbations of
 :func:`~centralnet_ros.features.image.augment_lip_sequence`, usable as
-``train(..., augment=make_augmentation('lip_video'))``.
+``train(..., augment=make_augmentation('lip_video'))``; ``mfcc_masking``
+(:func:`mfcc_masking`) masks frames and coefficients of the cepstral maps, as
+SpecAugment does (``centralnet finetune --augment mfcc_masking``).
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from centralnet_ros.training.trainer import ArraySplit
 import numpy as np
 
 __all__ = ['AVLettersOptions', 'PROTOCOLS', 'MODALITIES', 'load_avletters', 'avletters_arrays', 'protocol_indices',
-           'lip_augmentation', 'AUGMENTATIONS', 'make_augmentation']
+           'lip_augmentation', 'mfcc_masking', 'AUGMENTATIONS', 'make_augmentation']
 
 PROTOCOLS = ('speaker_dependent', 'loso')
 MODALITIES = ('mfcc', 'lip_video')
@@ -271,9 +273,54 @@ def lip_augmentation(*, modality: str = 'lip_video', p: float = 1.0, brightness:
     return augment
 
 
+def mfcc_masking(*, modality: str = 'mfcc', p: float = 1.0, time_masks: int = 2, max_time: int = 3,
+                 coefficient_masks: int = 1, max_coefficients: int = 3) -> Augment:
+    """
+    Make a SpecAugment-like ``augment`` hook for cepstral maps ``inputs[modality]`` ``(B, 1, C, T)``.
+
+    Each map is, with probability ``p``, given ``time_masks`` time masks of 0 to
+    ``max_time`` frames, where every coefficient is replaced by its mean over the
+    map's frames (the frames say nothing more than the utterance's average), and
+    ``coefficient_masks`` masks of 0 to ``max_coefficients`` adjacent coefficients,
+    replaced by the batch's mean of each coefficient (the utterance's own value is
+    lost). The features are not normalised per utterance, hence means instead of
+    SpecAugment's zeros. Other modalities pass through untouched.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f'p must be in [0, 1], got {p}')
+    if min(time_masks, max_time, coefficient_masks, max_coefficients) < 0:
+        raise ValueError('mask counts and widths must be >= 0')
+
+    def augment(inputs: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if modality not in inputs:
+            return inputs
+        x = np.asarray(inputs[modality])
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f'mfcc masking expects {modality} batches of shape (B, 1, C, T), got {x.shape}')
+        out = np.array(x, dtype=np.float32, copy=True)
+        n_coef, n_time = x.shape[2], x.shape[3]
+        batch_mean = x[:, 0].mean(axis=(0, 2))                              # (C,)
+        for b in range(x.shape[0]):
+            if p < 1.0 and rng.random() >= p:
+                continue
+            frame_mean = out[b, 0].mean(axis=1)                              # (C,)
+            for _ in range(time_masks):
+                w = int(rng.integers(0, min(max_time, n_time) + 1))
+                t0 = int(rng.integers(0, n_time - w + 1))
+                out[b, 0, :, t0:t0 + w] = frame_mean[:, None]
+            for _ in range(coefficient_masks):
+                w = int(rng.integers(0, min(max_coefficients, n_coef) + 1))
+                c0 = int(rng.integers(0, n_coef - w + 1))
+                out[b, 0, c0:c0 + w, :] = batch_mean[c0:c0 + w, None]
+        return {**inputs, modality: out}
+
+    return augment
+
+
 # augmentation name -> factory(**params) -> Augment (the preset names one; see the module docstring)
 AUGMENTATIONS: dict[str, Callable[..., Augment]] = {
     'lip_video': lip_augmentation,
+    'mfcc_masking': mfcc_masking,
 }
 
 
