@@ -14,21 +14,27 @@ held-out test: speaker-independent accuracy. Mode ``new_labels`` (new heads, enc
 kept and trained; the lip branch, absent from audio-only sessions, is frozen).
 
 ``letters`` -- letters in new voices. Sessions of the 26 letters spoken by espeak-ng
-voices (several voices and variants, each letter at two speeds), with room noise
-added (pink noise, ~25 dB below the speech), lips from AVLetters (training split for
-the adaptation voices, test split for the test voices), as in ``centralnet demo``.
-Adapt on some voices, test on voices never used; also measure AVLetters' own test
-split (HTK files + lips, as the bundle was trained) before and after, since
-adaptation must not cost more than 3 points there.
+voices, with pink room noise added and lips from AVLetters (training split for the
+adaptation and validation voices, test split for the test voices), as in ``centralnet
+demo``. Each adaptation voice is recorded twice: a plain session (two speeds, quiet
+room) and a perturbed one (speed and pitch drawn per utterance, a room three times
+louder). The settings (:data:`LETTER_SETTINGS`: which sessions, learning rate,
+SpecAugment-like masking, which encoders adapt) are compared on validation voices
+(held out from adaptation and test) and the bundle's own validation split
+(:data:`SELECTION_RULE`); only the chosen setting's figures on the test voices,
+never used for any choice, are the result. Every fine-tune rehearses the bundle's
+own training split (``--rehearse``) and keeps BatchNorm's statistics; AVLetters'
+own test split (letters) and the rejection of non-letters of unseen speakers are
+measured before and after, since adaptation must not cost more than 3 points there.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py digits [--seeds 3] [--work /tmp/ft]
-    OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py letters [--seeds 3]
+    OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py letters [--seeds 2] [--settings B C D E]
 
 Writes ``benchmarks/results/finetune_<part>.json`` and ``.md`` (machine and command
-included). Wall times are of each fine-tune (sample collection excluded), one thread,
-on the shared 2-core machine.
+included). Wall and CPU times are of each fine-tune (sample collection excluded), one
+thread, on the shared 2-core machine (the load average is recorded with each run).
 """
 from __future__ import annotations
 

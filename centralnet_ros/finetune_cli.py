@@ -28,6 +28,7 @@ import datetime as _dt
 import logging
 from pathlib import Path
 import sys
+import time
 from typing import Any, Sequence
 
 __all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest', 'augmentation']
@@ -102,7 +103,7 @@ def split_sessions(bags: Sequence[Path], val: Sequence[str] | None, test: Sequen
 
 
 def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: dict[str, list[dict]],
-                       cfg: Any, command: str, augment: Sequence[str] = ()) -> Any:
+                       cfg: Any, command: str, augment: Sequence[str] = (), cpu_time_s: float | None = None) -> Any:
     """Return the new bundle's manifest: the base's pipelines, the new labels and model, and where it came from."""
     import dataclasses
 
@@ -127,6 +128,7 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                 'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
                 'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
                 'best_epoch': result.train.best_epoch, 'wall_time_s': round(result.train.wall_time_s, 2),
+                'cpu_time_s': None if cpu_time_s is None else round(cpu_time_s, 2),
                 'train': dataclasses.asdict(cfg.train), 'command': command,
                 'date': _dt.date.today().isoformat(), 'machine': machine_line(), 'base_training': dict(m.training)}
     label_map = {k: v for k, v in m.label_map.items() if k in result.labels}
@@ -225,8 +227,10 @@ def run(args: argparse.Namespace) -> int:
             return [x for b in bs for x in sets[b].samples]
 
         rehearsal = rehearsal_split(base, samples(train_b), args.data_root) if args.rehearse else None
+        cpu0 = time.process_time()
         result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft,
                           rehearsal=rehearsal, augment=augmentation(args.augment))
+        cpu_s = time.process_time() - cpu0
     except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
         print(f'centralnet finetune: {exc}', file=sys.stderr)
         return 2
@@ -234,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
                          'samples': len(sets[b].samples)} for b in bs]
                 for split, bs in (('train', train_b), ('val', val_b), ('test', test_b))}
     manifest = finetuned_manifest(base, result, base_sha256=bundle_sha256(base.path), sessions=sessions, cfg=ft,
-                                  command=command, augment=args.augment)
+                                  command=command, augment=args.augment, cpu_time_s=cpu_s)
     out = Path(args.out) if args.out else Path.cwd() / f'{base.path.name}-finetuned'
     save_bundle(out, result.model, manifest)
 
@@ -243,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f'{task}: {result.counts["train"]} train / {result.counts["val"]} val / {result.counts["test"]} held-out '
           f'samples; modalities {", ".join(result.modalities)}; {result.train.epochs_run} epochs '
-          f'(best {result.train.best_epoch}) in {result.train.wall_time_s:.1f} s')
+          f'(best {result.train.best_epoch}) in {result.train.wall_time_s:.1f} s ({cpu_s:.1f} s of CPU)')
     print(f'held-out sessions {", ".join(b.name for b in test_b)}: before {pct(result.before)}, '
           f'after {pct(result.after)}')
     print(f'wrote {out} (sha256 {bundle_sha256(out)[:16]})')
