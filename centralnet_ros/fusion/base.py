@@ -143,6 +143,9 @@ class ModalityDropout(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f'ModDrop probability must be in [0, 1), got {p}')
         self.p = p
+        # True under torch.vmap (vmapped ensembles): always draw the fallback choice instead of
+        # branching on the data; False keeps an independent run's random stream as it was
+        self.branch_free = False
 
     def forward(self, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -150,10 +153,10 @@ class ModalityDropout(nn.Module):
         keep = (torch.rand(mask.shape, device=mask.device, generator=generator) >= self.p).to(mask.dtype)
         new = mask * keep
         emptied = (new.sum(1) == 0) & (mask.sum(1) > 0)                      # (B,)
-        if emptied.any():
+        if self.branch_free or emptied.any():
             scores = torch.rand(mask.shape, device=mask.device, generator=generator) * mask
             choice = scores.argmax(1)                                       # a present modality
-            restore = torch.zeros_like(mask).scatter_(1, choice.unsqueeze(1), 1.0)
+            restore = torch.zeros_like(mask).scatter(1, choice.unsqueeze(1), 1.0)
             new = torch.where(emptied.unsqueeze(1), restore, new)
         return new
 

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the sweep on Ray (optional extra): no value or 'local' starts a local Ray "
                              "instance with --jobs CPUs, 'auto' attaches to this machine's cluster, "
                              'HOST:PORT to a remote one')
+    parser.add_argument('--vmap', action='store_true',
+                        help="train each method's seeds together as one vmapped ensemble in this process "
+                             '(torch.func); pays for small fully connected models and on GPU, see '
+                             'benchmarks/results/ensemble.md')
     parser.add_argument('--resume', action='store_true', help='keep finished runs found in OUT/runs.json')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
 
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
                          command=command, jobs=args.jobs or (os.cpu_count() or 1),
-                         backend='ray' if args.ray else 'local', ray_address=args.ray or 'local',
+                         backend='vmap' if args.vmap else 'ray' if args.ray else 'local',
+                         ray_address=args.ray or 'local',
                          progress=not args.no_progress)
     except (FileNotFoundError, SweepError) as exc:
         print(f'centralnet compare: {exc}', file=sys.stderr)
@@ -124,7 +129,8 @@ def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: 
         runs = json.loads(runs_path.read_text())['runs']
     done = {(r['method'], r['seed']) for r in runs}
     seeds = [cfg.seed_offset + s for s in range(cfg.seeds)]
-    todo = [sweep.RunSpec(m, s) for m in methods for s in seeds if (m, s) not in done]
+    # seed-major: a sweep stopped part-way holds as many seeds of every method
+    todo = [sweep.RunSpec(m, s) for s in seeds for m in methods if (m, s) not in done]
     total, finished = len(methods) * len(seeds), len(done)
     failures: list[dict] = []
 
@@ -167,6 +173,28 @@ def run_one(cfg: ExperimentConfig, data, method: str, seed: int, desc: str = '')
     model = build_model(cfg.fusion_config(method))
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
                    augment=make_augmentation(cfg.augment, cfg.augment_options), desc=desc or f'{method} seed {seed}')
+    return _record(method, seed, result, model)
+
+
+def run_ensemble(cfg: ExperimentConfig, data, method: str, seeds: list[int], desc: str = '') -> list[dict]:
+    """Train ``method`` for every seed at once as a vmapped ensemble; one JSON record per seed (``vmapped: True``)."""
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.torch_utils import seed_everything
+    from centralnet_ros.training.datasets import make_augmentation
+    from centralnet_ros.training.ensemble import train_ensemble
+
+    models = []
+    for seed in seeds:
+        seed_everything(seed)                              # each member starts where run_one's model would
+        models.append(build_model(cfg.fusion_config(method)))
+    results = train_ensemble(models, seeds, data.train, data.val, cfg.train, test_split=data.test, task=cfg.task,
+                             augment=make_augmentation(cfg.augment, cfg.augment_options),
+                             desc=desc or f'{method} x{len(seeds)} seeds')
+    return [_record(method, seed, result, model) | {'vmapped': True}
+            for seed, result, model in zip(seeds, results, models)]
+
+
+def _record(method: str, seed: int, result, model) -> dict:
     rec = {'method': method, 'seed': seed, 'test': result.test_metric, 'val': result.val_metric,
            'best_epoch': result.best_epoch, 'epochs_run': result.epochs_run, 'wall_time_s': result.wall_time_s,
            'parameters': sum(p.numel() for p in model.parameters()), 'history': result.history}

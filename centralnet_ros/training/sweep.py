@@ -11,7 +11,10 @@ ran it:
 - ``ray``: one Ray task per run with its CPU/GPU request, the data put once in Ray's
   object store; ``address`` is ``'local'`` (start a Ray instance here with ``jobs`` CPUs),
   ``'auto'`` (attach to the cluster this machine belongs to) or ``'HOST:PORT'``.
-  Ray is an optional extra: ``pip install "centralnet_ros[ray]"``.
+  Ray is an optional extra: ``pip install "centralnet_ros[ray]"``;
+- ``vmap``: in this process, each method's seeds trained together as one vmapped ensemble
+  (:func:`centralnet_ros.training.compare.run_ensemble`); a member equals its run in
+  distribution, not bit for bit (see :mod:`centralnet_ros.training.ensemble`).
 
 Results stream back as they finish (``on_result`` is called in the driver, which writes
 them atomically); a run that raises, or whose worker dies, is reported through
@@ -25,7 +28,7 @@ import dataclasses
 import multiprocessing
 from typing import Callable, Iterable
 
-BACKENDS = ('serial', 'local', 'ray')
+BACKENDS = ('serial', 'local', 'ray', 'vmap')
 RAY_MAX_RETRIES = 2
 
 
@@ -79,6 +82,8 @@ def execute(runs: Iterable[RunSpec], cfg, data, *, on_result: Callable[[RunSpec,
             _serial(runs, cfg, data, ok, failed)
         elif backend == 'local':
             _local(runs, cfg, data, ok, failed, jobs)
+        elif backend == 'vmap':
+            _vmap(runs, cfg, data, ok, failed)
         else:
             _ray(runs, cfg, data, ok, failed, jobs, ray_address)
     finally:
@@ -100,6 +105,24 @@ def _serial(runs, cfg, data, ok, failed) -> None:
             failed(spec, _reason(exc))
         else:
             ok(spec, rec)
+
+
+def _vmap(runs, cfg, data, ok, failed) -> None:
+    from centralnet_ros.training.compare import run_ensemble
+    by_method: dict[str, list[RunSpec]] = {}
+    for spec in runs:
+        by_method.setdefault(spec.method, []).append(spec)
+    for method, specs in by_method.items():
+        try:
+            records = run_ensemble(cfg, data, method, [s.seed for s in specs])
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed ensemble must not end the sweep
+            for spec in specs:
+                failed(spec, _reason(exc))
+        else:
+            for spec, rec in zip(specs, records):
+                ok(spec, rec)
 
 
 def worker_config(cfg):
