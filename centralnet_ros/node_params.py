@@ -261,6 +261,8 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
         ParamSpec('diagnostics_period_s', 'double', 1.0, 'Period of /diagnostics updates, s.',
                   bounds=(0.1, 60.0)),
     ]
+    from centralnet_ros.runtime.people import PeopleConfig      # per person, the ROS4HRI way (REP-155)
+    p += derived_parameters(PeopleConfig, prefix='people.')
     return tuple(p)
 
 
@@ -314,6 +316,21 @@ TOPICS: tuple[TopicSpec, ...] = (
               'reliable, volatile, depth 10', 'Emotion in ROS4HRI form (publish_hri).'),
     TopicSpec(FUSION_NODE, 'out', '/humans/voices/<voice_id>/speech', 'hri_msgs/msg/LiveSpeech',
               'reliable, volatile, depth 10', 'Recognised word in ROS4HRI form (publish_hri).'),
+    TopicSpec(FUSION_NODE, 'in', '/humans/<bodies|faces|voices>/tracked', 'hri_msgs/msg/IdsList', _SENSOR_QOS,
+              'ROS4HRI ids in view (people.bodies / faces / voices); each id gets its own runtime.'),
+    TopicSpec(FUSION_NODE, 'in', '/humans/bodies/<id>/skeleton2d', 'hri_msgs/msg/Skeleton2D', _SENSOR_QOS,
+              'A tracked body\'s 2-D skeleton (people.bodies); subscribed while the id is tracked.'),
+    TopicSpec(FUSION_NODE, 'in', '/humans/faces/<id>/aligned', 'sensor_msgs/msg/Image', _SENSOR_QOS,
+              'A tracked face\'s image (people.faces; cropped instead with people.face_image).'),
+    TopicSpec(FUSION_NODE, 'in', '/humans/voices/<id>/audio', 'audio_common_msgs/msg/AudioDataStamped',
+              _SENSOR_QOS, 'A tracked voice\'s audio, format from /humans/voices/<id>/audio_info (people.voices).'),
+    TopicSpec(FUSION_NODE, 'out', '/humans/bodies/<id>/gesture', 'vision_msgs/msg/Classification',
+              'reliable, volatile, depth 10',
+              'A tracked body\'s gesture (people.bodies; REP-155 defines no gesture topic: this package\'s).'),
+    TopicSpec(FUSION_NODE, 'out', '/humans/faces/<id>/expression', 'hri_msgs/msg/Expression',
+              'reliable, volatile, depth 10', 'A tracked person\'s emotion (people.faces or voices with a face).'),
+    TopicSpec(FUSION_NODE, 'out', '/humans/voices/<id>/speech', 'hri_msgs/msg/LiveSpeech',
+              'reliable, volatile, depth 10', 'A tracked voice\'s recognised word (people.voices).'),
     TopicSpec(FUSION_NODE, 'out', '/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray',
               'reliable, volatile, depth 10',
               'Per input rate and stamp age; per task decision rate and latency; drop counts; '

@@ -31,6 +31,10 @@ Topics (relative names, remapped in ``launch/fusion.launch.py``):
 ``~/<task>/fusion_weights``             std_msgs/Float32MultiArray (CentralNet weights)
 ``/humans/faces/<face_id>/expression``  hri_msgs/Expression (emotion, ``publish_hri``)
 ``/humans/voices/<voice_id>/speech``    hri_msgs/LiveSpeech (speech, ``publish_hri``)
+``/humans/<kind>/tracked``, per-id      ROS4HRI people (``people.bodies|faces|voices``): one runtime per
+topics in and out                       id, results also on ``/humans/bodies/<id>/gesture``,
+                                        ``/humans/faces/<id>/expression``, ``/humans/voices/<id>/speech``
+                                        (:mod:`centralnet_ros.ros.people`)
 ``/diagnostics``                        diagnostic_msgs/DiagnosticArray
 ======================================  =================================================
 
@@ -104,6 +108,7 @@ class FusionNode(LifecycleNode):
         self._label_map: dict[str, dict[str, str]] = {}
         self._weights_msgs: dict[str, Any] = {}
         self._hri_available = False
+        self._people: Any = None                      # PeopleTopics when people.* follows ROS4HRI ids
         self._active_since: float | None = None
         self._arrivals: dict[str, list] = {}
         self._audio_format: dict[str, tuple] = {}
@@ -188,6 +193,8 @@ class FusionNode(LifecycleNode):
         self._worker = DecisionWorker(self._perception, self._publish_results)
         try:
             self._create_subscriptions()
+            if self._people is not None:
+                self._people.start()
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f'cannot subscribe to the inputs: {type(exc).__name__}: {exc}')
             self._active_since = None
@@ -258,6 +265,14 @@ class FusionNode(LifecycleNode):
         self._diagnostics.close()
         logging.getLogger('centralnet_ros').removeHandler(self._log_handler)
 
+    def _stop_people(self) -> None:
+        """Per-id subscriptions gone, persons' pending decisions published, their publishers destroyed."""
+        if self._people is not None:
+            try:
+                self._people.stop()
+            except Exception as exc:  # noqa: BLE001
+                self.get_logger().warning(f'stopping the per-person topics: {type(exc).__name__}: {exc}')
+
     def _stop_worker(self, *, drain: bool) -> None:
         """Stop the decision worker (``drain``: run and publish what is queued first)."""
         worker, self._worker = self._worker, None
@@ -303,7 +318,32 @@ class FusionNode(LifecycleNode):
                 self._hri_available = True
             except ImportError as exc:
                 self.get_logger().warning(f'publish_hri is true but {exc}; the ROS4HRI outputs are disabled')
+        try:
+            self._people = self._build_people(config, perception)
+        except Exception:
+            perception.close()
+            raise
         return perception
+
+    def _build_people(self, config: Any, perception: Perception) -> Any:
+        """The per-person runtime and its per-id topics when ``people.*`` follows ROS4HRI ids (else None)."""
+        from centralnet_ros.ros.people import people_runtime, PeopleTopics
+        from centralnet_ros.runtime.people import PeopleConfig
+        settings = PeopleConfig(**{k.split('.', 1)[1]: v for k, v in self._params.items() if k.startswith('people.')})
+        if not settings.kinds:
+            return None
+        runtime = people_runtime(config, settings, perception)
+        try:
+            people = PeopleTopics(self, runtime, settings, qos_reliability=self._params['qos_reliability'],
+                                  qos_depth=self._params['qos_depth'],
+                                  publish_task=lambda result: self._publish_decisions([result]),
+                                  publish_events=self._publish_events, hri_message=self._hri_msg)
+        except Exception:
+            runtime.close()
+            raise
+        self.get_logger().info(f'ROS4HRI people: {", ".join(settings.kinds)} (at most {settings.max_people} '
+                               f'ids each; per-id topics {people.topics_text()})')
+        return people
 
     def _describe_configure_error(self, exc: BaseException) -> str:
         name = type(exc).__name__
@@ -317,6 +357,9 @@ class FusionNode(LifecycleNode):
     def _close_perception(self) -> None:
         perception, self._perception = self._perception, None
         self._weights_msgs = {}
+        people, self._people = self._people, None
+        if people is not None:
+            people.runtime.close()
         if perception is not None:
             try:
                 perception.close()
@@ -365,6 +408,7 @@ class FusionNode(LifecycleNode):
                 self._input_subscriptions.append(self.create_subscription(info, f'{name}_info', callback, info_qos))
 
     def _destroy_subscriptions(self) -> None:
+        self._stop_people()
         subscriptions, self._input_subscriptions = self._input_subscriptions, []
         for subscription in subscriptions:
             try:
@@ -420,9 +464,10 @@ class FusionNode(LifecycleNode):
         if self._perception is not None:
             self._publish_events(self._perception.take_events(), results)
 
-    def _publish_events(self, events: Iterable[Any], results: list[TaskResult]) -> None:
-        """Publish the events of event tasks (utterance tasks publish their accepted decisions)."""
+    def _publish_events(self, events: Iterable[Any], results: list[TaskResult]) -> list:
+        """Publish the events of event tasks (utterance tasks publish their accepted decisions); return those."""
         frame_ids = {r.task: r.frame_id for r in results}
+        published = []
         for event in events:
             outputs = self._outputs.get(event.task)
             state = self._perception.tasks.get(event.task) if self._perception is not None else None
@@ -434,10 +479,12 @@ class FusionNode(LifecycleNode):
                 outputs.result.publish(M.build_classification(
                     ros_message, labels=[event.label], scores=[event.score], stamp_ns=event.peak_ns,
                     frame_id=frame_ids.get(event.task, last.frame_id if last is not None else '')))
+                published.append(event)
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {event.task}'] += 1
                 self.get_logger().error(f'{event.task}: publishing an event failed ({type(exc).__name__}: {exc})',
                                         throttle_duration_sec=LOG_THROTTLE_S)
+        return published
 
     def _publish_decisions(self, results: list[TaskResult]) -> None:
         for result in results:
@@ -452,7 +499,7 @@ class FusionNode(LifecycleNode):
                     frame_id=result.frame_id))
                 if result.fusion_weights is not None:
                     outputs.fusion_weights.publish(self._weights_msg(result.task, result.fusion_weights))
-                if outputs.hri is not None:
+                if outputs.hri is not None and not getattr(result, 'person', ''):   # a person's: its own topic
                     outputs.hri.publish(self._hri_msg(result))
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {result.task}'] += 1

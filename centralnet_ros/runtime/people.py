@@ -31,16 +31,17 @@ import dataclasses
 import logging
 import re
 import threading
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
+from ..config import check_settings, setting
 from .perception import Perception, PerceptionConfig, TaskResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ['ENTITY_KINDS', 'HRI_INPUTS', 'HRI_OUTPUTS', 'PeopleConfig', 'PersonResult', 'PeopleRuntime', 'hri_topic',
-           'parse_hri_topic', 'ids_list_to_ids', 'use_2d_gesture_bundle']
+__all__ = ['ENTITY_KINDS', 'HRI_INPUTS', 'HRI_OUTPUTS', 'PeopleConfig', 'PersonDue', 'PersonResult', 'PeopleRuntime',
+           'hri_topic', 'parse_hri_topic', 'ids_list_to_ids', 'use_2d_gesture_bundle']
 
 ENTITY_KINDS = ('bodies', 'faces', 'voices')
 """ROS4HRI entity kinds with a ``/humans/<kind>/tracked`` list (persons: :meth:`PeopleRuntime.associate`)."""
@@ -118,24 +119,52 @@ def hri_topic(task: str, ids: Mapping[str, str]) -> str | None:
 @dataclasses.dataclass
 class PeopleConfig:
     """
-    Limits of the per-person runtime.
+    Which ROS4HRI entities the fusion node follows, and the limits of the per-person runtime.
 
-    ``max_people``: persons held at once (more ids are refused and counted).
+    ``bodies`` / ``faces`` / ``voices``: follow that kind's ``/humans/<kind>/tracked`` list
+    and subscribe to each tracked id's topics (the fusion node; replay follows what the
+    bag holds).  ``max_people``: persons held at once (more ids are refused and counted).
     ``idle_timeout_s``: a person whose newest data is this much header time older than
     the newest data of anyone is dropped (0 disables; a person also goes when its ids
     leave the tracked lists).  ``require_tracked``: only accept data from ids listed on
     the ``tracked`` topics (once a list of that kind has been received).
     """
 
-    max_people: int = 10
-    idle_timeout_s: float = 5.0
-    require_tracked: bool = True
+    bodies: bool = setting(False, doc='Follow ROS4HRI bodies: /humans/bodies/tracked (hri_msgs/IdsList) and each '
+                           'tracked id\'s /humans/bodies/<id>/skeleton2d (hri_msgs/Skeleton2D), one gesture runtime '
+                           'per body (the default gesture bundle becomes gesture2d for them); results also on '
+                           '/humans/bodies/<id>/gesture.')
+    faces: bool = setting(False, doc='Follow ROS4HRI faces: /humans/faces/tracked and each tracked id\'s '
+                          '/humans/faces/<id>/<people.face_image> (sensor_msgs/Image) as that person\'s image input; '
+                          'emotion also on /humans/faces/<id>/expression.')
+    voices: bool = setting(False, doc='Follow ROS4HRI voices: /humans/voices/tracked and each tracked id\'s '
+                           '/humans/voices/<id>/audio (+ audio_info) as that person\'s audio input; speech also on '
+                           '/humans/voices/<id>/speech.')
+    face_image: Literal['aligned', 'cropped'] = setting(
+        'aligned', doc='Which per-face image feeds the image input: aligned (fixed geometry) or cropped.')
+    max_people: int = setting(10, doc='Persons held at once; ids beyond this are refused (counted) and get no '
+                              'subscriptions, so memory stays bounded.', bounds=(1, 1000))
+    idle_timeout_s: float = setting(5.0, doc='Drop a person whose newest data is this much header time older than '
+                                    'anyone\'s newest, s (0: only when its ids leave the tracked lists).',
+                                    bounds=(0.0, 3600.0))
+    require_tracked: bool = setting(True, doc='Only accept per-id data from ids listed on the tracked topics '
+                                    '(once a list of that kind has arrived).')
 
     def __post_init__(self):
-        if self.max_people < 1:
-            raise ValueError(f'max_people must be >= 1, got {self.max_people}')
-        if self.idle_timeout_s < 0:
-            raise ValueError(f'idle_timeout_s must be >= 0, got {self.idle_timeout_s}')
+        check_settings(self)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Return the entity kinds followed (``bodies``, ``faces``, ``voices``)."""
+        return tuple(k for k in ENTITY_KINDS if getattr(self, k))
+
+
+@dataclasses.dataclass
+class PersonDue:
+    """A decision made due for one person (:meth:`PeopleRuntime.store`); ``due`` None: close the dropped person."""
+
+    person: Any
+    due: Any
 
 
 @dataclasses.dataclass
@@ -189,7 +218,10 @@ class PeopleRuntime:
                 b, device=config.device, precision=config.precision, backend=config.backend, threads=config.threads,
                 on_device_failure=config.on_device_failure, warmup=config.warmup)
         # a template person validates the configuration now (unknown inputs, pipelines) rather than per id
-        Perception(config, bundles=self.models, pipelines=pipelines).close()
+        template = Perception(config, bundles=self.models, pipelines=pipelines)
+        self.used_inputs: tuple[str, ...] = tuple(template.hub.specs)
+        """The runtime inputs some task reads (a node subscribes per-id topics feeding these only)."""
+        template.close()
         self.people: dict[str, _Person] = {}
         self._route: dict[tuple[str, str], str] = {}          # (kind, id) -> person key
         self._links: dict[tuple[str, str], str] = {}          # associations (kind, id) -> person key
@@ -198,6 +230,7 @@ class PeopleRuntime:
         self._infos: OrderedDict = OrderedDict()             # (kind, id, input) -> latest *_info message (latched)
         self.counts: Counter = Counter()                      # created, dropped, refused, unknown_id, ...
         self._events: list = []                               # events of dropped persons, not yet taken
+        self._departed: OrderedDict = OrderedDict()          # key -> ids of recently dropped persons (bounded)
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ people
@@ -224,22 +257,57 @@ class PeopleRuntime:
         self._route[(kind, entity)] = key
         return person
 
-    def _drop(self, key: str, why: str) -> list[PersonResult]:
+    def _drop(self, key: str, why: str) -> list[PersonDue]:
+        """Forget person ``key``: its pending decisions, then a closing item (``due`` None), for :meth:`decide`."""
         person = self.people.pop(key, None)
         if person is None:
             return []
         try:
-            pending = person.perception.flush()
+            pending = person.perception.flush_due()
         except Exception as exc:  # noqa: BLE001 - dropping a person never fails
             log.warning('person %s: flush on drop failed (%s)', key, exc)
             pending = []
-        self._events += self._person_events(person)
-        person.perception.close()
         for k in [k for k, v in self._route.items() if v == key]:
             del self._route[k]
+        self._departed[key] = dict(person.ids)
+        while len(self._departed) > 4 * self.limits.max_people:
+            self._departed.popitem(last=False)
         self.counts['dropped'] += 1
         self.counts[f'dropped_{why}'] += 1
-        return [self._tag(person, r) for r in pending]
+        return [PersonDue(person, d) for d in pending] + [PersonDue(person, None)]
+
+    def decide(self, items: list[PersonDue]) -> list[PersonResult]:
+        """
+        Run the decisions of :meth:`store` / :meth:`track` (a decision worker may call this); their results in order.
+
+        An item with ``due`` None closes its (dropped) person after its last decisions: its
+        open events are closed and kept for :meth:`take_events`.  The models run outside
+        this runtime's lock, so :meth:`store` is never blocked by them.
+        """
+        out = []
+        for item in items:
+            person = item.person
+            if item.due is None:
+                self._close_person(person)
+                continue
+            out += [self._tag(person, r) for r in person.perception.decide([item.due])]
+        return out
+
+    def _close_person(self, person: _Person) -> None:
+        try:
+            person.perception.flush_events()
+        except Exception as exc:  # noqa: BLE001 - closing a person never fails
+            log.warning('person %s: closing its events failed (%s)', person.key, exc)
+        events = self._person_events(person)
+        person.perception.close()
+        with self._lock:
+            self._events += events
+
+    def person_ids(self, key: str) -> dict[str, str]:
+        """Entity ids (kind -> id) of person ``key``, held or recently dropped ({} when unknown)."""
+        with self._lock:
+            person = self.people.get(key)
+            return dict(person.ids) if person is not None else dict(self._departed.get(key, {}))
 
     @staticmethod
     def _tag(person: _Person, result: TaskResult) -> PersonResult:
@@ -266,8 +334,12 @@ class PeopleRuntime:
         Take the ``/humans/<kind>/tracked`` list (a list of ids or an ``hri_msgs/IdsList``).
 
         Persons none of whose entities remain tracked are dropped; their pending
-        decisions are returned.
+        decisions are returned.  The same as ``decide(track(kind, ids))``.
         """
+        return self.decide(self.track(kind, ids))
+
+    def track(self, kind: str, ids: list[str] | Any) -> list[PersonDue]:
+        """:meth:`set_tracked` without deciding: the dropped persons' pending decisions, for :meth:`decide`."""
         if kind not in ENTITY_KINDS:
             raise KeyError(f'unknown entity kind {kind!r}; kinds: {ENTITY_KINDS}')
         if not isinstance(ids, (list, tuple, set)):
@@ -298,7 +370,18 @@ class PeopleRuntime:
         """
         One message of entity ``kind``/``entity`` for runtime input ``input_name``; the decisions it made due.
 
-        Never raises on bad data (counted); raises ``KeyError`` for an unknown kind or input.
+        The same as ``decide(store(...))`` (what replay calls).  Never raises on bad data
+        (counted); raises ``KeyError`` for an unknown kind or input.
+        """
+        return self.decide(self.store(kind, entity, input_name, msg, log_time_ns=log_time_ns))
+
+    def store(self, kind: str, entity: str, input_name: str, msg: Any, *,
+              log_time_ns: int | None = None) -> list[PersonDue]:
+        """
+        Store one message of entity ``kind``/``entity``; the decisions it made due, for :meth:`decide`.
+
+        What a node's subscription callback calls (no model runs here).  Never raises on
+        bad data (counted); raises ``KeyError`` for an unknown kind or input.
         """
         if kind not in ENTITY_KINDS:
             raise KeyError(f'unknown entity kind {kind!r}; kinds: {ENTITY_KINDS}')
@@ -321,13 +404,13 @@ class PeopleRuntime:
             elif kind not in person.ids or (kind, entity) not in self._route:
                 person.ids[kind] = entity
                 self._route[(kind, entity)] = person.key
-            results = [self._tag(person, r) for r in person.perception.ingest(input_name, msg, log_time_ns=log_time_ns)]
+            due = [PersonDue(person, d) for d in person.perception.store(input_name, msg, log_time_ns=log_time_ns)]
             person.messages += 1
             clock = person.perception.hub.clock_ns
             if clock is not None:
                 person.last_stamp_ns = clock
                 self._clock_ns = clock if self._clock_ns is None else max(self._clock_ns, clock)
-            return results + self._expire()
+            return due + self._expire()
 
     def route(self, topic: tuple[str, str | None, str | None], msg: Any, *,
               log_time_ns: int | None = None) -> list[PersonResult]:
@@ -337,7 +420,7 @@ class PeopleRuntime:
             return self.set_tracked(kind, msg)
         return self.ingest(kind, entity, HRI_INPUTS[kind][name], msg, log_time_ns=log_time_ns)
 
-    def _expire(self) -> list[PersonResult]:
+    def _expire(self) -> list[PersonDue]:
         if not self.limits.idle_timeout_s or self._clock_ns is None:
             return []
         limit = self._clock_ns - int(self.limits.idle_timeout_s * _NS)

@@ -1,0 +1,130 @@
+"""
+fusion_node following ROS4HRI people (REP-155) under real rclpy over DDS: two bodies come and go.
+
+The node runs in its own process (``ros_harness``: own ``ROS_DOMAIN_ID``,
+``ROS_PYTHON_CHECK_FIELDS=1``) with ``people.bodies:=true``; the test publishes
+``/humans/bodies/tracked`` (``hri_msgs/IdsList``) and each body's
+``/humans/bodies/<id>/skeleton2d`` (``hri_msgs/Skeleton2D``) as a body detector does, and
+checks over the DDS graph that the node subscribes to a body's topic while its id is
+tracked and unsubscribes when it leaves, and that each body's gestures arrive on its own
+``/humans/bodies/<id>/gesture`` and on ``~/gesture``.
+"""
+from __future__ import annotations
+
+import math
+
+from centralnet_ros import messages as M
+from centralnet_ros.ros.interfaces import ros_message
+import numpy as np
+import pytest
+import ros_harness as H
+
+T0 = 1_700_000_000 * 1_000_000_000
+NS = '/cnet_people'
+NODE = f'{NS}/fusion_node'
+FRAME_NS = 33_333_333                                  # 30 Hz bodies
+
+pytestmark = pytest.mark.slow
+
+
+def body_points(k: int, x0: float) -> np.ndarray:
+    """Return 18 ROS4HRI keypoints (normalised x, y, confidence) of a standing body at ``x0`` waving its right hand."""
+    p = np.zeros((18, 3))
+    p[:, 2] = 0.9
+    neck = np.array([x0, 0.30])
+    p[0, :2] = neck + [0.0, -0.08]                                    # nose
+    p[1, :2] = neck
+    p[2, :2], p[5, :2] = neck + [-0.06, 0.0], neck + [0.06, 0.0]      # shoulders
+    p[3, :2], p[6, :2] = neck + [-0.08, 0.12], neck + [0.08, 0.12]    # elbows
+    a = 0.8 * math.sin(0.3 * k)
+    p[4, :2] = p[3, :2] + [-0.1 * math.cos(a), -0.1 * math.sin(a) - 0.05]   # right wrist waves
+    p[7, :2] = neck + [0.09, 0.24]
+    p[8, :2], p[11, :2] = neck + [-0.04, 0.28], neck + [0.04, 0.28]   # hips
+    p[9, :2], p[12, :2] = neck + [-0.04, 0.45], neck + [0.04, 0.45]   # knees
+    p[10, :2], p[13, :2] = neck + [-0.04, 0.6], neck + [0.04, 0.6]    # ankles
+    p[14:18, :2] = neck + [[-0.02, -0.1], [0.02, -0.1], [-0.04, -0.09], [0.04, -0.09]]
+    return p
+
+
+@pytest.fixture
+def tester():
+    t = H.Tester('people_tester')
+    yield t
+    t.close()
+
+
+def test_two_bodies_come_and_go_with_their_own_subscriptions_and_gesture_topics(tester, tmp_path):
+    from hri_msgs.msg import IdsList, Skeleton2D
+    from vision_msgs.msg import Classification
+
+    node = H.NodeProcess('fusion_node', [
+        '--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[gesture]', '-p', 'gesture.bundle:=gesture',
+        '-p', 'gesture.output:=decisions', '-p', 'gesture.score_threshold:=0.0', '-p', 'people.bodies:=true',
+        '-p', 'people.max_people:=2', '-p', 'diagnostics_period_s:=0.5'], tmp_path / 'fusion.log')
+    try:
+        per_id = {b: tester.subscribe(Classification, f'/humans/bodies/{b}/gesture', H.sensor_qos(100))
+                  for b in ('b1', 'b2', 'b3')}
+        per_task = tester.subscribe(Classification, f'{NODE}/gesture', H.sensor_qos(200))
+        tracked = tester.node.create_publisher(IdsList, '/humans/bodies/tracked', H.sensor_qos())
+        bodies = {b: tester.node.create_publisher(Skeleton2D, f'/humans/bodies/{b}/skeleton2d', H.sensor_qos())
+                  for b in ('b1', 'b2', 'b3')}
+        tester.wait_for(lambda: tester.state(NODE, timeout=60) == 'active', 180, 'the node to activate itself')
+        tester.wait_for(lambda: tracked.get_subscription_count() > 0, 30, 'the node to subscribe the tracked list')
+        assert all(p.get_subscription_count() == 0 for p in bodies.values())    # no id tracked yet
+
+        k = 0
+
+        def play(ids: list[str], frames: int) -> list[int]:
+            nonlocal k
+            sent = []
+            for _ in range(frames):
+                stamp = T0 + k * FRAME_NS
+                tracked.publish(M.build_ids_list(ros_message, ids=ids, stamp_ns=stamp))
+                for n, b in enumerate(ids):
+                    if bodies[b].get_subscription_count():
+                        bodies[b].publish(M.build_skeleton2d(ros_message, body_points(k, 0.3 + 0.4 * n),
+                                                             stamp_ns=stamp, frame_id=f'cam_{b}'))
+                sent.append(stamp)
+                k += 1
+                tester.spin(1 / 30)
+            return sent
+
+        def play_until(ids: list[str], condition, what: str, timeout: float = 30.0) -> None:
+            for _ in range(int(timeout * 30)):
+                if condition():
+                    return
+                play(ids, 1)
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+
+        def subscribed(b: str) -> bool:
+            return bodies[b].get_subscription_count() > 0
+
+        play_until(['b1'], lambda: subscribed('b1'), 'the node to subscribe b1')
+        assert not subscribed('b2')
+        sent_1 = play(['b1'], 60)
+        play_until(['b1', 'b2'], lambda: subscribed('b2'), 'the node to subscribe b2')
+        play(['b1', 'b2'], 60)
+        play_until(['b1', 'b2'], lambda: per_id['b1'] and per_id['b2'], 'gestures of b1 and b2 on their own topics')
+
+        play_until(['b2'], lambda: not subscribed('b1'), 'the node to unsubscribe b1 when it leaves')
+        assert subscribed('b2')
+        play_until(['b2', 'b3', 'b1'], lambda: subscribed('b3'), 'the node to subscribe b3')
+        play(['b2', 'b3', 'b1'], 15)
+        assert not subscribed('b1')                                     # max_people 2: the third id is refused
+        play_until([], lambda: not any(subscribed(b) for b in bodies), 'the node to unsubscribe every body')
+        assert per_id['b3']                                             # b3's pending decisions came out as it left
+
+        assert min(H.stamp_ns(m.header) for m in per_id['b1']) >= min(sent_1) - 3 * FRAME_NS
+        assert {m.header.frame_id for m in per_id['b1']} == {'cam_b1'}
+        assert {m.header.frame_id for m in per_id['b2']} == {'cam_b2'}        # each body's own decisions
+        for msg in per_id['b1'] + per_id['b2']:
+            scores = [h.score for h in msg.results]
+            assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1.0
+        task_frames = {m.header.frame_id for m in per_task}
+        assert {'cam_b1', 'cam_b2'} <= task_frames                              # also on ~/gesture
+        assert len(per_task) >= len(per_id['b1']) + len(per_id['b2'])
+    finally:
+        status = node.interrupt()
+    out = node.output()
+    assert status == 0 and 'Traceback' not in out, out[-3000:]
+    assert 'ROS4HRI people: bodies' in out
