@@ -146,7 +146,9 @@ def digits(args) -> dict:
     print('samples per session:', counts, f'({collect_s:.0f} s)', flush=True)
     val = [s for spk in TRAIN_SPEAKERS for s in samples[(spk, 'val')]]
     test = [s for spk in TEST_SPEAKERS for s in samples[(spk, 'test')]]
-    runs = []
+    runs = list(args.previous_runs)                     # --merge: runs of an earlier invocation, same sessions
+    result = {'part': 'digits', 'train_speakers': TRAIN_SPEAKERS, 'test_speakers': TEST_SPEAKERS,
+              'sessions': counts, 'collect_s': round(collect_s, 1), 'runs': runs}
     for n in args.examples:
         train = []
         for spk in TRAIN_SPEAKERS:
@@ -155,16 +157,16 @@ def digits(args) -> dict:
                 if seen.get(s.label, 0) < n:
                     seen[s.label] = seen.get(s.label, 0) + 1
                     train.append(s)
-        for mode, freeze in args.variants:
+        for (mode, freeze), keep_bn in ((v, k) for v in args.variants for k in args.batch_norm):
             for seed in range(args.seeds):
                 tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3, patience=args.patience,
                                  num_threads=1, progress=False)
                 t, c = time.perf_counter(), time.process_time()
-                # BatchNorm keeps the bundle's statistics: since the bundle learned to call digits
-                # not_a_letter, re-estimating them on a few hundred digits costs the unseen speakers
+                # keep: BatchNorm keeps the bundle's statistics (the bundle learned to call digits
+                # not_a_letter); learn: re-estimated on the digits. The validation sessions choose.
                 r = finetune(base.model, base.labels, train, val, test,
                              FinetuneConfig(mode=mode, freeze_encoders=freeze, labels=[str(d) for d in range(10)],
-                                            keep_batch_norm=True, seed=seed, train=tc))
+                                            keep_batch_norm=keep_bn == 'keep', seed=seed, train=tc))
                 wall, cpu = time.perf_counter() - t, time.process_time() - c
                 per_spk = {}
                 for spk in TEST_SPEAKERS:
@@ -174,12 +176,13 @@ def digits(args) -> dict:
                        'train_samples': r.counts['train'], 'val_samples': r.counts['val'],
                        'test_samples': r.counts['test'], 'test_accuracy': r.after, 'per_test_speaker': per_spk,
                        'val_accuracy': r.train.val_metric, 'epochs_run': r.train.epochs_run,
-                       'best_epoch': r.train.best_epoch, 'keep_batch_norm': True, 'wall_s': round(wall, 1),
+                       'best_epoch': r.train.best_epoch, 'keep_batch_norm': keep_bn == 'keep',
+                       'wall_s': round(wall, 1),
                        'cpu_s': round(cpu, 1), 'load_average': _load()}
                 runs.append(run)
                 print(json.dumps(run), flush=True)
-    return {'part': 'digits', 'train_speakers': TRAIN_SPEAKERS, 'test_speakers': TEST_SPEAKERS,
-            'sessions': counts, 'collect_s': round(collect_s, 1), 'runs': runs}
+                args.partial(result)
+    return result
 
 
 def _load() -> float:
@@ -422,17 +425,29 @@ def write_report(result: dict, out: Path) -> None:
         lines += [f'New vocabulary (10 digits, mode new_labels) learnt from FSDD sessions of '
                   f'{", ".join(result["train_speakers"])}; tested on {", ".join(result["test_speakers"])} '
                   f'(never heard). Validation: clips 40-44 of the training speakers, their own sessions. BatchNorm '
-                  f"layers keep the bundle's statistics (`--keep-batch-norm`).", '',
-                  '| examples per digit per speaker | training samples | encoders | speaker-independent test '
-                  'accuracy (%) | per test speaker (%) | epochs (best) | wall / CPU time per fine-tune (s) |',
-                  '|---|---|---|---|---|---|---|']
+                  f"layers keep the bundle's statistics (`--keep-batch-norm`) or re-estimate them on the digits; "
+                  f'where both were run, the one with the better validation accuracy is in bold (chosen on '
+                  f'validation, not on the test speakers).', '',
+                  '| examples per digit per speaker | training samples | encoders | BatchNorm statistics | '
+                  'validation accuracy (%) | speaker-independent test accuracy (%) | per test speaker (%) | '
+                  'epochs (best) | wall / CPU time per fine-tune (s) |',
+                  '|---|---|---|---|---|---|---|---|---|']
         for r in result['runs']:
-            groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders']), []).append(r)
-        for (n, freeze), rs in groups.items():
+            groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders'],
+                               r.get('keep_batch_norm', False)), []).append(r)
+        best = {}                                          # per number of examples: the best on validation
+        for key, rs in groups.items():
+            v = float(np.mean([r['val_accuracy'] for r in rs]))
+            if key[0] not in best or v > best[key[0]][0]:
+                best[key[0]] = (v, key)
+        for key in sorted(groups, key=lambda k: (k[0], k[1], not k[2])):
+            (n, freeze, kbn), rs = key, groups[key]
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
+            mark = '**' if best[n][1] == key and sum(k[0] == n for k in groups) > 1 else ''
             lines.append(f'| {n} | {rs[0]["train_samples"]} | {"frozen" if freeze else "trained"} | '
-                         f'**{_mean_std([r["test_accuracy"] for r in rs])}** ({len(rs)} seeds) | {per} | '
+                         f'{"kept" if kbn else "re-estimated"} | {_mean_std([r["val_accuracy"] for r in rs])} | '
+                         f'{mark}{_mean_std([r["test_accuracy"] for r in rs])}{mark} ({len(rs)} seeds) | {per} | '
                          f'{np.mean([r["epochs_run"] for r in rs]):.0f} ({np.mean([r["best_epoch"] for r in rs]):.0f})'
                          f' | {_times(rs)} |')
     else:
@@ -455,9 +470,14 @@ def main(argv=None) -> int:
     parser.add_argument('--settings', nargs='+', default=None, metavar='LETTER',
                         help='letters: only these settings (their letters A-E); default: all')
     parser.add_argument('--freeze', action='store_true', help='digits: also the frozen-encoder variant')
+    parser.add_argument('--batch-norm', nargs='+', choices=('keep', 'learn'), default=['keep'],
+                        help="digits: BatchNorm keeps the bundle's statistics and/or re-estimates them")
+    parser.add_argument('--merge', default=None, metavar='JSON',
+                        help='digits: also report the runs of this earlier result file (same sessions)')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
+    args.previous_runs = json.loads(Path(args.merge).read_text())['runs'] if args.merge else []
     if args.settings:
         args.settings = [next((s[0] for s in LETTER_SETTINGS if s[0].split(':')[0] == x), x) for x in args.settings]
     import torch

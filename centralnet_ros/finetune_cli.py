@@ -31,7 +31,8 @@ import sys
 import time
 from typing import Any, Sequence
 
-__all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest', 'augmentation']
+__all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest', 'augmentation',
+           'session_record']
 
 
 class FinetuneSetupError(ValueError):
@@ -162,6 +163,27 @@ def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None) -
     return ArraySplit({m: data.train.inputs[m] for m in mods}, data.train.labels)
 
 
+def session_record(bag: Path, collected: Any, label_spec: str | None) -> dict:
+    """
+    Return what the manifest records of one session: the bag and its label file, each with a sha256.
+
+    The bag's is that of its ``metadata.yaml`` (its files, topics and message counts); the
+    label file's that of its bytes; a label topic in the bag is covered by the bag's.
+    """
+    from centralnet_ros.bundle.io import file_sha256
+    from .replay.label_import import label_spec as split_spec
+    record = {'session': bag.name, 'bag': str(bag), 'labels': collected.labels_from,
+              'samples': len(collected.samples)}
+    meta = bag / 'metadata.yaml'
+    if meta.is_file():
+        record['bag_metadata_sha256'] = file_sha256(meta)
+    if label_spec is not None:
+        path = split_spec(str(label_spec))[1]
+        if path.is_file():
+            record['labels_sha256'] = file_sha256(path)
+    return record
+
+
 def augmentation(names: Sequence[str]) -> Any:
     """Return the trainer's ``augment`` hook applying the named augmentations in turn (None for none)."""
     from centralnet_ros.training.speech import AUGMENTATIONS, make_augmentation
@@ -234,8 +256,7 @@ def run(args: argparse.Namespace) -> int:
     except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
         print(f'centralnet finetune: {exc}', file=sys.stderr)
         return 2
-    sessions = {split: [{'session': b.name, 'bag': str(b), 'labels': sets[b].labels_from,
-                         'samples': len(sets[b].samples)} for b in bs]
+    sessions = {split: [session_record(b, sets[b], labels_of.get(b)) for b in bs]
                 for split, bs in (('train', train_b), ('val', val_b), ('test', test_b))}
     manifest = finetuned_manifest(base, result, base_sha256=bundle_sha256(base.path), sessions=sessions, cfg=ft,
                                   command=command, augment=args.augment, cpu_time_s=cpu_s)

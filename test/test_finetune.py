@@ -93,6 +93,11 @@ def test_finetune_learns_a_new_vocabulary_from_bags(sessions, tmp_path):
     assert [s['session'] for s in m.training['sessions']['train']] == ['george', 'jackson']
     assert [s['session'] for s in m.training['sessions']['test']] == ['theo']
     assert m.training['sessions']['val'][0]['labels'].endswith('nicolas.labels.yaml')
+    from centralnet_ros.bundle.io import file_sha256            # which files, exactly
+    george = m.training['sessions']['train'][0]
+    assert george['labels_sha256'] == file_sha256(sessions['george'].labels)
+    assert george['bag_metadata_sha256'] == file_sha256(Path(sessions['george'].path) / 'metadata.yaml')
+    assert m.training['cpu_time_s'] > 0 and m.training['wall_time_s'] > 0
     assert m.evaluation['heldout_accuracy_before'] is None
     after = m.metrics['heldout_accuracy_after']
     assert after >= 0.7, f'held-out speaker accuracy {after} (chance 0.33)'

@@ -48,7 +48,9 @@ class Bundle:
         return self.manifest.labels
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """Return the sha256 (hex) of one file's bytes."""
+    path = Path(path)
     h = hashlib.sha256()
     with path.open('rb') as fh:
         for block in iter(lambda: fh.read(1 << 20), b''):
@@ -69,7 +71,7 @@ def bundle_sha256(path: str | os.PathLike) -> str:
         f = path / name
         if not f.is_file():
             raise BundleError(f'{path}: {name} is missing')
-        h.update(name.encode() + b'\0' + _sha256(f).encode() + b'\0')
+        h.update(name.encode() + b'\0' + file_sha256(f).encode() + b'\0')
     return h.hexdigest()
 
 
@@ -88,7 +90,7 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
         state = {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()}
         validate.check_finite(state)
         save_file(state, str(tmp / WEIGHTS), metadata={'format_version': str(FORMAT_VERSION)})
-        manifest = dataclasses.replace(manifest, weights_sha256=_sha256(tmp / WEIGHTS),
+        manifest = dataclasses.replace(manifest, weights_sha256=file_sha256(tmp / WEIGHTS),
                                        model_sha256=validate.model_sha256(manifest.model),
                                        format_version=FORMAT_VERSION)
         text = yaml.safe_dump(to_dict(manifest), sort_keys=False, allow_unicode=True)
@@ -153,7 +155,7 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', 
     wpath = path / WEIGHTS
     if not wpath.is_file():
         raise BundleError(f'{path}: {WEIGHTS} is missing')
-    if verify and manifest.weights_sha256 and _sha256(wpath) != manifest.weights_sha256:
+    if verify and manifest.weights_sha256 and file_sha256(wpath) != manifest.weights_sha256:
         raise BundleError(f'{wpath}: checksum differs from the manifest (corrupted or replaced weights)')
     try:                                                   # every size against the file's own shapes, first
         validate.check_weight_shapes(manifest.model, validate.weight_shapes(wpath))
