@@ -326,7 +326,7 @@ class FusionNode(LifecycleNode):
         return perception
 
     def _build_people(self, config: Any, perception: Perception) -> Any:
-        """The per-person runtime and its per-id topics when ``people.*`` follows ROS4HRI ids (else None)."""
+        """Build the per-person runtime and its per-id topics when ``people.*`` follows ROS4HRI ids (else None)."""
         from centralnet_ros.ros.people import people_runtime, PeopleTopics
         from centralnet_ros.runtime.people import PeopleConfig
         settings = PeopleConfig(**{k.split('.', 1)[1]: v for k, v in self._params.items() if k.startswith('people.')})

@@ -42,12 +42,20 @@ def people_runtime(config: Any, people: PeopleConfig, perception: Any) -> People
     Build the per-person runtime of a node whose implicit person runs ``perception``.
 
     Bodies are ROS4HRI ``Skeleton2D``: the default gesture bundle becomes gesture2d for
-    persons.  Task models whose bundle is the implicit person's are shared with it.
+    persons.  Tasks that read none of the followed kinds' inputs are left to the implicit
+    person; task models whose bundle is the implicit person's are shared with it.
     """
     import copy
 
     from centralnet_ros.runtime.people import use_2d_gesture_bundle
     pcfg = copy.deepcopy(config)
+    fed = {inp for kind in people.kinds for inp in HRI_INPUTS[kind].values()}
+    for task, state in perception.tasks.items():      # a task no followed kind feeds stays with the implicit person
+        if not {plan.input for plan in state.plans} & fed:
+            del pcfg.tasks[task]
+    if not pcfg.tasks:
+        raise ValueError(f'people.{"/".join(people.kinds)} feed {", ".join(sorted(fed))}, which no task of '
+                         f'{", ".join(perception.tasks)} reads')
     if people.bodies:
         use_2d_gesture_bundle(pcfg)
     shared = {task: perception.models[task] for task, tc in pcfg.tasks.items()
@@ -91,7 +99,7 @@ class PeopleTopics:
                         for kind in settings.kinds}
         self._outputs = {kind: [task for task, (k, _, _) in HRI_OUTPUTS.items() if k == kind and task in runtime.models]
                          for kind in settings.kinds}
-        for kind, topics in self._topics.items():        # resolve the message types now: configure fails, not a callback
+        for kind, topics in self._topics.items():        # message types resolved now: configure fails, not a callback
             message_class(IDS_LIST_TYPE)
             for inp in topics.values():
                 message_class(AUDIO_INFO_TYPE if inp.endswith('_info') else INPUT_MSG_TYPES[self._kind_of(inp)])
@@ -268,7 +276,7 @@ class PeopleTopics:
             self.counts[f'published {task}'] += 1
         except Exception as exc:  # noqa: BLE001 - never die on publishing
             self.counts[f'publish {task}'] += 1
-            self.node.get_logger().error(f'{task}: publishing a person\'s result failed ({type(exc).__name__}: '
+            self.node.get_logger().error(f"{task}: publishing a person's result failed ({type(exc).__name__}: "
                                          f'{exc})', throttle_duration_sec=LOG_THROTTLE_S)
 
     def _message(self, result: Any) -> Any:

@@ -35,8 +35,8 @@ from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
-from ..config import check_settings, setting
 from .perception import Perception, PerceptionConfig, TaskResult
+from ..config import check_settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -131,21 +131,21 @@ class PeopleConfig:
     """
 
     bodies: bool = setting(False, doc='Follow ROS4HRI bodies: /humans/bodies/tracked (hri_msgs/IdsList) and each '
-                           'tracked id\'s /humans/bodies/<id>/skeleton2d (hri_msgs/Skeleton2D), one gesture runtime '
+                           "tracked id's /humans/bodies/<id>/skeleton2d (hri_msgs/Skeleton2D), one gesture runtime "
                            'per body (the default gesture bundle becomes gesture2d for them); results also on '
                            '/humans/bodies/<id>/gesture.')
-    faces: bool = setting(False, doc='Follow ROS4HRI faces: /humans/faces/tracked and each tracked id\'s '
-                          '/humans/faces/<id>/<people.face_image> (sensor_msgs/Image) as that person\'s image input; '
+    faces: bool = setting(False, doc="Follow ROS4HRI faces: /humans/faces/tracked and each tracked id's "
+                          "/humans/faces/<id>/<people.face_image> (sensor_msgs/Image) as that person's image input; "
                           'emotion also on /humans/faces/<id>/expression.')
-    voices: bool = setting(False, doc='Follow ROS4HRI voices: /humans/voices/tracked and each tracked id\'s '
-                           '/humans/voices/<id>/audio (+ audio_info) as that person\'s audio input; speech also on '
+    voices: bool = setting(False, doc="Follow ROS4HRI voices: /humans/voices/tracked and each tracked id's "
+                           "/humans/voices/<id>/audio (+ audio_info) as that person's audio input; speech also on "
                            '/humans/voices/<id>/speech.')
     face_image: Literal['aligned', 'cropped'] = setting(
         'aligned', doc='Which per-face image feeds the image input: aligned (fixed geometry) or cropped.')
     max_people: int = setting(10, doc='Persons held at once; ids beyond this are refused (counted) and get no '
                               'subscriptions, so memory stays bounded.', bounds=(1, 1000))
     idle_timeout_s: float = setting(5.0, doc='Drop a person whose newest data is this much header time older than '
-                                    'anyone\'s newest, s (0: only when its ids leave the tracked lists).',
+                                    "anyone's newest, s (0: only when its ids leave the tracked lists).",
                                     bounds=(0.0, 3600.0))
     require_tracked: bool = setting(True, doc='Only accept per-id data from ids listed on the tracked topics '
                                     '(once a list of that kind has arrived).')
