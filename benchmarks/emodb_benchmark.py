@@ -23,39 +23,32 @@ speaker is scored in each setting:
 - ``all of the speaker (batch)``: the speaker's statistics over all its utterances.
 
 Reports accuracy and unweighted average recall (UAR) over all scored utterances, mean
-and standard deviation over seeds, and the confusion matrices; writes
-``benchmarks/results/emodb.{md,json}``.
+and standard deviation over seeds, and the confusion matrices.
+
+The preset ``config/experiments/emodb_loso.yaml`` (the shipped ``emodb_emotion`` preset plus
+folds, seeds and variants) declares the runs; they go through ``centralnet compare``'s sweep
+(:mod:`centralnet_ros.training.sweep`: local pool or Ray, ``--resume``, ``runs.json``
+rewritten atomically after every run) into ``--runs``, with :func:`load` (the cached feature
+table of the variant) and :func:`run` (one fold scored in every setting); :func:`render`
+turns that ``runs.json`` into ``benchmarks/results/emodb.{md,json}`` (``--render-only``
+re-renders without training).
 
     python benchmarks/emodb_benchmark.py [--jobs 2] [--seeds 3] [--variants own,compare,egemaps,own_global,logmel]
 """
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import as_completed, ProcessPoolExecutor
 import hashlib
 import json
-import multiprocessing
 from pathlib import Path
 import sys
 import time
 
 import numpy as np
 
+PRESET = 'emodb_loso'
 ADAPT_S = (0.0, 10.0, 30.0, 60.0)
-MLP = {'kind': 'mlp', 'widths': [256], 'dropout': 0.5, 'head_dropout': 0.5}
-LINEAR = {'kind': 'mlp', 'widths': [], 'head_dropout': 0.2}
-CNN = {'kind': 'cnn1d', 'widths': [64, 128, 128], 'kernel_size': 3, 'pool': [2, 2, 2], 'head_dropout': 0.3}
-VARIANTS = {
-    'own': ('own', 'per_voice', MLP, {}),
-    'own_global': ('own', 'prior', MLP, {}),
-    'own_linear': ('own', 'per_voice', LINEAR, {}),
-    'own_linear_all7': ('own', 'per_voice', LINEAR, {'no_val': True}),
-    'compare_linear': ('compare', 'per_voice', LINEAR, {}),
-    'compare': ('compare', 'per_voice', MLP, {}),
-    'egemaps': ('egemaps', 'per_voice', MLP, {}),
-    'logmel': ('logmel', 'per_voice', CNN, {'train.epochs': 30, 'train.weight_decay': 0.0001}),
-}
-DESCRIPTION = {
+DESCRIPTION = {      # the report's words for the preset's variants
     'own': 'own functionals, per-speaker normalisation',
     'own_global': 'own functionals, training-speaker normalisation only (no per-speaker statistics in training)',
     'own_linear': 'own functionals, per-speaker normalisation, linear classifier',
@@ -67,20 +60,30 @@ DESCRIPTION = {
     'logmel': 'log-mel map (64 x 198), 1-D CNN, per-speaker per-band normalisation',
 }
 SHIPPED = 'own_linear_all7'     # the setting of config/experiments/emodb_emotion.yaml (models/emotion)
-NORM = {'statistics': 'mean_std', 'prior_weight_s': 10.0, 'half_life_s': 600.0}
-LOGMEL = {'sample_rate': 16000, 'duration_s': 2.0, 'n_fft': 400, 'hop_length': 160, 'n_mels': 64, 'f_min': 50.0,
-          'f_max': 8000.0, 'floor': 1e-6, 'mean': 0.0, 'std': 1.0, 'length_mode': 'start', 'layout': 'mel_time'}
+OPENSMILE_KINDS = {'ComParE_2016': 'compare', 'eGeMAPSv02': 'egemaps'}
+
+
+def feature_kind(options: dict) -> str:
+    """Return the feature table of a run's ``dataset_options``: own, compare, egemaps or logmel."""
+    pipeline = options.get('pipeline')
+    if pipeline == 'emotion_functionals':
+        return 'own'
+    if pipeline == 'opensmile_functionals':
+        return OPENSMILE_KINDS[options['features']['feature_set']]
+    if pipeline == 'log_mel':
+        return 'logmel'
+    raise ValueError(f'emodb benchmark: no feature table for pipeline {pipeline!r}')
 
 
 # --------------------------------------------------------------------------- features (cached)
 
-def feature_table(kind: str, data_root: Path, cache: Path) -> dict[str, np.ndarray]:
+def feature_table(kind: str, data_root: Path, cache: Path, logmel: dict | None = None) -> dict[str, np.ndarray]:
     """``x`` (N, ...), ``labels``, ``speakers``, ``speech_s`` (active seconds) of every EmoDB file, cached."""
     from centralnet_ros.config import atomic_savez
     from centralnet_ros.data import emodb
     from centralnet_ros.features import functionals as F
     utts = emodb.list_utterances(data_root / 'emodb')
-    params = {'own': [F.FunctionalsConfig().__dict__, F.functional_names()], 'logmel': LOGMEL}.get(kind, {'set': kind})
+    params = {'own': [F.FunctionalsConfig().__dict__, F.functional_names()], 'logmel': logmel}.get(kind, {'set': kind})
     key = hashlib.sha256(json.dumps([kind, params, [u.path.name for u in utts]], sort_keys=True,
                                     default=str).encode()).hexdigest()[:12]
     path = cache / f'emodb_{kind}_{key}.npz'
@@ -100,7 +103,7 @@ def feature_table(kind: str, data_root: Path, cache: Path) -> dict[str, np.ndarr
             rows.append(F.utterance_functionals(llds))
         elif kind == 'logmel':
             from centralnet_ros.features.audio import log_mel_model_input
-            rows.append(log_mel_model_input(wave, **LOGMEL))
+            rows.append(log_mel_model_input(wave, **logmel))
         else:
             rows.append(smile(wave, sample_rate=16000))
     table = {'x': np.stack(rows).astype(np.float32), 'labels': np.asarray([u.label for u in utts], np.int64),
@@ -111,12 +114,6 @@ def feature_table(kind: str, data_root: Path, cache: Path) -> dict[str, np.ndarr
 
 
 # --------------------------------------------------------------------------- log-mel maps as vectors of bands
-
-def _band_view(x: np.ndarray) -> np.ndarray:
-    """(N, bands, frames) -> per-utterance band means over active frames (N, bands), for the prior / statistics."""
-    active = x.max(axis=1, keepdims=True) > np.log(1e-6) + 1e-3
-    return (x * active).sum(2) / np.maximum(active.sum(2), 1)
-
 
 def _normalise_maps(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     active = x.max(axis=1, keepdims=True) > np.log(1e-6) + 1e-3
@@ -132,32 +129,39 @@ def _map_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(var, 1e-6))
 
 
-# --------------------------------------------------------------------------- one fold
+# --------------------------------------------------------------------------- one fold (the sweep's load and run)
 
-def run_fold(variant: str, fold: int, seed: int, data_root: str, cache: str) -> dict:
-    """Train on six speakers (one more picks the epoch), score the fold's speaker in every setting."""
-    import torch
-    torch.set_num_threads(1)
+def load(cfg, data_root) -> dict[str, np.ndarray]:
+    """Return the feature table of ``cfg``'s variant (a sweep's ``load``; computed once, then cached)."""
+    from centralnet_ros import paths
+    options = cfg.dataset_options
+    cache = paths.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    return feature_table(feature_kind(options), Path(data_root), cache, logmel=dict(options['features']))
+
+
+def run(cfg, t: dict, spec) -> dict:
+    """Train on the fold's training speakers (one more picks the epoch), score its test speaker in every setting."""
+    from centralnet_ros.config import from_dict
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
     from centralnet_ros.fusion import build_model
     from centralnet_ros.runtime.adaptation import score_speaker
     from centralnet_ros.torch_utils import seed_everything
-    from centralnet_ros.training.experiment import load_experiment
+    from centralnet_ros.training.emotion import emodb_speaker_split, EmoDBOptions
     from centralnet_ros.training.trainer import ArraySplit, predict, train
 
-    kind, mode, encoder, extra = VARIANTS[variant]
-    extra = dict(extra)
-    no_val = extra.pop('no_val', False)
-    t = feature_table(kind, Path(data_root), Path(cache))
+    seed = spec.seed
+    kind = feature_kind(cfg.dataset_options)
+    opts = from_dict(EmoDBOptions, cfg.dataset_options, _where='dataset_options')
     x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     speakers = sorted(set(spk.tolist()))
-    test = speakers[fold]
-    val = speakers[(fold + 1) % len(speakers)]
-    train_s = [s for s in speakers if s not in (test, val)] + ([val] if no_val else [])
-    tr, va, te = np.isin(spk, train_s), spk == val, spk == test
-    enc = {**encoder, 'input_shape': list(x.shape[1:])}
-    cfg = load_experiment('emodb_emotion', overrides={'modalities.audio': enc, 'train.progress': False,
-                                                      'train.num_threads': 1, **extra})
+    train_s, val_s, test = emodb_speaker_split(speakers, opts)
+    no_val = not val_s              # every other speaker trains; the epoch is chosen on their own accuracy
+    val = val_s[0] if val_s else None
+    tr, va, te = np.isin(spk, train_s), np.isin(spk, val_s), spk == test
+    cfg.modalities['audio'].input_shape = list(x.shape[1:])
+    settings = dict(opts.speaker_normalisation)
+    mode = settings.pop('mode', 'per_voice')
     t0 = time.perf_counter()
     if kind == 'logmel':
         prior_mean, prior_std = _map_stats(x[tr])
@@ -168,15 +172,16 @@ def run_fold(variant: str, fold: int, seed: int, data_root: str, cache: str) -> 
             return _normalise_maps(x[rows], m, sd)
         xtr = np.concatenate([norm_rows(tr & (spk == s), s, True) for s in train_s])
         ytr = np.concatenate([y[tr & (spk == s)] for s in train_s])
-        xva = norm_rows(va, val, True)
+        xva = norm_rows(va, val, True) if val is not None else None
     else:
         prior_mean, prior_std = fit_prior(x[tr], spk[tr], w[tr])
-        norm = SpeakerNormalisation(mode=mode, prior_mean=prior_mean.tolist(), prior_std=prior_std.tolist(), **NORM)
+        norm = SpeakerNormalisation(mode=mode, prior_mean=prior_mean.tolist(), prior_std=prior_std.tolist(),
+                                    **settings)
         xtr, ytr = normalise_by_speaker(x[tr], spk[tr], norm, w[tr]), y[tr]
-        xva = normalise_by_speaker(x[va], spk[va], norm, w[va])
+        xva = normalise_by_speaker(x[va], spk[va], norm, w[va]) if val is not None else None
     seed_everything(seed)
-    model = build_model(cfg.fusion_config('unimodal:audio'))
-    if no_val:          # every other speaker trains; the epoch is chosen on their own accuracy (none is left out)
+    model = build_model(cfg.fusion_config(spec.method))
+    if no_val:
         xva, yva = xtr, ytr
     else:
         yva = y[va]
@@ -186,8 +191,9 @@ def run_fold(variant: str, fold: int, seed: int, data_root: str, cache: str) -> 
         return predict(model, ArraySplit({'audio': np.asarray(z, np.float32)}, np.zeros(len(z), np.int64))).argmax(1)
 
     order = np.random.default_rng(1000 + seed).permutation(np.flatnonzero(te))   # the order the robot hears them
-    out = {'variant': variant, 'fold': fold, 'seed': seed, 'test_speaker': f'{test:02d}', 'val_speaker': f'{val:02d}',
-           'best_epoch': result.best_epoch, 'val_accuracy': result.val_metric, 'settings': {}}
+    out = {'variant': spec.variant, 'fold': spec.fold, 'seed': seed, 'test_speaker': f'{test:02d}',
+           'val_speaker': f'{val:02d}' if val is not None else '', 'best_epoch': result.best_epoch,
+           'val_accuracy': result.val_metric, 'settings': {}}
     if kind == 'logmel':
         out['settings']['no adaptation'] = (classify(norm_rows(order, test, False)).tolist(), y[order].tolist())
         out['settings']['all of the speaker (batch)'] = (classify(norm_rows(order, test, True)).tolist(),
@@ -250,12 +256,13 @@ def summarise(runs: list[dict]) -> dict:
 
 def render(r: dict) -> str:
     from centralnet_ros.data.emodb import EMOTIONS
+    norm = r['normalisation']
     lines = ['# EmoDB: speaker normalisation and run-time adaptation (7 classes, leave one speaker out)', '',
              'Every speaker of the shared copy (8) is the test speaker once; the next one picks the epoch and six '
              'train (variants marked "7 training speakers": all seven others train), each normalised with its own '
              'statistics (prior weight '
-             f'{NORM["prior_weight_s"]:g} s, half-life {NORM["half_life_s"]:g} s of speech, statistics '
-             f'`{NORM["statistics"]}`). The test speaker\'s utterances are heard in a random order per seed; '
+             f'{norm["prior_weight_s"]:g} s, half-life {norm["half_life_s"]:g} s of speech, statistics '
+             f'`{norm["statistics"]}`). The test speaker\'s utterances are heard in a random order per seed; '
              'with adaptation the first N seconds of speech (active frames) only adapt and are not scored. '
              '`online`: the run-time behaviour, every later utterance also adapts before it is classified; '
              '`frozen`: statistics fixed after N s. Figures: mean over seeds (± sd over seeds) of the accuracy and '
@@ -282,81 +289,74 @@ def render(r: dict) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--variants', default='own_linear_all7,own_linear,own,own_global,compare_linear,compare,'
-                                              'egemaps,logmel')
-    parser.add_argument('--seeds', type=int, default=3)
-    parser.add_argument('--reference-seeds', type=int, default=1,
-                        help='seeds of the other variants (openSMILE, log-mel CNN, training-speaker normalisation)')
-    parser.add_argument('--main', default='own_linear_all7,own_linear,own',
-                        help='variants run with --seeds seeds (the shipped setting and its alternative)')
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--folds', type=int, nargs='*', default=None)
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
-    parser.add_argument('--name', default='emodb')
-    parser.add_argument('--runs', default=None, metavar='JSONL',
-                        help='append every finished fold here and reuse the folds already in it (resume, or add '
-                             'variants run separately; default: <out>/<name>.runs.jsonl)')
-    args = parser.parse_args(argv)
-    from centralnet_ros import paths
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import command_line, machine_description
-    data_root, cache = paths.data_root(), paths.cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        parser.error(f'unknown variants {unknown}; known: {sorted(VARIANTS)}')
-    if {'compare', 'egemaps'} & set(variants):
-        try:
-            import opensmile  # noqa: F401
-        except ImportError:
-            print('openSMILE is not installed (optional extra): skipping compare / egemaps', file=sys.stderr)
-            variants = [v for v in variants if v not in ('compare', 'egemaps')]
-    for v in dict.fromkeys(VARIANTS[v][0] for v in variants):          # features once, before the workers
-        feature_table(v, data_root, cache)
-    folds = args.folds or list(range(8))
-    main_variants = args.main.split(',')
-    wanted = [(v, f, s) for v in variants for s in range(args.seeds if v in main_variants else args.reference_seeds)
-              for f in folds]
-    runs_path = Path(args.runs) if args.runs else Path(args.out) / f'{args.name}.runs.jsonl'
-    done = {}
-    if runs_path.is_file():
-        for line in runs_path.read_text().splitlines():
-            r = json.loads(line)
-            done[(r['variant'], r['fold'], r['seed'])] = r
-    jobs = [j for j in wanted if j not in done]
-    start = time.perf_counter()
-    ctx = multiprocessing.get_context('spawn')
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(run_fold, v, f, s, str(data_root), str(cache)) for v, f, s in jobs]
-        for k, fut in enumerate(as_completed(futures)):
-            r = fut.result()
-            done[(r['variant'], r['fold'], r['seed'])] = r
-            with runs_path.open('a') as fh:                       # one line per fold: nothing half-written
-                fh.write(json.dumps(r) + '\n')
-            print(f'[{k + 1}/{len(jobs)}] {r["variant"]} fold {r["fold"]} seed {r["seed"]}: '
-                  + ', '.join(f'{name} {np.mean(np.asarray(p) == np.asarray(y)):.2f}'
-                              for name, (p, y) in r['settings'].items()), flush=True)
-    runs = [done[j] for j in wanted]
+def result(sweep: dict) -> dict:
+    """Turn a sweep's ``runs.json`` into the result: summary per variant and setting, runs without predictions."""
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.training.experiment import ExperimentConfig
+    cfg = from_dict(ExperimentConfig, sweep['experiment'])
+    runs = sweep['runs']
     summary = summarise(runs)
     confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
                                       (SHIPPED, 'all of the speaker (batch)'))
                   if v in summary and s in summary[v]]
-    result = {'benchmark': 'EmoDB LOSO with speaker adaptation', 'normalisation': NORM, 'adapt_s': list(ADAPT_S),
-              'variants': {v: DESCRIPTION[v] for v in variants}, 'summary': summary, 'confusions': confusions,
-              'runs': [{k: v for k, v in r.items() if k != 'settings'} for r in runs],
-              'wall_time_s': round(time.perf_counter() - start, 1), 'jobs': args.jobs,
-              'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
-              'machine': machine_description(), 'date': time.strftime('%Y-%m-%d'),
-              'command': command_line(argv, program='python benchmarks/emodb_benchmark.py')}
-    md = render(result)
-    out = Path(args.out)
-    atomic_write_text(out / f'{args.name}.json', json.dumps(result, indent=1) + '\n')
-    atomic_write_text(out / f'{args.name}.md', md)
+    norm = {k: v for k, v in cfg.dataset_options['speaker_normalisation'].items() if k != 'mode'}
+    return {'benchmark': 'EmoDB LOSO with speaker adaptation', 'preset': cfg.name, 'normalisation': norm,
+            'adapt_s': list(ADAPT_S), 'variants': {v: DESCRIPTION[v] for v in summary}, 'summary': summary,
+            'confusions': confusions, 'runs': [{k: v for k, v in r.items() if k != 'settings'} for r in runs],
+            'jobs': sweep.get('data', {}).get('jobs', 1), 'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
+            'machine': sweep['machine']}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--preset', default=PRESET)
+    parser.add_argument('--variants', default=None, help='comma-separated variants of the preset (default: all)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help="seeds of every variant (default: the preset's, 3 for the shipped setting and its "
+                             'alternatives, 1 for the reference variants)')
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
+                        help='run the sweep on Ray (see centralnet compare --ray)')
+    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all 8)')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--runs', default='runs/emodb_benchmark', help='the sweep folder (runs.json, config.yaml)')
+    parser.add_argument('--resume', action='store_true', help='keep the finished runs of --runs/runs.json')
+    parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
+    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
+    parser.add_argument('--name', default='emodb', help='result files <out>/<name>.{md,json}')
+    args = parser.parse_args(argv)
+    from centralnet_ros import paths
+    from centralnet_ros.machine import command_line, write_results
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
+    from centralnet_ros.training.sweep import plan_runs, run_sweep
+
+    runs_dir = Path(args.runs)
+    if not args.render_only:
+        overrides = parse_overrides(args.overrides)
+        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+        variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else list(cfg.variants)
+        unknown = sorted(set(variants) - set(cfg.variants))
+        if unknown:
+            parser.error(f'unknown variants {unknown}; the preset declares: {sorted(cfg.variants)}')
+        opensmile = [v for v in variants if cfg.resolve(v).dataset_options['pipeline'] == 'opensmile_functionals']
+        if opensmile:
+            try:
+                import opensmile  # noqa: F401
+            except ImportError:
+                print(f'openSMILE is not installed (optional extra): skipping {", ".join(opensmile)}', file=sys.stderr)
+                variants = [v for v in variants if v not in opensmile]
+        plan = plan_runs(cfg, variants=variants, folds=args.folds, seeds=args.seeds)
+        data_root = paths.data_root()
+        for v in variants:                                     # features once, before the workers
+            load(cfg.resolve(v), data_root)
+        run_sweep(cfg, plan, runs_dir, resume=args.resume, run=run, load=load, data_root=data_root, jobs=args.jobs,
+                  backend='ray' if args.ray else 'local', ray_address=args.ray or 'local', progress=False,
+                  command=command_line(argv, program='python benchmarks/emodb_benchmark.py'),
+                  info={'overrides': overrides, 'jobs': args.jobs}, metric='val_accuracy')
+    sweep = json.loads((runs_dir / 'runs.json').read_text())
+    md = write_results(args.out, args.name, result(sweep), render, command=sweep['command'], indent=1)
     print(md)
-    return 0
+    return 0 if not sweep['failed'] else 1
 
 
 if __name__ == '__main__':

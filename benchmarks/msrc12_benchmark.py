@@ -1,72 +1,55 @@
 """
 MSRC-12 leave-persons-out gesture accuracy of the shipped gesture preset's model.
 
-The 12 persons of the shared copy are cut into 4 folds of 3 (p01-p03, p04-p06, p07-p09,
-p10-p12); each fold is tested once, the 2 persons after it (cyclically) pick the epoch,
-the other 7 train.  Three settings, each over the 4 folds, with the encoder and training
-settings of ``config/experiments/msrc12_gesture.yaml``:
+The preset ``config/experiments/msrc12_loso.yaml`` (the shipped ``msrc12_gesture`` preset
+plus folds and variants) declares the runs: the 12 persons of the shared copy in 4 folds of
+3 (p01-p03, p04-p06, p07-p09, p10-p12), each tested once, the 2 persons after it
+(cyclically) picking the epoch, the other 7 training; three variants, each over the 4 folds:
 
-* ``all13``: 12 gestures + "none" (windows >= 2.5 s from every action point), the
-  shipped task; accuracy over all windows, over the gesture instances only (a "none"
-  answer counts as wrong), and the recall of "none";
+* ``all13``: 12 gestures + "none", the shipped task; accuracy over all windows, over the
+  gesture instances only (a "none" answer counts as wrong), and the recall of "none";
 * ``all12``: the 12 gestures, no "none" class (instance classification);
 * ``iconic6``: the 6 iconic gestures G2, G4, G6, G8, G10, G12 (instance classification),
   the setting of the published 78-91 % (Lehrmann et al. 2014).
 
-Prints and writes ``benchmarks/results/msrc12.md`` and ``msrc12.json``.
+The runs go through ``centralnet compare``'s sweep (:mod:`centralnet_ros.training.sweep`:
+local pool or Ray, ``--resume``, ``runs.json`` rewritten atomically after every run) into
+``--runs``; :func:`render` turns that ``runs.json`` into ``benchmarks/results/msrc12.md`` and
+``msrc12.json`` (``--render-only`` re-renders without training).
 
-    python benchmarks/msrc12_benchmark.py [--jobs 2] [--settings all13 iconic6] [--set train.epochs=10]
+    python benchmarks/msrc12_benchmark.py [--jobs 2] [--settings all13 iconic6] [--folds 0] [--set train.epochs=10]
 """
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor
 import json
-import multiprocessing
 from pathlib import Path
 import sys
-import time
 
 import numpy as np
 
-SETTINGS = {
-    'all13': {'classes': 'all', 'include_none': True},
-    'all12': {'classes': 'all', 'include_none': False},
-    'iconic6': {'classes': 'iconic', 'include_none': False},
-}
-FOLDS = 4
+PRESET = 'msrc12_loso'
 PUBLISHED = ('Lehrmann et al. 2014 (CVPR), 6 iconic gestures, leave-persons-out whole-instance classification, '
              'all 30 persons', '78-91 %')
 
 
-def run_fold(preset: str, overrides: dict, setting: str, fold: int, seed: int) -> dict:
-    import torch
-    torch.set_num_threads(1)
-    from centralnet_ros import paths
+def run(cfg, data, spec) -> dict:
+    """Train one (variant, fold, seed) and score its test persons' windows (a sweep's ``run``)."""
     from centralnet_ros.fusion import build_model
     from centralnet_ros.torch_utils import seed_everything
-    from centralnet_ros.training.experiment import load_experiment
-    from centralnet_ros.training.gesture import load_msrc12
     from centralnet_ros.training.trainer import train
 
-    options = {'folds': FOLDS, 'fold': fold, 'n_val_persons': 2, **SETTINGS[setting]}
-    cfg = load_experiment(preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-    base = {k: v for k, v in cfg.dataset_options.items() if k not in ('test_persons', 'val_persons')}
-    t0 = time.perf_counter()
-    data = load_msrc12({**base, **options}, paths.data_root())
-    load_s = time.perf_counter() - t0
-    cfg.num_classes = len(data.label_names)
-    seed_everything(seed)                      # the initial weights depend on the seed only
-    model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test)
+    seed_everything(spec.seed)                 # the initial weights depend on the seed only
+    model = build_model(cfg.fusion_config(spec.method))
+    result = train(model, data.train, data.val, cfg.train, seed=spec.seed, test_split=data.test)
     pred = result.test_logits.argmax(1)
     y = data.test.labels
-    out = {'setting': setting, 'fold': fold, 'test_persons': data.info['test_persons'],
+    out = {'setting': spec.variant, 'test_persons': data.info['test_persons'],
            'val_persons': data.info['val_persons'], 'n_train': len(data.train), 'n_test': len(y),
            'accuracy': float(np.mean(pred == y)), 'best_epoch': result.best_epoch,
-           'train_s': round(result.wall_time_s, 1), 'load_s': round(load_s, 1),
-           'labels': y.tolist(), 'predictions': pred.tolist(), 'label_names': data.label_names}
-    if SETTINGS[setting]['include_none']:
+           'train_s': round(result.wall_time_s, 1), 'labels': y.tolist(), 'predictions': pred.tolist(),
+           'label_names': data.label_names}
+    if cfg.dataset_options.get('include_none', True):
         none = len(data.label_names) - 1
         gesture = y != none
         out['gesture_accuracy'] = float(np.mean(pred[gesture] == y[gesture]))
@@ -75,39 +58,14 @@ def run_fold(preset: str, overrides: dict, setting: str, fold: int, seed: int) -
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default='msrc12_gesture')
-    parser.add_argument('--settings', nargs='*', default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument('--folds', type=int, nargs='*', default=None, help=f'fold indices (default: all {FOLDS})')
-    parser.add_argument('--jobs', type=int, default=2, help='trainings in parallel (1 torch thread each)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
-    args = parser.parse_args(argv)
-
-    import torch
-    torch.set_num_threads(1)
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import command_line, machine_description
-    from centralnet_ros.training.experiment import load_experiment, parse_overrides
-
-    overrides = parse_overrides(args.overrides)
-    cfg = load_experiment(args.preset, overrides=overrides)
-    folds = args.folds if args.folds else list(range(FOLDS))
-    jobs = [(s, f) for s in args.settings for f in folds]
-    command = command_line(argv, program='python benchmarks/msrc12_benchmark.py')
-    start = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
-            runs = list(pool.map(run_fold, [args.preset] * len(jobs), [overrides] * len(jobs),
-                                 [s for s, _ in jobs], [f for _, f in jobs], [args.seed] * len(jobs)))
-    else:
-        runs = [run_fold(args.preset, overrides, s, f, args.seed) for s, f in jobs]
-    wall = time.perf_counter() - start
-
+def summarise(sweep: dict) -> dict:
+    """Turn a sweep's ``runs.json`` into the result (summary per setting, runs without their predictions)."""
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.training.experiment import ExperimentConfig
+    cfg = from_dict(ExperimentConfig, sweep['experiment'])
+    runs = sweep['runs']
     summary = {}
-    for setting in args.settings:
+    for setting in dict.fromkeys(r['setting'] for r in runs):
         rs = [r for r in runs if r['setting'] == setting]
         y = np.concatenate([r['labels'] for r in rs])
         p = np.concatenate([r['predictions'] for r in rs])
@@ -121,23 +79,55 @@ def main(argv: list[str] | None = None) -> int:
                 entry[f'mean_{key}'] = float(np.mean([r[key] for r in rs]))
         summary[setting] = entry
     enc = next(iter(cfg.modalities.values()))
-    result = {'benchmark': 'MSRC-12 leave-persons-out', 'preset': cfg.name, 'method': cfg.bundle.method,
-              'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
-              'dataset_options': {k: v for k, v in cfg.dataset_options.items()
-                                  if k not in ('test_persons', 'val_persons', 'n_val_persons')},
-              'train': {'epochs': cfg.train.epochs, 'batch_size': cfg.train.batch_size, 'lr': cfg.train.lr,
-                        'optimizer': cfg.train.optimizer, 'schedule': cfg.train.schedule},
-              'overrides': overrides, 'summary': summary,
-              'runs': [{k: v for k, v in r.items() if k not in ('labels', 'predictions', 'label_names')}
-                       for r in runs],
-              'published': {PUBLISHED[0]: PUBLISHED[1]}, 'wall_time_s': round(wall, 1), 'jobs': args.jobs,
-              'machine': machine_description(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
-    md = render(result)
-    out = Path(args.out)
-    atomic_write_text(out / 'msrc12.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'msrc12.md', md)
+    info = sweep.get('data', {})
+    return {'benchmark': 'MSRC-12 leave-persons-out', 'preset': cfg.name, 'method': cfg.bundle.method,
+            'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
+            'folds': {'scheme': cfg.folds.scheme, 'count': len(cfg.folds.values)},
+            'dataset_options': {k: v for k, v in cfg.dataset_options.items()
+                                if k not in ('test_persons', 'val_persons', 'n_val_persons')},
+            'train': {'epochs': cfg.train.epochs, 'batch_size': cfg.train.batch_size, 'lr': cfg.train.lr,
+                      'optimizer': cfg.train.optimizer, 'schedule': cfg.train.schedule},
+            'overrides': info.get('overrides', {}), 'summary': summary,
+            'runs': [{k: v for k, v in r.items() if k not in ('labels', 'predictions', 'label_names')}
+                     for r in runs],
+            'published': {PUBLISHED[0]: PUBLISHED[1]}, 'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
+            'jobs': info.get('jobs', 1), 'machine': sweep['machine']}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--preset', default=PRESET)
+    parser.add_argument('--settings', nargs='*', default=None, help='variants of the preset (default: all)')
+    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
+    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
+    parser.add_argument('--jobs', type=int, default=2, help='trainings in parallel (1 torch thread each)')
+    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
+                        help='run the sweep on Ray (see centralnet compare --ray)')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--runs', default='runs/msrc12_benchmark', help='the sweep folder (runs.json, config.yaml)')
+    parser.add_argument('--resume', action='store_true', help='keep the finished runs of --runs/runs.json')
+    parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
+    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
+    args = parser.parse_args(argv)
+
+    from centralnet_ros import paths
+    from centralnet_ros.machine import command_line, write_results
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
+    from centralnet_ros.training.sweep import plan_runs, run_sweep
+
+    runs_dir = Path(args.runs)
+    if not args.render_only:
+        overrides = parse_overrides(args.overrides)
+        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+        plan = plan_runs(cfg, variants=args.settings, folds=args.folds, seeds=args.seeds)
+        run_sweep(cfg, plan, runs_dir, resume=args.resume, run=run, data_root=paths.data_root(), jobs=args.jobs,
+                  backend='ray' if args.ray else 'local', ray_address=args.ray or 'local', progress=False,
+                  command=command_line(argv, program='python benchmarks/msrc12_benchmark.py'),
+                  info={'overrides': overrides, 'jobs': args.jobs}, metric='accuracy')
+    sweep = json.loads((runs_dir / 'runs.json').read_text())
+    md = write_results(args.out, 'msrc12', summarise(sweep), render, command=sweep['command'])
     print(md)
-    return 0
+    return 0 if not sweep['failed'] else 1
 
 
 def _pct(x: float) -> str:
@@ -146,6 +136,8 @@ def _pct(x: float) -> str:
 
 def render(r: dict) -> str:
     s, o = r['summary'], r['dataset_options']
+    n_folds = r['folds']['count']
+    seeds = sorted({run['seed'] for run in r['runs']})
     lines = [
         '# MSRC-12: leave-persons-out gesture classification', '',
         f'Preset `{r["preset"]}`: {r["encoder"]["kind"]} over {r["encoder"]["input_shape"]} (positions centred on '
@@ -153,8 +145,9 @@ def render(r: dict) -> str:
         f'{o.get("before_s")} s before to {o.get("after_s")} s after each action point at {o.get("frame_rate")} Hz), '
         f'widths {r["encoder"]["widths"]}, {r["train"]["epochs"]} epochs {r["train"]["optimizer"]} '
         f'lr {r["train"]["lr"]} {r["train"]["schedule"]}; training windows also at action-point offsets '
-        f'{o.get("train_offsets_s")} s. Persons p01-p12 (the shared copy) in {FOLDS} folds of 3; the 2 persons '
-        'after the test fold pick the epoch, 7 train. Seed 0, one run per fold.', '',
+        f'{o.get("train_offsets_s")} s. Persons p01-p12 (the shared copy) in {n_folds} folds of 3; the 2 persons '
+        f'after the test fold pick the epoch, 7 train. Seed(s) {", ".join(map(str, seeds))}, one run per fold and '
+        'seed.', '',
         '| setting | classes | windows tested | accuracy (mean over folds ± sd) | pooled | training s |',
         '|---|---|---|---|---|---|',
     ]
@@ -169,14 +162,16 @@ def render(r: dict) -> str:
         lines += ['', f'12 gestures + none model, gesture instances only: {_pct(e["mean_gesture_accuracy"])} '
                   f'(a "none" answer counts as wrong), {_pct(e["mean_gesture_accuracy_12way"])} taking the best of '
                   f'the 12 gesture outputs; "none" windows recognised as none: {_pct(e["mean_none_recall"])}.']
-    lines += ['', '| setting | fold | test persons | val persons | train windows | test windows | accuracy | '
-              'best epoch | train s |', '|---|---|---|---|---|---|---|---|---|']
+    lines += ['', '| setting | fold | seed | test persons | val persons | train windows | test windows | accuracy | '
+              'best epoch | train s |', '|---|---|---|---|---|---|---|---|---|---|']
     for run in r['runs']:
-        lines.append(f'| {run["setting"]} | {run["fold"]} | {run["test_persons"]} | {run["val_persons"]} | '
+        lines.append(f'| {run["setting"]} | {run["fold"]} | {run["seed"]} | {run["test_persons"]} | '
+                     f'{run["val_persons"]} | '
                      f'{run["n_train"]} | {run["n_test"]} | {_pct(run["accuracy"])} | {run["best_epoch"]} | '
                      f'{run["train_s"]} |')
     m = r['machine']
-    lines += ['', f'Wall time {r["wall_time_s"]:.0f} s ({r["jobs"]} parallel process(es), 1 torch thread each) on '
+    lines += ['', f'Training {r["train_s_all_runs"]:.0f} s summed over {len(r["runs"])} runs ({r["jobs"]} parallel '
+              'process(es), 1 torch thread each) on '
               f'{m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, torch {m["torch"]}, {m["platform"]}, '
               f'{r["date"]}.', '',
               'Not the same protocol as the published figure: Lehrmann et al. classify whole recorded instances '

@@ -66,3 +66,26 @@ def command_line(argv=None, *, program: str = 'centralnet', args=None) -> str:
     if recorded:
         return recorded
     return shlex.join([*shlex.split(program), *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_results(out, name: str, payload: dict, render=None, *, command: str, machine: dict | None = None,
+                  markdown: str | None = None, indent: int | None = 2) -> str:
+    """
+    Write a benchmark's result files ``<out>/<name>.json`` and ``<out>/<name>.md``, each atomically.
+
+    ``payload`` (the JSON) gets ``machine`` (default: :func:`machine_description` now), ``command``
+    (:func:`command_line`) and ``date`` unless it has them; the markdown is ``render(payload)`` (or
+    ``markdown`` as given), so it can quote them.  Returns the markdown.
+    """
+    import json
+    import time
+
+    from centralnet_ros.config import atomic_write_text
+    payload.setdefault('machine', machine if machine is not None else machine_description())
+    payload['command'] = command
+    payload.setdefault('date', time.strftime('%Y-%m-%d'))
+    text = markdown if markdown is not None else render(payload)
+    out = Path(out)
+    atomic_write_text(out / f'{name}.json', json.dumps(payload, indent=indent, default=str) + '\n')
+    atomic_write_text(out / f'{name}.md', text if text.endswith('\n') else text + '\n')
+    return text

@@ -102,3 +102,98 @@ def test_ray_equals_local_pool_and_reports_failures_and_crashes():
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(sweep.SweepError, match="unknown sweep backend 'spark'"):
         _collect('spark')
+
+
+# --------------------------------------------------------------------------- folds and variants
+
+CALLS: list = []
+
+
+def _fold_load(cfg, data_root) -> ExperimentData:
+    """Each fold has its own data (the fold's number seeds it), as a person-split dataset has."""
+    k = int(cfg.dataset_options['fold'])
+    return ExperimentData(_split(60, 10 * k), _split(20, 10 * k + 1), _split(20, 10 * k + 2), ['0', '1', '2'],
+                          info={'fold': k})
+
+
+def _fold_run(cfg, data, spec) -> dict:
+    CALLS.append(spec)
+    return {'fold_seen': data.info['fold'], 'epochs': cfg.train.epochs, 'classes': cfg.num_classes,
+            'test': float(spec.seed)}
+
+
+def _folded(tmp_path=None) -> ExperimentConfig:
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.training.experiment import experiment_dict
+    cfg, _ = _setup()
+    data = experiment_dict(cfg)
+    data.update(seeds=2, folds={'scheme': 'leave-one-block-out', 'key': 'dataset_options.fold', 'values': [3, 5, 7],
+                                'apply': {'dataset_options.blocks': 3}},
+                variants={'plain': {}, 'long': {'train.epochs': 4, 'seeds': 1, 'methods': ['late']}})
+    return from_dict(ExperimentConfig, data)
+
+
+def test_plan_covers_variants_folds_methods_seeds_and_resolve_applies_them():
+    cfg = _folded()
+    plan = sweep.plan_runs(cfg)
+    assert len(plan) == 3 * 2 * 2 + 3 * 1 * 1 and len({s.key for s in plan}) == len(plan)
+    assert plan[0] == sweep.RunSpec('late', 0, 0, 'plain') and plan[-1] == sweep.RunSpec('late', 0, 2, 'long')
+    assert len(sweep.plan_runs(cfg, variants=['long'], folds=[1], methods=['late'])) == 1
+    one = cfg.resolve('long', 2)
+    assert one.dataset_options == {'blocks': 3, 'fold': 7} and one.train.epochs == 4 and one.methods == ['late']
+    assert one.folds is None and one.variants == {} and cfg.resolve('plain', 0).train.epochs == 2
+    from centralnet_ros.config import ConfigError
+    with pytest.raises(ConfigError, match=r"no variant\(s\) \['short'\]"):
+        sweep.plan_runs(cfg, variants=['short'])
+    with pytest.raises(ConfigError, match='fold 3 out of range'):
+        cfg.resolve('plain', 3)
+
+
+def test_run_sweep_loads_each_fold_resumes_and_refuses_another_experiment(tmp_path):
+    import json
+    cfg = _folded()
+    plan = sweep.plan_runs(cfg)
+    CALLS.clear()
+    runs, failures = sweep.run_sweep(cfg, plan[:5], tmp_path, backend='serial', run=_fold_run, load=_fold_load,
+                                     progress=False)
+    assert not failures and [sweep.RunSpec.of(r) for r in runs] == plan[:5]
+    assert [r['fold_seen'] for r in runs] == [3, 3, 3, 3, 5]       # the data of each run's own fold
+    stored = json.loads((tmp_path / 'runs.json').read_text())
+    assert len(stored['runs']) == 5 and stored['experiment']['folds']['values'] == [3, 5, 7]
+    CALLS.clear()
+    runs, _ = sweep.run_sweep(cfg, plan, tmp_path, resume=True, backend='serial', run=_fold_run, load=_fold_load,
+                              progress=False)
+    assert len(CALLS) == len(plan) - 5 and [sweep.RunSpec.of(r) for r in runs] == plan
+    assert {r['epochs'] for r in runs if r.get('variant') == 'long'} == {4}
+    import dataclasses
+    other = dataclasses.replace(cfg, num_classes=4)
+    with pytest.raises(sweep.SweepError, match='another experiment.*num_classes'):
+        sweep.run_sweep(other, plan, tmp_path, resume=True, backend='serial', run=_fold_run, load=_fold_load)
+
+
+@pytest.mark.slow
+def test_folds_train_the_same_in_the_pool_as_in_series(tmp_path):
+    cfg = _folded()
+    plan = sweep.plan_runs(cfg, variants=['plain'], folds=[0, 2], seeds=1)
+    serial, _ = sweep.run_sweep(cfg, plan, tmp_path / 's', backend='serial', load=_fold_load, progress=False)
+    pooled, failures = sweep.run_sweep(cfg, plan, tmp_path / 'p', jobs=2, load=_fold_load, progress=False)
+    assert not failures and len(serial) == 4
+    assert [(r['fold'], r['method'], r['test'], r['val']) for r in pooled] == \
+        [(r['fold'], r['method'], r['test'], r['val']) for r in serial]
+
+
+def test_a_preset_extends_another(tmp_path):
+    from centralnet_ros.config import ConfigError
+    from centralnet_ros.training.experiment import load_experiment
+    base = load_experiment('msrc12_gesture')
+    loso = load_experiment('msrc12_loso')
+    assert loso.modalities == base.modalities and loso.train == base.train and loso.bundle == base.bundle
+    assert loso.folds.values == [0, 1, 2, 3] and base.folds is None and set(loso.variants) >= {'all13', 'iconic6'}
+    assert loso.resolve('iconic6', 1).dataset_options['fold'] == 1
+    (tmp_path / 'a.yaml').write_text('extends: b.yaml\nseeds: 2\n')
+    (tmp_path / 'b.yaml').write_text('extends: a.yaml\n')
+    with pytest.raises(ConfigError, match='extends it back'):
+        load_experiment(tmp_path / 'a.yaml')
+    (tmp_path / 'c.yaml').write_text('extends: no_such_preset\n')
+    with pytest.raises(ConfigError, match="extends 'no_such_preset', which is no preset"):
+        load_experiment(tmp_path / 'c.yaml')

@@ -1,6 +1,7 @@
 """
 ``centralnet compare``: train CentralNet and the baselines over N seeds and report.
 
+Runs the preset's variants x folds x methods x seeds through :mod:`centralnet_ros.training.sweep`.
 Writes into ``--out``: ``config.yaml`` (the resolved experiment), ``runs.json`` (every
 run, rewritten atomically after each so an interrupted comparison can ``--resume``),
 ``results.md`` (mean +- std per method, best unimodal, two-sample z-test of CentralNet
@@ -17,11 +18,10 @@ import sys
 import time
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_text, ConfigError, dump_yaml
+from centralnet_ros.config import atomic_write_text, ConfigError
 from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
-from centralnet_ros.machine import machine_description, machine_line
-from centralnet_ros.training.experiment import (available_presets, experiment_dict, ExperimentConfig, load_experiment,
-                                                parse_overrides)
+from centralnet_ros.machine import machine_line
+from centralnet_ros.training.experiment import available_presets, ExperimentConfig, load_experiment, parse_overrides
 import numpy as np
 
 CENTRAL = 'centralnet'
@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--methods', default=None,
                         help='comma-separated subset of the preset methods, e.g. centralnet,late')
     parser.add_argument('--seeds', type=int, default=None, help='number of seeds per method (preset default)')
+    parser.add_argument('--variants', default=None,
+                        help="comma-separated subset of the preset's variants (default: all it declares)")
+    parser.add_argument('--folds', default=None,
+                        help="comma-separated fold indices of the preset's folds, e.g. 0,2 (default: all)")
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                         help='override a preset value, e.g. --set train.epochs=5 (repeatable)')
     parser.add_argument('--out', default=None, help='output folder (default: runs/compare-<preset>[-quick])')
@@ -77,13 +81,22 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f'centralnet compare: {exc}', file=sys.stderr)
         return 2
-    methods = cfg.methods
+    methods = None
     if args.methods:
         methods = [m.strip() for m in args.methods.split(',') if m.strip()]
         unknown = [m for m in methods if m not in cfg.methods]
         if unknown:
             print(f'centralnet compare: methods {unknown} are not in the preset ({cfg.methods})', file=sys.stderr)
             return 2
+    variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else None
+    try:
+        folds = [int(f) for f in args.folds.split(',') if f.strip()] if args.folds else None
+        from centralnet_ros.training.sweep import plan_runs
+        if not plan_runs(cfg, methods=methods, variants=variants, folds=folds):
+            raise ConfigError('nothing to run: no fold, seed or method left after --folds/--seeds/--methods')
+    except (ConfigError, ValueError) as exc:
+        print(f'centralnet compare: {exc}', file=sys.stderr)
+        return 2
     out = Path(args.out or f'runs/compare-{cfg.name}{"-quick" if args.quick else ""}')
     command = getattr(args, 'command_line', '')
     from centralnet_ros.training.sweep import SweepError
@@ -91,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
                          command=command, jobs=args.jobs or (os.cpu_count() or 1),
                          backend='vmap' if args.vmap else 'ray' if args.ray else 'local',
-                         ray_address=args.ray or 'local',
-                         progress=not args.no_progress)
+                         ray_address=args.ray or 'local', progress=not args.no_progress, variants=variants,
+                         folds=folds)
     except (FileNotFoundError, SweepError) as exc:
         print(f'centralnet compare: {exc}', file=sys.stderr)
         return 1
@@ -106,59 +119,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare(cfg: ExperimentConfig, methods: list[str], out: Path, *, data_root: Path, resume: bool = False,
+def compare(cfg: ExperimentConfig, methods: list[str] | None, out: Path, *, data_root: Path, resume: bool = False,
             command: str = '', jobs: int = 1, backend: str = 'local', ray_address: str = 'local',
-            progress: bool = True) -> str:
+            progress: bool = True, variants: list[str] | None = None, folds: list[int] | None = None) -> str:
     """
-    Train every (method, seed), ``jobs`` at a time, and write the report files into ``out``.
+    Train every run of ``cfg`` (variants x folds x methods x seeds), ``jobs`` at a time, and report into ``out``.
 
+    ``methods``, ``variants`` and ``folds`` pick subsets (``None``: all the preset declares);
     ``backend`` is a :mod:`centralnet_ros.training.sweep` backend (``local`` or ``ray``).
     """
     from centralnet_ros.training import sweep
     from centralnet_ros.training.datasets import load_experiment_data
 
-    out.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, out / 'config.yaml')
+    plan = sweep.plan_runs(cfg, methods=methods, variants=variants, folds=folds)
+    first = cfg.resolve(plan[0].variant, plan[0].fold) if plan else cfg
     t0 = time.perf_counter()
-    data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)   # builds any cache once
+    data = load_experiment_data(first.dataset, first.dataset_options, data_root)   # builds any cache once
     print(f'{cfg.dataset}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)} '
           f'(loaded in {time.perf_counter() - t0:.1f} s)', file=sys.stderr)
-    runs_path = out / 'runs.json'
-    runs: list[dict] = []
-    if resume and runs_path.exists():
-        runs = json.loads(runs_path.read_text())['runs']
-    done = {(r['method'], r['seed']) for r in runs}
-    seeds = [cfg.seed_offset + s for s in range(cfg.seeds)]
-    # seed-major: a sweep stopped part-way holds as many seeds of every method
-    todo = [sweep.RunSpec(m, s) for s in seeds for m in methods if (m, s) not in done]
-    total, finished = len(methods) * len(seeds), len(done)
-    failures: list[dict] = []
-
-    def record(spec: sweep.RunSpec, rec: dict) -> None:
-        nonlocal finished
-        finished += 1
-        runs.append(rec)
-        print(f'[{finished}/{total}] {rec["method"]:>18s} seed {rec["seed"]}: test {cfg.train.metric} '
-              f'{rec["test"]:.4f} (val {rec["val"]:.4f}, epoch {rec["best_epoch"]}, '
-              f'{rec["wall_time_s"]:.0f} s)', file=sys.stderr)
-        _write_runs(runs_path, cfg, runs, data.info, command, failures)
-
-    def record_failure(spec: sweep.RunSpec, reason: str) -> None:
-        nonlocal finished
-        finished += 1
-        failures.append({'method': spec.method, 'seed': spec.seed, 'reason': reason})
-        print(f'[{finished}/{total}] {spec.method:>18s} seed {spec.seed}: FAILED: {reason}', file=sys.stderr)
-        _write_runs(runs_path, cfg, runs, data.info, command, failures)
-
-    jobs = max(1, min(jobs, len(todo) or 1))
-    sweep.execute(todo, cfg, data, on_result=record, on_failure=record_failure, backend=backend, jobs=jobs,
-                  ray_address=ray_address, total=total, done=len(done), progress=progress and cfg.train.progress)
-    order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in methods for s in seeds)}
-    runs.sort(key=lambda r: order.get((r['method'], r['seed']), len(order)))
-    _write_runs(runs_path, cfg, runs, data.info, command, failures)
-    report = render_report(cfg, runs, methods, command=command, data_info=data.info, jobs=jobs)
+    info = data.info
+    if cfg.folds or cfg.variants:       # every fold / variant has its own data, loaded where it runs
+        data = None
+    runs, _ = sweep.run_sweep(cfg, plan, out, resume=resume, command=command, data=data, data_root=data_root,
+                              backend=backend, jobs=jobs, ray_address=ray_address, info=info,
+                              progress=progress and cfg.train.progress)
+    report = render_report(cfg, runs, methods or cfg.methods, command=command, data_info=info, jobs=jobs)
     atomic_write_text(out / 'results.md', report)
-    _plots(cfg, runs, methods, out)
+    _plots(cfg, [r for r in runs if 'variant' not in r], methods or cfg.methods, out)
     return report
 
 
@@ -203,34 +190,25 @@ def _record(method: str, seed: int, result, model) -> dict:
     return rec
 
 
-def _write_runs(path: Path, cfg: ExperimentConfig, runs: list[dict], info: dict, command: str,
-                failures: list[dict] | None = None) -> None:
-    payload = {'experiment': experiment_dict(cfg), 'machine': machine_description(), 'command': command,
-               'data': _jsonable(info), 'runs': runs, 'failed': list(failures or [])}
-    atomic_write_text(path, json.dumps(payload, indent=1, default=_jsonable))
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f'array{obj.shape}'
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    return obj
-
-
 def summarize_runs(runs: list[dict], methods: list[str]) -> dict[str, dict]:
+    """
+    Return per method the test metric per seed (the mean over the folds when there are folds), its mean and std.
+
+    ``n`` counts seeds, ``folds`` the folds behind each seed's figure (1 without folds).
+    """
     table = {}
     for m in methods:
-        tests = [r['test'] for r in runs if r['method'] == m]
-        if not tests:
+        per_seed: dict = {}
+        for r in runs:
+            if r['method'] == m:
+                per_seed.setdefault(r['seed'], []).append(r['test'])
+        if not per_seed:
             continue
+        tests = [float(np.mean(v)) for v in per_seed.values()]
         mean, std = mean_std(tests)
         wall = [r['wall_time_s'] for r in runs if r['method'] == m]
         table[m] = {'tests': tests, 'mean': mean, 'std': std, 'n': len(tests),
+                    'folds': min(len(v) for v in per_seed.values()),
                     'wall_mean_s': float(np.mean(wall)), 'wall_total_s': float(np.sum(wall)),
                     'parameters': next(r['parameters'] for r in runs if r['method'] == m)}
     return table
@@ -238,15 +216,42 @@ def summarize_runs(runs: list[dict], methods: list[str]) -> dict[str, dict]:
 
 def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *, command: str = '',
                   data_info: dict | None = None, jobs: int = 1) -> str:
-    table = summarize_runs(runs, methods)
     metric = cfg.train.metric
     lines = [f'# {cfg.name}: CentralNet against its baselines', '']
     if cfg.description:
         lines += [cfg.description.strip(), '']
-    lines += [f'Test {metric} over seeds (the weights of the best validation epoch). The z-test is the '
-              'two-sample z-test of CentralNet against each method over the seeds (two-sided p).', '',
-              f'| method | test {metric} (%) | runs | parameters | wall time per run (s) | z vs CentralNet | p |',
-              '|---|---|---|---|---|---|---|']
+    lines += [f'Test {metric} over seeds (the weights of the best validation epoch'
+              + (f'; per seed the mean over the {cfg.folds.scheme} folds' if cfg.folds else '')
+              + '). The z-test is the two-sample z-test of CentralNet against each method over the seeds '
+              '(two-sided p).', '']
+    variants = list(dict.fromkeys(r['variant'] for r in runs if 'variant' in r))
+    for variant in variants or [None]:
+        vruns = [r for r in runs if r.get('variant') == variant]
+        vcfg = cfg.resolve(variant)
+        if variant is not None:
+            lines += [f'## Variant {variant}', '']
+        lines += _results_section(vcfg, vruns, [m for m in methods if m in vcfg.methods] or vcfg.methods)
+    total_wall = sum(r['wall_time_s'] for r in runs)
+    lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
+              f'- machine: {machine_line()}',
+              f'- training time: {total_wall / 60:.1f} min summed over {len(runs)} runs '
+              f'({jobs} run(s) in parallel, '
+              f'{cfg.train.num_threads or (1 if jobs > 1 else "default")} torch thread(s) each); '
+              'wall time per run above is measured inside each run',
+              f'- training: {_train_line(cfg)}']
+    if data_info:
+        shown = {k: v for k, v in data_info.items() if isinstance(v, (int, float, str, bool))}
+        if shown:
+            lines.append('- data: ' + ', '.join(f'{k}={v}' for k, v in shown.items()))
+    return '\n'.join(lines) + '\n'
+
+
+def _results_section(cfg: ExperimentConfig, runs: list[dict], methods: list[str]) -> list[str]:
+    """Return the method table, best unimodal, CentralNet's lead and its fusion weights of one variant's runs."""
+    table = summarize_runs(runs, methods)
+    metric = cfg.train.metric
+    lines = [f'| method | test {metric} (%) | runs | parameters | wall time per run (s) | z vs CentralNet | p |',
+             '|---|---|---|---|---|---|---|']
     central = table.get(CENTRAL)
     for m, row in table.items():
         z_cell = p_cell = ''
@@ -280,19 +285,7 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
                 v = [w['levels'][i]['share'][k] for w in weights if k in w['levels'][i]['share']]
                 cells.append(f'{np.mean(v) * 100:.1f} ± {np.std(v) * 100:.1f}' if v else '–')
             lines.append(f'| {level["level"]} | ' + ' | '.join(cells) + ' |')
-    total_wall = sum(r['wall_time_s'] for r in runs)
-    lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
-              f'- machine: {machine_line()}',
-              f'- training time: {total_wall / 60:.1f} min summed over {len(runs)} runs '
-              f'({jobs} run(s) in parallel, '
-              f'{cfg.train.num_threads or (1 if jobs > 1 else "default")} torch thread(s) each); '
-              'wall time per run above is measured inside each run',
-              f'- training: {_train_line(cfg)}']
-    if data_info:
-        shown = {k: v for k, v in data_info.items() if isinstance(v, (int, float, str, bool))}
-        if shown:
-            lines.append('- data: ' + ', '.join(f'{k}={v}' for k, v in shown.items()))
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
 def _train_line(cfg: ExperimentConfig) -> str:
