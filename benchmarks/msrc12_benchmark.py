@@ -26,9 +26,11 @@ import json
 from pathlib import Path
 import sys
 
+from centralnet_ros.training.experiment import load_experiment
 import numpy as np
 
 PRESET = 'msrc12_loso'
+FOLDS = len(load_experiment(PRESET).folds.values)      # the preset's; sibling scripts (msrc12_2d) share them
 PUBLISHED = ('Lehrmann et al. 2014 (CVPR), 6 iconic gestures, leave-persons-out whole-instance classification, '
              'all 30 persons', '78-91 %')
 
