@@ -25,7 +25,7 @@ def pytest_configure(config):
 SLOW_MODULES = {
     # whole modules that lint, build, train, fuzz or start subprocesses
     'test_flake8', 'test_pep257', 'test_colcon_build', 'test_sweep', 'test_front_door', 'test_finetune',
-    'test_fuzz_messages', 'test_fusion_node_fake_rclpy', 'test_import_boundary', 'test_training',
+    'test_fuzz_messages', 'test_import_boundary', 'test_training',
     'test_people', 'test_skeleton2d', 'test_mouth',
 }
 

@@ -104,16 +104,29 @@ class Tester:
             self.executor.spin_once(timeout_sec=0.05)
         raise AssertionError(f'timed out after {timeout} s waiting for {what}')
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0, *,
+             resend_s: float | None = None) -> Any:
+        """
+        Call service ``name``; ``resend_s``: send the request again when no answer came within that time.
+
+        Only for idempotent requests (GetState): a request sent while DDS still knows the server of a
+        node that just exited under the same name, before the new server's reader matched, is lost.
+        """
         client = self.node.create_client(srv_type, name)
         try:
+            end = time.monotonic() + timeout
             if not client.wait_for_service(timeout_sec=timeout):
                 raise AssertionError(f'service {name} not available after {timeout} s')
-            future = client.call_async(request)
-            self.executor.spin_until_future_complete(future, timeout_sec=timeout)
-            if not future.done():
-                raise AssertionError(f'no answer from {name} within {timeout} s')
-            return future.result()
+            while True:
+                future = client.call_async(request)
+                left = end - time.monotonic()
+                self.executor.spin_until_future_complete(future, timeout_sec=max(0.0, min(
+                    left, resend_s if resend_s else left)))
+                if future.done():
+                    return future.result()
+                if time.monotonic() >= end:
+                    raise AssertionError(f'no answer from {name} within {timeout} s')
+                client.remove_pending_request(future)
         finally:
             self.node.destroy_client(client)
 
@@ -125,7 +138,8 @@ class Tester:
     # lifecycle -------------------------------------------------------------------------
     def state(self, node: str, timeout: float = 30.0) -> str:
         from lifecycle_msgs.srv import GetState
-        return self.call(GetState, f'{node}/get_state', GetState.Request(), timeout).current_state.label
+        return self.call(GetState, f'{node}/get_state', GetState.Request(), timeout,
+                         resend_s=3.0).current_state.label
 
     def transition(self, node: str, label: str, timeout: float = 120.0) -> bool:
         from lifecycle_msgs.msg import Transition

