@@ -19,6 +19,11 @@ shared memory) and with Fast DDS' defaults:
   Classification arriving here, p50/p95/p99 per task;
 - CPU use of the node process (user + system time over the streaming window).
 
+Runs (:data:`RUNS`): the shipped profile and Fast DDS' defaults with the gesture decision stream
+(``gesture.output: decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival), the
+same with the decisions made inside the subscription callback (the design the decision worker
+replaced), and gesture events (``events``, the default), whose latency includes the gesture itself.
+
 Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
 generator is :mod:`centralnet_ros.ros.bench_dds` (only ``centralnet_ros.ros`` imports ROS).
 """
@@ -61,30 +66,53 @@ def _skeletons(data_root: Path) -> np.ndarray:
     return read_skeleton_csv(csv)[1][..., :3]
 
 
+# one node process each: shipped Fast DDS profile?, decide in the subscription callback?, gesture output,
+# input queue depth (None: the node's default)
+RUNS = [(True, False, 'decisions', None), (False, False, 'decisions', None), (True, False, 'decisions', 5),
+        (True, True, 'decisions', None), (True, False, 'events', None)]
+
+
+def _label(r: dict) -> str:
+    depth = '' if r.get('qos_depth') is None else f', qos_depth {r["qos_depth"]}'
+    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}'
+
+
 def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> str:
     lines = ['# fusion_node through real DDS (Fast DDS, rmw_fastrtps_cpp, Jazzy wheels)', '',
              f'{machine_line(info)}', '', f'Command: `{command}`', '',
              f'{seconds:.0f} s of streaming per run, all inputs at once, best effort: 640x480 rgb8 at 30 Hz, '
-             '20-joint skeletons at 30 Hz, 4-channel 48 kHz naoqi AudioBuffer in 8192-frame (171 ms) buffers.', '',
+             '20-joint skeletons at 30 Hz, 4-channel 48 kHz naoqi AudioBuffer in 8192-frame (171 ms) buffers. '
+             'One fusion_node process per run (tasks gesture, speech, emotion; shipped bundles; node defaults '
+             'except the gesture frame trigger and the output mode): with the shipped profile '
+             '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node\'s decision worker (the '
+             'shipped design) or inside the subscription callback (the design it replaced, '
+             '`centralnet_ros.ros.bench_dds.InlineWorker`); gesture publishing every decision '
+             '(`gesture.output: decisions`, one per skeleton frame) or events (`events`, the default: one '
+             'per performed gesture, after it ended).', '',
              'Load average of the machine (other jobs included) at the end of each run: '
-             + ', '.join(f'{r["profile"]}: {r["load_average_1min"]} on {r["cpu_cores"]} cores' for r in results)
-             + '. A node that gets too little CPU drops messages from its subscription queues (depth 5) and '
-             'decides late: on a loaded machine these figures measure the machine as much as DDS.', '',
-             '| profile | input | sent | received | delivery |', '|---|---|---|---|---|']
+             + ', '.join(f'{_label(r)}: {r["load_average_1min"]} on {r["cpu_cores"]} cores' for r in results)
+             + '. On a loaded machine these figures measure the machine as much as DDS and the node.', '',
+             '| run | input | sent | received | delivery |', '|---|---|---|---|---|']
     for r in results:
         for name, d in r['inputs'].items():
             delivery = '-' if d['delivery'] is None else f'{100 * d["delivery"]:.1f} %'
-            lines.append(f'| {r["profile"]} | {name} | {d["sent"]} | {d["received"]} | {delivery} |')
-    lines += ['', '| profile | task | decisions | latency p50 (ms) | p95 | p99 | node CPU |',
-              '|---|---|---|---|---|---|---|']
+            lines.append(f'| {_label(r)} | {name} | {d["sent"]} | {d["received"]} | {delivery} |')
+    lines += ['', '| run | task | published | latency p50 (ms) | p95 | p99 | max | node compute p50 / p95 / max '
+              '(ms) | node CPU |', '|---|---|---|---|---|---|---|---|---|']
     for r in results:
         for task, d in r['tasks'].items():
-            lat = d['latency_ms']
-            lines.append(f'| {r["profile"]} | {task} | {d["decisions"]} | {lat["p50"]} | {lat["p95"]} | {lat["p99"]} | '
-                         f'{r["node_cpu_percent"]} % |')
-    lines += ['', 'Latency: from the publish of the message that made the decision due (gesture: the skeleton '
-              'frame it is stamped with; speech/emotion: the first audio buffer stamped after the end of the '
-              'utterance plus decision_delay_s) to the Classification arriving in the publishing process.', '']
+            lat, c = d['latency_ms'], d.get('node_compute_ms') or {}
+            name = f'{task} ({r["gesture_output"]})' if task == 'gesture' else task
+            compute = ' / '.join(str(c.get(f'latency {k} (ms)', '-')) for k in ('p50', 'p95', 'max'))
+            lines.append(f'| {_label(r)} | {name} | {d["decisions"]} | {lat["p50"]} | {lat["p95"]} | {lat["p99"]} | '
+                         f'{lat.get("p100")} | {compute} | {r["node_cpu_percent"]} % |')
+    lines += ['', 'Latency: from the publish of the message that made the decision due (gesture decisions: the '
+              'skeleton frame they are stamped with; gesture events: the skeleton frame at the event\'s peak, so '
+              'the latency includes the rest of the gesture and the event\'s confirmation; speech/emotion: the '
+              'first audio buffer stamped after the end of the utterance plus decision_delay_s) to the '
+              'Classification arriving in the publishing process. Node compute: window assembly, features and '
+              'model of one decision, from the node\'s diagnostics. Speech publishes nothing here: EmoDB '
+              'sentences are not letters (not_a_letter, rejected).', '']
     return '\n'.join(lines)
 
 
@@ -98,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     data_root = paths.data_root(args.data_root)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for profile in (True, False):
+    for profile, inline, output, depth in RUNS:
         # one process per run: Fast DDS reads its profile once per process
         proc = subprocess.run([sys.executable, __file__, '--_one', '1' if profile else '0', '--seconds',
-                               str(args.seconds), '--data-root', str(data_root)], capture_output=True, text=True)
+                               str(args.seconds), '--data-root', str(data_root), '--inline', '1' if inline else '0',
+                               '--gesture-output', output, '--qos-depth', str(depth or 0)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
@@ -122,8 +152,12 @@ if __name__ == '__main__':
         profile = sys.argv[i + 1] == '1'
         seconds = float(sys.argv[sys.argv.index('--seconds') + 1])
         root = Path(sys.argv[sys.argv.index('--data-root') + 1])
+        inline = sys.argv[sys.argv.index('--inline') + 1] == '1'
+        output = sys.argv[sys.argv.index('--gesture-output') + 1]
+        depth = int(sys.argv[sys.argv.index('--qos-depth') + 1]) or None
         from centralnet_ros.ros.bench_dds import run_once
         print(json.dumps(run_once(seconds, profile, _audio_source(root, seconds), _skeletons(root),
-                                  Path(os.environ.get('TMPDIR', '/tmp')))))
+                                  Path(os.environ.get('TMPDIR', '/tmp')), gesture_output=output, inline=inline,
+                                  qos_depth=depth)))
         raise SystemExit(0)
     raise SystemExit(main())

@@ -14,7 +14,22 @@ blocks.
 Time stamps
 -----------
 A chunk's ``stamp`` is the capture time of its *first* frame, in the clock the
-caller passes (``clock=``, e.g. ROS time), in seconds:
+caller passes (``clock=``, e.g. ROS time), in seconds.  The sound card's sample
+count is the audio clock: a chunk is stamped ``anchor + frames since the anchor /
+sample_rate``, so consecutive chunks are exactly their length apart however the
+host delivers them (in bursts, late, or, for a device without a clock such as
+ALSA's ``file`` plugin, many times faster than real time).  The anchor is the
+observed capture time (below) of the stream's first frame; it is set again
+(counted in :attr:`CaptureStats.reanchors`) when PortAudio reports an input
+overflow (frames were lost, so the count no longer measures time) or when the
+sample-count stamps have fallen more than ``resync_s`` behind the observed times
+(frames lost unflagged, or a sound-card clock slower than the caller's).  Stamps
+ahead of the observed times are kept, never moved back, so they never run
+backwards: a device faster than real time keeps its own clock, and a sound-card
+clock faster than the caller's drifts ahead by its error (tens of ppm, about
+0.1 s per hour) until the next overflow or restart.
+
+The observed capture time of a buffer's first frame:
 
 * PortAudio reports ``time.inputBufferAdcTime``, the ADC time of the first
   frame, in the stream's own clock (whose epoch is unspecified: CLOCK_REALTIME,
@@ -134,6 +149,7 @@ class CaptureStats:
     dropped_chunks: int = 0  # chunks lost because the queue was full
     adc_time_fallbacks: int = 0  # chunks stamped without inputBufferAdcTime
     clock_offset: float | None = None  # current estimate of caller clock - stream clock
+    reanchors: int = 0  # times the sample-count clock was set again from the observed time (after the first)
 
 
 def _sounddevice() -> Any:
@@ -265,7 +281,7 @@ class MicrophoneCapture:
                  channels: int = 1, chunk_ms: float = 20.0,
                  clock: Callable[[], float] = time.monotonic,
                  max_queue_chunks: int | None = None, latency: str | float = 'low',
-                 clock_window: int = 64) -> None:
+                 clock_window: int = 64, resync_s: float = 1.0) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
             raise ValueError(f'sample_rate must be a positive integer (Hz), got {sample_rate!r}')
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
@@ -287,6 +303,9 @@ class MicrophoneCapture:
         if max_queue_chunks < 1:
             raise ValueError(f'max_queue_chunks must be >= 1, got {max_queue_chunks}')
         self.max_queue_chunks = int(max_queue_chunks)
+        if isinstance(resync_s, bool) or not isinstance(resync_s, (int, float)) or not resync_s > 0:
+            raise ValueError(f'resync_s must be a positive number (s), got {resync_s!r}')
+        self.resync_s = float(resync_s)
         self.latency = latency
         self._clock = clock
         self._mapper = ClockMapper(clock, window=clock_window)
@@ -390,7 +409,7 @@ class MicrophoneCapture:
     def stats(self) -> CaptureStats:
         return CaptureStats(chunks=self._chunks, frames=self._frames, overflows=self._overflows,
                             dropped_chunks=self._dropped, adc_time_fallbacks=self._fallbacks,
-                            clock_offset=self._mapper.offset)
+                            clock_offset=self._mapper.offset, reanchors=max(0, self._anchors - 1))
 
     def audio_info(self) -> dict[str, Any]:
         """Return the audio_common_msgs/AudioInfo fields of this stream (bitrate in bit/s)."""
@@ -408,13 +427,26 @@ class MicrophoneCapture:
         self._overflows = 0
         self._dropped = 0
         self._fallbacks = 0
+        self._anchors = 0
+        self._anchor: tuple[float, int] | None = None  # (observed time, frames before it)
 
     def _raise_callback_error(self) -> None:
         if self._error is not None:
             raise RuntimeError(f'audio capture callback failed: {self._error!r}') from self._error
 
+    def _sample_clock_stamp(self, observed: float, frames_before: int, overflow: bool) -> float:
+        """Stamp of the buffer starting at frame ``frames_before`` by the sample count (see the module docstring)."""
+        if self._anchor is not None and not overflow:
+            anchor, anchor_frames = self._anchor
+            stamp = anchor + (frames_before - anchor_frames) / self.sample_rate
+            if observed - stamp <= self.resync_s:
+                return stamp
+        self._anchor = (observed, frames_before)
+        self._anchors += 1
+        return observed
+
     def _stamp(self, time_info: Any) -> float:
-        """Caller-clock time of the first frame of this callback's buffer."""
+        """Observed caller-clock time of the first frame of this callback's buffer."""
         current = float(time_info.currentTime)
         adc = float(time_info.inputBufferAdcTime)
         if current > 0.0:
@@ -431,13 +463,13 @@ class MicrophoneCapture:
             sequence = self._sequence
             self._sequence += 1
             self._chunks += 1
+            frames_before = self._frames
             self._frames += int(frames)
             if status.input_overflow:
                 self._overflows += 1
             data = np.array(indata, dtype=np.int16, copy=True)  # (frames, channels)
-            chunk = AudioChunk(data=data,
-                               stamp=self._stamp(time_info), sequence=sequence,
-                               sample_rate=self.sample_rate)
+            stamp = self._sample_clock_stamp(self._stamp(time_info), frames_before, bool(status.input_overflow))
+            chunk = AudioChunk(data=data, stamp=stamp, sequence=sequence, sample_rate=self.sample_rate)
             try:
                 self._queue.put_nowait(chunk)
             except queue.Full:

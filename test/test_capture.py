@@ -180,16 +180,20 @@ def test_stereo_capture_is_interleaved_s16le(captured):
 
 
 @needs_portaudio
-def test_stamps_are_in_the_callers_clock(captured):
+def test_stamps_are_in_the_callers_clock_and_follow_the_sample_count(captured):
     for name in ('mono', 'stereo'):
         run = captured.result[name]
         stamps = np.asarray(run['stamps'])
-        assert np.all(np.diff(stamps) >= 0), f'{name}: stamps go backwards'
         # the caller's clock is monotonic + 1000 s: unmapped PortAudio times would be far off
-        assert run['t0'] - 1.0 <= stamps.min() and stamps.max() <= run['t1'], (
-            f'{name}: stamps {stamps.min():.3f}..{stamps.max():.3f} outside the capture '
-            f'window {run["t0"]:.3f}..{run["t1"]:.3f} of the caller clock')
+        assert run['t0'] - 1.0 <= stamps[0] <= run['t1'], (
+            f'{name}: first stamp {stamps[0]:.3f} outside the capture window {run["t0"]:.3f}..{run["t1"]:.3f} '
+            'of the caller clock')
         assert run['stats']['clock_offset'] is not None
+        # the file device has no clock (it delivers seconds of audio in a fraction of one): the stamps are
+        # its sample count, chunks dropped at the full queue included, not the times the callbacks came
+        expected = stamps[0] + (np.asarray(run['sequences']) - run['sequences'][0]) * CHUNK_FRAMES / SAMPLE_RATE
+        np.testing.assert_allclose(stamps, expected, rtol=0, atol=1e-6)
+        assert run['stats']['reanchors'] == 0 and stamps[-1] > run['t1'], 'faster than real time, as expected'
 
 
 @needs_portaudio
@@ -265,8 +269,42 @@ def test_missing_adc_time_falls_back_to_current_time_minus_latency():
     mic._callback(silence, 320, types.SimpleNamespace(currentTime=3.0, inputBufferAdcTime=0.0), ok)
     mic._callback(silence, 320, types.SimpleNamespace(currentTime=0.0, inputBufferAdcTime=0.0), ok)
     assert mic.read(timeout=0).stamp == pytest.approx(7.0 - 0.05)  # offset 4.0, 3.0 - 0.05 + 4.0
-    assert mic.read(timeout=0).stamp == pytest.approx(7.0 - 0.05)  # clock() - latency
+    # observed: clock() - latency, 6.95; the sample count says 20 ms after the first chunk
+    assert mic.read(timeout=0).stamp == pytest.approx(7.0 - 0.05 + 0.02)
     assert mic.stats().adc_time_fallbacks == 2
+
+
+def test_stamps_follow_the_sample_count_and_re_anchor_after_lost_input():
+    now = [100.0]
+    mic = MicrophoneCapture(sample_rate=16000, chunk_ms=20, clock=lambda: now[0], max_queue_chunks=100,
+                            resync_s=0.5)
+    ok, overflow = types.SimpleNamespace(input_overflow=False), types.SimpleNamespace(input_overflow=True)
+    block = np.zeros((320, 1), np.int16)
+
+    def deliver(n, status=ok, adc=0.0):
+        for _ in range(n):
+            mic._callback(block, 320, types.SimpleNamespace(currentTime=now[0] - 90.0, inputBufferAdcTime=adc), status)
+        return [mic.read(timeout=0).stamp for _ in range(n)]
+
+    # 10 chunks delivered in one burst (the same moment): 20 ms apart all the same
+    stamps = deliver(10)
+    assert stamps == pytest.approx([100.0 + 0.02 * k for k in range(10)])
+    # late delivery (the callback 0.3 s after its time) does not move the stamps
+    now[0] = 100.5
+    assert deliver(1) == pytest.approx([100.2])
+    # an overflow: frames were lost, the count is set again from the observed time
+    assert deliver(1, overflow) == pytest.approx([100.5])
+    # the count falls more than resync_s behind (input lost without a flag): set again
+    now[0] = 101.2
+    assert deliver(1) == pytest.approx([101.2])
+    # ahead of the observed time (a device faster than real time): kept, never moved back
+    assert deliver(100)[-1] == pytest.approx(101.2 + 0.02 * 100)
+    assert mic.stats().reanchors == 2
+
+
+def test_resync_must_be_positive():
+    with pytest.raises(ValueError, match='resync_s'):
+        MicrophoneCapture(resync_s=0)
 
 
 def test_chunk_bytes_are_little_endian_interleaved():

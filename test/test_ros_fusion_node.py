@@ -431,8 +431,7 @@ def test_deactivate_and_cleanup_release_everything(fusion, tester, bundles, reco
     speech = tester.subscribe(Classification, f'{NODE}/speech', qos(True))
     diagnostics = tester.subscribe(DiagnosticArray, '/diagnostics', qos(True))
     assert tester.state(NODE, timeout=90) == 'unconfigured'
-    tester.spin(1.0)
-    assert graph() == (set(), {'/diagnostics'})
+    tester.wait_for(lambda: graph() == (set(), {'/diagnostics'}), 20, 'the node in the ROS graph')
     assert tester.transition(NODE, 'configure')
     tester.spin(1.0)
     assert graph() == (set(), {'/diagnostics'})

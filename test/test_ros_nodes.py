@@ -8,7 +8,13 @@ this test run (see ``ros_harness``).  The shipped gesture and speech bundles dec
 """
 from __future__ import annotations
 
+import ctypes.util
 import math
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import time
 
 from centralnet_ros import messages as M
 from centralnet_ros.ros.interfaces import ros_message
@@ -174,3 +180,120 @@ def test_an_exception_in_a_transition_is_logged_with_its_cause(tester, monkeypat
 def rclpy_parameter(name, value):
     from rclpy.parameter import Parameter
     return Parameter(name, value=value)
+
+
+def _require(program: str, why: str) -> None:
+    """Skip without ``program`` (fail under CI, which installs it from apt-packages.txt)."""
+    if shutil.which(program) is None:
+        (pytest.fail if os.environ.get('CI') == 'true' else pytest.skip)(f'{program} is not installed ({why})')
+
+
+@pytest.fixture
+def paced_microphone(tmp_path):
+    """
+    A capture device with a clock: PulseAudio's null sink, read through its monitor by PortAudio (ALSA ``pulse``).
+
+    A private PulseAudio server (this test's HOME and runtime folder, no system or user instance)
+    with a 16 kHz mono null sink, which the server paces in real time; ``paplay`` into the sink is
+    what the "microphone" hears.  Returns ``(env for the nodes, play(wav))``.
+    """
+    _require('pulseaudio', 'apt install pulseaudio pulseaudio-utils libasound2-plugins')
+    _require('paplay', 'apt install pulseaudio-utils')
+    if not any(Path(d, 'libasound_module_pcm_pulse.so').exists()
+               for d in ('/usr/lib/x86_64-linux-gnu/alsa-lib', '/usr/lib/aarch64-linux-gnu/alsa-lib',
+                         '/usr/lib/alsa-lib', '/usr/lib64/alsa-lib')):
+        _require('no-such-program-libasound2-plugins', 'apt install libasound2-plugins (ALSA pulse plugin)')
+    run = tmp_path / 'run'
+    run.mkdir()
+    socket = run / 'pulse' / 'native'
+    env = {**H.node_env(), 'HOME': str(tmp_path), 'XDG_RUNTIME_DIR': str(run), 'PULSE_SERVER': f'unix:{socket}'}
+    (tmp_path / '.asoundrc').write_text('pcm.centralnet_ros_pulse {\n    type pulse\n'
+                                        '    device "centralnet_sink.monitor"\n}\n')
+    server = subprocess.Popen(['pulseaudio', '-n', '--daemonize=no', '--exit-idle-time=-1', '--use-pid-file=no',
+                               '-L', 'module-null-sink sink_name=centralnet_sink rate=16000 channels=1',
+                               '-L', 'module-native-protocol-unix auth-anonymous=1'],
+                              env=env, stdout=open(tmp_path / 'pulseaudio.log', 'wb'), stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 30
+        while not socket.exists():
+            assert server.poll() is None and time.monotonic() < end, (tmp_path / 'pulseaudio.log').read_text()
+            time.sleep(0.1)
+
+        def play(wav: Path) -> subprocess.Popen:
+            return subprocess.Popen(['paplay', '--device=centralnet_sink', str(wav)], env=env)
+        yield env, play
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+@pytest.mark.needs_data('emodb')
+@pytest.mark.skipif(ctypes.util.find_library('portaudio') is None, reason='libportaudio2 is not installed')
+def test_portaudio_speech_through_microphone_node_into_fusion_node(fusion, tester, tmp_path, data_root,
+                                                                   paced_microphone):
+    """
+    Spoken audio through PortAudio -> microphone_node -> fusion_node -> an emotion decision.
+
+    The "microphone" is PulseAudio's null sink (paced in real time) read by PortAudio through ALSA's
+    ``pulse`` plugin; an EmoDB utterance between silences is played into it with ``paplay``.
+    microphone_node stamps by the sample count from the stream's start; fusion_node's decision must
+    carry the stamp of the end of the utterance in those stamps, which the test finds in the audio
+    it receives itself (the utterance located by cross-correlation).  (The speech task would reject
+    an EmoDB sentence as not_a_letter, so emotion is the task here.)
+    """
+    from audio_common_msgs.msg import AudioDataStamped
+    from centralnet_ros.data.emodb import load_waveform
+    from scipy.io import wavfile
+    from vision_msgs.msg import Classification
+    env, play = paced_microphone
+    rate = 16000
+    speech = load_waveform(data_root / 'emodb' / 'wav' / '03a01Fa.wav', sample_rate=rate)
+    signal = np.concatenate([np.zeros(rate // 2), speech, np.zeros(rate)])
+    wavfile.write(tmp_path / 'utterance.wav', rate, np.clip(np.round(signal * 32767), -32768, 32767).astype('<i2'))
+
+    node = fusion('-p', 'tasks:=[emotion]', '-p', f'emotion.bundle:={H.MODELS / "emotion"}',
+                  '-p', 'emotion.output:=decisions', '-p', 'emotion.score_threshold:=0.0',
+                  '-p', 'qos_reliability:=reliable', '-p', 'qos_depth:=1000')
+    mic = H.NodeProcess('microphone_node', ['--managed', '--ros-args', '-r', f'__ns:={NS}', '-p',
+                                            'device:=centralnet_ros_pulse', '-p', f'sample_rate:={rate}',
+                                            '-p', 'frame_id:=mic_array'], tmp_path / 'mic.log', env=env)
+    try:
+        results = tester.subscribe(Classification, f'{NODE}/emotion', H.latched_qos().__class__(depth=100))
+        chunks = tester.subscribe(AudioDataStamped, f'{NS}/audio', H.latched_qos().__class__(depth=5000))
+        for name in (NODE, f'{NS}/microphone_node'):
+            assert tester.state(name, timeout=90) == 'unconfigured'
+            assert tester.transition(name, 'configure'), name
+        assert tester.transition(NODE, 'activate')
+        tester.wait_for(lambda: tester.node.count_subscribers(f'{NS}/audio') >= 2, 30,
+                        'fusion_node and the test subscribed to the microphone')
+        assert tester.transition(f'{NS}/microphone_node', 'activate')
+        tester.wait_for(lambda: len(chunks) > 25, 30, 'half a second of captured audio')
+        player = play(tmp_path / 'utterance.wav')
+        tester.wait_for(lambda: results, 60, 'the emotion decision')
+        assert player.wait(30) == 0
+        tester.spin(1.0)
+        # the audio clock: every chunk exactly its length after the one before, and in step with ROS time
+        stamps = np.asarray([H.stamp_ns(c.header) for c in chunks], np.int64)
+        audio = np.concatenate([np.frombuffer(bytes(c.audio.data), '<i2') for c in chunks]).astype(np.float32)
+        chunk = audio.size // len(chunks)
+        step = np.diff(stamps) - chunk * 1_000_000_000 // rate      # within the float seconds' 0.25 us
+        assert np.abs(step).max() <= 1000, np.unique(np.diff(stamps))
+        now = tester.node.get_clock().now().nanoseconds
+        assert abs(now - stamps[-1]) < 2_000_000_000, 'the stamps left the ROS clock (an unpaced device?)'
+        # where the utterance is in the captured audio, in the microphone's stamps
+        corr = np.correlate(audio / 32767, speech, mode='valid')
+        onset = int(stamps[0]) + int(np.argmax(np.abs(corr))) * 1_000_000_000 // rate
+        end = onset + speech.size * 1_000_000_000 // rate
+        assert len(results) == 1, [H.stamp_ns(r.header) for r in results]
+        stamp = H.stamp_ns(results[0].header)
+        assert onset < stamp <= end + 500_000_000, ((stamp - onset) / 1e9, (end - onset) / 1e9)
+        assert results[0].header.frame_id == 'mic_array' and results[0].results[0].class_id
+        assert mic.interrupt() == 0 and node.interrupt() == 0
+        for out in (mic.output(), node.output()):
+            assert 'Traceback' not in out and '[ERROR]' not in out, out
+    finally:
+        mic.close()

@@ -9,11 +9,8 @@ header stamp, must be the replay's published decisions.  The node subscribes rel
 with a deep queue here, so that what is compared is the decision path, not the delivery
 (which benchmarks/bench_dds.py measures).
 
-Not here: a PortAudio stream through microphone_node into fusion_node.  The only capture device
-a test machine has, ALSA's ``file`` plugin on a ``null`` slave (test_capture.py), has no clock:
-it delivered 9.4 s of audio in 1 s, 20 ms chunks stamped 0.012 ms apart, which the runtime
-rightly does not align.  microphone_node itself is tested on it (test_ros_shutdown.py,
-test_capture.py).
+A PortAudio stream through microphone_node into fusion_node is tested in test_ros_nodes.py (a
+PulseAudio null sink as the paced capture device).
 """
 from __future__ import annotations
 

@@ -5,13 +5,17 @@ Before the fix rclpy's own SIGINT handler invalidated the context while a callba
 (``executor.spin()`` raised RCLError, exit 1 with a traceback, 2 of 5 stops under audio
 load) and the microphone node's capture thread logged "Failed to publish: publisher's
 context is invalid" on every stop.  Here 20 SIGINTs land at random moments of a fusion
-node deciding on live skeleton + audio streams, and 5 on a capturing microphone node.
+node deciding on live skeleton + audio streams, then 5 SIGTERMs (what launch sends when a node is
+still running ``sigint_timeout`` = 5 s after its SIGINT, and what systemd and docker send), and 5
+SIGINTs and SIGTERMs on a capturing microphone node.  Each stop must also end within launch's 5 s, so that
+launch never has to escalate.
 """
 from __future__ import annotations
 
 import ctypes.util
 import math
 import random
+import signal
 import time
 
 from centralnet_ros import messages as M
@@ -24,6 +28,7 @@ pytestmark = pytest.mark.slow
 T0 = 1_700_000_000 * 1_000_000_000
 SR = 16000
 BAD = ('Traceback', 'context is invalid', 'Failed to publish', 'RCLError')
+LAUNCH_SIGINT_TIMEOUT_S = 5.0     # launch's sigint_timeout: after it, launch sends SIGTERM
 
 
 def _streams(tester, ns):
@@ -55,16 +60,17 @@ def _publish_load(tester, streams, seconds, k0=0):
         tester.spin(1 / 30)
 
 
-def test_twenty_sigints_under_load_exit_cleanly(tmp_path):
+def _stops_under_load(tmp_path, sig: int, runs: int) -> list[str]:
+    """Start fusion_node ``runs`` times, stream into it, send ``sig`` at a random moment; return the unclean stops."""
     tester = H.Tester('load')
     rng = random.Random(0)
+    failures = []
     try:
         ns = '/stop'
         streams = _streams(tester, ns)
         msg, info = M.build_audio(ros_message, streams[3][:1600, None], sample_rate=SR, stamp_ns=T0)
         streams[2].publish(info)
-        failures = []
-        for run in range(20):
+        for run in range(runs):
             node = H.NodeProcess('fusion_node', [
                 '--ros-args', '-r', f'__ns:={ns}', '-p', 'tasks:=[gesture,speech]',
                 '-p', f'gesture.bundle:={H.MODELS / "gesture"}', '-p', 'gesture.trigger:=frame',
@@ -73,15 +79,31 @@ def test_twenty_sigints_under_load_exit_cleanly(tmp_path):
             try:
                 tester.wait_for(lambda: streams[0].get_subscription_count() > 0, 120, 'the node to subscribe')
                 _publish_load(tester, streams, 0.5 + rng.random(), k0=run * 100)
-                status = node.interrupt(60)
+                sent = time.monotonic()
+                node.proc.send_signal(sig)
+                status = node.wait(60)
+                took = time.monotonic() - sent
                 out = node.output()
-                if status != 0 or any(b in out for b in BAD):
-                    failures.append(f'run {run}: exit {status}\n{out[-2000:]}')
+                if status != 0 or any(b in out for b in BAD) or took >= LAUNCH_SIGINT_TIMEOUT_S:
+                    failures.append(f'run {run}: exit {status} {took:.1f} s after {signal.Signals(sig).name}\n'
+                                    f'{out[-2000:]}')
             finally:
                 node.close()
-        assert not failures, f'{len(failures)} of 20 stops were not clean:\n' + '\n'.join(failures)
     finally:
         tester.close()
+    return failures
+
+
+def test_twenty_sigints_under_load_exit_cleanly(tmp_path):
+    """Ctrl-C, or launch's SIGINT: exit 0 with no traceback, before launch would escalate to SIGTERM."""
+    failures = _stops_under_load(tmp_path, signal.SIGINT, 20)
+    assert not failures, f'{len(failures)} of 20 stops were not clean:\n' + '\n'.join(failures)
+
+
+def test_sigterm_under_load_exits_cleanly(tmp_path):
+    """SIGTERM (launch's second step, systemd, docker stop) stops the node as cleanly as SIGINT."""
+    failures = _stops_under_load(tmp_path, signal.SIGTERM, 5)
+    assert not failures, f'{len(failures)} of 5 stops were not clean:\n' + '\n'.join(failures)
 
 
 @pytest.mark.needs_data('fsdd')
@@ -106,7 +128,8 @@ def test_microphone_node_stops_cleanly_while_capturing(tmp_path, data_root):
                 start = time.time_ns()                   # chunks of this run only (stamped in ROS time)
                 tester.wait_for(lambda: sum(H.stamp_ns(c.header) > start for c in chunks) > 5, 60,
                                 'captured chunks (stamped after this node started)')
-                status = node.interrupt(30)
+                node.proc.send_signal(signal.SIGTERM if run % 2 else signal.SIGINT)
+                status = node.wait(30)
                 out = node.output()
                 assert status == 0 and not any(b in out for b in BAD), out
             finally:

@@ -43,8 +43,50 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path) -> dict:
-    """Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3))."""
+class InlineWorker:
+    """
+    Decide inside the subscription callback: the design the issue replaced, kept here to measure against.
+
+    Has the interface of :class:`~centralnet_ros.runtime.worker.DecisionWorker`; ``submit`` runs the
+    decisions at once, on the executor's thread, before the callback returns.
+    """
+
+    def __init__(self, perception, on_results, **_):
+        self.perception, self.on_results = perception, on_results
+        self.dropped = self.errors = 0
+
+    def submit(self, due) -> None:
+        due = list(due)
+        if due:
+            results = self.perception.decide(due)
+            if results:
+                self.on_results(results)
+
+    def drain(self, timeout=None) -> bool:
+        return True
+
+    def stop(self, timeout=None) -> bool:
+        return True
+
+
+def inline_node_main(args: list[str]) -> int:
+    """Run fusion_node with :class:`InlineWorker` (``python -m centralnet_ros.ros.bench_dds --inline-node ...``)."""
+    from centralnet_ros.ros import fusion_node
+    fusion_node.DecisionWorker = InlineWorker
+    sys.argv = ['fusion_node', *args]
+    return fusion_node.main()
+
+
+def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path, *,
+             gesture_output: str = 'decisions', inline: bool = False, qos_depth: int | None = None) -> dict:
+    """
+    Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3)).
+
+    ``gesture_output``: the gesture task's ``output`` (``decisions``: one Classification per skeleton
+    frame; ``events``: one per performed gesture, after it ended). ``inline``: decide in the
+    subscription callback (:class:`InlineWorker`) instead of on the node's decision worker.
+    ``qos_depth``: the node's input queue depth (None: the node's default).
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from centralnet_ros import messages as M
@@ -65,10 +107,14 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
             *[a for t in TASKS for a in ('-p', f'{t}.bundle:={REPO / "models" / t}')],
             '-p', 'gesture.trigger:=frame', '-p', 'audio_type:=naoqi_audio_buffer', '-p', 'diagnostics_period_s:=1.0',
             '-p', 'speech.score_threshold:=0.0', '-p', 'emotion.score_threshold:=0.0',
-            '-p', 'gesture.score_threshold:=0.0']
-    node = subprocess.Popen([sys.executable, '-m', 'centralnet_ros.ros.fusion_node', *args], env=env,
-                            stdout=open(log_dir / f'fusion_{"profile" if profile else "default"}.log', 'wb'),
-                            stderr=subprocess.STDOUT)
+            '-p', 'gesture.score_threshold:=0.0', '-p', f'gesture.output:={gesture_output}']
+    if qos_depth is not None:
+        args += ['-p', f'qos_depth:={qos_depth}']
+    program = (['-m', 'centralnet_ros.ros.bench_dds', '--inline-node'] if inline
+               else ['-m', 'centralnet_ros.ros.fusion_node'])
+    label = f'{"profile" if profile else "default"}_{"inline" if inline else "split"}_{gesture_output}_{qos_depth}'
+    node = subprocess.Popen([sys.executable, *program, *args], env=env,
+                            stdout=open(log_dir / f'fusion_{label}.log', 'wb'), stderr=subprocess.STDOUT)
     # this process: the same DDS settings as the node (the shared-memory segment is per participant)
     os.environ.update(ROS_ENV)
     for key, value in dds.items():
@@ -91,12 +137,18 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         with lock:
             decisions[task].append((time.time_ns(), _stamp_ns(msg.header)))
 
+    task_diag: dict[str, dict] = {}
+
     def on_diag(msg):
         for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
             if status.name.endswith(('input image', 'input skeleton', 'input audio')):
-                values = {kv.key: kv.value for kv in status.values}
                 if values.get('received', '0').isdigit():
                     diag[status.name.rsplit(' ', 1)[1]] = int(values['received'])
+            elif ': task ' in status.name:
+                task_diag[status.name.rsplit(' ', 1)[1]] = {
+                    k: values.get(k) for k in ('decisions', 'latency p50 (ms)', 'latency p95 (ms)',
+                                               'latency max (ms)')}
 
     for task in TASKS:
         sub_node.create_subscription(Classification, f'{NS}/fusion_node/{task}',
@@ -154,7 +206,9 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         sub_node.destroy_node()
         rclpy.try_shutdown()
     trigger_input = {'gesture': 'skeleton', 'speech': 'audio', 'emotion': 'audio'}
-    result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults', 'seconds': round(wall, 2),
+    result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults',
+              'decisions_in': 'subscription callback' if inline else 'decision worker',
+              'gesture_output': gesture_output, 'qos_depth': qos_depth, 'seconds': round(wall, 2),
               'load_average_1min': round(os.getloadavg()[0], 1), 'cpu_cores': os.cpu_count(),
               'node_cpu_percent': round(100 * cpu / wall, 1), 'exit_status': node.returncode, 'inputs': {},
               'tasks': {}}
@@ -173,7 +227,13 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
                 lat.append((recv - times[k]) / 1e6)
         lat_a = np.asarray(lat)
         result['tasks'][task] = {
-            'decisions': len(got),
+            'decisions': len(got), 'node_compute_ms': task_diag.get(task, {}),
             'latency_ms': {f'p{q}': (round(float(np.percentile(lat_a, q)), 2) if len(lat) else None)
-                           for q in (50, 95, 99)}}
+                           for q in (50, 95, 99, 100)}}
     return result
+
+
+if __name__ == '__main__':
+    if sys.argv[1:2] == ['--inline-node']:
+        raise SystemExit(inline_node_main(sys.argv[2:]))
+    raise SystemExit(f'usage: python -m {__spec__.name} --inline-node [--ros-args ...]')

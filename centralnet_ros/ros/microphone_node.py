@@ -2,7 +2,8 @@
 microphone_node: PortAudio capture published as audio_common_msgs (a thin lifecycle node).
 
 Publishes ``audio`` (audio_common_msgs/AudioDataStamped: raw interleaved S16LE,
-``header.stamp`` the capture time of the chunk's first frame mapped to ROS time,
+``header.stamp`` the capture time of the chunk's first frame in ROS time, by the
+sample count from the stream's start (the audio clock; see :mod:`centralnet_ros.capture`),
 ``header.frame_id`` the ``frame_id`` parameter) and ``audio_info``
 (audio_common_msgs/AudioInfo, transient local, so late subscribers get it),
 plus ``/diagnostics``.  The capture loop is :mod:`centralnet_ros.capture`;
@@ -175,7 +176,8 @@ class MicrophoneNode(Node):
                   'dropped chunks (queue full)': stats.dropped_chunks,
                   'chunks stamped without ADC time': stats.adc_time_fallbacks,
                   'input latency (s)': f'{capture.input_latency:.4f}',
-                  'ROS time - stream time (s)': offset}
+                  'ROS time - stream time (s)': offset,
+                  'sample clock re-anchors': stats.reanchors}
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array_msg = DiagnosticArray(status=[status])
         array_msg.header.stamp = self.get_clock().now().to_msg()
