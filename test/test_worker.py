@@ -82,3 +82,36 @@ def test_stop_drops_what_is_queued_and_refuses_more():
 def test_max_pending_must_be_positive():
     with pytest.raises(ValueError, match='max_pending'):
         DecisionWorker(SlowPerception(), print, max_pending=0)
+
+
+def test_a_slow_task_does_not_hold_up_another_tasks_decisions():
+    """TaskWorkers: one worker per task; gesture decisions go on while a speech decision takes 0.5 s."""
+    import types
+    from centralnet_ros.runtime.worker import TaskWorkers
+
+    class PerTask:
+        def decide(self, due):
+            if due[0].task == 'speech':
+                time.sleep(0.5)
+            return [(d.task, d.point, time.monotonic()) for d in due]
+
+    published, lock = [], threading.Lock()
+
+    def on_results(results):
+        with lock:
+            published.extend(results)
+
+    workers = TaskWorkers(PerTask(), on_results, tasks=['gesture', 'speech'])
+    due = types.SimpleNamespace
+    t0 = time.monotonic()
+    workers.submit([due(task='speech', point=0)])
+    for k in range(1, 6):
+        workers.submit([due(task='gesture', point=k)])
+        time.sleep(0.02)
+    assert workers.drain(timeout=5.0)
+    done = {(task, point): t - t0 for task, point, t in published}
+    assert len(done) == 6 and done[('speech', 0)] >= 0.5
+    assert max(t for (task, _), t in done.items() if task == 'gesture') < 0.4   # none waited for speech
+    workers.submit([due(task='emotion', point=9)])                              # no such task: dropped, logged
+    assert workers.stop(timeout=5.0) and workers.dropped == 0 and workers.errors == 0
+    assert set(workers.stats()) == {'gesture', 'speech'}

@@ -47,7 +47,7 @@ class InlineWorker:
     """
     Decide inside the subscription callback: the design the issue replaced, kept here to measure against.
 
-    Has the interface of :class:`~centralnet_ros.runtime.worker.DecisionWorker`; ``submit`` runs the
+    Has the interface of :class:`~centralnet_ros.runtime.worker.TaskWorkers`; ``submit`` runs the
     decisions at once, on the executor's thread, before the callback returns.
     """
 
@@ -72,7 +72,7 @@ class InlineWorker:
 def inline_node_main(args: list[str]) -> int:
     """Run fusion_node with :class:`InlineWorker` (``python -m centralnet_ros.ros.bench_dds --inline-node ...``)."""
     from centralnet_ros.ros import fusion_node
-    fusion_node.DecisionWorker = InlineWorker
+    fusion_node.TaskWorkers = InlineWorker
     sys.argv = ['fusion_node', *args]
     return fusion_node.main()
 

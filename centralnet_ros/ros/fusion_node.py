@@ -47,9 +47,10 @@ and best effort + volatile (to match any publisher), since each of the two alone
 misses one kind of publisher.
 
 A subscription callback only hands the message to :meth:`Perception.store` (convert and
-buffer) and passes the decisions it made due to a :class:`~centralnet_ros.runtime.worker.DecisionWorker`,
-whose thread runs the features and models and publishes; a slow model therefore never
-blocks or drops sensor messages.  Bad messages are counted and never stop the node.
+buffer) and passes the decisions it made due to :class:`~centralnet_ros.runtime.worker.TaskWorkers`,
+one decision thread per task that runs the features and model and publishes; a slow model therefore
+never blocks or drops sensor messages, nor delays another task's decisions.  Bad messages are
+counted and never stop the node.
 Message types and topics are in :mod:`centralnet_ros.ros.interfaces`, the diagnostics in
 :mod:`centralnet_ros.ros.diagnostics`.
 """
@@ -73,7 +74,7 @@ from centralnet_ros.ros.diagnostics import RosLogHandler
 from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
                                            input_topic, message_class, ros_message)
 from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
-from centralnet_ros.runtime.worker import DecisionWorker
+from centralnet_ros.runtime.worker import TaskWorkers
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -115,7 +116,7 @@ class FusionNode(LifecycleNode):
         self._last_results: dict[str, TaskResult] = {}
         self._node_errors: Counter = Counter()
         self._previous: dict[str, int] = {}
-        self._worker: DecisionWorker | None = None
+        self._worker: TaskWorkers | None = None
         self._diagnostics: NodeDiagnostics | None = None
         # thresholds at run time: after a successful set where rclpy has it (Iron, Jazzy),
         # else in the on-set callback, validating first (Humble)
@@ -190,7 +191,7 @@ class FusionNode(LifecycleNode):
         for task in self._outputs:
             self._publish_label_info(task)
         self._active_since = time.monotonic()
-        self._worker = DecisionWorker(self._perception, self._publish_results)
+        self._worker = TaskWorkers(self._perception, self._publish_results, tasks=self._perception.tasks)
         try:
             self._create_subscriptions()
             if self._people is not None:

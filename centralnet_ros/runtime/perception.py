@@ -218,6 +218,39 @@ def _percentiles_ms(values) -> dict:
 
 # --------------------------------------------------------------------------- the runtime
 
+
+class _ModelLocks:
+    """
+    One lock per task for its features and model, so that a slow task never holds up another's decisions.
+
+    ``with locks.task(name):`` around one decision of ``name``; ``with locks:`` takes every task's
+    lock (in a fixed order), for what must happen between all decisions (closing, swapping a
+    bundle, forgetting a voice's statistics).
+    """
+
+    def __init__(self, tasks) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in tasks}
+        self._held: list[threading.Lock] = []
+
+    def task(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def __enter__(self) -> '_ModelLocks':
+        with self._guard:
+            locks = [self._locks[name] for name in sorted(self._locks)]
+        for lock in locks:
+            lock.acquire()
+        self._held = locks
+        return self
+
+    def __exit__(self, *exc) -> None:
+        locks, self._held = self._held, []
+        for lock in reversed(locks):
+            lock.release()
+
+
 class Perception:
     """
     Several task models over shared inputs, driven by header time. See the module docstring.
@@ -281,7 +314,7 @@ class Perception:
         self._voice_ids: dict[str, str] = {}          # input ('*': every input) -> voice id now speaking
         self._closed = False
         self._lock = threading.RLock()          # buffers, triggers, statistics
-        self._model_lock = threading.Lock()     # features and models: one decision at a time
+        self._model_lock = _ModelLocks(self.tasks)  # features and models: one decision per task at a time
 
     # ------------------------------------------------------------------ events
     def _setup_events(self, state: _TaskState) -> None:
@@ -602,7 +635,7 @@ class Perception:
                     return None
                 window = state.assembler.assemble(point)
                 frame_ids = dict(self._frame_ids)
-            with self._model_lock:
+            with self._model_lock.task(state.name):  # other tasks decide meanwhile (their own locks)
                 if self._closed:
                     return None
                 run = self._run(state, window, point, frame_ids, t0)
@@ -623,7 +656,7 @@ class Perception:
         """
         state = self._task(task)
         point = window.point if window.point is not None else DecisionPoint(window.t_ns, 'manual')
-        with self._model_lock:
+        with self._model_lock.task(task):
             missing, errors, frame_id, decision, timing = self._run(state, window, point, dict(self._frame_ids),
                                                                     time.perf_counter())
         if decision is None:

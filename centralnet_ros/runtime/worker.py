@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-__all__ = ['DecisionWorker']
+__all__ = ['DecisionWorker', 'TaskWorkers']
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +120,54 @@ class DecisionWorker:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+
+class TaskWorkers:
+    """
+    One :class:`DecisionWorker` per task: a slow task (speech on lips and audio) never delays another (gesture).
+
+    The same interface as :class:`DecisionWorker` (``submit``, ``drain``, ``stop``, the counters
+    summed); ``submit`` routes each due decision to its task's worker. With
+    :class:`~.perception.Perception` taking one lock per task, decisions of different tasks run
+    at once (models and feature code largely release the GIL).
+    """
+
+    def __init__(self, perception: Any, on_results: Callable[[list], None], *, tasks: Iterable[str],
+                 max_pending: int = 256) -> None:
+        self._workers = {task: DecisionWorker(perception, on_results, max_pending=max_pending,
+                                              name=f'centralnet-decisions-{task}') for task in tasks}
+
+    def submit(self, due: Iterable[Any]) -> None:
+        """Queue each decision on its task's worker (never blocks)."""
+        by_task: dict[str, list] = {}
+        for item in due:
+            by_task.setdefault(item.task, []).append(item)
+        for task, items in by_task.items():
+            worker = self._workers.get(task)
+            if worker is None:
+                log.warning('decision of unknown task %s dropped', task)
+                continue
+            worker.submit(items)
+
+    def drain(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every worker has run what was queued; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return all([w.drain(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    for w in self._workers.values()])
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every worker (see :meth:`DecisionWorker.stop`)."""
+        deadline = time.monotonic() + timeout
+        return all([w.stop(max(0.0, deadline - time.monotonic())) for w in self._workers.values()])
+
+    @property
+    def dropped(self) -> int:
+        return sum(w.dropped for w in self._workers.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(w.errors for w in self._workers.values())
+
+    def stats(self) -> dict:
+        """:meth:`DecisionWorker.stats` per task."""
+        return {task: w.stats() for task, w in self._workers.items()}
