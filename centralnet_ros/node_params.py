@@ -209,8 +209,9 @@ def _fusion_parameters() -> tuple[ParamSpec, ...]:
                   'Reliability of the input subscriptions (sensor-data QoS by default); a '
                   'reliable subscriber gets nothing from a best-effort publisher.',
                   choices=('best_effort', 'reliable')),
-        ParamSpec('qos_depth', 'integer', 5, 'History depth of the input subscriptions.',
-                  bounds=(1, 1000)),
+        ParamSpec('qos_depth', 'integer', 30, 'History depth of the input subscriptions: how long the node '
+                  'may stall (GIL, garbage collection, a loaded CPU) before a queue drops messages; 30 is 1 s '
+                  'at 30 Hz (benchmarks/results/dds.md).', bounds=(1, 1000)),
     ]
     for name in INPUTS:
         p += derived_parameters(InputConfig, prefix=f'{name}.', names=('offset_s',), input=name)
