@@ -191,7 +191,7 @@ def _require(program: str, why: str) -> None:
 @pytest.fixture
 def paced_microphone(tmp_path):
     """
-    A capture device with a clock: PulseAudio's null sink, read through its monitor by PortAudio (ALSA ``pulse``).
+    Provide a capture device with a clock: PulseAudio's null sink read by PortAudio (ALSA ``pulse``).
 
     A private PulseAudio server (this test's HOME and runtime folder, no system or user instance)
     with a 16 kHz mono null sink, which the server paces in real time; ``paplay`` into the sink is
