@@ -62,7 +62,7 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
     device = resolve_device(cfg.device)
     members = len(models)
     for m in models:
-        m.to(device)
+        m.to(device).train()          # one mode for all (stack_module_state insists); base's mode is set per phase
     start = time.perf_counter()
     seed_everything(seeds[0])
     rngs = [np.random.default_rng(s) for s in seeds]
