@@ -1,92 +1,56 @@
 """
 AVLetters: CentralNet and the baselines over seeds, for both protocols of issue 3.
 
-* speaker-dependent: the report's random 600/180 split (52 validation samples carved
-  from the 600), every method of ``config/experiments/avletters.yaml`` over ``--seeds``
-  training seeds (default 3);
-* leave-one-speaker-out: 10 folds (one per speaker; the next speaker is the validation
-  set), one training seed per fold (seed = fold), for the two single modalities, late
-  fusion and CentralNet by default (``--loso-methods`` names others: all seven methods
-  over 10 folds do not fit the ~25 min budget of this shared 2-core machine).
+The preset ``config/experiments/avletters_protocols.yaml`` (the ``avletters`` preset plus two
+variants) declares the runs:
 
-Each run is the preset's network and training settings through the project's trainer
-(``centralnet_ros.training.trainer.train``, the weights of the best validation epoch
-evaluated on the test part), exactly what ``centralnet compare --dataset avletters``
-runs; this script adds the LOSO folds, two worker processes (one torch thread each)
-and the comparison with the published figures.
+* ``speaker_dependent``: the report's random 600/180 split (52 validation samples carved
+  from the 600), every method of the preset over 3 training seeds;
+* ``loso``: leave-one-speaker-out, 10 folds (one per speaker; the next speaker is the
+  validation set), one training seed per fold (seed = fold), for the two single
+  modalities, late fusion and CentralNet (all seven methods over 10 folds do not fit the
+  ~25 min budget of this shared 2-core machine).
+
+Each run is the preset's network and training settings through the project's trainer (the
+weights of the best validation epoch evaluated on the test part), exactly what ``centralnet
+compare`` runs, through the same sweep (:mod:`centralnet_ros.training.sweep`: local pool or
+Ray, ``--resume``, ``runs.json`` rewritten atomically after every run) into ``--runs``;
+:func:`render` turns that ``runs.json`` into ``<out>.md`` and ``<out>.json`` with the
+published figures (``--render-only`` re-renders without training).
 
 Usage::
 
-    python benchmarks/avletters_benchmark.py [--seeds 3] [--folds 0-9] [--workers 2]
+    python benchmarks/avletters_benchmark.py [--seeds 3] [--folds 0-9] [--jobs 2]
         [--augment lip_video] [--set train.epochs=20] [--out benchmarks/results/avletters]
-
-Writes ``<out>.json`` (every run) after each finished run and ``<out>.md`` at the end,
-atomically, and prints the tables.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import multiprocessing as mp
 from pathlib import Path
 import sys
-import time
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_text
 from centralnet_ros.evaluation.statistics import mean_std, two_sample_z_test
-from centralnet_ros.machine import command_line, machine_description
+from centralnet_ros.machine import command_line, write_results
+from centralnet_ros.training import sweep
 from centralnet_ros.training.experiment import experiment_dict, load_experiment, parse_overrides
 import numpy as np
 
+PRESET = 'avletters_protocols'
 REFERENCE = {   # published figures, for orientation (speaker-dependent unless noted)
     'unimodal:mfcc': ('77.84', 'Hsieh 2017 internship report, audio MFCC CNN, speaker-dependent 600/180'),
     'unimodal:lip_video': ('54.32 (report) / ~64 (literature)',
                            'report: lip 3-D CNN, speaker-dependent 600/180; literature: video-only '
                            'AVLetters ~64 % (e.g. Ngiam et al. 2011, 64.4 %; their protocol differs)'),
 }
-LOSO_METHODS = ('unimodal:mfcc', 'unimodal:lip_video', 'late', 'centralnet')
 COST = {'unimodal:mfcc': 1, 'unimodal:lip_video': 3, 'early': 2, 'late': 4, 'gmu': 4, 'moddrop': 4, 'centralnet': 4}
 
-_STATE: dict = {}
 
-
-def _init_worker(preset: str, overrides: dict, data_root: str, augment: str | None) -> None:
-    import torch
-    torch.set_num_threads(1)
-    _STATE.update(preset=preset, overrides=overrides, data_root=Path(data_root), augment=augment)
-
-
-def _run_job(job: dict) -> dict:
-    """One (protocol, fold, method, seed) training run in a worker process."""
-    import torch
-    from centralnet_ros.fusion import build_model
-    from centralnet_ros.training.datasets import load_experiment_data
-    from centralnet_ros.training.speech import make_augmentation
-    from centralnet_ros.training.trainer import train
-    torch.set_num_threads(1)
-    overrides = dict(_STATE['overrides'])
-    overrides['dataset_options.protocol'] = job['protocol']
-    if job['protocol'] == 'loso':
-        overrides['dataset_options.fold'] = job['fold']
-    overrides['train.progress'] = False
-    overrides['train.num_threads'] = 1
-    cfg = load_experiment(_STATE['preset'], overrides=overrides)
-    data = load_experiment_data(cfg.dataset, cfg.dataset_options, _STATE['data_root'])   # memoised arrays
-    model = build_model(cfg.fusion_config(job['method']))
-    augment = make_augmentation(_STATE['augment']) if _STATE['augment'] else None
-    result = train(model, data.train, data.val, cfg.train, seed=job['seed'], test_split=data.test,
-                   augment=augment, task=cfg.task)
-    record = {**job, 'test': float(result.test_metric), 'val': float(result.val_metric),
-              'best_epoch': result.best_epoch, 'epochs_run': result.epochs_run,
-              'wall_time_s': round(result.wall_time_s, 2),
-              'parameters': int(sum(p.numel() for p in model.parameters())),
-              'test_speaker': data.info.get('test_speaker')}
-    weights = model.fusion_weights()
-    if weights is not None:
-        record['fusion_weights'] = weights
-    return record
+def run(cfg, data, spec) -> dict:
+    """Train one run as ``centralnet compare`` does; add its protocol and test speaker (a sweep's ``run``)."""
+    record = sweep.default_run(cfg, data, spec)
+    record.pop('history', None)
+    return {'protocol': cfg.dataset_options['protocol'], **record, 'test_speaker': data.info.get('test_speaker')}
 
 
 def _parse_folds(text: str) -> list[int]:
@@ -105,6 +69,23 @@ def _parse_folds(text: str) -> list[int]:
 
 def _pct(v: float) -> str:
     return f'{v * 100:.2f}'
+
+
+def result(runs_json: dict) -> dict:
+    """Turn a sweep's ``runs.json`` into the result file's payload (runs by protocol, fold, method, seed)."""
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.training.experiment import ExperimentConfig
+    cfg = from_dict(ExperimentConfig, runs_json['experiment'])
+    info = runs_json.get('data', {})
+    order = {m: i for i, m in enumerate(cfg.methods)}
+    runs = sorted(runs_json['runs'], key=lambda r: (r['protocol'], r.get('fold', -1), order[r['method']], r['seed']))
+    runs = [{'fold': None, **r} for r in runs]
+    train = experiment_dict(cfg)['train']
+    return {'preset': cfg.name, 'experiment': experiment_dict(cfg), 'methods': cfg.methods,
+            'split_seed': cfg.dataset_options.get('seed', 0), 'machine': runs_json['machine'],
+            'workers': info.get('jobs', 1), 'augment': cfg.augment or None,
+            'train': ', '.join(f'{k}={v}' for k, v in train.items() if k not in ('device', 'progress', 'num_threads')),
+            'runs': runs}
 
 
 def render(payload: dict) -> str:
@@ -189,8 +170,7 @@ def render(payload: dict) -> str:
               f'- command: `{payload["command"]}`',
               f'- machine: {m.get("cpu_model", m.get("processor"))}, {m["cpu_count"]} cores (shared with other '
               f'jobs), torch {m["torch"]}, {payload["workers"]} worker processes x 1 torch thread, {m["platform"]}',
-              f'- wall time of the whole benchmark: {payload["wall_time_s"] / 60:.1f} min '
-              f'(sum of the training runs: {total / 60:.1f} min over {len(runs)} runs)',
+              f'- training time: {total / 60:.1f} min summed over {len(runs)} runs',
               f'- training: {payload["train"]}',
               f'- augmentation: {payload["augment"] or "none"}',
               f'- date: {payload["date"]}', '']
@@ -227,73 +207,44 @@ def _fused_vs_best(runs: list[dict], methods: list[str], *, paired: bool) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--preset', default='avletters')
-    parser.add_argument('--seeds', type=int, default=3, help='training seeds, speaker-dependent protocol')
-    parser.add_argument('--folds', default='0-9', help='LOSO folds, e.g. 0-9 or 0,3,5 ("" for none)')
+    parser.add_argument('--preset', default=PRESET)
+    parser.add_argument('--variants', default=None, help='comma-separated protocols (default: both)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help="training seeds per method and fold (default: the preset's, 3 speaker-dependent, "
+                             '1 per LOSO fold)')
+    parser.add_argument('--folds', default=None, help='LOSO folds, e.g. 0-9 or 0,3,5 (default: all)')
     parser.add_argument('--methods', default=None, help='comma-separated subset of the preset methods')
-    parser.add_argument('--loso-methods', default=','.join(LOSO_METHODS),
-                        help='methods for LOSO ("all": every method of --methods)')
-    parser.add_argument('--workers', type=int, default=2, help='parallel processes (1 torch thread each)')
     parser.add_argument('--augment', default=None, help='training augmentation by name (e.g. lip_video)')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                         help='override a preset value, e.g. --set train.epochs=10')
     parser.add_argument('--data-root', default=None)
     parser.add_argument('--out', default='benchmarks/results/avletters', help='output path without suffix')
+    sweep.add_arguments(parser, runs='runs/avletters_benchmark')
     args = parser.parse_args(argv)
 
+    cfg = plan = None
     overrides = parse_overrides(args.overrides)
-    cfg = load_experiment(args.preset, overrides=overrides)
-    methods = [m.strip() for m in args.methods.split(',')] if args.methods else list(cfg.methods)
-    loso_methods = (methods if args.loso_methods == 'all'
-                    else [m.strip() for m in args.loso_methods.split(',') if m.strip()])
-    unknown = [m for m in set(methods) | set(loso_methods) if m not in cfg.methods]
-    if unknown:
-        parser.error(f'methods {unknown} are not in the preset ({cfg.methods})')
-    folds = _parse_folds(args.folds)
-    data_root = paths.data_root(args.data_root)
-
-    jobs = [{'protocol': 'speaker_dependent', 'fold': None, 'method': m, 'seed': cfg.seed_offset + s}
-            for s in range(args.seeds) for m in methods]
-    jobs += [{'protocol': 'loso', 'fold': f, 'method': m, 'seed': f} for f in folds for m in loso_methods]
-    jobs.sort(key=lambda j: -COST.get(j['method'], 2))              # longest first: even load at the end
-
-    # read the files once in the parent; forked workers inherit the memoised arrays
-    from centralnet_ros.config import from_dict
-    from centralnet_ros.training.speech import AVLettersOptions, avletters_arrays
-    avletters_arrays(data_root, from_dict(AVLettersOptions, dict(cfg.dataset_options)))
-
-    command = command_line(argv, program='python benchmarks/avletters_benchmark.py')
+    if args.augment:
+        overrides['augment'] = args.augment
+    if not args.render_only:
+        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+        methods = [m.strip() for m in args.methods.split(',')] if args.methods else None
+        unknown = [m for m in methods or [] if m not in cfg.methods]
+        if unknown:
+            parser.error(f'methods {unknown} are not in the preset ({cfg.methods})')
+        variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else None
+        folds = _parse_folds(args.folds) if args.folds is not None else None
+        plan = sorted(sweep.plan_runs(cfg, methods=methods, variants=variants, folds=folds, seeds=args.seeds),
+                      key=lambda spec: -COST.get(spec.method, 2))        # longest first: even load at the end
+        print(f'{len(plan)} runs on {args.jobs} workers', file=sys.stderr)
+    runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(args.data_root),
+                                 command=command_line(argv, program='python benchmarks/avletters_benchmark.py'),
+                                 info={'overrides': overrides})
     out = Path(args.out)
-    payload = {'preset': args.preset, 'experiment': experiment_dict(cfg), 'methods': cfg.methods,
-               'split_seed': cfg.dataset_options.get('seed', 0), 'command': command,
-               'machine': machine_description(), 'workers': args.workers, 'augment': args.augment,
-               'train': ', '.join(f'{k}={v}' for k, v in experiment_dict(cfg)['train'].items()
-                                  if k not in ('device', 'progress', 'num_threads')),
-               'date': _dt.date.today().isoformat(), 'runs': [], 'wall_time_s': 0.0}
-    payload['machine']['torch_threads'] = 1
-    print(f'{len(jobs)} runs ({args.seeds} seeds x {len(methods)} methods speaker-dependent, '
-          f'{len(folds)} folds x {len(loso_methods)} methods LOSO) on {args.workers} workers', file=sys.stderr)
-    start = time.perf_counter()
-    ctx = mp.get_context('fork')
-    with ctx.Pool(args.workers, initializer=_init_worker,
-                  initargs=(args.preset, overrides, str(data_root), args.augment)) as pool:
-        for i, record in enumerate(pool.imap_unordered(_run_job, jobs), 1):
-            payload['runs'].append(record)
-            payload['wall_time_s'] = time.perf_counter() - start
-            where = record['protocol'] + (f' fold {record["fold"]}' if record['fold'] is not None else '')
-            print(f'[{i}/{len(jobs)} {payload["wall_time_s"] / 60:.1f} min] {where:>22s} {record["method"]:>18s} '
-                  f'seed {record["seed"]}: test {record["test"] * 100:.2f} % (val {record["val"] * 100:.2f}, '
-                  f'epoch {record["best_epoch"]}, {record["wall_time_s"]:.0f} s)', file=sys.stderr, flush=True)
-            atomic_write_text(out.with_suffix('.json'), json.dumps(payload, indent=1))
-    payload['wall_time_s'] = time.perf_counter() - start
-    payload['runs'].sort(key=lambda r: (r['protocol'], r['fold'] if r['fold'] is not None else -1,
-                                        cfg.methods.index(r['method']), r['seed']))
-    atomic_write_text(out.with_suffix('.json'), json.dumps(payload, indent=1))
-    report = render(payload)
-    atomic_write_text(out.with_suffix('.md'), report)
+    report = write_results(out.parent, out.name, result(runs), render, command=runs['command'], indent=1)
     print(report)
     print(f'wrote {out}.md and {out}.json', file=sys.stderr)
-    return 0
+    return 0 if not runs['failed'] else 1
 
 
 if __name__ == '__main__':

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import array
-import json
-import os
 from pathlib import Path
-import shlex
 import statistics
 import sys
 import time
 
 from centralnet_ros import messages as M
-from centralnet_ros.config import atomic_write_text
-from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 from centralnet_ros.replay import msgdefs as D
 import numpy as np
 
@@ -115,7 +111,7 @@ def main(argv=None) -> int:
                        'median_us': median_us(lambda: M.naoqi_audio_to_array(nmsg), args.repeat),
                        'zero_copy': bool(np.shares_memory(out, nmsg.data)), 'shape': list(out.shape)})
 
-    command = 'python ' + ' '.join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/bench_conversion.py')
     machine = machine_description(with_torch=False)
     result = {'benchmark': 'message conversion (centralnet_ros.messages)', 'command': command,
               'machine': machine, 'repeat': args.repeat, 'images': rows, 'audio': audio_rows}
@@ -134,9 +130,7 @@ def main(argv=None) -> int:
               'float32 except native-order F32LE.', '']
     text = '\n'.join(lines)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / 'conversion.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(args.out / 'conversion.md', text)
+    write_results(args.out, 'conversion', result, markdown=text, command=command, machine=machine)
     return 0
 
 

@@ -36,8 +36,7 @@ from pathlib import Path
 import subprocess
 import sys
 
-from centralnet_ros.config import atomic_write_text
-from centralnet_ros.machine import command_line, machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results[-1]))
     info = machine_description()
     command = command_line(argv, program='python benchmarks/bench_dds.py')
-    payload = {'machine': info, 'command': command, 'runs': results}
-    atomic_write_text(args.out / 'dds.json', json.dumps(payload, indent=2) + '\n')
-    atomic_write_text(args.out / 'dds.md', _markdown(results, info, command, args.seconds))
+    write_results(args.out, 'dds', {'machine': info, 'runs': results}, command=command,
+                  markdown=_markdown(results, info, command, args.seconds))
     print(f'wrote {args.out / "dds.md"}')
     return 0
 

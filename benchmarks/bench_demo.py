@@ -28,9 +28,8 @@ import tempfile
 import time
 
 from centralnet_ros.cli import invocation
-from centralnet_ros.config import atomic_write_text
 from centralnet_ros.demo import embedded_recording, read_recording_info
-from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     recording = embedded_recording()
     info = read_recording_info(recording)
-    res = {'command': 'python benchmarks/bench_demo.py' + (f' --runs {args.runs}' if args.runs != 2 else ''),
-           'machine': machine_description(),
+    res = {'command': command_line(argv, program='python benchmarks/bench_demo.py'), 'machine': machine_description(),
            'recording': {'size_mb': sum(f.stat().st_size for f in recording.rglob('*') if f.is_file()) / 1e6,
                          'duration_s': info['duration_s'], 'messages': info['messages']},
            'runs': []}
@@ -106,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(args.runs):
             res['runs'].append(one_run(Path(tmp), k))
             print(json.dumps(res['runs'][-1]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / 'demo.json', json.dumps(res, indent=2))
-    text = render(res)
-    atomic_write_text(args.out / 'demo.md', text)
-    print(text)
+    print(write_results(args.out, 'demo', res, render, command=res['command']))
     return 0
 
 

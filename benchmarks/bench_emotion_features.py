@@ -20,7 +20,6 @@ and of the wall time.  Writes ``emotion_features.{md,json}`` with machine and co
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import sys
 import time
@@ -50,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     torch.set_num_threads(1)
     from centralnet_ros import paths
-    from centralnet_ros.config import atomic_write_text, from_dict
+    from centralnet_ros.config import from_dict
     from centralnet_ros.data import emodb
     from centralnet_ros.features import audio as A
     from centralnet_ros.features import functionals as F
     from centralnet_ros.features.normalisation import SpeakerNormalisation
     from centralnet_ros.features.pipelines import run_pipeline, Window
-    from centralnet_ros.machine import command_line, machine_description
+    from centralnet_ros.machine import command_line, machine_description, write_results
     from centralnet_ros.runtime.adaptation import VoiceAdaptation
     from centralnet_ros.runtime.engine import TaskModel
 
@@ -118,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               f'Machine: {m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, {m["platform"]}; load average '
               f'{result["load_average"]} during the run (shared with other jobs: wall times include waiting).', '',
               f'Command: `{command}`', '']
-    out = Path(args.out)
-    atomic_write_text(out / 'emotion_features.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'emotion_features.md', '\n'.join(lines))
-    print('\n'.join(lines))
+    print(write_results(args.out, 'emotion_features', result, markdown='\n'.join(lines), command=command))
     return 0
 
 

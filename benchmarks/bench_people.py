@@ -19,9 +19,7 @@ Writes ``benchmarks/results/people.md`` and ``people.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-import shlex
 import sys
 import time
 import tracemalloc
@@ -161,9 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_description
-    command = 'python benchmarks/bench_people.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    from centralnet_ros.machine import command_line, machine_description, write_results
+    command = command_line(argv, program='python benchmarks/bench_people.py')
     mouth = bench_mouth(args.scenes, args.seed)
     print(mouth, flush=True)
     rows = bench_people(args.people, args.seconds)
@@ -192,11 +189,7 @@ def main(argv: list[str] | None = None) -> int:
               'face 70-200 px wide, pasted into 640x480 photographs); a face reported in '
               f'{100 * mouth["false_detection_rate_no_face"]:.0f} % of the same scenes without the portrait.',
               '', f'Command: `{command}`, {result["date"]}.', '']
-    md = '\n'.join(lines)
-    out = Path(args.out)
-    atomic_write_text(out / 'people.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'people.md', md)
-    print(md)
+    print(write_results(args.out, 'people', result, markdown='\n'.join(lines), command=command))
     return 0
 
 

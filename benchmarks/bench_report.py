@@ -14,9 +14,7 @@ matrices, timeline). Goal (issue #11): the whole replay within 1.5x of its decis
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-import shlex
 import sys
 import tempfile
 import time
@@ -59,11 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(1)
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_line
+    from centralnet_ros.machine import command_line, machine_line, write_results
     from centralnet_ros.replay.cli import build_config, run_replay
 
-    command = 'python benchmarks/bench_report.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/bench_report.py')
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -85,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
               'total_over_replay': round(total_s / run.wall_s, 3), 'goal_total_over_replay': 1.5,
               'event_f1': e['f1'], 'false_alarms_per_min': e['false_alarms_per_min'],
               'files': sizes, 'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
-    out = Path(args.out)
-    atomic_write_text(out / 'report_time.json', json.dumps(result, indent=2) + '\n')
     md = '\n'.join([
         '# Replay report time on a long recording', '',
         f'{args.recordings} MSRC-12 recordings of persons {", ".join(f"p{p:02d}" for p in args.persons)} played one '
@@ -99,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         'Before this change the timeline drew one scatter artist per decision: the issue measured about 5 minutes '
         'for the plot of a 42 s replay of a 60-recording skeleton bag.', '',
         f'Machine: {result["machine"]}, {result["date"]}.', '', f'Command: `{command}`', ''])
-    atomic_write_text(out / 'report_time.md', md)
-    print(md)
+    print(write_results(args.out, 'report_time', result, markdown=md, command=command))
     return 0
 
 

@@ -32,17 +32,14 @@ Writes ``runtime.json`` and ``runtime.md`` (atomically) with the machine and com
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 
 from bench_conversion import median_us  # the script's own folder is on sys.path
-from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 from centralnet_ros.node_params import TASKS
 import numpy as np
 
@@ -287,7 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from centralnet_ros import paths
     from centralnet_ros.bundle.io import BundleError, read_manifest
-    from centralnet_ros.config import atomic_write_text
     from centralnet_ros.replay.cli import build_config
     from centralnet_ros.demo import (build_demo_bag, DemoOptions, embedded_recording, read_recording_info,
                                      RECORDING_BAG)
@@ -302,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             bundles[task] = models / task
         except BundleError as exc:
             notes.append(f'{task}: not measured ({exc})')
-    res = {'command': 'python ' + ' '.join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]]),
+    res = {'command': command_line(argv, program='python benchmarks/bench_runtime.py'),
            'machine': machine(), 'notes': notes, 'replay': {}, 'inference': {},
            'bundles': {t: {'path': str(bundles[t]), 'method': m.model.method, 'preset': m.training.get('preset'),
                            'epochs_run': m.training.get('epochs_run'),
@@ -336,11 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 res['inference'][task] = inference(bundles[task], captured[task], args.repeat)
     res['conversion'] = image_ingest(args.repeat)
-    text = render(res)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / 'runtime.json', json.dumps(res, indent=2))
-    atomic_write_text(args.out / 'runtime.md', text)
-    print(text)
+    print(write_results(args.out, 'runtime', res, render, command=res['command']))
     return 0
 
 

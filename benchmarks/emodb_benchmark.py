@@ -289,12 +289,12 @@ def render(r: dict) -> str:
     return '\n'.join(lines)
 
 
-def result(sweep: dict) -> dict:
+def result(runs_json: dict) -> dict:
     """Turn a sweep's ``runs.json`` into the result: summary per variant and setting, runs without predictions."""
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import ExperimentConfig
-    cfg = from_dict(ExperimentConfig, sweep['experiment'])
-    runs = sweep['runs']
+    cfg = from_dict(ExperimentConfig, runs_json['experiment'])
+    runs = runs_json['runs']
     summary = summarise(runs)
     confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
                                       (SHIPPED, 'all of the speaker (batch)'))
@@ -303,8 +303,9 @@ def result(sweep: dict) -> dict:
     return {'benchmark': 'EmoDB LOSO with speaker adaptation', 'preset': cfg.name, 'normalisation': norm,
             'adapt_s': list(ADAPT_S), 'variants': {v: DESCRIPTION[v] for v in summary}, 'summary': summary,
             'confusions': confusions, 'runs': [{k: v for k, v in r.items() if k != 'settings'} for r in runs],
-            'jobs': sweep.get('data', {}).get('jobs', 1), 'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
-            'machine': sweep['machine']}
+            'jobs': runs_json.get('data', {}).get('jobs', 1),
+            'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
+            'machine': runs_json['machine']}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,25 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seeds', type=int, default=None,
                         help="seeds of every variant (default: the preset's, 3 for the shipped setting and its "
                              'alternatives, 1 for the reference variants)')
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
-                        help='run the sweep on Ray (see centralnet compare --ray)')
     parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all 8)')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
-    parser.add_argument('--runs', default='runs/emodb_benchmark', help='the sweep folder (runs.json, config.yaml)')
-    parser.add_argument('--resume', action='store_true', help='keep the finished runs of --runs/runs.json')
-    parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='emodb', help='result files <out>/<name>.{md,json}')
+    from centralnet_ros.training import sweep
+    sweep.add_arguments(parser, runs='runs/emodb_benchmark')
     args = parser.parse_args(argv)
     from centralnet_ros import paths
     from centralnet_ros.machine import command_line, write_results
     from centralnet_ros.training.experiment import load_experiment, parse_overrides
-    from centralnet_ros.training.sweep import plan_runs, run_sweep
 
-    runs_dir = Path(args.runs)
+    cfg = plan = None
+    data_root = paths.data_root()
+    overrides = parse_overrides(args.overrides)
     if not args.render_only:
-        overrides = parse_overrides(args.overrides)
         cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
         variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else list(cfg.variants)
         unknown = sorted(set(variants) - set(cfg.variants))
@@ -345,18 +342,15 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError:
                 print(f'openSMILE is not installed (optional extra): skipping {", ".join(opensmile)}', file=sys.stderr)
                 variants = [v for v in variants if v not in opensmile]
-        plan = plan_runs(cfg, variants=variants, folds=args.folds, seeds=args.seeds)
-        data_root = paths.data_root()
+        plan = sweep.plan_runs(cfg, variants=variants, folds=args.folds, seeds=args.seeds)
         for v in variants:                                     # features once, before the workers
             load(cfg.resolve(v), data_root)
-        run_sweep(cfg, plan, runs_dir, resume=args.resume, run=run, load=load, data_root=data_root, jobs=args.jobs,
-                  backend='ray' if args.ray else 'local', ray_address=args.ray or 'local', progress=False,
-                  command=command_line(argv, program='python benchmarks/emodb_benchmark.py'),
-                  info={'overrides': overrides, 'jobs': args.jobs}, metric='val_accuracy')
-    sweep = json.loads((runs_dir / 'runs.json').read_text())
-    md = write_results(args.out, args.name, result(sweep), render, command=sweep['command'], indent=1)
+    runs = sweep.sweep_from_args(args, cfg, plan, run=run, load=load, data_root=data_root, metric='val_accuracy',
+                                 command=command_line(argv, program='python benchmarks/emodb_benchmark.py'),
+                                 info={'overrides': overrides})
+    md = write_results(args.out, args.name, result(runs), render, command=runs['command'], indent=1)
     print(md)
-    return 0 if not sweep['failed'] else 1
+    return 0 if not runs['failed'] else 1
 
 
 if __name__ == '__main__':

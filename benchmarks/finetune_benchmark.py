@@ -41,12 +41,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import shlex
 import sys
 import time
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_text
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -413,7 +411,7 @@ def _letters_lines(result: dict) -> list[str]:
 
 
 def write_report(result: dict, out: Path) -> None:
-    from centralnet_ros.machine import machine_description, machine_line
+    from centralnet_ros.machine import machine_description, machine_line, write_results
     result['machine'] = machine_description()
     m = machine_line(result['machine'])
     lines = [f'# Fine-tuning the speech bundle from recorded sessions: {result["part"]}', '',
@@ -453,9 +451,7 @@ def write_report(result: dict, out: Path) -> None:
     else:
         lines += _letters_lines(result)
     lines += ['', 'Every run (seed, epochs, per speaker/voice) is in the JSON file beside this one.', '']
-    atomic_write_text(out.with_suffix('.json'), json.dumps(result, indent=2, default=str) + '\n')
-    atomic_write_text(out.with_suffix('.md'), '\n'.join(lines))
-    print('\n'.join(lines))
+    print(write_results(out.parent, out.name, result, markdown='\n'.join(lines), command=result['command']))
 
 
 def main(argv=None) -> int:
@@ -483,7 +479,8 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(1)
     out = Path(args.out) if args.out else RESULTS / f'finetune_{args.part}'
-    command = 'python benchmarks/finetune_benchmark.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    from centralnet_ros.machine import command_line
+    command = command_line(argv, program='python benchmarks/finetune_benchmark.py')
 
     def report(result: dict) -> None:
         result['command'] = command

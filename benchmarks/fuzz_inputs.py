@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-import json
 from pathlib import Path
 import resource
 import shutil
@@ -31,8 +30,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from centralnet_ros.config import atomic_write_text
-from centralnet_ros.machine import command_line, machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 from hypothesis import given, HealthCheck, settings
 from hypothesis import strategies as st
 import numpy as np
@@ -341,9 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f'| {target} | {finding} | {fix} |' for target, finding, fix in FIXED]
     text = '\n'.join(lines) + '\n'
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / 'fuzz_inputs.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(args.out / 'fuzz_inputs.md', text)
+    write_results(args.out, 'fuzz_inputs', result, markdown=text, command=command, machine=machine)
     return 0
 
 

@@ -35,7 +35,6 @@ from concurrent.futures import ProcessPoolExecutor
 import json
 import multiprocessing
 from pathlib import Path
-import shlex
 import sys
 import time
 
@@ -213,15 +212,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(1)
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_line
+    from centralnet_ros.machine import command_line, machine_line, write_results
     from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
     from centralnet_ros.training.experiment import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     folds = args.folds if args.folds else list(range(FOLDS))
-    command = 'python benchmarks/gesture_events_benchmark.py ' + ' '.join(
-        shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/gesture_events_benchmark.py')
     start = time.perf_counter()
     call = [[args.preset] * len(folds), [overrides] * len(folds), folds, [args.seed] * len(folds),
             [args.rate] * len(folds), [args.tag] * len(folds), [args.retrain] * len(folds)]
@@ -273,11 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                           'pooled_strict_end': {k: pooled_strict[k] for k in STRICT_KEYS}},
               'folds': rows, 'wall_time_s': round(time.perf_counter() - start, 1), 'jobs': args.jobs,
               'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
-    out = Path(args.out)
-    atomic_write_text(out / f'{args.name}.json', json.dumps(result, indent=2) + '\n')
-    md = render(result)
-    atomic_write_text(out / f'{args.name}.md', md)
-    print(md)
+    print(write_results(args.out, args.name, result, render, command=command))
     return 0
 
 

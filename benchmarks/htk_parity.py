@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import json
 import math
 from pathlib import Path
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -45,10 +43,9 @@ import time
 from typing import Callable
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_text
 from centralnet_ros.data import avletters
 from centralnet_ros.features import htk
-from centralnet_ros.machine import machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 import numpy as np
 from scipy.io import wavfile
 
@@ -295,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     src_names = list(sources)
     lines = []
     lines.append('# HTK front-end parity: live microphone path vs AVLetters MFCC_E_D\n')
-    lines.append(f'Command: `{" ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1]] + sys.argv)}`  ')
+    command = command_line(argv, program='python benchmarks/htk_parity.py')
+    lines.append(f'Command: `{command}`  ')
     lines.append(f'Machine: {machine()}  ')
     espeak = subprocess.run(['espeak-ng', '--version'], capture_output=True, text=True).stdout.strip()
     lines.append(f'espeak-ng: {espeak}  ')
@@ -387,15 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
 
     out = Path(args.out)
-    payload = {'command': sys.argv, 'machine': machine(), 'facts': facts,
+    payload = {'machine': machine(), 'facts': facts,
                'config': dataclasses.asdict(cfg), 'sources': {k: len(v) for k, v in sources.items()},
                'voices': args.voices, 'speeds': args.speeds, 'speech_threshold_E': SPEECH_E,
                'coefficients': NAMES, 'descriptions': descriptions,
                'reference': {'all': {'mean': ref_all.mean(0).tolist(), 'std': ref_all.std(0).tolist()},
                              'speech': {'mean': ref_speech.mean(0).tolist(), 'std': ref_speech.std(0).tolist()}},
                'results': results, 'gain_minus_20db_rms_change': gain_effect, 'seconds': time.time() - t0}
-    atomic_write_text(out.with_suffix('.json'), json.dumps(payload, indent=1))
-    atomic_write_text(out.with_suffix('.md'), text + '\n')
+    write_results(out.parent, out.name, payload, markdown=text, command=command, indent=1)
     print(f'wrote {out.with_suffix(".md")} and {out.with_suffix(".json")}')
     return 0
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-import json
 import multiprocessing
 from pathlib import Path
-import shlex
 import sys
 import time
 
@@ -84,14 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     args = parser.parse_args(argv)
 
-    from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description, write_results
     from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
     overrides = parse_overrides(args.overrides)
     cfg = load_experiment(args.preset, overrides=overrides)
     folds = args.folds if args.folds else list(range(FOLDS))
-    command = 'python benchmarks/msrc12_2d_benchmark.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py')
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
@@ -119,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               'overrides': overrides, 'summary': summary, 'runs': runs, 'reference_3d': REFERENCE_3D,
               'wall_time_s': round(wall, 1), 'jobs': args.jobs, 'machine': machine_description(),
               'command': command, 'date': time.strftime('%Y-%m-%d')}
-    md = render(result)
-    out = Path(args.out)
-    atomic_write_text(out / 'msrc12_2d.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'msrc12_2d.md', md)
-    print(md)
+    print(write_results(args.out, 'msrc12_2d', result, render, command=command))
     return 0
 
 

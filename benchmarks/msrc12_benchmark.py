@@ -22,11 +22,11 @@ local pool or Ray, ``--resume``, ``runs.json`` rewritten atomically after every 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import sys
 
 from centralnet_ros.training.experiment import load_experiment
+from centralnet_ros.training.sweep import add_arguments as sweep_arguments
 import numpy as np
 
 PRESET = 'msrc12_loso'
@@ -60,12 +60,12 @@ def run(cfg, data, spec) -> dict:
     return out
 
 
-def summarise(sweep: dict) -> dict:
-    """Turn a sweep's ``runs.json`` into the result (summary per setting, runs without their predictions)."""
+def result(runs_json: dict) -> dict:
+    """Turn a sweep's ``runs.json`` into the result file's payload: summary per setting, runs without predictions."""
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import ExperimentConfig
-    cfg = from_dict(ExperimentConfig, sweep['experiment'])
-    runs = sweep['runs']
+    cfg = from_dict(ExperimentConfig, runs_json['experiment'])
+    runs = runs_json['runs']
     summary = {}
     for setting in dict.fromkeys(r['setting'] for r in runs):
         rs = [r for r in runs if r['setting'] == setting]
@@ -81,7 +81,7 @@ def summarise(sweep: dict) -> dict:
                 entry[f'mean_{key}'] = float(np.mean([r[key] for r in rs]))
         summary[setting] = entry
     enc = next(iter(cfg.modalities.values()))
-    info = sweep.get('data', {})
+    info = runs_json.get('data', {})
     return {'benchmark': 'MSRC-12 leave-persons-out', 'preset': cfg.name, 'method': cfg.bundle.method,
             'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
             'folds': {'scheme': cfg.folds.scheme, 'count': len(cfg.folds.values)},
@@ -93,7 +93,7 @@ def summarise(sweep: dict) -> dict:
             'runs': [{k: v for k, v in r.items() if k not in ('labels', 'predictions', 'label_names')}
                      for r in runs],
             'published': {PUBLISHED[0]: PUBLISHED[1]}, 'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
-            'jobs': info.get('jobs', 1), 'machine': sweep['machine']}
+            'jobs': info.get('jobs', 1), 'machine': runs_json['machine']}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,34 +102,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--settings', nargs='*', default=None, help='variants of the preset (default: all)')
     parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
     parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
-    parser.add_argument('--jobs', type=int, default=2, help='trainings in parallel (1 torch thread each)')
-    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
-                        help='run the sweep on Ray (see centralnet compare --ray)')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
-    parser.add_argument('--runs', default='runs/msrc12_benchmark', help='the sweep folder (runs.json, config.yaml)')
-    parser.add_argument('--resume', action='store_true', help='keep the finished runs of --runs/runs.json')
-    parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
+    sweep_arguments(parser, runs='runs/msrc12_benchmark')
     args = parser.parse_args(argv)
 
     from centralnet_ros import paths
     from centralnet_ros.machine import command_line, write_results
-    from centralnet_ros.training.experiment import load_experiment, parse_overrides
-    from centralnet_ros.training.sweep import plan_runs, run_sweep
+    from centralnet_ros.training import sweep
+    from centralnet_ros.training.experiment import parse_overrides
 
-    runs_dir = Path(args.runs)
+    cfg = plan = None
+    overrides = parse_overrides(args.overrides)
     if not args.render_only:
-        overrides = parse_overrides(args.overrides)
         cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-        plan = plan_runs(cfg, variants=args.settings, folds=args.folds, seeds=args.seeds)
-        run_sweep(cfg, plan, runs_dir, resume=args.resume, run=run, data_root=paths.data_root(), jobs=args.jobs,
-                  backend='ray' if args.ray else 'local', ray_address=args.ray or 'local', progress=False,
-                  command=command_line(argv, program='python benchmarks/msrc12_benchmark.py'),
-                  info={'overrides': overrides, 'jobs': args.jobs}, metric='accuracy')
-    sweep = json.loads((runs_dir / 'runs.json').read_text())
-    md = write_results(args.out, 'msrc12', summarise(sweep), render, command=sweep['command'])
+        plan = sweep.plan_runs(cfg, variants=args.settings, folds=args.folds, seeds=args.seeds)
+    runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(), metric='accuracy',
+                                 command=command_line(argv, program='python benchmarks/msrc12_benchmark.py'),
+                                 info={'overrides': overrides})
+    md = write_results(args.out, 'msrc12', result(runs), render, command=runs['command'])
     print(md)
-    return 0 if not sweep['failed'] else 1
+    return 0 if not runs['failed'] else 1
 
 
 def _pct(x: float) -> str:

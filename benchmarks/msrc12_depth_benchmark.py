@@ -23,9 +23,7 @@ Writes ``benchmarks/results/msrc12_depth.md`` and ``msrc12_depth.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-import shlex
 import sys
 import time
 
@@ -46,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from centralnet_ros import paths
     from centralnet_ros.bundle import load_bundle
-    from centralnet_ros.config import atomic_write_text, from_dict
+    from centralnet_ros.config import from_dict
     from centralnet_ros.data import msrc12
     from centralnet_ros.features import depth_lift as DL
     from centralnet_ros.features import skeleton as skel
     from centralnet_ros.features import skeleton2d as s2d
-    from centralnet_ros.machine import machine_description
+    from centralnet_ros.machine import command_line, machine_description, write_results
     from centralnet_ros.training import gesture as G
     from centralnet_ros.training.trainer import ArraySplit, predict
 
@@ -115,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[key] = {'accuracy': accuracy(windows, np.asarray(ys)), 'frames_without_keypoints': fallback}
             print(key, rows[key], flush=True)
     wall = time.perf_counter() - t0
-    command = 'python benchmarks/msrc12_depth_benchmark.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/msrc12_depth_benchmark.py')
     repo = Path(__file__).resolve().parents[1]
     shown = bundle.path.resolve()
     result = {'benchmark': 'MSRC-12 gestures, 2-D keypoints lifted with rendered depth, shipped 3-D model',
@@ -139,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ['', f'Lifting cost: {result["lift_ms_per_frame"]["mean"]} ms per frame (p95 '
               f'{result["lift_ms_per_frame"]["p95"]} ms), 18 keypoints, on {mc.get("cpu_model", mc["processor"])}.',
               '', f'Wall time {wall:.0f} s, {result["date"]}. Command: `{command}`', '']
-    md = '\n'.join(lines)
-    out = Path(args.out)
-    atomic_write_text(out / 'msrc12_depth.json', json.dumps(result, indent=2) + '\n')
-    atomic_write_text(out / 'msrc12_depth.md', md)
-    print(md)
+    print(write_results(args.out, 'msrc12_depth', result, markdown='\n'.join(lines), command=command))
     return 0
 
 

@@ -15,13 +15,11 @@ both ways.  Writes ``benchmarks/results/resample_once.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import sys
 
 from centralnet_ros import paths
-from centralnet_ros.config import atomic_write_text
-from centralnet_ros.machine import command_line, machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 import numpy as np
 
 VOICES = ('en-us', 'en+f3', 'en+m3', 'en-gb')
@@ -71,11 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                      float(np.median(diffs)), 'decisions_equal': agree / n, 'accuracy_twice': right_old / n,
                      'accuracy_once': right_new / n}
         print(mic, rows[mic], flush=True)
-    command = command_line(argv or [], program='python benchmarks/resample_once.py')
+    command = command_line(argv, program='python benchmarks/resample_once.py')
     out = Path(args.out)
     machine = machine_description()
-    payload = {'command': command, 'machine': machine, 'front_end_rate': rate, 'voices': VOICES, 'rows': rows}
-    atomic_write_text(out / 'resample_once.json', json.dumps(payload, indent=2))
+    payload = {'machine': machine, 'front_end_rate': rate, 'voices': VOICES, 'rows': rows}
     lines = ['# Speech audio resampled once (bundle format 2) against twice (format 1)', '',
              f'Command: `{command}`  ', f'Machine: {machine_line(machine)}', '',
              f"The shipped speech bundle's audio branch (lips absent) on the 26 letters spoken by espeak-ng in "
@@ -90,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ['', 'At 16 kHz the two paths are the same computation (difference 0): the `centralnet demo` '
               "bag and the microphone node's default rate see no change.  Synthetic voices are far from "
               "AVLetters' speakers, so the accuracies are low for both paths; the comparison is between paths."]
-    atomic_write_text(out / 'resample_once.md', '\n'.join(lines) + '\n')
+    write_results(out, 'resample_once', payload, markdown='\n'.join(lines), command=command)
     print(f'wrote {out / "resample_once.md"}')
     return 0
 

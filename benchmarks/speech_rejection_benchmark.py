@@ -28,9 +28,7 @@ the threshold and its calibration record in the bundle manifest's ``decision`` s
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-import shlex
 import shutil
 import sys
 import time
@@ -70,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from centralnet_ros import paths
     from centralnet_ros.bundle import load_bundle
-    from centralnet_ros.config import atomic_write_text
     from centralnet_ros.data import emodb, fsdd
-    from centralnet_ros.machine import machine_line
+    from centralnet_ros.machine import command_line, machine_line, write_results
     from centralnet_ros.replay.calibration import calibrate_threshold
     from centralnet_ros.training.experiment import load_experiment
     from centralnet_ros.training.non_letters import espeak_letter
@@ -90,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     modalities = list(model.modalities)
     mfcc_params = dict(man.modalities['mfcc'].preprocessing)
     data_root = paths.data_root()
-    command = 'python benchmarks/speech_rejection_benchmark.py ' + ' '.join(
-        shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line(argv, program='python benchmarks/speech_rejection_benchmark.py')
 
     # letters: the AVLetters split the bundle was measured on
     preset = man.training.get('preset', 'avletters_speech')
@@ -207,12 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               'non_letters': rows, 'non_letters_test_pooled': pooled_test, 'worst_test_rate': worst,
               'synthetic_letters': synth, 'wall_time_s': round(time.perf_counter() - start, 1),
               'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
-    out = Path(args.out)
-    name = 'speech_rejection'
-    atomic_write_text(out / f'{name}.json', json.dumps(result, indent=2) + '\n')
-    md = render(result)
-    atomic_write_text(out / f'{name}.md', md)
-    print(md)
+    print(write_results(args.out, 'speech_rejection', result, render, command=command))
     if args.write_manifest:
         write_decision(bundle_dir, thr, record, result)
     return 0

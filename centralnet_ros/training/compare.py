@@ -48,22 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data-root', default=None,
                         help=f'folder holding the datasets (default: {paths.DATA_ROOT_DEFAULT})')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:N (preset default: train.device)')
-    parser.add_argument('--jobs', type=int, default=0,
-                        help='runs trained in parallel, each in its own single-threaded process '
-                             '(0: one per CPU core; small models train far faster this way than with '
-                             'several threads per run)')
     parser.add_argument('--threads', type=int, default=0,
                         help="torch threads per run (0: 1 when --jobs > 1, else torch's default)")
-    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
-                        help="run the sweep on Ray (optional extra): no value or 'local' starts a local Ray "
-                             "instance with --jobs CPUs, 'auto' attaches to this machine's cluster, "
-                             'HOST:PORT to a remote one')
     parser.add_argument('--vmap', action='store_true',
                         help="train each method's seeds together as one vmapped ensemble in this process "
                              '(torch.func); pays for small fully connected models and on GPU, see '
                              'benchmarks/results/ensemble.md')
-    parser.add_argument('--resume', action='store_true', help='keep finished runs found in OUT/runs.json')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    from centralnet_ros.training import sweep
+    sweep.add_arguments(parser, jobs=0)
 
 
 def run(args: argparse.Namespace) -> int:

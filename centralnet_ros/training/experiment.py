@@ -48,13 +48,16 @@ class FoldsConfig:
 
     ``key`` is a dotted configuration key (``dataset_options.fold``: the dataset adapter's fold
     index); ``apply`` holds overrides every fold applies (e.g. clearing the shipped bundle's fixed
-    ``dataset_options.test_speaker``).  ``scheme`` says in words what the folds are.
+    ``dataset_options.test_speaker``).  ``scheme`` says in words what the folds are.  With
+    ``seed_per_fold`` fold number k trains seeds k, k + 1, ... (one seed per fold: seed = fold)
+    instead of the same seeds on every fold.
     """
 
     scheme: str                      # e.g. leave-one-speaker-out, leave-persons-out
     key: str
     values: list[Any]
     apply: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed_per_fold: bool = False
 
     def __post_init__(self):
         if not self.key:

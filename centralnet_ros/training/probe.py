@@ -482,14 +482,10 @@ def render_markdown(result: ProbeResult, *, command: str = '', machine: str = ''
 
 def write_results(result: ProbeResult, out_dir: Path, *, command: str = '', machine: dict | None = None,
                   stem: str = 'probing') -> tuple[Path, Path]:
-    """``<stem>.json`` and ``<stem>.md`` in ``out_dir``, written atomically."""
-    from centralnet_ros.config import atomic_write_text
+    """Write ``<stem>.json`` and ``<stem>.md`` in ``out_dir`` (:func:`centralnet_ros.machine.write_results`)."""
+    from centralnet_ros.machine import write_results as write
     machine = machine or {}
     mline = ', '.join(f'{k}={v}' for k, v in machine.items())
-    payload = dataclasses.asdict(result)
-    payload['machine'] = machine
-    payload['command'] = command
-    payload['rows'] = ROWS
-    j = atomic_write_text(Path(out_dir) / f'{stem}.json', json.dumps(payload, indent=2) + '\n')
-    md = atomic_write_text(Path(out_dir) / f'{stem}.md', render_markdown(result, command=command, machine=mline))
-    return j, md
+    payload = {**dataclasses.asdict(result), 'machine': machine, 'rows': ROWS}
+    write(out_dir, stem, payload, markdown=render_markdown(result, command=command, machine=mline), command=command)
+    return Path(out_dir) / f'{stem}.json', Path(out_dir) / f'{stem}.md'

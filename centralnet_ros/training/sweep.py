@@ -102,7 +102,8 @@ def plan_runs(cfg, *, methods: Iterable[str] | None = None, variants: Iterable[s
             [f for f in folds if 0 <= f < n_folds] if folds is not None else list(range(n_folds)))
         chosen = [m for m in vcfg.methods if wanted is None or m in wanted]
         seed_list = [vcfg.seed_offset + s for s in range(vcfg.seeds if seeds is None else seeds)]
-        runs += [RunSpec(m, s, f, variant) for f in fold_list for s in seed_list for m in chosen]
+        shift = vcfg.folds is not None and vcfg.folds.seed_per_fold
+        runs += [RunSpec(m, s + (f if shift else 0), f, variant) for f in fold_list for s in seed_list for m in chosen]
     return runs
 
 
@@ -435,3 +436,43 @@ def jsonable(obj):
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
     return obj
+
+
+# --------------------------------------------------------------------------- command-line options of a sweep
+
+def add_arguments(parser, *, jobs: int = 2, runs: str | None = None) -> None:
+    """
+    Add the sweep's options to ``parser``: ``--jobs``, ``--ray``, ``--resume``.
+
+    With ``runs`` (a benchmark's default sweep folder) also ``--runs`` and ``--render-only``.
+    """
+    parser.add_argument('--jobs', type=int, default=jobs,
+                        help='runs trained in parallel, each in its own single-threaded process'
+                             + (' (0: one per CPU core)' if jobs == 0 else ''))
+    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
+                        help="run the sweep on Ray (optional extra): no value or 'local' starts a local Ray "
+                             "instance with --jobs CPUs, 'auto' attaches to this machine's cluster, "
+                             'HOST:PORT to a remote one')
+    parser.add_argument('--resume', action='store_true', help='keep the finished runs found in runs.json')
+    if runs is not None:
+        parser.add_argument('--runs', default=runs, help='the sweep folder (runs.json, config.yaml)')
+        parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
+
+
+def sweep_from_args(args, cfg, plan: list[RunSpec] | None, *, command: str, run: Callable | None = None,
+                    load: Callable | None = None, data_root: str | Path = '', info: dict | None = None,
+                    metric: str | None = None) -> dict:
+    """
+    Run ``plan`` into ``args.runs`` as the options of :func:`add_arguments` ask; return its ``runs.json``.
+
+    With ``--render-only`` nothing is trained (``cfg`` and ``plan`` may be None).
+    """
+    out = Path(args.runs)
+    if not args.render_only:
+        run_sweep(cfg, plan, out, resume=args.resume, command=command, run=run, load=load, data_root=data_root,
+                  backend='ray' if args.ray else 'local', jobs=args.jobs, ray_address=args.ray or 'local',
+                  progress=False, info={**(info or {}), 'jobs': args.jobs}, metric=metric)
+    path = out / 'runs.json'
+    if not path.is_file():
+        raise SweepError(f'{path} does not exist: run the sweep first (without --render-only)')
+    return json.loads(path.read_text())

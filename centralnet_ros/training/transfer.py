@@ -424,12 +424,11 @@ def _enc_line(enc: dict) -> str:
 
 def write_results(result: TransferResult, out_dir: Path, *, command: str = '', machine: dict | None = None,
                   stem: str = 'transfer') -> tuple[Path, Path]:
-    """``<stem>.json`` and ``<stem>.md`` in ``out_dir``, written atomically."""
-    from centralnet_ros.config import atomic_write_text
+    """Write ``<stem>.json`` and ``<stem>.md`` in ``out_dir`` (:func:`centralnet_ros.machine.write_results`)."""
+    from centralnet_ros.machine import write_results as write
     machine = machine or {}
-    payload = dataclasses.asdict(result)
-    payload.update(machine=machine, command=command, columns=list(COLUMNS), report_table2=REPORT_TABLE2)
-    j = atomic_write_text(Path(out_dir) / f'{stem}.json', json.dumps(payload, indent=2) + '\n')
-    md = atomic_write_text(Path(out_dir) / f'{stem}.md', render_markdown(
+    payload = {**dataclasses.asdict(result), 'machine': machine, 'columns': list(COLUMNS),
+               'report_table2': REPORT_TABLE2}
+    write(out_dir, stem, payload, command=command, markdown=render_markdown(
         result, command=command, machine=', '.join(f'{k}={v}' for k, v in machine.items())))
-    return j, md
+    return Path(out_dir) / f'{stem}.json', Path(out_dir) / f'{stem}.md'
