@@ -307,7 +307,12 @@ TOPICS: tuple[TopicSpec, ...] = (
               'Body joints; hri_msgs/msg/Skeleton2D when skeleton_type is skeleton2d.'),
     TopicSpec(FUSION_NODE, 'out', '~/<task>', 'vision_msgs/msg/Classification',
               'reliable, volatile, depth 10',
-              'Label and score per decision; header copied from the data it was computed from.'),
+              'Label and score per decision (output: decisions), or per event stamped at its peak (output: '
+              'events); header copied from the data it was computed from.'),
+    TopicSpec(FUSION_NODE, 'out', '~/<task>/events', 'centralnet_msgs/msg/Event', 'reliable, volatile, depth 10',
+              'One message per event (a performed gesture, an accepted utterance) when it is decided: task, '
+              'label, score, onset, peak and end (header time of the data), person_id; built by '
+              'tools/ros_wheels.sh from replay/msgdefs.py.'),
     TopicSpec(FUSION_NODE, 'out', '~/<task>/label_info', 'vision_msgs/msg/LabelInfo', _LATCHED_QOS,
               'Class names of the bundle of the task, published once.'),
     TopicSpec(FUSION_NODE, 'out', '~/<task>/fusion_weights', 'std_msgs/msg/Float32MultiArray',
@@ -676,6 +681,16 @@ def render_topic_table(node: str | None = None) -> str:
     return '\n'.join(rows) + '\n'
 
 
+def render_own_messages() -> str:
+    """Markdown of this project's own messages (centralnet_msgs, from replay/msgdefs.py), fields and comments."""
+    from centralnet_ros.replay.msgdefs import MSG_DEFINITIONS
+    out = []
+    for msgtype, text in MSG_DEFINITIONS.items():
+        if msgtype.startswith('centralnet_msgs/'):
+            out += [f'### {msgtype}\n', '```', text.rstrip('\n'), '```\n']
+    return '\n'.join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the README tables, or write the params file (``--write-config PATH``)."""
     import argparse
@@ -693,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print('## Topics\n')
     print(render_topic_table())
+    print(render_own_messages())
     for node in NODES:
         print(f'## {node} parameters\n')
         print(render_parameter_table(node))

@@ -222,6 +222,30 @@ def test_calibration_meets_the_false_alarm_target_on_synthetic_streams():
     assert dataclasses.asdict(config)['calibration']['data'] == 'synthetic'
 
 
+def test_per_person_calibration_holds_the_target_for_each_person_not_only_pooled():
+    # person a: distractors of score 0.7 (6 in 1 min); persons b, c, d: none, and some gestures of theirs
+    # reach only 0.7. Pooled over the 3.3 min of non-target time a threshold of 0.6 finds every gesture with
+    # 1.8 false alarms / min; person a alone has 7.2, so per person only 0.8 holds the target (missing some).
+    streams = []
+    for k, person in enumerate('abcd'):
+        n = 600
+        segs = [(start, start + 10, 0, 0.9 if person == 'a' or start // 100 % 2 else 0.7)
+                for start in range(50, 550, 100)]
+        inst = [Instance('wave', int(times(n)[s - 5]), int(times(n)[s + 15])) for s, *_ in segs]
+        p = posteriors(n, segs)
+        if person == 'a':
+            for spike in range(0, 600, 100):
+                p[spike:spike + 3] = [0.7, 0.2, 0.1]
+        streams.append(Stream(f'rec_{person}', times(n), p, inst, (0, int(times(n)[-1]))))
+    grid = {'on_threshold': (0.6, 0.8)}
+    pooled = calibrate_events(streams, LABELS, target_false_alarms_per_min=2.0, grid=grid)
+    each = calibrate_events(streams, LABELS, target_false_alarms_per_min=2.0, grid=grid,
+                            group=lambda s: s.name.split('_')[1])
+    assert pooled.on_threshold == 0.6 and pooled.calibration['false_alarms_per_min'] == pytest.approx(1.8, abs=0.05)
+    assert each.on_threshold == 0.8 and each.calibration['worst_group_false_alarms_per_min'] == 0.0
+    assert each.calibration['target_met'] and each.calibration['recall'] < pooled.calibration['recall'] == 1.0
+
+
 def test_threshold_calibration_hand_example():
     neg = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
     thr, rec = calibrate_threshold(neg, target_rate=0.1, positive_scores=np.array([0.92, 0.99, 0.5]))

@@ -98,6 +98,34 @@ def test_training_offsets_add_shifted_windows_to_train_only(small_msrc12, data_r
 
 
 @pytest.mark.needs_data('msrc12')
+def test_speed_and_yaw_augmentation_add_training_windows_only(small_msrc12, data_root):
+    opts, data = small_msrc12
+    aug = load_msrc12({**opts, 'train_speeds': [0.8], 'train_yaw_deg': [30.0]}, data_root)
+    gestures = lambda s: int((s.labels < 12).sum())  # noqa: E731
+    assert gestures(aug.train) > 2.9 * gestures(data.train)           # one pass each: ~3x (a few may drop)
+    assert (aug.train.labels == 12).sum() == (data.train.labels == 12).sum()
+    assert len(aug.test) == len(data.test) and len(aug.val) == len(data.val)
+    assert aug.info['train_speeds'] == '0.8' and aug.info['train_yaw_deg'] == '30'
+
+
+@pytest.mark.needs_data('msrc12')
+def test_yaw_turns_the_body_about_the_vertical_and_speed_keeps_the_frame_count(data_root):
+    from centralnet_ros.training.gesture import msrc12_labels, msrc12_windows
+    o = MSRC12Options(persons=[1], include_none=False)
+    seqs = msrc12.load_sequences(data_root / o.folder, persons=[1])[:2]
+    _, remap, _ = msrc12_labels(o)
+    plain, y0, _ = msrc12_windows(seqs, [1], [0.0], o, remap)
+    both, y1, _ = msrc12_windows(seqs, [1], [0.0], o, remap, speeds=[0.8], yaws_deg=[90.0])
+    n = len(plain)
+    assert both.shape[1:] == plain.shape[1:] and (y1[:n] == y0).all()
+    turned = both[-n:]                                                 # the yaw pass comes last
+    np.testing.assert_allclose(turned[..., 1], plain[..., 1], atol=1e-5)          # height unchanged
+    np.testing.assert_allclose(turned[..., 0], plain[..., 2], atol=1e-4)          # 90 deg: x <- z
+    slower = both[n:-n]                                                # stretched: the same frames, less motion
+    assert np.abs(np.diff(slower, axis=1)).mean() < np.abs(np.diff(plain[:len(slower)], axis=1)).mean()
+
+
+@pytest.mark.needs_data('msrc12')
 def test_short_training_is_well_above_chance(small_msrc12):
     _, data = small_msrc12
     cfg = load_experiment('msrc12_gesture', overrides={'train.epochs': 15, 'train.progress': False})

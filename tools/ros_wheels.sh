@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ROS 2 on a machine without ROS: install the ROS 2 Jazzy wheels from PyPI into the active
 # Python, then build the interface packages PyPI lacks (vision_msgs, audio_common_msgs,
-# hri_msgs, naoqi_bridge_msgs) from centralnet_ros/replay/msgdefs.py with colcon +
+# hri_msgs, naoqi_bridge_msgs, and this project's own centralnet_msgs) from
+# centralnet_ros/replay/msgdefs.py with colcon +
 # rosidl_generate_interfaces and install them into the same prefix, so that
 # `from vision_msgs.msg import Classification` works with no environment sourced.
 #
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 BUILD="$PWD/build/ros_interfaces"
-PACKAGES="vision_msgs audio_common_msgs hri_msgs naoqi_bridge_msgs"
+PACKAGES="vision_msgs audio_common_msgs hri_msgs naoqi_bridge_msgs centralnet_msgs"
 WHEELS=(
   'ros-jazzy-rclpy[fastrtps]' ros-jazzy-rmw-fastrtps-cpp ros-jazzy-builtin-interfaces ros-jazzy-std-msgs
   ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs
@@ -38,11 +39,12 @@ interfaces_ok() {
   "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
 import importlib, sys
 for module in ('rclpy', 'std_srvs.srv', 'vision_msgs.msg', 'audio_common_msgs.msg', 'hri_msgs.msg',
-               'naoqi_bridge_msgs.msg'):
+               'naoqi_bridge_msgs.msg', 'centralnet_msgs.msg'):
     importlib.import_module(module)
 from hri_msgs.msg import LiveSpeech
 from vision_msgs.msg import Classification
-LiveSpeech(language='en-GB'), Classification()
+from centralnet_msgs.msg import Event
+LiveSpeech(language='en-GB'), Classification(), Event(label='wave')
 PYEOF
 }
 

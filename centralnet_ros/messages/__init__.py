@@ -62,8 +62,8 @@ from __future__ import annotations
 
 from .audio import (audio_format, AUDIO_SAMPLE_FORMATS, audio_to_array, AudioChunk, AudioFormat, naoqi_audio_to_array,
                     NAOQI_CHANNELS, SAMPLE_RATE_RANGE)
-from .builders import (build_audio, build_classification, build_compressed_image, build_expression, build_header,
-                       build_ids_list, build_image, build_label_info, build_live_speech, build_naoqi_audio,
+from .builders import (build_audio, build_classification, build_compressed_image, build_event, build_expression,
+                       build_header, build_ids_list, build_image, build_label_info, build_live_speech, build_naoqi_audio,
                        build_pose_array, build_skeleton2d, build_vision_info, dict_factory, MessageFactory,
                        sequences_to_python)
 from .fields import header_stamp_ns, MALFORMED_KINDS, MalformedMessage, ns_to_stamp, stamp_to_ns
@@ -80,5 +80,5 @@ __all__ = [
     'MessageFactory', 'dict_factory', 'sequences_to_python',
     'build_header', 'build_image', 'build_compressed_image', 'build_audio', 'build_naoqi_audio',
     'build_pose_array', 'build_skeleton2d', 'build_classification', 'build_label_info',
-    'build_vision_info', 'build_expression', 'build_live_speech', 'build_ids_list',
+    'build_vision_info', 'build_expression', 'build_live_speech', 'build_ids_list', 'build_event',
 ]

@@ -225,6 +225,17 @@ def build_classification(factory: MessageFactory, *, labels: Sequence[str], scor
                    header=build_header(factory, stamp_ns=stamp_ns, frame_id=frame_id), results=results)
 
 
+def build_event(factory: MessageFactory, *, task: str, label: str, score: float, onset_ns: int, peak_ns: int,
+                end_ns: int, stamp_ns: int, decisions: int = 1, person_id: str = '', frame_id: str = '') -> Any:
+    """Build a ``centralnet_msgs/Event`` (onset, peak and end as ``builtin_interfaces/Time``)."""
+    def time(ns: int) -> Any:
+        sec, nanosec = ns_to_stamp(ns)
+        return factory('builtin_interfaces/msg/Time', sec=sec, nanosec=nanosec)
+    return factory('centralnet_msgs/msg/Event', header=build_header(factory, stamp_ns=stamp_ns, frame_id=frame_id),
+                   task=str(task), label=str(label), score=float(score), onset=time(onset_ns), peak=time(peak_ns),
+                   end=time(end_ns), decisions=int(decisions), person_id=str(person_id))
+
+
 def build_label_info(factory: MessageFactory, *, labels: Sequence[str], stamp_ns: int, frame_id: str = '',
                      threshold: float = 0.0) -> Any:
     """``vision_msgs/LabelInfo`` mapping class index -> label name (latched beside the results)."""

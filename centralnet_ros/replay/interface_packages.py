@@ -25,7 +25,7 @@ from .msgdefs import MSG_DEFINITIONS
 __all__ = ['PACKAGE_VERSIONS', 'interface_packages', 'write_interface_packages', 'main']
 
 PACKAGE_VERSIONS = {'audio_common_msgs': '0.3.0', 'naoqi_bridge_msgs': '2.1.0', 'vision_msgs': '4.1.1',
-                    'hri_msgs': '2.0.0'}
+                    'hri_msgs': '2.0.0', 'centralnet_msgs': '0.1.0'}
 """Upstream release each package's message texts follow (``package.xml`` version)."""
 
 _BUILTIN = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32',

@@ -176,6 +176,21 @@ string language     # IETF language code, e.g. en-GB (hri_msgs 2.0.0; 2.1 adds l
 std_msgs/Header header
 string[] ids
 """,
+    # centralnet_msgs: this project's own interface (no upstream), the events fusion_node publishes
+    'centralnet_msgs/msg/Event': """\
+# One thing that happened (a performed gesture, an accepted utterance), published once when decided.
+# header.stamp: when it was decided (header time of the decision that closed it);
+# header.frame_id: the frame of the input it was decided from.
+std_msgs/Header header
+string task                        # the task that detected it (e.g. gesture), as in ~/<task>
+string label                       # class name, one of ~/<task>/label_info
+float32 score                      # the label's highest (smoothed) posterior over the event
+builtin_interfaces/Time onset      # first decision at or above the task's on-threshold (utterance: its start)
+builtin_interfaces/Time peak       # decision where the posterior peaked (utterance: its middle)
+builtin_interfaces/Time end        # when the event closed (utterance: its end)
+uint32 decisions                   # decisions that made it
+string person_id                   # ROS4HRI id of the person, empty when not per person
+""",
 }
 """``'pkg/msg/Name'`` -> ``.msg`` text of every definition registered on top of the ROS 2 store."""
 

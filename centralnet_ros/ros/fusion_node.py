@@ -27,6 +27,7 @@ Topics (relative names, remapped in ``launch/fusion.launch.py``):
                                         naoqi_bridge_msgs/AudioBuffer (``audio_type``)
 ``skeleton``                            geometry_msgs/PoseArray or hri_msgs/Skeleton2D
 ``~/<task>``                            vision_msgs/Classification (header of the data)
+``~/<task>/events``                     centralnet_msgs/Event: onset, peak, end, label, score
 ``~/<task>/label_info``                 vision_msgs/LabelInfo, transient local
 ``~/<task>/fusion_weights``             std_msgs/Float32MultiArray (CentralNet weights)
 ``/humans/faces/<face_id>/expression``  hri_msgs/Expression (emotion, ``publish_hri``)
@@ -71,7 +72,7 @@ from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, logg
                                 read_parameters, run_lifecycle_node)
 from centralnet_ros.ros.diagnostics import diagnostic_reports, DiagnosticReport, LOG_THROTTLE_S, NodeDiagnostics
 from centralnet_ros.ros.diagnostics import RosLogHandler
-from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
+from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, EVENT_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
                                            input_topic, message_class, ros_message)
 from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
 from centralnet_ros.runtime.worker import TaskWorkers
@@ -89,6 +90,7 @@ class _TaskOutputs:
     label_info: Any
     fusion_weights: Any
     hri: Any = None
+    events: Any = None          # centralnet_msgs/Event, when that package is installed
 
 
 # --------------------------------------------------------------------------- the node
@@ -110,6 +112,7 @@ class FusionNode(LifecycleNode):
         self._weights_msgs: dict[str, Any] = {}
         self._hri_available = False
         self._people: Any = None                      # PeopleTopics when people.* follows ROS4HRI ids
+        self._events_available = False
         self._active_since: float | None = None
         self._arrivals: dict[str, list] = {}
         self._audio_format: dict[str, tuple] = {}
@@ -311,6 +314,13 @@ class FusionNode(LifecycleNode):
             perception.close()
             raise
         self._hri_available = False
+        try:
+            message_class(EVENT_TYPE)
+            self._events_available = True
+        except ImportError as exc:
+            self._events_available = False
+            self.get_logger().warning(f'{exc}; ~/<task>/events is not published (tools/ros_wheels.sh builds it), '
+                                      'the Classification on ~/<task> still is')
         if self._params['publish_hri']:
             wanted = [HRI_OUTPUTS[t] for t in perception.tasks if t in HRI_OUTPUTS]
             try:
@@ -380,6 +390,10 @@ class FusionNode(LifecycleNode):
                 fusion_weights=self.create_lifecycle_publisher(weights, f'~/{task}/fusion_weights', output_qos()))
             self._outputs[task] = outputs
             self._output_publishers += [outputs.result, outputs.label_info, outputs.fusion_weights]
+            if self._events_available:
+                outputs.events = self.create_lifecycle_publisher(message_class(EVENT_TYPE), f'~/{task}/events',
+                                                                 output_qos())
+                self._output_publishers.append(outputs.events)
             if self._hri_available and task in HRI_OUTPUTS:
                 topic = (f'/humans/faces/{self._params["face_id"]}/expression' if task == 'emotion'
                          else f'/humans/voices/{self._params["voice_id"]}/speech')
@@ -466,20 +480,36 @@ class FusionNode(LifecycleNode):
             self._publish_events(self._perception.take_events(), results)
 
     def _publish_events(self, events: Iterable[Any], results: list[TaskResult]) -> list:
-        """Publish the events of event tasks (utterance tasks publish their accepted decisions); return those."""
+        """
+        Publish every event as a centralnet_msgs/Event on ``~/<task>/events``; return those published on ``~/<task>``.
+
+        Event tasks (``output: events``) also publish it as a Classification on ``~/<task>``,
+        stamped at the peak (utterance tasks publish their accepted decisions there).
+        """
         frame_ids = {r.task: r.frame_id for r in results}
         published = []
         for event in events:
             outputs = self._outputs.get(event.task)
             state = self._perception.tasks.get(event.task) if self._perception is not None else None
+            last = self._last_results.get(event.task)
+            frame_id = frame_ids.get(event.task, last.frame_id if last is not None else '')
+            if outputs is not None and outputs.events is not None:
+                try:
+                    outputs.events.publish(M.build_event(
+                        ros_message, task=event.task, label=event.label, score=event.score, onset_ns=event.onset_ns,
+                        peak_ns=event.peak_ns, end_ns=event.end_ns, stamp_ns=event.stamp_ns,
+                        decisions=event.decisions, person_id=event.person, frame_id=frame_id))
+                except Exception as exc:  # noqa: BLE001 - never die on publishing
+                    self._node_errors[f'publish {event.task} events'] += 1
+                    self.get_logger().error(f'{event.task}: publishing an Event failed ({type(exc).__name__}: {exc})',
+                                            throttle_duration_sec=LOG_THROTTLE_S)
             if outputs is None or state is None or state.event_config.mode != 'events' \
                     or state.config.output != 'events':
                 continue
-            last = self._last_results.get(event.task)
             try:
                 outputs.result.publish(M.build_classification(
                     ros_message, labels=[event.label], scores=[event.score], stamp_ns=event.peak_ns,
-                    frame_id=frame_ids.get(event.task, last.frame_id if last is not None else '')))
+                    frame_id=frame_id))
                 published.append(event)
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {event.task}'] += 1

@@ -63,6 +63,11 @@ class MSRC12Options:
     train_offsets_s: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     # ^ extra training windows with the action point shifted by these offsets (temporal jitter);
     #   validation and test use offset 0 only
+    train_speeds: list[float] = dataclasses.field(default_factory=list)
+    # ^ extra training windows as if performed at these speeds (0.8: slower; the window spans 0.8 x the time at
+    #   0.8 x frame_rate, so the same frames hold a stretched gesture), action point at offset 0
+    train_yaw_deg: list[float] = dataclasses.field(default_factory=list)
+    # ^ extra training windows with the body turned by these angles about the vertical (Kinect y) axis
     channels: list[str] = dataclasses.field(default_factory=lambda: ['position', 'velocity'])
     layout: Literal['joints_time', 'channels_time_joints'] = 'joints_time'
     cache: bool = True                     # the reader's parsed-CSV cache
@@ -149,27 +154,39 @@ def msrc12_labels(opts: MSRC12Options) -> tuple[list[str], np.ndarray, tuple[int
 
 
 def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], opts: MSRC12Options,
-                   remap: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                   remap: np.ndarray, *, speeds: list[float] = (), yaws_deg: list[float] = ()
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """
     Joint windows ``(N, T, 20, 3)`` of ``persons`` and their labels (``remap`` of the reader's labels).
 
-    One pass per action-point offset; "none" windows only at offset 0.
+    One pass per action-point offset, then one per speed in ``speeds`` and one per body
+    yaw in ``yaws_deg`` (both at offset 0, see :class:`MSRC12Options`); "none" windows
+    only in the first pass.
     """
     from centralnet_ros.data import msrc12
-    window_kw = {'before_s': opts.before_s, 'after_s': opts.after_s, 'frame_rate': opts.frame_rate,
-                 'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
+    window_kw = {'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
                  'max_gap_s': opts.max_gap_s}
     seqs = [s for s in sequences if s.info.person in persons]
+    passes = ([(float(o), 1.0, 0.0) for o in offsets] + [(0.0, float(v), 0.0) for v in speeds]
+              + [(0.0, 1.0, float(a)) for a in yaws_deg])
     js, ys, dropped = [], [], {}
-    for k, offset in enumerate(offsets):
+    for k, (offset, speed, yaw) in enumerate(passes):
+        if not speed > 0:
+            raise ValueError(f'train_speeds must be > 0, got {speed}')
         shifted = seqs if offset == 0 else [
             dataclasses.replace(s, action_times=s.action_times + int(round(offset * 1e6))) for s in seqs]
-        w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, **window_kw)
+        w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, before_s=opts.before_s * speed,
+                                   after_s=opts.after_s * speed, frame_rate=opts.frame_rate / speed, **window_kw)
         for why, n in w.dropped.items():
             dropped[why] = dropped.get(why, 0) + n
         labels = remap[w.labels]
         keep = labels >= 0
-        js.append(w.joints[keep])
+        joints = w.joints[keep]
+        if yaw:
+            c, s_ = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+            rot = np.asarray([[c, 0.0, s_], [0.0, 1.0, 0.0], [-s_, 0.0, c]], np.float32)
+            joints = joints @ rot.T
+        js.append(joints)
         ys.append(labels[keep])
     return np.concatenate(js), np.concatenate(ys), dropped
 
@@ -236,7 +253,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     kept_seqs = [s for s in sequences if s.info.gesture in gestures]
 
     def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets, opts, remap)
+        extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg} if split == 'train' else {}
+        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets, opts, remap, **extra)
         if not len(labels):
             raise ValueError(f'MSRC-12 persons {persons}: no window of classes {opts.classes!r}')
         return (*msrc12_inputs(joints, labels, opts, split=split), dropped)
@@ -254,6 +272,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         'train_persons': fmt(train_p), 'val_persons': fmt(val_p), 'test_persons': fmt(test_p),
         'classes': opts.classes, 'include_none': opts.include_none,
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
+        **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),
+        **({'train_yaw_deg': ', '.join(f'{a:g}' for a in opts.train_yaw_deg)} if opts.train_yaw_deg else {}),
         'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
     }
     if opts.projection == 'pinhole':
