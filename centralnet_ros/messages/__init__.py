@@ -63,9 +63,9 @@ from __future__ import annotations
 from .audio import (audio_format, AUDIO_SAMPLE_FORMATS, audio_to_array, AudioChunk, AudioFormat, naoqi_audio_to_array,
                     NAOQI_CHANNELS, SAMPLE_RATE_RANGE)
 from .builders import (build_audio, build_classification, build_compressed_image, build_event, build_expression,
-                       build_header, build_ids_list, build_image, build_label_info, build_live_speech, build_naoqi_audio,
-                       build_pose_array, build_skeleton2d, build_vision_info, dict_factory, MessageFactory,
-                       sequences_to_python)
+                       build_header, build_ids_list, build_image, build_label_info, build_live_speech,
+                       build_naoqi_audio, build_pose_array, build_skeleton2d, build_vision_info, dict_factory,
+                       MessageFactory, sequences_to_python)
 from .fields import header_stamp_ns, MALFORMED_KINDS, MalformedMessage, ns_to_stamp, stamp_to_ns
 from .image import compressed_image_size, compressed_image_to_array, DEFAULT_MAX_PIXELS, IMAGE_ENCODINGS, image_to_array
 from .skeleton import KINECT_V1_JOINTS, pose_array_to_joints, SKELETON2D_JOINTS, skeleton2d_to_array

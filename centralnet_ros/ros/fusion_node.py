@@ -72,8 +72,8 @@ from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, logg
                                 read_parameters, run_lifecycle_node)
 from centralnet_ros.ros.diagnostics import diagnostic_reports, DiagnosticReport, LOG_THROTTLE_S, NodeDiagnostics
 from centralnet_ros.ros.diagnostics import RosLogHandler
-from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, EVENT_TYPE, fusion_weights_layout, HRI_OUTPUTS, INPUT_MSG_TYPES,
-                                           input_topic, message_class, ros_message)
+from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, EVENT_TYPE, fusion_weights_layout, HRI_OUTPUTS,
+                                           INPUT_MSG_TYPES, input_topic, message_class, ros_message)
 from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
 from centralnet_ros.runtime.worker import TaskWorkers
 from rcl_interfaces.msg import SetParametersResult

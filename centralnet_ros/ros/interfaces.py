@@ -20,8 +20,8 @@ from typing import Any, Mapping
 from centralnet_ros import messages as M
 from centralnet_ros.runtime.buffers import AUDIO_INFO_TYPE, INPUT_MSG_TYPES
 
-__all__ = ['INPUT_MSG_TYPES', 'AUDIO_INFO_TYPE', 'HRI_OUTPUTS', 'EVENT_TYPE', 'input_topic', 'message_class', 'ros_message',
-           'fusion_weights_layout']
+__all__ = ['INPUT_MSG_TYPES', 'AUDIO_INFO_TYPE', 'HRI_OUTPUTS', 'EVENT_TYPE', 'input_topic', 'message_class',
+           'ros_message', 'fusion_weights_layout']
 
 HRI_OUTPUTS = {'emotion': 'hri_msgs/msg/Expression', 'speech': 'hri_msgs/msg/LiveSpeech'}
 """Task -> the ROS4HRI message it is also published as when ``publish_hri`` is true."""
