@@ -438,7 +438,7 @@ def test_deactivate_and_cleanup_release_everything(fusion, tester, bundles, reco
     assert tester.transition(NODE, 'activate')
     inputs = {f'{NS}/image', f'{NS}/skeleton', f'{NS}/audio', f'{NS}/audio_info'}
     outputs = {f'{NODE}/{t}{leaf}' for t in ('gesture', 'speech', 'emotion')
-               for leaf in ('', '/label_info', '/fusion_weights')}
+               for leaf in ('', '/label_info', '/fusion_weights', '/events')}
     tester.wait_for(lambda: graph() == (inputs, outputs | {'/diagnostics'}), 20, 'the subscriptions and publishers')
     stream = Stream(tester, recordings)
     stream.publish_audio_info()
