@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='one label file per bag, same order (.eaf, TASK=audacity.txt, .csv, .yaml); '
                              'without it: the /labels/<task> topics of each bag')
     parser.add_argument('--task', default=None, help="task to fine-tune (default: the bundle's)")
-    parser.add_argument('--mode', choices=('whole', 'head', 'new_labels'), default='whole',
+    parser.add_argument('--mode', choices=('whole', 'head', 'new_labels'), default=None,
                         help='train every weight, only the heads, or a new label set (new heads, encoders kept)')
     parser.add_argument('--freeze-encoders', action='store_true', help='new_labels: keep the encoders fixed')
     parser.add_argument('--keep-batch-norm', action='store_true',
@@ -68,13 +68,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', default=None, help='the fusion node params file or a PerceptionConfig YAML')
     parser.add_argument('--topic', action='append', default=[], metavar='INPUT=/TOPIC', help='bag topic of an input')
     parser.add_argument('--out', default=None, help='bundle folder to write (default: ./<bundle name>-finetuned)')
-    parser.add_argument('--epochs', type=int, default=40)
-    parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--patience', type=int, default=8, help='early stopping: epochs without validation gain')
-    parser.add_argument('--seed', type=int, default=0)
+    from centralnet_ros.training.finetune import FinetuneConfig
+    defaults = FinetuneConfig()
+    parser.add_argument('--epochs', type=int, default=None, help=f'train.epochs (default {defaults.train.epochs})')
+    parser.add_argument('--lr', type=float, default=None, help=f'train.lr (default {defaults.train.lr:g})')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help=f'train.batch_size (default {defaults.train.batch_size})')
+    parser.add_argument('--patience', type=int, default=None,
+                        help=f'train.patience, early stopping: epochs without validation gain '
+                             f'(default {defaults.train.patience})')
+    parser.add_argument('--seed', type=int, default=None, help=f'seed (default {defaults.seed})')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='any FinetuneConfig field, dotted, e.g. --set train.weight_decay=0.0001 (repeatable)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+
+def finetune_config(args: argparse.Namespace):
+    """Return the :class:`FinetuneConfig` of the options: its defaults, then the flags given, then ``--set``."""
+    from centralnet_ros.config import from_dict, set_dotted, to_dict
+    from centralnet_ros.training.experiment import parse_overrides
+    from centralnet_ros.training.finetune import FinetuneConfig
+    data = to_dict(FinetuneConfig())
+    flags = {'mode': args.mode, 'seed': args.seed, 'train.epochs': args.epochs, 'train.lr': args.lr,
+             'train.batch_size': args.batch_size, 'train.patience': args.patience}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    flags.update({'train.num_threads': max(1, args.threads), 'train.progress': not args.no_progress})
+    if args.freeze_encoders:
+        flags['freeze_encoders'] = True
+    if args.keep_batch_norm:
+        flags['keep_batch_norm'] = True
+    if args.freeze_modality:
+        flags['freeze_modalities'] = list(args.freeze_modality)
+    for key, value in {**flags, **parse_overrides(args.overrides)}.items():
+        set_dotted(data, key, value)
+    return from_dict(FinetuneConfig, data, _where='finetune')
 
 
 def split_sessions(bags: Sequence[Path], val: Sequence[str] | None, test: Sequence[str] | None
@@ -208,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     torch.set_num_threads(max(1, args.threads))
     from centralnet_ros.bundle.io import bundle_sha256, BundleError, load_bundle, save_bundle
-    from centralnet_ros.training.finetune import finetune, FinetuneConfig
-    from centralnet_ros.training.trainer import TrainConfig
+    from centralnet_ros.config import ConfigError
+    from centralnet_ros.training.finetune import finetune
     from .replay.cli import _pairs, build_config, ReplaySetupError
     from .replay.labels import LabelFileError
     from .replay.msgdefs import BagReadError
@@ -227,6 +255,10 @@ def run(args: argparse.Namespace) -> int:
             raise FinetuneSetupError(f'{len(args.labels)} label files for {len(bags)} bags: give one per bag, '
                                      f'in the same order')
         train_b, val_b, test_b = split_sessions(bags, args.val_bags, args.test_bags)
+        try:
+            ft = finetune_config(args)
+        except (ConfigError, ValueError) as exc:
+            raise FinetuneSetupError(str(exc)) from None
         cfg, _ = build_config(config_path=args.config, tasks=[task], bundles={task: str(base.path)})
         labels_of = dict(zip(bags, args.labels)) if args.labels else {}
         sets = {}
@@ -239,11 +271,6 @@ def run(args: argparse.Namespace) -> int:
             for note in s.notes:
                 print(f'  note: {note}')
             sets[bag] = s
-        ft = FinetuneConfig(mode=args.mode, freeze_encoders=args.freeze_encoders, seed=args.seed,
-                            keep_batch_norm=args.keep_batch_norm, freeze_modalities=tuple(args.freeze_modality),
-                            train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                              patience=args.patience, num_threads=max(1, args.threads),
-                                              progress=not args.no_progress))
 
         def samples(bs):
             return [x for b in bs for x in sets[b].samples]
