@@ -465,14 +465,19 @@ def sweep_from_args(args, cfg, plan: list[RunSpec] | None, *, command: str, run:
     """
     Run ``plan`` into ``args.runs`` as the options of :func:`add_arguments` ask; return its ``runs.json``.
 
-    With ``--render-only`` nothing is trained (``cfg`` and ``plan`` may be None).
+    With ``--render-only`` nothing is trained (``cfg`` and ``plan`` may be None).  A sweep that cannot
+    start or resume, or a missing ``runs.json``, ends the program with one line saying why.
     """
+    from centralnet_ros.config import ConfigError
     out = Path(args.runs)
-    if not args.render_only:
-        run_sweep(cfg, plan, out, resume=args.resume, command=command, run=run, load=load, data_root=data_root,
-                  backend='ray' if args.ray else 'local', jobs=args.jobs, ray_address=args.ray or 'local',
-                  progress=False, info={**(info or {}), 'jobs': args.jobs}, metric=metric)
-    path = out / 'runs.json'
-    if not path.is_file():
-        raise SweepError(f'{path} does not exist: run the sweep first (without --render-only)')
-    return json.loads(path.read_text())
+    try:
+        if not args.render_only:
+            run_sweep(cfg, plan, out, resume=args.resume, command=command, run=run, load=load, data_root=data_root,
+                      backend='ray' if args.ray else 'local', jobs=args.jobs, ray_address=args.ray or 'local',
+                      progress=False, info={**(info or {}), 'jobs': args.jobs}, metric=metric)
+        path = out / 'runs.json'
+        if not path.is_file():
+            raise SweepError(f'{path} does not exist: run the sweep first (without --render-only)')
+        return json.loads(path.read_text())
+    except (SweepError, ConfigError) as exc:        # one line for the command line, not a traceback
+        raise SystemExit(f'error: {exc}') from None
