@@ -11,6 +11,7 @@ from centralnet_ros.features import depth_lift as DL
 from centralnet_ros.features import skeleton as skel
 from centralnet_ros.features import skeleton2d as s2d
 from centralnet_ros.features.pipelines import run_pipeline, Window
+from centralnet_ros.training import gesture as G
 from centralnet_ros.training.experiment import load_experiment
 from centralnet_ros.training.gesture import load_msrc12, msrc12_inputs, MSRC12Options
 import numpy as np
@@ -120,7 +121,68 @@ def test_preset_preprocessing_matches_its_dataset_options():
     assert cfg.bundle.modalities['skeleton']['preprocessing'] == opts.pipeline_params()
 
 
+def test_training_none_windows_change_the_training_split_only(data_root):
+    opts = {'persons': [1, 2, 3], 'test_persons': [3], 'val_persons': [2], 'include_none': True}
+    base = load_msrc12(opts, data_root)
+    dense = load_msrc12({**opts, 'train_none_min_distance_s': 1.0, 'train_none_stride_s': 0.5}, data_root)
+    none = len(base.label_names) - 1
+    assert np.sum(dense.train.labels == none) > 1.5 * np.sum(base.train.labels == none)
+    assert np.sum(dense.train.labels != none) == np.sum(base.train.labels != none)
+    for split in ('val', 'test'):                                 # the benchmark's definition is kept
+        a, b = getattr(base, split), getattr(dense, split)
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.inputs['skeleton'], b.inputs['skeleton'])
+    assert 'train_none' in dense.info and 'train_none' not in base.info
+
+
+def test_none_bias_is_chosen_on_validation_and_carried_by_the_output_layer():
+    import torch
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.trainer import ArraySplit, predict
+    labels = np.array([0] * 10 + [2] * 30)                        # most windows are class 2 ("none") ...
+    logits = np.zeros((40, 3))
+    logits[:, 0] = np.where(labels == 0, 2.0, 1.0)                # ... but every window is called class 0
+    logits[:, 2] = 0.5
+    bias, acc = G.choose_class_bias(logits, labels, 2)
+    assert 0.5 < bias < 1.5 and acc == 1.0                        # the smallest bias that separates them
+    assert G.choose_class_bias(logits, np.zeros(40, int), 2) == (0.0, 1.0)   # nothing to gain: no bias
+    cfg = load_experiment('msrc12_gesture2d')
+    torch.manual_seed(0)
+    model = build_model(cfg.fusion_config(cfg.bundle.method))
+    rng = np.random.default_rng(0)
+    val = ArraySplit({'skeleton': rng.standard_normal((64, 90, 30)).astype(np.float32)},
+                     np.where(rng.random(64) < 0.6, 12, rng.integers(0, 12, 64)))
+    before = predict(model, val)
+    out = G.calibrate_class_bias(model, val, 12)
+    after = predict(model, val)
+    assert np.allclose(after[:, 12] - before[:, 12], out['bias'], atol=1e-5)
+    assert np.allclose(after[:, :12], before[:, :12], atol=1e-6)
+    assert out['val_accuracy_after'] == pytest.approx(float(np.mean(after.argmax(1) == val.labels)))
+    assert out['val_accuracy_after'] >= out['val_accuracy_before']
+
+
 # --------------------------------------------------------------------------- depth lifting
+
+def test_depth_median_over_frames_removes_jumps_and_keeps_each_ray():
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    kp = np.zeros((18, 3))
+    kp[[1, 2, 5, 8, 11], :] = [[0.5, 0.3, 1], [0.45, 0.3, 1], [0.55, 0.3, 1], [0.47, 0.6, 1], [0.53, 0.6, 1]]
+    kp[S['right_wrist']] = [0.4, 0.45, 1.0]                     # its patch jumps between forearm and torso
+    u, v = int(0.4 * 640), int(0.45 * 480)
+    raw = DL.SkeletonLifter(face_camera=False)
+    smooth = DL.SkeletonLifter(face_camera=False, depth_frames=5)
+    wrist_raw, wrist_smooth = [], []
+    for t in range(20):
+        depth = np.full((480, 640), 2.0, np.float32)
+        depth[v - 3:v + 4, u - 3:u + 4] = 1.7 if t % 3 == 0 else 2.0   # the forearm, one frame in three
+        wrist_raw.append(raw(kp, depth, K)[skel.WRIST_RIGHT])
+        wrist_smooth.append(smooth(kp, depth, K)[skel.WRIST_RIGHT])
+    wrist_raw, wrist_smooth = np.array(wrist_raw), np.array(wrist_smooth)
+    assert np.ptp(wrist_raw[5:, 2]) == pytest.approx(0.3, abs=1e-3)
+    assert np.ptp(wrist_smooth[5:, 2]) < 1e-6                   # the median holds the torso depth
+    assert np.allclose(wrist_smooth[:, :2] / wrist_smooth[:, 2:], wrist_raw[:, :2] / wrist_raw[:, 2:])  # same ray
+    with pytest.raises(ValueError, match='depth_frames'):
+        DL.SkeletonLifter(depth_frames=0)
+
 
 def test_lifting_recovers_the_joints_from_a_rendered_depth_image(windows):
     joints = windows[0][10].astype(np.float64)

@@ -26,6 +26,8 @@ evaluate the lifting without a depth recording.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .skeleton import KINECT_V1_INDEX, KINECT_V1_TO_SKELETON2D, NUM_KINECT_V1_JOINTS, SKELETON2D_INDEX
@@ -159,14 +161,22 @@ class SkeletonLifter:
     ``rotation`` when given), then, with ``face_camera``, the skeleton turned about the
     vertical so that it faces the camera as the MSRC-12 persons faced the Kinect; the
     heading is smoothed over frames (exponential, ``yaw_smoothing`` weight of the new
-    frame) so that a gesture's own turning is mostly kept.  Returns None when no
-    keypoint has a depth.
+    frame) so that a gesture's own turning is mostly kept.  With ``depth_frames`` > 1 each
+    keypoint's depth is the median of its last ``depth_frames`` lifted depths (the point
+    slides along its pixel's ray: the 2-D position is kept), which removes most of the
+    frame-to-frame jumps of a patch falling on a limb or on the torso behind it (velocities
+    are what the 3-D model reads).  Returns None when no keypoint has a depth.
     """
 
     def __init__(self, *, rotation: np.ndarray | None = None, face_camera: bool = True, yaw_smoothing: float = 0.1,
-                 patch: int = 5, min_depth: float = 0.2, max_depth: float = 8.0, max_offset_m: float = 0.6):
+                 patch: int = 5, min_depth: float = 0.2, max_depth: float = 8.0, max_offset_m: float = 0.6,
+                 depth_frames: int = 1):
         if not 0.0 < yaw_smoothing <= 1.0:
             raise ValueError(f'yaw_smoothing must be in (0, 1], got {yaw_smoothing}')
+        if depth_frames < 1:
+            raise ValueError(f'depth_frames must be >= 1, got {depth_frames}')
+        self.depth_frames = int(depth_frames)
+        self._depths: list[np.ndarray] = []             # the last depth_frames lifted depths (18,), NaN = none
         self.rotation = None if rotation is None else np.asarray(rotation, np.float64)
         self.face_camera, self.yaw_smoothing = bool(face_camera), float(yaw_smoothing)
         self.lift_kw = {'patch': int(patch), 'min_depth': float(min_depth), 'max_depth': float(max_depth),
@@ -177,6 +187,12 @@ class SkeletonLifter:
         pts = lift_keypoints(keypoints, depth, K, **self.lift_kw)
         if not np.isfinite(pts).any():
             return None
+        if self.depth_frames > 1:
+            self._depths = (self._depths + [pts[:, 2].copy()])[-self.depth_frames:]
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', RuntimeWarning)    # all-NaN: the keypoint stays missing
+                z = np.nanmedian(np.stack(self._depths), axis=0)
+            pts = pts * (z / pts[:, 2])[:, None]          # along each keypoint's ray
         joints = kinect_joints_from_lifted(pts, rotation=self.rotation)
         if not self.face_camera:
             return joints

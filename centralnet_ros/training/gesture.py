@@ -59,6 +59,11 @@ class MSRC12Options:
     frame_rate: float = 15.0               # Hz of the uniform grid (the model's input rate)
     none_stride_s: float = 1.0
     none_min_distance_s: float = 2.5
+    # training split only (None: as above): "none" windows closer to the gestures and denser teach the
+    # model that the motion around a gesture is no gesture; validation and test keep the definition above
+    train_none_stride_s: float | None = None
+    train_none_min_distance_s: float | None = None
+    calibrate_none_bias: bool = False      # after training, add to the "none" logit the bias best on validation
     max_gap_s: float = 0.2
     train_offsets_s: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     # ^ extra training windows with the action point shifted by these offsets (temporal jitter);
@@ -194,6 +199,61 @@ def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], op
 _SPLIT_SEEDS = {'train': 0, 'val': 1, 'test': 2}
 
 
+def training_window_options(opts: MSRC12Options) -> MSRC12Options:
+    """Return the options the training windows are cut with (``train_none_*`` in place of ``none_*``)."""
+    if opts.train_none_stride_s is None and opts.train_none_min_distance_s is None:
+        return opts
+    return dataclasses.replace(
+        opts, none_stride_s=opts.none_stride_s if opts.train_none_stride_s is None else opts.train_none_stride_s,
+        none_min_distance_s=(opts.none_min_distance_s if opts.train_none_min_distance_s is None
+                             else opts.train_none_min_distance_s))
+
+
+BIAS_GRID = tuple(np.round(np.arange(-3.0, 3.01, 0.25), 2))
+"""Biases tried on the "none" logit by :func:`calibrate_class_bias`."""
+
+
+def choose_class_bias(logits: np.ndarray, labels: np.ndarray, cls: int, grid=BIAS_GRID) -> tuple[float, float]:
+    """
+    Return ``(bias, accuracy)``: the bias on logit ``cls`` with the best accuracy on ``(logits, labels)``.
+
+    Ties go to the bias nearest 0.  Choose it on validation data, never on the test split.
+    """
+    logits = np.asarray(logits, np.float64)
+    labels = np.asarray(labels)
+    best = (-1.0, 0.0)
+    for b in sorted(grid, key=abs):
+        shifted = logits.copy()
+        shifted[:, cls] += b
+        acc = float(np.mean(shifted.argmax(1) == labels))
+        if acc > best[0] + 1e-12:
+            best = (acc, float(b))
+    return best[1], best[0]
+
+
+def calibrate_class_bias(model: Any, val: Any, cls: int) -> dict[str, float]:
+    """
+    Add to class ``cls``'s output bias the bias best on the validation split ``val`` (an ArraySplit).
+
+    The model's single classification layer (a ``Linear`` with ``num_classes`` outputs)
+    carries it, so a saved bundle decides with it and nothing changes at run time.
+    Returns ``{'bias', 'val_accuracy_before', 'val_accuracy_after'}``.
+    """
+    import torch
+
+    from .trainer import predict
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.num_classes
+             and m.bias is not None]
+    if len(heads) != 1:
+        raise ValueError(f'calibrate_class_bias needs one output layer, the model has {len(heads)}')
+    logits = predict(model, val)
+    before = float(np.mean(logits.argmax(1) == np.asarray(val.labels)))
+    bias, after = choose_class_bias(logits, val.labels, cls)
+    with torch.no_grad():
+        heads[0].bias[cls] += bias
+    return {'bias': bias, 'val_accuracy_before': before, 'val_accuracy_after': after}
+
+
 def msrc12_inputs(joints: np.ndarray, labels: np.ndarray, opts: MSRC12Options, *, split: str = 'train',
                   cameras=None, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """
@@ -254,7 +314,9 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
 
     def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg} if split == 'train' else {}
-        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets, opts, remap, **extra)
+        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets,
+                                                 training_window_options(opts) if split == 'train' else opts, remap,
+                                                 **extra)
         if not len(labels):
             raise ValueError(f'MSRC-12 persons {persons}: no window of classes {opts.classes!r}')
         return (*msrc12_inputs(joints, labels, opts, split=split), dropped)
@@ -276,6 +338,12 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         **({'train_yaw_deg': ', '.join(f'{a:g}' for a in opts.train_yaw_deg)} if opts.train_yaw_deg else {}),
         'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
     }
+    if opts.include_none and training_window_options(opts) is not opts:
+        t = training_window_options(opts)
+        info['train_none'] = (f'training "none" windows >= {t.none_min_distance_s:g} s from every action point, every '
+                              f'{t.none_stride_s:g} s')
+    if opts.include_none and opts.calibrate_none_bias:
+        info['calibrate_bias_class'] = len(label_names) - 1
     if opts.projection == 'pinhole':
         r = opts.camera_ranges()
         info['projection'] = (f'Kinect joints projected onto ROS4HRI Skeleton2D keypoints by random pinhole cameras '

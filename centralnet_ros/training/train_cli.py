@@ -81,6 +81,16 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     model = build_model(fusion_cfg)
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
                    augment=make_augmentation(cfg.augment, cfg.augment_options), desc=f'{cfg.bundle.task}: {method}')
+    calibration = {}
+    if data.info.get('calibrate_bias_class') is not None:   # e.g. MSRC-12 calibrate_none_bias: on validation only
+        from centralnet_ros.training.gesture import calibrate_class_bias
+        from centralnet_ros.evaluation.metrics import compute_metric
+        from centralnet_ros.training.trainer import predict
+        cls = int(data.info['calibrate_bias_class'])
+        calibration = {'class': data.label_names[cls], **calibrate_class_bias(model, data.val, cls)}
+        for split, name in ((data.val, 'val_metric'), (data.test, 'test_metric')):
+            setattr(result, name, float(compute_metric(cfg.train.metric, predict(model, split), split.labels,
+                                                       len(data.label_names))))
     modalities = {}
     for name, enc in cfg.modalities.items():
         spec = dict(cfg.bundle.modalities.get(name, {}))
@@ -99,6 +109,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
         data_terms=training_terms(data.info.get('training_datasets', cfg.dataset)),
         training={'preset': cfg.name, 'method': method, 'seed': seed, 'epochs_run': result.epochs_run,
                   'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
+                  **({'class_bias': calibration} if calibration else {}),
                   'command': command, 'date': _dt.date.today().isoformat(),
                   'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
         label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities))
