@@ -133,6 +133,8 @@ def compare(cfg: ExperimentConfig, methods: list[str] | None, out: Path, *, data
     info = data.info
     if cfg.folds or cfg.variants:       # every fold / variant has its own data, loaded where it runs
         data = None
+        info = {'folds': f'{cfg.folds.scheme}, {len(cfg.folds.values)} folds'} if cfg.folds else {}
+        info.update({'variants': ', '.join(cfg.variants)} if cfg.variants else {})
     runs, _ = sweep.run_sweep(cfg, plan, out, resume=resume, command=command, data=data, data_root=data_root,
                               backend=backend, jobs=jobs, ray_address=ray_address, info=info,
                               progress=progress and cfg.train.progress)
