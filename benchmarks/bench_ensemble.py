@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 import sys
 import time
 
-from centralnet_ros.config import atomic_write_text
 from centralnet_ros.fusion import build_model
-from centralnet_ros.machine import command_line, machine_description, machine_line
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 from centralnet_ros.torch_utils import seed_everything
 from centralnet_ros.training.ensemble import train_ensemble
 from centralnet_ros.training.experiment import load_experiment
@@ -122,10 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         args.n_train)
     machine = machine_description()
     command = command_line(argv, program='python benchmarks/bench_ensemble.py')
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / 'ensemble.json', json.dumps(
-        {'machine': machine, 'command': command, 'rows': rows}, indent=1))
-    atomic_write_text(args.out / 'ensemble.md', render(rows, args, machine, command))
+    write_results(args.out, 'ensemble', {'machine': machine, 'rows': rows}, command=command, indent=1,
+                  markdown=render(rows, args, machine, command))
     print(f'wrote {args.out / "ensemble.md"}')
     return 0
 
