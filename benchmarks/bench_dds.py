@@ -91,27 +91,32 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
              'Load average of the machine (other jobs included) at the end of each run: '
              + ', '.join(f'{_label(r)}: {r["load_average_1min"]} on {r["cpu_cores"]} cores' for r in results)
              + '. On a loaded machine these figures measure the machine as much as DDS and the node.', '',
-             '| run | input | sent | received | delivery |', '|---|---|---|---|---|']
+             '| run | input | sent | received | delivery | arrival delay (s) |', '|---|---|---|---|---|---|']
     for r in results:
         for name, d in r['inputs'].items():
             delivery = '-' if d['delivery'] is None else f'{100 * d["delivery"]:.1f} %'
-            lines.append(f'| {_label(r)} | {name} | {d["sent"]} | {d["received"]} | {delivery} |')
-    lines += ['', '| run | task | published | latency p50 (ms) | p95 | p99 | max | node compute p50 / p95 / max '
-              '(ms) | node CPU |', '|---|---|---|---|---|---|---|---|---|']
+            lines.append(f'| {_label(r)} | {name} | {d["sent"]} | {d["received"]} | {delivery} | '
+                         f'{d.get("arrival_delay_s", "-")} |')
+    lines += ['', '| run | task | decided | published | latency p50 (ms) | p95 | p99 | max | node compute p50 / p95 / '
+              'max (ms) | node CPU |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         for task, d in r['tasks'].items():
             lat, c = d['latency_ms'], d.get('node_compute_ms') or {}
             name = f'{task} ({r["gesture_output"]})' if task == 'gesture' else task
             compute = ' / '.join(str(c.get(f'latency {k} (ms)', '-')) for k in ('p50', 'p95', 'max'))
-            lines.append(f'| {_label(r)} | {name} | {d["decisions"]} | {lat["p50"]} | {lat["p95"]} | {lat["p99"]} | '
+            lines.append(f'| {_label(r)} | {name} | {c.get("decisions", "-")} | {d["decisions"]} | {lat["p50"]} | '
+                         f'{lat["p95"]} | {lat["p99"]} | '
                          f'{lat.get("p100")} | {compute} | {r["node_cpu_percent"]} % |')
     lines += ['', 'Latency: from the publish of the message that made the decision due (gesture decisions: the '
               'skeleton frame they are stamped with; gesture events: the skeleton frame at the event\'s peak, so '
               'the latency includes the rest of the gesture and the event\'s confirmation; speech/emotion: the '
               'first audio buffer stamped after the end of the utterance plus decision_delay_s) to the '
               'Classification arriving in the publishing process. Node compute: window assembly, features and '
-              'model of one decision, from the node\'s diagnostics. Speech publishes nothing here: EmoDB '
-              'sentences are not letters (not_a_letter, rejected).', '']
+              'model of one decision, from the node\'s diagnostics. Arrival delay: ROS time at the callback minus '
+              'the header stamp (the node\'s diagnostics): the time a message waited in DDS and the node\'s queue. '
+              'Decided: decisions the node made (one per skeleton frame it received); published: those it '
+              'published (a gesture decision whose label is the bundle\'s reject label is not published). Speech '
+              'publishes nothing here: EmoDB sentences are not letters (not_a_letter, rejected).', '']
     return '\n'.join(lines)
 
 

@@ -138,6 +138,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
             decisions[task].append((time.time_ns(), _stamp_ns(msg.header)))
 
     task_diag: dict[str, dict] = {}
+    arrival: dict[str, str | None] = {}
 
     def on_diag(msg):
         for status in msg.status:
@@ -145,9 +146,10 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
             if status.name.endswith(('input image', 'input skeleton', 'input audio')):
                 if values.get('received', '0').isdigit():
                     diag[status.name.rsplit(' ', 1)[1]] = int(values['received'])
+                    arrival[status.name.rsplit(' ', 1)[1]] = values.get('arrival delay (s)')
             elif ': task ' in status.name:
                 task_diag[status.name.rsplit(' ', 1)[1]] = {
-                    k: values.get(k) for k in ('decisions', 'latency p50 (ms)', 'latency p95 (ms)',
+                    k: values.get(k) for k in ('decisions', 'published', 'latency p50 (ms)', 'latency p95 (ms)',
                                                'latency max (ms)')}
 
     for task in TASKS:
@@ -214,7 +216,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
               'tasks': {}}
     for name, sent in published.items():
         got = diag.get(name)
-        result['inputs'][name] = {'sent': len(sent), 'received': got,
+        result['inputs'][name] = {'sent': len(sent), 'received': got, 'arrival_delay_s': arrival.get(name),
                                   'delivery': None if got is None else round(got / max(len(sent), 1), 4)}
     for task, got in decisions.items():
         pubs = published[trigger_input[task]]
