@@ -8,6 +8,7 @@ Every test run gets its own ``ROS_DOMAIN_ID`` (from the pid), localhost discover
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 
 try:
@@ -182,3 +184,12 @@ def latched_qos() -> Any:
 
 def stamp_ns(header: Any) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def joints(k: int) -> np.ndarray:
+    """Return a standing 20-joint Kinect skeleton (metres) waving its right hand, frame ``k``."""
+    j = np.zeros((20, 3), np.float32)
+    j[:, 1] = np.linspace(0.0, 1.0, 20)
+    j[11] = [0.3 * math.sin(0.4 * k), 0.8, 0.1]
+    j[:, 2] += 2.0
+    return j

@@ -21,7 +21,6 @@ tested is the node, not the delivery (``benchmarks/bench_dds.py`` measures deliv
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 import shutil
 
@@ -92,13 +91,7 @@ def recordings(data_root) -> dict[str, np.ndarray]:
     return {'speech': speech, 'digits': digits[:64]}
 
 
-def joints(k: int) -> np.ndarray:
-    """Return a standing 20-joint Kinect skeleton (metres) waving its right hand."""
-    j = np.zeros((20, 3), np.float32)
-    j[:, 1] = np.linspace(0.0, 1.0, 20)
-    j[11] = [0.3 * math.sin(0.4 * k), 0.8, 0.1]
-    j[:, 2] += 2.0
-    return j
+joints = H.joints
 
 
 # --------------------------------------------------------------------------- the node and the test's side

@@ -9,7 +9,6 @@ this test run (see ``ros_harness``).  The shipped gesture and speech bundles dec
 from __future__ import annotations
 
 import ctypes.util
-import math
 import os
 from pathlib import Path
 import shutil
@@ -30,13 +29,7 @@ FRAME_NS = 33_333_333                                  # 30 Hz skeleton
 pytestmark = pytest.mark.slow
 
 
-def joints(k: int) -> np.ndarray:
-    """Return a standing 20-joint Kinect skeleton (metres) waving its right hand."""
-    j = np.zeros((20, 3), np.float32)
-    j[:, 1] = np.linspace(0.0, 1.0, 20)
-    j[11] = [0.3 * math.sin(0.4 * k), 0.8, 0.1]
-    j[:, 2] += 2.0
-    return j
+joints = H.joints
 
 
 def fusion_args(*extra: str, managed: bool = True) -> list[str]:
