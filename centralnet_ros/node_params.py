@@ -334,7 +334,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               'reliable, volatile, depth 10',
               "A tracked body's gesture (people.bodies; REP-155 defines no gesture topic: this package's)."),
     TopicSpec(FUSION_NODE, 'out', '/humans/faces/<id>/expression', 'hri_msgs/msg/Expression',
-              'reliable, volatile, depth 10', "A tracked person's emotion (people.faces or voices with a face)."),
+              'reliable, volatile, depth 10',
+              'Emotion of a person with a face id (the node does not yet associate voices with faces: '
+              '/humans/persons is not followed).'),
     TopicSpec(FUSION_NODE, 'out', '/humans/voices/<id>/speech', 'hri_msgs/msg/LiveSpeech',
               'reliable, volatile, depth 10', "A tracked voice's recognised word (people.voices)."),
     TopicSpec(FUSION_NODE, 'out', '/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray',
