@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 import sys
 import time
 
 from centralnet_ros.fusion import build_model
-from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results, write_results
 from centralnet_ros.torch_utils import seed_everything
 from centralnet_ros.training.ensemble import train_ensemble
 from centralnet_ros.training.experiment import load_experiment
@@ -78,7 +77,8 @@ def measure(preset: str, members: int, independent: int, epochs: int, n_train: i
 
 def render(rows: list[dict], args, machine: dict, command: str) -> str:
     lines = ['# Vmapped ensembles against independent runs (CPU)', '',
-             f'{machine_line(machine)}, load average {os.getloadavg()[0]:.2f} at the end', '',
+             machine_line(machine) + ' (other jobs ran beside it: the ratio of two timings taken one after '
+             'the other is the figure, the seconds themselves are inflated)', '',
              f'Command: `{command}`', '',
              f'{args.epochs} epochs on {args.n_train} training samples of each preset’s input shapes, '
              f'single-threaded; independent = mean of {args.independent} separate `train` runs, vmapped = '
