@@ -335,6 +335,8 @@ def letters(args) -> dict:
               'own_before': before_own, 'selection_rule': SELECTION_RULE, 'runs': runs}
     settings = [s for s in LETTER_SETTINGS if not args.settings or s[0] in args.settings]
     for setting in settings:                                       # the choice: one seed each, on validation
+        if any(r['setting'] == setting[0] and r['seed'] == 0 for r in runs):
+            continue                                               # merged from an earlier invocation
         run_one(*_setting(setting), 0)
         if args.partial:
             args.partial(result)
@@ -344,11 +346,13 @@ def letters(args) -> dict:
     result['chosen'] = chosen['setting']
     print(f'chosen on validation voices: {chosen["setting"]}', flush=True)
     setting = next(s for s in LETTER_SETTINGS if s[0] == chosen['setting'])
-    done = {r['seed'] for r in runs if r['setting'] == chosen['setting']}
-    for seed_ in (s for s in range(1, args.seeds) if s not in done):
-        run_one(*_setting(setting), seed_)
-        if args.partial:
-            args.partial(result)
+    extra = [setting] + [s for s in LETTER_SETTINGS if s[0].split(':')[0] in args.record_seeds and s != setting]
+    for other in extra:                                            # the chosen's seeds, then others for the record
+        done = {r['seed'] for r in runs if r['setting'] == other[0]}
+        for seed_ in (s for s in range(1, args.seeds) if s not in done):
+            run_one(*_setting(other), seed_)
+            if args.partial:
+                args.partial(result)
     return result
 
 
@@ -425,6 +429,14 @@ def _letters_lines(result: dict) -> list[str]:
                   f'{_mean_std([r["non_letters_rejected_after"] for r in chosen])} |',
                   f'| wall / CPU time per fine-tune (s) | | {_times(chosen)} (load average '
                   f'{np.mean([r["load_average"] for r in chosen]):.1f}) |']
+    for name in first:
+        rs = [r for r in result['runs'] if r['setting'] == name]
+        if name != result.get('chosen') and len(rs) > 1:
+            change = [r['avletters_test_after'] - r['avletters_test_before'] for r in rs]
+            lines += ['', f'For the record (not chosen), {name} over {len(rs)} seeds: validation voices '
+                          f'{_mean_std([r["val_voices_after"] for r in rs])} %, test voices '
+                          f'{_mean_std([r["unseen_voices_after"] for r in rs])} %, AVLetters test change '
+                          f'{_mean_std(change)} points, wall / CPU time {_times(rs)} s.']
     return lines
 
 
@@ -487,6 +499,8 @@ def main(argv=None) -> int:
     parser.add_argument('--freeze', action='store_true', help='digits: also the frozen-encoder variant')
     parser.add_argument('--batch-norm', nargs='+', choices=('keep', 'learn'), default=['keep'],
                         help="digits: BatchNorm keeps the bundle's statistics and/or re-estimates them")
+    parser.add_argument('--record-seeds', nargs='+', default=[], metavar='LETTER',
+                        help='letters: also run the other seeds of these settings (for the record; not the choice)')
     parser.add_argument('--merge', default=None, metavar='JSON',
                         help='also report (and, letters, choose among) the runs of this earlier result file')
     parser.add_argument('--out', default=None)

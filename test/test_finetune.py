@@ -157,6 +157,14 @@ def test_session_split_and_setup_errors(sessions, tmp_path, capsys):
     rc = main(['finetune', '--bundle', str(SPEECH), '--bags', *[str(sessions[s].path) for s in three],
                '--no-progress', '--out', str(tmp_path / 'x')])
     assert rc == 2 and 'need runtime decisions inside labelled segments' in capsys.readouterr().err
+    labelled = ['--bags', *[str(sessions[s].path) for s in three],
+                '--labels', *[str(sessions[s].labels) for s in three],
+                '--mode', 'new_labels', '--no-progress', '--out', str(tmp_path / 'x')]
+    rc = main(['finetune', '--bundle', str(SPEECH), *labelled, '--augment', 'mfcc_masking', '--augment', 'nope'])
+    assert rc == 2 and '--augment nope: known augmentations are' in capsys.readouterr().err
+    rc = main(['finetune', '--bundle', str(SPEECH), *labelled, '--freeze-modality', 'depth'])
+    err = capsys.readouterr().err
+    assert rc == 2 and "freeze_modalities ['depth']" in err and 'lip_video' in err
     assert not (tmp_path / 'x').exists()
 
 
