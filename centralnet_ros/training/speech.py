@@ -229,6 +229,14 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
 Augment = Callable[[dict[str, np.ndarray], np.random.Generator], dict[str, np.ndarray]]
 
 
+def _batch_copy(batch: np.ndarray, what: str, modality: str, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(batch, float32 copy)`` after checking it has ``layout``'s rank and one channel."""
+    x = np.asarray(batch)
+    if x.ndim != layout.count(',') + 1 or x.shape[1] != 1:
+        raise ValueError(f'{what} expects {modality} batches of shape {layout}, got {x.shape}')
+    return x, np.array(x, dtype=np.float32, copy=True)
+
+
 def lip_augmentation(*, modality: str = 'lip_video', p: float = 1.0, brightness: float = 0.1,
                      contrast: float = 0.2, gradient: float = 0.2, gamma: float = 0.25,
                      min_crop_area: float = 0.8) -> Augment:
@@ -253,10 +261,7 @@ def lip_augmentation(*, modality: str = 'lip_video', p: float = 1.0, brightness:
     def augment(inputs: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         if modality not in inputs:
             return inputs
-        x = np.asarray(inputs[modality])
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise ValueError(f'lip augmentation expects {modality} batches of shape (B, 1, T, H, W), got {x.shape}')
-        out = np.array(x, dtype=np.float32, copy=True)
+        x, out = _batch_copy(inputs[modality], 'lip augmentation', modality, '(B, 1, T, H, W)')
         for b in range(x.shape[0]):
             if p < 1.0 and rng.random() >= p:
                 continue
@@ -294,10 +299,7 @@ def mfcc_masking(*, modality: str = 'mfcc', p: float = 1.0, time_masks: int = 2,
     def augment(inputs: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         if modality not in inputs:
             return inputs
-        x = np.asarray(inputs[modality])
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f'mfcc masking expects {modality} batches of shape (B, 1, C, T), got {x.shape}')
-        out = np.array(x, dtype=np.float32, copy=True)
+        x, out = _batch_copy(inputs[modality], 'mfcc masking', modality, '(B, 1, C, T)')
         n_coef, n_time = x.shape[2], x.shape[3]
         batch_mean = x[:, 0].mean(axis=(0, 2))                              # (C,)
         for b in range(x.shape[0]):
