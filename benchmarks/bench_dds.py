@@ -83,7 +83,7 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
              '20-joint skeletons at 30 Hz, 4-channel 48 kHz naoqi AudioBuffer in 8192-frame (171 ms) buffers. '
              'One fusion_node process per run (tasks gesture, speech, emotion; shipped bundles; node defaults '
              'except the gesture frame trigger and the output mode): with the shipped profile '
-             '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node\'s decision worker (the '
+             '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node’s decision worker (the '
              'shipped design) or inside the subscription callback (the design it replaced, '
              '`centralnet_ros.ros.bench_dds.InlineWorker`); gesture publishing every decision '
              '(`gesture.output: decisions`, one per skeleton frame) or events (`events`, the default: one '
@@ -108,14 +108,14 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
                          f'{lat["p95"]} | {lat["p99"]} | '
                          f'{lat.get("p100")} | {compute} | {r["node_cpu_percent"]} % |')
     lines += ['', 'Latency: from the publish of the message that made the decision due (gesture decisions: the '
-              'skeleton frame they are stamped with; gesture events: the skeleton frame at the event\'s peak, so '
-              'the latency includes the rest of the gesture and the event\'s confirmation; speech/emotion: the '
+              'skeleton frame they are stamped with; gesture events: the skeleton frame at the event’s peak, so '
+              'the latency includes the rest of the gesture and the event’s confirmation; speech/emotion: the '
               'first audio buffer stamped after the end of the utterance plus decision_delay_s) to the '
               'Classification arriving in the publishing process. Node compute: window assembly, features and '
-              'model of one decision, from the node\'s diagnostics. Arrival delay: ROS time at the callback minus '
-              'the header stamp (the node\'s diagnostics): the time a message waited in DDS and the node\'s queue. '
+              'model of one decision, from the node’s diagnostics. Arrival delay: ROS time at the callback minus '
+              'the header stamp (the node’s diagnostics): the time a message waited in DDS and the node’s queue. '
               'Decided: decisions the node made (one per skeleton frame it received); published: those it '
-              'published (a gesture decision whose label is the bundle\'s reject label is not published). Speech '
+              'published (a gesture decision whose label is the bundle’s reject label is not published). Speech '
               'publishes nothing here: EmoDB sentences are not letters (not_a_letter, rejected).', '']
     return '\n'.join(lines)
 

@@ -21,7 +21,7 @@ import sys
 import time
 
 from centralnet_ros.fusion import build_model
-from centralnet_ros.machine import command_line, machine_description, machine_line, write_results, write_results
+from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
 from centralnet_ros.torch_utils import seed_everything
 from centralnet_ros.training.ensemble import train_ensemble
 from centralnet_ros.training.experiment import load_experiment

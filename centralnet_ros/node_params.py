@@ -312,7 +312,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(FUSION_NODE, 'out', '~/<task>/events', 'centralnet_msgs/msg/Event', 'reliable, volatile, depth 10',
               'One message per event (a performed gesture, an accepted utterance) when it is decided: task, '
               'label, score, onset, peak and end (header time of the data), person_id; built by '
-              'tools/ros_wheels.sh from replay/msgdefs.py.'),
+              'tools/ros_wheels.sh from messages/definitions.py.'),
     TopicSpec(FUSION_NODE, 'out', '~/<task>/label_info', 'vision_msgs/msg/LabelInfo', _LATCHED_QOS,
               'Class names of the bundle of the task, published once.'),
     TopicSpec(FUSION_NODE, 'out', '~/<task>/fusion_weights', 'std_msgs/msg/Float32MultiArray',
@@ -684,8 +684,8 @@ def render_topic_table(node: str | None = None) -> str:
 
 
 def render_own_messages() -> str:
-    """Markdown of this project's own messages (centralnet_msgs, from replay/msgdefs.py), fields and comments."""
-    from centralnet_ros.replay.msgdefs import MSG_DEFINITIONS
+    """Markdown of this project's own messages (centralnet_msgs, from messages/definitions.py), fields and comments."""
+    from centralnet_ros.messages.definitions import MSG_DEFINITIONS
     out = []
     for msgtype, text in MSG_DEFINITIONS.items():
         if msgtype.startswith('centralnet_msgs/'):

@@ -5,6 +5,7 @@ import gzip
 import wave
 
 from centralnet_ros import messages as M
+from centralnet_ros.messages.definitions import MSG_DEFINITIONS
 from centralnet_ros.replay import msgdefs as D
 from centralnet_ros.runtime import InputHub, InputSpec
 from dataset_guard import require
@@ -172,7 +173,7 @@ def test_msgtype_names_are_normalised():
     assert D.normalize_msgtype('hri_msgs/msg/Skeleton2D') == 'hri_msgs/msg/Skeleton2D'
     with pytest.raises(ValueError):
         D.normalize_msgtype('Image')
-    assert set(D.MSG_DEFINITIONS) <= set(D.make_typestore('jazzy').types)
+    assert set(MSG_DEFINITIONS) <= set(D.make_typestore('jazzy').types)
 
 
 def test_a_different_version_of_a_type_is_decoded_with_the_bags_definition(tmp_path):

@@ -100,7 +100,8 @@ def test_the_vmap_sweep_backend_matches_serial_runs_and_reports_failures_per_run
     mods = {'a': EncoderConfig(kind='mlp', input_shape=[6], widths=[8]),
             'b': EncoderConfig(kind='mlp', input_shape=[4], widths=[8])}
     cfg = ExperimentConfig(name='t', dataset='synthetic', num_classes=3, modalities=mods,
-                           methods=['late', 'centralnet'], train=TrainConfig(epochs=3, batch_size=32, progress=False, num_threads=1))
+                           methods=['late', 'centralnet'],
+                           train=TrainConfig(epochs=3, batch_size=32, progress=False, num_threads=1))
     data = ExperimentData(_synthetic(150, 0), _synthetic(60, 1), _synthetic(60, 2), ['0', '1', '2'])
     runs = [sweep.RunSpec(m, s) for m in ('late', 'centralnet', 'no_such_method') for s in (0, 1, 2)]
     got = {}

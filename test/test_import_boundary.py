@@ -43,7 +43,7 @@ HOUSE: dict[str, frozenset[str] | str] = {
     'messages': frozenset({'features'}),
     'capture': frozenset(),
     'runtime': frozenset({'bundle', 'features', 'messages', 'torch_utils'}),
-    'node_params': frozenset({'runtime'}),
+    'node_params': frozenset({'runtime', 'messages'}),
     # replay reads WAV recordings (data.wav) when it writes session bags
     'replay': frozenset({'runtime', 'messages', 'evaluation', 'node_params', 'bundle', 'features', 'data'}),
     'ros': frozenset({'runtime', 'messages', 'node_params', 'capture'}),

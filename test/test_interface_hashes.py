@@ -1,5 +1,5 @@
 """
-The message texts of ``replay/msgdefs.py`` hash-equal upstream (RIHS01), in rosbags and in the built interfaces.
+The message texts of ``messages/definitions.py`` hash-equal upstream (RIHS01), in rosbags and in the built interfaces.
 
 Upstream hashes, recorded here:
 
@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from centralnet_ros.messages.definitions import MSG_DEFINITIONS
 from centralnet_ros.replay.interface_packages import interface_packages, write_interface_packages
-from centralnet_ros.replay.msgdefs import make_typestore, MSG_DEFINITIONS
+from centralnet_ros.replay.msgdefs import make_typestore
 import pytest
 
 UPSTREAM_RIHS01 = {

@@ -653,6 +653,7 @@ def _in_process_node(tester, namespace: str, params: dict, *, humble: bool = Fal
     cls = F.FusionNode
     if humble:                          # rclpy < Iron: only the on-set callback (validate, then apply)
         class HumbleFusionNode(F.FusionNode):
+
             def __getattribute__(self, name):
                 if name == 'add_post_set_parameters_callback':
                     raise AttributeError(name)

@@ -90,6 +90,7 @@ def test_a_slow_task_does_not_hold_up_another_tasks_decisions():
     from centralnet_ros.runtime.worker import TaskWorkers
 
     class PerTask:
+
         def decide(self, due):
             if due[0].task == 'speech':
                 time.sleep(0.5)

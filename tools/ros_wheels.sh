@@ -2,7 +2,7 @@
 # ROS 2 on a machine without ROS: install the ROS 2 Jazzy wheels from PyPI into the active
 # Python, then build the interface packages PyPI lacks (vision_msgs, audio_common_msgs,
 # hri_msgs, naoqi_bridge_msgs, and this project's own centralnet_msgs) from
-# centralnet_ros/replay/msgdefs.py with colcon +
+# centralnet_ros/messages/definitions.py with colcon +
 # rosidl_generate_interfaces and install them into the same prefix, so that
 # `from vision_msgs.msg import Classification` works with no environment sourced.
 #
@@ -52,7 +52,7 @@ PYEOF
 STAMP="$BUILD/stamp"
 WANT="$(WHEELS="${WHEELS[*]}" "$PY" - <<'PYEOF'
 import hashlib, os, sys
-from centralnet_ros.replay.msgdefs import MSG_DEFINITIONS
+from centralnet_ros.messages.definitions import MSG_DEFINITIONS
 text = repr(sorted(MSG_DEFINITIONS.items())) + sys.prefix + os.environ['WHEELS']
 print(hashlib.sha256(text.encode()).hexdigest())
 PYEOF
@@ -77,7 +77,7 @@ else
   "$PY" -m pip install -q --disable-pip-version-check -c constraints.txt "${WHEELS[@]}"
 fi
 
-# 2. the interface packages (built from centralnet_ros/replay/msgdefs.py)
+# 2. the interface packages (built from centralnet_ros/messages/definitions.py)
 if [ "$SOURCED" = 1 ] && interfaces_ok; then
   say "the sourced ROS 2 provides the interface packages ($(( $(date +%s) - t0 )) s)"
   exit 0
@@ -110,7 +110,7 @@ if [ "$SOURCED" = 0 ]; then
   export LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
-say "building $PACKAGES from centralnet_ros/replay/msgdefs.py"
+say "building $PACKAGES from centralnet_ros/messages/definitions.py"
 rm -rf "$BUILD/src" "$BUILD/install"
 mkdir -p "$BUILD"
 "$PY" -m centralnet_ros.replay.interface_packages "$BUILD/src" $PACKAGES >/dev/null

@@ -5,10 +5,10 @@ Rosbag2 replay with the ``rosbags`` library (sqlite3 and MCAP).
 bags; the replay evaluation builds on it.
 """
 from .msgdefs import (audio_messages, bag_topics, BagMessage, BagReadError, compressed_image_message, image_message,
-                      make_typestore, MSG_DEFINITIONS, naoqi_audio_message, normalize_msgtype, pose_array_message,
+                      make_typestore, naoqi_audio_message, normalize_msgtype, pose_array_message,
                       read_bag, skeleton2d_message, typestore_factory, write_bag)
 
-__all__ = ['MSG_DEFINITIONS', 'BagMessage', 'BagReadError', 'audio_messages', 'bag_topics',
+__all__ = ['BagMessage', 'BagReadError', 'audio_messages', 'bag_topics',
            'compressed_image_message', 'image_message', 'make_typestore', 'naoqi_audio_message',
            'normalize_msgtype', 'pose_array_message', 'read_bag', 'skeleton2d_message', 'typestore_factory',
            'write_bag']

@@ -1,8 +1,8 @@
 """
-Write ROS 2 interface packages (package.xml, CMakeLists.txt, msg/*.msg) from :data:`.msgdefs.MSG_DEFINITIONS`.
+Write ROS 2 interface packages (package.xml, CMakeLists.txt, msg/*.msg) from the message texts.
 
-The message texts are kept in one place, :mod:`centralnet_ros.replay.msgdefs`, where
-``rosbags`` reads them; ``tools/ros_wheels.sh`` builds the packages written here with
+The message texts are kept in one place, :data:`centralnet_ros.messages.definitions.MSG_DEFINITIONS`,
+where ``rosbags`` reads them too; ``tools/ros_wheels.sh`` builds the packages written here with
 colcon + ``rosidl_generate_interfaces`` for machines without vision_msgs,
 audio_common_msgs, hri_msgs and naoqi_bridge_msgs, so rosbags, the built interfaces
 and the nodes agree by construction (``test/test_interface_hashes.py`` checks the RIHS01
@@ -20,7 +20,7 @@ from pathlib import Path
 import re
 import sys
 
-from .msgdefs import MSG_DEFINITIONS
+from ..messages.definitions import MSG_DEFINITIONS
 
 __all__ = ['PACKAGE_VERSIONS', 'interface_packages', 'write_interface_packages', 'main']
 
@@ -71,7 +71,7 @@ def _package_xml(name: str, depends: list[str]) -> str:
 <package format="3">
   <name>{name}</name>
   <version>{PACKAGE_VERSIONS.get(name, '0.0.0')}</version>
-  <description>The {name} messages centralnet_ros uses, generated from centralnet_ros/replay/msgdefs.py</description>
+  <description>The {name} messages centralnet_ros uses, generated from messages/definitions.py</description>
   <maintainer email="centralnet_ros@example.org">centralnet_ros</maintainer>
   <license>Apache License 2.0</license>
   <buildtool_depend>ament_cmake</buildtool_depend>
