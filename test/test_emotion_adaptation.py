@@ -93,6 +93,61 @@ def test_pitch_voicing_jitter_and_silence():
     assert F.emotion_functionals(np.full(100, 0.1, np.float32)).shape == silent.shape   # shorter than a frame
 
 
+def test_contour_slopes_percentiles_and_mfcc_free_set():
+    t = np.arange(SR) / SR
+    names = F.functional_names()
+    # a glide 120 -> 240 Hz that grows louder: positive pitch and loudness slopes, falls never
+    phase = 2 * np.pi * np.cumsum(120 * 2 ** t) / SR
+    glide = dict(zip(names, F.emotion_functionals(((0.05 + 0.3 * t) * np.sin(phase)).astype(np.float32))))
+    assert abs(glide['f0_slope'] - 1.0) < 0.1                              # one octave per second
+    assert glide['loudness_active_slope'] > 0.5 and glide['f0_fall_mean'] > -1e-3 < glide['f0_rise_mean']
+    assert glide['f0_p1'] < glide['f0_p25'] < glide['f0_p75'] < glide['f0_p99']
+    steady = dict(zip(names, F.emotion_functionals((0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32))))
+    assert abs(steady['loudness_active_slope']) < 0.05 and steady['mel_flux_mean'] < glide['mel_flux_mean']
+    noise = dict(zip(names, F.emotion_functionals(np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32))))
+    assert noise['mel_entropy_unvoiced_mean'] > steady['mel_entropy_voiced_mean']   # flat spectrum: high entropy
+    # n_mfcc: 0 drops the MFCC functionals and leaves every other value as it was
+    x = (0.3 * np.sin(phase)).astype(np.float32)
+    full, free = F.emotion_functionals(x), F.emotion_functionals(x, n_mfcc=0)
+    sub = F.functional_names({'n_mfcc': 0})
+    assert not any(n.startswith('mfcc') for n in sub) and len(sub) == len(free) < len(full)
+    np.testing.assert_array_equal(free, full[[names.index(n) for n in sub]])
+
+
+def test_shrinkage_lda_is_the_linear_discriminant_and_fills_a_linear_model():
+    from centralnet_ros.training.trainer import ArraySplit, predict, shrinkage_lda, train, TrainConfig
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 1.5, (4, 30))
+    y = rng.integers(0, 3, 200)                                            # class 3 has no sample
+    x = means[y] + rng.normal(0, 1, (200, 30))
+    w, b = shrinkage_lda(x, y, 4, 0.3)
+    mu = np.stack([x[y == c].mean(0) for c in range(3)])
+    c = x - mu[y]
+    lam = 0.3 * np.sum(c * c) / c.size
+    ref = np.linalg.solve(0.7 * c.T @ c / len(x) + lam * np.eye(30), mu.T).T
+    np.testing.assert_allclose(w[:3], ref, rtol=1e-8, atol=1e-10)
+    few = np.flatnonzero(y < 3)[:20]                                       # fewer samples than values: Woodbury
+    wf, _ = shrinkage_lda(x[few], y[few], 4, 0.3)
+    mu = np.stack([x[few][y[few] == k].mean(0) for k in range(3)])
+    c = x[few] - mu[y[few]]
+    lam = 0.3 * np.sum(c * c) / c.size
+    np.testing.assert_allclose(wf[:3], np.linalg.solve(0.7 * c.T @ c / len(c) + lam * np.eye(30), mu.T).T,
+                               rtol=1e-6, atol=1e-8)
+    assert ((x @ w.T + b).argmax(1) == y).mean() > 0.9 and ((x @ w.T + b).argmax(1) != 3).all()
+    enc = EncoderConfig(kind='mlp', input_shape=[30], widths=[], head_dropout=0.0)
+    model = build_model(FusionConfig(method='unimodal', modalities={'audio': enc}, num_classes=4, unimodal='audio'))
+    split = ArraySplit({'audio': x.astype(np.float32)}, y)
+    result = train(model, split, split, TrainConfig(solver='shrinkage_lda', shrinkage=0.3, progress=False))
+    np.testing.assert_allclose(predict(model, split), x @ w.T + b, rtol=1e-4, atol=1e-3)
+    assert result.epochs_run == 1 and result.val_metric > 0.9
+    deep = build_model(FusionConfig(method='unimodal', modalities={'audio': dataclasses.replace(enc, widths=[8])},
+                                    num_classes=4, unimodal='audio'))
+    with pytest.raises(ValueError, match='linear model'):
+        train(deep, split, split, TrainConfig(solver='shrinkage_lda', progress=False))
+    with pytest.raises(ValueError, match='shrinkage'):
+        shrinkage_lda(x, y, 4, 0.0)
+
+
 @pytest.mark.needs_data('emodb')
 def test_pipeline_at_its_rate_equals_the_training_features(data_root):
     u = [u for u in emodb.list_utterances(data_root / 'emodb') if u.speaker == 8][0]

@@ -24,12 +24,17 @@ Functionals (:func:`functional_names` gives every name):
 - each spectral LLD: mean, standard deviation, 10th / 50th / 90th percentile over the
   voiced frames; mean and standard deviation over the unvoiced active frames; over all
   active frames the mean absolute frame-to-frame change, mean, standard deviation,
-  range between the 5th and 95th percentiles, skewness and kurtosis;
+  range between the 5th and 95th percentiles, skewness, kurtosis, and the contour's
+  linear-regression slope (per second), quadratic curvature and residual deviation;
 - pitch over voiced frames: mean, standard deviation, percentiles, slope (octaves per
   second), mean absolute change between consecutive voiced frames, a jitter-like
   measure (mean absolute period change over the mean period), harmonicity mean and
   standard deviation, a shimmer-like measure (mean absolute loudness change between
-  consecutive voiced frames, dB) and its standard deviation;
+  consecutive voiced frames, dB) and its standard deviation, the 1st / 5th / 25th /
+  75th / 95th / 99th percentiles, mean rise and mean fall between voiced frames;
+- spectrum shape: entropy of the mel spectrum (mean over voiced and unvoiced frames,
+  deviation over active ones) and mel flux (Euclidean log-mel change between active
+  frames: mean, deviation, 90th percentile);
 - timing: active fraction, voiced fraction of the active frames, voiced segments per
   active second, mean voiced and unvoiced segment length (s), active duration (s).
 
@@ -56,9 +61,12 @@ SPECTRAL_NAMES = ('loudness', 'centroid_khz', 'spread_khz', 'flatness', 'rolloff
 PITCH_NAMES = ('log2_f0', 'harmonicity', 'voiced')
 SPECTRAL_STATS = ('voiced_mean', 'voiced_std', 'voiced_p10', 'voiced_p50', 'voiced_p90', 'unvoiced_mean',
                   'unvoiced_std', 'active_abs_delta', 'active_mean', 'active_std', 'active_range90', 'active_skewness',
-                  'active_kurtosis')
+                  'active_kurtosis', 'active_slope', 'active_curvature', 'active_residual_std')
 PITCH_STATS = ('f0_mean', 'f0_std', 'f0_p10', 'f0_p50', 'f0_p90', 'f0_slope', 'f0_abs_delta', 'jitter_like',
-               'harmonicity_mean', 'harmonicity_std', 'shimmer_like', 'shimmer_like_std')
+               'harmonicity_mean', 'harmonicity_std', 'shimmer_like', 'shimmer_like_std', 'f0_p1', 'f0_p5', 'f0_p25',
+               'f0_p75', 'f0_p95', 'f0_p99', 'f0_rise_mean', 'f0_fall_mean')
+SPECTRUM_STATS = ('mel_entropy_voiced_mean', 'mel_entropy_active_std', 'mel_entropy_unvoiced_mean', 'mel_flux_mean',
+                  'mel_flux_std', 'mel_flux_p90')
 TIMING_STATS = ('active_fraction', 'voiced_fraction', 'voiced_segments_per_s', 'voiced_segment_s',
                 'unvoiced_segment_s', 'active_s')
 
@@ -88,8 +96,8 @@ class FunctionalsConfig:
             raise ValueError(f'need 0 < f0_min < f0_max < sample_rate / 4, got {self.f0_min}, {self.f0_max}')
         if self.frame_length < self.n_fft:
             raise ValueError(f'frame_length {self.frame_length} (two periods of f0_min) is shorter than n_fft')
-        if not 1 <= self.n_mfcc <= self.n_mels:
-            raise ValueError(f'need 1 <= n_mfcc <= n_mels, got {self.n_mfcc}, {self.n_mels}')
+        if not 0 <= self.n_mfcc <= self.n_mels:
+            raise ValueError(f'need 0 <= n_mfcc <= n_mels (0: no MFCCs), got {self.n_mfcc}, {self.n_mels}')
         if self.max_duration_s * self.sample_rate < self.frame_length:
             raise ValueError(f'max_duration_s={self.max_duration_s} is shorter than one frame')
 
@@ -125,13 +133,15 @@ def functional_names(cfg: FunctionalsConfig | dict | None = None) -> list[str]:
     """Names of the values of :func:`utterance_functionals`, in order."""
     cfg = _config(cfg)
     spectral = lld_names(cfg)[:-len(PITCH_NAMES)]
-    return ([f'{n}_{s}' for n in spectral for s in SPECTRAL_STATS] + list(PITCH_STATS) + list(TIMING_STATS))
+    return ([f'{n}_{s}' for n in spectral for s in SPECTRAL_STATS] + list(PITCH_STATS) + list(SPECTRUM_STATS)
+            + list(TIMING_STATS))
 
 
 @functools.lru_cache(maxsize=8)
 def _tables(sample_rate: int, n_fft: int, n_mels: int, n_mfcc: int, f_min: float, f_max: float):
     fb = mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max)
-    dct = create_dct(n_mfcc=n_mfcc, n_mels=n_mels)                                  # (n_mels, n_mfcc)
+    dct = create_dct(n_mfcc=n_mfcc, n_mels=n_mels) if n_mfcc else np.zeros((n_mels, 0), np.float32)
+    # ^ (n_mels, n_mfcc)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate).astype(np.float32)            # Hz
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)                          # periodic Hann
     khz = freqs / 1000.0
@@ -240,6 +250,37 @@ def _shape(rows: np.ndarray, k: int) -> np.ndarray:
     return np.stack([mean, std, hi - lo, (c ** 3).mean(0), (c ** 4).mean(0)])
 
 
+def _trend(rows: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Linear slope (per second), quadratic curvature and residual std of each column over times ``t`` ``(3, k)``."""
+    if rows.shape[0] < 4:
+        return np.zeros((3, k))
+    tc = t - t.mean()
+    slope = tc @ rows / max(float(tc @ tc), 1e-12)
+    q = tc * tc - np.mean(tc * tc)
+    curvature = q @ rows / max(float(q @ q), 1e-12)
+    residual = rows - rows.mean(0) - tc[:, None] * slope
+    return np.stack([slope, curvature, residual.std(0)])
+
+
+def _spectrum_shape(logmel: np.ndarray, active: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Entropy of the mel spectrum (voiced mean, active std, unvoiced mean) and mel flux (mean, std, p90)."""
+    out = np.zeros(len(SPECTRUM_STATS))
+    if active.sum() < 4:
+        return out
+    e = np.exp(logmel - logmel.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    entropy = -(p * np.log(p + 1e-12)).sum(1)
+    unvoiced = active & ~voiced
+    out[0] = entropy[voiced].mean() if voiced.any() else 0.0
+    out[1] = entropy[active].std()
+    out[2] = entropy[unvoiced].mean() if unvoiced.any() else 0.0
+    pair = active[1:] & active[:-1]
+    if pair.any():
+        flux = np.sqrt((np.diff(logmel, axis=0) ** 2).sum(1))[pair]
+        out[3:] = flux.mean(), flux.std(), np.percentile(flux, 90)
+    return out
+
+
 def _runs(mask: np.ndarray) -> np.ndarray:
     """Lengths of the runs of True in a boolean vector."""
     m = np.concatenate([[False], mask, [False]]).astype(np.int8)
@@ -273,7 +314,8 @@ def utterance_functionals(llds: np.ndarray, *, cfg: FunctionalsConfig | dict | N
     pair = active[1:] & active[:-1]
     delta = np.abs(np.diff(spec, axis=0))[pair].mean(0) if pair.sum() >= 1 else np.zeros(k)
     block = np.concatenate([stats(spec[voiced], True), stats(spec[unvoiced], False), delta[None],
-                            _shape(spec[active], k)])                                         # (13, k)
+                            _shape(spec[active], k), _trend(spec[active], np.flatnonzero(active) * frame_s, k)])
+    # ^ (16, k)
     pitch = np.zeros(len(PITCH_STATS))
     if voiced.sum() >= 3:
         f0 = log2_f0[voiced]
@@ -291,12 +333,16 @@ def utterance_functionals(llds: np.ndarray, *, cfg: FunctionalsConfig | dict | N
             pitch[7] = dper.mean() / period[voiced].mean()
             pitch[10], pitch[11] = np.abs(dloud).mean(), np.abs(dloud).std()
         pitch[8], pitch[9] = harm[voiced].mean(), harm[voiced].std()
+        pitch[12:18] = np.percentile(f0, [1, 5, 25, 75, 95, 99])
+        rise, fall = df0[df0 > 0], df0[df0 < 0]
+        pitch[18], pitch[19] = (rise.mean() if rise.size else 0.0), (fall.mean() if fall.size else 0.0)
     n_active = int(active.sum())
     vruns, uruns = _runs(voiced), _runs(unvoiced)
     timing = [active.mean() if active.size else 0.0, voiced.sum() / max(n_active, 1),
               vruns.size / max(n_active * frame_s, frame_s), vruns.mean() * frame_s if vruns.size else 0.0,
               uruns.mean() * frame_s if uruns.size else 0.0, n_active * frame_s]
-    return np.concatenate([block.T.ravel(), pitch, timing]).astype(np.float32)
+    shape = _spectrum_shape(a[:, :cfg.n_mels], active, voiced)
+    return np.concatenate([block.T.ravel(), pitch, shape, timing]).astype(np.float32)
 
 
 def _prepare(waveform: np.ndarray, cfg: FunctionalsConfig) -> np.ndarray:

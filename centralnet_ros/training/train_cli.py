@@ -110,6 +110,8 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
         training={'preset': cfg.name, 'method': method, 'seed': seed, 'epochs_run': result.epochs_run,
                   'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
                   **({'class_bias': calibration} if calibration else {}),
+                  **({'solver': cfg.train.solver, 'shrinkage': cfg.train.shrinkage}
+                     if cfg.train.solver == 'shrinkage_lda' else {}),
                   'command': command, 'date': _dt.date.today().isoformat(),
                   'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
         label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities))

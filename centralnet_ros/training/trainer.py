@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from typing import Any, Callable, Iterable, Literal, Mapping
 
@@ -41,6 +42,10 @@ class TrainConfig:
     device: str = 'cpu'
     num_threads: int = 0           # torch intra-op threads (0: leave torch's default)
     progress: bool = True
+    solver: Literal['gradient', 'shrinkage_lda'] = 'gradient'
+    # ^ shrinkage_lda: a linear model (one Linear layer, e.g. kind mlp with widths []) gets the closed-form
+    #   linear discriminant of the training data, covariance shrunk towards its mean variance by ``shrinkage``
+    shrinkage: float = 0.5
 
 
 @dataclasses.dataclass
@@ -216,6 +221,59 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
                      wall_time_s=time.perf_counter() - start)
 
 
+def shrinkage_lda(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Linear discriminant analysis with a shrunk pooled covariance: ``x`` (N, D), ``y`` (N,) -> ``W`` (C, D), ``b`` (C,).
+
+    The within-class covariance ``S`` becomes ``(1 - shrinkage) S + shrinkage (tr S / D) I``;
+    the scores ``W x + b`` are the class log-likelihoods up to a constant, with equal class
+    priors (softmax of them: the posteriors). A class with no sample is never chosen.
+    """
+    if not 0.0 < shrinkage <= 1.0:
+        raise ValueError(f'shrinkage must be in (0, 1], got {shrinkage}')
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    y = np.asarray(y, np.int64)
+    present = [c for c in range(num_classes) if np.any(y == c)]
+    if len(present) < 2:
+        raise ValueError(f'shrinkage_lda needs samples of at least two classes, got {present}')
+    mu = np.zeros((num_classes, x.shape[1]))
+    for c in present:
+        mu[c] = x[y == c].mean(0)
+    centred = x - mu[y]                                                           # (N, D)
+    n, d = centred.shape
+    lam = shrinkage * max(float(np.sum(centred * centred)) / (n * d), 1e-12)     # shrinkage * tr(S) / D
+    if d <= n:
+        cov = (1.0 - shrinkage) * (centred.T @ centred) / n + lam * np.eye(d)
+        w = np.linalg.solve(cov, mu.T).T                                          # (C, D)
+    else:                                                                         # Woodbury: an N x N system
+        u = centred * math.sqrt((1.0 - shrinkage) / n)                            # S' = u.T u + lam I
+        inner = lam * np.eye(n) + u @ u.T
+        w = ((mu.T - u.T @ np.linalg.solve(inner, u @ mu.T)) / lam).T
+    b = -0.5 * np.einsum('cd,cd->c', w, mu)
+    absent = [c for c in range(num_classes) if c not in present]
+    w[absent], b[absent] = 0.0, -1e4
+    return w, b
+
+
+def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainConfig) -> None:
+    """Set a linear model's only Linear layer to :func:`shrinkage_lda` of ``split`` (one modality)."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    others = [n for n, p in model.named_parameters() if p.requires_grad and not n.endswith(('.weight', '.bias'))]
+    if len(layers) != 1 or len(split.inputs) != 1 or others:
+        raise ValueError(f"train.solver 'shrinkage_lda' needs a linear model on one modality (one Linear layer, e.g. "
+                         f'kind mlp with widths []), got {len(layers)} Linear layers and {len(split.inputs)} '
+                         'modalities')
+    (x,) = split.inputs.values()
+    fc = layers[0]
+    if fc.in_features != int(np.prod(x.shape[1:])) or split.labels.ndim != 1:
+        raise ValueError(f'shrinkage_lda: the Linear layer takes {fc.in_features} values, the inputs have '
+                         f'{x.shape[1:]}; labels must be class indices')
+    w, b = shrinkage_lda(x, split.labels, fc.out_features, cfg.shrinkage)
+    with torch.no_grad():
+        fc.weight.copy_(torch.as_tensor(w, dtype=fc.weight.dtype))
+        fc.bias.copy_(torch.as_tensor(b, dtype=fc.bias.dtype))
+
+
 def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
           seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
           task: str = 'multiclass', desc: str = 'train') -> TrainResult:
@@ -265,10 +323,19 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
         if weights is not None:
             record['fusion_weights'] = weights
 
-    fitted = fit(model, epochs=cfg.epochs, batches=batches, step=step, optimizer=optimizer,
-                 scheduler=_schedule(optimizer, cfg), evaluate=evaluate, metric=f'val_{cfg.metric}',
-                 grad_clip=cfg.grad_clip, patience=cfg.patience, end_of_epoch=log_fusion_weights,
-                 progress=cfg.progress, desc=desc)
+    if cfg.solver == 'shrinkage_lda':
+        start = time.perf_counter()
+        _fit_linear_closed_form(model, train_split, cfg)
+        model.eval()
+        score = evaluate()
+        fitted = FitResult(best_epoch=0, best_score=score, history=[{'epoch': 0, f'val_{cfg.metric}': score}],
+                           wall_time_s=time.perf_counter() - start,
+                           state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    else:
+        fitted = fit(model, epochs=cfg.epochs, batches=batches, step=step, optimizer=optimizer,
+                     scheduler=_schedule(optimizer, cfg), evaluate=evaluate, metric=f'val_{cfg.metric}',
+                     grad_clip=cfg.grad_clip, patience=cfg.patience, end_of_epoch=log_fusion_weights,
+                     progress=cfg.progress, desc=desc)
     test_metric, test_logits = None, None
     if test_split is not None:
         test_logits = predict(model, test_split, device=device)
