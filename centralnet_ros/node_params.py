@@ -319,7 +319,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               'reliable, volatile, depth 10',
               'CentralNet fusion weights per level and modality (labelled dimensions).'),
     TopicSpec(FUSION_NODE, 'out', '/humans/faces/<face_id>/expression', 'hri_msgs/msg/Expression',
-              'reliable, volatile, depth 10', 'Emotion in ROS4HRI form (publish_hri).'),
+              'reliable, volatile, depth 10',
+              'Emotion in ROS4HRI form (publish_hri): each accepted utterance; with emotion.state_time_constant_s > 0 '
+              'instead the smoothed state of the voice, after every emotion decision.'),
     TopicSpec(FUSION_NODE, 'out', '/humans/voices/<voice_id>/speech', 'hri_msgs/msg/LiveSpeech',
               'reliable, volatile, depth 10', 'Recognised word in ROS4HRI form (publish_hri).'),
     TopicSpec(FUSION_NODE, 'in', '/humans/<bodies|faces|voices>/tracked', 'hri_msgs/msg/IdsList', _SENSOR_QOS,
@@ -551,7 +553,8 @@ def perception_config(values: Mapping[str, Any]):
     for task in v['tasks']:
         tasks[task] = TaskConfig(bundle=v[f'{task}.bundle'], trigger=v[f'{task}.trigger'],
                                  rate_hz=v[f'{task}.rate_hz'], window_s=v[f'{task}.window_s'],
-                                 score_threshold=v[f'{task}.score_threshold'], output=v[f'{task}.output'])
+                                 score_threshold=v[f'{task}.score_threshold'], output=v[f'{task}.output'],
+                                 state_time_constant_s=v[f'{task}.state_time_constant_s'])
     inputs = default_inputs()
     inputs['image'].kind = 'compressed_image' if v['image_transport'] == 'compressed' else 'image'
     inputs['audio'].kind = 'naoqi_audio' if v['audio_type'] == 'naoqi_audio_buffer' else 'audio'

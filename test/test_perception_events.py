@@ -66,3 +66,26 @@ def test_utterance_mode_publishes_one_accepted_decision_per_utterance(bundle, tm
     assert len(events) == sum(r.published for r in results)
     state = p.stats()['tasks']['gesture']['state']
     assert set(state) == {''} and state[''][0] in LABELS
+
+
+def test_smoothed_state_is_kept_per_voice_and_a_config_can_turn_it_on(bundle, tmp_path):  # noqa: F811
+    path = with_decision(bundle, tmp_path, mode='utterance', threshold=0.0)      # the bundle keeps no state
+    assert make(path, rate_hz=10.0).tasks['gesture'].person_state is None
+    off = make(with_decision(bundle, tmp_path / 'on', mode='utterance', state_time_constant_s=2.0), rate_hz=10.0,
+               state_time_constant_s=0.0)                                       # the config turns it off
+    assert off.tasks['gesture'].person_state is None and all(r.state is None for r in feed(off, 10))
+    p = make(path, rate_hz=10.0, state_time_constant_s=1.5)
+    p.set_voice('anna')
+    first = feed(p, 15)
+    p.set_voice('ben')
+    second = feed(p, 15, start=first[-1].stamp_ns + 100_000_000)
+    assert first and second and {r.state[0] for r in first} == {'anna'} and {r.state[0] for r in second} == {'ben'}
+    state = p.stats()['tasks']['gesture']['state']
+    assert set(state) == {'anna', 'ben'}
+    # the state is the exponential average of the voice's posteriors over header time
+    expected = first[0].probabilities.astype(np.float64)
+    for a, b in zip(first, first[1:]):
+        w = np.exp(-(b.stamp_ns - a.stamp_ns) / 1.5e9)
+        expected = w * expected + (1 - w) * b.probabilities
+    k = int(np.argmax(expected))
+    assert first[-1].state[1:] == (LABELS[k], pytest.approx(expected[k] / expected.sum()))

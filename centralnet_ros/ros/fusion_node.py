@@ -521,6 +521,15 @@ class FusionNode(LifecycleNode):
         for result in results:
             self._last_results[result.task] = result
             outputs = self._outputs.get(result.task)
+            if outputs is not None and outputs.hri is not None and result.state is not None \
+                    and result.task == 'emotion' and not getattr(result, 'person', ''):
+                # the voice's smoothed emotion, after every decision (a person's goes on its own topic)
+                try:
+                    outputs.hri.publish(self._hri_msg(result))
+                except Exception as exc:  # noqa: BLE001 - never die on publishing
+                    self._node_errors[f'publish {result.task}'] += 1
+                    self.get_logger().error(f'{result.task}: publishing the state failed ({exc})',
+                                            throttle_duration_sec=LOG_THROTTLE_S)
             if not result.published or outputs is None:
                 continue
             try:
@@ -530,7 +539,8 @@ class FusionNode(LifecycleNode):
                     frame_id=result.frame_id))
                 if result.fusion_weights is not None:
                     outputs.fusion_weights.publish(self._weights_msg(result.task, result.fusion_weights))
-                if outputs.hri is not None and not getattr(result, 'person', ''):   # a person's: its own topic
+                if outputs.hri is not None and not getattr(result, 'person', '') \
+                        and not (result.state is not None and result.task == 'emotion'):  # person: own topic
                     outputs.hri.publish(self._hri_msg(result))
             except Exception as exc:  # noqa: BLE001 - never die on publishing
                 self._node_errors[f'publish {result.task}'] += 1
@@ -551,6 +561,10 @@ class FusionNode(LifecycleNode):
 
     def _hri_msg(self, result: TaskResult) -> Any:
         label = self._label_map.get(result.task, {}).get(result.label, result.label)
+        if result.task == 'emotion' and result.state is not None:      # (voice id, label, score) smoothed
+            label = self._label_map.get('emotion', {}).get(result.state[1], result.state[1])
+            return M.build_expression(ros_message, expression=label, confidence=result.state[2],
+                                      stamp_ns=result.stamp_ns, frame_id=result.frame_id)
         if result.task == 'emotion':
             return M.build_expression(ros_message, expression=label, confidence=result.score,
                                       stamp_ns=result.stamp_ns, frame_id=result.frame_id)

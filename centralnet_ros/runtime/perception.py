@@ -112,6 +112,7 @@ class TaskResult:
     missing: dict[str, str]
     fusion_weights: dict | None
     timing: dict[str, float]
+    state: tuple[str, str, float] | None = None     # smoothed state of the voice: (voice id, label, score)
 
     @property
     def latency_s(self) -> float:
@@ -329,8 +330,9 @@ class Perception:
         state.event_config = cfg
         state.threshold = cfg.on_threshold if cfg.mode == 'events' else cfg.threshold
         state.event_layer = make_event_layer(manifest.labels, cfg, task=state.name)
-        state.person_state = (SmoothedState(manifest.labels, cfg.state_time_constant_s)
-                              if cfg.state_time_constant_s > 0 else None)
+        tau = state.config.state_time_constant_s
+        tau = cfg.state_time_constant_s if tau < 0 else tau        # below 0: the bundle's own
+        state.person_state = SmoothedState(manifest.labels, tau) if tau > 0 else None
 
     @staticmethod
     def _with_threshold(cfg: EventConfig, value: float) -> EventConfig:
@@ -730,8 +732,11 @@ class Perception:
             self._emit(state, state.event_layer.update(point.t_ns, decision.probabilities, segment=segment))
         else:
             self._emit(state, state.event_layer.update(point.t_ns, decision.probabilities))
-        if state.person_state is not None:
-            state.person_state.update('', point.t_ns, decision.probabilities)
+        if state.person_state is not None:                 # one smoothed state per voice id ('' without ids)
+            voice = next((self._voice_ids[p.input] for p in state.plans if p.input in self._voice_ids),
+                         self._voice_ids.get('*', ''))
+            label, score, _ = state.person_state.update(voice, point.t_ns, decision.probabilities)
+            result.state = (voice, label, score)
         state.decisions += 1
         state.published += int(result.published)
         state.latencies.append(timing['total'])

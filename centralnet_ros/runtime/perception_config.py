@@ -104,6 +104,8 @@ class TaskConfig:
     ``events`` (:meth:`Perception.take_events` is what a robot acts on; decisions of event
     tasks are not marked published) or ``decisions`` (every decision at or above the
     threshold is marked published: the per-decision stream, for debugging).
+    ``state_time_constant_s``: a smoothed state per voice (:class:`.events.SmoothedState`),
+    on every :class:`TaskResult` as ``state``.
     """
 
     bundle: str = setting(dynamic=True,
@@ -122,6 +124,11 @@ class TaskConfig:
                                      doc='Score a {task} decision needs to be published (for event tasks: to '
                                          "open an event); below 0 the threshold calibrated in the bundle's "
                                          'manifest; changeable at run time.')
+    state_time_constant_s: float = setting(-1.0, bounds=(-1.0, 3600.0),
+                                           doc="Time constant of {task}'s smoothed state per person (per voice "
+                                               'id), s of header time: every decision updates it (exponential '
+                                               'average of the posteriors); 0 keeps none; below 0 the bundle '
+                                               "manifest's decision.state_time_constant_s.")
     output: str = setting('events', choices=('events', 'decisions'),
                           doc='What {task} publishes: events (one per detected instance or accepted utterance) '
                               'or decisions (every decision above the threshold, for debugging).')
