@@ -267,3 +267,7 @@ def test_shipped_emotion_bundle_classifies_the_held_out_speaker(data_root):
         correct += decision.label == u.emotion_name
     assert len(utts) >= 20
     assert correct / len(utts) > 0.4, f'{correct}/{len(utts)}'         # chance: 1/7
+    decision = m.decision                                               # a calibrated threshold, and on what
+    assert decision['mode'] == 'utterance' and 0.0 < decision['threshold'] < 1.0
+    cal = decision['calibration']
+    assert cal['negative_rate'] <= cal['target_false_alarm_rate'] and f'test speaker {test_speaker}' in cal['data']
