@@ -54,7 +54,7 @@ import time
 from typing import Any
 
 from centralnet_ros import paths
-from centralnet_ros.data.registry import DataRootError, DATASETS, missing_markers, terms
+from centralnet_ros.data.registry import DataRootError, DATASETS, missing_markers
 from centralnet_ros.node_params import TASKS
 import numpy as np
 
@@ -427,7 +427,9 @@ def write_recording(dest: Path, manifests: dict[str, Any], *, data_root: Path, o
         'storage': 'rosbag2 MCAP, zstd-compressed chunks',
         'messages': dict(sorted(demo.counts.items())),
         'options': dataclasses.asdict(opts),
-        'tasks': {task: {**demo.sources.get(task, {}), 'terms': terms(demo.sources[task]['dataset']),
+        # the terms of everything the task's bundle learned from (its manifest's data_terms), which
+        # include those of the dataset the recording's samples come from
+        'tasks': {task: {**demo.sources.get(task, {}), 'terms': manifests[task].data_terms,
                          'bundle_weights_sha256': manifests[task].weights_sha256} for task in demo.tasks},
         'notes': demo.notes,
     }
