@@ -423,3 +423,14 @@ def test_store_then_decide_later_gives_the_decisions_of_ingest(bundle):
         np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-5, atol=1e-6)
     split.close()
     assert split.decide(due) == []                     # after close: dropped, never a crash
+
+
+def test_a_frame_trigger_waits_for_other_inputs_only_when_its_tasks_read_them(bundle):
+    # decision_delay_s holds a decision until newer data of every input is in; a task that reads only
+    # the triggering frames has nothing to wait for (frames are stored in order) and decides at once
+    from centralnet_ros.runtime.plan import make_trigger
+    cfg = PerceptionConfig(tasks={'gesture': TaskConfig(bundle=str(bundle))}, decision_delay_s=0.1)
+    assert make_trigger(cfg, ('frame', 'skeleton'), reads={'skeleton'}).delay_ns == 0
+    assert make_trigger(cfg, ('frame', 'skeleton'), reads={'skeleton', 'voice'}).delay_ns == 100_000_000
+    p = make(bundle, trigger='frame', delay=0.1)            # this bundle reads skeleton and voice: it waits
+    assert p._triggers[p.tasks['gesture'].trigger_key].delay_ns == 100_000_000

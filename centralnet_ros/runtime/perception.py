@@ -298,7 +298,8 @@ class Perception:
         for task, tc in config.tasks.items():
             key = keys[task]
             if key not in self._triggers:
-                self._triggers[key] = make_trigger(config, key)
+                reads = {p.input for t, k in keys.items() if k == key for p in plans[t]}
+                self._triggers[key] = make_trigger(config, key, reads=reads)
                 self._subscribers[key] = []
             self._subscribers[key].append(task)
             assembler = WindowAssembler([p.spec for p in plans[task]], self.hub.buffers)

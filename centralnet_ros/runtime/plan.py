@@ -124,13 +124,19 @@ def trigger_key(config: PerceptionConfig, task: str, tc: TaskConfig, plans: list
     return ('speech_end', audio[0])
 
 
-def make_trigger(config: PerceptionConfig, key: tuple) -> Trigger:
-    """Build the trigger for a :func:`trigger_key`."""
+def make_trigger(config: PerceptionConfig, key: tuple, reads: set[str] | None = None) -> Trigger:
+    """
+    Build the trigger for a :func:`trigger_key`.
+
+    ``reads`` is every input the tasks on this trigger read.  ``decision_delay_s`` waits for
+    other inputs stamped up to the decision time; a frame trigger whose tasks read only its
+    own input has nothing to wait for (its frames are stored in order), so it decides at once.
+    """
     delay = int(config.decision_delay_s * _NS)
     if key[0] == 'rate':
         return RateTrigger(rate_hz=key[1], inputs=key[2], delay_ns=delay)
     if key[0] == 'frame':
-        return FrameTrigger(key[1], delay_ns=delay)
+        return FrameTrigger(key[1], delay_ns=0 if reads is not None and set(reads) <= {key[1]} else delay)
     return SpeechEndTrigger(key[1], vad=StreamingVAD(VADConfig(**config.vad)), delay_ns=delay)
 
 
