@@ -12,6 +12,7 @@ import torch
 
 
 def _synthetic(n, seed):
+    """Two weakly informative modalities (logits stay moderate, so float rounding does not grow over training)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     a = rng.normal(size=(n, 6)).astype(np.float32)
@@ -95,14 +96,8 @@ def test_refuses_mismatched_members():
 
 def test_the_vmap_sweep_backend_matches_serial_runs_and_reports_failures_per_run():
     from centralnet_ros.training import sweep
-    from centralnet_ros.training.datasets import ExperimentData
-    from centralnet_ros.training.experiment import ExperimentConfig
-    mods = {'a': EncoderConfig(kind='mlp', input_shape=[6], widths=[8]),
-            'b': EncoderConfig(kind='mlp', input_shape=[4], widths=[8])}
-    cfg = ExperimentConfig(name='t', dataset='synthetic', num_classes=3, modalities=mods,
-                           methods=['late', 'centralnet'],
-                           train=TrainConfig(epochs=3, batch_size=32, progress=False, num_threads=1))
-    data = ExperimentData(_synthetic(150, 0), _synthetic(60, 1), _synthetic(60, 2), ['0', '1', '2'])
+    from test_sweep import _setup
+    cfg, data = _setup()
     runs = [sweep.RunSpec(m, s) for m in ('late', 'centralnet', 'no_such_method') for s in (0, 1, 2)]
     got = {}
     for backend in ('serial', 'vmap'):
