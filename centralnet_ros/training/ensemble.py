@@ -166,7 +166,7 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
                         best_buffers[n][i] = t[i]
             else:
                 stale[i] += 1
-            weights = _member_fusion_weights(models[i], params, i)
+            weights = _member_fusion_weights(models[i], params, i, fusion_names)
             if weights is not None:
                 record['fusion_weights'] = weights
             histories[i].append(record)
@@ -198,8 +198,8 @@ def _fusion_weight_names(model: FusionModel) -> set[str]:
 
 
 @torch.no_grad()
-def _member_fusion_weights(model: FusionModel, params: dict[str, torch.Tensor], i: int) -> dict | None:
-    names = _fusion_weight_names(model)
+def _member_fusion_weights(model: FusionModel, params: dict[str, torch.Tensor], i: int,
+                           names: set[str]) -> dict | None:
     if not names:
         return None
     own = dict(model.named_parameters())
