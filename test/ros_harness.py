@@ -97,14 +97,17 @@ class Tester:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=min(0.05, max(end - time.monotonic(), 0.0)))
 
-    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str = 'condition') -> Any:
+    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str = 'condition',
+                 process: Any = None) -> Any:
+        """Spin until ``condition()`` is truthy; on timeout the error carries the tail of ``process``'s log."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             value = condition()
             if value:
                 return value
             self.executor.spin_once(timeout_sec=0.05)
-        raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        log = '' if process is None else '\n--- the node printed (tail):\n' + process.output()[-4000:]
+        raise AssertionError(f'timed out after {timeout} s waiting for {what}{log}')
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0, *,
              resend_s: float | None = None) -> Any:

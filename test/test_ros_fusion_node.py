@@ -440,7 +440,7 @@ def test_deactivate_and_cleanup_release_everything(fusion, tester, bundles, reco
     tester.spin(1.0)
     assert speech == []
     assert tester.transition(NODE, 'deactivate')
-    tester.wait_for(lambda: speech, 10, 'the pending decision published at deactivate')
+    tester.wait_for(lambda: speech, 10, 'the pending decision published at deactivate', node)
     assert len(speech) == 1
     tester.wait_for(lambda: graph() == (set(), {'/diagnostics'}), 20, 'subscriptions and publishers released')
     assert tester.transition(NODE, 'cleanup')

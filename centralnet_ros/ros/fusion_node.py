@@ -72,8 +72,9 @@ from centralnet_ros.ros import (declare_parameters, input_qos, latched_qos, logg
                                 read_parameters, run_lifecycle_node)
 from centralnet_ros.ros.diagnostics import diagnostic_reports, DiagnosticReport, LOG_THROTTLE_S, NodeDiagnostics
 from centralnet_ros.ros.diagnostics import RosLogHandler
-from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, EVENT_TYPE, fusion_weights_layout, HRI_OUTPUTS,
-                                           INPUT_MSG_TYPES, input_topic, message_class, ros_message)
+from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, DELIVERY_TIMEOUT_S, EVENT_TYPE, fusion_weights_layout,
+                                           HRI_OUTPUTS, INPUT_MSG_TYPES, input_topic, message_class, ros_message,
+                                           wait_delivered)
 from centralnet_ros.runtime.perception import AudioFormatConfig, Perception, TaskResult
 from centralnet_ros.runtime.worker import TaskWorkers
 from rcl_interfaces.msg import SetParametersResult
@@ -222,6 +223,9 @@ class FusionNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001
                 self._node_errors['flush'] += 1
                 self.get_logger().warning(f'pending decisions lost at deactivate: {type(exc).__name__}: {exc}')
+        if not wait_delivered(self._output_publishers, DELIVERY_TIMEOUT_S):
+            self.get_logger().warning(f'decisions not acknowledged by every subscriber within {DELIVERY_TIMEOUT_S} s '
+                                      'at deactivate')
         result = super().on_deactivate(state)
         self._destroy_publishers()
         self._lifecycle_label = 'inactive'

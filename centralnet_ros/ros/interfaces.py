@@ -21,13 +21,16 @@ from centralnet_ros import messages as M
 from centralnet_ros.runtime.buffers import AUDIO_INFO_TYPE, INPUT_MSG_TYPES
 
 __all__ = ['INPUT_MSG_TYPES', 'AUDIO_INFO_TYPE', 'HRI_OUTPUTS', 'EVENT_TYPE', 'input_topic', 'message_class',
-           'ros_message', 'fusion_weights_layout']
+           'ros_message', 'fusion_weights_layout', 'wait_delivered', 'DELIVERY_TIMEOUT_S']
 
 HRI_OUTPUTS = {'emotion': 'hri_msgs/msg/Expression', 'speech': 'hri_msgs/msg/LiveSpeech'}
 """Task -> the ROS4HRI message it is also published as when ``publish_hri`` is true."""
 
 EVENT_TYPE = 'centralnet_msgs/msg/Event'
 """Every task's events (onset, peak, end, label, score) on ``~/<task>/events``: this project's own interface."""
+
+DELIVERY_TIMEOUT_S = 2.0
+"""How long deactivate waits for reliable subscribers to acknowledge the last decisions."""
 
 
 def input_topic(name: str, kind: str) -> str:
@@ -82,3 +85,27 @@ def fusion_weights_layout(weights: Mapping[str, Any]) -> tuple[list[tuple[str, i
             ('source=' + ','.join(sources), n_source, n_source * n_value),
             ('value=' + ','.join(values), n_value, n_value)]
     return dims, data
+
+
+def wait_delivered(publishers: list, timeout_s: float) -> bool:
+    """
+    Wait (``timeout_s`` in all) until every reliable subscriber acknowledged what ``publishers`` sent.
+
+    Called before publishers are destroyed (deactivate): a reliable sample still
+    unacknowledged when its writer goes away is never repaired, so the last
+    decision of a stream could be lost exactly when it matters. Returns whether
+    everything was acknowledged in time (best-effort publishers count as delivered).
+    """
+    import time
+
+    from rclpy.duration import Duration
+
+    deadline = time.monotonic() + timeout_s
+    delivered = True
+    for publisher in publishers:
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            delivered &= bool(publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))))
+        except Exception:  # noqa: BLE001  (a publisher already invalid has nothing left to deliver)
+            continue
+    return delivered

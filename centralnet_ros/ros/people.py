@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable
 from centralnet_ros import messages as M
 from centralnet_ros.ros import input_qos, latched_qos, output_qos
 from centralnet_ros.ros.diagnostics import LOG_THROTTLE_S
-from centralnet_ros.ros.interfaces import AUDIO_INFO_TYPE, INPUT_MSG_TYPES, message_class, ros_message
+from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, DELIVERY_TIMEOUT_S, INPUT_MSG_TYPES, message_class,
+                                           ros_message, wait_delivered)
 from centralnet_ros.runtime.people import HRI_INPUTS, HRI_OUTPUTS, ids_list_to_ids, PeopleConfig, PeopleRuntime
 from centralnet_ros.runtime.worker import DecisionWorker
 
@@ -143,6 +144,10 @@ class PeopleTopics:
             self._publish(self.runtime.flush())
         except Exception as exc:  # noqa: BLE001
             self.node.get_logger().warning(f'people: pending decisions lost ({type(exc).__name__}: {exc})')
+        every = [pub for publishers in list(self._publishers.values()) + list(self._retired.values())
+                 for pub in publishers.values()]
+        if not wait_delivered(every, DELIVERY_TIMEOUT_S):
+            self.node.get_logger().warning('people: decisions not acknowledged by every subscriber at deactivate')
         for publishers in list(self._publishers.values()) + list(self._retired.values()):
             for pub in publishers.values():
                 self._destroy(pub, self.node.destroy_publisher)
