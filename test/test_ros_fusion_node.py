@@ -437,7 +437,10 @@ def test_deactivate_and_cleanup_release_everything(fusion, tester, bundles, reco
     stream.publish_audio_info()
     stream.wait_for_node(stream.audio)
     stream.play(2.2, speech_at_s=0.2)                                # the utterance is still open at the end
-    tester.spin(1.0)
+    chunks = int(2.2 * SR) // CHUNK
+    wait_status(tester, diagnostics, 'fusion_node: input audio', lambda s: values(s)['accepted'] == str(chunks),
+                what=f'all {chunks} audio messages taken in')
+    tester.spin(0.5)
     assert speech == []
     assert tester.transition(NODE, 'deactivate')
     tester.wait_for(lambda: speech, 10, 'the pending decision published at deactivate', node)
