@@ -33,8 +33,8 @@ from centralnet_ros.evaluation.metrics import compute_metric
 from centralnet_ros.fusion import FusionModel, task_loss
 from centralnet_ros.fusion.base import ModalityDropout
 from centralnet_ros.torch_utils import resolve_device, seed_everything
-from centralnet_ros.training.trainer import (_batches, _progress, _schedule, ArraySplit, Augment, make_optimizer,
-                                             TrainConfig, TrainResult)
+from centralnet_ros.training.trainer import (_batches, _schedule, ArraySplit, Augment, fit, make_optimizer, TrainConfig,
+                                             TrainResult)
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state
@@ -117,48 +117,46 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
     stopped = np.zeros(members, bool)
     best_params = {n: t.detach().clone() for n, t in params.items()}
     best_buffers = {n: t.detach().clone() for n, t in buffers.items()}
-    bar = _progress(cfg.epochs, desc, cfg.progress)
-    for epoch in range(1, cfg.epochs + 1):
-        base.train()
-        t0 = time.perf_counter()
+    totals: dict[str, np.ndarray] = {}            # this epoch's per-member loss sums ('' the total), and seen
+
+    def batches():
+        totals.clear()
+        totals['seen'] = np.zeros(1)
         plans = [_batches(len(train_split), cfg.batch_size, rng,
                           train_split.labels if cfg.class_balanced_batches else None, num_classes) for rng in rngs]
-        totals, parts_sum, seen = np.zeros(members), {}, 0
         for step in range(len(plans[0])):
-            xs, ys = [], []
-            for i, rng in enumerate(rngs):
-                index = plans[i][step]
-                inputs = {m: v[index] for m, v in train_split.inputs.items()}
-                if augment is not None:
-                    inputs = augment(inputs, rng)
-                xs.append(inputs)
-                ys.append(train_split.labels[index])
-            x = {m: torch.as_tensor(np.stack([inp[m] for inp in xs]), dtype=torch.float32, device=device)
-                 for m in xs[0]}
-            y = torch.as_tensor(np.stack(ys), dtype=labels_dtype, device=device)
-            loss, parts = train_step(params, buffers, x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()                       # members share no weight: each gets its own gradient
-            if cfg.grad_clip > 0:
-                _clip_per_member(list(params.values()), cfg.grad_clip)
-            optimizer.step()
-            size = y.shape[1]
-            totals += loss.detach().cpu().numpy() * size
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v.detach().cpu().numpy() * size
-            seen += size
-        lr = optimizer.param_groups[0]['lr']
-        if scheduler is not None:
-            scheduler.step()
+            yield [plan[step] for plan in plans]
+
+    def step(indices):
+        xs, ys = [], []
+        for index, rng in zip(indices, rngs):
+            inputs = {m: v[index] for m, v in train_split.inputs.items()}
+            if augment is not None:
+                inputs = augment(inputs, rng)
+            xs.append(inputs)
+            ys.append(train_split.labels[index])
+        x = {m: torch.as_tensor(np.stack([inp[m] for inp in xs]), dtype=torch.float32, device=device)
+             for m in xs[0]}
+        y = torch.as_tensor(np.stack(ys), dtype=labels_dtype, device=device)
+        loss, parts = train_step(params, buffers, x, y)
+        size = y.shape[1]
+        for k, v in [('', loss)] + list(parts.items()):
+            totals[k] = totals.get(k, 0.0) + v.detach().cpu().numpy() * size
+        totals['seen'] += size
+        return loss.sum(), size, {}                  # members share no weight: each gets its own gradient
+
+    def end_of_epoch(record: dict) -> bool:
+        t0 = time.perf_counter()
         val_logits = predict(val_split)
-        seconds = time.perf_counter() - t0
+        seconds = record['seconds'] + time.perf_counter() - t0
+        seen = max(float(totals['seen'][0]), 1.0)
         for i in np.flatnonzero(~stopped):
             score = compute_metric(cfg.metric, val_logits[i], val_split.labels, num_classes)
-            record = {'epoch': epoch, 'loss': float(totals[i] / max(seen, 1)), 'lr': lr,
-                      'loss_parts': {k: float(v[i] / max(seen, 1)) for k, v in parts_sum.items()},
+            member = {'epoch': record['epoch'], 'loss': float(totals[''][i] / seen), 'lr': record['lr'],
+                      'loss_parts': {k: float(v[i] / seen) for k, v in totals.items() if k not in ('', 'seen')},
                       f'val_{cfg.metric}': score, 'seconds': seconds / members}
             if score > best_score[i]:
-                best_score[i], best_epoch[i], stale[i] = score, epoch, 0
+                best_score[i], best_epoch[i], stale[i] = score, record['epoch'], 0
                 with torch.no_grad():
                     for n, t in params.items():
                         best_params[n][i] = t[i]
@@ -168,15 +166,15 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
                 stale[i] += 1
             weights = _member_fusion_weights(models[i], params, i, fusion_names)
             if weights is not None:
-                record['fusion_weights'] = weights
-            histories[i].append(record)
+                member['fusion_weights'] = weights
+            histories[i].append(member)
             if cfg.patience and stale[i] >= cfg.patience:
                 stopped[i] = True
-        bar.update(1)
-        bar.set_postfix(members_training=int((~stopped).sum()), best=f'{np.mean(best_score):.3f}')
-        if stopped.all():
-            break
-    bar.close()
+        return bool(stopped.all())
+
+    clip = (lambda ps: _clip_per_member(ps, cfg.grad_clip)) if cfg.grad_clip > 0 else 0.0
+    fit(base, epochs=cfg.epochs, batches=batches, step=step, optimizer=optimizer, scheduler=scheduler,
+        train_mode=base.train, grad_clip=clip, end_of_epoch=end_of_epoch, progress=cfg.progress, desc=desc)
     test_logits = predict(test_split, best_params, best_buffers) if test_split is not None else None
     wall = (time.perf_counter() - start) / members
     results = []

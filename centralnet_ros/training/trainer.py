@@ -156,18 +156,21 @@ def make_optimizer(params, *, optimizer: str = 'adam', lr: float = 1e-3, weight_
 
 def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[Any]], step: Step,
         optimizer: torch.optim.Optimizer, scheduler=None, evaluate: Callable[[], float] | None = None,
-        metric: str = 'val', train_mode: Callable[[], None] | None = None, grad_clip: float = 0.0,
-        patience: int = 0, end_of_epoch: Callable[[dict], None] | None = None, progress: bool = False,
+        metric: str = 'val', train_mode: Callable[[], None] | None = None,
+        grad_clip: float | Callable[[list[torch.Tensor]], None] = 0.0, patience: int = 0,
+        end_of_epoch: Callable[[dict], bool | None] | None = None, progress: bool = False,
         desc: str = 'train') -> FitResult:
     """
-    Train ``model``: the one training loop (fusion models, auto-encoders, probes and fine-tuning all use it).
+    Train ``model``: the one training loop (fusion models, vmapped ensembles, auto-encoders, probes, fine-tuning).
 
     Per epoch: ``train_mode()`` (default ``model.train()``); for each item of ``batches()``
     ``step(item)`` returns ``(loss, batch size, loss parts)``, and the loop takes the
-    optimizer step (gradients clipped to ``grad_clip`` when > 0); then the scheduler
-    steps, ``evaluate()`` (if given) scores the epoch as ``record[metric]``, the best
-    epoch's weights are kept, ``end_of_epoch(record)`` may add to the record or log it,
-    and training stops after ``patience`` epochs without a better score (0: never).
+    optimizer step (gradients clipped to norm ``grad_clip`` when > 0, or by ``grad_clip(params)``
+    when it is a function); then the scheduler steps, ``evaluate()`` (if given) scores the
+    epoch as ``record[metric]``, the best epoch's weights are kept, ``end_of_epoch(record)``
+    may add to the record or log it (returning True stops training: a caller's own stopping
+    rule, e.g. a vmapped ensemble's per-member early stopping), and training stops after
+    ``patience`` epochs without a better score (0: never).
     With ``evaluate`` the model ends with the best epoch's weights, otherwise with the
     last.  Seeding is the caller's (it also owns the random generators ``batches`` and
     ``step`` draw from).
@@ -185,7 +188,9 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
             loss, size, parts = step(item)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip > 0:
+            if callable(grad_clip):
+                grad_clip(params)
+            elif grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             optimizer.step()
             total += float(loss.detach()) * size
@@ -205,13 +210,12 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
             else:
                 stale += 1
         record['seconds'] = time.perf_counter() - t0
-        if end_of_epoch is not None:
-            end_of_epoch(record)
+        stop = bool(end_of_epoch(record)) if end_of_epoch is not None else False
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f'{record["loss"]:.3f}', **({} if evaluate is None else
                                                          {'val': f'{record[metric]:.3f}', 'best': f'{best[0]:.3f}'}))
-        if evaluate is not None and patience and stale >= patience:
+        if stop or (evaluate is not None and patience and stale >= patience):
             break
     bar.close()
     if best[2] is not None:
