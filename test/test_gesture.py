@@ -218,6 +218,8 @@ def test_montalbano_preset_is_the_papers_setup():
     assert (t.lr, t.gamma, t.schedule, t.batch_size, t.epochs) == (0.05, 0.96, 'exponential', 42, 100)
     assert t.class_balanced_batches and t.batch_size // cfg.num_classes == 2
     assert cfg.fusion.moddrop_p == 0.5 and t.metric == 'macro_accuracy'
+    d = cfg.dataset_options                                             # the paper's descriptor sizes
+    assert d['n_mels'] * d['audio_frames'] == 350 and d['crop_frames'] * 2 * d['crop_resize'] ** 2 == 400
 
 
 def test_afew_preset_pads_visual_to_audio_size():
