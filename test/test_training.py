@@ -135,6 +135,15 @@ def test_compare_writes_table_json_and_plots(tmp_path, data_root, capsys):
     # --resume keeps the finished runs and trains nothing new
     code, _, err = _centralnet(capsys, *args, '--resume')
     assert code == 0 and ' seed ' not in err
+    # --render-only renders what a larger (unfinished) sweep holds so far, training nothing
+    (out / 'results.md').unlink()
+    more = [a if a != 'unimodal:audio,centralnet' else 'unimodal:audio,centralnet,late' for a in args]
+    code, _, err = _centralnet(capsys, *more, '--render-only')
+    assert code == 0 and ' seed ' not in err, err[-2000:]
+    report = (out / 'results.md').read_text()
+    assert 'Partial sweep: 4 of the 6 planned runs' in report and '| centralnet |' in report
+    code, _, err = _centralnet(capsys, *args[:-len(sets)], '--render-only', '--out', str(tmp_path / 'none'))
+    assert code == 1 and 'runs.json' in err
 
 
 def test_compare_bad_data_root_names_the_layout(tmp_path, capsys):

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(torch.func); pays for small fully connected models and on GPU, see '
                              'benchmarks/results/ensemble.md')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    parser.add_argument('--render-only', action='store_true',
+                        help='train nothing: write results.md and the plots from the runs already in --out '
+                             '(a sweep interrupted or still running elsewhere); says how many runs are missing')
     from centralnet_ros.training import sweep
     sweep.add_arguments(parser, jobs=0)
 
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out or f'runs/compare-{cfg.name}{"-quick" if args.quick else ""}')
     command = getattr(args, 'command_line', '')
+    if args.render_only:
+        return render_only(cfg, methods, variants, folds, out)
     from centralnet_ros.training.sweep import SweepError
     try:
         report = compare(cfg, methods, out, data_root=paths.data_root(args.data_root), resume=args.resume,
@@ -109,6 +114,35 @@ def run(args: argparse.Namespace) -> int:
         print(f'centralnet compare: {len(failed)} run(s) failed (listed in {out}/runs.json); '
               'run again with --resume to retry them', file=sys.stderr)
         return 1
+    return 0
+
+
+def render_only(cfg: ExperimentConfig, methods: list[str] | None, variants: list[str] | None,
+                folds: list[int] | None, out: Path) -> int:
+    """``--render-only``: render ``out/results.md`` and the plots from ``out/runs.json`` as it is now."""
+    from centralnet_ros.training import sweep
+    runs_path = out / 'runs.json'
+    if not runs_path.exists():
+        print(f'centralnet compare: --render-only needs the runs.json of a sweep in {out}, found none',
+              file=sys.stderr)
+        return 1
+    stored = json.loads(runs_path.read_text())
+    plan = sweep.plan_runs(cfg, methods=methods, variants=variants, folds=folds)
+    wanted = {spec.key for spec in plan}
+    runs = [r for r in stored.get('runs', []) if sweep.RunSpec.of(r).key in wanted]
+    if not runs:
+        print(f'centralnet compare: {runs_path} holds none of the {len(plan)} runs asked for (same preset, '
+              '--quick, --seeds and --set as the sweep?)', file=sys.stderr)
+        return 1
+    report = render_report(cfg, runs, methods or cfg.methods, command=stored.get('command', ''),
+                           data_info=stored.get('data'), jobs=0)
+    if len(runs) < len(plan):
+        report = report.replace('\n\n', f'\n\n**Partial sweep: {len(runs)} of the {len(plan)} planned runs '
+                                f'finished** (rendered with --render-only).\n\n', 1)
+    atomic_write_text(out / 'results.md', report)
+    _plots(cfg, [r for r in runs if 'variant' not in r], methods or cfg.methods, out)
+    print(report)
+    print(f'\nwrote {out}/results.md and plots from {len(runs)} of {len(plan)} runs')
     return 0
 
 
@@ -230,8 +264,8 @@ def render_report(cfg: ExperimentConfig, runs: list[dict], methods: list[str], *
     lines += ['', '## How this was produced', '', f'- command: `{command}`' if command else '- command: (library call)',
               f'- machine: {machine_line()}',
               f'- training time: {total_wall / 60:.1f} min summed over {len(runs)} runs '
-              f'({jobs} run(s) in parallel, '
-              f'{cfg.train.num_threads or (1 if jobs > 1 else "default")} torch thread(s) each); '
+              + (f'({jobs} run(s) in parallel, ' if jobs else '(')
+              + f'{cfg.train.num_threads or (1 if jobs > 1 else "default")} torch thread(s) each); '
               'wall time per run above is measured inside each run',
               f'- training: {_train_line(cfg)}']
     if data_info:
