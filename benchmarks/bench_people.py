@@ -5,7 +5,9 @@ Per-person runtime cost (1, 3, 10 people) and the mouth stage's cost per frame a
   (every 0.2 s per body) and ``emotion`` (end of each utterance per voice) bundles; each person
   is a body streaming ``Skeleton2D`` at 30 Hz (MSRC-12 p11 projected through a robot camera)
   and a voice streaming 16 kHz audio in 20 ms chunks (an EmoDB utterance every 3 s), for 10 s
-  of header time.  Reported: processing time per second of stream (all people), per
+  of header time.  Each count twice: body and voice as two persons (ids not associated), and
+  associated by REP-155 persons (``/humans/persons/<id>/body_id``, ``voice_id``) into one person
+  with one set of buffers.  Reported: processing time per second of stream (all people), per
   message, per decision, and the memory the persons' buffers hold.
 * Mouth stage (:mod:`centralnet_ros.features.mouth`): the face detector on 640x480 frames, and
   the face-found rate of the tracked window on a real photograph (``skimage.data.astronaut()``)
@@ -50,7 +52,7 @@ def _streams(seconds: float, rng):
     return kp, wave
 
 
-def bench_people(counts: list[int], seconds: float) -> list[dict]:
+def bench_people(counts: list[int], seconds: float, *, modes: tuple[bool, ...] = (False, True)) -> list[dict]:
     from centralnet_ros import messages as M
     from centralnet_ros.runtime.people import PeopleConfig, PeopleRuntime, use_2d_gesture_bundle
     from centralnet_ros.runtime.perception import PerceptionConfig, TaskConfig
@@ -60,11 +62,15 @@ def bench_people(counts: list[int], seconds: float) -> list[dict]:
     kp, wave = _streams(seconds, np.random.default_rng(0))
     chunk = RATE // 50
     rows = []
-    for n in counts:
+    for n, associated in [(n, a) for n in counts for a in modes]:
         people = PeopleRuntime(cfg, PeopleConfig(max_people=2 * max(counts)))   # a body and a voice each
         bodies, voices = [f'b{i}' for i in range(n)], [f'v{i}' for i in range(n)]
         people.set_tracked('bodies', bodies)
         people.set_tracked('voices', voices)
+        if associated:                             # REP-155: person p<i> is body b<i> + voice v<i>
+            people.set_tracked('persons', [f'p{i}' for i in range(n)])
+            for i in range(n):
+                people.associate(f'p{i}', bodies=bodies[i], voices=voices[i])
         events = []                                # (t_ns, kind, id, input, msg), built before timing
         for i, (b, v) in enumerate(zip(bodies, voices)):
             lag = int(i * 7_000_000)               # people's streams not in lockstep
@@ -93,7 +99,8 @@ def bench_people(counts: list[int], seconds: float) -> list[dict]:
             for task, s in p.perception.tasks.items():
                 lat += list(s.latencies)
         people.close()
-        rows.append({'people': n, 'messages': len(events), 'decisions': decisions, 'stream_s': seconds,
+        rows.append({'people': n, 'associated': associated, 'messages': len(events), 'decisions': decisions,
+                     'stream_s': seconds,
                      'cpu_s': round(cpu, 3), 'cpu_per_stream_s': round(cpu / seconds, 4),
                      'real_time_factor': round(seconds / cpu, 1) if cpu else None,
                      'us_per_message': round(1e6 * cpu / len(events), 1),
@@ -169,14 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     m = result['machine']
     lines = ['# Per-person runtime and the mouth stage', '',
              f'Machine: {m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, 1 thread, ONNX Runtime; shared with '
-             'other jobs while measured (CPU time, not wall time, is reported).', '',
+             f'other jobs while measured (load average {m.get("load_average_1min", "-")}; CPU time, not wall time, '
+             'is reported).', '',
              '## People (ROS4HRI): gesture2d every 0.2 s per body + emotion per utterance per voice', '',
              f'Each person: a body (Skeleton2D, 30 Hz) and a voice (16 kHz, 20 ms chunks, an EmoDB utterance '
              f'every 3 s), {args.seconds:g} s of header time.', '',
-             '| people | messages | decisions | CPU s per s of stream | x real time | us per message | '
-             'decision ms p50 / p95 (wall, loaded machine) | buffers MB |', '|---|---|---|---|---|---|---|---|']
+             'Associated: body and voice are one REP-155 person (one set of buffers, gesture and emotion); '
+             'not: two persons (ids not associated), each holding both tasks.', '',
+             '| people | associated | persons held | messages | decisions | CPU s per s of stream | x real time | '
+             'us per message | decision ms p50 / p95 (wall, loaded machine) | buffers MB |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        lines.append(f'| {r["people"]} | {r["messages"]} | {r["decisions"]} | {r["cpu_per_stream_s"]} | '
+        lines.append(f'| {r["people"]} | {"yes" if r["associated"] else "no"} | {r["persons_held"]} | '
+                     f'{r["messages"]} | {r["decisions"]} | {r["cpu_per_stream_s"]} | '
                      f'{r["real_time_factor"]} | {r["us_per_message"]} | {r["decision_latency_ms_p50"]} / '
                      f'{r["decision_latency_ms_p95"]} | {r["memory_mb"]} |')
     lines += ['', '## Mouth stage (OpenCV Haar cascade, no download)', '',

@@ -1,5 +1,5 @@
 """
-fusion_node following ROS4HRI people (REP-155) under real rclpy over DDS: two bodies come and go.
+fusion_node following ROS4HRI people (REP-155) under real rclpy over DDS: two bodies come and go; a person.
 
 The node runs in its own process (``ros_harness``: own ``ROS_DOMAIN_ID``,
 ``ROS_PYTHON_CHECK_FIELDS=1``) with ``people.bodies:=true``; the test publishes
@@ -8,6 +8,10 @@ The node runs in its own process (``ros_harness``: own ``ROS_DOMAIN_ID``,
 checks over the DDS graph that the node subscribes to a body's topic while its id is
 tracked and unsubscribes when it leaves, and that each body's gestures arrive on its own
 ``/humans/bodies/<id>/gesture`` and on ``~/gesture``.
+
+A person manager's ``/humans/persons/tracked`` and latched ``/humans/persons/<id>/face_id`` /
+``voice_id`` make a voice's emotion that of a face: it goes on the face's ``expression``, and
+``/diagnostics`` names the person, its ids and its decisions.
 """
 from __future__ import annotations
 
@@ -128,3 +132,90 @@ def test_two_bodies_come_and_go_with_their_own_subscriptions_and_gesture_topics(
     out = node.output()
     assert status == 0 and 'Traceback' not in out, out[-3000:]
     assert 'ROS4HRI people: bodies' in out
+
+
+def _speech(seconds: float, rng) -> np.ndarray:
+    """Silence, a voiced burst (harmonics of 150 Hz) and silence: one utterance for the voice detector."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    wave = rng.normal(0, 1e-3, t.size)
+    a, b = int(0.3 * 16000), int((seconds - 0.6) * 16000)
+    wave[a:b] += (sum(np.sin(2 * np.pi * 150 * h * t) / h for h in range(1, 8)) * 0.2)[a:b]
+    return wave.astype(np.float32)
+
+
+def test_a_persons_voice_emotion_goes_on_its_face_and_diagnostics_name_the_person(tester, tmp_path):
+    from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+    from diagnostic_msgs.msg import DiagnosticArray
+    from hri_msgs.msg import Expression, IdsList
+    from std_msgs.msg import String
+
+    node = H.NodeProcess('fusion_node', [
+        '--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[emotion]', '-p', 'emotion.score_threshold:=0.0',
+        '-p', 'people.faces:=true', '-p', 'people.voices:=true', '-p', 'diagnostics_period_s:=0.5'],
+        tmp_path / 'fusion.log')
+    try:
+        expressions = {f: tester.subscribe(Expression, f'/humans/faces/{f}/expression', H.sensor_qos(50))
+                       for f in ('f1', 'f2')}
+        diagnostics = tester.subscribe(DiagnosticArray, '/diagnostics', H.sensor_qos(50))
+        tracked = {kind: tester.node.create_publisher(IdsList, f'/humans/{kind}/tracked', H.sensor_qos())
+                   for kind in ('faces', 'voices', 'persons')}
+        links = {name: tester.node.create_publisher(String, f'/humans/persons/p1/{name}', H.latched_qos())
+                 for name in ('face_id', 'voice_id')}
+        audio = tester.node.create_publisher(AudioDataStamped, '/humans/voices/v1/audio', H.sensor_qos(50))
+        audio_info = tester.node.create_publisher(AudioInfo, '/humans/voices/v1/audio_info', H.latched_qos())
+        tester.wait_for(lambda: tester.state(NODE, timeout=60) == 'active', 180, 'the node to activate itself',
+                        process=node)
+        links['face_id'].publish(String(data='f1'))          # latched: the node reads them when it follows p1
+        links['voice_id'].publish(String(data='v1'))
+        rng = np.random.default_rng(0)
+        k = 0
+
+        def play(persons: list[str], seconds: float) -> None:
+            nonlocal k
+            wave = _speech(seconds, rng)
+            for start in range(0, wave.size - 320 + 1, 320):               # 20 ms chunks
+                stamp = T0 + k * 20_000_000
+                if k % 5 == 0:
+                    for kind, ids in (('faces', ['f1', 'f2']), ('voices', ['v1']), ('persons', persons)):
+                        tracked[kind].publish(M.build_ids_list(ros_message, ids=ids, stamp_ns=stamp))
+                msg, info = M.build_audio(ros_message, wave[start:start + 320], sample_rate=16000, stamp_ns=stamp,
+                                          frame_id='mic_v1')
+                if k == 0:
+                    audio_info.publish(info)
+                audio.publish(msg)
+                k += 1
+                tester.spin(0.02)
+
+        def play_until(persons: list[str], condition, what: str, timeout: float = 60.0) -> None:
+            for _ in range(int(timeout / 1.5)):
+                if condition():
+                    return
+                play(persons, 1.5)
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}\n{node.output()[-3000:]}')
+
+        play_until(['p1'], lambda: links['face_id'].get_subscription_count() and audio.get_subscription_count(),
+                   'the node to follow p1 and v1')
+        assert links['voice_id'].get_subscription_count() > 0
+        play_until(['p1'], lambda: expressions['f1'], "v1's emotion on its face f1's expression")
+        assert not expressions['f2'] and {m.header.frame_id for m in expressions['f1']} == {'mic_v1'}
+
+        def person_p1():
+            for array in diagnostics:
+                for status in array.status:
+                    if status.name.endswith('people'):
+                        value = {kv.key: kv.value for kv in status.values}.get('person persons:p1', '')
+                        if value.startswith('faces:f1 voices:v1;') and 'emotion: ' in value and ' decisions' in value:
+                            return value
+            return None
+        tester.wait_for(person_p1, 20, 'the people diagnostics to describe p1', process=node)
+
+        play_until([], lambda: not links['face_id'].get_subscription_count(), 'the node to stop following p1')
+        seen = len(expressions['f1'])
+        play([], 1.5)
+        play([], 1.5)
+        assert len(expressions['f1']) <= seen + 1            # at most p1's last pending decision after it left
+    finally:
+        status = node.interrupt()
+    out = node.output()
+    assert status == 0 and 'Traceback' not in out, out[-3000:]
+    assert 'persons: /humans/persons/<id>/face_id' in out

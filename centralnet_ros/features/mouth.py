@@ -166,6 +166,18 @@ def _crop(frame: np.ndarray, box: np.ndarray, out_hw: tuple[int, int]) -> np.nda
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def auto_source(height: int, width: int, *, aligned_faces: bool = False) -> str:
+    """
+    Return what ``source='auto'`` is for frames of this size: ``mouth_crop`` when AVLetters-like, else full frames.
+
+    ``aligned_faces``: the frames are known to be ROS4HRI aligned faces (``/humans/faces/<id>/aligned``):
+    ``aligned_face`` (fixed geometry) instead of ``full_frame``.
+    """
+    if width <= 100 and abs(height / width - AVLETTERS_ASPECT) < 0.05:
+        return 'mouth_crop'
+    return 'aligned_face' if aligned_faces else 'full_frame'
+
+
 def mouth_frames(frames: np.ndarray, stage: MouthStage | dict | None = None, *,
                  out_size: tuple[int, int] = (60, 80)) -> np.ndarray | None:
     """
@@ -184,7 +196,7 @@ def mouth_frames(frames: np.ndarray, stage: MouthStage | dict | None = None, *,
     h, w = x.shape[1:3]
     source = st.source
     if source == 'auto':
-        source = 'mouth_crop' if w <= 100 and abs(h / w - AVLETTERS_ASPECT) < 0.05 else 'full_frame'
+        source = auto_source(h, w)
     grey = x[..., 0] if x.shape[-1] == 1 else np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
                                                         for f in x.astype(np.uint8, copy=False)])
     if source == 'mouth_crop':

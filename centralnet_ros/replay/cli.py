@@ -241,16 +241,17 @@ def _people_runtime(cfg, mapping) -> tuple[Any, list[str]]:
     """Build a PeopleRuntime for the bag's ROS4HRI topics (bodies as Skeleton2D: the 2-D gesture bundle)."""
     import copy
 
-    from centralnet_ros.runtime.people import PeopleRuntime, use_2d_gesture_bundle
+    from centralnet_ros.runtime.people import face_pipelines, PeopleRuntime, use_2d_gesture_bundle
     pcfg = copy.deepcopy(cfg)
     notes = []
     kinds = sorted({kind for kind, _, _ in mapping.people.values()})
     if 'bodies' in kinds and use_2d_gesture_bundle(pcfg):
         notes.append('ROS4HRI bodies (Skeleton2D): the per-person gesture task uses the gesture2d bundle')
+    aligned = any(kind == 'faces' and name == 'aligned' for kind, _, name in mapping.people.values())
     ids = sorted({f'{k}:{e}' for k, e, _ in mapping.people.values() if e is not None})
     notes.append(f'ROS4HRI: {len(mapping.people)} topics of {", ".join(kinds)} ({len(ids)} ids), '
                  'one runtime per person')
-    return PeopleRuntime(pcfg), notes
+    return PeopleRuntime(pcfg, pipelines=face_pipelines('aligned' if aligned else 'cropped')), notes
 
 
 def _check_label_tasks(segments: Sequence[Any], cfg) -> None:

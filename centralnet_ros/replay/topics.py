@@ -174,11 +174,11 @@ def map_topics(info: BagInfo, config: PerceptionConfig, overrides: Mapping[str, 
 
 
 def people_topics(info: BagInfo) -> dict[str, tuple[str, str | None, str | None]]:
-    """Return the bag's ROS4HRI topics the per-person runtime reads (``runtime.people.HRI_INPUTS``)."""
+    """Return the bag's ROS4HRI topics the per-person runtime reads (``HRI_INPUTS``, REP-155 person links)."""
     from ..runtime.people import HRI_INPUTS, parse_hri_topic
     out = {}
     for topic in info.topics:
         parsed = parse_hri_topic(topic)
-        if parsed is not None and (parsed[1] is None or parsed[2] in HRI_INPUTS[parsed[0]]):
+        if parsed is not None and (parsed[1] is None or parsed[0] == 'persons' or parsed[2] in HRI_INPUTS[parsed[0]]):
             out[topic] = parsed
     return out

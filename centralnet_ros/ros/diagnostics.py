@@ -2,7 +2,8 @@
 Diagnostics of the fusion node: reports from the runtime's statistics, and their publication.
 
 * :func:`diagnostic_reports` builds :class:`DiagnosticReport` s (one for the runtime,
-  one per input, one per task) from :meth:`Perception.stats` and the node's own
+  one per input, one per task, and with ROS4HRI people one for them: :func:`people_report`)
+  from :meth:`Perception.stats`, :meth:`PeopleRuntime.stats` and the node's own
   counters -- pure Python, tested without ROS;
 * :class:`NodeDiagnostics` publishes them on ``/diagnostics``, through
   ``diagnostic_updater`` when it is installed, else as a DiagnosticArray on a timer;
@@ -19,10 +20,14 @@ from typing import Any, Callable, Mapping
 
 from centralnet_ros.ros.interfaces import INPUT_MSG_TYPES, input_topic
 
-__all__ = ['DiagnosticReport', 'diagnostic_reports', 'NodeDiagnostics', 'RosLogHandler', 'LOG_THROTTLE_S']
+__all__ = ['DiagnosticReport', 'diagnostic_reports', 'people_report', 'NodeDiagnostics', 'RosLogHandler',
+           'LOG_THROTTLE_S', 'PEOPLE_DETAIL']
 
 LOG_THROTTLE_S = 5.0
 """Seconds between two log lines of the same template (the counts are in the diagnostics)."""
+
+PEOPLE_DETAIL = 10
+"""Persons the ``people`` report describes one by one (task by task); the others are summarised in one line."""
 
 
 @dataclasses.dataclass
@@ -51,9 +56,12 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
                        inputs: Mapping[str, str], arrivals: Mapping[str, tuple[int, float | None]],
                        active_since: float | None, now: float, previous: dict[str, int],
                        last_results: Mapping[str, Any], node_errors: Mapping[str, int],
-                       configure_error: str | None) -> list[DiagnosticReport]:
+                       configure_error: str | None, people: Mapping[str, Any] | None = None) -> list[DiagnosticReport]:
     """
     Build the node's diagnostics from :meth:`Perception.stats` and the node's own counters.
+
+    ``people``: the per-person runtime's statistics (``PeopleTopics.stats``) when the node
+    follows ROS4HRI ids: one more report, :func:`people_report`.
 
     ``inputs``: input name -> kind; ``arrivals``: input name -> (messages received by the
     callback, monotonic time of the last one); ``active_since``: monotonic time of the
@@ -143,7 +151,87 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
             level = 'ok'
             message = f'{t["decisions"]} decisions, {t["published"]} published, p95 {_fmt(latency["p95"], 1)} ms'
         reports.append(DiagnosticReport(f'task {task}', level, message, values))
+    if people is not None:
+        reports.append(people_report(people, previous=previous, active=active_since is not None))
     return reports
+
+
+def _person_text(person: Mapping[str, Any]) -> str:
+    """One person in a line: its ids, then per task its decisions and last decision's age, or why it is idle."""
+    parts = [' '.join(f'{k}:{v}' for k, v in sorted(person.get('ids', {}).items())) or 'no ids',
+             f'{person.get("messages", 0)} messages']
+    tasks = person.get('tasks')
+    if not isinstance(tasks, Mapping) or 'error' in tasks:
+        parts += [f'{t}: {n} decisions' for t, n in sorted(person.get('decisions', {}).items())]
+        return '; '.join(parts)
+    for task, t in sorted(tasks.items()):
+        if t['decisions'] and not (t.get('idle') or '').startswith('idle'):
+            text = f'{task}: {t["decisions"]} decisions, last {_fmt(t.get("last_decision_age_s"), 2)} s ago'
+        else:
+            text = f'{task}: {t.get("idle") or "no decision yet"}'
+            if t['decisions']:
+                text += f' ({t["decisions"]} decisions before)'
+        missing = ', '.join(f'{m} ({_fmt_counts(c)})' for m, c in sorted(t.get('missing', {}).items()))
+        parts.append(text + (f'; missing {missing}' if missing else ''))
+    return '; '.join(parts)
+
+
+def people_report(people: Mapping[str, Any], *, previous: dict[str, int], active: bool = True) -> DiagnosticReport:
+    """
+    Build the ``people`` report: persons held, REP-155 associations, refusals, per person why it (does not) decide.
+
+    ``people``: :meth:`PeopleRuntime.stats` (with ``detail``) plus the node's ``subscribed``
+    ids and ``node_counts``.  The first :data:`PEOPLE_DETAIL` persons get one value each
+    (``person <key>``: ids, then per task its decisions and the age of the last one, in s of
+    header time behind the newest data of anyone, or the reason it is idle, and the missing
+    modalities); the others one summary line.  WARN when ids were refused (more than
+    ``people.max_people`` in view) or tracked lists / person links were malformed since the
+    last report (``previous`` is updated in place).
+    """
+    counts, node_counts = people.get('counts', {}), people.get('node_counts', {})
+    persons = people.get('persons', {})
+    associations = people.get('associations', {})
+    refused = sum(int(c.get(k, 0)) for c in (counts, node_counts) for k in ('refused', 'persons_refused'))
+    bad = sum(int(c.get(k, 0)) for c in (counts, node_counts) for k in ('bad_ids_list', 'bad_link'))
+    new_refused, new_bad = refused - previous.get('people:refused', 0), bad - previous.get('people:bad', 0)
+    previous['people:refused'], previous['people:bad'] = refused, bad
+    deciding = [k for k, p in persons.items() if any(p.get('decisions', {}).values())]
+    values = {'persons held': f'{len(persons)} (at most {people.get("max_people", "-")})',
+              'deciding': len(deciding), 'without a decision yet': len(persons) - len(deciding),
+              'tracked': ', '.join(f'{k}: {len(v)}' for k, v in sorted(people.get('tracked', {}).items())) or 'none',
+              'associations (REP-155 persons)': '; '.join(
+                  f'{pid}: ' + ' '.join(f'{k}:{v}' for k, v in sorted(a.items()))
+                  for pid, a in list(associations.items())[:PEOPLE_DETAIL]) or 'none',
+              'subscribed ids': len(people.get('subscribed', [])), 'counts': _fmt_counts(counts),
+              'node counts': _fmt_counts(node_counts)}
+    if len(associations) > PEOPLE_DETAIL:
+        values['associations (REP-155 persons)'] += f'; and {len(associations) - PEOPLE_DETAIL} more'
+    worker = people.get('worker')
+    if worker:
+        values['decision worker'] = _fmt_counts({k: v for k, v in worker.items() if isinstance(v, (int, float))})
+    keys = list(persons)
+    for key in keys[:PEOPLE_DETAIL]:
+        values[f'person {key}'] = _person_text(persons[key])
+    rest = keys[PEOPLE_DETAIL:]
+    if rest:
+        n = sum(k in deciding for k in rest)
+        values['other persons'] = (f'{len(rest)} more ({n} deciding, {len(rest) - n} without a decision yet): '
+                                   + ', '.join(rest[:5]) + (', ...' if len(rest) > 5 else ''))
+    if not active:
+        level, message = 'ok', 'inactive'
+    elif new_refused > 0:
+        level = 'warn'
+        message = (f'{new_refused} ids refused since the last report: more than people.max_people '
+                   f'({people.get("max_people", "-")}) in view; raise people.max_people')
+    elif new_bad > 0:
+        level, message = 'warn', f'{new_bad} malformed tracked lists or person links since the last report'
+    elif not persons:
+        level, message = 'ok', 'no person in view'
+    else:
+        level = 'ok'
+        message = (f'{len(persons)} persons ({sum(k.startswith("persons:") for k in persons)} associated), '
+                   f'{len(deciding)} deciding')
+    return DiagnosticReport('people', level, message, values)
 
 
 class RosLogHandler(logging.Handler):

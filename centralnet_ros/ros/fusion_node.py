@@ -634,12 +634,13 @@ class FusionNode(LifecycleNode):
 
     def _compute_reports(self, store: bool) -> list[DiagnosticReport]:
         """Compute the current diagnostic reports (``store``: update the "since the last report" counters)."""
-        perception = self._perception
-        stats = None
+        perception, people = self._perception, self._people
+        stats = people_stats = None
         if perception is not None:
             ros_now = self._now_ns()
             try:
                 stats = perception.stats(now_ns=ros_now if ros_now > 0 else None)
+                people_stats = people.stats() if people is not None else None
             except Exception as exc:  # noqa: BLE001
                 self._node_errors['stats'] += 1
                 self.get_logger().error(f'diagnostics: {type(exc).__name__}: {exc}',
@@ -658,7 +659,8 @@ class FusionNode(LifecycleNode):
             inputs=perception.inputs if perception is not None else {},
             arrivals={k: tuple(v) for k, v in self._arrivals.items()}, active_since=self._active_since,
             now=time.monotonic(), previous=self._previous if store else dict(self._previous),
-            last_results=self._last_results, node_errors=errors, configure_error=self._configure_error)
+            last_results=self._last_results, node_errors=errors, configure_error=self._configure_error,
+            people=people_stats)
 
 
 def _audio_fallback(values: Mapping[str, Any]) -> AudioFormatConfig | None:

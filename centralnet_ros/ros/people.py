@@ -14,6 +14,16 @@ are subscribed (the others are counted as refused), and the publishers of ids th
 left are kept for at most as many ids again (an id that comes back reuses them), so
 the node's entities stay bounded whatever the detector does.
 
+With ``people.persons`` (the default) it also follows REP-155's persons when a person
+manager publishes them: ``/humans/persons/tracked`` (``hri_msgs/IdsList``) and, per tracked
+person (at most ``people.max_people``), its latched ``/humans/persons/<id>/face_id``,
+``body_id``, ``voice_id`` (``std_msgs/String``, reliable + transient local, as libhri reads
+them; only those of the kinds followed).  Each change goes to
+:meth:`PeopleRuntime.link`: the associated face, body and voice share one runtime, and a
+person's results go to each of its ids' topics.  ``/humans/candidate_matches``
+(``hri_msgs/IdsMatch``) is not read: resolving candidate matches into persons is the person
+manager's job (``hri_person_manager``), whose output this follows.
+
 Everything that decides is :class:`~centralnet_ros.runtime.people.PeopleRuntime`: a
 callback stores (:meth:`PeopleRuntime.store`), a
 :class:`~centralnet_ros.runtime.worker.DecisionWorker` of its own decides and publishes.
@@ -27,15 +37,18 @@ from typing import Any, Callable, Iterable
 
 from centralnet_ros import messages as M
 from centralnet_ros.ros import input_qos, latched_qos, output_qos
-from centralnet_ros.ros.diagnostics import LOG_THROTTLE_S
+from centralnet_ros.ros.diagnostics import LOG_THROTTLE_S, PEOPLE_DETAIL
 from centralnet_ros.ros.interfaces import (AUDIO_INFO_TYPE, DELIVERY_TIMEOUT_S, INPUT_MSG_TYPES, message_class,
                                            ros_message, wait_delivered)
-from centralnet_ros.runtime.people import HRI_INPUTS, HRI_OUTPUTS, ids_list_to_ids, PeopleConfig, PeopleRuntime
+from centralnet_ros.runtime.people import (HRI_INPUTS, HRI_OUTPUTS, ids_list_to_ids, PeopleConfig, PeopleRuntime,
+                                           PERSON_LINKS)
 from centralnet_ros.runtime.worker import DecisionWorker
 
-__all__ = ['IDS_LIST_TYPE', 'PeopleTopics', 'people_runtime']
+__all__ = ['IDS_LIST_TYPE', 'LINK_TYPE', 'PeopleTopics', 'people_runtime']
 
 IDS_LIST_TYPE = 'hri_msgs/msg/IdsList'
+LINK_TYPE = 'std_msgs/msg/String'
+"""``/humans/persons/<id>/face_id|body_id|voice_id`` (REP-155: latched)."""
 
 
 def people_runtime(config: Any, people: PeopleConfig, perception: Any) -> PeopleRuntime:
@@ -43,12 +56,13 @@ def people_runtime(config: Any, people: PeopleConfig, perception: Any) -> People
     Build the per-person runtime of a node whose implicit person runs ``perception``.
 
     Bodies are ROS4HRI ``Skeleton2D``: the default gesture bundle becomes gesture2d for
-    persons.  Tasks that read none of the followed kinds' inputs are left to the implicit
-    person; task models whose bundle is the implicit person's are shared with it.
+    persons; aligned faces get the mouth stage's fixed geometry (``face_pipelines``).  Tasks
+    that read none of the followed kinds' inputs are left to the implicit person; task models
+    whose bundle is the implicit person's are shared with it.
     """
     import copy
 
-    from centralnet_ros.runtime.people import use_2d_gesture_bundle
+    from centralnet_ros.runtime.people import face_pipelines, use_2d_gesture_bundle
     pcfg = copy.deepcopy(config)
     fed = {inp for kind in people.kinds for inp in HRI_INPUTS[kind].values()}
     for task, state in perception.tasks.items():      # a task no followed kind feeds stays with the implicit person
@@ -61,7 +75,8 @@ def people_runtime(config: Any, people: PeopleConfig, perception: Any) -> People
         use_2d_gesture_bundle(pcfg)
     shared = {task: perception.models[task] for task, tc in pcfg.tasks.items()
               if task in perception.models and tc.bundle == config.tasks[task].bundle}
-    return PeopleRuntime(pcfg, people, bundles=shared)
+    pipelines = face_pipelines(people.face_image) if people.faces else {}
+    return PeopleRuntime(pcfg, people, bundles=shared, pipelines=pipelines)
 
 
 class PeopleTopics:
@@ -100,6 +115,11 @@ class PeopleTopics:
                         for kind in settings.kinds}
         self._outputs = {kind: [task for task, (k, _, _) in HRI_OUTPUTS.items() if k == kind and task in runtime.models]
                          for kind in settings.kinds}
+        self._links = {name: kind for name, kind in PERSON_LINKS.items() if kind in settings.kinds} \
+            if settings.persons else {}
+        """Per-person link topics followed (``face_id`` -> ``faces``, ...): those of the kinds followed."""
+        if self._links:
+            message_class(LINK_TYPE)
         for kind, topics in self._topics.items():        # message types resolved now: configure fails, not a callback
             message_class(IDS_LIST_TYPE)
             for inp in topics.values():
@@ -109,8 +129,11 @@ class PeopleTopics:
 
     def topics_text(self) -> str:
         """Name the per-id topics subscribed, e.g. ``/humans/bodies/<id>/skeleton2d``."""
-        return ', '.join(f'/humans/{kind}/<id>/{name}' for kind, topics in self._topics.items() for name in topics) \
+        text = ', '.join(f'/humans/{kind}/<id>/{name}' for kind, topics in self._topics.items() for name in topics) \
             or 'none (no task reads their inputs)'
+        if self._links:
+            text += '; persons: ' + ', '.join(f'/humans/persons/<id>/{name}' for name in self._links)
+        return text
 
     def _kind_of(self, input_name: str) -> str:
         return self.runtime.config.inputs[input_name].kind
@@ -122,7 +145,7 @@ class PeopleTopics:
         self._started = True
         self._worker = DecisionWorker(self.runtime, self._publish, name='centralnet-people')
         ids_list = message_class(IDS_LIST_TYPE)
-        for kind in self.settings.kinds:
+        for kind in self.settings.kinds + (('persons',) if self._links else ()):
             self._tracked_subscriptions.append(self.node.create_subscription(
                 ids_list, f'/humans/{kind}/tracked', functools.partial(self._on_tracked, kind), self._qos))
 
@@ -156,7 +179,7 @@ class PeopleTopics:
 
     def stats(self) -> dict:
         """JSON-ready: the runtime's persons and counts, the ids subscribed, the node-side counts."""
-        out = self.runtime.stats()
+        out = self.runtime.stats(detail=PEOPLE_DETAIL)
         out['subscribed'] = sorted(f'{k}:{i}' for k, i in self._subscriptions)
         out['node_counts'] = dict(self.counts)
         if self._worker is not None:
@@ -198,6 +221,12 @@ class PeopleTopics:
     def _subscribe(self, kind: str, entity: str) -> None:
         subs = self._subscriptions.setdefault((kind, entity), [])
         self.counts['subscribed'] += 1
+        if kind == 'persons':                   # its associations, latched by the person manager
+            for name, linked in self._links.items():
+                subs.append(self.node.create_subscription(
+                    message_class(LINK_TYPE), f'/humans/persons/{entity}/{name}',
+                    functools.partial(self._on_link, entity, linked), latched_qos()))
+            return
         for name, inp in self._topics[kind].items():
             topic = f'/humans/{kind}/{entity}/{name}'
             callback = functools.partial(self._on_data, kind, entity, inp)
@@ -235,6 +264,13 @@ class PeopleTopics:
         except Exception as exc:  # noqa: BLE001
             self.node.get_logger().warning(f'people: destroying a subscription or publisher: {exc}')
 
+    def _on_link(self, person: str, kind: str, msg: Any) -> None:
+        worker = self._worker
+        if worker is None or ('persons', person) not in self._subscriptions:
+            return
+        self.counts['person links'] += 1
+        worker.submit(self.runtime.link(person, kind, msg))     # a malformed id is counted there
+
     # -- data and results -----------------------------------------------------------------
 
     def _on_data(self, kind: str, entity: str, input_name: str, msg: Any) -> None:
@@ -268,7 +304,7 @@ class PeopleTopics:
         if events:
             for event in self._publish_events(events, results):    # the events of event-mode tasks
                 if event.task == 'gesture':
-                    self._send(event.task, self.runtime.person_ids(event.person),
+                    self._send(event.task, event.ids,                 # the ids the person had then
                                lambda e=event: self._event_message(e, results))
 
     def _send(self, task: str, ids: dict[str, str], build: Callable[[], Any]) -> None:
