@@ -123,11 +123,9 @@ def test_ids_beyond_the_limit_are_refused_and_idle_persons_dropped(emotion_peopl
     people.close()
 
 
-@pytest.fixture(scope='module')
-def people_replay(data_root, tmp_path_factory):
+def _replay_people(data_root, out, **options):
     from centralnet_ros.replay.people_bag import build_people_bag
-    out = tmp_path_factory.mktemp('people')
-    bag = build_people_bag(out, data_root=data_root)
+    bag = build_people_bag(out, data_root=data_root, **options)
     tasks = ['emotion'] + (['gesture'] if (paths.models_dir() / 'gesture2d' / 'manifest.yaml').is_file() else [])
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get('PYTHONPATH', '')])}
@@ -137,6 +135,11 @@ def people_replay(data_root, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rows = [json.loads(line) for line in (out / 'replay' / 'predictions.jsonl').read_text().splitlines()]
     return bag, rows, tasks, proc.stdout, json.loads((out / 'replay' / 'metrics.json').read_text())
+
+
+@pytest.fixture(scope='module')
+def people_replay(data_root, tmp_path_factory):
+    return _replay_people(data_root, tmp_path_factory.mktemp('people'))
 
 
 def test_replay_of_two_people_gives_each_their_own_decisions(people_replay):
@@ -374,3 +377,18 @@ def test_aligned_faces_give_lips_at_the_fixed_mouth_place():
     crops = Window(rng.integers(0, 255, (20, 60, 80), dtype=np.uint8), np.arange(20) * _NS // FPS)
     np.testing.assert_array_equal(face_pipelines('aligned')['lip_video'](crops, **params), lip_input(crops, **params))
     assert face_pipelines('cropped') == {}
+
+
+@pytest.mark.slow
+def test_replay_follows_a_person_manager_s_associations(data_root, tmp_path):
+    """The bag's /humans/persons: p1 = body b1 + voice v1 decide as one person, results on both ids' topics."""
+    bag, rows, tasks, stdout, metrics = _replay_people(data_root, tmp_path, associate=True)
+    assert metrics['people']['associations'] == {'p1': {'bodies': 'b1', 'voices': 'v1'}}
+    assert metrics['people']['counts']['linked'] == 2
+    emotion = [r for r in rows if r['task'] == 'emotion']
+    assert {r['person'] for r in emotion} == {'persons:p1', 'voices:v2'}
+    assert all(r['ids'] == {'bodies': 'b1', 'voices': 'v1'} for r in emotion if r['person'] == 'persons:p1')
+    if 'gesture' in tasks:
+        gestures = [r for r in rows if r['task'] == 'gesture']
+        assert {'persons:p1', 'bodies:b2', 'bodies:b3'} <= {r['person'] for r in gestures}
+        assert {r['hri_topic'] for r in gestures if r['person'] == 'persons:p1'} == {'/humans/bodies/b1/gesture'}

@@ -12,9 +12,13 @@ Voices: EmoDB utterances of two held-out speakers on ``/humans/voices/<id>/audio
 (``audio_common_msgs/AudioDataStamped``, 16 kHz, 20 ms chunks, with ``.../audio_info``),
 each voice listed on ``/humans/voices/tracked`` while it speaks.
 
+With ``associate``, a person manager's output is recorded too (REP-155): person ``p1`` is the
+first body and the first voice (latched ``/humans/persons/p1/body_id`` = ``b1`` and
+``voice_id`` = ``v1``, ``std_msgs/String``; ``/humans/persons/tracked`` at 10 Hz).
+
 The ground truth is per person (``people_labels.yaml``: ``person`` = ``bodies:<id>`` or
-``voices:<id>``, task, segment, label), since two people do different things at the
-same time.
+``voices:<id>``, or ``persons:p1`` for the associated ones, task, segment, label), since two
+people do different things at the same time.
 """
 from __future__ import annotations
 
@@ -84,7 +88,7 @@ def _body_track(seqs, x_offset: float, gestures: int, skip: int = 0, after_s: fl
 
 def build_people_bag(out: Path, *, data_root: Path, storage: str = 'sqlite3', persons: tuple[int, int] = (11, 12),
                      speakers: tuple[int, int] = (14, 3), gestures: int = 2, utterances: int = 2,
-                     seed: int = 0) -> PeopleBag:
+                     seed: int = 0, associate: bool = False) -> PeopleBag:
     """Write ``out/people_bag`` (rosbag2) and ``out/people_labels.yaml``; see the module docstring."""
     import yaml
 
@@ -187,6 +191,15 @@ def build_people_bag(out: Path, *, data_root: Path, storage: str = 'sqlite3', pe
             M.build_ids_list(factory, ids=sorted(bodies), stamp_ns=stamp(float(t))))
         add(float(t), '/humans/voices/tracked', 'hri_msgs/msg/IdsList',
             M.build_ids_list(factory, ids=sorted(voices), stamp_ns=stamp(float(t))))
+    if associate:                                # a person manager: p1 is body b1 and voice v1
+        for name, entity in (('body_id', 'b1'), ('voice_id', 'v1')):
+            add(0.0, f'/humans/persons/p1/{name}', 'std_msgs/msg/String', factory('std_msgs/msg/String', data=entity))
+        for t in np.arange(0.0, end + 0.5, 1.0 / TRACKED_HZ):
+            add(float(t), '/humans/persons/tracked', 'hri_msgs/msg/IdsList',
+                M.build_ids_list(factory, ids=['p1'], stamp_ns=stamp(float(t))))
+        for seg in segments:
+            if seg['person'] in ('bodies:b1', 'voices:v1'):
+                seg['person'] = 'persons:p1'
     msgs.sort(key=lambda m: (m[0], m[1]))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

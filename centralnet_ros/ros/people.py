@@ -22,7 +22,8 @@ them; only those of the kinds followed).  Each change goes to
 :meth:`PeopleRuntime.link`: the associated face, body and voice share one runtime, and a
 person's results go to each of its ids' topics.  ``/humans/candidate_matches``
 (``hri_msgs/IdsMatch``) is not read: resolving candidate matches into persons is the person
-manager's job (``hri_person_manager``), whose output this follows.
+manager's job (``hri_person_manager``), whose output this follows; ``alias`` and
+``anonymous`` are not read either (a merge shows as ids moving to the other person).
 
 Everything that decides is :class:`~centralnet_ros.runtime.people.PeopleRuntime`: a
 callback stores (:meth:`PeopleRuntime.store`), a
