@@ -66,14 +66,16 @@ def _skeletons(data_root: Path) -> np.ndarray:
 
 
 # one node process each: shipped Fast DDS profile?, decide in the subscription callback?, gesture output,
-# input queue depth (None: the node's default)
-RUNS = [(True, False, 'decisions', None), (False, False, 'decisions', None), (True, False, 'decisions', 5),
-        (True, True, 'decisions', None), (True, False, 'events', None)]
+# input queue depth (None: the node's default), speech/emotion decision_nice (None: the node's default, 10)
+RUNS = [(True, False, 'decisions', None, None), (True, False, 'decisions', None, 0),
+        (False, False, 'decisions', None, None), (True, False, 'decisions', 5, None),
+        (True, True, 'decisions', None, None), (True, False, 'events', None, None)]
 
 
 def _label(r: dict) -> str:
     depth = '' if r.get('qos_depth') is None else f', qos_depth {r["qos_depth"]}'
-    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}'
+    nice = '' if r.get('background_nice') is None else f', speech/emotion decision_nice {r["background_nice"]}'
+    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}{nice}'
 
 
 def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> str:
@@ -107,6 +109,13 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
             lines.append(f'| {_label(r)} | {name} | {c.get("decisions", "-")} | {d["decisions"]} | {lat["p50"]} | '
                          f'{lat["p95"]} | {lat["p99"]} | '
                          f'{lat.get("p100")} | {compute} | {r["node_cpu_percent"]} % |')
+    lines += ['', 'CPU use of the threads of the node over the streaming window (% of one core; nice value; threads of '
+              'one name summed: `cn-dec-<task>` are the decision workers, threads a library starts from a worker '
+              'inherit its nice value):', '', '| run | thread (nice): CPU % |', '|---|---|']
+    for r in results:
+        use = ', '.join(f'{name} ({"/".join(map(str, t["nice"]))}): {t["cpu_percent"]}'
+                        for name, t in (r.get('node_threads') or {}).items() if t['cpu_percent'] >= 0.5)
+        lines.append(f'| {_label(r)} | {use} |')
     lines += ['', 'Latency: from the publish of the message that made the decision due (gesture decisions: the '
               'skeleton frame they are stamped with; gesture events: the skeleton frame at the event’s peak, so '
               'the latency includes the rest of the gesture and the event’s confirmation; speech/emotion: the '
@@ -125,16 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--out', type=Path, default=REPO / 'benchmarks' / 'results')
     parser.add_argument('--data-root', default=None)
+    parser.add_argument('--runs', type=lambda v: [int(k) for k in v.split(',')], default=list(range(len(RUNS))),
+                        help='which of RUNS, comma-separated indices (default: all)')
     args = parser.parse_args(argv)
     from centralnet_ros import paths
     data_root = paths.data_root(args.data_root)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for profile, inline, output, depth in RUNS:
+    for k in args.runs:
+        profile, inline, output, depth, nice = RUNS[k]
         # one process per run: Fast DDS reads its profile once per process
         proc = subprocess.run([sys.executable, __file__, '--_one', '1' if profile else '0', '--seconds',
                                str(args.seconds), '--data-root', str(data_root), '--inline', '1' if inline else '0',
-                               '--gesture-output', output, '--qos-depth', str(depth or 0)],
+                               '--gesture-output', output, '--qos-depth', str(depth or 0),
+                               '--background-nice', str(-1 if nice is None else nice)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
@@ -158,9 +171,10 @@ if __name__ == '__main__':
         inline = sys.argv[sys.argv.index('--inline') + 1] == '1'
         output = sys.argv[sys.argv.index('--gesture-output') + 1]
         depth = int(sys.argv[sys.argv.index('--qos-depth') + 1]) or None
+        nice = int(sys.argv[sys.argv.index('--background-nice') + 1])
         from centralnet_ros.ros.bench_dds import run_once
         print(json.dumps(run_once(seconds, profile, _audio_source(root, seconds), _skeletons(root),
                                   Path(os.environ.get('TMPDIR', '/tmp')), gesture_output=output, inline=inline,
-                                  qos_depth=depth)))
+                                  qos_depth=depth, background_nice=None if nice < 0 else nice)))
         raise SystemExit(0)
     raise SystemExit(main())

@@ -1,6 +1,9 @@
 """
 640x480 rgb8 frames between two processes, best effort, with the shipped Fast DDS profile: none is lost.
 
+Also: the running fusion_node decides each task on its own thread, the long ones (speech,
+emotion: ``<task>.decision_nice``) at a lower CPU priority than the node, gesture at the node's.
+
 With Fast DDS' defaults (a 512 KiB shared-memory segment, so a 900 KiB frame goes over UDP
 fragments) about half of them were lost on this machine (93 of 200 arrived); with
 ``config/fastdds.xml`` (16 MiB segment) all arrive.  Publisher and subscriber are separate
@@ -10,12 +13,15 @@ processes here, both started with the profile, as the launch file starts the nod
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import ros_harness as H
+from test_ros_fusion_node import bring_up, bundles, fusion, NODE, params_of, tester  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 FRAMES = 200
@@ -82,3 +88,26 @@ def _deliver(profile: bool, tmp_path) -> int:
 def test_the_shipped_profile_delivers_every_640x480_frame(tmp_path):
     received = _deliver(True, tmp_path)
     assert received == FRAMES, f'{received} of {FRAMES} frames arrived with config/fastdds.xml'
+
+
+def _decision_threads(pid: int) -> dict[str, int]:
+    """``name -> nice`` of the node's decision threads (``cn-dec-<task>``, /proc)."""
+    out = {}
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        stat = (task / 'stat').read_text()
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        if name.startswith('cn-dec-'):
+            out[name] = int(stat.rsplit(')', 1)[1].split()[16])
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='per-thread nice values are Linux')
+def test_long_decisions_run_at_a_lower_priority_than_the_node(bundles, fusion, tester):  # noqa: F811
+    """speech.decision_nice 10 (the default), emotion 3 (set), gesture 0: the node's worker threads carry them."""
+    proc = fusion(params_of(bundles, **{'emotion.decision_nice': 3}))
+    bring_up(tester)
+    base = os.getpriority(os.PRIO_PROCESS, proc.proc.pid)
+    assert _decision_threads(proc.proc.pid) == {'cn-dec-gesture': base, 'cn-dec-speech': min(19, base + 10),
+                                                'cn-dec-emotion': min(19, base + 3)}
+    assert tester.transition(NODE, 'deactivate')
+    assert proc.interrupt() == 0

@@ -43,6 +43,33 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def _threads(pid: int) -> dict[int, tuple[str, float, int]]:
+    """``tid -> (name, CPU seconds, nice)`` of every thread of process ``pid`` (Linux /proc)."""
+    out = {}
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            stat = (task / 'stat').read_text()
+        except OSError:                          # the thread ended meanwhile
+            continue
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        fields = stat.rsplit(')', 1)[1].split()
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK'), int(fields[16]))
+    return out
+
+
+def _thread_use(before: dict, after: dict, wall: float) -> dict:
+    """CPU use (% of one core) and nice values per thread name over ``wall`` s (threads of one name summed)."""
+    use: dict[str, dict] = {}
+    for tid, (name, cpu, nice) in after.items():
+        entry = use.setdefault(name, {'threads': 0, 'cpu_percent': 0.0, 'nice': []})
+        entry['threads'] += 1
+        entry['cpu_percent'] += 100 * (cpu - before.get(tid, (name, 0.0, nice))[1]) / wall
+        if nice not in entry['nice']:
+            entry['nice'].append(nice)
+    return {name: {**e, 'cpu_percent': round(e['cpu_percent'], 1)}
+            for name, e in sorted(use.items(), key=lambda kv: -kv[1]['cpu_percent'])}
+
+
 class InlineWorker:
     """
     Decide inside the subscription callback: the design the issue replaced, kept here to measure against.
@@ -78,14 +105,16 @@ def inline_node_main(args: list[str]) -> int:
 
 
 def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path, *,
-             gesture_output: str = 'decisions', inline: bool = False, qos_depth: int | None = None) -> dict:
+             gesture_output: str = 'decisions', inline: bool = False, qos_depth: int | None = None,
+             background_nice: int | None = None) -> dict:
     """
     Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3)).
 
     ``gesture_output``: the gesture task's ``output`` (``decisions``: one Classification per skeleton
     frame; ``events``: one per performed gesture, after it ended). ``inline``: decide in the
     subscription callback (:class:`InlineWorker`) instead of on the node's decision worker.
-    ``qos_depth``: the node's input queue depth (None: the node's default).
+    ``qos_depth``: the node's input queue depth (None: the node's default). ``background_nice``:
+    ``speech.decision_nice`` and ``emotion.decision_nice`` (None: the node's defaults).
     """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -110,9 +139,12 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
             '-p', 'gesture.score_threshold:=0.0', '-p', f'gesture.output:={gesture_output}']
     if qos_depth is not None:
         args += ['-p', f'qos_depth:={qos_depth}']
+    if background_nice is not None:
+        args += ['-p', f'speech.decision_nice:={background_nice}', '-p', f'emotion.decision_nice:={background_nice}']
     program = (['-m', 'centralnet_ros.ros.bench_dds', '--inline-node'] if inline
                else ['-m', 'centralnet_ros.ros.fusion_node'])
-    label = f'{"profile" if profile else "default"}_{"inline" if inline else "split"}_{gesture_output}_{qos_depth}'
+    label = (f'{"profile" if profile else "default"}_{"inline" if inline else "split"}_{gesture_output}_{qos_depth}'
+             f'_{background_nice}')
     node = subprocess.Popen([sys.executable, *program, *args], env=env,
                             stdout=open(log_dir / f'fusion_{label}.log', 'wb'), stderr=subprocess.STDOUT)
     # this process: the same DDS settings as the node (the shared-memory segment is per participant)
@@ -170,7 +202,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         rng = np.random.default_rng(0)
         frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         published = {'image': [], 'skeleton': [], 'audio': []}        # (publish wall ns, stamp ns)
-        cpu0, t_start = _cpu_seconds(node.pid), time.monotonic()
+        threads0, cpu0, t_start = _threads(node.pid), _cpu_seconds(node.pid), time.monotonic()
         start_ns = time.time_ns()
         k_frame = k_audio = 0
         while time.monotonic() - t_start < seconds:
@@ -196,6 +228,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
                 time.sleep(max(0.0, min(frame_due, audio_due) - now))
         cpu = _cpu_seconds(node.pid) - cpu0
         wall = time.monotonic() - t_start
+        threads = _thread_use(threads0, _threads(node.pid), wall)
         time.sleep(3.0)                                              # last decisions and a diagnostics report
     finally:
         node.send_signal(2)
@@ -210,7 +243,8 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     trigger_input = {'gesture': 'skeleton', 'speech': 'audio', 'emotion': 'audio'}
     result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults',
               'decisions_in': 'subscription callback' if inline else 'decision worker',
-              'gesture_output': gesture_output, 'qos_depth': qos_depth, 'seconds': round(wall, 2),
+              'gesture_output': gesture_output, 'qos_depth': qos_depth, 'background_nice': background_nice,
+              'seconds': round(wall, 2), 'node_threads': threads,
               'load_average_1min': round(os.getloadavg()[0], 1), 'cpu_cores': os.cpu_count(),
               'node_cpu_percent': round(100 * cpu / wall, 1), 'exit_status': node.returncode, 'inputs': {},
               'tasks': {}}

@@ -195,7 +195,8 @@ class FusionNode(LifecycleNode):
         for task in self._outputs:
             self._publish_label_info(task)
         self._active_since = time.monotonic()
-        self._worker = TaskWorkers(self._perception, self._publish_results, tasks=self._perception.tasks)
+        self._worker = TaskWorkers(self._perception, self._publish_results, tasks=self._perception.tasks,
+                                   nice={t: c.decision_nice for t, c in self._perception.config.tasks.items()})
         try:
             self._create_subscriptions()
             if self._people is not None:

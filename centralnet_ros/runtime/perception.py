@@ -603,8 +603,10 @@ class Perception:
         """
         Run the decisions ``due`` (from :meth:`store` / :meth:`flush_due`); return their results in order.
 
-        Each window is assembled under the buffer lock (a copy), then features and
-        model run under a separate lock, so :meth:`store` is never blocked by a model.
+        Each window's data is read under the buffer lock (references to the frames, a copy
+        of the audio samples) and stacked / resampled after it; features and model run
+        under a separate lock per task, so :meth:`store` is never blocked by a model or by
+        a large window.
         A decision that fails is counted per task and skipped; after :meth:`close`
         the remaining decisions are dropped.
         """
@@ -636,8 +638,9 @@ class Perception:
             with self._lock:
                 if self._closed:
                     return None
-                window = state.assembler.assemble(point)
+                window = state.assembler.assemble(point, defer=True)
                 frame_ids = dict(self._frame_ids)
+            window.finish()     # stacking frames and resampling audio, without holding up store()
             with self._model_lock.task(state.name):  # other tasks decide meanwhile (their own locks)
                 if self._closed:
                     return None

@@ -129,6 +129,12 @@ class TaskConfig:
                                                'id), s of header time: every decision updates it (exponential '
                                                'average of the posteriors); 0 keeps none; below 0 the bundle '
                                                "manifest's decision.state_time_constant_s.")
+    decision_nice: int = setting(0, bounds=(0, 19),
+                                 doc="How much lower the CPU priority of {task}'s decisions is than the node's (Linux "
+                                     'nice value of its decision thread, 0 to 19): a task whose decisions take long '
+                                     '(speech, emotion: 10) then leaves the cores to the sensor callbacks and to the '
+                                     'tasks that must answer within a frame (gesture: 0), and takes what they leave '
+                                     '(benchmarks/results/dds.md).')
     output: str = setting('events', choices=('events', 'decisions'),
                           doc='What {task} publishes: events (one per detected instance or accepted utterance) '
                               'or decisions (every decision above the threshold, for debugging).')

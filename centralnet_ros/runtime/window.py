@@ -23,7 +23,7 @@ decisions causal and makes a loop's leftovers harmless.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -80,6 +80,7 @@ class ModalityWindow:
     sample_rate: int | None = None
     coverage: float = 0.0
     newest_stamp_ns: int | None = None
+    pending: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # see assemble(defer=)
 
 
 @dataclass
@@ -98,6 +99,14 @@ class DecisionWindow:
     def missing(self) -> dict[str, str]:
         """``name -> reason`` of the missing modalities."""
         return {name: m.reason for name, m in self.modalities.items() if not m.present}
+
+    def finish(self) -> 'DecisionWindow':
+        """Run what :meth:`WindowAssembler.assemble` deferred (stacking frames, resampling audio); return self."""
+        for m in self.modalities.values():
+            pending, m.pending = m.pending, None
+            if pending is not None:
+                pending()
+        return self
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         """``name -> data`` with None for missing modalities (the engine's input)."""
@@ -119,14 +128,22 @@ class WindowAssembler:
         self.specs = list(specs)
         self.buffers = buffers
 
-    def assemble(self, t_ns: int | DecisionPoint) -> DecisionWindow:
-        """Assemble the :class:`DecisionWindow` at a decision point (or a bare time)."""
+    def assemble(self, t_ns: int | DecisionPoint, *, defer: bool = False) -> DecisionWindow:
+        """
+        Assemble the :class:`DecisionWindow` at a decision point (or a bare time).
+
+        ``defer``: read the buffers only (references to the stored frames, a copy of the
+        audio samples) and leave the work that no longer needs them, stacking frames and
+        resampling audio, to :meth:`DecisionWindow.finish`: a caller that holds the
+        buffers' lock releases it first, so a window of a second of 640x480 frames
+        never makes the inputs wait.  The finished window is the same either way.
+        """
         point = t_ns if isinstance(t_ns, DecisionPoint) else None
         t = point.t_ns if point is not None else int(t_ns)
         window = DecisionWindow(t, point)
         for spec in self.specs:
             window.modalities[spec.name] = self._read(spec, t, point)
-        return window
+        return window if defer else window.finish()
 
     def _span(self, spec: WindowSpec, t: int, point: DecisionPoint | None) -> tuple[int, int]:
         if spec.use_segment and point is not None and point.segment is not None:
@@ -154,18 +171,17 @@ class WindowAssembler:
         elif win.coverage < spec.min_coverage:
             mw.present, mw.reason = False, 'insufficient'
         if mw.present and spec.sample_rate is not None and spec.sample_rate != win.sample_rate:
-            # (channels, n) for the resampler, back to (n', channels)
-            mw.data = resample_audio(win.samples.T, orig_sample_rate=win.sample_rate,
-                                     new_sample_rate=spec.sample_rate).T.copy()
-            mw.sample_rate = spec.sample_rate
+            def resample(rate: int = spec.sample_rate) -> None:
+                # (channels, n) for the resampler, back to (n', channels)
+                mw.data = resample_audio(mw.data.T, orig_sample_rate=mw.sample_rate, new_sample_rate=rate).T.copy()
+                mw.sample_rate = rate
+            mw.pending = resample
         return mw
 
     @staticmethod
-    def _stack(items: list) -> np.ndarray | None:
+    def _same_shape(items: list) -> bool:
         shape = np.shape(items[-1])
-        if any(np.shape(a) != shape for a in items):
-            return None
-        return np.stack([np.asarray(a) for a in items])
+        return all(np.shape(a) == shape for a in items)
 
     def _frames(self, spec: WindowSpec, buf: FrameBuffer, t: int) -> ModalityWindow:
         stamps, items = buf.last_n(t, spec.num_frames)
@@ -183,13 +199,17 @@ class WindowAssembler:
         elif n < need:
             mw.present, mw.reason = False, 'insufficient'
         pad = spec.num_frames - n
-        data = np.stack([np.asarray(a) for a in items])                       # (n, *frame)
         if pad > 0:
-            data = np.concatenate([np.repeat(data[:1], pad, axis=0), data])   # (N, *frame)
             stamps = [stamps[0]] * pad + stamps
-        mw.data = data
         mw.valid = np.arange(spec.num_frames) >= pad
         mw.stamps_ns = np.asarray(stamps, np.int64)
+
+        def stack() -> None:
+            data = np.stack([np.asarray(a) for a in items])                   # (n, *frame)
+            if pad > 0:
+                data = np.concatenate([np.repeat(data[:1], pad, axis=0), data])   # (N, *frame)
+            mw.data = data
+        mw.pending = stack
         return mw
 
     def _sequence(self, spec: WindowSpec, buf: FrameBuffer, start: int, end: int, t: int) -> ModalityWindow:
@@ -200,12 +220,14 @@ class WindowAssembler:
         mw = ModalityWindow(spec.name, True, 'ok', start, end, newest_stamp_ns=latest[0])
         if t - latest[0] > spec.max_age_ns:
             mw.present, mw.reason = False, 'stale'
-        data = self._stack(items) if items else None
-        if data is None or len(items) < spec.min_items:
+        if not items or not self._same_shape(items) or len(items) < spec.min_items:
             if mw.present:
                 mw.present, mw.reason = False, 'insufficient'
             return mw
-        mw.data = data                                                        # (T, *item)
+
+        def stack() -> None:
+            mw.data = np.stack([np.asarray(a) for a in items])                # (T, *item)
+        mw.pending = stack
         mw.valid = np.ones(len(items), bool)
         mw.stamps_ns = np.asarray(stamps, np.int64)
         mw.coverage = 1.0
