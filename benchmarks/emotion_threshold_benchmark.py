@@ -8,7 +8,7 @@ emotion when its posterior reaches ``threshold``.
 
 Protocol (leave one speaker out, as ``emodb_benchmark.py``): for each test speaker the
 model is the shipped preset's (``config/experiments/emodb_emotion.yaml``: its functionals,
-per-speaker normalisation and shrinkage LDA) trained on the seven other speakers.  The
+per-speaker normalisation, speed copies and LDA ensemble) trained on the seven other speakers.  The
 threshold is calibrated on those seven alone: each is held out once, scored by the LDA
 of the six others as the robot hears it (per-voice adaptation online from the first
 utterance, random order), and the threshold is the lowest that publishes an emotion for
@@ -34,21 +34,31 @@ import numpy as np
 SEEDS = 3
 
 
-def _features(cfg, data_root: Path, cache: Path) -> dict[str, np.ndarray]:
-    """Return the preset's functionals of every EmoDB file (cached), labels, speakers, seconds of speech."""
+def _features(cfg, data_root: Path, cache: Path, speed: float = 1.0) -> dict[str, np.ndarray]:
+    """
+    Return the preset's functionals of every EmoDB file (cached), labels, speakers, seconds of speech.
+
+    ``speed`` != 1: of the files played that much faster (the preset's ``train_speed_factors`` copies).
+    """
     from centralnet_ros.config import atomic_savez
     from centralnet_ros.data import emodb
     from centralnet_ros.features import functionals as F
+    from centralnet_ros.features.audio import speed_perturb
     feats = dict(cfg.dataset_options['features'])
     utts = emodb.list_utterances(data_root / 'emodb')
     key = hashlib.sha256(json.dumps([feats, F.functional_names(feats), [u.path.name for u in utts]],
                                     sort_keys=True).encode()).hexdigest()[:12]
-    path = cache / f'emodb_preset_functionals_{key}.npz'
+    path = cache / (f'emodb_preset_functionals_{key}.npz' if speed == 1.0 else
+                    f'emodb_preset_functionals_{key}_speed{speed:g}.npz')
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     rate = int(feats['sample_rate'])
-    x = np.stack([F.emotion_functionals(emodb.load_waveform(str(u.path), sample_rate=rate), **feats) for u in utts])
+
+    def wave(u):
+        x = emodb.load_waveform(str(u.path), sample_rate=rate)
+        return x if speed == 1.0 else speed_perturb(x, factor=speed)
+    x = np.stack([F.emotion_functionals(wave(u), **feats) for u in utts])
     table = {'x': x.astype(np.float32), 'labels': np.asarray([u.label for u in utts], np.int64),
              'speakers': np.asarray([u.speaker for u in utts], np.int64)}
     table['speech_s'] = x[:, F.functional_names(feats).index('active_s')].astype(np.float64)
@@ -56,15 +66,25 @@ def _features(cfg, data_root: Path, cache: Path) -> dict[str, np.ndarray]:
     return table
 
 
-def _fit(x, y, spk, w, speakers, settings, shrinkage):
-    """Per-speaker normalised shrinkage LDA of ``speakers``: ``(norm, probabilities(z))``."""
+def _fit(t: dict, speakers, settings, train, columns):
+    """
+    Fit the preset's model on ``speakers``: ``(norm, probabilities(z))``.
+
+    Per-speaker normalised (prior from the recordings), trained on the recordings and their speed
+    copies (``t['copies']``, each a voice of its own) by the preset's LDA or LDA ensemble.
+    """
     from centralnet_ros.config import from_dict
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
-    from centralnet_ros.training.trainer import shrinkage_lda
+    from centralnet_ros.training.emotion import stack_copies
+    from centralnet_ros.training.trainer import lda_ensemble
+    x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     rows = np.isin(spk, speakers)
     mean, std = fit_prior(x[rows], spk[rows], w[rows])
     norm = from_dict(SpeakerNormalisation, {**settings, 'prior_mean': mean.tolist(), 'prior_std': std.tolist()})
-    wt, b = shrinkage_lda(normalise_by_speaker(x[rows], spk[rows], norm, w[rows]), y[rows], 7, shrinkage)
+    xs, ys, voices, ws = stack_copies([(x[rows], w[rows])] + [(c['x'][rows], c['speech_s'][rows]) for c in t['copies']],
+                                      y[rows], spk[rows])
+    wt, b = lda_ensemble(normalise_by_speaker(xs, voices, norm, ws), ys, 7, train.lda_shrinkages or [train.shrinkage],
+                         columns)
 
     def probs(z):
         s = np.asarray(z, np.float64) @ wt.T + b
@@ -115,9 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.training.experiment import load_experiment
     start = time.perf_counter()
     cfg = load_experiment('emodb_emotion')
+    from centralnet_ros.features.functionals import functional_names
+    from centralnet_ros.training.trainer import lda_columns
     settings = {k: v for k, v in cfg.dataset_options['speaker_normalisation'].items()}
-    shrinkage = float(cfg.train.shrinkage)
     t = _features(cfg, paths.data_root(), paths.cache_dir())
+    t['copies'] = [_features(cfg, paths.data_root(), paths.cache_dir(), speed=float(v))
+                   for v in cfg.dataset_options.get('train_speed_factors', []) if float(v) != 1.0]
+    columns = lda_columns(functional_names(cfg.dataset_options['features']), cfg.train.lda_drop_prefixes)
+    model = {'shrinkages': list(cfg.train.lda_shrinkages or [cfg.train.shrinkage]),
+             'drop_prefixes': [list(g) for g in cfg.train.lda_drop_prefixes],
+             'speed_factors': [float(v) for v in cfg.dataset_options.get('train_speed_factors', [])]}
     x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     neutral = EMOTIONS.index('neutral')
     speakers = sorted(set(spk.tolist()))
@@ -126,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         train_s = [s for s in speakers if s != test]
         cal_scores, cal_pos = [], []
         for held in train_s:                                       # calibration: training speakers only
-            norm, probs = _fit(x, y, spk, w, [s for s in train_s if s != held], settings, shrinkage)
+            norm, probs = _fit(t, [s for s in train_s if s != held], settings, cfg.train, columns)
             p, lab = _heard(x, y, w, np.flatnonzero(spk == held), norm, probs, 7)
             cal_scores.append(_false_alarm_scores(p, lab, neutral))
             cal_pos.append(p[lab != neutral].max(1))
         thr, record = calibrate_threshold(np.concatenate(cal_scores), target_rate=args.target,
                                           positive_scores=np.concatenate(cal_pos))
-        norm, probs = _fit(x, y, spk, w, train_s, settings, shrinkage)
+        norm, probs = _fit(t, train_s, settings, cfg.train, columns)
         heard = [_heard(x, y, w, np.flatnonzero(spk == test), norm, probs, 1000 + seed) for seed in range(SEEDS)]
         p, lab = np.concatenate([h[0] for h in heard]), np.concatenate([h[1] for h in heard])
         pooled['p'].append(p), pooled['y'].append(lab), pooled['thr'].append(np.full(len(lab), thr))
@@ -151,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                'accuracy_without_threshold': float(np.mean(pred == lab)), 'neutral_utterances': int(neu.sum()),
                'utterances': int(len(lab))}
     result = {'benchmark': 'EmoDB emotion decision threshold (false alarms on neutral speech)',
-              'target_rate': args.target, 'shrinkage': shrinkage, 'normalisation': settings, 'seeds': SEEDS,
+              'target_rate': args.target, 'model': model, 'normalisation': settings, 'seeds': SEEDS,
               'rule': 'publish the top emotion when its posterior reaches the threshold; a false alarm: a neutral '
                       'utterance published as another emotion',
               'folds': folds, 'pooled_test': summary, 'machine': machine_description(),
@@ -187,8 +214,8 @@ def write_decision(bundle_dir: Path, fold: dict, target: float) -> None:
         'mode': 'utterance', 'threshold': round(float(fold['threshold']), 6), 'reject_labels': [],
         'required_modalities': ['audio'], 'state_time_constant_s': float(old.get('state_time_constant_s', 0.0)),
         'calibration': {
-            'data': ("neutral utterances of the bundle's training speakers, each held out once from an LDA of the "
-                     f'six others, heard adapting online from 0 s (test speaker {fold["test_speaker"]} not used)'),
+            'data': ("neutral utterances of the bundle's training speakers, each held out once from the model of "
+                     f'the six others, heard adapting online from 0 s (test speaker {fold["test_speaker"]} not used)'),
             'rule': 'false alarm: a neutral utterance published as another emotion',
             'target_false_alarm_rate': target, 'negatives': cal['negatives'],
             'negative_rate': round(cal['negative_rate'], 4), 'emotional_kept': round(cal['positive_kept'], 4),
@@ -202,6 +229,16 @@ def _p(v) -> str:
     return '-' if v is None else f'{100 * v:.1f} %'
 
 
+def _model_words(m: dict) -> str:
+    words = 'own functionals, per-speaker normalisation, '
+    if m.get('speed_factors'):
+        words += 'speed copies ' + ' / '.join(f'{v:g}' for v in m['speed_factors']) + ', '
+    if len(m['shrinkages']) > 1 or m['drop_prefixes']:
+        return words + (f'ensemble of {max(1, len(m["drop_prefixes"])) * len(m["shrinkages"])} shrinkage LDAs (feature '
+                        f'groups leaving out {m["drop_prefixes"]}, shrinkages {m["shrinkages"]}), scores averaged')
+    return words + f'shrinkage LDA {m["shrinkages"][0]:g}'
+
+
 def render(r: dict) -> str:
     s = r['pooled_test']
     lines = ['# Emotion decision threshold: false alarms on neutral speech (EmoDB, leave one speaker out)', '',
@@ -209,7 +246,7 @@ def render(r: dict) -> str:
              'held out once from the LDA of the six others, heard as the robot hears it: per-voice adaptation '
              f'online from the first utterance) for at most {_p(r["target_rate"])} of their neutral utterances '
              f'published as an emotion; then measured on the test speaker ({r["seeds"]} random orders). Model: '
-             f'the shipped preset (own functionals, per-speaker normalisation, shrinkage LDA {r["shrinkage"]:g}).',
+             f'the shipped preset ({_model_words(r["model"])}).',
              '', '| test speaker | threshold | neutral utterances published as an emotion (no threshold) | '
              'published | emotional utterances published | accuracy of published (all, no threshold) |',
              '|---|---|---|---|---|---|']

@@ -79,6 +79,37 @@ def test_emodb_adapter_shapes_and_speakers(fold0, data_root):
 
 
 @pytest.mark.needs_data('emodb')
+def test_speed_copies_train_as_voices_of_their_own(data_root):
+    """Speed-perturbed copies: training only, labels kept, the recordings and the prior as without them."""
+    norm = {'mode': 'per_voice', 'statistics': 'mean_std'}
+    plain = load_emodb({**FOLD0, 'speaker_normalisation': norm}, data_root)
+    fast = load_emodb({**FOLD0, 'speaker_normalisation': norm, 'train_speed_factors': [1.1]}, data_root)
+    n = len(plain.train)
+    assert len(fast.train) == 2 * n and (len(fast.val), len(fast.test)) == (len(plain.val), len(plain.test))
+    assert fast.info['train_speed_factors'] == '1.1' and 'train_speed_factors' not in plain.info
+    np.testing.assert_array_equal(fast.train.labels[n:], plain.train.labels[:n])
+    np.testing.assert_allclose(fast.train.inputs['audio'][:n], plain.train.inputs['audio'], atol=1e-5)
+    np.testing.assert_allclose(fast.test.inputs['audio'], plain.test.inputs['audio'], atol=1e-5)
+    assert fast.normalisation['audio']['prior_mean'] == plain.normalisation['audio']['prior_mean']   # recordings
+    copies = fast.train.inputs['audio'][n:]
+    assert np.isfinite(copies).all() and not np.allclose(copies, plain.train.inputs['audio'], atol=1e-2)
+    with pytest.raises(ValueError, match='train_speed_factors'):
+        load_emodb({**FOLD0, 'train_speed_factors': [3.0]}, data_root)
+
+
+def test_speed_perturb_scales_duration_and_pitch():
+    rate = 16000
+    tone = np.sin(2 * np.pi * 200.0 * np.arange(rate) / rate).astype(np.float32)
+    for factor in (0.9, 1.1):
+        y = A.speed_perturb(tone, factor=factor)
+        assert y.dtype == np.float32 and abs(len(y) - rate / factor) <= 1
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        assert abs(np.argmax(spectrum) * rate / len(y) - 200.0 * factor) < 2.0      # heard at the same rate
+    with pytest.raises(ValueError, match='speed factor'):
+        A.speed_perturb(tone, factor=0.2)
+
+
+@pytest.mark.needs_data('emodb')
 def test_log_mel_input_reproduces_training_arrays(fold0, data_root):
     """The log_mel pipeline (resample once to its sample_rate, then the pipeline) gives the training arrays."""
     params = resolve_params('log_mel', DEFAULT_FEATURES)
@@ -236,7 +267,8 @@ def test_short_training_is_well_above_chance(data_root):
     record = data.normalisation['audio']
     assert record['mode'] == 'per_voice' and len(record['prior_mean']) == cfg.modalities['audio'].input_shape[0]
     model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, data.train, data.val, cfg.train, seed=0, test_split=data.test)
+    assert data.input_names['audio'][-1] == 'active_s' and len(data.input_names['audio']) == record['weight_index'] + 1
+    result = train(model, data.train, data.val, cfg.train, seed=0, test_split=data.test, input_names=data.input_names)
     assert result.test_metric > 0.4, result.test_metric               # chance 1/7, majority class ~25 %
 
 

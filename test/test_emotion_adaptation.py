@@ -148,6 +148,37 @@ def test_shrinkage_lda_is_the_linear_discriminant_and_fills_a_linear_model():
         shrinkage_lda(x, y, 4, 0.0)
 
 
+def test_lda_ensemble_averages_its_members_as_one_linear_layer():
+    from centralnet_ros.training.trainer import (ArraySplit, lda_columns, lda_ensemble, predict, shrinkage_lda,
+                                                 train, TrainConfig)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 150)
+    x = rng.normal(0, 1.5, (3, 12))[y] + rng.normal(0, 1, (150, 12))
+    names = [f'mfcc{i}' for i in range(4)] + [f'logmel{i}' for i in range(4)] + [f'pitch{i}' for i in range(4)]
+    columns = lda_columns(names, [[], ['mfcc'], ['logmel', 'pitch']])
+    assert columns[0] is None and list(columns[1]) == list(range(4, 12)) and list(columns[2]) == [0, 1, 2, 3]
+    w, b = lda_ensemble(x, y, 3, [0.2, 0.6], columns)
+    scores = np.zeros((150, 3))
+    for cols in (slice(None), slice(4, 12), slice(0, 4)):
+        for value in (0.2, 0.6):
+            wk, bk = shrinkage_lda(x[:, cols], y, 3, value)
+            scores += (x[:, cols] @ wk.T + bk) / 6
+    np.testing.assert_allclose(x @ w.T + b, scores, rtol=1e-9, atol=1e-9)      # the mean of the members' scores
+    for got, single in zip(lda_ensemble(x, y, 3, [0.6]), shrinkage_lda(x, y, 3, 0.6)):     # one member: itself
+        np.testing.assert_allclose(got, single)
+    enc = EncoderConfig(kind='mlp', input_shape=[12], widths=[], head_dropout=0.0)
+    model = build_model(FusionConfig(method='unimodal', modalities={'audio': enc}, num_classes=3, unimodal='audio'))
+    split = ArraySplit({'audio': x.astype(np.float32)}, y)
+    cfg = TrainConfig(solver='shrinkage_lda', lda_shrinkages=[0.2, 0.6], progress=False,
+                      lda_drop_prefixes=[[], ['mfcc'], ['logmel', 'pitch']])
+    train(model, split, split, cfg, input_names={'audio': names})
+    np.testing.assert_allclose(predict(model, split), scores, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match='names of the input values'):
+        train(model, split, split, cfg)
+    with pytest.raises(ValueError, match='leaves no input value'):
+        lda_columns(names, [['mfcc', 'logmel', 'pitch']])
+
+
 @pytest.mark.needs_data('emodb')
 def test_pipeline_at_its_rate_equals_the_training_features(data_root):
     u = [u for u in emodb.list_utterances(data_root / 'emodb') if u.speaker == 8][0]

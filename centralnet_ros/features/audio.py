@@ -27,7 +27,7 @@ from scipy import signal
 __all__ = [
     'resample_audio', 'num_frames', 'stft_frames', 'get_window', 'stft', 'spectrogram',
     'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'mel_spectrogram', 'log_mel_spectrogram',
-    'create_dct', 'mfcc', 'add_noise_at_snr', 'fix_length', 'StreamingLogMel',
+    'create_dct', 'mfcc', 'add_noise_at_snr', 'speed_perturb', 'fix_length', 'StreamingLogMel',
     'yin_pitch', 'PROSODY_NAMES', 'prosody_functionals', 'AUDIO_LAYOUTS', 'log_mel_functionals',
     'log_mel_model_input', 'LogMelParams', 'log_mel_input', 'mono_samples',
 ]
@@ -331,6 +331,20 @@ def add_noise_at_snr(waveform: np.ndarray, *, snr_db: float, rng: np.random.Gene
         raise ValueError('cannot set an SNR for a silent waveform (signal power is 0)')
     noise_std = math.sqrt(power / 10.0 ** (snr_db / 10.0))
     return (x + rng.normal(0.0, noise_std, size=x.shape)).astype(np.float32)
+
+
+def speed_perturb(waveform: np.ndarray, *, factor: float) -> np.ndarray:
+    """
+    Play a waveform ``factor`` times faster: tempo and pitch together, at the same sample rate.
+
+    Kaldi's speed perturbation (Ko et al. 2015): the signal is resampled by ``1 / factor``
+    (``factor`` rounded to a ratio of integers up to 100) and kept at its rate, so 0.9 is
+    10 % slower and lower, 1.1 faster and higher.  Along the last axis; float32 out.
+    """
+    if not 0.5 <= float(factor) <= 2.0:
+        raise ValueError(f'speed factor must be in [0.5, 2.0], got {factor}')
+    ratio = Fraction(float(factor)).limit_denominator(100)
+    return resample_audio(waveform, orig_sample_rate=ratio.numerator, new_sample_rate=ratio.denominator)
 
 
 # --------------------------------------------------------------------------- streaming

@@ -188,7 +188,8 @@ def run_one(cfg: ExperimentConfig, data, method: str, seed: int, desc: str = '')
     seed_everything(seed)                                  # the initial weights depend on the seed alone
     model = build_model(cfg.fusion_config(method))
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
-                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=desc or f'{method} seed {seed}')
+                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=desc or f'{method} seed {seed}',
+                   input_names=data.input_names)
     return _record(method, seed, result, model)
 
 

@@ -26,6 +26,8 @@ class ExperimentData:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)   # protocol, sizes, ... (goes in manifests)
     normalisation: dict[str, dict] = dataclasses.field(default_factory=dict)
     # ^ modality -> per-speaker normalisation the inputs went through (manifest modalities.<m>.normalisation)
+    input_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # ^ modality -> the names of its input values, where they have names (utterance functionals)
 
 
 def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:

@@ -12,7 +12,9 @@ functionals`` (the shipped preset) that is one vector per utterance: per-band st
 of the standardised log-mel map plus pitch and energy statistics; with ``mel_time`` /
 ``channel_mel_time`` the log-mel map itself, for a CNN.  Features are kept in a
 per-process cache keyed by file, gain and parameters, so the folds of a benchmark
-compute them once.
+compute them once.  ``train_speed_factors`` adds speed-perturbed copies of the training
+utterances (:func:`centralnet_ros.features.audio.speed_perturb`), each a voice of its own
+for the per-speaker normalisation: more voices to learn what an emotion does to a voice.
 
 Protocol: leave one speaker out.  The fold is the test speaker (``test_speaker``, or
 the ``fold``-th of the sorted speakers); validation speakers are carved from the rest
@@ -37,7 +39,7 @@ from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
 import numpy as np
 
-__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'DEFAULT_FEATURES', 'PIPELINES']
+__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'stack_copies', 'DEFAULT_FEATURES', 'PIPELINES']
 
 PIPELINES = ('log_mel', 'emotion_functionals', 'opensmile_functionals')   # features/pipelines.py names
 
@@ -64,6 +66,9 @@ class EmoDBOptions:
     features: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_FEATURES))
     train_gains_db: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     # ^ extra training copies at these gains (robustness to the microphone level); val / test at 0 dB
+    train_speed_factors: list[float] = dataclasses.field(default_factory=list)
+    # ^ extra training copies played this much faster (features.audio.speed_perturb: tempo and pitch together, as
+    #   Kaldi's speed perturbation); each copy is a voice of its own for the per-speaker normalisation
     pipeline: str = 'log_mel'                 # log_mel | emotion_functionals | opensmile_functionals
     speaker_normalisation: dict[str, Any] = dataclasses.field(default_factory=dict)
     # ^ SpeakerNormalisation settings (mode, statistics, prior_weight_s, half_life_s); the prior is fitted on the
@@ -123,27 +128,54 @@ def load_emodb(options: dict[str, Any], data_root: Path) -> ExperimentData:
     key = json.dumps([opts.pipeline, feats], sort_keys=True)
     norm = _normalisation(opts, feats)
 
-    def split(chosen: list[int], gains_db: list[float]) -> ArraySplit:
+    def split(chosen: list[int], copies: list[tuple[float, float]]) -> ArraySplit:
         idx = np.flatnonzero(np.isin(speakers, chosen))
-        xs = [np.stack([_utterance_input(str(utts[i].path), g, key) for i in idx]) for g in gains_db]
-        return ArraySplit({'audio': np.concatenate(xs).astype(np.float32)}, np.tile(labels[idx], len(gains_db)))
+        xs = [np.stack([_utterance_input(str(utts[i].path), g, v, key) for i in idx]) for g, v in copies]
+        return ArraySplit({'audio': np.concatenate(xs).astype(np.float32)}, np.tile(labels[idx], len(copies)))
 
     gains = [0.0] + [float(g) for g in opts.train_gains_db if float(g) != 0.0]
+    speeds = [float(v) for v in opts.train_speed_factors if float(v) != 1.0]
+    if any(not 0.5 <= v <= 2.0 for v in speeds):
+        raise ValueError(f'dataset_options.train_speed_factors must lie in [0.5, 2.0] (1.1: 10 % faster and higher), '
+                         f'got {opts.train_speed_factors}')
+    copies = [(g, 1.0) for g in gains] + [(0.0, v) for v in speeds]      # the first: the recording itself
     fmt = lambda ss: ', '.join(f'{s:02d}' for s in ss)  # noqa: E731
     info = {'protocol': (f'EmoDB leave-one-speaker-out: test speaker {test_s:02d}; '
                          f'val {fmt(val_s) or "none (epoch chosen on the training speakers)"}; '
                          f'train {fmt(train_s)}'),
             'test_speaker': f'{test_s:02d}', 'val_speakers': fmt(val_s), 'train_speakers': fmt(train_s),
-            'train_gains_db': ', '.join(f'{g:g}' for g in gains)}
-    train, test = split(train_s, gains), split([test_s], [0.0])
-    val = split(val_s or train_s, [0.0])                  # no validation speaker: the epoch is chosen on training
+            'train_gains_db': ', '.join(f'{g:g}' for g in gains),
+            **({'train_speed_factors': ', '.join(f'{v:g}' for v in speeds)} if speeds else {})}
+    train, test = split(train_s, copies), split([test_s], [(0.0, 1.0)])
+    val = split(val_s or train_s, [(0.0, 1.0)])           # no validation speaker: the epoch is chosen on training
     record = {}
     if norm is not None:
         train, val, test, record = _normalise_splits(norm, (train, val, test), (train_s, val_s or train_s, [test_s]),
-                                                     speakers, len(gains))
+                                                     speakers, len(copies))
         info['normalisation'] = f'per speaker ({norm.mode}); test speaker with all of its utterances'
+    names = {}
+    if opts.pipeline == 'emotion_functionals':
+        from centralnet_ros.features.functionals import functional_names
+        names = {'audio': functional_names(feats)}
     return ExperimentData(train=train, val=val, test=test, label_names=list(emodb.EMOTIONS), info=info,
-                          normalisation={'audio': record} if record else {})
+                          normalisation={'audio': record} if record else {}, input_names=names)
+
+
+def stack_copies(copies: list[tuple[np.ndarray, np.ndarray]], labels: np.ndarray, speakers: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Stack utterances and their copies (speed, gain) as training rows: inputs, labels, voices, seconds of speech.
+
+    ``copies``: ``(x (N, D), speech_s (N,))`` per copy of the same N utterances, the recordings
+    first.  Copy ``k`` of speaker ``s`` is voice ``1000 s + k``: a voice of its own for the
+    per-speaker normalisation, as in :func:`load_emodb`.
+    """
+    labels, speakers = np.asarray(labels), np.asarray(speakers)
+    if any(len(x) != len(labels) or len(w) != len(labels) for x, w in copies):
+        raise ValueError(f'every copy needs {len(labels)} rows (one per utterance)')
+    return (np.concatenate([x for x, _ in copies]), np.tile(labels, len(copies)),
+            np.concatenate([speakers * 1000 + k for k in range(len(copies))]),
+            np.concatenate([w for _, w in copies]))
 
 
 def _normalisation(opts: EmoDBOptions, feats: dict[str, Any]):
@@ -163,15 +195,21 @@ def _normalisation(opts: EmoDBOptions, feats: dict[str, Any]):
                      _where='dataset_options.speaker_normalisation')
 
 
-def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_gains: int):
-    """Fit the prior on the training speakers; normalise every split's speakers with their own statistics."""
+def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_copies: int):
+    """
+    Fit the prior on the training speakers; normalise every split's speakers with their own statistics.
+
+    The training split holds ``n_copies`` copies of its utterances (the recordings first, then
+    gain and speed copies); each copy of a speaker is a voice of its own, and the prior is fitted
+    on the recordings alone.
+    """
     import dataclasses as dc
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker
     train = splits[0]
-    spk = [np.tile(speakers[np.isin(speakers, ss)], n) for ss, n in zip(split_speakers, (n_gains, 1, 1))]
-    n0 = len(spk[0]) // n_gains
-    spk[0] = spk[0] * 1000 + np.repeat(np.arange(n_gains), n0)    # a gain copy is a speaker of its own (microphone)
-    x0 = train.inputs['audio'][:n0]                                # the 0 dB copy
+    spk = [np.tile(speakers[np.isin(speakers, ss)], n) for ss, n in zip(split_speakers, (n_copies, 1, 1))]
+    n0 = len(spk[0]) // n_copies
+    spk[0] = spk[0] * 1000 + np.repeat(np.arange(n_copies), n0)   # a copy is a voice of its own (microphone, speed)
+    x0 = train.inputs['audio'][:n0]                                # the recordings themselves
     w0 = np.asarray([norm.utterance_weight(v) for v in x0])
     mean, std = fit_prior(x0, spk[0][:n0], w0)
     norm = dc.replace(norm, prior_mean=[float(f'{v:.6g}') for v in mean], prior_std=[float(f'{v:.6g}') for v in std])
@@ -182,13 +220,17 @@ def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_gain
 
 
 @functools.lru_cache(maxsize=8192)
-def _utterance_input(path: str, gain_db: float, features_json: str) -> np.ndarray:
-    """One file's model input at a gain (cached per process; the arrays are read-only)."""
+def _utterance_input(path: str, gain_db: float, speed: float, features_json: str) -> np.ndarray:
+    """One file's model input at a gain and speed (cached per process; the arrays are read-only)."""
     from centralnet_ros.data import emodb
+    from centralnet_ros.features.audio import speed_perturb
     from centralnet_ros.features.pipelines import get_pipeline, Window
     pipeline, feats = json.loads(features_json)
     rate = int(feats.get('sample_rate', 16000))
-    wave = emodb.load_waveform(path, sample_rate=rate) * np.float32(10.0 ** (gain_db / 20.0))
+    wave = emodb.load_waveform(path, sample_rate=rate)
+    if speed != 1.0:
+        wave = speed_perturb(wave, factor=speed)
+    wave = wave * np.float32(10.0 ** (gain_db / 20.0))
     x = get_pipeline(pipeline)(Window(wave, np.zeros(1, np.int64), sample_rate=rate), **feats)
     x.setflags(write=False)
     return x

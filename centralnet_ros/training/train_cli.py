@@ -80,7 +80,8 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     seed_everything(seed)                                  # the initial weights depend on the seed alone
     model = build_model(fusion_cfg)
     result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test, task=cfg.task,
-                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=f'{cfg.bundle.task}: {method}')
+                   augment=make_augmentation(cfg.augment, cfg.augment_options), desc=f'{cfg.bundle.task}: {method}',
+                   input_names=data.input_names)
     calibration = {}
     if data.info.get('calibrate_bias_class') is not None:   # e.g. MSRC-12 calibrate_none_bias: on validation only
         from centralnet_ros.training.gesture import calibrate_class_bias
@@ -110,8 +111,7 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
         training={'preset': cfg.name, 'method': method, 'seed': seed, 'epochs_run': result.epochs_run,
                   'best_epoch': result.best_epoch, 'wall_time_s': round(result.wall_time_s, 1),
                   **({'class_bias': calibration} if calibration else {}),
-                  **({'solver': cfg.train.solver, 'shrinkage': cfg.train.shrinkage}
-                     if cfg.train.solver == 'shrinkage_lda' else {}),
+                  **(_lda_record(cfg.train) if cfg.train.solver == 'shrinkage_lda' else {}),
                   'command': command, 'date': _dt.date.today().isoformat(),
                   'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
         label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities))
@@ -119,6 +119,14 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     return (f'{cfg.bundle.task}: {method} test {cfg.train.metric} {result.test_metric * 100:.2f} % '
             f'(val {result.val_metric * 100:.2f} %, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
             f'-> bundle {out}')
+
+
+def _lda_record(train) -> dict:
+    """Describe a closed-form LDA for the manifest: its shrinkage, or the ensemble's members."""
+    if train.lda_shrinkages or train.lda_drop_prefixes:
+        return {'solver': train.solver, 'lda_shrinkages': list(train.lda_shrinkages or [train.shrinkage]),
+                'lda_drop_prefixes': [list(g) for g in train.lda_drop_prefixes]}
+    return {'solver': train.solver, 'shrinkage': train.shrinkage}
 
 
 def _licence(modalities: dict) -> str:

@@ -46,6 +46,12 @@ class TrainConfig:
     # ^ shrinkage_lda: a linear model (one Linear layer, e.g. kind mlp with widths []) gets the closed-form
     #   linear discriminant of the training data, covariance shrunk towards its mean variance by ``shrinkage``
     shrinkage: float = 0.5
+    lda_shrinkages: list[float] = dataclasses.field(default_factory=list)
+    # ^ shrinkage_lda as an ensemble: one LDA per shrinkage listed here (and per lda_drop_prefixes group), their
+    #   scores averaged, which is still one linear layer (empty: the single LDA of ``shrinkage``)
+    lda_drop_prefixes: list[list[str]] = dataclasses.field(default_factory=list)
+    # ^ ... each group a member that leaves out the input values whose names start with one of its prefixes
+    #   ([]: all values); needs the names of the inputs (train(input_names=...), e.g. the emotion functionals')
 
 
 @dataclasses.dataclass
@@ -259,8 +265,55 @@ def shrinkage_lda(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkage: flo
     return w, b
 
 
-def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainConfig) -> None:
-    """Set a linear model's only Linear layer to :func:`shrinkage_lda` of ``split`` (one modality)."""
+def lda_columns(names: list[str] | None, drop_prefixes: list[list[str]]) -> list[np.ndarray | None]:
+    """
+    Column subsets of an LDA ensemble: per group, the values whose names start with none of its prefixes.
+
+    No groups: ``[None]`` (every column).  A group that leaves nothing, or groups without ``names``,
+    is an error that says so.
+    """
+    if not drop_prefixes:
+        return [None]
+    if names is None:
+        raise ValueError('train.lda_drop_prefixes needs the names of the input values, and this dataset gives none '
+                         '(the emotion functionals do)')
+    out = []
+    for group in drop_prefixes:
+        keep = np.asarray([not any(n.startswith(p) for p in group) for n in names])
+        if not keep.any():
+            raise ValueError(f'train.lda_drop_prefixes group {group} leaves no input value')
+        out.append(None if keep.all() else np.flatnonzero(keep))
+    return out
+
+
+def lda_ensemble(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkages: list[float],
+                 columns: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Average the scores of :func:`shrinkage_lda` over every (column subset, shrinkage): ``W`` (C, D), ``b`` (C,).
+
+    A member fitted on a subset of the columns weighs the others by 0, so the average is one
+    linear map of all ``D`` inputs (a log-linear pool of the members' posteriors).
+    """
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    columns = columns or [None]
+    if not shrinkages:
+        raise ValueError('lda_ensemble needs at least one shrinkage')
+    w, b = np.zeros((num_classes, x.shape[1])), np.zeros(num_classes)
+    for cols in columns:
+        for value in shrinkages:
+            wk, bk = shrinkage_lda(x if cols is None else x[:, cols], y, num_classes, value)
+            if cols is None:
+                w += wk
+            else:
+                w[:, cols] += wk
+            b += bk
+    n = len(columns) * len(shrinkages)
+    return w / n, b / n
+
+
+def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainConfig,
+                            input_names: dict[str, list[str]] | None = None) -> None:
+    """Set a linear model's only Linear layer to :func:`shrinkage_lda` (or :func:`lda_ensemble`) of ``split``."""
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     others = [n for n, p in model.named_parameters() if p.requires_grad and not n.endswith(('.weight', '.bias'))]
     if len(layers) != 1 or len(split.inputs) != 1 or others:
@@ -272,7 +325,15 @@ def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainCon
     if fc.in_features != int(np.prod(x.shape[1:])) or split.labels.ndim != 1:
         raise ValueError(f'shrinkage_lda: the Linear layer takes {fc.in_features} values, the inputs have '
                          f'{x.shape[1:]}; labels must be class indices')
-    w, b = shrinkage_lda(x, split.labels, fc.out_features, cfg.shrinkage)
+    if cfg.lda_shrinkages or cfg.lda_drop_prefixes:
+        (name,) = split.inputs
+        names = (input_names or {}).get(name)
+        if names is not None and len(names) != fc.in_features:
+            raise ValueError(f'{len(names)} input names for the {fc.in_features} values of modality {name!r}')
+        columns = lda_columns(names, cfg.lda_drop_prefixes)
+        w, b = lda_ensemble(x, split.labels, fc.out_features, cfg.lda_shrinkages or [cfg.shrinkage], columns)
+    else:
+        w, b = shrinkage_lda(x, split.labels, fc.out_features, cfg.shrinkage)
     with torch.no_grad():
         fc.weight.copy_(torch.as_tensor(w, dtype=fc.weight.dtype))
         fc.bias.copy_(torch.as_tensor(b, dtype=fc.bias.dtype))
@@ -280,9 +341,12 @@ def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainCon
 
 def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
           seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
-          task: str = 'multiclass', desc: str = 'train') -> TrainResult:
+          task: str = 'multiclass', desc: str = 'train', input_names: dict[str, list[str]] | None = None
+          ) -> TrainResult:
     """
     Train a fusion model with :func:`fit`, keep its best validation epoch, and evaluate that on ``test_split``.
+
+    ``input_names``: modality -> the names of its input values, for ``cfg.lda_drop_prefixes``.
 
     The loss is :func:`~centralnet_ros.fusion.fusion_loss` (the output's plus every
     unimodal loss); the scalar fusion weights have their own learning rate and no
@@ -329,7 +393,7 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
 
     if cfg.solver == 'shrinkage_lda':
         start = time.perf_counter()
-        _fit_linear_closed_form(model, train_split, cfg)
+        _fit_linear_closed_form(model, train_split, cfg, input_names)
         model.eval()
         score = evaluate()
         fitted = FitResult(best_epoch=0, best_score=score, history=[{'epoch': 0, f'val_{cfg.metric}': score}],
