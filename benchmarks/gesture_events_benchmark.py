@@ -1,14 +1,15 @@
 """
 MSRC-12 gesture *events* on streamed recordings, leave persons out.
 
-Per fold (the 4 folds of ``msrc12_benchmark.py``: 3 test persons, the 2 after them pick
-the epoch and calibrate, 7 train) the shipped preset's 12 gestures + "none" model is
-trained, then every recording of the validation and test persons is streamed as the
-robot sees it (:func:`centralnet_ros.replay.calibration.msrc12_stream`: a decision
-every 1 / rate s over the last 2 s of tracked frames, the runtime's ``skeleton_sequence``
-pipeline). The event detector (:mod:`centralnet_ros.runtime.events`) is calibrated on
-the validation persons' recordings for the false-alarm target and then run once on the
-test persons' recordings.
+The preset ``config/experiments/msrc12_events.yaml`` (the shipped ``msrc12_gesture`` preset
+plus the folds of ``msrc12_loso``: 3 test persons per fold, the 2 after them pick the epoch
+and calibrate, 7 train; and its variants) declares the runs.  Each run (:func:`run`) trains
+its fold's 12 gestures + "none" model, then streams every recording of the validation and
+test persons as the robot sees it (:func:`centralnet_ros.replay.calibration.msrc12_stream`:
+a decision every 1 / rate s over the last 2 s of tracked frames, the runtime's
+``skeleton_sequence`` pipeline), calibrates the event detector
+(:mod:`centralnet_ros.runtime.events`) on the validation persons' recordings for the
+false-alarm target and scores it once on the test persons' recordings.
 
 Matching rule: an instance is ``[action point - 1.5 s, action point + 1.5 s)`` (cut at
 the midpoint to a neighbouring action point; the figures with the tighter end ``+ 1.0 s``
@@ -18,10 +19,15 @@ a false alarm, counted per minute of the time outside the instances (between act
 points, and before the first / after the last). Latency: event emission minus the end
 of its instance.
 
-The posteriors of each fold are cached under ``$CENTRALNET_CACHE/gesture_events/`` so a
+The runs go through the shared sweep (:mod:`centralnet_ros.training.sweep`: local pool or
+Ray, ``--resume``, ``runs.json`` rewritten atomically after every run) into ``--runs``;
+:func:`render` turns one variant of that ``runs.json`` into
+``benchmarks/results/gesture_events.md`` and ``.json`` (``--render-only``: no training),
+with every variant run compared in a table.  The posteriors of each run are cached under
+``$CENTRALNET_CACHE/gesture_events/`` (named by a hash of what the model learns from), so a
 re-run with other calibration settings skips the training (``--retrain`` forces it).
 
-    python benchmarks/gesture_events_benchmark.py [--jobs 2] [--rate 10] [--target-fa 0.5]
+    python benchmarks/gesture_events_benchmark.py [--jobs 2] [--variants shipped speed_yaw] [--folds 0] [--rate 10]
     python benchmarks/gesture_events_benchmark.py --bundle models/gesture --write-manifest
 
 With ``--bundle`` no model is trained: the bundle's own validation persons (manifest
@@ -31,19 +37,27 @@ With ``--bundle`` no model is trained: the bundle's own validation persons (mani
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor
+import functools
+import hashlib
 import json
-import multiprocessing
 from pathlib import Path
 import sys
 import time
 
+from centralnet_ros.training.sweep import add_arguments as sweep_arguments
 import numpy as np
 
-FOLDS = 4
+PRESET = 'msrc12_events'
 INSTANCE = {'before_s': 1.5, 'after_s': 1.5}
 STRICT = {'before_s': 1.5, 'after_s': 1.0}          # reported beside it: a tighter end
 STRICT_KEYS = ('f1', 'precision', 'recall', 'false_alarms_per_min', 'matched', 'false_alarms', 'non_target_s')
+CALIBRATION_RULE = ('smoothing, hysteresis and minimum gap with the best event F1 on the validation persons among '
+                    'those holding the false-alarm target on each validation person on their own (else the fewest '
+                    'false alarms of the worst person)')
+MATCHING_RULE = ('instance = [action point - 1.5 s, action point + 1.5 s), cut at the midpoint to a neighbouring '
+                 'action point; an event matches when its peak lies inside with the same label, one match per '
+                 'instance; false alarm = event outside every instance, per minute of time outside the instances; '
+                 'latency = emission - instance end')
 
 
 def person_of(stream) -> str:
@@ -51,50 +65,64 @@ def person_of(stream) -> str:
     return stream.name.rsplit('_', 1)[1]
 
 
-def _cache_file(preset: str, fold: int, rate: float, tag: str) -> Path:
+def posterior_key(cfg, seed: int, rate: float) -> str:
+    """Name a run's posteriors by what its model learns from: data options, encoder, training, seed, decision rate."""
+    from centralnet_ros.training.experiment import experiment_dict
+    from centralnet_ros.training.sweep import RESUME_IGNORES
+    d = experiment_dict(cfg)
+    train = {k: v for k, v in d['train'].items() if f'train.{k}' not in RESUME_IGNORES}
+    what = {'dataset': d['dataset'], 'dataset_options': d['dataset_options'], 'modalities': d['modalities'],
+            'num_classes': d['num_classes'], 'method': d['bundle']['method'] if d.get('bundle') else None,
+            'train': train, 'seed': int(seed), 'rate': float(rate)}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f'{cfg.name}_fold{cfg.dataset_options.get("fold")}_{digest}'
+
+
+def _cache_file(key: str) -> Path:
     from centralnet_ros import paths
-    return paths.cache_dir() / 'gesture_events' / f'{preset}_{tag}_fold{fold}_rate{rate:g}.npz'
+    return paths.cache_dir() / 'gesture_events' / f'{key}.npz'
 
 
-def run_fold(preset: str, overrides: dict, fold: int, seed: int, rate: float, tag: str, retrain: bool) -> dict:
-    """Train fold ``fold`` (or reuse its cache) and stream its validation and test recordings."""
+def load(cfg, data_root) -> dict:
+    """Load nothing up front (the sweep's ``load``): a run whose posteriors are cached trains nothing."""
+    return {'data_root': str(data_root)}
+
+
+def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
+    """Train ``spec``'s fold (or reuse its cache) and stream its validation and test persons' recordings."""
     import torch
-    torch.set_num_threads(1)
     from centralnet_ros import paths
-    from centralnet_ros.config import atomic_savez
+    from centralnet_ros.config import atomic_savez, from_dict
     from centralnet_ros.data import msrc12
     from centralnet_ros.fusion import build_model
-    from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.replay.calibration import msrc12_stream
-    from centralnet_ros.training.experiment import load_experiment
+    from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.training.gesture import load_msrc12, MSRC12Options, msrc12_person_split
     from centralnet_ros.training.trainer import train
 
-    cache = _cache_file(preset, fold, rate, tag)
-    cfg = load_experiment(preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-    base = {k: v for k, v in cfg.dataset_options.items() if k not in ('test_persons', 'val_persons')}
-    options = {**base, 'folds': FOLDS, 'fold': fold, 'n_val_persons': 2, 'classes': 'all', 'include_none': True}
+    cache = _cache_file(posterior_key(cfg, spec.seed, rate))
     if cache.is_file() and not retrain:
         with np.load(cache, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files} | {'fold': fold, 'cached': True}
+            return {k: z[k] for k in z.files} | {'cached': True, 'cache': cache.name}
     t0 = time.perf_counter()
-    data = load_msrc12(options, paths.data_root())
+    data = load_msrc12(dict(cfg.dataset_options), paths.data_root())
     cfg.num_classes = len(data.label_names)
-    seed_everything(seed)
-    model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, data.train, data.val, cfg.train, seed=seed, test_split=data.test)
+    seed_everything(spec.seed)
+    model = build_model(cfg.fusion_config(spec.method))
+    result = train(model, data.train, data.val, cfg.train, seed=spec.seed, test_split=data.test)
     train_s = time.perf_counter() - t0
     model.eval()
-    opts = MSRC12Options(**{k: v for k, v in options.items() if k in MSRC12Options.__dataclass_fields__})
-    seqs = msrc12.load_sequences(paths.data_root() / opts.folder)
+    opts = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
+    seqs = msrc12.load_sequences(paths.data_root() / opts.folder, persons=opts.persons, cache=opts.cache)
     train_p, val_p, test_p = msrc12_person_split(sorted({s.info.person for s in seqs}), opts)
-    spec = cfg.bundle.modalities['skeleton']
+    spec_in = cfg.bundle.modalities['skeleton']
     names, split, times, probs, offsets = [], [], [], [], [0]
     t1 = time.perf_counter()
     for s in seqs:
         if s.info.person not in val_p + test_p:
             continue
-        t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec['window_s']), params=dict(spec['preprocessing']))
+        t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec_in['window_s']),
+                             params=dict(spec_in['preprocessing']))
         with torch.inference_mode():
             logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy() if len(x) else \
                 np.zeros((0, len(data.label_names)), np.float32)
@@ -110,10 +138,46 @@ def run_fold(preset: str, overrides: dict, fold: int, seed: int, rate: float, ta
            'probs': np.concatenate(probs), 'offsets': np.asarray(offsets, np.int64),
            'labels': np.asarray(data.label_names), 'window_accuracy': np.float64(
                np.mean(result.test_logits.argmax(1) == data.test.labels)),
-           'val_persons': np.asarray(val_p), 'test_persons': np.asarray(test_p),
+           'val_persons': np.asarray(val_p), 'test_persons': np.asarray(test_p), 'n_train': np.int64(len(data.train)),
            'train_s': np.float64(train_s), 'stream_s': np.float64(stream_s), 'best_epoch': np.int64(result.best_epoch)}
     atomic_savez(cache, **out)
-    return out | {'fold': fold, 'cached': False}
+    return out | {'cached': False, 'cache': cache.name}
+
+
+def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, retrain: bool = False) -> dict:
+    """
+    One run of the sweep: a fold's posteriors, its detector calibrated on validation, scored on its test persons.
+
+    ``target_fa``: false alarms per minute targeted on each validation person.  The record holds the
+    event counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
+    """
+    from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
+    post = fold_posteriors(cfg, spec, rate=rate, retrain=retrain)
+    labels = [str(x) for x in post['labels']]
+    val, test = streams_of(post, 'val'), streams_of(post, 'test')
+    persons = {k: ', '.join(f'p{int(p):02d}' for p in post[f'{k}_persons']) for k in ('val', 'test')}
+    t0 = time.perf_counter()
+    ev = calibrate_events(val, labels, target_false_alarms_per_min=target_fa, group=person_of,
+                          data=f'MSRC-12 persons {persons["val"]}, {len(val)} streamed recordings at {rate:g} Hz')
+    cal_s = time.perf_counter() - t0
+    pooled_rule = calibrate_events(val, labels, target_false_alarms_per_min=target_fa)   # the rule's alternative
+    m = stream_metrics(test, labels, ev)
+    strict = stream_metrics(streams_of(post, 'test', STRICT), labels, ev)
+    return {'test_persons': persons['test'], 'val_persons': persons['val'],
+            'window_accuracy': float(post['window_accuracy']), 'recordings': len(test),
+            'decisions': int(sum(len(s.times_ns) for s in test)),
+            'config': {k: v for k, v in ev.to_dict().items() if k not in ('reject_labels', 'required_modalities')},
+            'metrics': m, 'f1': m['f1'], 'calibration_s': round(cal_s, 1),
+            'strict': {k: strict[k] for k in STRICT_KEYS},
+            'validation': {'per_person': _counts(stream_metrics(val, labels, ev)),
+                           'pooled': _counts(stream_metrics(val, labels, pooled_rule))},
+            'train_s': round(float(post['train_s']), 1), 'best_epoch': int(post['best_epoch']),
+            'cached': bool(post['cached']), 'posteriors': post['cache'], 'negatives': negatives(test, labels, ev)}
+
+
+def _counts(m: dict) -> dict:
+    """Return the pooled-able counts of an event-metrics result (no per-event lists)."""
+    return {k: v for k, v in m.items() if k not in ('latencies_s', 'confusion', 'confusion_columns')}
 
 
 def streams_of(run: dict, which: str, instance: dict | None = None):
@@ -234,98 +298,87 @@ def calibrate_bundle(args) -> int:
     return 0
 
 
+def result(runs_json: dict, variant: str | None = None) -> dict:
+    """Turn a sweep's ``runs.json`` into the result file's payload: ``variant`` in detail, every variant compared."""
+    from centralnet_ros.evaluation.events import pool_event_metrics
+    info = runs_json.get('data', {})
+    by_variant: dict = {}
+    for r in runs_json['runs']:
+        by_variant.setdefault(r.get('variant'), []).append(r)
+    variant = variant or next(iter(by_variant), None)
+    rows = sorted(by_variant.get(variant, []), key=lambda r: r['fold'])
+    if not rows:
+        raise SystemExit(f'error: no finished run of variant {variant!r} in the sweep')
+
+    def summary(rs: list[dict]) -> dict:
+        pooled = pool_event_metrics([r['metrics'] for r in rs])
+        f1s = np.asarray([r['metrics']['f1'] for r in rs])
+        fas = np.asarray([r['metrics']['false_alarms_per_min'] for r in rs])
+        return {'folds': [r['fold'] for r in rs], 'mean_f1': float(f1s.mean()),
+                'std_f1': float(f1s.std(ddof=1)) if len(f1s) > 1 else 0.0,
+                'mean_false_alarms_per_min': float(fas.mean()), 'max_false_alarms_per_min': float(fas.max()),
+                'mean_window_accuracy': float(np.mean([r['window_accuracy'] for r in rs])),
+                'pooled': {k: v for k, v in pooled.items() if k != 'latencies_s'},
+                'validation_f1_by_rule': {k: pool_event_metrics([r['validation'][k] for r in rs])['f1']
+                                          for k in ('per_person', 'pooled')}}
+
+    s = summary(rows)
+    s['pooled_strict_end'] = pool_event_metrics([r['strict'] for r in rows])
+    s['pooled_strict_end'] = {k: s['pooled_strict_end'][k] for k in STRICT_KEYS}
+    s['negatives'] = _pool_negatives([r['negatives'] for r in rows])
+    return {'benchmark': 'MSRC-12 gesture events, streamed recordings, leave-persons-out',
+            'preset': runs_json['experiment']['name'], 'variant': variant,
+            'variant_overrides': runs_json['experiment'].get('variants', {}).get(variant, {}),
+            'overrides': info.get('overrides', {}), 'rate_hz': info.get('rate_hz'),
+            'target_false_alarms_per_min_on_validation': info.get('target_false_alarms_per_min'),
+            'instance': INSTANCE, 'calibration_rule': CALIBRATION_RULE, 'matching_rule': MATCHING_RULE,
+            'summary': s, 'variants': {v: {**summary(sorted(rs, key=lambda r: r['fold'])),
+                                           'overrides': runs_json['experiment'].get('variants', {}).get(v, {})}
+                                       for v, rs in by_variant.items()},
+            'folds': [{k: v for k, v in r.items() if k != 'metrics'} | {'metrics': _counts(r['metrics'])}
+                      for r in rows],
+            'wall_time_s': round(sum(r['train_s'] * (not r['cached']) + r['calibration_s'] for r in rows), 1),
+            'jobs': info.get('jobs', 1), 'machine': runs_json['machine']}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default='msrc12_gesture')
-    parser.add_argument('--folds', type=int, nargs='*', default=None)
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--preset', default=PRESET)
+    parser.add_argument('--variants', nargs='*', default=None, help='variants of the preset (default: all)')
+    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
+    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
     parser.add_argument('--rate', type=float, default=10.0, help='decision rate (Hz)')
     parser.add_argument('--target-fa', type=float, default=0.5, help='false alarms per minute targeted on validation')
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
-    parser.add_argument('--tag', default='base', help='names the posterior cache (change it with --set)')
-    parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--retrain', action='store_true', help='train even when the posteriors are cached')
+    parser.add_argument('--render', default=None, metavar='VARIANT', help='the variant the result files show in '
+                        'detail (default: the first one run)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='gesture_events')
     parser.add_argument('--bundle', default=None, help='calibrate and measure this bundle instead of training')
     parser.add_argument('--write-manifest', action='store_true', help='with --bundle: store the calibration')
+    sweep_arguments(parser, jobs=1, runs='runs/gesture_events_benchmark')
     args = parser.parse_args(argv)
     if args.bundle:
         return calibrate_bundle(args)
 
-    import torch
-    torch.set_num_threads(1)
-    from centralnet_ros.machine import command_line, machine_line, write_results
-    from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
-    from centralnet_ros.training.experiment import parse_overrides
+    from centralnet_ros import paths
+    from centralnet_ros.machine import command_line, write_results
+    from centralnet_ros.training import sweep
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
+    cfg = plan = None
     overrides = parse_overrides(args.overrides)
-    folds = args.folds if args.folds else list(range(FOLDS))
-    command = command_line(argv, program='python benchmarks/gesture_events_benchmark.py')
-    start = time.perf_counter()
-    call = [[args.preset] * len(folds), [overrides] * len(folds), folds, [args.seed] * len(folds),
-            [args.rate] * len(folds), [args.tag] * len(folds), [args.retrain] * len(folds)]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
-            runs = list(pool.map(run_fold, *call))
-    else:
-        runs = [run_fold(*c) for c in zip(*call)]
-    rows, pooled_parts, strict_parts = [], [], []
-    val_parts: dict[str, list] = {'per_person': [], 'pooled': []}
-    for run in runs:
-        labels = [str(x) for x in run['labels']]
-        val, test = streams_of(run, 'val'), streams_of(run, 'test')
-        t0 = time.perf_counter()
-        cfg = calibrate_events(val, labels, target_false_alarms_per_min=args.target_fa, group=person_of,
-                               data=f'MSRC-12 persons {", ".join(f"p{int(p):02d}" for p in run["val_persons"])}, '
-                                    f'{len(val)} streamed recordings at {args.rate:g} Hz')
-        cal_s = time.perf_counter() - t0
-        # the rule was chosen on validation: the validation F1 of this rule and of the pooled one (same grid)
-        pooled_rule = calibrate_events(val, labels, target_false_alarms_per_min=args.target_fa)
-        val_parts['per_person'].append(stream_metrics(val, labels, cfg))
-        val_parts['pooled'].append(stream_metrics(val, labels, pooled_rule))
-        m = stream_metrics(test, labels, cfg)
-        strict = stream_metrics(streams_of(run, 'test', STRICT), labels, cfg)
-        # decisions on recordings' non-target time: the per-decision stream, for comparison
-        decisions = sum(len(s.times_ns) for s in test)
-        rows.append({'fold': run['fold'], 'test_persons': ', '.join(f'p{int(p):02d}' for p in run['test_persons']),
-                     'val_persons': ', '.join(f'p{int(p):02d}' for p in run['val_persons']),
-                     'window_accuracy': float(run['window_accuracy']), 'recordings': len(test),
-                     'decisions': decisions, 'config': {k: v for k, v in cfg.to_dict().items()
-                                                        if k not in ('reject_labels', 'required_modalities')},
-                     'metrics': {k: v for k, v in m.items() if k != 'latencies_s'}, 'calibration_s': round(cal_s, 1),
-                     'strict': {k: strict[k] for k in ('f1', 'precision', 'recall', 'false_alarms_per_min')},
-                     'train_s': round(float(run['train_s']), 1), 'cached': bool(run['cached']),
-                     'negatives': negatives(test, labels, cfg)})
-        pooled_parts.append(m)
-        strict_parts.append(strict)
-        print(f'fold {run["fold"]}: F1 {m["f1"]:.3f} P {m["precision"]:.3f} R {m["recall"]:.3f} '
-              f'FA/min {m["false_alarms_per_min"]:.2f}', flush=True)
-    from centralnet_ros.evaluation.events import pool_event_metrics
-    pooled = pool_event_metrics(pooled_parts)
-    pooled_strict = pool_event_metrics(strict_parts)
-    f1s = np.asarray([r['metrics']['f1'] for r in rows])
-    fas = np.asarray([r['metrics']['false_alarms_per_min'] for r in rows])
-    result = {'benchmark': 'MSRC-12 gesture events, streamed recordings, leave-persons-out',
-              'preset': args.preset, 'overrides': overrides, 'rate_hz': args.rate,
-              'target_false_alarms_per_min_on_validation': args.target_fa, 'instance': INSTANCE,
-              'calibration_rule': ('smoothing, hysteresis and minimum gap with the best event F1 on the validation '
-                                   'persons among those holding the false-alarm target on each validation person '
-                                   'on their own (else the fewest false alarms of the worst person)'),
-              'matching_rule': ('instance = [action point - 1.5 s, action point + 1.5 s), cut at the midpoint to a '
-                                'neighbouring action point; an event matches when its peak lies inside with the same '
-                                'label, one match per instance; false alarm = event outside every instance, per '
-                                'minute of time outside the instances; latency = emission - instance end'),
-              'summary': {'mean_f1': float(f1s.mean()), 'std_f1': float(f1s.std(ddof=1)) if len(f1s) > 1 else 0.0,
-                          'mean_false_alarms_per_min': float(fas.mean()),
-                          'pooled': {k: v for k, v in pooled.items() if k != 'latencies_s'},
-                          'pooled_strict_end': {k: pooled_strict[k] for k in STRICT_KEYS},
-                          'negatives': _pool_negatives([r['negatives'] for r in rows]),
-                          'validation_f1_by_rule': {k: pool_event_metrics(v)['f1'] for k, v in val_parts.items()}},
-              'folds': rows, 'wall_time_s': round(time.perf_counter() - start, 1), 'jobs': args.jobs,
-              'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
-    print(write_results(args.out, args.name, result, render, command=command))
-    return 0
+    if not args.render_only:
+        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+        plan = sweep.plan_runs(cfg, variants=args.variants, folds=args.folds, seeds=args.seeds)
+    one = functools.partial(run, rate=args.rate, target_fa=args.target_fa, retrain=args.retrain)
+    runs = sweep.sweep_from_args(args, cfg, plan, run=one, load=load, data_root=paths.data_root(), metric='f1',
+                                 command=command_line(argv, program='python benchmarks/gesture_events_benchmark.py'),
+                                 info={'overrides': overrides, 'rate_hz': args.rate,
+                                       'target_false_alarms_per_min': args.target_fa})
+    print(write_results(args.out, args.name, result(runs, args.render), render, command=runs['command']))
+    return 0 if not runs['failed'] else 1
 
 
 def _pool_negatives(parts: list[dict]) -> dict:
@@ -345,6 +398,10 @@ def _val(cal: dict) -> str:
     return f'{_p(cal["f1"])}, {_fa(worst)} ({"yes" if cal.get("target_met") else "no"})'
 
 
+def _overrides(o: dict | None) -> str:
+    return f' ({", ".join(f"{k}={v}" for k, v in o.items())})' if o else ''
+
+
 def _fa(x) -> str:
     return '-' if x is None else f'{x:.2f}'
 
@@ -358,7 +415,8 @@ def render(r: dict) -> str:
     s, p, q = r['summary'], r['summary']['pooled'], r['summary']['pooled_strict_end']
     lat = p['latency_s']
     lines = [f'# {r["benchmark"]}', '',
-             f'Preset `{r["preset"]}` (12 gestures + "none"), one model per fold (4 folds of 3 test persons; the 2 '
+             f'Preset `{r["preset"]}`, variant `{r["variant"]}`{_overrides(r.get("variant_overrides"))} (12 gestures '
+             f'+ "none"), one model per fold ({len(r["folds"])} folds of 3 test persons; the 2 '
              f'persons after them pick the epoch and calibrate the event detector; 7 train). Every recording of the '
              f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last 2 s of tracked frames (the '
              f"runtime's `skeleton_sequence` pipeline); the event detector's smoothing, hysteresis and minimum gap are "
@@ -373,7 +431,7 @@ def render(r: dict) -> str:
              '| | event F1 | precision | recall | false alarms / min (non-target) | substitutions | missed | '
              'latency p50 / p95 (s) |',
              '|---|---|---|---|---|---|---|---|',
-             f'| pooled over the 4 folds | {_p(p["f1"])} | {_p(p["precision"])} | {_p(p["recall"])} | '
+             f'| pooled over the {len(r["folds"])} folds | {_p(p["f1"])} | {_p(p["precision"])} | {_p(p["recall"])} | '
              f'{p["false_alarms_per_min"]:.2f} ({p["false_alarms_in_non_target"]} in '
              f'{p["non_target_s"] / 60:.1f} min) | {p["substitutions"]} | {p["missed"]} of {p["instances"]} | '
              f'{lat["p50"]:.2f} / {lat["p95"]:.2f} |',
@@ -421,13 +479,27 @@ def render(r: dict) -> str:
             lines += ['', f'Recordings with the most false alarms (of {total}): ' + ', '.join(
                 f'{rec["name"]} {rec["false_alarms"]} ({rec["instances"]} instances, {rec["non_target_s"]:.0f} s '
                 'non-target)' for rec in worst) + '.']
+    if len(r.get('variants', {})) > 1:
+        lines += ['', '## Variants (same folds, same calibration rule)', '',
+                  '| variant | overrides | folds | window accuracy | event F1 pooled | mean over folds | precision | '
+                  'recall | FA / min pooled | FA / min worst fold | validation F1 |',
+                  '|---|---|---|---|---|---|---|---|---|---|---|']
+        for name, v in r['variants'].items():
+            q = v['pooled']
+            lines.append(f'| {name} | {_overrides(v["overrides"]).strip(" ()") or "-"} | '
+                         f'{", ".join(map(str, v["folds"]))} | {_p(v["mean_window_accuracy"])} | {_p(q["f1"])} | '
+                         f'{_p(v["mean_f1"])} ± {v["std_f1"] * 100:.1f} | {_p(q["precision"])} | {_p(q["recall"])} | '
+                         f'{_fa(q["false_alarms_per_min"])} | {_fa(v["max_false_alarms_per_min"])} | '
+                         f'{_p(v["validation_f1_by_rule"]["per_person"])} |')
     cached = sum(row['cached'] for row in r['folds'])
     if cached:
         lines += ['', f'{cached} of {len(r["folds"])} folds read their posteriors from the cache (the model trained '
                   'by an earlier run of this command with the same settings, `--retrain` to redo it); the wall time '
                   'below is then calibration and scoring only.']
-    lines += ['', f'Wall time {r["wall_time_s"]:.0f} s ({r["jobs"]} process(es), 1 torch thread each) on '
-              f'{r["machine"]}, {r["date"]}.', '', f'Command: `{r["command"]}`', '']
+    from centralnet_ros.machine import machine_line
+    lines += ['', f'Training and calibration {r["wall_time_s"]:.0f} s summed over the runs of this variant '
+              f'({r["jobs"]} process(es), 1 torch thread each) on {machine_line(r["machine"])}, {r["date"]}.', '',
+              f'Command: `{r["command"]}`', '']
     return '\n'.join(lines)
 
 

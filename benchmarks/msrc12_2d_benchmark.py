@@ -1,35 +1,36 @@
 """
 MSRC-12 gestures from 2-D keypoints (ROS4HRI Skeleton2D) seen by virtual robot cameras, leave-persons-out.
 
-Same folds as ``benchmarks/msrc12_benchmark.py`` (persons p01-p12 in 4 blocks of 3; the
-2 persons after the test block pick the epoch, 7 train).  Each fold trains the preset
-``msrc12_gesture2d`` (12 gestures + "none"; training windows seen by random cameras over
+The preset ``config/experiments/msrc12_2d_loso.yaml`` (the shipped ``msrc12_gesture2d``
+preset plus the folds of ``msrc12_loso``: persons p01-p12 in 4 blocks of 3; the 2 persons
+after the test block pick the epoch and the "none" bias, 7 train) declares the runs.  Each
+run trains one fold (12 gestures + "none"; training windows seen by random cameras over
 the whole range) and tests the held-out persons once per camera condition of
 :data:`centralnet_ros.features.skeleton2d.CAMERA_CONDITIONS` (one range narrowed: near,
 far, low, high, frontal, oblique), with the same detector noise and drop-outs.
 
-Writes ``benchmarks/results/msrc12_2d.md`` and ``msrc12_2d.json``.
+The runs go through the shared sweep (:mod:`centralnet_ros.training.sweep`: local pool or
+Ray, ``--resume``, ``runs.json`` rewritten atomically after every run) into ``--runs``;
+:func:`render` turns that ``runs.json`` into ``benchmarks/results/msrc12_2d.md`` and
+``msrc12_2d.json`` (``--render-only`` re-renders without training).
 
-    python benchmarks/msrc12_2d_benchmark.py [--jobs 2] [--folds 0 1] [--set train.epochs=10]
+    python benchmarks/msrc12_2d_benchmark.py [--jobs 2] [--folds 0 1] [--variants shipped] [--set train.epochs=10]
 """
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 from pathlib import Path
 import sys
-import time
 
-from msrc12_benchmark import FOLDS        # the 3-D benchmark's folds (a sibling script, as bench_runtime does)
+from centralnet_ros.training.sweep import add_arguments as sweep_arguments
 import numpy as np
 
+PRESET = 'msrc12_2d_loso'
 REFERENCE_3D = 'benchmarks/results/msrc12.md (3-D Kinect joints, same folds): 87.6 % ± 6.9 on 12 gestures + none'
 
 
-def run_fold(preset: str, overrides: dict, fold: int, seed: int) -> dict:
-    import torch
-    torch.set_num_threads(1)
+def run(cfg, data, spec) -> dict:
+    """Train one fold, choose its "none" bias on the validation persons, test it per camera condition."""
     from centralnet_ros import paths
     from centralnet_ros.config import from_dict
     from centralnet_ros.data import msrc12
@@ -37,27 +38,21 @@ def run_fold(preset: str, overrides: dict, fold: int, seed: int) -> dict:
     from centralnet_ros.fusion import build_model
     from centralnet_ros.torch_utils import seed_everything
     from centralnet_ros.training import gesture as G
-    from centralnet_ros.training.experiment import load_experiment
     from centralnet_ros.training.trainer import ArraySplit, predict, train
 
-    cfg = load_experiment(preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-    options = {**{k: v for k, v in cfg.dataset_options.items() if k not in ('test_persons', 'val_persons')},
-               'folds': FOLDS, 'fold': fold, 'n_val_persons': 2}
-    t0 = time.perf_counter()
-    data = G.load_msrc12(options, paths.data_root())
-    load_s = time.perf_counter() - t0
     cfg.num_classes = len(data.label_names)
-    seed_everything(seed)
-    model = build_model(cfg.fusion_config(cfg.bundle.method))
-    result = train(model, data.train, data.val, cfg.train, seed=seed)
+    seed_everything(spec.seed)
+    model = build_model(cfg.fusion_config(spec.method))
+    result = train(model, data.train, data.val, cfg.train, seed=spec.seed)
     none = len(data.label_names) - 1
     val_logits = predict(model, data.val)
     calibration = {'val_accuracy': float(np.mean(val_logits.argmax(1) == data.val.labels)), 'bias': 0.0}
     if data.info.get('calibrate_bias_class') is not None:     # the "none" bias best on the validation persons
         calibration['bias'], calibration['val_accuracy_calibrated'] = G.choose_class_bias(
             val_logits, data.val.labels, none)
+        calibration['grid'] = [float(G.BIAS_GRID[0]), float(G.BIAS_GRID[-1]), float(G.BIAS_GRID[1] - G.BIAS_GRID[0])]
     # the same test persons through each camera condition
-    opts = from_dict(G.MSRC12Options, options, _where='dataset_options')
+    opts = from_dict(G.MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
     sequences = msrc12.load_sequences(paths.data_root() / opts.folder, persons=opts.persons, cache=opts.cache)
     _, _, test_p = G.msrc12_person_split(sorted({s.info.person for s in sequences}), opts)
     label_names, remap, gestures = G.msrc12_labels(opts)
@@ -76,37 +71,23 @@ def run_fold(preset: str, overrides: dict, fold: int, seed: int) -> dict:
                             'windows_out_of_view': int(len(labels) - len(y)),
                             'gesture_accuracy': float(np.mean(pred[gesture] == y[gesture])),
                             'none_recall': float(np.mean(pred[~gesture] == none)) if (~gesture).any() else None}
-    return {'fold': fold, 'test_persons': data.info['test_persons'], 'val_persons': data.info['val_persons'],
+    return {'test_persons': data.info['test_persons'], 'val_persons': data.info['val_persons'],
             'n_train': len(data.train), 'n_train_none': int(np.sum(data.train.labels == none)),
             'calibration': calibration, 'best_epoch': result.best_epoch, 'train_s': round(result.wall_time_s, 1),
-            'load_s': round(load_s, 1), 'conditions': conditions, 'projection': data.info['projection']}
+            'accuracy': conditions['all']['accuracy'] if 'all' in conditions else None,
+            'conditions': conditions, 'projection': data.info['projection']}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default='msrc12_gesture2d')
-    parser.add_argument('--folds', type=int, nargs='*', default=None, help=f'fold indices (default: all {FOLDS})')
-    parser.add_argument('--jobs', type=int, default=2, help='trainings in parallel (1 torch thread each)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
-    args = parser.parse_args(argv)
-
-    from centralnet_ros.machine import command_line, machine_description, write_results
-    from centralnet_ros.training.experiment import load_experiment, parse_overrides
-
-    overrides = parse_overrides(args.overrides)
-    cfg = load_experiment(args.preset, overrides=overrides)
-    folds = args.folds if args.folds else list(range(FOLDS))
-    command = command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py')
-    start = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
-            runs = list(pool.map(run_fold, [args.preset] * len(folds), [overrides] * len(folds), folds,
-                                 [args.seed] * len(folds)))
-    else:
-        runs = [run_fold(args.preset, overrides, f, args.seed) for f in folds]
-    wall = time.perf_counter() - start
+def result(runs_json: dict, variant: str | None = None) -> dict:
+    """Turn a sweep's ``runs.json`` into the result file's payload (one variant: the first one run by default)."""
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.training.experiment import ExperimentConfig
+    cfg = from_dict(ExperimentConfig, runs_json['experiment'])
+    variant = variant or next((r.get('variant') for r in runs_json['runs']), None)
+    runs = sorted((r for r in runs_json['runs'] if r.get('variant') == variant), key=lambda r: r['fold'])
+    if not runs:
+        raise SystemExit(f'error: no finished run of variant {variant!r} in the sweep')
+    vcfg = cfg.resolve(variant) if variant in cfg.variants else cfg
     summary = {}
     for name in runs[0]['conditions']:
         acc = np.asarray([r['conditions'][name]['accuracy'] for r in runs])
@@ -119,29 +100,61 @@ def main(argv: list[str] | None = None) -> int:
                              r['conditions'][name]['accuracy_uncalibrated'] for r in runs])),
                          'windows': int(sum(r['conditions'][name]['windows'] for r in runs)),
                          'out_of_view': int(sum(r['conditions'][name]['windows_out_of_view'] for r in runs))}
-    enc = next(iter(cfg.modalities.values()))
-    result = {'benchmark': 'MSRC-12 from 2-D keypoints, leave-persons-out', 'preset': cfg.name,
-              'train_none': _train_none_text(cfg.dataset_options),
-              'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
-              'dataset_options': {k: v for k, v in cfg.dataset_options.items()
-                                  if k not in ('test_persons', 'val_persons', 'n_val_persons')},
-              'train': {'epochs': cfg.train.epochs, 'batch_size': cfg.train.batch_size, 'lr': cfg.train.lr},
-              'overrides': overrides, 'summary': summary, 'runs': runs, 'reference_3d': REFERENCE_3D,
-              'wall_time_s': round(wall, 1), 'jobs': args.jobs, 'machine': machine_description(),
-              'command': command, 'date': time.strftime('%Y-%m-%d')}
-    print(write_results(args.out, 'msrc12_2d', result, render, command=command))
-    return 0
+    enc = next(iter(vcfg.modalities.values()))
+    info = runs_json.get('data', {})
+    return {'benchmark': 'MSRC-12 from 2-D keypoints, leave-persons-out', 'preset': cfg.name, 'variant': variant,
+            'train_none': _train_none_text(vcfg.dataset_options, runs[0]['calibration'].get('grid')),
+            'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
+            'dataset_options': {k: v for k, v in vcfg.dataset_options.items()
+                                if k not in ('test_persons', 'val_persons', 'n_val_persons')},
+            'train': {'epochs': vcfg.train.epochs, 'batch_size': vcfg.train.batch_size, 'lr': vcfg.train.lr},
+            'overrides': info.get('overrides', {}), 'summary': summary, 'runs': runs, 'reference_3d': REFERENCE_3D,
+            'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1), 'jobs': info.get('jobs', 1),
+            'machine': runs_json['machine']}
 
 
-def _train_none_text(options: dict) -> str:
-    """Say how the training "none" windows and the "none" bias differ from the test's (empty when they do not)."""
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--preset', default=PRESET)
+    parser.add_argument('--variants', nargs='*', default=None, help='variants of the preset (default: all)')
+    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
+    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--render', default=None, metavar='VARIANT', help='the variant the result files show '
+                        '(default: the first one run)')
+    parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
+    parser.add_argument('--name', default='msrc12_2d', help='result files <out>/<name>.md and .json')
+    sweep_arguments(parser, runs='runs/msrc12_2d_benchmark')
+    args = parser.parse_args(argv)
+
+    from centralnet_ros import paths
+    from centralnet_ros.machine import command_line, write_results
+    from centralnet_ros.training import sweep
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
+
+    cfg = plan = None
+    overrides = parse_overrides(args.overrides)
+    if not args.render_only:
+        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+        plan = sweep.plan_runs(cfg, variants=args.variants, folds=args.folds, seeds=args.seeds)
+    runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(), metric='accuracy',
+                                 command=command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py'),
+                                 info={'overrides': overrides})
+    print(write_results(args.out, args.name, result(runs, args.render), render, command=runs['command']))
+    return 0 if not runs['failed'] else 1
+
+
+def _train_none_text(options: dict, grid: list[float] | None) -> str:
+    """Say how the training "none" windows and the "none" bias (``grid``: low, high, step) differ from the test's."""
     parts = []
     if options.get('train_none_min_distance_s') is not None or options.get('train_none_stride_s') is not None:
         parts.append(f'Training "none" windows >= {options.get("train_none_min_distance_s", "")} s from every action '
                      f'point, every {options.get("train_none_stride_s", "")} s (validation and test keep the 3-D '
                      "benchmark's: >= 2.5 s, every 1 s).")
     if options.get('calibrate_none_bias'):
-        parts.append('After training, the bias on the "none" logit (-3 to 3 in steps of 0.25) with the best accuracy '
+        grid = grid or [-3.0, 3.0, 0.25]                 # (runs made before the grid was recorded)
+        parts.append(f'After training, the bias on the "none" logit ({grid[0]:g} to {grid[1]:g} in steps of '
+                     f'{grid[2]:g}) with the best accuracy '
                      "on the fold's validation persons is added (never chosen on the test persons); the shipped "
                      'bundle carries it in its output layer.')
     return ' '.join(parts)
@@ -181,9 +194,9 @@ def render(r: dict) -> str:
                      f'{run["best_epoch"]} | {run["train_s"]} | ' +
                      ' | '.join(_pct(run['conditions'][n]['accuracy']) for n in r['summary']) + ' |')
     m = r['machine']
-    lines += ['', f'Wall time {r["wall_time_s"]:.0f} s ({r["jobs"]} parallel process(es), 1 torch thread each) on '
-              f'{m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, torch {m["torch"]}, {r["date"]}.', '',
-              f'Command: `{r["command"]}`', '']
+    lines += ['', f'Training {r["train_s_all_runs"]:.0f} s summed over {len(r["runs"])} runs ({r["jobs"]} parallel '
+              f'process(es), 1 torch thread each) on {m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, '
+              f'torch {m["torch"]}, {r["date"]}.', '', f'Command: `{r["command"]}`', '']
     return '\n'.join(lines)
 
 

@@ -205,6 +205,21 @@ def test_presets_parse_and_build_every_method(name):
         assert out.logits.shape == (3, cfg.num_classes)
 
 
+@pytest.mark.parametrize('name,base', [('msrc12_events', 'msrc12_gesture'), ('msrc12_2d_loso', 'msrc12_gesture2d')])
+def test_msrc12_benchmark_presets_are_the_shipped_model_on_the_3d_benchmarks_folds(name, base):
+    loso, cfg, shipped = load_experiment('msrc12_loso'), load_experiment(name), load_experiment(base)
+    assert cfg.folds == loso.folds                       # the same persons tested, whatever the input
+    assert cfg.modalities == shipped.modalities and cfg.train == shipped.train and cfg.bundle == shipped.bundle
+    assert cfg.resolve('shipped').dataset_options == shipped.dataset_options
+    for variant in cfg.variants:
+        tested = []
+        for fold in range(len(cfg.folds.values)):
+            opts = from_dict(MSRC12Options, dict(cfg.resolve(variant, fold).dataset_options))
+            assert opts.fold == fold and opts.test_persons is None and opts.n_val_persons == 2
+            tested += msrc12_person_split(list(range(1, 13)), opts)[2]
+        assert sorted(tested) == list(range(1, 13))     # every person tested once
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
