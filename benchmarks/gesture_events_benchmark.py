@@ -66,12 +66,16 @@ def person_of(stream) -> str:
 
 
 def posterior_key(cfg, seed: int, rate: float) -> str:
-    """Name a run's posteriors by what its model learns from: data options, encoder, training, seed, decision rate."""
+    """Name a run's posteriors by what its model learns from: data options (defaults filled in), model, training."""
+    import dataclasses
+    from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import experiment_dict
+    from centralnet_ros.training.gesture import MSRC12Options
     from centralnet_ros.training.sweep import RESUME_IGNORES
     d = experiment_dict(cfg)
     train = {k: v for k, v in d['train'].items() if f'train.{k}' not in RESUME_IGNORES}
-    what = {'dataset': d['dataset'], 'dataset_options': d['dataset_options'], 'modalities': d['modalities'],
+    options = dataclasses.asdict(from_dict(MSRC12Options, dict(d['dataset_options']), _where='dataset_options'))
+    what = {'dataset': d['dataset'], 'dataset_options': options, 'modalities': d['modalities'],
             'num_classes': d['num_classes'], 'method': d['bundle']['method'] if d.get('bundle') else None,
             'train': train, 'seed': int(seed), 'rate': float(rate)}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -168,7 +172,7 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, retrain:
             'decisions': int(sum(len(s.times_ns) for s in test)),
             'config': {k: v for k, v in ev.to_dict().items() if k not in ('reject_labels', 'required_modalities')},
             'metrics': m, 'f1': m['f1'], 'calibration_s': round(cal_s, 1),
-            'strict': {k: strict[k] for k in STRICT_KEYS},
+            'strict': _counts(strict),
             'validation': {'per_person': _counts(stream_metrics(val, labels, ev)),
                            'pooled': _counts(stream_metrics(val, labels, pooled_rule))},
             'train_s': round(float(post['train_s']), 1), 'best_epoch': int(post['best_epoch']),

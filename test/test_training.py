@@ -72,6 +72,43 @@ def test_training_logs_fusion_weights_and_stops_early():
     assert result.best_epoch == 1 + int(np.argmax([h['val_accuracy'] for h in result.history]))
 
 
+def test_select_last_keeps_the_last_epochs_weights():
+    import copy
+    import torch
+    mods = {'a': EncoderConfig(kind='mlp', input_shape=[6], widths=[8]),
+            'b': EncoderConfig(kind='mlp', input_shape=[4], widths=[8])}
+    data = _synthetic(200, 0), _synthetic(60, 1)
+    results, weights = {}, {}
+    for select in ('best', 'last'):
+        torch.manual_seed(0)
+        model = build_model(FusionConfig(method='late', modalities=mods, num_classes=3))
+        seen = []
+        cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, progress=False, select=select)
+        from centralnet_ros.training import trainer as T
+        fit = T.fit
+
+        def spy(*args, end_of_epoch=None, **kw):                # the weights after each epoch
+            def record(r):
+                seen.append(copy.deepcopy(model.state_dict()))
+                if end_of_epoch is not None:
+                    end_of_epoch(r)
+            return fit(*args, end_of_epoch=record, **kw)
+        T.fit = spy
+        try:
+            results[select] = train(model, *data, cfg)
+        finally:
+            T.fit = fit
+        weights[select] = (model.state_dict(), seen)
+    last = results['last']
+    assert last.best_epoch == len(last.history) == 6
+    assert last.val_metric == last.history[-1]['val_accuracy']
+    state, seen = weights['last']
+    assert all(torch.equal(state[k], seen[-1][k]) for k in state)
+    state, seen = weights['best']
+    best = results['best'].best_epoch
+    assert all(torch.equal(state[k], seen[best - 1][k]) for k in state)
+
+
 @pytest.mark.needs_data('mnist', 'fsdd')
 def test_quick_training_on_real_avmnist_learns_well_above_chance(data_root):
     from centralnet_ros.fusion import build_model

@@ -39,6 +39,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     class_balanced_batches: bool = False   # every batch holds batch_size / num_classes of each class
     metric: Literal['accuracy', 'macro_accuracy', 'micro_f1', 'macro_f1', 'weighted_f1', 'samples_f1'] = 'accuracy'
+    select: Literal['best', 'last'] = 'best'   # the weights kept: the best validation epoch's, or the last epoch's
     device: str = 'cpu'
     num_threads: int = 0           # torch intra-op threads (0: leave torch's default)
     progress: bool = True
@@ -165,7 +166,7 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
         metric: str = 'val', train_mode: Callable[[], None] | None = None,
         grad_clip: float | Callable[[list[torch.Tensor]], None] = 0.0, patience: int = 0,
         end_of_epoch: Callable[[dict], bool | None] | None = None, progress: bool = False,
-        desc: str = 'train') -> FitResult:
+        desc: str = 'train', keep_best: bool = True) -> FitResult:
     """
     Train ``model``: the one training loop (fusion models, vmapped ensembles, auto-encoders, probes, fine-tuning).
 
@@ -177,8 +178,8 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
     may add to the record or log it (returning True stops training: a caller's own stopping
     rule, e.g. a vmapped ensemble's per-member early stopping), and training stops after
     ``patience`` epochs without a better score (0: never).
-    With ``evaluate`` the model ends with the best epoch's weights, otherwise with the
-    last.  Seeding is the caller's (it also owns the random generators ``batches`` and
+    With ``evaluate`` (and ``keep_best``) the model ends with the best epoch's weights,
+    otherwise with the last.  Seeding is the caller's (it also owns the random generators ``batches`` and
     ``step`` draw from).
     """
     params = [p for group in optimizer.param_groups for p in group['params']]
@@ -224,6 +225,10 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
         if stop or (evaluate is not None and patience and stale >= patience):
             break
     bar.close()
+    if not keep_best:                        # the last epoch's weights, scored as that epoch was
+        last = history[-1].get(metric) if evaluate is not None and history else None
+        return FitResult(history=history, best_epoch=len(history), best_score=None if last is None else float(last),
+                         state_dict=None, wall_time_s=time.perf_counter() - start)
     if best[2] is not None:
         model.load_state_dict(best[2])
     return FitResult(history=history, best_epoch=best[1] if best[2] is not None else len(history),
@@ -403,7 +408,7 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
         fitted = fit(model, epochs=cfg.epochs, batches=batches, step=step, optimizer=optimizer,
                      scheduler=_schedule(optimizer, cfg), evaluate=evaluate, metric=f'val_{cfg.metric}',
                      grad_clip=cfg.grad_clip, patience=cfg.patience, end_of_epoch=log_fusion_weights,
-                     progress=cfg.progress, desc=desc)
+                     progress=cfg.progress, desc=desc, keep_best=cfg.select == 'best')
     test_metric, test_logits = None, None
     if test_split is not None:
         test_logits = predict(model, test_split, device=device)
