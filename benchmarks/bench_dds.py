@@ -1,7 +1,7 @@
 """
 Real DDS between processes: delivery and publish-to-decision latency of fusion_node at robot rates.
 
-    python benchmarks/bench_dds.py [--seconds 20] [--out benchmarks/results]
+    python benchmarks/bench_dds.py [--seconds 20] [--out benchmarks/results] [--runs 0,1]
 
 fusion_node runs in its own process with the three shipped bundles; this process publishes,
 all at once and best effort (sensor-data QoS, as drivers do): 640x480 rgb8 images at 30 Hz
@@ -17,12 +17,17 @@ shared memory) and with Fast DDS' defaults:
 - latency: from the publish of the message that made a decision due (the first message of the
   task's trigger input stamped at or after the decision time plus ``decision_delay_s``) to the
   Classification arriving here, p50/p95/p99 per task;
-- CPU use of the node process (user + system time over the streaming window).
+- CPU use of the node process (user + system time over the streaming window), and per thread
+  (``/proc/<pid>/task``: the decision workers ``cn-dec-<task>`` and the threads they started, the
+  executor, DDS), with each thread's nice value.
 
 Runs (:data:`RUNS`): the shipped profile and Fast DDS' defaults with the gesture decision stream
-(``gesture.output: decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival), the
-same with the decisions made inside the subscription callback (the design the decision worker
-replaced), and gesture events (``events``, the default), whose latency includes the gesture itself.
+(``gesture.output: decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival); the
+shipped configuration with speech and emotion deciding at the node's priority
+(``decision_nice 0``, the design before) instead of below it (their default, 10); input queues of
+5; the decisions made inside the subscription callback (the design the decision workers
+replaced); and gesture events (``events``, the default), whose latency includes the gesture itself.
+About 5 minutes on 2 quiet cores (6 runs of 20 s plus the node's start-up).
 
 Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
 generator is :mod:`centralnet_ros.ros.bench_dds` (only ``centralnet_ros.ros`` imports ROS).
@@ -85,8 +90,10 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
              '20-joint skeletons at 30 Hz, 4-channel 48 kHz naoqi AudioBuffer in 8192-frame (171 ms) buffers. '
              'One fusion_node process per run (tasks gesture, speech, emotion; shipped bundles; node defaults '
              'except the gesture frame trigger and the output mode): with the shipped profile '
-             '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node’s decision worker (the '
-             'shipped design) or inside the subscription callback (the design it replaced, '
+             '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node’s decision workers, one '
+             'per task (the shipped design: speech and emotion at `decision_nice` 10, below the node’s '
+             'priority, gesture at it; the run marked `decision_nice 0` runs them all at the node’s '
+             'priority, as before) or inside the subscription callback (the design they replaced, '
              '`centralnet_ros.ros.bench_dds.InlineWorker`); gesture publishing every decision '
              '(`gesture.output: decisions`, one per skeleton frame) or events (`events`, the default: one '
              'per performed gesture, after it ended).', '',
@@ -120,8 +127,9 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
               'skeleton frame they are stamped with; gesture events: the skeleton frame at the event’s peak, so '
               'the latency includes the rest of the gesture and the event’s confirmation; speech/emotion: the '
               'first audio buffer stamped after the end of the utterance plus decision_delay_s) to the '
-              'Classification arriving in the publishing process. Node compute: window assembly, features and '
-              'model of one decision, from the node’s diagnostics. Arrival delay: ROS time at the callback minus '
+              'Classification arriving in the publishing process. Node compute: window assembly (with the wait '
+              'for the buffer lock), features and model of one decision, from the node’s diagnostics. '
+              'Arrival delay: ROS time at the callback minus '
               'the header stamp (the node’s diagnostics): the time a message waited in DDS and the node’s queue. '
               'Decided: decisions the node made (one per skeleton frame it received); published: those it '
               'published (a gesture decision whose label is the bundle’s reject label is not published). Speech '
