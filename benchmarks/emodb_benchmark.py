@@ -51,6 +51,10 @@ ADAPT_S = (0.0, 10.0, 30.0, 60.0)
 DESCRIPTION = {      # the report's words for the preset's variants
     'own_lda': ('own functionals, per-speaker normalisation, speed copies 0.9 / 1.1, shrinkage LDA ensemble (scores '
                 'averaged over 3 feature groups x 4 shrinkages), 7 training speakers'),
+    'own_lda_per_fold': ('own functionals, per-speaker normalisation, shrinkage LDA ensemble with the speed copies '
+                         "each fold's training speakers chose (emodb_procedures.md), 7 training speakers"),
+    'own_lda_wide': ('own functionals, per-speaker normalisation, speed copies 0.85 / 0.9 / 1.1 / 1.15, shrinkage LDA '
+                     'ensemble (scores averaged over 3 feature groups x 4 shrinkages), 7 training speakers'),
     'own_lda_selected': ('own functionals, per-speaker normalisation, shrinkage LDA (feature group, speed copies or '
                          'not and shrinkage chosen on the training speakers), 7 training speakers'),
     'own_lda_recordings': ('own functionals, per-speaker normalisation, shrinkage LDA (feature group and shrinkage '
@@ -67,7 +71,9 @@ DESCRIPTION = {      # the report's words for the preset's variants
     'egemaps': 'openSMILE eGeMAPSv02 functionals, per-speaker normalisation',
     'logmel': 'log-mel map (64 x 198), 1-D CNN, per-speaker per-band normalisation',
 }
-SHIPPED = 'own_lda'     # the setting of config/experiments/emodb_emotion.yaml (models/emotion)
+SHIPPED = 'own_lda_per_fold'
+# ^ the shipped procedure: per fold, the one its training speakers chose (emodb_procedures.md); the fold of test
+#   speaker 14 chose config/experiments/emodb_emotion.yaml's (models/emotion), variant own_lda_wide
 SHRINKAGE_GRID = (0.1, 0.3, 0.5, 0.7)
 # ^ a shrinkage_lda variant chooses its shrinkage (for the own functionals also the feature group, and with
 #   train_speed_factors whether to train on the speed-perturbed copies too) per fold by leave-one-speaker-out
@@ -177,16 +183,18 @@ def _speeds(options: dict) -> list[float]:
     return [float(v) for v in options.get('train_speed_factors', []) if float(v) != 1.0]
 
 
-def _training_rows(t: dict, speakers: list[int], copies: bool, cols: np.ndarray | None = None):
+def _training_rows(t: dict, speakers: list[int], copies: bool | list[float], cols: np.ndarray | None = None):
     """
     Rows of ``speakers``: inputs, labels, voices, seconds of speech; with ``copies`` their speed copies too.
+
+    ``copies``: True (every speed in ``t``), False (none) or the speed factors to take.
 
     Each copy is a voice of its own (:func:`~centralnet_ros.training.emotion.stack_copies`); ``cols``: the
     columns kept.
     """
     from centralnet_ros.training.emotion import stack_copies
     rows = np.isin(t['speakers'], speakers)
-    speeds = sorted(float(k[2:]) for k in t if k.startswith('x@')) if copies else []
+    speeds = sorted(float(k[2:]) for k in t if k.startswith('x@')) if copies is True else list(copies or [])
     keys = [('x', 'speech_s')] + [(f'x@{v:g}', f'speech_s@{v:g}') for v in speeds]
     return stack_copies([(t[kx][rows] if cols is None else t[kx][rows][:, cols], t[kw][rows]) for kx, kw in keys],
                         t['labels'][rows], t['speakers'][rows])
@@ -410,6 +418,11 @@ def render(r: dict) -> str:
                       + '; '.join(f'{x["test_speaker"]}: {x.get("feature_group", "all")} / '
                                   + ('speed copies / ' if x.get('speed_copies') else '') + f'{x["shrinkage"]:g}'
                                   for x in sorted(chosen, key=lambda x: x['fold'])) + '.', '']
+    per_fold = [x for x in r['runs'] if x['variant'] == SHIPPED and x['seed'] == 0]
+    if per_fold:
+        lines += ["Procedure each fold's training speakers chose ([`emodb_procedures.md`](emodb_procedures.md)): "
+                  + '; '.join(f'{x["test_speaker"]}: {x["procedure"]}'
+                              for x in sorted(per_fold, key=lambda x: x['fold'])) + '.', '']
     for v, s in r.get('confusions', []):
         m = r['summary'][v][s]
         lines += [f'Confusion, {DESCRIPTION[v]}, {s} (rows true, columns predicted, summed over seeds):', '',
@@ -425,12 +438,34 @@ def render(r: dict) -> str:
     return '\n'.join(lines)
 
 
-def result(runs_json: dict) -> dict:
-    """Turn a sweep's ``runs.json`` into the result: summary per variant and setting, runs without predictions."""
+def _per_fold_runs(runs: list[dict], procedures: dict | None) -> list[dict]:
+    """
+    Return the runs of the procedure each fold's training speakers ranked first, as variant ``SHIPPED``.
+
+    Empty when that ranking is missing or names a procedure without runs.
+    """
+    variants = dict(zip(PROCEDURES, ('own_lda_selected', 'own_lda', None, 'own_lda_wide')))
+    out = []
+    for row in (procedures or {}).get('folds', []):
+        best = max(procedures['procedures'], key=lambda p: row[p])
+        picked = [r for r in runs if r['variant'] == variants.get(best) and r['test_speaker'] == row['test_speaker']]
+        if not picked:
+            return []
+        out += [{**r, 'variant': SHIPPED, 'procedure': best} for r in picked]
+    return out
+
+
+def result(runs_json: dict, procedures: dict | None = None) -> dict:
+    """
+    Turn a sweep's ``runs.json`` into the result: summary per variant and setting, runs without predictions.
+
+    ``procedures``: the ranking of ``--procedures``, which makes the ``SHIPPED`` rows (each fold by the
+    procedure its training speakers chose).
+    """
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import ExperimentConfig
     cfg = from_dict(ExperimentConfig, runs_json['experiment'])
-    runs = runs_json['runs']
+    runs = _per_fold_runs(runs_json['runs'], procedures) + runs_json['runs']
     summary = summarise(runs)
     confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
                                       (SHIPPED, 'all of the speaker (batch)'))
@@ -446,9 +481,11 @@ def result(runs_json: dict) -> dict:
 
 # --------------------------------------------------------------------------- which procedure to ship
 
-PROCEDURES = ('one LDA chosen per fold (feature group, speed copies or not, shrinkage)',
-              'ensemble of every (feature group, shrinkage), speed copies',
-              'ensemble of every (feature group, shrinkage), recordings alone')
+PROCEDURES = ('one LDA chosen per fold (feature group, speed copies 0.9 / 1.1 or not, shrinkage)',
+              'ensemble of every (feature group, shrinkage), speed copies 0.9 / 1.1',
+              'ensemble of every (feature group, shrinkage), recordings alone',
+              'ensemble of every (feature group, shrinkage), speed copies 0.85 / 0.9 / 1.1 / 1.15')
+COPIES = {'recordings': [], 'copies': [0.9, 1.1], 'wide': [0.85, 0.9, 1.1, 1.15]}   # the procedures' training voices
 
 
 def compare_procedures(cfg, data_root: Path) -> dict:
@@ -464,12 +501,17 @@ def compare_procedures(cfg, data_root: Path) -> dict:
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
     from centralnet_ros.runtime.adaptation import adapt_speaker_sequence
     from centralnet_ros.training.trainer import shrinkage_lda
-    t = load(cfg.resolve(SHIPPED), data_root)
+    from centralnet_ros import paths
+    t = load(cfg.resolve('own_lda_wide'), data_root)
+    for v in COPIES['wide']:
+        if f'x@{v:g}' not in t:
+            copy = feature_table('own', Path(data_root), paths.cache_dir(), speed=v)
+            t[f'x@{v:g}'], t[f'speech_s@{v:g}'] = copy['x'], copy['speech_s']
     x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     settings = dict(cfg.dataset_options['speaker_normalisation'])
     mode = settings.pop('mode', 'per_voice')
     groups = _feature_groups('own')
-    members = [(g, c, float(v)) for g in groups for c in (False, True) for v in SHRINKAGE_GRID]
+    members = [(g, c, float(v)) for g in groups for c in COPIES for v in SHRINKAGE_GRID]
     speakers = sorted(set(spk.tolist()))
     acc = {}                                   # (training set, held-out speaker) -> accuracy per member / ensemble
     for k in (len(speakers) - 3, len(speakers) - 2):
@@ -477,8 +519,8 @@ def compare_procedures(cfg, data_root: Path) -> dict:
             mean, std = fit_prior(x[np.isin(spk, train_s)], spk[np.isin(spk, train_s)], w[np.isin(spk, train_s)])
             norm = SpeakerNormalisation(mode=mode, prior_mean=mean.tolist(), prior_std=std.tolist(), **settings)
             fitted = {}
-            for c in (False, True):
-                xr, yr, voices, wr = _training_rows(t, list(train_s), c)
+            for c, speeds in COPIES.items():
+                xr, yr, voices, wr = _training_rows(t, list(train_s), speeds)
                 xtr = normalise_by_speaker(xr, voices, norm, wr)
                 for g, cc, v in members:
                     if cc == c:
@@ -487,7 +529,7 @@ def compare_procedures(cfg, data_root: Path) -> dict:
                         wf = np.zeros((7, x.shape[1]))
                         wf[:, cols] = wk
                         fitted[(g, c, v)] = (wf, bk)
-            for c in (False, True):
+            for c in COPIES:
                 mem = [m for m in members if m[1] == c]
                 fitted[('ensemble', c)] = (np.mean([fitted[m][0] for m in mem], 0),
                                            np.mean([fitted[m][1] for m in mem], 0))
@@ -503,10 +545,12 @@ def compare_procedures(cfg, data_root: Path) -> dict:
         est = {p: [] for p in PROCEDURES}
         for held in train_s:
             inner = [s for s in train_s if s != held]
-            inner_score = {m: np.mean([acc[(frozenset(set(inner) - {u}), u)][m] for u in inner]) for m in members}
-            best = max(members, key=lambda m: inner_score[m])
+            chosen = [m for m in members if m[1] != 'wide']           # the selection: copies 0.9 / 1.1 or none
+            inner_score = {m: np.mean([acc[(frozenset(set(inner) - {u}), u)][m] for u in inner]) for m in chosen}
+            best = max(chosen, key=lambda m: inner_score[m])
             row = acc[(frozenset(inner), held)]
-            for p, value in zip(PROCEDURES, (row[best], row[('ensemble', True)], row[('ensemble', False)])):
+            values = [row[best]] + [row[('ensemble', c)] for c in ('copies', 'recordings', 'wide')]
+            for p, value in zip(PROCEDURES, values):
                 est[p].append(value)
         folds.append({'test_speaker': f'{test:02d}', **{p: float(np.mean(v)) for p, v in est.items()}})
     return {'procedures': list(PROCEDURES), 'folds': folds,
@@ -520,7 +564,7 @@ def render_procedures(r: dict) -> str:
              'leave-one-speaker-out inside those six -- then scores the held-out speaker: '
              f'{r["criterion"]}, mean over the seven. The test speaker is never read. Feature groups: all 800 '
              'functionals, without the MFCC ones, without the log-mel ones; shrinkages '
-             f'{", ".join(f"{v:g}" for v in SHRINKAGE_GRID)}; speed copies 0.9 / 1.1 (each a voice of its own); '
+             f'{", ".join(f"{v:g}" for v in SHRINKAGE_GRID)}; speed copies: each a voice of its own; '
              "ensemble: the members' scores averaged (one linear layer).", '',
              '| test speaker | ' + ' | '.join(r['procedures']) + ' | best |', '|---' * (len(r['procedures']) + 2) + '|']
     for f in r['folds']:
@@ -582,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = sweep.sweep_from_args(args, cfg, plan, run=run, load=load, data_root=data_root, metric='val_accuracy',
                                  command=command_line(argv, program='python benchmarks/emodb_benchmark.py'),
                                  info={'overrides': overrides})
-    md = write_results(args.out, args.name, result(runs), render, command=runs['command'], indent=1)
+    ranking = Path(args.out) / 'emodb_procedures.json'
+    procedures = json.loads(ranking.read_text()) if ranking.is_file() else None
+    md = write_results(args.out, args.name, result(runs, procedures), render, command=runs['command'], indent=1)
     print(md)
     return 0 if not runs['failed'] else 1
 
