@@ -69,8 +69,8 @@ def replay(bag: Path, cfg, *, capture: dict | None = None) -> dict:
         windows[task] = []
         assemble = state.assembler.assemble
 
-        def keep(point, _assemble=assemble, _store=windows[task]):
-            window = _assemble(point)
+        def keep(point, _assemble=assemble, _store=windows[task], **kw):
+            window = _assemble(point, **kw)    # a deferred window is finished by the runtime (same object)
             if len(_store) < 24 and any(m.present for m in window.modalities.values()):
                 _store.append(window)
             return window

@@ -86,7 +86,8 @@ def main(argv=None) -> None:
     parser.add_argument('--seeds', type=int, default=4)
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--data-root', default=None)
-    parser.add_argument('--backends', default=','.join(BACKENDS), help='comma-separated subset of ' + ', '.join(BACKENDS))
+    parser.add_argument('--backends', default=','.join(BACKENDS),
+                        help='comma-separated subset of ' + ', '.join(BACKENDS))
     parser.add_argument('--out', type=Path, default=Path(__file__).parent / 'results')
     args = parser.parse_args(argv)
     unknown = set(args.backends.split(',')) - set(BACKENDS)

@@ -210,7 +210,7 @@ def training_window_options(opts: MSRC12Options) -> MSRC12Options:
 
 
 BIAS_GRID = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
-"""Biases tried on the "none" logit by :func:`calibrate_class_bias` (training on dense "none" windows pushes it below 0)."""
+"""Biases tried on the "none" logit by :func:`calibrate_class_bias` (dense "none" training pushes it below 0)."""
 
 
 def choose_class_bias(logits: np.ndarray, labels: np.ndarray, cls: int, grid=BIAS_GRID) -> tuple[float, float]:
