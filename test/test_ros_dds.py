@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -91,14 +90,9 @@ def test_the_shipped_profile_delivers_every_640x480_frame(tmp_path):
 
 
 def _decision_threads(pid: int) -> dict[str, int]:
-    """``name -> nice`` of the node's decision threads (``cn-dec-<task>``, /proc)."""
-    out = {}
-    for task in Path(f'/proc/{pid}/task').iterdir():
-        stat = (task / 'stat').read_text()
-        name = stat[stat.index('(') + 1:stat.rindex(')')]
-        if name.startswith('cn-dec-'):
-            out[name] = int(stat.rsplit(')', 1)[1].split()[16])
-    return out
+    """``name -> nice`` of the node's decision threads (``cn-dec-<task>``)."""
+    from centralnet_ros.ros.bench_dds import thread_stats
+    return {name: nice for name, _, nice in thread_stats(pid).values() if name.startswith('cn-dec-')}
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='per-thread nice values are Linux')

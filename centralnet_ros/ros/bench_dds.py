@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-__all__ = ['run_once', 'TASKS']
+__all__ = ['run_once', 'TASKS', 'thread_stats']
 
 REPO = Path(__file__).resolve().parents[2]
 ROS_ENV = {'ROS_DOMAIN_ID': str(10 + os.getpid() % 200), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
@@ -43,7 +43,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _threads(pid: int) -> dict[int, tuple[str, float, int]]:
+def thread_stats(pid: int) -> dict[int, tuple[str, float, int]]:
     """``tid -> (name, CPU seconds, nice)`` of every thread of process ``pid`` (Linux /proc)."""
     out = {}
     for task in Path(f'/proc/{pid}/task').iterdir():
@@ -202,7 +202,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         rng = np.random.default_rng(0)
         frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         published = {'image': [], 'skeleton': [], 'audio': []}        # (publish wall ns, stamp ns)
-        threads0, cpu0, t_start = _threads(node.pid), _cpu_seconds(node.pid), time.monotonic()
+        threads0, cpu0, t_start = thread_stats(node.pid), _cpu_seconds(node.pid), time.monotonic()
         start_ns = time.time_ns()
         k_frame = k_audio = 0
         while time.monotonic() - t_start < seconds:
@@ -228,7 +228,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
                 time.sleep(max(0.0, min(frame_due, audio_due) - now))
         cpu = _cpu_seconds(node.pid) - cpu0
         wall = time.monotonic() - t_start
-        threads = _thread_use(threads0, _threads(node.pid), wall)
+        threads = _thread_use(threads0, thread_stats(node.pid), wall)
         time.sleep(3.0)                                              # last decisions and a diagnostics report
     finally:
         node.send_signal(2)

@@ -50,7 +50,9 @@ misses one kind of publisher.
 A subscription callback only hands the message to :meth:`Perception.store` (convert and
 buffer) and passes the decisions it made due to :class:`~centralnet_ros.runtime.worker.TaskWorkers`,
 one decision thread per task that runs the features and model and publishes; a slow model therefore
-never blocks or drops sensor messages, nor delays another task's decisions.  Bad messages are
+never blocks or drops sensor messages, nor delays another task's decisions.  A task's thread runs
+``<task>.decision_nice`` below the node's CPU priority (speech and emotion: 10), so their long
+decisions take only what the callbacks and the fast tasks (gesture) leave.  Bad messages are
 counted and never stop the node.
 Message types and topics are in :mod:`centralnet_ros.ros.interfaces`, the diagnostics in
 :mod:`centralnet_ros.ros.diagnostics`.

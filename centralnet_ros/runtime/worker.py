@@ -35,12 +35,12 @@ log = logging.getLogger(__name__)
 _LINUX = sys.platform.startswith('linux')
 
 
-def _lower_priority(nice: int) -> int:
-    """Add ``nice`` to the calling thread's nice value (Linux: per thread); return the value now set (0 elsewhere)."""
+def _lower_priority(nice: int) -> int | None:
+    """Add ``nice`` to the calling thread's nice value (Linux: per thread); return the value now set (None elsewhere)."""
     if not _LINUX:
         if nice:
             log.warning('decision thread priorities (nice %d) are set on Linux only; ignored here', nice)
-        return 0
+        return None
     tid = threading.get_native_id()
     current = os.getpriority(os.PRIO_PROCESS, tid)
     if nice > 0:
