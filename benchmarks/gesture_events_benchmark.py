@@ -66,15 +66,26 @@ def person_of(stream) -> str:
 
 
 def posterior_key(cfg, seed: int, rate: float) -> str:
-    """Name a run's posteriors by what its model learns from: data options (defaults filled in), model, training."""
+    """
+    Name a run's posteriors by what its model learns from: data options, model, training, seed, decision rate.
+
+    Options and training settings at their defaults are left out, so a field added later with a default
+    does not rename the caches made before it.
+    """
     import dataclasses
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import experiment_dict
     from centralnet_ros.training.gesture import MSRC12Options
     from centralnet_ros.training.sweep import RESUME_IGNORES
+    from centralnet_ros.training.trainer import TrainConfig
     d = experiment_dict(cfg)
-    train = {k: v for k, v in d['train'].items() if f'train.{k}' not in RESUME_IGNORES}
-    options = dataclasses.asdict(from_dict(MSRC12Options, dict(d['dataset_options']), _where='dataset_options'))
+    default_train = dataclasses.asdict(TrainConfig())
+    train = {k: v for k, v in d['train'].items()
+             if f'train.{k}' not in RESUME_IGNORES and v != default_train.get(k, object())}
+    default_options = dataclasses.asdict(MSRC12Options())
+    options = {k: v for k, v in dataclasses.asdict(from_dict(MSRC12Options, dict(d['dataset_options']),
+                                                             _where='dataset_options')).items()
+               if v != default_options[k]}
     what = {'dataset': d['dataset'], 'dataset_options': options, 'modalities': d['modalities'],
             'num_classes': d['num_classes'], 'method': d['bundle']['method'] if d.get('bundle') else None,
             'train': train, 'seed': int(seed), 'rate': float(rate)}
@@ -497,9 +508,10 @@ def render(r: dict) -> str:
                          f'{_p(v["validation_f1_by_rule"]["per_person"])} |')
     cached = sum(row['cached'] for row in r['folds'])
     if cached:
-        lines += ['', f'{cached} of {len(r["folds"])} folds read their posteriors from the cache (the model trained '
-                  'by an earlier run of this command with the same settings, `--retrain` to redo it); the wall time '
-                  'below is then calibration and scoring only.']
+        trained = sum(row['train_s'] for row in r['folds'] if row['cached'])
+        lines += ['', f'{cached} of {len(r["folds"])} folds read their posteriors from the cache (the models trained '
+                  'by an earlier run of this command with the same settings, `--retrain` to redo it; loading and '
+                  f'training took {trained:.0f} s summed); the time below is then calibration and scoring only.']
     from centralnet_ros.machine import machine_line
     lines += ['', f'Training and calibration {r["wall_time_s"]:.0f} s summed over the runs of this variant '
               f'({r["jobs"]} process(es), 1 torch thread each) on {machine_line(r["machine"])}, {r["date"]}.', '',
