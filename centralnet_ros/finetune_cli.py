@@ -5,7 +5,8 @@
 
     centralnet finetune --bundle models/speech --bags s1 s2 s3 s4 [--labels l1.eaf l2.eaf l3.eaf l4.eaf]
                         [--mode whole|head|new_labels] [--freeze-encoders] [--val-bags s3] [--test-bags s4]
-                        [--keep-batch-norm] [--rehearse] [--freeze-modality lip_video] [--augment mfcc_masking]
+                        [--keep-batch-norm] [--rehearse [TIMES]] [--l2-sp WEIGHT] [--interpolate ALPHA]
+                        [--freeze-modality lip_video] [--augment mfcc_masking]
                         [--config config/fusion.yaml] [--out my_speech] [--epochs 40] [--seed 0]
 
 Each bag is one recording session. The samples are the runtime's own model inputs
@@ -51,9 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--freeze-encoders', action='store_true', help='new_labels: keep the encoders fixed')
     parser.add_argument('--keep-batch-norm', action='store_true',
                         help="BatchNorm layers keep the bundle's running statistics")
-    parser.add_argument('--rehearse', action='store_true',
-                        help="mix the bundle's own training data into every epoch (its preset's dataset, read "
-                             'from --data-root) so it keeps what it knew; modes whole and head')
+    parser.add_argument('--rehearse', nargs='?', type=int, const=2, default=0, metavar='TIMES',
+                        help="mix the bundle's own training data into every epoch, TIMES over (default when given: "
+                             "2; its preset's dataset, read from --data-root), and add its validation data to the "
+                             'validation sessions for early stopping, so it keeps what it knew; modes whole and '
+                             'head')
+    parser.add_argument('--l2-sp', type=float, default=None, metavar='WEIGHT',
+                        help="L2-SP: pull every trained weight towards the bundle's with this weight "
+                             '(WEIGHT / 2 * sum of squared changes; default 0: off)')
+    parser.add_argument('--interpolate', type=float, default=None, metavar='ALPHA',
+                        help="keep only this fraction of the weights' change (WiSE-FT: bundle + ALPHA x change, "
+                             'in (0, 1]; default 1); modes whole and head. New voices for the speech bundle, as '
+                             'chosen on validation voices (benchmarks/results/finetune_letters.md): --mode whole '
+                             '--keep-batch-norm --rehearse --interpolate 0.75')
     parser.add_argument('--data-root', default=None, help='datasets folder for --rehearse (default: the data root)')
     parser.add_argument('--freeze-modality', action='append', default=[], metavar='MODALITY',
                         help="keep this modality's encoder fixed (repeatable), e.g. lip_video to adapt to new "
@@ -98,6 +109,10 @@ def finetune_config(args: argparse.Namespace):
         flags['freeze_encoders'] = True
     if args.keep_batch_norm:
         flags['keep_batch_norm'] = True
+    if args.l2_sp is not None:
+        flags['l2_sp'] = args.l2_sp
+    if args.interpolate is not None:
+        flags['interpolation'] = args.interpolate
     if args.freeze_modality:
         flags['freeze_modalities'] = list(args.freeze_modality)
     for key, value in {**flags, **parse_overrides(args.overrides)}.items():
@@ -154,6 +169,8 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                 'freeze_encoders': cfg.freeze_encoders, 'keep_batch_norm': cfg.keep_batch_norm,
                 'freeze_modalities': list(cfg.freeze_modalities), 'augment': list(augment),
                 'rehearsal_samples': result.counts.get('rehearsal', 0),
+                'rehearsal_val_samples': result.counts.get('rehearsal_val', 0), 'l2_sp': cfg.l2_sp,
+                'interpolation': cfg.interpolation, 'head_warmup_epochs': cfg.head_warmup_epochs,
                 'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
                 'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
                 'best_epoch': result.train.best_epoch, 'wall_time_s': round(result.train.wall_time_s, 2),
@@ -168,12 +185,17 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                                notes=(note + '\n' + m.notes).strip(), weights_sha256='')
 
 
-def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None) -> Any:
+def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None, *, split: str = 'train',
+                    times: int = 1) -> Any:
     """
-    Return the training split of the bundle's own preset (``manifest.training.preset``), in the recordings' modalities.
+    Return ``split`` of the bundle's own preset (``manifest.training.preset``), in the recordings' modalities.
 
+    ``split``: ``train`` (rehearsed) or ``val`` (joined to the validation sessions);
+    ``times``: the split repeated (rehearsing the old data that many times per epoch).
     Raises :class:`FinetuneSetupError` when the bundle names no preset or the preset's classes differ.
     """
+    import numpy as np
+
     from centralnet_ros import paths
     from centralnet_ros.training.datasets import load_experiment_data
     from centralnet_ros.training.experiment import load_experiment
@@ -187,8 +209,12 @@ def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None) -
     if list(data.label_names) != list(base.manifest.labels):
         raise FinetuneSetupError(f'--rehearse: preset {preset} has classes {data.label_names}, the bundle '
                                  f'{base.manifest.labels}')
+    if split not in ('train', 'val') or times < 1:
+        raise ValueError(f'split must be train or val and times >= 1, got {split!r}, {times}')
     mods = common_modalities(list(train_samples), base.model.modalities)
-    return ArraySplit({m: data.train.inputs[m] for m in mods}, data.train.labels)
+    part = getattr(data, split)
+    return ArraySplit({m: np.concatenate([part.inputs[m]] * times) for m in mods},
+                      np.concatenate([part.labels] * times))
 
 
 def session_record(bag: Path, collected: Any, label_spec: str | None) -> dict:
@@ -275,10 +301,15 @@ def run(args: argparse.Namespace) -> int:
         def samples(bs):
             return [x for b in bs for x in sets[b].samples]
 
-        rehearsal = rehearsal_split(base, samples(train_b), args.data_root) if args.rehearse else None
+        rehearsal = rehearsal_val = None
+        if args.rehearse:
+            if args.rehearse < 0:
+                raise FinetuneSetupError(f'--rehearse {args.rehearse}: give how many times per epoch (>= 1)')
+            rehearsal = rehearsal_split(base, samples(train_b), args.data_root, times=args.rehearse)
+            rehearsal_val = rehearsal_split(base, samples(train_b), args.data_root, split='val')
         cpu0 = time.process_time()
         result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft,
-                          rehearsal=rehearsal, augment=augmentation(args.augment))
+                          rehearsal=rehearsal, rehearsal_val=rehearsal_val, augment=augmentation(args.augment))
         cpu_s = time.process_time() - cpu0
     except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
         print(f'centralnet finetune: {exc}', file=sys.stderr)

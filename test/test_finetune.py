@@ -236,3 +236,96 @@ def test_freeze_modalities_keeps_that_encoder_fixed():
     with pytest.raises(FinetuneSetupError, match='known augmentations are'):
         augmentation(['mfcc_masking', 'nope'])
     assert augmentation([]) is None
+
+
+@pytest.mark.needs_data('avletters', 'emodb')
+def test_rehearsal_and_l2_sp_keep_the_bundles_own_task(tmp_path):
+    """
+    Letters of a voice the bundle never heard, through the runtime: adapting without rehearsal forgets the old task.
+
+    Fine-tuned (whole, audio) on one session, the bundle's own test split (AVLetters letters and
+    non-letters of unseen speakers) is kept better with ``--rehearse`` (its training data mixed
+    in, its validation data in early stopping); L2-SP keeps the weights nearer the bundle's.
+    """
+    import shutil
+
+    from centralnet_ros.finetune_cli import rehearsal_split
+    from centralnet_ros.replay.session_bag import espeak_letter
+    from centralnet_ros.training.finetune import accuracy_of, finetune, FinetuneConfig
+    from centralnet_ros.training.trainer import TrainConfig
+    from centralnet_ros.training.datasets import load_experiment_data
+    from centralnet_ros.training.experiment import load_experiment
+    if shutil.which('espeak-ng') is None:
+        pytest.skip('espeak-ng is not installed (apt install espeak-ng): the letters cannot be spoken')
+    if not (SPEECH / 'manifest.yaml').is_file():
+        pytest.skip('no shipped speech bundle')
+    base = load_bundle(SPEECH)
+    cfg, _ = build_config(tasks=['speech'])
+    got = {}
+    for name, speed in (('train', 150), ('val', 190)):
+        said = [Utterance(x, *espeak_letter(x, 'en+f3', speed=speed)) for x in 'ABCDEFGHIJKLMNOPQRSTUVWXYZ']
+        bag = write_session_bag(tmp_path / name, said)
+        got[name] = collect_samples(bag.path, cfg, 'speech', labels=[bag.labels]).samples
+    assert len(got['train']) >= 20 and len(got['val']) >= 20
+    exp = load_experiment(base.manifest.training['preset'])
+    own = load_experiment_data(exp.dataset, dict(exp.dataset_options), paths.data_root())
+    rehearsal = rehearsal_split(base, got['train'], None)
+    rehearsal_val = rehearsal_split(base, got['train'], None, split='val')
+    assert len(rehearsal_split(base, got['train'], None, times=2)) == 2 * len(rehearsal)
+    quick = TrainConfig(epochs=5, batch_size=32, lr=1e-3, patience=0, num_threads=1, progress=False)
+
+    def adapt(**kw):
+        l2_sp = kw.pop('l2_sp', 0.0)
+        return finetune(base.model, base.labels, got['train'], got['val'], got['val'],
+                        FinetuneConfig(mode='whole', keep_batch_norm=True, l2_sp=l2_sp, train=quick), **kw)
+
+    plain = adapt()
+    kept = adapt(rehearsal=rehearsal, rehearsal_val=rehearsal_val)
+    assert kept.counts['rehearsal'] == len(rehearsal) and kept.counts['rehearsal_val'] == len(rehearsal_val)
+    assert kept.counts['val'] == len(got['val'])
+    before, without, with_ = (accuracy_of(m, own.test) for m in (base.model, plain.model, kept.model))
+    print(f"bundle's own test split: {before:.3f}; adapted without rehearsal {without:.3f}, with {with_:.3f}")
+    assert with_ >= without + 0.05 and with_ >= before - 0.05
+    assert kept.after >= 0.5, f'the new voice: {kept.after} after adapting with rehearsal'
+
+    def distance(model):
+        start = dict(base.model.named_parameters())
+        return sum(float(((p.detach() - start[n].detach()) ** 2).sum()) for n, p in model.named_parameters())
+
+    held = adapt(l2_sp=10.0)
+    assert held.train.history[0]['loss_parts']['regularizer'] > 0
+    assert distance(held.model) < 0.5 * distance(plain.model)
+    with pytest.raises(ValueError, match='l2_sp must be >= 0'):
+        FinetuneConfig(l2_sp=-1.0)
+
+
+def test_interpolated_weights_lie_between_the_bundle_and_the_fine_tune():
+    """WiSE-FT: alpha 0 is the bundle, 1 the fine-tuned model, 0.5 their mean; a new head stays the fine-tune's."""
+    import torch
+
+    from centralnet_ros.training.finetune import adapt_model, FinetuneConfig, interpolate_weights
+    if not (SPEECH / 'manifest.yaml').is_file():
+        pytest.skip('no shipped speech bundle')
+    base = load_bundle(SPEECH).model
+    tuned, _ = adapt_model(base, FinetuneConfig(mode='whole'), num_classes=base.config.num_classes)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    start = {n: w.clone() for n, w in base.state_dict().items()}
+    end = tuned.state_dict()
+    for alpha in (0.0, 0.5, 1.0):
+        got = interpolate_weights(base, tuned, alpha).state_dict()
+        for name, w in got.items():
+            if w.is_floating_point():
+                torch.testing.assert_close(w, start[name] + alpha * (end[name] - start[name]))
+            else:
+                assert torch.equal(w, end[name])
+    assert all(torch.equal(w, start[n]) for n, w in base.state_dict().items())      # the bundle is untouched
+    digits, _ = adapt_model(base, FinetuneConfig(mode='new_labels'), num_classes=3)
+    half = interpolate_weights(base, digits, 0.5).state_dict()
+    heads = [n for n, w in digits.state_dict().items() if n in start and start[n].shape != w.shape]
+    assert heads and all(torch.equal(half[n], digits.state_dict()[n]) for n in heads)
+    with pytest.raises(ValueError, match='interpolation must be in'):
+        FinetuneConfig(mode='new_labels', interpolation=0.5)
+    with pytest.raises(ValueError, match='head_warmup_epochs'):
+        FinetuneConfig(mode='whole', head_warmup_epochs=3)

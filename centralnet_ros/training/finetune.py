@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ['MODES', 'FinetuneConfig', 'head_parameter_names', 'adapt_model', 'to_split', 'common_modalities',
-           'FinetuneResult', 'finetune', 'accuracy_of']
+__all__ = ['MODES', 'FinetuneConfig', 'head_parameter_names', 'adapt_model', 'l2_sp_penalty', 'interpolate_weights',
+           'to_split', 'common_modalities', 'FinetuneResult', 'finetune', 'accuracy_of']
 
 MODES = ('whole', 'head', 'new_labels')
 
@@ -48,6 +48,9 @@ class FinetuneConfig:
     labels: list[str] | None = None          # new_labels: the new classes (default: sorted labels of the samples)
     keep_batch_norm: bool = False            # BatchNorm layers keep the bundle's running statistics (eval mode)
     freeze_modalities: tuple[str, ...] = ()  # whole / new_labels: these modalities' encoders stay fixed
+    l2_sp: float = 0.0                       # L2-SP: + l2_sp / 2 * sum ||w - w_bundle||^2 over the trained weights
+    head_warmup_epochs: int = 0              # new_labels: first train only the new heads this long (LP-FT)
+    interpolation: float = 1.0               # keep this fraction of the weights' change (WiSE-FT; 1: all of it)
     seed: int = 0
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         epochs=40, batch_size=32, lr=5e-4, patience=8, schedule='cosine', num_threads=1))
@@ -58,6 +61,13 @@ class FinetuneConfig:
         if self.freeze_encoders and self.mode != 'new_labels':
             raise ValueError('freeze_encoders goes with mode new_labels (head freezes everything but the heads)')
         self.freeze_modalities = tuple(self.freeze_modalities)
+        if not self.l2_sp >= 0:
+            raise ValueError(f'l2_sp must be >= 0, got {self.l2_sp}')
+        if not 0.0 < self.interpolation <= 1.0 or (self.interpolation != 1.0 and self.mode == 'new_labels'):
+            raise ValueError(f'interpolation must be in (0, 1] (modes whole and head: a new head has no bundle '
+                             f'weights to return to), got {self.interpolation} with mode {self.mode}')
+        if self.head_warmup_epochs < 0 or (self.head_warmup_epochs and self.mode != 'new_labels'):
+            raise ValueError(f'head_warmup_epochs (>= 0, got {self.head_warmup_epochs}) goes with mode new_labels')
 
 
 def head_parameter_names(model: FusionModel) -> set[str]:
@@ -112,6 +122,42 @@ def adapt_model(base: FusionModel, cfg: FinetuneConfig, *, num_classes: int,
     return model, sorted(frozen)
 
 
+def l2_sp_penalty(model: nn.Module, start: dict[str, torch.Tensor], weight: float):
+    """
+    Return the L2-SP penalty (Li et al. 2018) of ``model``: ``weight / 2 * sum ||w - start[name]||^2``.
+
+    Over the parameters that are trained and have a starting value of the same shape in
+    ``start`` (the bundle's; a new head has none and is left free).
+    """
+    pairs = [(p, start[n]) for n, p in model.named_parameters()
+             if p.requires_grad and n in start and tuple(start[n].shape) == tuple(p.shape)]
+
+    def penalty() -> torch.Tensor:
+        return 0.5 * weight * sum(((p - w0) ** 2).sum() for p, w0 in pairs)
+    return penalty
+
+
+def interpolate_weights(base: FusionModel, tuned: FusionModel, alpha: float) -> FusionModel:
+    """
+    Return a copy of ``tuned`` whose weights are ``base + alpha * (tuned - base)`` (WiSE-FT, Wortsman et al. 2022).
+
+    Every floating-point parameter and buffer with a counterpart of the same shape in
+    ``base`` is interpolated (others, e.g. a new head, are ``tuned``'s); ``alpha`` 1 is
+    ``tuned``, 0 the bundle. Neither model is modified.
+    """
+    start = base.state_dict()
+    state = {}
+    for name, value in tuned.state_dict().items():
+        w0 = start.get(name)
+        if w0 is not None and value.is_floating_point() and tuple(w0.shape) == tuple(value.shape):
+            value = w0 + alpha * (value - w0)
+        state[name] = value.detach().clone()
+    model = build_model(tuned.config)
+    model.load_state_dict(state)
+    model.eval()
+    return model
+
+
 @contextlib.contextmanager
 def _frozen_in_eval(model: nn.Module, *, batch_norm: bool = False) -> Iterator[None]:
     """
@@ -161,6 +207,11 @@ def to_split(samples: Sequence, labels: Sequence[str], modalities: Sequence[str]
     return ArraySplit(inputs, np.asarray([index[s.label] for s in keep], np.int64)), len(samples) - len(keep)
 
 
+def _joined(a: ArraySplit, b: ArraySplit, modalities: Sequence[str]) -> ArraySplit:
+    return ArraySplit({m: np.concatenate([a.inputs[m], b.inputs[m]]) for m in modalities},
+                      np.concatenate([a.labels, b.labels]))
+
+
 def accuracy_of(model: FusionModel, split: ArraySplit) -> float | None:
     """Accuracy of ``model`` on ``split`` (None when empty); absent modalities are left out as at run time."""
     if not len(split):
@@ -183,14 +234,16 @@ class FinetuneResult:
 
 def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Sequence, val_samples: Sequence,
              test_samples: Sequence, cfg: FinetuneConfig, *, rehearsal: ArraySplit | None = None,
-             augment: Augment | None = None) -> FinetuneResult:
+             rehearsal_val: ArraySplit | None = None, augment: Augment | None = None) -> FinetuneResult:
     """
     Fine-tune a copy of ``base`` (``base`` is not modified) and measure it before and after on the held-out samples.
 
     ``*_samples``: :class:`~centralnet_ros.replay.samples.Sample` s of disjoint sessions.
     ``rehearsal``: samples of the bundle's own training data (labels as indices into
     ``base_labels``, modalities those of the recordings) mixed into every epoch, so the
-    model keeps what it knew (modes whole and head only).
+    model keeps what it knew (modes whole and head only); ``rehearsal_val``: the bundle's
+    own validation data, joined to the validation sessions, so early stopping keeps the
+    epoch that does best on the old task and the new one together.
     ``augment``: the trainer's hook on every training batch (e.g. :func:`mfcc_masking`).
     """
     if not train_samples or not val_samples:
@@ -216,23 +269,47 @@ def finetune(base: FusionModel, base_labels: Sequence[str], train_samples: Seque
     if not len(train_split) or not len(val_split):
         raise ValueError(f'{len(train_split)} training and {len(val_split)} validation samples: both must be > 0 '
                          f'(check the labels and the sessions)')
-    if rehearsal is not None and len(rehearsal):
+    if (rehearsal is not None and len(rehearsal)) or (rehearsal_val is not None and len(rehearsal_val)):
         if cfg.mode == 'new_labels':
             raise ValueError("rehearsal keeps the bundle's classes; it does not go with new_labels")
-        train_split = ArraySplit({m: np.concatenate([train_split.inputs[m], rehearsal.inputs[m]])
-                                  for m in modalities}, np.concatenate([train_split.labels, rehearsal.labels]))
+    if rehearsal is not None and len(rehearsal):
+        train_split = _joined(train_split, rehearsal, modalities)
+    n_val_new = len(val_split)
+    if rehearsal_val is not None and len(rehearsal_val):
+        val_split = _joined(val_split, rehearsal_val, modalities)
     before = accuracy_of(base, test_split) if cfg.mode != 'new_labels' and len(test_split) else None
     model, frozen = adapt_model(base, cfg, num_classes=len(labels), absent=absent)
+    regularizer = None
+    if cfg.l2_sp > 0:
+        start = {n: p.detach().clone() for n, p in base.named_parameters()}
+        regularizer = l2_sp_penalty(model, start, cfg.l2_sp)
+    warmup_s = 0.0
+    if cfg.head_warmup_epochs:                       # LP-FT: the new heads learn on the bundle's features first
+        heads = head_parameter_names(model)
+        trained = [p for n, p in model.named_parameters() if p.requires_grad and n not in heads]
+        for p in trained:
+            p.requires_grad_(False)
+        with _frozen_in_eval(model, batch_norm=True):
+            warm = train(model, train_split, val_split,
+                         dataclasses.replace(cfg.train, epochs=cfg.head_warmup_epochs, patience=0),
+                         seed=cfg.seed, desc='finetune (heads first)')
+        warmup_s = warm.wall_time_s
+        for p in trained:
+            p.requires_grad_(True)
     with _frozen_in_eval(model, batch_norm=cfg.keep_batch_norm):
         result = train(model, train_split, val_split, cfg.train, seed=cfg.seed,
                        test_split=test_split if len(test_split) else None, augment=augment,
-                       desc=f'finetune ({cfg.mode})')
+                       desc=f'finetune ({cfg.mode})', regularizer=regularizer)
+    result.wall_time_s += warmup_s
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
+    if cfg.interpolation != 1.0:
+        model = interpolate_weights(base, model, cfg.interpolation)
+        result.val_metric = accuracy_of(model, val_split)          # of the weights returned
     n_rehearsal = len(rehearsal) if rehearsal is not None else 0
-    counts = {'train': len(train_split) - n_rehearsal, 'rehearsal': n_rehearsal, 'val': len(val_split),
-              'test': len(test_split),
+    counts = {'train': len(train_split) - n_rehearsal, 'rehearsal': n_rehearsal, 'val': n_val_new,
+              'rehearsal_val': len(val_split) - n_val_new, 'test': len(test_split),
               'dropped_train': d_train, 'dropped_val': d_val, 'dropped_test': d_test}
     return FinetuneResult(model=model, labels=labels, modalities=modalities, frozen=frozen, train=result,
                           before=before, after=accuracy_of(model, test_split), counts=counts)

@@ -346,15 +346,16 @@ def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainCon
 
 def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cfg: TrainConfig, *,
           seed: int = 0, test_split: ArraySplit | None = None, augment: Augment | None = None,
-          task: str = 'multiclass', desc: str = 'train', input_names: dict[str, list[str]] | None = None
-          ) -> TrainResult:
+          task: str = 'multiclass', desc: str = 'train', input_names: dict[str, list[str]] | None = None,
+          regularizer: Callable[[], torch.Tensor] | None = None) -> TrainResult:
     """
     Train a fusion model with :func:`fit`, keep its best validation epoch, and evaluate that on ``test_split``.
 
     ``input_names``: modality -> the names of its input values, for ``cfg.lda_drop_prefixes``.
 
     The loss is :func:`~centralnet_ros.fusion.fusion_loss` (the output's plus every
-    unimodal loss); the scalar fusion weights have their own learning rate and no
+    unimodal loss), plus ``regularizer()`` when given (a penalty on the weights, e.g.
+    fine-tuning's L2-SP); the scalar fusion weights have their own learning rate and no
     weight decay, and are logged each epoch.
     """
     if cfg.num_threads:
@@ -386,6 +387,10 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
         y = torch.as_tensor(train_split.labels[index], dtype=labels_dtype, device=device)
         loss, parts = fusion_loss(model(x), y, task=task, central_weight=cfg.central_loss_weight,
                                   unimodal_weight=cfg.unimodal_loss_weight)
+        if regularizer is not None:
+            penalty = regularizer()
+            parts = {**parts, 'regularizer': float(penalty.detach())}
+            loss = loss + penalty
         return loss, len(index), parts
 
     def evaluate():
