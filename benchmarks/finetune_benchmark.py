@@ -193,7 +193,7 @@ def digits(args) -> dict:
                         train.append(s)
         for (mode, freeze), keep_bn in ((v, k) for v in args.variants for k in args.batch_norm):
             for seed in range(args.seeds):
-                tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3, patience=args.patience,
+                tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, patience=args.patience,
                                  num_threads=1, progress=False)
                 t, c = time.perf_counter(), time.process_time()
                 # keep: BatchNorm keeps the bundle's statistics (the bundle learned to call digits
@@ -214,7 +214,7 @@ def digits(args) -> dict:
                        'val_accuracy': r.train.val_metric, 'epochs_run': r.train.epochs_run,
                        'best_epoch': r.train.best_epoch, 'keep_batch_norm': keep_bn == 'keep',
                        'perturbed_takes': bool(args.perturbed), 'augment': list(args.augment),
-                       'head_warmup_epochs': args.head_warmup,
+                       'head_warmup_epochs': args.head_warmup, 'lr': args.lr,
                        'wall_s': round(wall, 1),
                        'cpu_s': round(cpu, 1), 'load_average': _load()}
                 runs.append(run)
@@ -574,9 +574,10 @@ def write_report(result: dict, out: Path) -> None:
                   f'{", ".join(result["train_speakers"])}; tested on {", ".join(result["test_speakers"])} '
                   f'(never heard). Validation: clips 40-44 of the training speakers, their own sessions. BatchNorm '
                   f"layers keep the bundle's statistics (`--keep-batch-norm`) or re-estimate them on the digits; "
-                  f'where both were run, the one with the better validation accuracy is in bold (chosen on '
-                  f'validation, not on the test speakers). Takes: the plain sessions only, or each training '
-                  f'clip also in a second, perturbed take (`--perturbed`: speed x{DIGIT_SPEED[0]}-{DIGIT_SPEED[1]}, '
+                  f'where several variants were run over the same seeds, the one with the best validation accuracy '
+                  f'is in bold (chosen on validation, not on the test speakers). Takes: the plain sessions only, or '
+                  f'each training clip also in a second, perturbed take (`--perturbed`: speed '
+                  f'x{DIGIT_SPEED[0]}-{DIGIT_SPEED[1]}, '
                   f'gain {DIGIT_GAIN_DB[0]:+.0f} to {DIGIT_GAIN_DB[1]:+.0f} dB, {DIGIT_ONSET_S[1] * 1000:.0f} ms '
                   f'of onset shift at most, drawn per clip; pink room noise RMS {DIGIT_NOISE_RMS}), played through '
                   f'the runtime like the others: the same examples, twice the samples.', '',
@@ -588,21 +589,28 @@ def write_report(result: dict, out: Path) -> None:
         for r in result['runs']:
             groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders'],
                                r.get('keep_batch_norm', False), r.get('perturbed_takes', False),
-                               tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0)), []).append(r)
+                               tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0), r.get('lr', 1e-3)),
+                              []).append(r)
         best = {}                                          # per number of examples: the best on validation
+        most = {}                                          # among the variants run over the most seeds
         for key, rs in groups.items():
+            most[key[0]] = max(most.get(key[0], 0), len(rs))
+        for key, rs in groups.items():
+            if len(rs) < most[key[0]]:
+                continue
             v = float(np.mean([r['val_accuracy'] for r in rs]))
             if key[0] not in best or v > best[key[0]][0]:
                 best[key[0]] = (v, key)
-        for key in sorted(groups, key=lambda k: (k[0], k[3], k[4], k[5], k[1], not k[2])):
-            (n, freeze, kbn, takes, aug, warm), rs = key, groups[key]
+        for key in sorted(groups, key=lambda k: (k[0], k[3], k[4], k[5], k[6], k[1], not k[2])):
+            (n, freeze, kbn, takes, aug, warm, lr), rs = key, groups[key]
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
             mark = '**' if best[n][1] == key and sum(k[0] == n for k in groups) > 1 else ''
             lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
-                         f'{f" (after {warm} epochs of heads alone)" if warm else ""} | '
+                         f'{f" (after {warm} epochs of heads alone)" if warm else ""}'
+                         f'{f", lr {lr:g}" if lr != 1e-3 else ""} | '
                          f'{"kept" if kbn else "re-estimated"} | {_mean_std([r["val_accuracy"] for r in rs])} | '
                          f'{mark}{_mean_std([r["test_accuracy"] for r in rs])}{mark} ({len(rs)} seeds) | {per} | '
                          f'{np.mean([r["epochs_run"] for r in rs]):.0f} ({np.mean([r["best_epoch"] for r in rs]):.0f})'
@@ -629,6 +637,7 @@ def main(argv=None) -> int:
                         help="digits: BatchNorm keeps the bundle's statistics and/or re-estimates them")
     parser.add_argument('--augment', action='append', default=[], metavar='NAME',
                         help='digits: augmentation of every training batch (as finetune --augment), e.g. mfcc_masking')
+    parser.add_argument('--lr', type=float, default=1e-3, help='digits: learning rate of the fine-tune')
     parser.add_argument('--head-warmup', type=int, default=0, metavar='EPOCHS',
                         help='digits: train the new heads alone this many epochs first (LP-FT)')
     parser.add_argument('--perturbed', action='store_true',
