@@ -23,7 +23,10 @@ SpecAugment-like masking, which encoders adapt) are compared on validation voice
 (held out from adaptation and test) and the bundle's own validation split
 (:data:`SELECTION_RULE`); only the chosen setting's figures on the test voices,
 never used for any choice, are the result. Every fine-tune rehearses the bundle's
-own training split (``--rehearse``) and keeps BatchNorm's statistics; AVLetters'
+own training split (``--rehearse``) and keeps BatchNorm's statistics; from setting G on,
+the bundle's validation split joins early stopping and each fine-tune is also measured
+with its weights moved only part of the way from the bundle's (``--interpolate``,
+WiSE-FT: :data:`INTERPOLATIONS`); AVLetters'
 own test split (letters) and the rejection of non-letters of unseen speakers are
 measured before and after, since adaptation must not cost more than 3 points there.
 
