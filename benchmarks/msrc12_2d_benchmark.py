@@ -23,6 +23,7 @@ from pathlib import Path
 import sys
 
 from centralnet_ros.training.sweep import add_arguments as sweep_arguments
+from centralnet_ros.training.sweep import add_plan_arguments as sweep_plan_arguments
 import numpy as np
 
 PRESET = 'msrc12_2d_loso'
@@ -115,11 +116,7 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default=PRESET)
-    parser.add_argument('--variants', nargs='*', default=None, help='variants of the preset (default: all)')
-    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
-    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    sweep_plan_arguments(parser, preset=PRESET)
     parser.add_argument('--render', default=None, metavar='VARIANT', help='the variant the result files show '
                         '(default: the first one run)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
@@ -130,13 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros import paths
     from centralnet_ros.machine import command_line, write_results
     from centralnet_ros.training import sweep
-    from centralnet_ros.training.experiment import load_experiment, parse_overrides
 
-    cfg = plan = None
-    overrides = parse_overrides(args.overrides)
-    if not args.render_only:
-        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-        plan = sweep.plan_runs(cfg, variants=args.variants, folds=args.folds, seeds=args.seeds)
+    cfg, plan, overrides = sweep.plan_from_args(args)
     runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(), metric='accuracy',
                                  command=command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py'),
                                  info={'overrides': overrides})

@@ -17,7 +17,7 @@ local pool or Ray, ``--resume``, ``runs.json`` rewritten atomically after every 
 ``--runs``; :func:`render` turns that ``runs.json`` into ``benchmarks/results/msrc12.md`` and
 ``msrc12.json`` (``--render-only`` re-renders without training).
 
-    python benchmarks/msrc12_benchmark.py [--jobs 2] [--settings all13 iconic6] [--folds 0] [--set train.epochs=10]
+    python benchmarks/msrc12_benchmark.py [--jobs 2] [--variants all13 iconic6] [--folds 0] [--set train.epochs=10]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import sys
 
 from centralnet_ros.training.experiment import load_experiment
 from centralnet_ros.training.sweep import add_arguments as sweep_arguments
+from centralnet_ros.training.sweep import add_plan_arguments as sweep_plan_arguments
 import numpy as np
 
 PRESET = 'msrc12_loso'
@@ -98,11 +99,8 @@ def result(runs_json: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--preset', default=PRESET)
-    parser.add_argument('--settings', nargs='*', default=None, help='variants of the preset (default: all)')
-    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
-    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
-    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+    sweep_plan_arguments(parser, preset=PRESET)
+    parser.add_argument('--settings', dest='variants', nargs='*', help='the same as --variants (its old name)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     sweep_arguments(parser, runs='runs/msrc12_benchmark')
     args = parser.parse_args(argv)
@@ -110,13 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros import paths
     from centralnet_ros.machine import command_line, write_results
     from centralnet_ros.training import sweep
-    from centralnet_ros.training.experiment import parse_overrides
 
-    cfg = plan = None
-    overrides = parse_overrides(args.overrides)
-    if not args.render_only:
-        cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
-        plan = sweep.plan_runs(cfg, variants=args.settings, folds=args.folds, seeds=args.seeds)
+    cfg, plan, overrides = sweep.plan_from_args(args)
     runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(), metric='accuracy',
                                  command=command_line(argv, program='python benchmarks/msrc12_benchmark.py'),
                                  info={'overrides': overrides})

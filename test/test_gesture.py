@@ -220,6 +220,19 @@ def test_msrc12_benchmark_presets_are_the_shipped_model_on_the_3d_benchmarks_fol
         assert sorted(tested) == list(range(1, 13))     # every person tested once
 
 
+def test_a_benchmarks_plan_comes_from_its_command_line():
+    import argparse
+    from centralnet_ros.training import sweep
+    parser = argparse.ArgumentParser()
+    sweep.add_plan_arguments(parser, preset='msrc12_events')
+    sweep.add_arguments(parser, runs='runs/x')
+    cfg, plan, overrides = sweep.plan_from_args(parser.parse_args(
+        ['--variants', 'shipped', '--folds', '1', '3', '--set', 'train.epochs=2']))
+    assert [(r.variant, r.fold) for r in plan] == [('shipped', 1), ('shipped', 3)]
+    assert overrides == {'train.epochs': 2} and cfg.train.epochs == 2 and cfg.train.num_threads == 1
+    assert sweep.plan_from_args(parser.parse_args(['--render-only']))[:2] == (None, None)
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}

@@ -459,6 +459,29 @@ def add_arguments(parser, *, jobs: int = 2, runs: str | None = None) -> None:
         parser.add_argument('--render-only', action='store_true', help='render --runs/runs.json, train nothing')
 
 
+def add_plan_arguments(parser, *, preset: str) -> None:
+    """Add the runs a benchmark plans: ``--preset``, ``--variants``, ``--folds``, ``--seeds``, ``--set``."""
+    parser.add_argument('--preset', default=preset)
+    parser.add_argument('--variants', nargs='*', default=None, help='variants of the preset (default: all)')
+    parser.add_argument('--folds', type=int, nargs='*', default=None, help='fold indices (default: all)')
+    parser.add_argument('--seeds', type=int, default=None, help="seeds per fold (default: the preset's)")
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
+
+
+def plan_from_args(args) -> tuple:
+    """
+    Return ``(cfg, plan, overrides)`` of the options of :func:`add_plan_arguments` (workers: 1 thread, no bars).
+
+    With ``--render-only`` (see :func:`add_arguments`) nothing is planned: ``(None, None, overrides)``.
+    """
+    from centralnet_ros.training.experiment import load_experiment, parse_overrides
+    overrides = parse_overrides(args.overrides)
+    if getattr(args, 'render_only', False):
+        return None, None, overrides
+    cfg = load_experiment(args.preset, overrides={**overrides, 'train.progress': False, 'train.num_threads': 1})
+    return cfg, plan_runs(cfg, variants=args.variants, folds=args.folds, seeds=args.seeds), overrides
+
+
 def sweep_from_args(args, cfg, plan: list[RunSpec] | None, *, command: str, run: Callable | None = None,
                     load: Callable | None = None, data_root: str | Path = '', info: dict | None = None,
                     metric: str | None = None) -> dict:
