@@ -89,7 +89,7 @@ def result(runs_json: dict) -> dict:
             'dataset_options': {k: v for k, v in cfg.dataset_options.items()
                                 if k not in ('test_persons', 'val_persons', 'n_val_persons')},
             'train': {'epochs': cfg.train.epochs, 'batch_size': cfg.train.batch_size, 'lr': cfg.train.lr,
-                      'optimizer': cfg.train.optimizer, 'schedule': cfg.train.schedule},
+                      'optimizer': cfg.train.optimizer, 'schedule': cfg.train.schedule, 'select': cfg.train.select},
             'overrides': info.get('overrides', {}), 'summary': summary,
             'runs': [{k: v for k, v in r.items() if k not in ('labels', 'predictions', 'label_names')}
                      for r in runs],
@@ -133,9 +133,13 @@ def render(r: dict) -> str:
         f'{o.get("before_s")} s before to {o.get("after_s")} s after each action point at {o.get("frame_rate")} Hz), '
         f'widths {r["encoder"]["widths"]}, {r["train"]["epochs"]} epochs {r["train"]["optimizer"]} '
         f'lr {r["train"]["lr"]} {r["train"]["schedule"]}; training windows also at action-point offsets '
-        f'{o.get("train_offsets_s")} s. Persons p01-p12 (the shared copy) in {n_folds} folds of 3; the 2 persons '
-        f'after the test fold pick the epoch, 7 train. Seed(s) {", ".join(map(str, seeds))}, one run per fold and '
-        'seed.', '',
+        f'{o.get("train_offsets_s")} s'
+        + (f', performed at speeds {o["train_speeds"]}' if o.get('train_speeds') else '')
+        + (f', turned by {o["train_yaw_deg"]} deg' if o.get('train_yaw_deg') else '') + '. "None" windows '
+        f'>= {o.get("none_min_distance_s", 2.5)} s from every action point, every {o.get("none_stride_s", 1.0)} s. '
+        f'Persons p01-p12 (the shared copy) in {n_folds} folds of 3; the 2 persons after the test fold validate '
+        + ('(the last epoch is kept)' if r['train'].get('select') == 'last' else 'and pick the epoch')
+        + f', 7 train. Seed(s) {", ".join(map(str, seeds))}, one run per fold and seed.', '',
         '| setting | classes | windows tested | accuracy (mean over folds ± sd) | pooled | training s |',
         '|---|---|---|---|---|---|',
     ]
