@@ -209,8 +209,8 @@ def training_window_options(opts: MSRC12Options) -> MSRC12Options:
                              else opts.train_none_min_distance_s))
 
 
-BIAS_GRID = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
-"""Biases tried on the "none" logit by :func:`calibrate_class_bias` (dense "none" training pushes it below 0)."""
+BIAS_GRID = tuple(np.round(np.arange(-3.0, 3.01, 0.25), 2))
+"""Biases tried on the "none" logit by :func:`calibrate_class_bias` (-6..3 overfitted the validation persons)."""
 
 
 def choose_class_bias(logits: np.ndarray, labels: np.ndarray, cls: int, grid=BIAS_GRID) -> tuple[float, float]:
