@@ -27,7 +27,8 @@ from centralnet_ros.training.sweep import add_plan_arguments as sweep_plan_argum
 import numpy as np
 
 PRESET = 'msrc12_2d_loso'
-REFERENCE_3D = 'benchmarks/results/msrc12.md (3-D Kinect joints, same folds): 87.6 % ± 6.9 on 12 gestures + none'
+REFERENCE_3D = ('3-D Kinect joints, same folds and test windows ("none" >= 2.5 s from the action points; '
+                'benchmarks/msrc12_benchmark.py of 2026-11-22): 87.6 % ± 6.9 on 12 gestures + none')
 
 
 def run(cfg, data, spec) -> dict:
