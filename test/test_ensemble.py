@@ -71,6 +71,20 @@ def test_without_random_layers_each_member_equals_its_independent_run(method):
                 _numbers(alone.history[-1]['fusion_weights']), abs=1e-3)
 
 
+def test_select_last_keeps_each_members_last_epoch():
+    tr, va, te = _synthetic(240, 0), _synthetic(90, 1), _synthetic(90, 2)
+    seeds = [3, 4, 5, 6]
+    kept = {}
+    for select in ('best', 'last'):
+        cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, progress=False, select=select)
+        kept[select] = train_ensemble(_models('centralnet', seeds), seeds, tr, va, cfg, test_split=te)
+    assert any(m.best_epoch < 6 for m in kept['best'])            # else this test could not tell them apart
+    for best, last in zip(kept['best'], kept['last']):
+        assert last.best_epoch == last.epochs_run == 6
+        assert last.val_metric == last.history[-1]['val_accuracy']
+        assert best.val_metric == max(r['val_accuracy'] for r in best.history)
+
+
 def test_random_layers_draw_differently_per_member_and_every_method_trains():
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, progress=False)
     tr, va = _synthetic(240, 0), _synthetic(90, 1)

@@ -13,9 +13,9 @@ would make for its seed in distribution:
 - its own BatchNorm statistics (the buffers are stacked too);
 - its own optimiser state (Adam and SGD act element-wise on the stacked tensors; gradient
   clipping, when set, is done per member);
-- its own early stopping: a member's best epoch, and so its result, is fixed once it has
-  gone ``patience`` epochs without a validation gain, even though the stacked tensors go on
-  training until every member has stopped.
+- its own early stopping: a member's best epoch (or, with ``train.select: last``, its last
+  epoch), and so its result, is fixed once it has gone ``patience`` epochs without a
+  validation gain, even though the stacked tensors go on training until every member has stopped.
 
 What is not reproduced: the exact random stream of an independent run (one generator
 serves all members), so a member equals ``train(seed=s)`` in distribution, not bit for bit.
@@ -111,7 +111,8 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
         return np.concatenate(out, axis=1)
 
     histories: list[list[dict]] = [[] for _ in range(members)]
-    best_score = np.full(members, -np.inf)
+    best_score = np.full(members, -np.inf)        # the kept epoch's validation score (see cfg.select)
+    top = np.full(members, -np.inf)               # the best validation score so far (early stopping)
     best_epoch = np.zeros(members, int)
     stale = np.zeros(members, int)
     stopped = np.zeros(members, bool)
@@ -155,15 +156,15 @@ def train_ensemble(models: Sequence[FusionModel], seeds: Sequence[int], train_sp
             member = {'epoch': record['epoch'], 'loss': float(totals[''][i] / seen), 'lr': record['lr'],
                       'loss_parts': {k: float(v[i] / seen) for k, v in totals.items() if k not in ('', 'seen')},
                       f'val_{cfg.metric}': score, 'seconds': seconds / members}
-            if score > best_score[i]:
-                best_score[i], best_epoch[i], stale[i] = score, record['epoch'], 0
+            improved = score > top[i]
+            top[i], stale[i] = (score, 0) if improved else (top[i], stale[i] + 1)
+            if improved or cfg.select == 'last':     # the weights kept: the best epoch's, or the last epoch's
+                best_score[i], best_epoch[i] = score, record['epoch']
                 with torch.no_grad():
                     for n, t in params.items():
                         best_params[n][i] = t[i]
                     for n, t in buffers.items():
                         best_buffers[n][i] = t[i]
-            else:
-                stale[i] += 1
             weights = _member_fusion_weights(models[i], params, i, fusion_names)
             if weights is not None:
                 member['fusion_weights'] = weights
