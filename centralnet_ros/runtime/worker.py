@@ -36,7 +36,7 @@ _LINUX = sys.platform.startswith('linux')
 
 
 def _lower_priority(nice: int) -> int | None:
-    """Add ``nice`` to the calling thread's nice value (Linux: per thread); return the value now set (None elsewhere)."""
+    """Add ``nice`` to the calling thread's nice value (Linux: per thread); return the value now (None elsewhere)."""
     if not _LINUX:
         if nice:
             log.warning('decision thread priorities (nice %d) are set on Linux only; ignored here', nice)
