@@ -567,15 +567,14 @@ class FusionNode(LifecycleNode):
         return msg
 
     def _hri_msg(self, result: TaskResult) -> Any:
-        label = self._label_map.get(result.task, {}).get(result.label, result.label)
+        label, score = result.label, result.score
         if result.task == 'emotion' and result.state is not None:      # (voice id, label, score) smoothed
-            label = self._label_map.get('emotion', {}).get(result.state[1], result.state[1])
-            return M.build_expression(ros_message, expression=label, confidence=result.state[2],
-                                      stamp_ns=result.stamp_ns, frame_id=result.frame_id)
+            _, label, score = result.state
+        label = self._label_map.get(result.task, {}).get(label, label)
         if result.task == 'emotion':
-            return M.build_expression(ros_message, expression=label, confidence=result.score,
+            return M.build_expression(ros_message, expression=label, confidence=score,
                                       stamp_ns=result.stamp_ns, frame_id=result.frame_id)
-        return M.build_live_speech(ros_message, final=label, confidence=result.score,
+        return M.build_live_speech(ros_message, final=label, confidence=score,
                                    stamp_ns=result.stamp_ns, frame_id=result.frame_id)
 
     def _publish_label_info(self, task: str) -> None:

@@ -172,9 +172,8 @@ class PeopleTopics:
                  for pub in publishers.values()]
         if not wait_delivered(every, DELIVERY_TIMEOUT_S):
             self.node.get_logger().warning('people: decisions not acknowledged by every subscriber at deactivate')
-        for publishers in list(self._publishers.values()) + list(self._retired.values()):
-            for pub in publishers.values():
-                self._destroy(pub, self.node.destroy_publisher)
+        for pub in every:
+            self._destroy(pub, self.node.destroy_publisher)
         self._publishers.clear()
         self._retired.clear()
 

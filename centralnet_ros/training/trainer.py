@@ -212,7 +212,8 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
         if evaluate is not None:
             score = record[metric] = evaluate()
             if score > best[0]:
-                best = (score, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+                best = (score, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                        if keep_best else None)     # the last epoch is kept: no copy of every better one
                 stale = 0
             else:
                 stale += 1
