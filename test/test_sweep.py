@@ -171,6 +171,25 @@ def test_run_sweep_loads_each_fold_resumes_and_refuses_another_experiment(tmp_pa
         sweep.run_sweep(other, plan, tmp_path, resume=True, backend='serial', run=_fold_run, load=_fold_load)
 
 
+def test_resume_accepts_an_option_added_since_at_its_default_and_refuses_it_set(tmp_path):
+    import json
+    cfg = _folded()
+    plan = sweep.plan_runs(cfg)
+    sweep.run_sweep(cfg, plan[:2], tmp_path, backend='serial', run=_fold_run, load=_fold_load, progress=False)
+    stored = json.loads((tmp_path / 'runs.json').read_text())
+    del stored['experiment']['train']['select']             # runs stored before the schema had train.select
+    (tmp_path / 'runs.json').write_text(json.dumps(stored))
+    CALLS.clear()
+    runs, _ = sweep.run_sweep(cfg, plan[:3], tmp_path, resume=True, backend='serial', run=_fold_run,
+                              load=_fold_load, progress=False)
+    assert len(CALLS) == 1 and len(runs) == 3               # the default keeps what the stored runs learned
+    import dataclasses
+    (tmp_path / 'runs.json').write_text(json.dumps(stored))
+    last = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, select='last'))
+    with pytest.raises(sweep.SweepError, match='another experiment.*train.select'):
+        sweep.run_sweep(last, plan, tmp_path, resume=True, backend='serial', run=_fold_run, load=_fold_load)
+
+
 @pytest.mark.slow
 def test_folds_train_the_same_in_the_pool_as_in_series(tmp_path):
     cfg = _folded()

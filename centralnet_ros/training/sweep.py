@@ -351,7 +351,8 @@ def run_sweep(cfg, runs: list[RunSpec], out: Path, *, resume: bool = False, comm
     records: list[dict] = []
     if resume and runs_path.exists():
         stored = json.loads(runs_path.read_text())
-        changed = _changed_keys(stored.get('experiment', {}), json.loads(json.dumps(experiment_dict(cfg))))
+        changed = _changed_keys(stored.get('experiment', {}), json.loads(json.dumps(experiment_dict(cfg))),
+                                defaults=_schema_defaults())
         if changed:
             raise SweepError(f'{runs_path} holds runs of another experiment (differs in {", ".join(changed[:5])}); '
                              'resume with the same preset and overrides, or choose another output folder')
@@ -390,16 +391,43 @@ def run_sweep(cfg, runs: list[RunSpec], out: Path, *, resume: bool = False, comm
 RESUME_IGNORES = ('train.progress', 'train.num_threads', 'train.device')   # do not change what a run learns
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = '') -> list[str]:
-    """Return the dotted keys whose values differ between two experiment dicts (``RESUME_IGNORES`` aside)."""
+def _changed_keys(old: dict, new: dict, prefix: str = '', defaults: dict | None = None) -> list[str]:
+    """
+    Return the dotted keys whose values differ between two experiment dicts (``RESUME_IGNORES`` aside).
+
+    A key missing from ``old`` whose new value is its schema default (``defaults``) is no change: the
+    schema grew that option after the runs were stored, and its default keeps what they learned.
+    """
     out = []
+    defaults = defaults or {}
     for key in sorted(set(old) | set(new)):
         name = f'{prefix}{key}'
-        a, b = old.get(key), new.get(key)
+        a, b, default = old.get(key), new.get(key), defaults.get(key, _NO_DEFAULT)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, name + '.')
+            out += _changed_keys(a, b, name + '.', default if isinstance(default, dict) else None)
+        elif key not in old and b == default:
+            continue
         elif a != b and name not in RESUME_IGNORES:
             out.append(name)
+    return out
+
+
+_NO_DEFAULT = object()
+
+
+def _schema_defaults() -> dict:
+    """The default of every experiment option that has one, as an experiment dict is nested."""
+    from centralnet_ros.config import to_dict
+    from centralnet_ros.training.experiment import ExperimentConfig
+    out = {}
+    for field in dataclasses.fields(ExperimentConfig):
+        if field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            continue
+        out[field.name] = json.loads(json.dumps(to_dict(value) if dataclasses.is_dataclass(value) else value))
     return out
 
 
