@@ -416,7 +416,7 @@ _NO_DEFAULT = object()
 
 
 def _schema_defaults() -> dict:
-    """The default of every experiment option that has one, as an experiment dict is nested."""
+    """Return the default of every experiment option that has one, nested as an experiment dict is."""
     from centralnet_ros.config import to_dict
     from centralnet_ros.training.experiment import ExperimentConfig
     out = {}
