@@ -737,6 +737,34 @@ def test_forget_voice_parameter_drops_the_adaptation_statistics(tester, distro):
         node.destroy_node()
 
 
+def test_configure_puts_the_loaded_models_beyond_the_garbage_collector(tester):
+    """
+    After configure the bundles' objects are frozen (``gc.freeze``): a full collection while active does not walk them.
+
+    A full collection holds the GIL for the whole walk, stalling the callbacks and the gesture
+    decisions (benchmarks/results/gc_pause.md); the objects ``gc.get_objects()`` lists are those
+    a collection walks.
+    """
+    import gc
+    ns = '/gc_freeze'
+    name = f'{ns}/fusion_node'
+    node = _in_process_node(tester, ns, {'tasks': ['emotion'], 'emotion.bundle': str(H.MODELS / 'emotion')})
+    try:
+        gc.unfreeze()
+        assert tester.transition(name, 'configure')
+        model = node._perception.models['emotion']
+        walked = {id(o) for o in gc.get_objects()}
+        assert gc.is_tracked(model) and id(model) not in walked and id(node._perception) not in walked
+        assert gc.get_freeze_count() > 100_000                  # modules, torch, the ONNX session: all of it
+        # configure again after cleanup: the old runtime is freed, the new one frozen in its turn
+        assert tester.transition(name, 'cleanup') and tester.transition(name, 'configure')
+        assert id(node._perception.models['emotion']) not in {id(o) for o in gc.get_objects()}
+    finally:
+        tester.executor.remove_node(node)
+        node.destroy_node()
+        gc.unfreeze()
+
+
 @pytest.mark.gpu
 @pytest.mark.needs_data('emodb', 'mnist')
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
