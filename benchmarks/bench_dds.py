@@ -16,7 +16,10 @@ shared memory) and with Fast DDS' defaults:
 - delivery: messages the node's callbacks received (its diagnostics) / messages sent, per input;
 - latency: from the publish of the message that made a decision due (the first message of the
   task's trigger input stamped at or after the decision time plus ``decision_delay_s``) to the
-  Classification arriving here, p50/p95/p99 per task;
+  Classification arriving at a subscriber in a process of its own that does nothing else
+  (``centralnet_ros.ros.bench_dds.receive_main``), p50/p95/p99 per task; also as measured before,
+  at a subscriber in this process, which also builds and publishes the inputs (its own work and
+  garbage collections delayed some decisions: ``in the load generator``);
 - CPU use of the node process (user + system time over the streaming window), and per thread
   (``/proc/<pid>/task``: the decision workers ``cn-dec-<task>`` and the threads they started, the
   executor, DDS), with each thread's nice value.
@@ -26,8 +29,12 @@ Runs (:data:`RUNS`): the shipped profile and Fast DDS' defaults with the gesture
 shipped configuration with speech and emotion deciding at the node's priority
 (``decision_nice 0``, the design before) instead of below it (their default, 10); input queues of
 5; the decisions made inside the subscription callback (the design the decision workers
-replaced); and gesture events (``events``, the default), whose latency includes the gesture itself.
-About 5 minutes on 2 quiet cores (6 runs of 20 s plus the node's start-up).
+replaced); gesture events (``events``, the default), whose latency includes the gesture itself; and
+the shipped configuration traced (``centralnet_ros.ros.bench_dds.trace_node_main``: every callback,
+hand-over, decision, publish, buffer lock, garbage collection and stall of the node timed), which
+splits each gesture decision's latency into its segments and says what the node was doing while
+the slowest ones were under way.  About 6 minutes on 2 quiet cores (7 runs of 20 s plus the
+node's start-up).
 
 Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
 generator is :mod:`centralnet_ros.ros.bench_dds` (only ``centralnet_ros.ros`` imports ROS).
@@ -71,16 +78,19 @@ def _skeletons(data_root: Path) -> np.ndarray:
 
 
 # one node process each: shipped Fast DDS profile?, decide in the subscription callback?, gesture output,
-# input queue depth (None: the node's default), speech/emotion decision_nice (None: the node's default, 10)
-RUNS = [(True, False, 'decisions', None, None), (True, False, 'decisions', None, 0),
-        (False, False, 'decisions', None, None), (True, False, 'decisions', 5, None),
-        (True, True, 'decisions', None, None), (True, False, 'events', None, None)]
+# input queue depth (None: the node's default), speech/emotion decision_nice (None: the node's default, 10),
+# traced (every step of every decision timed: centralnet_ros.ros.bench_dds.trace_node_main)
+RUNS = [(True, False, 'decisions', None, None, False), (True, False, 'decisions', None, 0, False),
+        (False, False, 'decisions', None, None, False), (True, False, 'decisions', 5, None, False),
+        (True, True, 'decisions', None, None, False), (True, False, 'events', None, None, False),
+        (True, False, 'decisions', None, None, True)]
 
 
 def _label(r: dict) -> str:
     depth = '' if r.get('qos_depth') is None else f', qos_depth {r["qos_depth"]}'
     nice = '' if r.get('background_nice') is None else f', speech/emotion decision_nice {r["background_nice"]}'
-    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}{nice}'
+    traced = ', traced' if r.get('traced') else ''
+    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}{nice}{traced}'
 
 
 def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> str:
@@ -106,16 +116,46 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
             delivery = '-' if d['delivery'] is None else f'{100 * d["delivery"]:.1f} %'
             lines.append(f'| {_label(r)} | {name} | {d["sent"]} | {d["received"]} | {delivery} | '
                          f'{d.get("arrival_delay_s", "-")} |')
-    lines += ['', '| run | task | decided | published | latency p50 (ms) | p95 | p99 | max | node compute p50 / p95 / '
-              'max (ms) | node CPU |', '|---|---|---|---|---|---|---|---|---|---|']
+    lines += ['', '| run | task | decided | published | latency p50 (ms) | p95 | p99 | max | in the load generator: '
+              'p50 / p95 / p99 / max (ms) | node compute p50 / p95 / max (ms) | node CPU |',
+              '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         for task, d in r['tasks'].items():
             lat, c = d['latency_ms'], d.get('node_compute_ms') or {}
+            gen = d.get('latency_ms_in_load_generator') or {}
             name = f'{task} ({r["gesture_output"]})' if task == 'gesture' else task
             compute = ' / '.join(str(c.get(f'latency {k} (ms)', '-')) for k in ('p50', 'p95', 'max'))
+            in_gen = ' / '.join(str(gen.get(k, '-')) for k in ('p50', 'p95', 'p99', 'p100'))
             lines.append(f'| {_label(r)} | {name} | {c.get("decisions", "-")} | {d["decisions"]} | {lat["p50"]} | '
                          f'{lat["p95"]} | {lat["p99"]} | '
-                         f'{lat.get("p100")} | {compute} | {r["node_cpu_percent"]} % |')
+                         f'{lat.get("p100")} | {in_gen} | {compute} | {r["node_cpu_percent"]} % |')
+    for r in results:
+        t = r.get('trace')
+        if not t:
+            continue
+        lines += ['', f'Where the published gesture decisions’ time went ({_label(r)}; {t["decisions"]} decisions; '
+                  'ms):', '', '| segment | p50 | p95 | p99 | max |', '|---|---|---|---|---|']
+        lines += [f'| {k} | {v.get("p50")} | {v.get("p95")} | {v.get("p99")} | {v.get("max")} |'
+                  for k, v in t['segments_ms'].items()]
+        slow = ', '.join(f'{k} {n}' for k, n in (t.get('slowest_5pct_largest_segment') or {}).items() if n)
+        during = '; '.join(f'{d["total"]} ms: executor busy {d["executor busy"]}, stalled {d["stalled"]} '
+                           f'({d["stalled waiting for a core"]} waiting for a core)'
+                           for d in t.get('slowest_5pct_ms') or [])
+        lines += ['', f'Largest segment of each decision slower than the p95: {slow or "-"}; while each was under '
+                  f'way (publish to arrival), the node’s executor ran callbacks and its 1 ms sleeper was stalled '
+                  f'for: {during or "-"}. Subscription callbacks '
+                  '(ms, p50 / p99 / max): ' + '; '.join(f'{k} {v.get("p50")} / {v.get("p99")} / {v.get("max")}'
+                                                        for k, v in t['callback_ms'].items())
+                  + '. The runtime’s buffer lock, held (p50 / p99 / max) and waited for (p99 / max), by holder '
+                  '(MainThread: the callbacks and the diagnostics timer): '
+                  + '; '.join(f'{k} {v["hold"].get("p50")} / {v["hold"].get("p99")} / {v["hold"].get("max")}, '
+                              f'{v["wait"].get("p99")} / {v["wait"].get("max")}'
+                              for k, v in t['buffer_lock_ms'].items())
+                  + '. Garbage collections in the node while streaming (count, max ms): '
+                  + (', '.join(f'{k} {v["n"]}, {v.get("max")}' for k, v in t['gc_ms'].items()) or 'none')
+                  + f'. A thread of the node sleeping 1 ms at a time woke more than 20 ms late '
+                  f'{t["stalls_over_20ms"]} times (max {t["stall_max_ms"]} ms); of all the time it was late, a share '
+                  f'of {t.get("stall_cpu_share")} was spent waiting for a core (the rest: for the interpreter lock).']
     lines += ['', 'CPU use of the threads of the node over the streaming window (% of one core; nice value; threads of '
               'one name summed: `cn-dec-<task>` are the decision workers, threads a library starts from a worker '
               'inherit its nice value):', '', '| run | thread (nice): CPU % |', '|---|---|']
@@ -127,7 +167,9 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
               'skeleton frame they are stamped with; gesture events: the skeleton frame at the event’s peak, so '
               'the latency includes the rest of the gesture and the event’s confirmation; speech/emotion: the '
               'first audio buffer stamped after the end of the utterance plus decision_delay_s) to the '
-              'Classification arriving in the publishing process. Node compute: window assembly (with the wait '
+              'Classification arriving at a subscriber in a process of its own that does nothing else; '
+              '`in the load generator`: at a subscriber in the process that builds and publishes the inputs '
+              '(the measurement before). Node compute: window assembly (with the wait '
               'for the buffer lock), features and model of one decision, from the node’s diagnostics. '
               'Arrival delay: ROS time at the callback minus '
               'the header stamp (the node’s diagnostics): the time a message waited in DDS and the node’s queue. '
@@ -150,12 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for k in args.runs:
-        profile, inline, output, depth, nice = RUNS[k]
+        profile, inline, output, depth, nice, trace = RUNS[k]
         # one process per run: Fast DDS reads its profile once per process
         proc = subprocess.run([sys.executable, __file__, '--_one', '1' if profile else '0', '--seconds',
                                str(args.seconds), '--data-root', str(data_root), '--inline', '1' if inline else '0',
                                '--gesture-output', output, '--qos-depth', str(depth or 0),
-                               '--background-nice', str(-1 if nice is None else nice)],
+                               '--background-nice', str(-1 if nice is None else nice), '--trace', str(int(trace))],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
@@ -180,9 +222,10 @@ if __name__ == '__main__':
         output = sys.argv[sys.argv.index('--gesture-output') + 1]
         depth = int(sys.argv[sys.argv.index('--qos-depth') + 1]) or None
         nice = int(sys.argv[sys.argv.index('--background-nice') + 1])
+        trace = sys.argv[sys.argv.index('--trace') + 1] == '1'
         from centralnet_ros.ros.bench_dds import run_once
         print(json.dumps(run_once(seconds, profile, _audio_source(root, seconds), _skeletons(root),
                                   Path(os.environ.get('TMPDIR', '/tmp')), gesture_output=output, inline=inline,
-                                  qos_depth=depth, background_nice=None if nice < 0 else nice)))
+                                  qos_depth=depth, background_nice=None if nice < 0 else nice, trace=trace)))
         raise SystemExit(0)
     raise SystemExit(main())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 from pathlib import Path
-import sys
 import time
 
 from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
@@ -33,8 +32,7 @@ TASKS = ('gesture', 'speech', 'emotion')
 
 def _stream(perception, data_root: Path, seconds: float, t0: int) -> int:
     """Store ``seconds`` of the DDS benchmark's inputs (no decisions run); return the decisions made due."""
-    sys.path.insert(0, str(REPO / 'benchmarks'))
-    import bench_dds
+    import bench_dds                                                # the script's own folder is on sys.path
     from centralnet_ros import messages as M
     from centralnet_ros.messages.builders import dict_factory
     audio, joints = bench_dds._audio_source(data_root, seconds), bench_dds._skeletons(data_root)

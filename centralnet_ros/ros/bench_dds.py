@@ -8,6 +8,7 @@ latency per task and the node's CPU use.  Here because only ``centralnet_ros.ros
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -104,9 +105,259 @@ def inline_node_main(args: list[str]) -> int:
     return fusion_node.main()
 
 
+class _TimedLock:
+    """A lock proxy recording, per acquisition, the thread, the wait and the hold time (``with`` only)."""
+
+    def __init__(self, lock, trace: list, name: str) -> None:
+        self._inner, self._trace, self._name = lock, trace, name
+        self._local = threading.local()
+
+    def __enter__(self):
+        t0 = time.time_ns()
+        self._inner.acquire()
+        depth = getattr(self._local, 'depth', 0)
+        self._local.depth = depth + 1
+        if depth == 0:
+            self._local.t = (t0, time.time_ns())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            t0, t1 = self._local.t
+            self._trace.append(('lock', self._name, threading.current_thread().name, t0, t1, time.time_ns()))
+        self._inner.release()
+
+    def acquire(self, *a, **k):
+        return self._inner.acquire(*a, **k)
+
+    def release(self) -> None:
+        self._inner.release()
+
+
+def trace_node_main(args: list[str]) -> int:
+    """
+    Run fusion_node with a timestamp on every step of a decision, written as JSON to ``$CENTRALNET_TRACE`` at exit.
+
+    ``python -m centralnet_ros.ros.bench_dds --trace-node [--ros-args ...]``.  Recorded (wall clock
+    in ns, comparable with the other processes on the machine): each subscription callback (input,
+    header stamp, enter, exit), each decision handed to a worker, each decision run (task, decision
+    time, start, end), each publish, every acquisition of the runtime's buffer lock (thread, wait,
+    hold), every garbage collection (generation, start, end) and the stalls of a thread that sleeps
+    1 ms in a loop (time when no thread of the node could get the interpreter lock or a core), with
+    the part of each it spent waiting for a core.
+    Summed up by :func:`trace_summary`.
+    """
+    import atexit
+    import gc
+    import json
+    from centralnet_ros.ros import fusion_node
+    from centralnet_ros.runtime import perception as perception_module
+    from centralnet_ros.runtime import worker as worker_module
+
+    path = os.environ['CENTRALNET_TRACE']
+    trace: list = []
+    node_cls = fusion_node.FusionNode
+    on_input, build = node_cls._on_input, node_cls._build_perception
+    publish, submit = node_cls._publish_results, worker_module.DecisionWorker.submit
+    decide = perception_module.Perception._decide
+
+    def traced_on_input(self, name, msg):
+        t0 = time.time_ns()
+        try:
+            return on_input(self, name, msg)
+        finally:
+            trace.append(('cb', name, _stamp_ns(msg.header), t0, time.time_ns()))
+
+    def traced_build(self):
+        perception = build(self)
+        perception._lock = _TimedLock(perception._lock, trace, 'buffers')
+        return perception
+
+    def traced_publish(self, results):
+        results = list(results)
+        t0 = time.time_ns()
+        try:
+            return publish(self, results)
+        finally:
+            trace.append(('publish', [(r.task, r.stamp_ns) for r in results], t0, time.time_ns()))
+
+    def traced_submit(self, due):
+        due = list(due)
+        now = time.time_ns()
+        trace.extend(('submit', d.task, d.point.t_ns, now) for d in due)
+        return submit(self, due)
+
+    def traced_decide(self, state, point):
+        t0 = time.time_ns()
+        try:
+            return decide(self, state, point)
+        finally:
+            trace.append(('decide', state.name, point.t_ns, t0, time.time_ns()))
+
+    def queued_ns() -> int:
+        """Time this thread has spent runnable but waiting for a core (Linux schedstat; 0 elsewhere)."""
+        try:
+            with open('/proc/thread-self/schedstat') as f:
+                return int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def sleeper():
+        last, queued = time.time_ns(), queued_ns()
+        while True:
+            time.sleep(0.001)
+            now, now_queued = time.time_ns(), queued_ns()
+            if now - last > 5_000_000:       # late: waiting for a core (queued) or for the interpreter lock
+                trace.append(('stall', now_queued - queued, last, now))
+            last, queued = now, now_queued
+
+    gc_start = [0]
+
+    def on_gc(phase, info):
+        if phase == 'start':
+            gc_start[0] = time.time_ns()
+        else:
+            trace.append(('gc', info['generation'], gc_start[0], time.time_ns()))
+
+    node_cls._on_input, node_cls._build_perception = traced_on_input, traced_build
+    node_cls._publish_results = traced_publish
+    worker_module.DecisionWorker.submit = traced_submit
+    perception_module.Perception._decide = traced_decide
+    threading.Thread(target=sleeper, name='cn-trace-sleeper', daemon=True).start()
+    gc.callbacks.append(on_gc)
+
+    def dump():
+        with open(path, 'w') as f:
+            json.dump(trace, f)
+
+    atexit.register(dump)
+    sys.argv = ['fusion_node', *args]
+    return fusion_node.main()
+
+
+def receive_main(path: str) -> int:
+    """
+    Subscribe to every task's Classification in a process of its own; write ``[task, arrival ns, stamp ns]`` at SIGINT.
+
+    ``python -m centralnet_ros.ros.bench_dds --receive OUT.json``.  A consumer that does nothing
+    else (one thread, its heap frozen): the load generator's own work (building 900 KB images at
+    30 Hz) and its garbage collections do not delay what it measures.  ``OUT.json.ready`` appears
+    once every task's publisher is matched.
+    """
+    import gc
+    import json
+    import signal
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+    from vision_msgs.msg import Classification
+    got: list = []
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    node = rclpy.create_node('bench_receiver')
+    subscriptions = [node.create_subscription(
+        Classification, f'{NS}/fusion_node/{task}',
+        lambda m, t=task: got.append((t, time.time_ns(), _stamp_ns(m.header))), _sensor_qos(100)) for task in TASKS]
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    gc.collect()
+    gc.freeze()
+    ready = False
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.1)
+        if not ready and all(s.get_publisher_count() > 0 for s in subscriptions):
+            Path(path + '.ready').write_text('')
+            ready = True
+    with open(path, 'w') as f:
+        json.dump(got, f)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _ms_percentiles(values) -> dict:
+    a = np.asarray(values, np.float64)
+    if not len(a):
+        return {'n': 0}
+    return {'n': int(len(a)), **{f'p{q}': round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)},
+            'max': round(float(a.max()), 2)}
+
+
+SEGMENTS = ('arrival', 'callback', 'worker wait', 'compute', 'publish', 'delivery')
+
+
+def trace_summary(trace: list, published: list, received: dict, window: tuple[int, int]) -> dict:
+    """
+    Where the gesture decisions' time went, from a ``--trace-node`` trace.
+
+    ``published``: ``(publish ns, stamp ns)`` of the skeleton frames; ``received``: stamp ->
+    arrival ns at the receiver; ``window``: the streaming interval (ns).  Per published gesture
+    decision: *arrival* (frame published -> its callback starts: DDS and the executor's queue),
+    *callback*, *worker wait* (handed to the worker -> its decision starts), *compute* (window,
+    features, model, with the buffer lock waits), *publish* (decision end -> publish returns),
+    *delivery* (-> the receiver's callback).  Then the largest segment of each decision slower than
+    the p95, callback times per input, the buffer lock per holder, garbage collections and stalls
+    in the streaming window.
+    """
+    pub = {s: p for p, s in published}
+    cb = {e[2]: e for e in trace if e[0] == 'cb' and e[1] == 'skeleton'}
+    sub = {e[2]: e for e in trace if e[0] == 'submit' and e[1] == 'gesture'}
+    dec = {e[2]: e for e in trace if e[0] == 'decide' and e[1] == 'gesture'}
+    pubn = {stamp: e for e in trace if e[0] == 'publish' for task, stamp in e[1] if task == 'gesture'}
+    rows = []
+    for stamp, got in received.items():
+        parts = [pub.get(stamp), cb.get(stamp), sub.get(stamp), dec.get(stamp), pubn.get(stamp)]
+        if any(p is None for p in parts):
+            continue
+        p, c, su, d, pn = parts
+        rows.append({'arrival': c[3] - p, 'callback': c[4] - c[3], 'worker wait': d[3] - su[3],
+                     'compute': d[4] - d[3], 'publish': pn[3] - d[4], 'delivery': got - pn[3], 'total': got - p,
+                     'span': (p, got)})
+    segments = {k: _ms_percentiles([r[k] / 1e6 for r in rows]) for k in (*SEGMENTS, 'total')}
+    out: dict = {'decisions': len(rows), 'segments_ms': segments}
+    if rows:
+        p95 = np.percentile([r['total'] for r in rows], 95)
+        slow = [r for r in rows if r['total'] > p95]
+        out['slowest_5pct_largest_segment'] = {k: sum(1 for r in slow if max(SEGMENTS, key=r.get) == k)
+                                               for k in SEGMENTS}
+        callbacks = [e for e in trace if e[0] == 'cb']
+        stall_list = [e for e in trace if e[0] == 'stall']
+
+        def overlap(a: int, b: int, entries: list, i: int, j: int) -> float:
+            return sum(max(0, min(b, e[j]) - max(a, e[i])) for e in entries) / 1e6
+        # while each slow decision was under way: the executor running callbacks, the node's threads stalled
+        out['slowest_5pct_ms'] = [{'total': round(r['total'] / 1e6, 1),
+                                   'executor busy': round(overlap(*r['span'], callbacks, 3, 4), 1),
+                                   'stalled': round(overlap(*r['span'], stall_list, 2, 3), 1),
+                                   'stalled waiting for a core': round(sum(
+                                       e[1] * max(0, min(r['span'][1], e[3]) - max(r['span'][0], e[2]))
+                                       / max(1, e[3] - e[2]) for e in stall_list) / 1e6, 1)} for r in slow]
+    t0, t1 = window
+    inside = [e for e in trace if e[0] in ('cb', 'lock', 'gc', 'stall') and t0 <= e[-1] and e[-2] <= t1]
+    out['callback_ms'] = {name: _ms_percentiles([(e[4] - e[3]) / 1e6 for e in inside if e[0] == 'cb' and e[1] == name])
+                          for name in sorted({e[1] for e in inside if e[0] == 'cb'})}
+    holders = sorted({e[2] for e in inside if e[0] == 'lock'})
+    out['buffer_lock_ms'] = {h.replace('centralnet-decisions-', 'worker '): {
+        'hold': _ms_percentiles([(e[5] - e[4]) / 1e6 for e in inside if e[0] == 'lock' and e[2] == h]),
+        'wait': _ms_percentiles([(e[4] - e[3]) / 1e6 for e in inside if e[0] == 'lock' and e[2] == h])}
+        for h in holders}
+    collections = [e for e in inside if e[0] == 'gc']
+    out['gc_ms'] = {f'generation {g}': _ms_percentiles([(e[3] - e[2]) / 1e6 for e in collections if e[1] == g])
+                    for g in sorted({e[1] for e in collections})}
+    stalls = [((e[3] - e[2]) / 1e6, e[1] / 1e6) for e in inside if e[0] == 'stall']
+    out['stalls_over_20ms'] = sum(1 for v, _ in stalls if v > 20)
+    out['stall_max_ms'] = round(max(v for v, _ in stalls), 1) if stalls else 0.0
+    # of the time the sleeper was late: waiting for a core (CPU) or not (the interpreter lock)
+    late = sum(v - 1.0 for v, _ in stalls)
+    out['stall_cpu_share'] = round(sum(min(q, v) for v, q in stalls) / late, 3) if late > 0 else None
+    return out
+
+
 def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path, *,
              gesture_output: str = 'decisions', inline: bool = False, qos_depth: int | None = None,
-             background_nice: int | None = None) -> dict:
+             background_nice: int | None = None, trace: bool = False) -> dict:
     """
     Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3)).
 
@@ -114,7 +365,11 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     frame; ``events``: one per performed gesture, after it ended). ``inline``: decide in the
     subscription callback (:class:`InlineWorker`) instead of on the node's decision worker.
     ``qos_depth``: the node's input queue depth (None: the node's default). ``background_nice``:
-    ``speech.decision_nice`` and ``emotion.decision_nice`` (None: the node's defaults).
+    ``speech.decision_nice`` and ``emotion.decision_nice`` (None: the node's defaults). ``trace``:
+    run the node under :func:`trace_node_main` and add :func:`trace_summary` (``result['trace']``).
+
+    Latency is measured at a subscriber in a process of its own (:func:`receive_main`), and also,
+    as before, in this process, which publishes the inputs (``latency_ms_in_load_generator``).
     """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -142,11 +397,19 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     if background_nice is not None:
         args += ['-p', f'speech.decision_nice:={background_nice}', '-p', f'emotion.decision_nice:={background_nice}']
     program = (['-m', 'centralnet_ros.ros.bench_dds', '--inline-node'] if inline
+               else ['-m', 'centralnet_ros.ros.bench_dds', '--trace-node'] if trace
                else ['-m', 'centralnet_ros.ros.fusion_node'])
     label = (f'{"profile" if profile else "default"}_{"inline" if inline else "split"}_{gesture_output}_{qos_depth}'
-             f'_{background_nice}')
+             f'_{background_nice}{"_trace" if trace else ""}')
+    trace_path, received_path = log_dir / f'trace_{label}.json', log_dir / f'received_{label}.json'
+    for stale in (trace_path, received_path, Path(f'{received_path}.ready')):
+        stale.unlink(missing_ok=True)
+    if trace:
+        env['CENTRALNET_TRACE'] = str(trace_path)
     node = subprocess.Popen([sys.executable, *program, *args], env=env,
                             stdout=open(log_dir / f'fusion_{label}.log', 'wb'), stderr=subprocess.STDOUT)
+    receiver = subprocess.Popen([sys.executable, '-m', 'centralnet_ros.ros.bench_dds', '--receive', str(received_path)],
+                                env=env, stdout=open(log_dir / f'receiver_{label}.log', 'wb'), stderr=subprocess.STDOUT)
     # this process: the same DDS settings as the node (the shared-memory segment is per participant)
     os.environ.update(ROS_ENV)
     for key, value in dds.items():
@@ -194,9 +457,11 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     spinner.start()
     try:
         deadline = time.monotonic() + 180
-        while not all(p.get_subscription_count() > 0 for p in (image_pub, skeleton_pub, audio_pub)):
-            if time.monotonic() > deadline or node.poll() is not None:
-                raise RuntimeError(f'fusion_node did not subscribe (exit {node.poll()})')
+        while not (all(p.get_subscription_count() > 0 for p in (image_pub, skeleton_pub, audio_pub))
+                   and Path(f'{received_path}.ready').exists()):
+            if time.monotonic() > deadline or node.poll() is not None or receiver.poll() is not None:
+                raise RuntimeError(f'fusion_node did not subscribe (exit {node.poll()}) or its decisions did not '
+                                   f'reach the receiver (exit {receiver.poll()})')
             time.sleep(0.2)
         time.sleep(1.0)
         rng = np.random.default_rng(0)
@@ -230,7 +495,13 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         wall = time.monotonic() - t_start
         threads = _thread_use(threads0, thread_stats(node.pid), wall)
         time.sleep(3.0)                                              # last decisions and a diagnostics report
+        end_ns = time.time_ns()
     finally:
+        receiver.send_signal(2)
+        try:
+            receiver.wait(30)
+        except subprocess.TimeoutExpired:
+            receiver.kill()
         node.send_signal(2)
         try:
             node.wait(60)
@@ -244,6 +515,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults',
               'decisions_in': 'subscription callback' if inline else 'decision worker',
               'gesture_output': gesture_output, 'qos_depth': qos_depth, 'background_nice': background_nice,
+              'traced': trace,
               'seconds': round(wall, 2), 'node_threads': threads,
               'load_average_1min': round(os.getloadavg()[0], 1), 'cpu_cores': os.cpu_count(),
               'node_cpu_percent': round(100 * cpu / wall, 1), 'exit_status': node.returncode, 'inputs': {},
@@ -252,7 +524,14 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         got = diag.get(name)
         result['inputs'][name] = {'sent': len(sent), 'received': got, 'arrival_delay_s': arrival.get(name),
                                   'delivery': None if got is None else round(got / max(len(sent), 1), 4)}
-    for task, got in decisions.items():
+    received: dict[str, list] = {t: [] for t in TASKS}
+    try:
+        for task, arrival_ns, stamp in json.loads(received_path.read_text()):
+            received[task].append((arrival_ns, stamp))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f'the receiver wrote no decisions ({exc}); see {log_dir}/receiver_{label}.log') from None
+
+    def latency(task: str, got: list) -> dict:
         pubs = published[trigger_input[task]]
         stamps = np.asarray([s for _, s in pubs], np.int64)
         times = np.asarray([p for p, _ in pubs], np.int64)
@@ -261,15 +540,24 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
             k = int(np.searchsorted(stamps, stamp + int(DELAY_S * 1e9) * (task != 'gesture')))
             if k < len(stamps):
                 lat.append((recv - times[k]) / 1e6)
-        lat_a = np.asarray(lat)
+        return {f'p{q}': (round(float(np.percentile(lat, q)), 2) if lat else None) for q in (50, 95, 99, 100)}
+
+    for task, got in received.items():
         result['tasks'][task] = {
-            'decisions': len(got), 'node_compute_ms': task_diag.get(task, {}),
-            'latency_ms': {f'p{q}': (round(float(np.percentile(lat_a, q)), 2) if len(lat) else None)
-                           for q in (50, 95, 99, 100)}}
+            'decisions': len(got), 'node_compute_ms': task_diag.get(task, {}), 'latency_ms': latency(task, got),
+            'decisions_in_load_generator': len(decisions[task]),
+            'latency_ms_in_load_generator': latency(task, decisions[task])}
+    if trace:
+        result['trace'] = trace_summary(json.loads(trace_path.read_text()), published['skeleton'],
+                                        {stamp: t for t, stamp in received['gesture']}, (start_ns, end_ns))
     return result
 
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--inline-node']:
         raise SystemExit(inline_node_main(sys.argv[2:]))
+    if sys.argv[1:2] == ['--receive']:
+        raise SystemExit(receive_main(sys.argv[2]))
+    if sys.argv[1:2] == ['--trace-node']:
+        raise SystemExit(trace_node_main(sys.argv[2:]))
     raise SystemExit(f'usage: python -m {__spec__.name} --inline-node [--ros-args ...]')
