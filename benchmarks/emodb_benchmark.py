@@ -49,6 +49,10 @@ import numpy as np
 PRESET = 'emodb_loso'
 ADAPT_S = (0.0, 10.0, 30.0, 60.0)
 DESCRIPTION = {      # the report's words for the preset's variants
+    'own_lda_unadapted': ('own functionals, per-speaker normalisation, speed copies 0.85 / 0.9 / 1.1 / 1.15, '
+                          'shrinkage LDA ensemble, plus the training rows normalised with the prior of the other '
+                          "training speakers (unadapted rows; their weight chosen on each fold's training "
+                          'speakers), 7 training speakers'),
     'own_lda': ('own functionals, per-speaker normalisation, speed copies 0.9 / 1.1, shrinkage LDA ensemble (scores '
                 'averaged over 3 feature groups x 4 shrinkages), 7 training speakers'),
     'own_lda_per_fold': ('own functionals, per-speaker normalisation, shrinkage LDA ensemble with the speed copies '
@@ -71,14 +75,22 @@ DESCRIPTION = {      # the report's words for the preset's variants
     'egemaps': 'openSMILE eGeMAPSv02 functionals, per-speaker normalisation',
     'logmel': 'log-mel map (64 x 198), 1-D CNN, per-speaker per-band normalisation',
 }
-SHIPPED = 'own_lda_per_fold'
-# ^ the shipped procedure: per fold, the one its training speakers chose (emodb_procedures.md); the fold of test
-#   speaker 14 chose config/experiments/emodb_emotion.yaml's (models/emotion), variant own_lda_wide
+SHIPPED = 'own_lda_unadapted'
+# ^ the shipped procedure: the wide ensemble with unadapted rows, their weight chosen per fold on its training
+#   speakers; the fold of test speaker 14 chose config/experiments/emodb_emotion.yaml's (models/emotion).
+#   own_lda_per_fold: the procedure before (per fold, the one of emodb_procedures.md its training speakers chose)
+PER_FOLD = 'own_lda_per_fold'
 SHRINKAGE_GRID = (0.1, 0.3, 0.5, 0.7)
 # ^ a shrinkage_lda variant chooses its shrinkage (for the own functionals also the feature group, and with
 #   train_speed_factors whether to train on the speed-perturbed copies too) per fold by leave-one-speaker-out
 #   over its training speakers (criterion: accuracy without adaptation and after adapting online from 0 s);
 #   the shipped preset fixes what the fold of its test speaker chose
+UNADAPTED_GRID = (0.0, 0.05, 0.1, 0.2)
+SELECT_UNADAPTED = ('own_lda_unadapted',)
+# ^ these variants choose dataset_options.unadapted_weight (the weight of every training row normalised with the
+#   prior of the other training speakers, as an unadapted voice: training/emotion.py unadapted_rows) per fold among
+#   UNADAPTED_GRID by leave-one-speaker-out over their training speakers (_select_unadapted); the shipped preset
+#   fixes what the fold of its test speaker chose
 OPENSMILE_KINDS = {'ComParE_2016': 'compare', 'eGeMAPSv02': 'egemaps'}
 
 
@@ -222,7 +234,7 @@ def run(cfg, t: dict, spec) -> dict:
     settings = dict(opts.speaker_normalisation)
     mode = settings.pop('mode', 'per_voice')
     t0 = time.perf_counter()
-    chosen, cols, copies = {}, None, bool(_speeds(cfg.dataset_options))
+    chosen, cols, copies, sample_weight = {}, None, bool(_speeds(cfg.dataset_options)), None
     ensemble = cfg.train.lda_shrinkages or cfg.train.lda_drop_prefixes      # nothing to choose: every member
     if cfg.train.solver == 'shrinkage_lda' and not ensemble:  # chosen on the training speakers alone
         groups = _feature_groups(kind)
@@ -252,6 +264,16 @@ def run(cfg, t: dict, spec) -> dict:
         xr, ytr, voices, wr = _training_rows(t, train_s, copies, cols)
         xtr = normalise_by_speaker(xr, voices, norm, wr)
         xva = normalise_by_speaker(x[va], spk[va], norm, w[va]) if val is not None else None
+        weight = opts.unadapted_weight
+        if spec.variant in SELECT_UNADAPTED:                  # chosen on the training speakers alone
+            key = (spec.variant, spec.fold)
+            if key not in _SELECTED:
+                _SELECTED[key] = _select_unadapted(cfg, t, mode, settings, train_s, copies)
+            weight, chosen = _SELECTED[key]
+        if weight > 0:
+            from centralnet_ros.training.emotion import unadapted_rows
+            sample_weight = np.concatenate([np.ones(len(ytr)), np.full(len(ytr), float(weight))])
+            xtr, ytr = np.concatenate([xtr, unadapted_rows(xr, voices, norm, wr)]), np.concatenate([ytr, ytr])
     seed_everything(seed)
     model = build_model(cfg.fusion_config(spec.method))
     if no_val:
@@ -262,8 +284,8 @@ def run(cfg, t: dict, spec) -> dict:
     if kind == 'own':
         from centralnet_ros.features.functionals import functional_names
         names = {'audio': functional_names() if cols is None else list(np.asarray(functional_names())[cols])}
-    result = train(model, ArraySplit({'audio': xtr}, ytr), ArraySplit({'audio': xva}, yva), cfg.train, seed=seed,
-                   input_names=names)
+    result = train(model, ArraySplit({'audio': xtr}, ytr, sample_weight), ArraySplit({'audio': xva}, yva), cfg.train,
+                   seed=seed, input_names=names)
 
     def classify(z: np.ndarray) -> np.ndarray:
         return predict(model, ArraySplit({'audio': np.asarray(z, np.float32)}, np.zeros(len(z), np.int64))).argmax(1)
@@ -346,6 +368,45 @@ def _select(grid, groups, t: dict, mode, settings: dict, train_s: list[int]):
     return g, c, value, {'feature_group': g, 'speed_copies': c, 'shrinkage': value, 'selection_scores': table}
 
 
+def _select_unadapted(cfg, t: dict, mode, settings: dict, train_s: list[int], copies) -> tuple[float, dict]:
+    """
+    Choose ``unadapted_weight`` among ``UNADAPTED_GRID`` by leave-one-speaker-out over the training speakers alone.
+
+    Each training speaker is held out once: the variant's LDA ensemble of the other training speakers
+    (per-voice rows with their speed copies, plus their unadapted rows at each weight) scores it
+    without adaptation and adapting online from 0 s, as :func:`_select` does; the weight with the best
+    mean accuracy wins (ties: the smaller).  The test speaker is never read.
+    """
+    from centralnet_ros.features.functionals import functional_names
+    from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
+    from centralnet_ros.runtime.adaptation import adapt_speaker_sequence
+    from centralnet_ros.training.emotion import unadapted_rows
+    from centralnet_ros.training.trainer import lda_columns, lda_ensemble
+    x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
+    columns = lda_columns(functional_names(), cfg.train.lda_drop_prefixes)
+    shrinkages = cfg.train.lda_shrinkages or [cfg.train.shrinkage]
+    scores = np.zeros(len(UNADAPTED_GRID))
+    for held in train_s:
+        inner = [s for s in train_s if s != held]
+        tr = np.isin(spk, inner)
+        mean, std = fit_prior(x[tr], spk[tr], w[tr])
+        norm = SpeakerNormalisation(mode=mode, prior_mean=mean.tolist(), prior_std=std.tolist(), **settings)
+        order = np.random.default_rng(7).permutation(np.flatnonzero(spk == held))
+        heard = [adapt_speaker_sequence(x[order], norm, adapt_s=a, weights_s=w[order]) for a in (None, 0.0)]
+        heard = [(z, y[order][scored]) for z, scored in heard]        # labels read after adaptation
+        xr, yr, voices, wr = _training_rows(t, inner, copies)
+        xin = np.concatenate([normalise_by_speaker(xr, voices, norm, wr), unadapted_rows(xr, voices, norm, wr)])
+        for k, weight in enumerate(UNADAPTED_GRID):
+            rows = slice(None) if weight > 0 else slice(0, len(yr))
+            sw = np.concatenate([np.ones(len(yr)), np.full(len(yr), weight)])[rows]
+            wt, b = lda_ensemble(xin[rows], np.concatenate([yr, yr])[rows], 7, shrinkages, columns, sw)
+            for z, true in heard:
+                scores[k] += np.mean((z @ wt.T + b).argmax(1) == true) / (2 * len(train_s))
+    best = int(np.argmax(scores))
+    return float(UNADAPTED_GRID[best]), {'unadapted_weight': float(UNADAPTED_GRID[best]), 'selection_scores': {
+        f'{v:g}': round(float(sc), 4) for v, sc in zip(UNADAPTED_GRID, scores)}}
+
+
 def _pack(result) -> tuple[list, list]:
     pred, labels = result
     return np.asarray(pred).tolist(), np.asarray(labels).tolist()
@@ -397,7 +458,9 @@ def render(r: dict) -> str:
              'whether to train on speed-perturbed copies) by leave-one-speaker-out over their seven training '
              'speakers, never reading the test speaker; the ensemble averages the scores of every (feature group, '
              'shrinkage) of that grid. Speed copies (0.9, 1.1: tempo and pitch together) are training voices of '
-             'their own; the normalisation prior comes from the recordings. '
+             'their own; the normalisation prior comes from the recordings. Unadapted rows: every training row '
+             'also normalised with the prior of the other training speakers, as the robot hears a voice before '
+             'adapting to it, with a weight chosen on the training speakers. '
              "The test speaker's utterances are heard in a random order per seed; "
              'with adaptation the first N seconds of speech (active frames) only adapt and are not scored. '
              '`online`: the run-time behaviour, every later utterance also adapts before it is classified; '
@@ -418,7 +481,13 @@ def render(r: dict) -> str:
                       + '; '.join(f'{x["test_speaker"]}: {x.get("feature_group", "all")} / '
                                   + ('speed copies / ' if x.get('speed_copies') else '') + f'{x["shrinkage"]:g}'
                                   for x in sorted(chosen, key=lambda x: x['fold'])) + '.', '']
-    per_fold = [x for x in r['runs'] if x['variant'] == SHIPPED and x['seed'] == 0]
+    chosen = [x for x in r['runs'] if x['variant'] == SHIPPED and 'unadapted_weight' in x and x['seed'] == 0]
+    if chosen:
+        lines += [f'Chosen by leave-one-speaker-out over the training speakers, {DESCRIPTION[SHIPPED]} (test '
+                  f'speaker: weight of the unadapted rows, among {", ".join(f"{v:g}" for v in UNADAPTED_GRID)}): '
+                  + '; '.join(f'{x["test_speaker"]}: {x["unadapted_weight"]:g}'
+                              for x in sorted(chosen, key=lambda x: x['fold'])) + '.', '']
+    per_fold = [x for x in r['runs'] if x['variant'] == PER_FOLD and x['seed'] == 0]
     if per_fold:
         lines += ["Procedure each fold's training speakers chose ([`emodb_procedures.md`](emodb_procedures.md)): "
                   + '; '.join(f'{x["test_speaker"]}: {x["procedure"]}'
@@ -435,12 +504,18 @@ def render(r: dict) -> str:
     lines += [f'Training and scoring {r["train_s_all_runs"]:.0f} s over all folds (1 thread each) on '
               f'{m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, torch {m["torch"]}, {r["date"]}; the machine '
               'was shared with other jobs.', '', f'Command: `{r["command"]}`', '']
+    carried = r.get('carried_over') or {}
+    if carried:
+        lines += [f'Rows carried over unchanged from the previous result ({carried["date"]}, '
+                  f'{carried["train_s_all_runs"]:.0f} s; the same features, normalisation and code for them) because '
+                  f'this run did not repeat them: {", ".join(carried["variants"])}. Their command: '
+                  f'`{carried["command"]}`', '']
     return '\n'.join(lines)
 
 
 def _per_fold_runs(runs: list[dict], procedures: dict | None) -> list[dict]:
     """
-    Return the runs of the procedure each fold's training speakers ranked first, as variant ``SHIPPED``.
+    Return the runs of the procedure each fold's training speakers ranked first, as variant ``PER_FOLD``.
 
     Empty when that ranking is missing or names a procedure without runs.
     """
@@ -451,32 +526,44 @@ def _per_fold_runs(runs: list[dict], procedures: dict | None) -> list[dict]:
         picked = [r for r in runs if r['variant'] == variants.get(best) and r['test_speaker'] == row['test_speaker']]
         if not picked:
             return []
-        out += [{**r, 'variant': SHIPPED, 'procedure': best} for r in picked]
+        out += [{**r, 'variant': PER_FOLD, 'procedure': best} for r in picked]
     return out
 
 
-def result(runs_json: dict, procedures: dict | None = None) -> dict:
+def result(runs_json: dict, procedures: dict | None = None, previous: dict | None = None) -> dict:
     """
     Turn a sweep's ``runs.json`` into the result: summary per variant and setting, runs without predictions.
 
-    ``procedures``: the ranking of ``--procedures``, which makes the ``SHIPPED`` rows (each fold by the
-    procedure its training speakers chose).
+    ``procedures``: the ranking of ``--procedures``, which makes the ``PER_FOLD`` rows (each fold by the
+    procedure its training speakers chose).  ``previous``: an earlier result (``--carry-over``) whose
+    variants this sweep did not run are kept, rows and runs as they were, and named in ``carried_over``.
     """
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import ExperimentConfig
     cfg = from_dict(ExperimentConfig, runs_json['experiment'])
     runs = _per_fold_runs(runs_json['runs'], procedures) + runs_json['runs']
+    runs = [r for r in runs if r['variant'] == SHIPPED] + [r for r in runs if r['variant'] != SHIPPED]   # headline
     summary = summarise(runs)
     confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
                                       (SHIPPED, 'all of the speaker (batch)'))
                   if v in summary and s in summary[v]]
     norm = {k: v for k, v in cfg.dataset_options['speaker_normalisation'].items() if k != 'mode'}
+    runs = [{k: v for k, v in r.items() if k != 'settings'} for r in runs]
+    carried = {}
+    if previous:
+        kept = [v for v in previous['summary'] if v not in summary]
+        summary.update({v: previous['summary'][v] for v in kept})
+        runs += [r for r in previous['runs'] if r['variant'] in kept]
+        if kept:
+            carried = {'variants': kept, 'date': previous.get('date'), 'command': previous.get('command'),
+                       'train_s_all_runs': round(sum(r['train_s'] for r in previous['runs'] if r['variant'] in kept),
+                                                 1)}
     return {'benchmark': 'EmoDB LOSO with speaker adaptation', 'preset': cfg.name, 'normalisation': norm,
             'adapt_s': list(ADAPT_S), 'variants': {v: DESCRIPTION[v] for v in summary}, 'summary': summary,
-            'confusions': confusions, 'runs': [{k: v for k, v in r.items() if k != 'settings'} for r in runs],
-            'jobs': runs_json.get('data', {}).get('jobs', 1),
-            'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1),
-            'machine': runs_json['machine']}
+            'confusions': confusions, 'runs': runs, 'jobs': runs_json.get('data', {}).get('jobs', 1),
+            'train_s_all_runs': round(sum(r['train_s'] for r in runs if r['variant'] not in carried.get('variants',
+                                                                                                        [])), 1),
+            'carried_over': carried, 'machine': runs_json['machine']}
 
 
 # --------------------------------------------------------------------------- which procedure to ship
@@ -590,6 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='emodb', help='result files <out>/<name>.{md,json}')
+    parser.add_argument('--carry-over', default=None, metavar='RESULT_JSON',
+                        help='keep the rows of the variants this run does not repeat from an earlier result file '
+                             '(the report names them, with their date and command)')
     from centralnet_ros.training import sweep
     sweep.add_arguments(parser, runs='runs/emodb_benchmark')
     args = parser.parse_args(argv)
@@ -628,7 +718,9 @@ def main(argv: list[str] | None = None) -> int:
                                  info={'overrides': overrides})
     ranking = Path(args.out) / 'emodb_procedures.json'
     procedures = json.loads(ranking.read_text()) if ranking.is_file() else None
-    md = write_results(args.out, args.name, result(runs, procedures), render, command=runs['command'], indent=1)
+    previous = json.loads(Path(args.carry_over).read_text()) if args.carry_over else None
+    md = write_results(args.out, args.name, result(runs, procedures, previous), render, command=runs['command'],
+                       indent=1)
     print(md)
     return 0 if not runs['failed'] else 1
 

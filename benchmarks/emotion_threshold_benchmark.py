@@ -66,16 +66,18 @@ def _features(cfg, data_root: Path, cache: Path, speed: float = 1.0) -> dict[str
     return table
 
 
-def _fit(t: dict, speakers, settings, train, columns):
+def _fit(t: dict, speakers, settings, train, columns, unadapted_weight: float = 0.0):
     """
     Fit the preset's model on ``speakers``: ``(norm, probabilities(z))``.
 
     Per-speaker normalised (prior from the recordings), trained on the recordings and their speed
-    copies (``t['copies']``, each a voice of its own) by the preset's LDA or LDA ensemble.
+    copies (``t['copies']``, each a voice of its own) by the preset's LDA or LDA ensemble; with
+    ``unadapted_weight`` > 0 also on every row normalised with the prior of the other speakers
+    (:func:`~centralnet_ros.training.emotion.unadapted_rows`), weighing that much.
     """
     from centralnet_ros.config import from_dict
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
-    from centralnet_ros.training.emotion import stack_copies
+    from centralnet_ros.training.emotion import stack_copies, unadapted_rows
     from centralnet_ros.training.trainer import lda_ensemble
     x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     rows = np.isin(spk, speakers)
@@ -83,8 +85,11 @@ def _fit(t: dict, speakers, settings, train, columns):
     norm = from_dict(SpeakerNormalisation, {**settings, 'prior_mean': mean.tolist(), 'prior_std': std.tolist()})
     xs, ys, voices, ws = stack_copies([(x[rows], w[rows])] + [(c['x'][rows], c['speech_s'][rows]) for c in t['copies']],
                                       y[rows], spk[rows])
-    wt, b = lda_ensemble(normalise_by_speaker(xs, voices, norm, ws), ys, 7, train.lda_shrinkages or [train.shrinkage],
-                         columns)
+    xn, sw = normalise_by_speaker(xs, voices, norm, ws), None
+    if unadapted_weight > 0:
+        xn, ys = np.concatenate([xn, unadapted_rows(xs, voices, norm, ws)]), np.concatenate([ys, ys])
+        sw = np.repeat([1.0, float(unadapted_weight)], len(xs))
+    wt, b = lda_ensemble(xn, ys, 7, train.lda_shrinkages or [train.shrinkage], columns, sw)
 
     def probs(z):
         s = np.asarray(z, np.float64) @ wt.T + b
@@ -144,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     columns = lda_columns(functional_names(cfg.dataset_options['features']), cfg.train.lda_drop_prefixes)
     model = {'shrinkages': list(cfg.train.lda_shrinkages or [cfg.train.shrinkage]),
              'drop_prefixes': [list(g) for g in cfg.train.lda_drop_prefixes],
-             'speed_factors': [float(v) for v in cfg.dataset_options.get('train_speed_factors', [])]}
+             'speed_factors': [float(v) for v in cfg.dataset_options.get('train_speed_factors', [])],
+             'unadapted_weight': float(cfg.dataset_options.get('unadapted_weight', 0.0))}
+    unadapted = model['unadapted_weight']
     x, y, spk, w = t['x'], t['labels'], t['speakers'], t['speech_s']
     neutral = EMOTIONS.index('neutral')
     speakers = sorted(set(spk.tolist()))
@@ -153,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         train_s = [s for s in speakers if s != test]
         cal_scores, cal_pos = [], []
         for held in train_s:                                       # calibration: training speakers only
-            norm, probs = _fit(t, [s for s in train_s if s != held], settings, cfg.train, columns)
+            norm, probs = _fit(t, [s for s in train_s if s != held], settings, cfg.train, columns, unadapted)
             p, lab = _heard(x, y, w, np.flatnonzero(spk == held), norm, probs, 7)
             cal_scores.append(_false_alarm_scores(p, lab, neutral))
             cal_pos.append(p[lab != neutral].max(1))
         thr, record = calibrate_threshold(np.concatenate(cal_scores), target_rate=args.target,
                                           positive_scores=np.concatenate(cal_pos))
-        norm, probs = _fit(t, train_s, settings, cfg.train, columns)
+        norm, probs = _fit(t, train_s, settings, cfg.train, columns, unadapted)
         heard = [_heard(x, y, w, np.flatnonzero(spk == test), norm, probs, 1000 + seed) for seed in range(SEEDS)]
         p, lab = np.concatenate([h[0] for h in heard]), np.concatenate([h[1] for h in heard])
         pooled['p'].append(p), pooled['y'].append(lab), pooled['thr'].append(np.full(len(lab), thr))
@@ -233,6 +240,9 @@ def _model_words(m: dict) -> str:
     words = 'own functionals, per-speaker normalisation, '
     if m.get('speed_factors'):
         words += 'speed copies ' + ' / '.join(f'{v:g}' for v in m['speed_factors']) + ', '
+    if m.get('unadapted_weight'):
+        words += (f'unadapted rows (normalised with the prior of the other training speakers) weighing '
+                  f'{m["unadapted_weight"]:g}, ')
     if len(m['shrinkages']) > 1 or m['drop_prefixes']:
         return words + (f'ensemble of {max(1, len(m["drop_prefixes"])) * len(m["shrinkages"])} shrinkage LDAs (feature '
                         f'groups leaving out {m["drop_prefixes"]}, shrinkages {m["shrinkages"]}), scores averaged')

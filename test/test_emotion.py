@@ -95,6 +95,14 @@ def test_speed_copies_train_as_voices_of_their_own(data_root):
     assert np.isfinite(copies).all() and not np.allclose(copies, plain.train.inputs['audio'], atol=1e-2)
     with pytest.raises(ValueError, match='train_speed_factors'):
         load_emodb({**FOLD0, 'train_speed_factors': [3.0]}, data_root)
+    # unadapted rows: every training row once more, normalised with the prior of the other speakers, weighed
+    both = load_emodb({**FOLD0, 'speaker_normalisation': norm, 'unadapted_weight': 0.5}, data_root)
+    assert plain.train.weights is None and both.train.weights.tolist() == [1.0] * n + [0.5] * n
+    np.testing.assert_allclose(both.train.inputs['audio'][:n], plain.train.inputs['audio'], atol=1e-5)
+    np.testing.assert_array_equal(both.train.labels[n:], plain.train.labels)
+    assert not np.allclose(both.train.inputs['audio'][n:], plain.train.inputs['audio'], atol=1e-2)
+    with pytest.raises(ValueError, match='unadapted_weight'):
+        load_emodb({**FOLD0, 'unadapted_weight': 0.5}, data_root)           # needs speaker normalisation
 
 
 def test_speed_perturb_scales_duration_and_pitch():

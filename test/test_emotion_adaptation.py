@@ -283,6 +283,57 @@ def test_adaptation_never_reads_labels():
         assert not [p for p in inspect.signature(fn).parameters if 'label' in p]
 
 
+def test_sample_weights_count_rows_as_often_as_they_weigh():
+    from centralnet_ros.training.trainer import ArraySplit, lda_ensemble, shrinkage_lda, train, TrainConfig
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 120)
+    x = rng.normal(0, 1.5, (3, 10))[y] + rng.normal(0, 1, (120, 10))
+    sw = rng.integers(0, 4, 120).astype(float)                             # 0: the row is left out
+    twice = np.repeat(np.arange(120), sw.astype(int))
+    for got, ref in zip(shrinkage_lda(x, y, 3, 0.4, sample_weight=sw), shrinkage_lda(x[twice], y[twice], 3, 0.4)):
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
+    few = np.flatnonzero(sw > 0)[:6]                                       # fewer rows than values: Woodbury
+    rep = np.repeat(few, sw[few].astype(int))
+    for got, ref in zip(shrinkage_lda(x[few], y[few], 3, 0.4, sample_weight=sw[few]),
+                        shrinkage_lda(x[rep], y[rep], 3, 0.4)):
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
+    cols = [None, np.arange(4, 10)]
+    for got, ref in zip(lda_ensemble(x, y, 3, [0.2, 0.6], cols, sample_weight=sw),
+                        lda_ensemble(x[twice], y[twice], 3, [0.2, 0.6], cols)):
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
+    assert not np.allclose(shrinkage_lda(x, y, 3, 0.4, sample_weight=sw)[0], shrinkage_lda(x, y, 3, 0.4)[0])
+    with pytest.raises(ValueError, match='sample_weight'):
+        shrinkage_lda(x, y, 3, 0.4, sample_weight=-sw)
+    with pytest.raises(ValueError, match='one per sample'):
+        ArraySplit({'audio': x}, y, sw[:5])
+    enc = EncoderConfig(kind='mlp', input_shape=[10], widths=[], head_dropout=0.0)
+    model = build_model(FusionConfig(method='unimodal', modalities={'audio': enc}, num_classes=3, unimodal='audio'))
+    with pytest.raises(ValueError, match="'shrinkage_lda' only"):
+        train(model, ArraySplit({'audio': x.astype(np.float32)}, y, sw), ArraySplit({'audio': x}, y),
+              TrainConfig(epochs=1, progress=False))
+
+
+def test_unadapted_rows_meet_the_prior_of_the_other_speakers():
+    from centralnet_ros.training.emotion import stack_copies, unadapted_rows
+    rng = np.random.default_rng(3)
+    spk = np.repeat([3, 8, 9], 20)
+    rec = rng.normal(0, 1, (60, 5)) + np.repeat(rng.normal(0, 3, (3, 5)), 20, axis=0)   # speakers far apart
+    fast = rec * 1.1 + 0.5                                                 # a speed copy: a voice of its own
+    speech = rng.uniform(1.0, 2.0, 60)
+    x, _, voices, w = stack_copies([(rec, speech), (fast, speech)], np.zeros(60, np.int64), spk)
+    norm = SpeakerNormalisation(prior_mean=[0.0] * 5, prior_std=[1.0] * 5, prior_weight_s=0.0)
+    z = unadapted_rows(x, voices, norm, w)
+    for s in (3, 8, 9):
+        others = spk != s                                                  # their recordings, never the copies
+        mean, std = fit_prior(rec[others], spk[others], speech[others])
+        rows = voices // 1000 == s
+        np.testing.assert_allclose(z[rows], (x[rows] - mean) / std, rtol=1e-5, atol=1e-5)
+    own = normalise_by_speaker(x, voices, norm, w)                         # per voice: centred; unadapted: not
+    assert np.abs(own[voices == 3000].mean(0)).max() < 0.2 and np.abs(z[voices == 3000].mean(0)).max() > 1.0
+    with pytest.raises(ValueError, match='two training speakers'):
+        unadapted_rows(x[voices // 1000 == 3], voices[voices // 1000 == 3], norm)
+
+
 def test_training_normalisation_matches_the_converged_runtime():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(2, 1, (50, 3)), rng.normal(-1, 2, (50, 3))])

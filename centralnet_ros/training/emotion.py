@@ -39,7 +39,8 @@ from centralnet_ros.training.datasets import ExperimentData
 from centralnet_ros.training.trainer import ArraySplit
 import numpy as np
 
-__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'stack_copies', 'DEFAULT_FEATURES', 'PIPELINES']
+__all__ = ['EmoDBOptions', 'load_emodb', 'emodb_speaker_split', 'stack_copies', 'unadapted_rows', 'DEFAULT_FEATURES',
+           'PIPELINES']
 
 PIPELINES = ('log_mel', 'emotion_functionals', 'opensmile_functionals')   # features/pipelines.py names
 
@@ -73,6 +74,10 @@ class EmoDBOptions:
     speaker_normalisation: dict[str, Any] = dataclasses.field(default_factory=dict)
     # ^ SpeakerNormalisation settings (mode, statistics, prior_weight_s, half_life_s); the prior is fitted on the
     #   training speakers and every speaker's inputs are normalised with that speaker's own statistics
+    unadapted_weight: float = 0.0
+    # ^ > 0: every training row also enters as the robot hears a voice it has not adapted to yet (normalised with
+    #   the prior of the other training speakers, unadapted_rows), each such row weighing this much against 1 for
+    #   the per-voice normalised ones (train.solver shrinkage_lda only); 0: per-voice rows alone
 
 
 def emodb_speaker_split(speakers: list[int], opts: EmoDBOptions) -> tuple[list[int], list[int], int]:
@@ -145,13 +150,19 @@ def load_emodb(options: dict[str, Any], data_root: Path) -> ExperimentData:
                          f'train {fmt(train_s)}'),
             'test_speaker': f'{test_s:02d}', 'val_speakers': fmt(val_s), 'train_speakers': fmt(train_s),
             'train_gains_db': ', '.join(f'{g:g}' for g in gains),
-            **({'train_speed_factors': ', '.join(f'{v:g}' for v in speeds)} if speeds else {})}
+            **({'train_speed_factors': ', '.join(f'{v:g}' for v in speeds)} if speeds else {}),
+            **({'unadapted_weight': f'{opts.unadapted_weight:g} (every training row also normalised with the prior '
+                                    'of the other training speakers, weighing this much)'}
+               if opts.unadapted_weight > 0 else {})}
     train, test = split(train_s, copies), split([test_s], [(0.0, 1.0)])
     val = split(val_s or train_s, [(0.0, 1.0)])           # no validation speaker: the epoch is chosen on training
     record = {}
+    if opts.unadapted_weight < 0 or (opts.unadapted_weight > 0 and norm is None):
+        raise ValueError(f'dataset_options.unadapted_weight must be >= 0 and needs speaker_normalisation, got '
+                         f'{opts.unadapted_weight}')
     if norm is not None:
         train, val, test, record = _normalise_splits(norm, (train, val, test), (train_s, val_s or train_s, [test_s]),
-                                                     speakers, len(copies))
+                                                     speakers, len(copies), opts.unadapted_weight)
         info['normalisation'] = f'per speaker ({norm.mode}); test speaker with all of its utterances'
     names = {}
     if opts.pipeline == 'emotion_functionals':
@@ -195,13 +206,44 @@ def _normalisation(opts: EmoDBOptions, feats: dict[str, Any]):
                      _where='dataset_options.speaker_normalisation')
 
 
-def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_copies: int):
+def unadapted_rows(x: np.ndarray, voices: np.ndarray, norm, speech_s: np.ndarray | None = None) -> np.ndarray:
+    """
+    Training rows as an unadapted robot hears them: each speaker's rows normalised with the prior of the others.
+
+    ``x`` (N, D) raw vectors of training voices numbered as :func:`stack_copies` does (speaker ``s``'s
+    copy ``k`` is voice ``1000 s + k``, the recordings ``k = 0``).  Every row of speaker ``s`` (all its
+    copies) is normalised as :mod:`centralnet_ros.runtime.adaptation` normalises a voice it has not
+    heard yet -- with the prior -- but the prior fitted (:func:`fit_prior`) on the recordings of the
+    *other* speakers, so that the row's voice is as new to it as a test speaker is to the bundle's
+    prior.  ``speech_s``: each row's seconds of speech (default: ``norm.utterance_weight``).
+    Returns (N, D) float32 in the order of ``x``.  Needs at least two speakers.
+    """
+    from centralnet_ros.features.normalisation import fit_prior
+    x, voices = np.asarray(x, np.float64), np.asarray(voices)
+    w = (np.asarray([norm.utterance_weight(v) for v in x]) if speech_s is None
+         else np.asarray(speech_s, np.float64))
+    speaker = voices // 1000
+    recording = voices % 1000 == 0
+    if len(np.unique(speaker)) < 2:
+        raise ValueError('unadapted rows need at least two training speakers (each one gets the prior of the others)')
+    out = np.empty(x.shape, np.float32)
+    for s in np.unique(speaker):
+        others = recording & (speaker != s)
+        mean, std = fit_prior(x[others], voices[others], w[others], min_std=norm.min_std)
+        rows = speaker == s
+        out[rows] = norm.apply(x[rows], mean, std ** 2)
+    return out
+
+
+def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_copies: int,
+                      unadapted_weight: float = 0.0):
     """
     Fit the prior on the training speakers; normalise every split's speakers with their own statistics.
 
     The training split holds ``n_copies`` copies of its utterances (the recordings first, then
     gain and speed copies); each copy of a speaker is a voice of its own, and the prior is fitted
-    on the recordings alone.
+    on the recordings alone.  ``unadapted_weight`` > 0: the training split also holds every row
+    as :func:`unadapted_rows`, weighing that much (``ArraySplit.weights``).
     """
     import dataclasses as dc
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker
@@ -215,6 +257,11 @@ def _normalise_splits(norm, splits, split_speakers, speakers: np.ndarray, n_copi
     norm = dc.replace(norm, prior_mean=[float(f'{v:.6g}') for v in mean], prior_std=[float(f'{v:.6g}') for v in std])
     out = [ArraySplit({'audio': normalise_by_speaker(s.inputs['audio'], k, norm)}, s.labels)
            for s, k in zip(splits, spk)]
+    if unadapted_weight > 0:
+        extra = unadapted_rows(train.inputs['audio'], spk[0], norm)
+        out[0] = ArraySplit({'audio': np.concatenate([out[0].inputs['audio'], extra])},
+                            np.concatenate([train.labels, train.labels]),
+                            np.concatenate([np.ones(len(extra)), np.full(len(extra), float(unadapted_weight))]))
     from centralnet_ros.config import to_dict
     return (*out, to_dict(norm))
 

@@ -57,22 +57,31 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class ArraySplit:
-    """A split held in memory: ``inputs[modality]`` is (N, *shape), ``labels`` (N,) or (N, C)."""
+    """
+    A split held in memory: ``inputs[modality]`` is (N, *shape), ``labels`` (N,) or (N, C).
+
+    ``weights`` (N,): each sample's weight, read by the closed-form solver (``shrinkage_lda``) only;
+    None: every sample counts once.
+    """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray
+    weights: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.labels)
         for m, x in self.inputs.items():
             if len(x) != n:
                 raise ValueError(f'modality {m!r} has {len(x)} samples but there are {n} labels')
+        if self.weights is not None and np.shape(self.weights) != (n,):
+            raise ValueError(f'weights must be one per sample ({n},), got shape {np.shape(self.weights)}')
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: np.ndarray) -> 'ArraySplit':
-        return ArraySplit({m: x[index] for m, x in self.inputs.items()}, self.labels[index])
+        return ArraySplit({m: x[index] for m, x in self.inputs.items()}, self.labels[index],
+                          None if self.weights is None else self.weights[index])
 
 
 @dataclasses.dataclass
@@ -237,38 +246,69 @@ def fit(model: torch.nn.Module, *, epochs: int, batches: Callable[[], Iterable[A
                      wall_time_s=time.perf_counter() - start)
 
 
-def shrinkage_lda(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+def shrinkage_lda(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkage: float,
+                  sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """
     Linear discriminant analysis with a shrunk pooled covariance: ``x`` (N, D), ``y`` (N,) -> ``W`` (C, D), ``b`` (C,).
 
     The within-class covariance ``S`` becomes ``(1 - shrinkage) S + shrinkage (tr S / D) I``;
     the scores ``W x + b`` are the class log-likelihoods up to a constant, with equal class
     priors (softmax of them: the posteriors). A class with no sample is never chosen.
+    ``sample_weight`` (N,): each row's weight in the class means and the covariance (default 1).
     """
-    if not 0.0 < shrinkage <= 1.0:
-        raise ValueError(f'shrinkage must be in (0, 1], got {shrinkage}')
+    return _shrinkage_lda_path(x, y, num_classes, [shrinkage], sample_weight)[0]
+
+
+def _shrinkage_lda_path(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkages: list[float],
+                        sample_weight: np.ndarray | None = None,
+                        columns: list[np.ndarray | None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """
+    :func:`shrinkage_lda` for every (column subset, shrinkage), in that order: ``W`` (C, D) zero outside the subset.
+
+    The class means and the within-class scatter are computed once; a column subset's are
+    their sub-blocks.
+    """
+    if not shrinkages or any(not 0.0 < v <= 1.0 for v in shrinkages):
+        raise ValueError(f'shrinkage must be in (0, 1], got {list(shrinkages)}')
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     y = np.asarray(y, np.int64)
-    present = [c for c in range(num_classes) if np.any(y == c)]
+    sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if sw.shape != y.shape or not np.all(np.isfinite(sw)) or np.any(sw < 0):
+        raise ValueError(f'sample_weight must be {y.shape} finite values >= 0, got shape {sw.shape}')
+    present = [c for c in range(num_classes) if np.sum(sw[y == c]) > 0]
     if len(present) < 2:
         raise ValueError(f'shrinkage_lda needs samples of at least two classes, got {present}')
+    absent = [c for c in range(num_classes) if c not in present]
     mu = np.zeros((num_classes, x.shape[1]))
     for c in present:
-        mu[c] = x[y == c].mean(0)
-    centred = x - mu[y]                                                           # (N, D)
-    n, d = centred.shape
-    lam = shrinkage * max(float(np.sum(centred * centred)) / (n * d), 1e-12)     # shrinkage * tr(S) / D
-    if d <= n:
-        cov = (1.0 - shrinkage) * (centred.T @ centred) / n + lam * np.eye(d)
-        w = np.linalg.solve(cov, mu.T).T                                          # (C, D)
-    else:                                                                         # Woodbury: an N x N system
-        u = centred * math.sqrt((1.0 - shrinkage) / n)                            # S' = u.T u + lam I
-        inner = lam * np.eye(n) + u @ u.T
-        w = ((mu.T - u.T @ np.linalg.solve(inner, u @ mu.T)) / lam).T
-    b = -0.5 * np.einsum('cd,cd->c', w, mu)
-    absent = [c for c in range(num_classes) if c not in present]
-    w[absent], b[absent] = 0.0, -1e4
-    return w, b
+        mu[c] = np.average(x[y == c], axis=0, weights=sw[y == c])
+    centred = (x - mu[y]) * np.sqrt(sw)[:, None]                                  # (N, D)
+    n, total = len(x), float(sw.sum())
+    scatter = centred.T @ centred / total if x.shape[1] <= n else None            # S (D, D)
+    out = []
+    for cols in columns or [None]:
+        idx = np.arange(x.shape[1]) if cols is None else np.asarray(cols)
+        d, m = len(idx), mu[:, idx]
+        if scatter is not None:
+            s = scatter[np.ix_(idx, idx)]
+            trace = max(float(np.trace(s)) / d, 1e-12)                             # tr(S) / D
+        else:
+            u0 = centred[:, idx]
+            trace = max(float(np.sum(u0 * u0)) / (total * d), 1e-12)
+        for shrinkage in shrinkages:
+            lam = shrinkage * trace
+            if scatter is not None:
+                wk = np.linalg.solve((1.0 - shrinkage) * s + lam * np.eye(d), m.T).T      # (C, d)
+            else:                                                                 # Woodbury: an N x N system
+                u = u0 * math.sqrt((1.0 - shrinkage) / total)                     # S' = u.T u + lam I
+                inner = lam * np.eye(n) + u @ u.T
+                wk = ((m.T - u.T @ np.linalg.solve(inner, u @ m.T)) / lam).T
+            w = np.zeros((num_classes, x.shape[1]))
+            w[:, idx] = wk
+            b = -0.5 * np.einsum('cd,cd->c', wk, m)
+            w[absent], b[absent] = 0.0, -1e4
+            out.append((w, b))
+    return out
 
 
 def lda_columns(names: list[str] | None, drop_prefixes: list[list[str]]) -> list[np.ndarray | None]:
@@ -293,28 +333,19 @@ def lda_columns(names: list[str] | None, drop_prefixes: list[list[str]]) -> list
 
 
 def lda_ensemble(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkages: list[float],
-                 columns: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 columns: list[np.ndarray | None] | None = None,
+                 sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """
     Average the scores of :func:`shrinkage_lda` over every (column subset, shrinkage): ``W`` (C, D), ``b`` (C,).
 
     A member fitted on a subset of the columns weighs the others by 0, so the average is one
     linear map of all ``D`` inputs (a log-linear pool of the members' posteriors).
+    ``sample_weight``: as :func:`shrinkage_lda`'s, for every member.
     """
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
-    columns = columns or [None]
     if not shrinkages:
         raise ValueError('lda_ensemble needs at least one shrinkage')
-    w, b = np.zeros((num_classes, x.shape[1])), np.zeros(num_classes)
-    for cols in columns:
-        for value in shrinkages:
-            wk, bk = shrinkage_lda(x if cols is None else x[:, cols], y, num_classes, value)
-            if cols is None:
-                w += wk
-            else:
-                w[:, cols] += wk
-            b += bk
-    n = len(columns) * len(shrinkages)
-    return w / n, b / n
+    members = _shrinkage_lda_path(x, y, num_classes, shrinkages, sample_weight, columns)
+    return np.mean([w for w, _ in members], axis=0), np.mean([b for _, b in members], axis=0)
 
 
 def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainConfig,
@@ -337,9 +368,10 @@ def _fit_linear_closed_form(model: FusionModel, split: ArraySplit, cfg: TrainCon
         if names is not None and len(names) != fc.in_features:
             raise ValueError(f'{len(names)} input names for the {fc.in_features} values of modality {name!r}')
         columns = lda_columns(names, cfg.lda_drop_prefixes)
-        w, b = lda_ensemble(x, split.labels, fc.out_features, cfg.lda_shrinkages or [cfg.shrinkage], columns)
+        w, b = lda_ensemble(x, split.labels, fc.out_features, cfg.lda_shrinkages or [cfg.shrinkage], columns,
+                            split.weights)
     else:
-        w, b = shrinkage_lda(x, split.labels, fc.out_features, cfg.shrinkage)
+        w, b = shrinkage_lda(x, split.labels, fc.out_features, cfg.shrinkage, split.weights)
     with torch.no_grad():
         fc.weight.copy_(torch.as_tensor(w, dtype=fc.weight.dtype))
         fc.bias.copy_(torch.as_tensor(b, dtype=fc.bias.dtype))
@@ -359,6 +391,9 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
     fine-tuning's L2-SP); the scalar fusion weights have their own learning rate and no
     weight decay, and are logged each epoch.
     """
+    if train_split.weights is not None and cfg.solver != 'shrinkage_lda':
+        raise ValueError(f"sample weights (ArraySplit.weights) are read by train.solver 'shrinkage_lda' only, not "
+                         f'{cfg.solver!r}')
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(seed)
