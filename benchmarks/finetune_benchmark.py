@@ -30,12 +30,23 @@ WiSE-FT: :data:`INTERPOLATIONS`); AVLetters'
 own test split (letters) and the rejection of non-letters of unseen speakers are
 measured before and after, since adaptation must not cost more than 3 points there.
 
+``probe`` -- does the bundle still hear which digit was said? Linear probes (logistic
+regression, L2 weight chosen on the validation clips) of each level of its audio encoder and
+of CentralNet's central features, on the ``digits`` sessions, beside the MFCC map itself and
+the same network with random weights; and the share of the digits the bundle rejects
+(``not_a_letter``) through the runtime's windows and as whole clips (the path its rejection
+class was trained and measured on). No network weight is trained.
+
+``--bundle DIR`` starts from another speech bundle (``digits``: a control, named by
+``--bundle-label``); ``digits --from-scratch`` from the bundle's architecture with random weights.
+
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py digits [--seeds 3] [--work /tmp/ft]
     OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py letters [--seeds 2] [--settings B C D E]
+    OMP_NUM_THREADS=1 python benchmarks/finetune_benchmark.py probe [--bundle DIR] [--out PATH]
 
-Writes ``benchmarks/results/finetune_<part>.json`` and ``.md`` (machine and command
+Writes ``benchmarks/results/finetune_<part>.json`` and ``.md`` (``probe``: ``digits_probe``; machine and command
 included). Wall and CPU times are of each fine-tune (sample collection excluded), one
 thread, on the shared 2-core machine (the load average is recorded with each run).
 """
@@ -135,15 +146,17 @@ def _session(work: Path, name: str, utterances, **kw):
     return bag, labels
 
 
-def digits(args) -> dict:
+def _base_bundle(args):
+    """Return the speech bundle the experiments start from (``--bundle``; default: the shipped one)."""
     from centralnet_ros.bundle.io import load_bundle
+    return load_bundle(Path(args.bundle) if args.bundle else paths.models_dir() / 'speech')
+
+
+def _digit_sessions(args, base) -> tuple[dict, float]:
+    """Return ``({(speaker, take): samples}, seconds to collect)`` of the FSDD sessions played through the runtime."""
     from centralnet_ros.data import fsdd
-    from centralnet_ros.finetune_cli import augmentation
     from centralnet_ros.replay.cli import build_config
     from centralnet_ros.replay.session_bag import Utterance
-    from centralnet_ros.training.finetune import finetune, FinetuneConfig
-    from centralnet_ros.training.trainer import TrainConfig
-    base = load_bundle(paths.models_dir() / 'speech')
     work = _work_dir(args, 'digits', base)
     clips = fsdd.list_clips(Path(args.data_root) / 'fsdd')
     cfg, _ = build_config(tasks=['speech'])
@@ -168,7 +181,7 @@ def digits(args) -> dict:
         for split, idx in (('train', range(0, 40)), ('val', range(40, 45))):
             bag, labels = _session(work, f'{spk}_{split}', utt(spk, idx), gap_s=0.8)
             samples[(spk, split)] = _collect(bag, labels, cfg, base, work / f'{spk}_{split}.npz')
-        if args.perturbed:             # a second take of every training clip, in a room with noise
+        if getattr(args, 'perturbed', False):             # a second take of every training clip, in a noisy room
             name = f'{spk}_train_perturbed'
             noise = _room_noise(16000 * 30, np.random.default_rng([TRAIN_SPEAKERS.index(spk), 8]),
                                 rms=DIGIT_NOISE_RMS)
@@ -177,7 +190,17 @@ def digits(args) -> dict:
     for spk in TEST_SPEAKERS:
         bag, labels = _session(work, f'{spk}_test', utt(spk, range(0, 50)), gap_s=0.8)
         samples[(spk, 'test')] = _collect(bag, labels, cfg, base, work / f'{spk}_test.npz')
-    collect_s = time.perf_counter() - t0
+    return samples, time.perf_counter() - t0
+
+
+def digits(args) -> dict:
+    from centralnet_ros.finetune_cli import augmentation
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.finetune import finetune, FinetuneConfig
+    from centralnet_ros.training.trainer import TrainConfig
+    import torch
+    base = _base_bundle(args)
+    samples, collect_s = _digit_sessions(args, base)
     counts = {f'{k[0]}_{k[1]}': len(v) for k, v in samples.items()}
     print('samples per session:', counts, f'({collect_s:.0f} s)', flush=True)
     val = [s for spk in TRAIN_SPEAKERS for s in samples[(spk, 'val')]]
@@ -198,10 +221,14 @@ def digits(args) -> dict:
             for seed in range(args.seeds):
                 tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, patience=args.patience,
                                  num_threads=1, progress=False)
+                start = base.model
+                if args.from_scratch:          # control: the same architecture, randomly initialised
+                    torch.manual_seed(1000 + seed)
+                    start = build_model(base.model.config).eval()
                 t, c = time.perf_counter(), time.process_time()
                 # keep: BatchNorm keeps the bundle's statistics (the bundle learned to call digits
                 # not_a_letter); learn: re-estimated on the digits. The validation sessions choose.
-                r = finetune(base.model, base.labels, train, val, test,
+                r = finetune(start, base.labels, train, val, test,
                              FinetuneConfig(mode=mode, freeze_encoders=freeze, labels=[str(d) for d in range(10)],
                                             keep_batch_norm=keep_bn == 'keep', seed=seed, train=tc,
                                             head_warmup_epochs=args.head_warmup),
@@ -218,12 +245,184 @@ def digits(args) -> dict:
                        'best_epoch': r.train.best_epoch, 'keep_batch_norm': keep_bn == 'keep',
                        'perturbed_takes': bool(args.perturbed), 'augment': list(args.augment),
                        'head_warmup_epochs': args.head_warmup, 'lr': args.lr,
+                       'from_scratch': bool(args.from_scratch), 'bundle': _bundle_name(base),
+                       'start_bundle': args.bundle_label,
                        'wall_s': round(wall, 1),
                        'cpu_s': round(cpu, 1), 'load_average': _load()}
                 runs.append(run)
                 print(json.dumps(run), flush=True)
                 args.partial(result)
     return result
+
+
+PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # the probe's L2 weights, chosen on the validation clips
+PROBE_RANDOM_SEEDS = 3
+
+
+def _pooled_levels(model, x: np.ndarray, *, batch_size: int = 256) -> list[np.ndarray]:
+    """Return the audio encoder's levels, each averaged over its time-frequency map, plus CentralNet's last one."""
+    import torch
+    model.eval()
+    z_in = []
+
+    def pooled(h):
+        return h.flatten(2).mean(-1) if h.dim() > 2 else h                  # (B, C, *S) -> (B, C)
+    hook = model.central_head.register_forward_pre_hook(lambda _m, a: z_in.append(pooled(a[0])))
+    out: list[list[np.ndarray]] = []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                t = torch.as_tensor(x[i:i + batch_size])
+                levels = model.encoders['mfcc'].forward_levels(t)       # (B, C_l, F_l, T_l)
+                model({'mfcc': t})                                       # lips absent, as in the sessions
+                out.append([pooled(h).numpy() for h in levels] + [z_in.pop().numpy()])
+    finally:
+        hook.remove()
+    return [np.concatenate([o[k] for o in out]) for k in range(len(out[0]))]
+
+
+def _reestimate_batch_norm(model, x: np.ndarray, *, batch_size: int = 32):
+    """Return a copy of ``model`` whose BatchNorm statistics are those of ``x`` (lips absent)."""
+    import copy
+    import torch
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None                                            # the plain average over all batches
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            model({'mfcc': torch.as_tensor(x[i:i + batch_size])})
+    return model.eval()
+
+
+def _linear_probe(train, val, test, seed: int = 0) -> dict:
+    """
+    Multinomial logistic regression on standardised features (L-BFGS), its L2 weight chosen on ``val``.
+
+    Each argument is ``(features (N, D), labels (N,))``; returns the validation and test accuracy of the choice.
+    """
+    import torch
+    mu, sd = train[0].mean(0), train[0].std(0) + 1e-6
+    xs = [torch.as_tensor((a[0] - mu) / sd, dtype=torch.float32) for a in (train, val, test)]
+    ys = [torch.as_tensor(a[1]) for a in (train, val, test)]
+    k = int(ys[0].max()) + 1
+    best = None
+    for wd in PROBE_WEIGHT_DECAYS:
+        torch.manual_seed(seed)
+        lin = torch.nn.Linear(xs[0].shape[1], k)
+        opt = torch.optim.LBFGS(lin.parameters(), max_iter=300, line_search_fn='strong_wolfe')
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(lin(xs[0]), ys[0]) + 0.5 * wd * (lin.weight ** 2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+        with torch.no_grad():
+            acc = [float((lin(x).argmax(1) == y).float().mean()) for x, y in zip(xs, ys)]
+        if best is None or acc[1] > best['val']:
+            best = {'weight_decay': wd, 'train': acc[0], 'val': acc[1], 'test': acc[2]}
+    return best
+
+
+def _rejection_by_path(args, base, samples) -> list[dict]:
+    """
+    Per digit session: the share the bundle calls ``not_a_letter`` on the runtime's windows and on the whole clips.
+
+    The whole clips go through :func:`~centralnet_ros.training.non_letters.utterance_mfcc`, the path of
+    the bundle's ``not_a_letter`` training data and of ``speech_rejection_benchmark.py``; the runtime's
+    windows are the voice-activity segments the sessions' replay fed the model.
+    """
+    from centralnet_ros.data import fsdd
+    from centralnet_ros.training.non_letters import SPEAKERS, utterance_mfcc
+    from centralnet_ros.training.trainer import ArraySplit, predict
+    nal = base.labels.index('not_a_letter')
+    frames = int(base.manifest.modalities['mfcc'].preprocessing['num_frames'])
+    role = {spk: split for split, who in SPEAKERS.items() for spk in who['fsdd']}
+    clips = fsdd.list_clips(Path(args.data_root) / 'fsdd')
+    indices = {'train': range(0, 40), 'val': range(40, 45), 'test': range(0, 50)}
+    rows = []
+    for (spk, take), got in samples.items():
+        if take not in indices:
+            continue
+        chosen = [c for c in clips if c.speaker == spk and c.index in indices[take]]
+        whole = np.stack([utterance_mfcc(fsdd.read_wav(c.path), fsdd.SAMPLE_RATE, num_frames=frames)
+                          for c in chosen])
+        window = np.stack([s.inputs['mfcc'] for s in got if 'mfcc' in s.inputs])
+
+        def rejected(x):
+            return float((predict(base.model, ArraySplit({'mfcc': x}, np.zeros(len(x), np.int64))).argmax(1)
+                          == nal).mean())
+        rows.append({'speaker': spk, 'clips': f'{indices[take].start}-{indices[take].stop - 1}',
+                     'not_a_letter_split': role.get(spk, '-'), 'windows': len(window), 'whole_clips': len(whole),
+                     'rejected_windows': rejected(window), 'rejected_whole_clips': rejected(whole)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def probe(args) -> dict:
+    """Linear probes of the speech bundle's audio representation on the digit sessions (module docstring)."""
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.training.finetune import to_split
+    from centralnet_ros.training.trainer import predict
+    import torch
+    base = _base_bundle(args)
+    samples, collect_s = _digit_sessions(args, base)
+    digit_labels = [str(d) for d in range(10)]
+    n = max(args.examples)
+
+    def split(keys, first=None):
+        chosen = []
+        for key in keys:
+            seen: dict[str, int] = {}
+            for s in samples[key]:
+                if first is None or seen.get(s.label, 0) < first:
+                    seen[s.label] = seen.get(s.label, 0) + 1
+                    chosen.append(s)
+        got = to_split(chosen, digit_labels, ['mfcc'])[0]
+        return got.inputs['mfcc'], got.labels
+    train = split([(spk, 'train') for spk in TRAIN_SPEAKERS], n)
+    val = split([(spk, 'val') for spk in TRAIN_SPEAKERS])
+    test = split([(spk, 'test') for spk in TEST_SPEAKERS])
+    t0 = time.perf_counter()
+    # what the bundle answers on digits: the share of each of its classes
+    answers = predict(base.model, to_split([s for k in samples for s in samples[k]], digit_labels, ['mfcc'])[0])
+    counts = np.bincount(answers.argmax(1), minlength=len(base.labels))
+    answered = {base.labels[i]: round(float(c / counts.sum()), 4) for i, c in enumerate(counts) if c}
+    rejection = _rejection_by_path(args, base, samples) if 'not_a_letter' in base.labels else []
+    names = [f'level {i + 1} ({w} channels)' for i, w in enumerate(base.model.config.modalities['mfcc'].widths)]
+    names.append('central (CentralNet level 4, lips absent)')
+    rows = []
+
+    def add(representation, model, bn):
+        feats = [_pooled_levels(model, a[0]) for a in (train, val, test)]
+        for k, name in enumerate(names):
+            got = _linear_probe((feats[0][k], train[1]), (feats[1][k], val[1]), (feats[2][k], test[1]))
+            rows.append({'representation': representation, 'batch_norm': bn, 'layer': name, **got})
+            print(json.dumps(rows[-1]), flush=True)
+    flat = [a[0].reshape(len(a[0]), -1) for a in (train, val, test)]
+    rows.append({'representation': 'input (MFCC_E_D map, 26 x 24, flattened)', 'batch_norm': '-', 'layer': 'input',
+                 **_linear_probe((flat[0], train[1]), (flat[1], val[1]), (flat[2], test[1]))})
+    print(json.dumps(rows[-1]), flush=True)
+    add('the bundle', base.model, "the bundle's")
+    add('the bundle', _reestimate_batch_norm(base.model, train[0]), 're-estimated on the digits')
+    for seed in range(PROBE_RANDOM_SEEDS):          # control: the same architecture, untrained
+        torch.manual_seed(1000 + seed)
+        add(f'random initialisation (seed {seed})', _reestimate_batch_norm(build_model(base.model.config),
+                                                                           train[0]), 're-estimated on the digits')
+    return {'part': 'probe', 'bundle': _bundle_name(base), 'train_speakers': TRAIN_SPEAKERS,
+            'test_speakers': TEST_SPEAKERS, 'examples_per_digit_per_speaker': n,
+            'samples': {'train': len(train[1]), 'val': len(val[1]), 'test': len(test[1])},
+            'collect_s': round(collect_s, 1), 'probe_s': round(time.perf_counter() - t0, 1),
+            'weight_decays': PROBE_WEIGHT_DECAYS, 'bundle_answers_on_digits': answered, 'rejection': rejection,
+            'rows': rows}
+
+
+def _bundle_name(base) -> str:
+    """``models/NAME`` for a shipped bundle, else the folder's name, with its weights' sha256 prefix."""
+    return f'{Path(base.path).name} ({base.manifest.weights_sha256[:12]})'
 
 
 def _load() -> float:
@@ -562,6 +761,50 @@ def _letters_lines(result: dict) -> list[str]:
     return lines
 
 
+def _probe_lines(result: dict) -> list[str]:
+    n = result['samples']
+    share = sorted(result['bundle_answers_on_digits'].items(), key=lambda kv: -kv[1])
+    answers = ', '.join(f'{k} {100 * v:.1f} %' for k, v in share)
+    decays = ', '.join(map(str, result['weight_decays']))
+    lines = [f'Does the bundle ({result["bundle"]}) still hear which digit was said? A linear probe (multinomial '
+             f'logistic regression on standardised features, L2 weight of {decays} '
+             f'chosen on the validation clips) reads each level of its audio encoder, averaged over the '
+             f'time-frequency map, from the same digit sessions as the fine-tunes: trained on '
+             f'{result["examples_per_digit_per_speaker"]} clips per digit of {", ".join(result["train_speakers"])} '
+             f'({n["train"]} samples), validation their clips 40-44 ({n["val"]}), test '
+             f'{", ".join(result["test_speakers"])} ({n["test"]}, never used for a choice). Controls: the MFCC map '
+             f'itself, and the same architecture untrained (random weights, BatchNorm statistics of the digits). '
+             f'No weight of any network is trained here; {result["probe_s"]:.0f} s.', '',
+             f'The bundle answers on these digit samples: {answers}.', '']
+    if result.get('rejection'):
+        lines += ["The same digits rejected (`not_a_letter`) through the runtime's windows (the voice-activity "
+                  'segments the replay fed the model) and as whole clips (`training/non_letters.py utterance_mfcc`, '
+                  "the path of the bundle's `not_a_letter` training data and of `speech_rejection_benchmark.py`); "
+                  "the split says what the bundle's `not_a_letter` class did with the speaker (its first 6 clips "
+                  'per digit trained it: clips 0-5):', '',
+                  '| speaker | clips | not_a_letter split | runtime windows | rejected on them (%) | whole clips | '
+                  'rejected as whole clips (%) |', '|---|---|---|---|---|---|---|']
+        lines += [f'| {r["speaker"]} | {r["clips"]} | {r["not_a_letter_split"]} | {r["windows"]} | '
+                  f'{_pct(r["rejected_windows"])} | {r["whole_clips"]} | {_pct(r["rejected_whole_clips"])} |'
+                  for r in result['rejection']]
+        lines.append('')
+    lines += ['| representation | BatchNorm statistics | layer | validation (%) | test, speaker-independent (%) | '
+              'L2 weight |', '|---|---|---|---|---|---|']
+    randoms: dict[str, list] = {}
+    for r in result['rows']:
+        if r['representation'].startswith('random initialisation'):
+            randoms.setdefault(r['layer'], []).append(r)
+            continue
+        lines.append(f'| {r["representation"]} | {r["batch_norm"]} | {r["layer"]} | {_pct(r["val"])} | '
+                     f'{_pct(r["test"])} | {r["weight_decay"]:g} |')
+    for layer, rs in randoms.items():
+        decays = ', '.join(f'{r["weight_decay"]:g}' for r in rs)
+        lines.append(f'| random initialisation ({len(rs)} seeds) | re-estimated on the digits | {layer} | '
+                     f'{_mean_std([r["val"] for r in rs])} | {_mean_std([r["test"] for r in rs])} | '
+                     f'{decays} |')
+    return lines
+
+
 def write_report(result: dict, out: Path) -> None:
     from centralnet_ros.machine import machine_description, machine_line, write_results
     result['machine'] = machine_description()
@@ -592,32 +835,36 @@ def write_report(result: dict, out: Path) -> None:
         for r in result['runs']:
             groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders'],
                                r.get('keep_batch_norm', False), r.get('perturbed_takes', False),
-                               tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0), r.get('lr', 1e-3)),
-                              []).append(r)
+                               tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0), r.get('lr', 1e-3),
+                               r.get('from_scratch', False), r.get('start_bundle')), []).append(r)
         best = {}                                          # per number of examples: the best on validation
         most = {}                                          # among the variants run over the most seeds
+        for key, rs in groups.items():   # controls (key[7]: random weights, key[8]: another bundle) are no choice
+            most[key[0]] = max(most.get(key[0], 0), 0 if key[7] or key[8] else len(rs))
         for key, rs in groups.items():
-            most[key[0]] = max(most.get(key[0], 0), len(rs))
-        for key, rs in groups.items():
-            if len(rs) < most[key[0]]:
+            if len(rs) < most[key[0]] or key[7] or key[8]:
                 continue
             v = float(np.mean([r['val_accuracy'] for r in rs]))
             if key[0] not in best or v > best[key[0]][0]:
                 best[key[0]] = (v, key)
-        for key in sorted(groups, key=lambda k: (k[0], k[3], k[4], k[5], k[6], k[1], not k[2])):
-            (n, freeze, kbn, takes, aug, warm, lr), rs = key, groups[key]
+        for key in sorted(groups, key=lambda k: (k[0], k[3], k[4], k[7], k[8] or '', k[5], k[6], k[1], not k[2])):
+            (n, freeze, kbn, takes, aug, warm, lr, scratch, other), rs = key, groups[key]
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
             mark = '**' if best[n][1] == key and sum(k[0] == n for k in groups) > 1 else ''
             lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
+                         f'{" from random weights (control: not the bundle)" if scratch else ""}'
+                         f'{f" from {other} (control: not the shipped bundle)" if other else ""}'
                          f'{f" (after {warm} epochs of heads alone)" if warm else ""}'
                          f'{f", lr {lr:g}" if lr != 1e-3 else ""} | '
                          f'{"kept" if kbn else "re-estimated"} | {_mean_std([r["val_accuracy"] for r in rs])} | '
                          f'{mark}{_mean_std([r["test_accuracy"] for r in rs])}{mark} ({len(rs)} seeds) | {per} | '
                          f'{np.mean([r["epochs_run"] for r in rs]):.0f} ({np.mean([r["best_epoch"] for r in rs]):.0f})'
                          f' | {_times(rs)} |')
+    elif result['part'] == 'probe':
+        lines += _probe_lines(result)
     else:
         lines += _letters_lines(result)
     lines += ['', 'Every run (seed, epochs, per speaker/voice) is in the JSON file beside this one.', '']
@@ -626,13 +873,20 @@ def write_report(result: dict, out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('part', choices=('digits', 'letters'))
+    parser.add_argument('part', choices=('digits', 'letters', 'probe'))
+    parser.add_argument('--bundle', default=None,
+                        help='the speech bundle to start from (default: models/speech, the shipped one)')
+    parser.add_argument('--bundle-label', default=None, metavar='TEXT',
+                        help='digits: what --bundle is, for the report (runs from another bundle are controls)')
+    parser.add_argument('--from-scratch', action='store_true',
+                        help="digits: control, the bundle's architecture with random weights instead of its own")
     parser.add_argument('--data-root', default=str(paths.data_root()))
     parser.add_argument('--work', default='/tmp/centralnet-finetune-bench', help='bags and sample caches (not in git)')
     parser.add_argument('--seeds', type=int, default=3)
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--patience', type=int, default=8)
-    parser.add_argument('--examples', type=int, nargs='+', default=[5, 10, 40])
+    parser.add_argument('--examples', type=int, nargs='+', default=[5, 10, 40],
+                        help='digits: examples per digit per training speaker (probe: the largest is used)')
     parser.add_argument('--settings', nargs='+', default=None, metavar='LETTER',
                         help='letters: only these settings (their letters A-E); default: all')
     parser.add_argument('--freeze', action='store_true', help='digits: also the frozen-encoder variant')
@@ -652,6 +906,8 @@ def main(argv=None) -> int:
                         help='also report (and, letters, choose among) the runs of this earlier result file')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
+    if args.bundle and not args.bundle_label and args.part == 'digits':
+        parser.error('digits with --bundle needs --bundle-label (the report tells its runs from the shipped ones)')
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
     previous = json.loads(Path(args.merge).read_text()) if args.merge else {}
     args.previous_runs = previous.get('runs', [])
@@ -659,7 +915,8 @@ def main(argv=None) -> int:
         args.settings = [next((s[0] for s in LETTER_SETTINGS if s[0].split(':')[0] == x), x) for x in args.settings]
     import torch
     torch.set_num_threads(1)
-    out = Path(args.out) if args.out else RESULTS / f'finetune_{args.part}'
+    name = 'digits_probe' if args.part == 'probe' else f'finetune_{args.part}'
+    out = Path(args.out) if args.out else RESULTS / name
     from centralnet_ros.machine import command_line
     command = command_line(argv, program='python benchmarks/finetune_benchmark.py')
 
@@ -671,7 +928,7 @@ def main(argv=None) -> int:
         write_report(result, out)
 
     args.partial = report                                  # letters: the report so far after every fine-tune
-    report(digits(args) if args.part == 'digits' else letters(args))
+    report({'digits': digits, 'letters': letters, 'probe': probe}[args.part](args))
     return 0
 
 
