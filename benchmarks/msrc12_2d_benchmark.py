@@ -19,6 +19,7 @@ Ray, ``--resume``, ``runs.json`` rewritten atomically after every run) into ``--
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 import sys
 
@@ -104,7 +105,11 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
                          'out_of_view': int(sum(r['conditions'][name]['windows_out_of_view'] for r in runs))}
     enc = next(iter(vcfg.modalities.values()))
     info = runs_json.get('data', {})
+    validation = {k: float(np.mean([r['calibration'].get(k, r['calibration']['val_accuracy']) for r in runs]))
+                  for k in ('val_accuracy', 'val_accuracy_calibrated')}
     return {'benchmark': 'MSRC-12 from 2-D keypoints, leave-persons-out', 'preset': cfg.name, 'variant': variant,
+            'variant_overrides': cfg.variants.get(variant, {}) if variant in cfg.variants else {},
+            'validation': validation,
             'train_none': _train_none_text(vcfg.dataset_options, runs[0]['calibration'].get('grid')),
             'encoder': {'kind': enc.kind, 'input_shape': enc.input_shape, 'widths': enc.widths},
             'dataset_options': {k: v for k, v in vcfg.dataset_options.items()
@@ -122,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                         '(default: the first one run)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='msrc12_2d', help='result files <out>/<name>.md and .json')
+    parser.add_argument('--compare', nargs='*', default=[], metavar='JSON',
+                        help="earlier result files of this benchmark (other variants) to compare with, by the "
+                        "folds' validation accuracy and the test accuracy")
     sweep_arguments(parser, runs='runs/msrc12_2d_benchmark')
     args = parser.parse_args(argv)
 
@@ -133,8 +141,42 @@ def main(argv: list[str] | None = None) -> int:
     runs = sweep.sweep_from_args(args, cfg, plan, run=run, data_root=paths.data_root(), metric='accuracy',
                                  command=command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py'),
                                  info={'overrides': overrides})
-    print(write_results(args.out, args.name, result(runs, args.render), render, command=runs['command']))
+    payload = result(runs, args.render)
+    payload['compare'] = [comparison(json.loads(Path(f).read_text()), f) for f in args.compare]
+    print(write_results(args.out, args.name, payload, render, command=runs['command']))
     return 0 if not runs['failed'] else 1
+
+
+def comparison(r: dict, source: str) -> dict:
+    """Summarise a result file for the comparison table: per fold validation (before / after the bias) and test."""
+    runs = sorted(r['runs'], key=lambda x: x['fold'])
+    return {'source': source, 'variant': r.get('variant') or 'shipped', 'date': r.get('date'),
+            'folds': [x['fold'] for x in runs],
+            'val_accuracy': [x['calibration']['val_accuracy'] for x in runs],
+            'val_accuracy_calibrated': [x['calibration'].get('val_accuracy_calibrated',
+                                                             x['calibration']['val_accuracy']) for x in runs],
+            'test_accuracy': [x['conditions']['all']['accuracy'] for x in runs],
+            'test_accuracy_uncalibrated': [x['conditions']['all']['accuracy_uncalibrated'] for x in runs]}
+
+
+def _comparison_lines(r: dict) -> list[str]:
+    rows = [comparison(r, 'this file')] + list(r.get('compare') or [])
+    if len(rows) < 2:
+        return []
+    lines = ['', '## Compared with other variants (same folds)', '',
+             'The choice between variants is made on the validation accuracy (mean over the folds, after the '
+             '"none" bias, which is what the shipped bundle reaches); the test columns are reported, not used.', '',
+             '| variant | result file (date) | validation before -> after the bias, per fold | validation mean '
+             '(before -> after) | test "all" per fold | test mean (without the bias) |',
+             '|---|---|---|---|---|---|']
+    for c in rows:
+        per = ', '.join(f'{100 * a:.1f} -> {100 * b:.1f}' for a, b in zip(c['val_accuracy'],
+                                                                        c['val_accuracy_calibrated']))
+        lines.append(f'| {c["variant"]} | {c["source"]} ({c.get("date") or r.get("date", "")}) | {per} | '
+                     f'{_pct(np.mean(c["val_accuracy"]))} -> {_pct(np.mean(c["val_accuracy_calibrated"]))} | '
+                     + ', '.join(_pct(x) for x in c['test_accuracy']) + f' | {_pct(np.mean(c["test_accuracy"]))} '
+                     f'({_pct(np.mean(c["test_accuracy_uncalibrated"]))}) |')
+    return lines
 
 
 def _train_none_text(options: dict, grid: list[float] | None) -> str:
@@ -153,6 +195,12 @@ def _train_none_text(options: dict, grid: list[float] | None) -> str:
     return ' '.join(parts)
 
 
+def _variant_text(overrides: dict | None) -> str:
+    if not overrides:
+        return ' (the preset as it is)'
+    return ' (' + ', '.join(f'{k}={v}' for k, v in overrides.items()) + ')'
+
+
 def _pct(x: float | None) -> str:
     return '–' if x is None else f'{100 * x:.1f} %'
 
@@ -167,6 +215,10 @@ def render(r: dict) -> str:
              'camera condition (one range narrowed; windows where the detector would see no neck, hip or '
              'shoulders are left out and counted).', '',
              r.get('train_none', ''), '',
+             f'Variant `{r.get("variant")}`' + _variant_text(r.get('variant_overrides'))
+             + ('. Validation accuracy, mean over the folds (what chooses between variants): '
+                f'{_pct(r["validation"]["val_accuracy"])} before the "none" bias, '
+                f'{_pct(r["validation"]["val_accuracy_calibrated"])} after it.' if 'validation' in r else '.'), '',
              '| camera condition | accuracy (mean over folds ± sd) | without the "none" bias | gesture windows | '
              '"none" recall | windows | out of view |', '|---|---|---|---|---|---|---|']
     for name, e in r['summary'].items():
@@ -186,6 +238,7 @@ def render(r: dict) -> str:
                      f'({run.get("n_train_none", "?")}) | {bias} | '
                      f'{run["best_epoch"]} | {run["train_s"]} | ' +
                      ' | '.join(_pct(run['conditions'][n]['accuracy']) for n in r['summary']) + ' |')
+    lines += _comparison_lines(r)
     m = r['machine']
     lines += ['', f'Training {r["train_s_all_runs"]:.0f} s summed over {len(r["runs"])} runs ({r["jobs"]} parallel '
               f'process(es), 1 torch thread each) on {m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, '
