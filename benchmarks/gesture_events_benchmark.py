@@ -160,35 +160,56 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     return out | {'cached': False, 'cache': cache.name}
 
 
-def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, retrain: bool = False) -> dict:
+def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budget: float | None = None,
+        retrain: bool = False) -> dict:
     """
     One run of the sweep: a fold's posteriors, its detector calibrated on validation, scored on its test persons.
 
-    ``target_fa``: false alarms per minute targeted on each validation person.  The record holds the
-    event counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
+    ``target_fa``: false alarms per minute targeted on each validation person.  ``fa_budget``
+    (false alarms per minute a person the calibration never saw may suffer): the target is
+    then chosen per fold among ``target_fa``, half of it and 0 by holding each validation
+    person out in turn (:func:`~centralnet_ros.replay.calibration.choose_target`), and the
+    detector of the fixed ``target_fa`` is scored beside it.  The record holds the event
+    counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
     """
-    from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
+    from centralnet_ros.replay.calibration import calibrate_events, choose_target, stream_metrics
     post = fold_posteriors(cfg, spec, rate=rate, retrain=retrain)
     labels = [str(x) for x in post['labels']]
     val, test = streams_of(post, 'val'), streams_of(post, 'test')
     persons = {k: ', '.join(f'p{int(p):02d}' for p in post[f'{k}_persons']) for k in ('val', 'test')}
     t0 = time.perf_counter()
-    ev = calibrate_events(val, labels, target_false_alarms_per_min=target_fa, group=person_of,
+    target, choice = target_fa, []
+    if fa_budget is not None:
+        target, choice = choose_target(val, labels, budget_per_min=fa_budget, group=person_of,
+                                       targets=budget_targets(target_fa))
+    ev = calibrate_events(val, labels, target_false_alarms_per_min=target, group=person_of,
                           data=f'MSRC-12 persons {persons["val"]}, {len(val)} streamed recordings at {rate:g} Hz')
     cal_s = time.perf_counter() - t0
-    pooled_rule = calibrate_events(val, labels, target_false_alarms_per_min=target_fa)   # the rule's alternative
+    pooled_rule = calibrate_events(val, labels, target_false_alarms_per_min=target)   # the rule's alternative
     m = stream_metrics(test, labels, ev)
     strict = stream_metrics(streams_of(post, 'test', STRICT), labels, ev)
-    return {'test_persons': persons['test'], 'val_persons': persons['val'],
-            'window_accuracy': float(post['window_accuracy']), 'recordings': len(test),
-            'decisions': int(sum(len(s.times_ns) for s in test)),
-            'config': {k: v for k, v in ev.to_dict().items() if k not in ('reject_labels', 'required_modalities')},
-            'metrics': m, 'f1': m['f1'], 'calibration_s': round(cal_s, 1),
-            'strict': _counts(strict),
-            'validation': {'per_person': _counts(stream_metrics(val, labels, ev)),
-                           'pooled': _counts(stream_metrics(val, labels, pooled_rule))},
-            'train_s': round(float(post['train_s']), 1), 'best_epoch': int(post['best_epoch']),
-            'cached': bool(post['cached']), 'posteriors': post['cache'], 'negatives': negatives(test, labels, ev)}
+    out = {'test_persons': persons['test'], 'val_persons': persons['val'],
+           'window_accuracy': float(post['window_accuracy']), 'recordings': len(test),
+           'decisions': int(sum(len(s.times_ns) for s in test)),
+           'config': {k: v for k, v in ev.to_dict().items() if k not in ('reject_labels', 'required_modalities')},
+           'metrics': m, 'f1': m['f1'], 'calibration_s': round(cal_s, 1),
+           'strict': _counts(strict),
+           'validation': {'per_person': _counts(stream_metrics(val, labels, ev)),
+                          'pooled': _counts(stream_metrics(val, labels, pooled_rule))},
+           'train_s': round(float(post['train_s']), 1), 'best_epoch': int(post['best_epoch']),
+           'cached': bool(post['cached']), 'posteriors': post['cache'], 'negatives': negatives(test, labels, ev)}
+    if fa_budget is not None:
+        fixed = ev if target == target_fa else calibrate_events(val, labels, target_false_alarms_per_min=target_fa,
+                                                                group=person_of)
+        out['target_choice'] = {'budget_per_min': fa_budget, 'target': target, 'candidates': choice,
+                                'fixed_target': target_fa, 'fixed_target_metrics': _counts(
+                                    stream_metrics(test, labels, fixed))}
+    return out
+
+
+def budget_targets(target_fa: float) -> tuple[float, ...]:
+    """Return the validation targets ``--fa-budget`` chooses among: ``target_fa``, half of it, 0."""
+    return (float(target_fa), float(target_fa) / 2, 0.0)
 
 
 def _counts(m: dict) -> dict:
@@ -342,11 +363,18 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
     s['pooled_strict_end'] = pool_event_metrics([r['strict'] for r in rows])
     s['pooled_strict_end'] = {k: s['pooled_strict_end'][k] for k in STRICT_KEYS}
     s['negatives'] = _pool_negatives([r['negatives'] for r in rows])
+    if all('target_choice' in r for r in rows):
+        fixed = [r['target_choice']['fixed_target_metrics'] for r in rows]
+        s['fixed_target'] = {'target': rows[0]['target_choice']['fixed_target'],
+                             'pooled': {k: v for k, v in pool_event_metrics(fixed).items() if k != 'latencies_s'},
+                             'max_false_alarms_per_min': max(m['false_alarms_per_min'] for m in fixed),
+                             'fold_false_alarms_per_min': [m['false_alarms_per_min'] for m in fixed]}
     return {'benchmark': 'MSRC-12 gesture events, streamed recordings, leave-persons-out',
             'preset': runs_json['experiment']['name'], 'variant': variant,
             'variant_overrides': runs_json['experiment'].get('variants', {}).get(variant, {}),
             'overrides': info.get('overrides', {}), 'rate_hz': info.get('rate_hz'),
             'target_false_alarms_per_min_on_validation': info.get('target_false_alarms_per_min'),
+            'false_alarm_budget_per_min': info.get('false_alarm_budget_per_min'),
             'instance': INSTANCE, 'calibration_rule': CALIBRATION_RULE, 'matching_rule': MATCHING_RULE,
             'summary': s, 'variants': {v: {**summary(sorted(rs, key=lambda r: r['fold'])),
                                            'overrides': runs_json['experiment'].get('variants', {}).get(v, {})}
@@ -362,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep_plan_arguments(parser, preset=PRESET)
     parser.add_argument('--rate', type=float, default=10.0, help='decision rate (Hz)')
     parser.add_argument('--target-fa', type=float, default=0.5, help='false alarms per minute targeted on validation')
+    parser.add_argument('--fa-budget', type=float, default=None, metavar='PER_MIN',
+                        help='choose the validation target per fold (--target-fa, half of it or 0) so that a '
+                        'validation person held out of the calibration suffers at most this many false alarms '
+                        'per minute; the fixed --target-fa detector is scored beside it')
     parser.add_argument('--retrain', action='store_true', help='train even when the posteriors are cached')
     parser.add_argument('--render', default=None, metavar='VARIANT', help='the variant the result files show in '
                         'detail (default: the first one run)')
@@ -379,11 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     from centralnet_ros.training import sweep
 
     cfg, plan, overrides = sweep.plan_from_args(args)
-    one = functools.partial(run, rate=args.rate, target_fa=args.target_fa, retrain=args.retrain)
+    if args.fa_budget is not None and not args.fa_budget >= 0:
+        parser.error(f'--fa-budget must be >= 0, got {args.fa_budget}')
+    one = functools.partial(run, rate=args.rate, target_fa=args.target_fa, fa_budget=args.fa_budget,
+                            retrain=args.retrain)
     runs = sweep.sweep_from_args(args, cfg, plan, run=one, load=load, data_root=paths.data_root(), metric='f1',
                                  command=command_line(argv, program='python benchmarks/gesture_events_benchmark.py'),
                                  info={'overrides': overrides, 'rate_hz': args.rate,
-                                       'target_false_alarms_per_min': args.target_fa})
+                                       'target_false_alarms_per_min': args.target_fa,
+                                       'false_alarm_budget_per_min': args.fa_budget})
     print(write_results(args.out, args.name, result(runs, args.render), render, command=runs['command']))
     return 0 if not runs['failed'] else 1
 
@@ -396,6 +432,34 @@ def _pool_negatives(parts: list[dict]) -> dict:
         out[kind] = {'seconds': sec, 'false_alarms': fa, 'segments': sum(p[kind]['segments'] for p in parts),
                      'false_alarms_per_min': fa / (sec / 60.0) if sec > 0 else None}
     return out
+
+
+def _budget_text(r: dict) -> list[str]:
+    b = r['false_alarm_budget_per_min']
+    lines = [f'False-alarm budget: {b:g} per minute for a person the calibration never saw. The validation target is '
+             f'chosen per fold among {r["target_false_alarms_per_min_on_validation"]:g}, half of it and 0: each '
+             'validation person is held out in turn, the detector calibrated on the other for the candidate target '
+             'and scored on the held-out one; the largest target whose held-out false alarms stay within the '
+             'budget for both persons is kept (`replay.calibration.choose_target`; validation persons only).', '',
+             '| fold | chosen target / min | held out, per candidate target: F1, worst person FA / min |',
+             '|---|---|---|']
+    for row in r['folds']:
+        c = row.get('target_choice', {})
+        cands = '; '.join(f'{x["target"]:g}: {_p(x["held_out_f1"])}, {_fa(x["held_out_worst_false_alarms_per_min"])}'
+                          for x in c.get('candidates', []))
+        lines.append(f'| {row["fold"]} | {_fa(c.get("target"))} | {cands} |')
+    return lines + ['']
+
+
+def _fixed_row(s: dict) -> list[str]:
+    f = s.get('fixed_target')
+    if not f:
+        return []
+    p = f['pooled']
+    folds = ', '.join(_fa(x) for x in f['fold_false_alarms_per_min'])
+    return [f'| pooled, fixed target {f["target"]:g} / min on every fold (no budget) | {_p(p["f1"])} | '
+            f'{_p(p["precision"])} | {_p(p["recall"])} | {_fa(p["false_alarms_per_min"])} (folds {folds}) | '
+            f'{p["substitutions"]} | {p["missed"]} of {p["instances"]} | |']
 
 
 def _val(cal: dict) -> str:
@@ -434,6 +498,7 @@ def render(r: dict) -> str:
                  f'{_p(s["validation_f1_by_rule"]["per_person"])} with it, '
                  f'{_p(s["validation_f1_by_rule"]["pooled"])} with the target held pooled over the validation '
                  'persons.' if 'validation_f1_by_rule' in s else ''), '',
+             *(_budget_text(r) if r.get('false_alarm_budget_per_min') is not None else []),
              f'Matching rule: {r["matching_rule"]}.', '',
              '| | event F1 | precision | recall | false alarms / min (non-target) | substitutions | missed | '
              'latency p50 / p95 (s) |',
@@ -445,10 +510,11 @@ def render(r: dict) -> str:
              f'| mean over folds | {_p(s["mean_f1"])} ± {s["std_f1"] * 100:.1f} | | | '
              f'{s["mean_false_alarms_per_min"]:.2f} | | | |',
              f'| pooled, instances ending 1.0 s after the action point | {_p(q["f1"])} | {_p(q["precision"])} | '
-             f'{_p(q["recall"])} | {q["false_alarms_per_min"]:.2f} | | | |', '',
-             '| fold | test persons | window accuracy | recordings | decisions | events | F1 | FA / min | '
-             'on / off threshold | smoothing s | min gap s | validation: F1, worst person FA / min (target met) |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             f'{_p(q["recall"])} | {q["false_alarms_per_min"]:.2f} | | | |']
+    lines += _fixed_row(s) + [
+        '', '| fold | test persons | window accuracy | recordings | decisions | events | F1 | FA / min | '
+        'on / off threshold | smoothing s | min gap s | validation: F1, worst person FA / min (target met) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in r['folds']:
         m, c = row['metrics'], row['config']
         lines.append(f'| {row["fold"]} | {row["test_persons"]} | {_p(row["window_accuracy"])} | {row["recordings"]} | '

@@ -5,7 +5,7 @@ import dataclasses
 
 from centralnet_ros.config import ConfigError
 from centralnet_ros.evaluation.events import event_metrics, match_events, pool_event_metrics, union_ns
-from centralnet_ros.replay.calibration import calibrate_events, calibrate_threshold, Instance, Stream
+from centralnet_ros.replay.calibration import calibrate_events, calibrate_threshold, choose_target, Instance, Stream
 from centralnet_ros.runtime.events import (detect_events, Event, EventConfig, GestureEventDetector, SmoothedState,
                                            UtteranceDecider)
 import numpy as np
@@ -244,6 +244,31 @@ def test_per_person_calibration_holds_the_target_for_each_person_not_only_pooled
     assert pooled.on_threshold == 0.6 and pooled.calibration['false_alarms_per_min'] == pytest.approx(1.8, abs=0.05)
     assert each.on_threshold == 0.8 and each.calibration['worst_group_false_alarms_per_min'] == 0.0
     assert each.calibration['target_met'] and each.calibration['recall'] < pooled.calibration['recall'] == 1.0
+
+
+def test_choose_target_keeps_the_largest_target_whose_held_out_person_stays_within_the_budget():
+    # persons a and b, 2 recordings each (50 s of non-target time each): one distractor of score 0.7 per
+    # recording (1.2 false alarms / min at threshold 0.6), gestures at 0.9 and 0.75. Calibrated on one person
+    # for 2 / min, threshold 0.6 keeps the distractors and the held-out person gets 1.2 / min; for 0 / min,
+    # threshold 0.8 drops them (and the 0.75 gestures) and the held-out person gets none.
+    streams = []
+    for person in 'ab':
+        for r in range(2):
+            n = 600
+            segs = [(start, start + 10, 0, 0.9 if start // 100 % 2 else 0.75) for start in range(50, 550, 100)]
+            p = posteriors(n, segs)
+            p[100:103] = [0.7, 0.2, 0.1]
+            inst = [Instance('wave', int(times(n)[s - 5]), int(times(n)[s + 15])) for s, *_ in segs]
+            streams.append(Stream(f'rec{r}_{person}', times(n), p, inst, (0, int(times(n)[-1]))))
+    kw = {'group': lambda s: s.name.split('_')[1], 'targets': (2.0, 0.0), 'grid': {'on_threshold': (0.6, 0.8)}}
+    target, rows = choose_target(streams, LABELS, budget_per_min=0.5, **kw)
+    assert target == 0.0 and [r['target'] for r in rows] == [2.0, 0.0]
+    assert rows[0]['held_out_worst_false_alarms_per_min'] == pytest.approx(1.2, abs=0.01) and not rows[0]['budget_met']
+    assert rows[1]['held_out_worst_false_alarms_per_min'] == 0.0 and rows[1]['budget_met']
+    assert rows[1]['held_out_f1'] < rows[0]['held_out_f1']            # the tighter target costs recall
+    assert choose_target(streams, LABELS, budget_per_min=2.0, **kw)[0] == 2.0
+    with pytest.raises(ValueError, match='at least 2 persons'):
+        choose_target(streams[:2], LABELS, budget_per_min=1.0, **kw)
 
 
 def test_threshold_calibration_hand_example():

@@ -29,7 +29,7 @@ from ..evaluation.events import event_metrics, pool_event_metrics
 from ..runtime.events import detect_events, EventConfig
 
 __all__ = ['Instance', 'Stream', 'msrc12_stream', 'msrc12_instances', 'stream_metrics', 'calibrate_events',
-           'calibrate_threshold', 'EVENT_GRID']
+           'calibrate_threshold', 'choose_target', 'EVENT_GRID']
 
 _NS = 1_000_000_000
 
@@ -174,6 +174,46 @@ def calibrate_events(streams: Sequence[Stream], labels: Sequence[str], *, target
                  'one match per instance; false alarms: events outside every instance'),
     }
     return cfg
+
+
+def choose_target(streams: Sequence[Stream], labels: Sequence[str], *, budget_per_min: float,
+                  group: Callable[[Stream], str], targets: Sequence[float],
+                  **calibrate_kwargs: Any) -> tuple[float, list[dict[str, Any]]]:
+    """
+    Choose the validation false-alarm target that holds a budget on persons the calibration never saw.
+
+    A detector calibrated for ``t`` false alarms per minute on some persons raises more on
+    others (the target is met on the calibration persons by construction).  For each
+    candidate ``t`` in ``targets`` every ``group`` (person) is held out in turn: the
+    detector is calibrated on the others (:func:`calibrate_events` with ``group``) and
+    scored on it.  The largest ``t`` whose held-out false alarms per minute stay within
+    ``budget_per_min`` for every held-out person is returned (else the ``t`` with the
+    fewest held-out false alarms of the worst person, then the best held-out F1), with a
+    row per candidate: ``target``, ``held_out_f1``, ``held_out_false_alarms_per_min``
+    (pooled), ``held_out_worst_false_alarms_per_min``, ``budget_met``.
+    """
+    groups = sorted({group(s) for s in streams})
+    if len(groups) < 2:
+        raise ValueError(f'choose_target needs recordings of at least 2 persons (groups) to hold one out, '
+                         f'got {groups}')
+    if not targets:
+        raise ValueError('choose_target needs at least one candidate target')
+    rows = []
+    for t in sorted({float(x) for x in targets}, reverse=True):
+        held = []
+        for g in groups:
+            rest = [s for s in streams if group(s) != g]
+            cfg = calibrate_events(rest, labels, target_false_alarms_per_min=t, group=group, **calibrate_kwargs)
+            held.append(stream_metrics([s for s in streams if group(s) == g], labels, cfg))
+        pooled = pool_event_metrics(held)
+        worst = max(h['false_alarms_per_min'] or 0.0 for h in held)
+        rows.append({'target': t, 'held_out_f1': _r(pooled['f1']),
+                     'held_out_false_alarms_per_min': _r(pooled['false_alarms_per_min']),
+                     'held_out_worst_false_alarms_per_min': _r(worst), 'budget_met': bool(worst <= budget_per_min)})
+    met = [r for r in rows if r['budget_met']]
+    best = met[0] if met else min(
+        rows, key=lambda r: (r['held_out_worst_false_alarms_per_min'], -(r['held_out_f1'] or 0.0)))
+    return best['target'], rows
 
 
 def calibrate_threshold(negative_scores: np.ndarray, *, target_rate: float,
