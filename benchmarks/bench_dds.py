@@ -155,7 +155,14 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
                   + (', '.join(f'{k} {v["n"]}, {v.get("max")}' for k, v in t['gc_ms'].items()) or 'none')
                   + f'. A thread of the node sleeping 1 ms at a time woke more than 20 ms late '
                   f'{t["stalls_over_20ms"]} times (max {t["stall_max_ms"]} ms); of all the time it was late, a share '
-                  f'of {t.get("stall_cpu_share")} was spent waiting for a core (the rest: for the interpreter lock).']
+                  f'of {t.get("stall_cpu_share")} was spent waiting for a core (the rest: for the interpreter lock). '
+                  'Threads running Python when a stall of 20 ms or more on the interpreter lock ended (likely its '
+                  'holders; count, ms): '
+                  + ('; '.join(f'`{h["thread"]}` {h["stalls"]}, {h["ms"]}' for h in t.get('lock_stall_threads') or [])
+                     or 'none') + f'. Over those stalls ({t.get("lock_stall_ms")} ms on the interpreter lock), each '
+                  'decision thread was runnable but without a core for (ms; a holder of the lock preempted): '
+                  + (', '.join(f'{k} {v}' for k, v in (t.get('lock_stall_threads_queued_ms') or {}).items())
+                     or 'none') + '.']
     lines += ['', 'CPU use of the threads of the node over the streaming window (% of one core; nice value; threads of '
               'one name summed: `cn-dec-<task>` are the decision workers, threads a library starts from a worker '
               'inherit its nice value):', '', '| run | thread (nice): CPU % |', '|---|---|']

@@ -33,7 +33,8 @@ def test_segments_add_up_and_the_slow_decision_is_blamed_on_its_queue():
         published.append(pub)
         received[stamp] = arrival
     trace.append(('gc', 2, 1_500 * MS, 1_600 * MS))
-    trace += [('stall', 30 * MS, 2_000 * MS, 2_041 * MS), ('stall', 0, 3_000 * MS, 3_011 * MS)]
+    trace += [('stall', 30 * MS, 2_000 * MS, 2_041 * MS, []), ('stall', 0, 3_000 * MS, 3_011 * MS, []),
+              ('stall', 0, 4_000 * MS, 4_030 * MS, ['cn-dec-speech: face.py:99 detect'], {'cn-dec-speech': 25 * MS})]
     summary = trace_summary(trace, published, received, (0, 10_000 * MS))
     assert summary['decisions'] == 40
     seg = summary['segments_ms']
@@ -44,8 +45,10 @@ def test_segments_add_up_and_the_slow_decision_is_blamed_on_its_queue():
     assert slow == {'total': 158.0, 'executor busy': 5.0, 'stalled': 0.0, 'stalled waiting for a core': 0.0}
     assert summary['callback_ms']['skeleton']['n'] == 40
     assert summary['buffer_lock_ms']['MainThread']['hold']['max'] == 0.5
-    assert summary['stalls_over_20ms'] == 1 and summary['stall_max_ms'] == 41
-    assert summary['stall_cpu_share'] == 0.6                                   # 30 of the 50 ms late were queued
+    assert summary['stalls_over_20ms'] == 2 and summary['stall_max_ms'] == 41
+    assert summary['stall_cpu_share'] == round(30 / 79, 3)                    # 30 of the 79 ms late were queued
+    assert summary['lock_stall_ms'] == 30 and summary['lock_stall_threads_queued_ms'] == {'cn-dec-speech': 25.0}
+    assert summary['lock_stall_threads'] == [{'thread': 'cn-dec-speech: face.py:99 detect', 'stalls': 1, 'ms': 30.0}]
     assert summary['gc_ms'] == {'generation 2': {'n': 1, 'p50': 100.0, 'p95': 100.0, 'p99': 100.0, 'max': 100.0}}
 
 

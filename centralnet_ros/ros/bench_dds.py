@@ -135,6 +135,10 @@ class _TimedLock:
         self._inner.release()
 
 
+_LINUX = sys.platform.startswith('linux')
+_WAITING = ('wait', 'sleep', 'spin_once', 'select', 'poll', 'acquire', '_loop')
+
+
 def trace_node_main(args: list[str]) -> int:
     """
     Run fusion_node with a timestamp on every step of a decision, written as JSON to ``$CENTRALNET_TRACE`` at exit.
@@ -203,14 +207,60 @@ def trace_node_main(args: list[str]) -> int:
         except (OSError, IndexError, ValueError):
             return 0
 
+    def where() -> list[str]:
+        """``thread: file:line function`` of every other thread that is not waiting (it may have held the lock)."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        out = []
+        for ident, frame in sys._current_frames().items():
+            top = f'{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}'
+            if ident != threading.get_ident() and not any(w in frame.f_code.co_name for w in _WAITING):
+                out.append(f'{names.get(ident, ident)}: {top}')
+        return out
+
+    def workers() -> dict[str, str]:
+        """``tid -> name`` of the decision threads (``cn-dec-<task>``, and the threads they started)."""
+        out = {}
+        for task in Path('/proc/self/task').iterdir():
+            try:
+                name = (task / 'comm').read_text().strip()
+            except OSError:
+                continue
+            if name.startswith('cn-dec-'):
+                out[task.name] = name
+        return out
+
+    def worker_queued(tids: dict) -> dict[str, int]:
+        """``tid -> ns`` each decision thread has spent runnable but waiting for a core."""
+        out = {}
+        for tid in tids:
+            try:
+                with open(f'/proc/self/task/{tid}/schedstat') as f:
+                    out[tid] = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
     def sleeper():
         last, queued = time.time_ns(), queued_ns()
+        tids, refreshed = ({}, 0) if not _LINUX else (workers(), time.monotonic())
+        before = worker_queued(tids)
         while True:
             time.sleep(0.001)
             now, now_queued = time.time_ns(), queued_ns()
+            after = worker_queued(tids)
             if now - last > 5_000_000:       # late: waiting for a core (queued) or for the interpreter lock
-                trace.append(('stall', now_queued - queued, last, now))
-            last, queued = now, now_queued
+                held = now - last - (now_queued - queued) > 20_000_000          # 20 ms and more on the lock
+                # and how long each decision thread sat in a run queue meanwhile (preempted, perhaps holding the lock)
+                preempted = {}
+                for tid, ns in after.items():
+                    if tid in before:
+                        preempted[tids[tid]] = preempted.get(tids[tid], 0) + ns - before[tid]
+                trace.append(('stall', now_queued - queued, last, now, where() if held else [],
+                              preempted if held else {}))
+            last, queued, before = now, now_queued, after
+            if _LINUX and time.monotonic() - refreshed > 1.0:
+                tids, refreshed = workers(), time.monotonic()
+                before = worker_queued(tids)
 
     gc_start = [0]
 
@@ -298,8 +348,9 @@ def trace_summary(trace: list, published: list, received: dict, window: tuple[in
     *callback*, *worker wait* (handed to the worker -> its decision starts), *compute* (window,
     features, model, with the buffer lock waits), *publish* (decision end -> publish returns),
     *delivery* (-> the receiver's callback).  Then the largest segment of each decision slower than
-    the p95, callback times per input, the buffer lock per holder, garbage collections and stalls
-    in the streaming window.
+    the p95, callback times per input, the buffer lock per holder, garbage collections, stalls in
+    the streaming window, and which threads were running Python (and where) when a stall spent
+    on the interpreter lock ended (``lock_stall_threads``: likely its holders).
     """
     pub = {s: p for p, s in published}
     cb = {e[2]: e for e in trace if e[0] == 'cb' and e[1] == 'skeleton'}
@@ -335,6 +386,20 @@ def trace_summary(trace: list, published: list, received: dict, window: tuple[in
                                        e[1] * max(0, min(r['span'][1], e[3]) - max(r['span'][0], e[2]))
                                        / max(1, e[3] - e[2]) for e in stall_list) / 1e6, 1)} for r in slow]
     t0, t1 = window
+    # the threads running Python when a stall of 20 ms or more spent on the interpreter lock ended: its holders
+    holders_at: dict[str, list] = {}
+    for e in trace:
+        if e[0] == 'stall' and len(e) > 4 and t0 <= e[3] and e[2] <= t1:
+            for who in e[4]:
+                holders_at.setdefault(who, []).append((e[3] - e[2] - e[1]) / 1e6)
+    out['lock_stall_threads'] = [{'thread': who, 'stalls': len(v), 'ms': round(sum(v), 1)}
+                                 for who, v in sorted(holders_at.items(), key=lambda kv: -sum(kv[1]))[:8]]
+    # during those stalls: how long each decision thread was runnable but had no core (a holder preempted)
+    on_lock = [e for e in trace if e[0] == 'stall' and len(e) > 5 and e[5] and t0 <= e[3] and e[2] <= t1]
+    out['lock_stall_ms'] = round(sum((e[3] - e[2] - e[1]) / 1e6 for e in on_lock), 1)
+    out['lock_stall_threads_queued_ms'] = {name: round(sum(e[5].get(name, 0) for e in on_lock) / 1e6, 1)
+                                           for name in sorted({n for e in on_lock for n in e[5]})}
+    trace = [e[:4] if e[0] == 'stall' else e for e in trace]          # (stall, queued, start, end)
     inside = [e for e in trace if e[0] in ('cb', 'lock', 'gc', 'stall') and t0 <= e[-1] and e[-2] <= t1]
     out['callback_ms'] = {name: _ms_percentiles([(e[4] - e[3]) / 1e6 for e in inside if e[0] == 'cb' and e[1] == name])
                           for name in sorted({e[1] for e in inside if e[0] == 'cb'})}
