@@ -57,6 +57,13 @@ DESCRIPTION = {      # the report's words for the preset's variants
                 'averaged over 3 feature groups x 4 shrinkages), 7 training speakers'),
     'own_lda_per_fold': ('own functionals, per-speaker normalisation, shrinkage LDA ensemble with the speed copies '
                          "each fold's training speakers chose (emodb_procedures.md), 7 training speakers"),
+    'own_lda_per_fold_all': ("own functionals, per-speaker normalisation, the procedure each fold's training speakers "
+                             'chose among all seven of emodb_procedures.md (with and without unadapted rows), 7 '
+                             'training speakers'),
+    **{f'own_lda_unadapted_{k}': ('own functionals, per-speaker normalisation, speed copies 0.85 / 0.9 / 1.1 / 1.15, '
+                                  f'shrinkage LDA ensemble, unadapted rows weighing {v} in every fold (not chosen on '
+                                  'the training speakers), 7 training speakers')
+       for k, v in (('005', '0.05'), ('010', '0.1'), ('020', '0.2'))},
     'own_lda_wide': ('own functionals, per-speaker normalisation, speed copies 0.85 / 0.9 / 1.1 / 1.15, shrinkage LDA '
                      'ensemble (scores averaged over 3 feature groups x 4 shrinkages), 7 training speakers'),
     'own_lda_selected': ('own functionals, per-speaker normalisation, shrinkage LDA (feature group, speed copies or '
@@ -80,6 +87,7 @@ SHIPPED = 'own_lda_unadapted'
 #   speakers; the fold of test speaker 14 chose config/experiments/emodb_emotion.yaml's (models/emotion).
 #   own_lda_per_fold: the procedure before (per fold, the one of emodb_procedures.md its training speakers chose)
 PER_FOLD = 'own_lda_per_fold'
+PER_FOLD_ALL = 'own_lda_per_fold_all'     # the same among all of emodb_procedures.md's procedures
 SHRINKAGE_GRID = (0.1, 0.3, 0.5, 0.7)
 # ^ a shrinkage_lda variant chooses its shrinkage (for the own functionals also the feature group, and with
 #   train_speed_factors whether to train on the speed-perturbed copies too) per fold by leave-one-speaker-out
@@ -487,11 +495,14 @@ def render(r: dict) -> str:
                   f'speaker: weight of the unadapted rows, among {", ".join(f"{v:g}" for v in UNADAPTED_GRID)}): '
                   + '; '.join(f'{x["test_speaker"]}: {x["unadapted_weight"]:g}'
                               for x in sorted(chosen, key=lambda x: x['fold'])) + '.', '']
-    per_fold = [x for x in r['runs'] if x['variant'] == PER_FOLD and x['seed'] == 0]
-    if per_fold:
-        lines += ["Procedure each fold's training speakers chose ([`emodb_procedures.md`](emodb_procedures.md)): "
-                  + '; '.join(f'{x["test_speaker"]}: {x["procedure"]}'
-                              for x in sorted(per_fold, key=lambda x: x['fold'])) + '.', '']
+    for label, among in ((PER_FOLD, 'the four procedures without unadapted rows'),
+                         (PER_FOLD_ALL, 'all seven procedures')):
+        per_fold = [x for x in r['runs'] if x['variant'] == label and x['seed'] == 0]
+        if per_fold:
+            lines += [f"Procedure each fold's training speakers chose among {among} "
+                      '([`emodb_procedures.md`](emodb_procedures.md)): '
+                      + '; '.join(f'{x["test_speaker"]}: {x["procedure"]}'
+                                  for x in sorted(per_fold, key=lambda x: x['fold'])) + '.', '']
     for v, s in r.get('confusions', []):
         m = r['summary'][v][s]
         lines += [f'Confusion, {DESCRIPTION[v]}, {s} (rows true, columns predicted, summed over seeds):', '',
@@ -513,20 +524,21 @@ def render(r: dict) -> str:
     return '\n'.join(lines)
 
 
-def _per_fold_runs(runs: list[dict], procedures: dict | None) -> list[dict]:
+def _per_fold_runs(runs: list[dict], procedures: dict | None, among: int = 4, label: str = PER_FOLD) -> list[dict]:
     """
-    Return the runs of the procedure each fold's training speakers ranked first, as variant ``PER_FOLD``.
+    Return the runs of the procedure each fold's training speakers ranked first, as variant ``label``.
 
-    Empty when that ranking is missing or names a procedure without runs.
+    ``among``: the first so many procedures of the ranking compete (4: those before the unadapted
+    rows; ``len(PROCEDURES)``: all).  Empty when that ranking is missing or names a procedure without runs.
     """
-    variants = dict(zip(PROCEDURES, ('own_lda_selected', 'own_lda', None, 'own_lda_wide')))
+    variants = dict(zip(PROCEDURES, PROCEDURE_VARIANTS))
     out = []
     for row in (procedures or {}).get('folds', []):
-        best = max(procedures['procedures'], key=lambda p: row[p])
+        best = max(procedures['procedures'][:among], key=lambda p: row[p])
         picked = [r for r in runs if r['variant'] == variants.get(best) and r['test_speaker'] == row['test_speaker']]
         if not picked:
             return []
-        out += [{**r, 'variant': PER_FOLD, 'procedure': best} for r in picked]
+        out += [{**r, 'variant': label, 'procedure': best} for r in picked]
     return out
 
 
@@ -541,7 +553,8 @@ def result(runs_json: dict, procedures: dict | None = None, previous: dict | Non
     from centralnet_ros.config import from_dict
     from centralnet_ros.training.experiment import ExperimentConfig
     cfg = from_dict(ExperimentConfig, runs_json['experiment'])
-    runs = _per_fold_runs(runs_json['runs'], procedures) + runs_json['runs']
+    runs = (_per_fold_runs(runs_json['runs'], procedures) + runs_json['runs']
+            + _per_fold_runs(runs_json['runs'], procedures, len(PROCEDURES), PER_FOLD_ALL))
     runs = [r for r in runs if r['variant'] == SHIPPED] + [r for r in runs if r['variant'] != SHIPPED]   # headline
     summary = summarise(runs)
     confusions = [(v, s) for v, s in ((SHIPPED, 'no adaptation'), (SHIPPED, 'adapt 60 s, online'),
@@ -554,8 +567,11 @@ def result(runs_json: dict, procedures: dict | None = None, previous: dict | Non
         kept = [v for v in previous['summary'] if v not in summary]
         summary.update({v: previous['summary'][v] for v in kept})
         runs += [r for r in previous['runs'] if r['variant'] in kept]
+        origin = previous.get('carried_over') or {}
+        if not set(kept) <= set(origin.get('variants', [])):
+            origin = previous                               # else they were carried into it: name where from
         if kept:
-            carried = {'variants': kept, 'date': previous.get('date'), 'command': previous.get('command'),
+            carried = {'variants': kept, 'date': origin.get('date'), 'command': origin.get('command'),
                        'train_s_all_runs': round(sum(r['train_s'] for r in previous['runs'] if r['variant'] in kept),
                                                  1)}
     return {'benchmark': 'EmoDB LOSO with speaker adaptation', 'preset': cfg.name, 'normalisation': norm,
@@ -571,7 +587,10 @@ def result(runs_json: dict, procedures: dict | None = None, previous: dict | Non
 PROCEDURES = ('one LDA chosen per fold (feature group, speed copies 0.9 / 1.1 or not, shrinkage)',
               'ensemble of every (feature group, shrinkage), speed copies 0.9 / 1.1',
               'ensemble of every (feature group, shrinkage), recordings alone',
-              'ensemble of every (feature group, shrinkage), speed copies 0.85 / 0.9 / 1.1 / 1.15')
+              'ensemble of every (feature group, shrinkage), speed copies 0.85 / 0.9 / 1.1 / 1.15',
+              *(f'the same, unadapted rows weighing {v:g}' for v in UNADAPTED_GRID[1:]))
+PROCEDURE_VARIANTS = ('own_lda_selected', 'own_lda', None, 'own_lda_wide', 'own_lda_unadapted_005',
+                      'own_lda_unadapted_010', 'own_lda_unadapted_020')     # the variant that runs each procedure
 COPIES = {'recordings': [], 'copies': [0.9, 1.1], 'wide': [0.85, 0.9, 1.1, 1.15]}   # the procedures' training voices
 
 
@@ -587,7 +606,8 @@ def compare_procedures(cfg, data_root: Path) -> dict:
     import itertools
     from centralnet_ros.features.normalisation import fit_prior, normalise_by_speaker, SpeakerNormalisation
     from centralnet_ros.runtime.adaptation import adapt_speaker_sequence
-    from centralnet_ros.training.trainer import shrinkage_lda
+    from centralnet_ros.training.emotion import unadapted_rows
+    from centralnet_ros.training.trainer import _shrinkage_lda_path, lda_ensemble
     from centralnet_ros import paths
     t = load(cfg.resolve('own_lda_wide'), data_root)
     for v in COPIES['wide']:
@@ -609,13 +629,15 @@ def compare_procedures(cfg, data_root: Path) -> dict:
             for c, speeds in COPIES.items():
                 xr, yr, voices, wr = _training_rows(t, list(train_s), speeds)
                 xtr = normalise_by_speaker(xr, voices, norm, wr)
-                for g, cc, v in members:
-                    if cc == c:
-                        cols = np.ones(x.shape[1], bool) if groups[g] is None else groups[g]
-                        wk, bk = shrinkage_lda(xtr[:, cols], yr, 7, v)
-                        wf = np.zeros((7, x.shape[1]))
-                        wf[:, cols] = wk
-                        fitted[(g, c, v)] = (wf, bk)
+                for g, cols in groups.items():
+                    path = _shrinkage_lda_path(xtr, yr, 7, SHRINKAGE_GRID, None, [cols])
+                    fitted.update({(g, c, float(v)): wb for v, wb in zip(SHRINKAGE_GRID, path)})
+                if c == 'wide':                          # the wide ensemble with unadapted rows at each weight
+                    xin = np.concatenate([xtr, unadapted_rows(xr, voices, norm, wr)])
+                    for weight in UNADAPTED_GRID[1:]:
+                        sw = np.concatenate([np.ones(len(yr)), np.full(len(yr), weight)])
+                        fitted[('unadapted', weight)] = lda_ensemble(xin, np.concatenate([yr, yr]), 7, SHRINKAGE_GRID,
+                                                                     list(groups.values()), sw)
             for c in COPIES:
                 mem = [m for m in members if m[1] == c]
                 fitted[('ensemble', c)] = (np.mean([fitted[m][0] for m in mem], 0),
@@ -636,7 +658,8 @@ def compare_procedures(cfg, data_root: Path) -> dict:
             inner_score = {m: np.mean([acc[(frozenset(set(inner) - {u}), u)][m] for u in inner]) for m in chosen}
             best = max(chosen, key=lambda m: inner_score[m])
             row = acc[(frozenset(inner), held)]
-            values = [row[best]] + [row[('ensemble', c)] for c in ('copies', 'recordings', 'wide')]
+            values = ([row[best]] + [row[('ensemble', c)] for c in ('copies', 'recordings', 'wide')]
+                      + [row[('unadapted', v)] for v in UNADAPTED_GRID[1:]])
             for p, value in zip(PROCEDURES, values):
                 est[p].append(value)
         folds.append({'test_speaker': f'{test:02d}', **{p: float(np.mean(v)) for p, v in est.items()}})
@@ -652,7 +675,9 @@ def render_procedures(r: dict) -> str:
              f'{r["criterion"]}, mean over the seven. The test speaker is never read. Feature groups: all 800 '
              'functionals, without the MFCC ones, without the log-mel ones; shrinkages '
              f'{", ".join(f"{v:g}" for v in SHRINKAGE_GRID)}; speed copies: each a voice of its own; '
-             "ensemble: the members' scores averaged (one linear layer).", '',
+             "ensemble: the members' scores averaged (one linear layer); unadapted rows: every training row also "
+             'normalised with the prior of the other training speakers (training.emotion.unadapted_rows), weighing '
+             'as said against 1 for the per-voice rows.', '',
              '| test speaker | ' + ' | '.join(r['procedures']) + ' | best |', '|---' * (len(r['procedures']) + 2) + '|']
     for f in r['folds']:
         vals = [f[p] for p in r['procedures']]

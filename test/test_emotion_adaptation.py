@@ -302,6 +302,9 @@ def test_sample_weights_count_rows_as_often_as_they_weigh():
                         lda_ensemble(x[twice], y[twice], 3, [0.2, 0.6], cols)):
         np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
     assert not np.allclose(shrinkage_lda(x, y, 3, 0.4, sample_weight=sw)[0], shrinkage_lda(x, y, 3, 0.4)[0])
+    mask = np.arange(10) >= 4                                              # a column subset as a mask or indices
+    for got, ref in zip(lda_ensemble(x, y, 3, [0.2], [mask]), lda_ensemble(x, y, 3, [0.2], [np.arange(4, 10)])):
+        np.testing.assert_allclose(got, ref)
     with pytest.raises(ValueError, match='sample_weight'):
         shrinkage_lda(x, y, 3, 0.4, sample_weight=-sw)
     with pytest.raises(ValueError, match='one per sample'):

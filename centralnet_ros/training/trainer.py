@@ -288,6 +288,7 @@ def _shrinkage_lda_path(x: np.ndarray, y: np.ndarray, num_classes: int, shrinkag
     out = []
     for cols in columns or [None]:
         idx = np.arange(x.shape[1]) if cols is None else np.asarray(cols)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx                   # a mask or indices
         d, m = len(idx), mu[:, idx]
         if scatter is not None:
             s = scatter[np.ix_(idx, idx)]
