@@ -38,7 +38,9 @@ the same network with random weights; and the share of the digits the bundle rej
 class was trained and measured on). No network weight is trained.
 
 ``--bundle DIR`` starts from another speech bundle (``digits``: a control, named by
-``--bundle-label``); ``digits --from-scratch`` from the bundle's architecture with random weights.
+``--bundle-label``); ``digits --from-scratch`` from the bundle's architecture with random weights;
+``digits --val-speaker NAME`` validates on that training speaker's clips 0-44 (a speaker-independent
+validation) and trains on the three others.
 
 Usage::
 
@@ -204,13 +206,17 @@ def digits(args) -> dict:
     counts = {f'{k[0]}_{k[1]}': len(v) for k, v in samples.items()}
     print('samples per session:', counts, f'({collect_s:.0f} s)', flush=True)
     val = [s for spk in TRAIN_SPEAKERS for s in samples[(spk, 'val')]]
+    trained_on = TRAIN_SPEAKERS
+    if args.val_speaker:            # a speaker-independent validation: one training speaker's clips 0-44 held out
+        trained_on = tuple(spk for spk in TRAIN_SPEAKERS if spk != args.val_speaker)
+        val = samples[(args.val_speaker, 'train')] + samples[(args.val_speaker, 'val')]
     test = [s for spk in TEST_SPEAKERS for s in samples[(spk, 'test')]]
     runs = list(args.previous_runs)                     # --merge: runs of an earlier invocation, same sessions
     result = {'part': 'digits', 'train_speakers': TRAIN_SPEAKERS, 'test_speakers': TEST_SPEAKERS,
               'sessions': counts, 'collect_s': round(collect_s, 1), 'runs': runs}
     for n in args.examples:
         train = []
-        for spk in TRAIN_SPEAKERS:
+        for spk in trained_on:
             for take in ('train', 'perturbed') if args.perturbed else ('train',):
                 seen: dict[str, int] = {}
                 for s in samples[(spk, take)]:            # in clip-index order: the first n clips per digit
@@ -246,7 +252,7 @@ def digits(args) -> dict:
                        'perturbed_takes': bool(args.perturbed), 'augment': list(args.augment),
                        'head_warmup_epochs': args.head_warmup, 'lr': args.lr,
                        'from_scratch': bool(args.from_scratch), 'bundle': _bundle_name(base),
-                       'start_bundle': args.bundle_label,
+                       'start_bundle': args.bundle_label, 'val_speaker': args.val_speaker,
                        'wall_s': round(wall, 1),
                        'cpu_s': round(cpu, 1), 'load_average': _load()}
                 runs.append(run)
@@ -836,27 +842,30 @@ def write_report(result: dict, out: Path) -> None:
             groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders'],
                                r.get('keep_batch_norm', False), r.get('perturbed_takes', False),
                                tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0), r.get('lr', 1e-3),
-                               r.get('from_scratch', False), r.get('start_bundle')), []).append(r)
+                               r.get('from_scratch', False), r.get('start_bundle'), r.get('val_speaker')),
+                              []).append(r)
         best = {}                                          # per number of examples: the best on validation
         most = {}                                          # among the variants run over the most seeds
         for key, rs in groups.items():   # controls (key[7]: random weights, key[8]: another bundle) are no choice
-            most[key[0]] = max(most.get(key[0], 0), 0 if key[7] or key[8] else len(rs))
+            most[key[0]] = max(most.get(key[0], 0), 0 if key[7] or key[8] or key[9] else len(rs))
         for key, rs in groups.items():
-            if len(rs) < most[key[0]] or key[7] or key[8]:
+            if len(rs) < most[key[0]] or key[7] or key[8] or key[9]:
                 continue
             v = float(np.mean([r['val_accuracy'] for r in rs]))
             if key[0] not in best or v > best[key[0]][0]:
                 best[key[0]] = (v, key)
-        for key in sorted(groups, key=lambda k: (k[0], k[3], k[4], k[7], k[8] or '', k[5], k[6], k[1], not k[2])):
-            (n, freeze, kbn, takes, aug, warm, lr, scratch, other), rs = key, groups[key]
+        for key in sorted(groups, key=lambda k: (k[0], k[9] or '', k[3], k[4], k[7], k[8] or '', k[5], k[6], k[1],
+                                                 not k[2])):
+            (n, freeze, kbn, takes, aug, warm, lr, scratch, other, held_out), rs = key, groups[key]
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
-            mark = '**' if best[n][1] == key and sum(k[0] == n for k in groups) > 1 else ''
+            mark = '**' if best.get(n, (0, None))[1] == key and sum(k[0] == n for k in groups) > 1 else ''
             lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
                          f'{" from random weights (control: not the bundle)" if scratch else ""}'
                          f'{f" from {other} (control: not the shipped bundle)" if other else ""}'
+                         f'{f"; {held_out} held out for validation (its clips 0-44)" if held_out else ""}'
                          f'{f" (after {warm} epochs of heads alone)" if warm else ""}'
                          f'{f", lr {lr:g}" if lr != 1e-3 else ""} | '
                          f'{"kept" if kbn else "re-estimated"} | {_mean_std([r["val_accuracy"] for r in rs])} | '
@@ -878,6 +887,9 @@ def main(argv=None) -> int:
                         help='the speech bundle to start from (default: models/speech, the shipped one)')
     parser.add_argument('--bundle-label', default=None, metavar='TEXT',
                         help='digits: what --bundle is, for the report (runs from another bundle are controls)')
+    parser.add_argument('--val-speaker', default=None, choices=TRAIN_SPEAKERS,
+                        help='digits: validate on this training speaker (clips 0-44) and train on the 3 others '
+                             '(a speaker-independent validation)')
     parser.add_argument('--from-scratch', action='store_true',
                         help="digits: control, the bundle's architecture with random weights instead of its own")
     parser.add_argument('--data-root', default=str(paths.data_root()))
@@ -902,15 +914,15 @@ def main(argv=None) -> int:
                              'onset, room noise; DIGIT_* constants)')
     parser.add_argument('--record-seeds', nargs='+', default=[], metavar='LETTER',
                         help='letters: also run the other seeds of these settings (for the record; not the choice)')
-    parser.add_argument('--merge', default=None, metavar='JSON',
-                        help='also report (and, letters, choose among) the runs of this earlier result file')
+    parser.add_argument('--merge', nargs='+', default=[], metavar='JSON',
+                        help='also report (and, letters, choose among) the runs of these earlier result files')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
     if args.bundle and not args.bundle_label and args.part == 'digits':
         parser.error('digits with --bundle needs --bundle-label (the report tells its runs from the shipped ones)')
     args.variants = [('new_labels', False)] + ([('new_labels', True)] if args.freeze else [])
-    previous = json.loads(Path(args.merge).read_text()) if args.merge else {}
-    args.previous_runs = previous.get('runs', [])
+    previous = [json.loads(Path(f).read_text()) for f in args.merge]
+    args.previous_runs = [r for prev in previous for r in prev.get('runs', [])]
     if args.settings:
         args.settings = [next((s[0] for s in LETTER_SETTINGS if s[0].split(':')[0] == x), x) for x in args.settings]
     import torch
@@ -923,7 +935,8 @@ def main(argv=None) -> int:
     def report(result: dict) -> None:
         result['command'] = command
         if previous:                                       # the merged runs' own commands, in order
-            result['earlier_commands'] = previous.get('earlier_commands', []) + [previous['command']]
+            result['earlier_commands'] = [c for prev in previous for c in prev.get('earlier_commands', []) +
+                                          [prev['command']]]
         result['date'] = time.strftime('%Y-%m-%d')
         write_report(result, out)
 
