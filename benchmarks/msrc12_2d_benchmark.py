@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='msrc12_2d', help='result files <out>/<name>.md and .json')
     parser.add_argument('--compare', nargs='*', default=[], metavar='JSON',
-                        help="earlier result files of this benchmark (other variants) to compare with, by the "
-                        "folds' validation accuracy and the test accuracy")
+                        help='earlier result files of this benchmark (other variants) to compare with, by the '
+                        'validation accuracy of the folds and the test accuracy')
     sweep_arguments(parser, runs='runs/msrc12_2d_benchmark')
     args = parser.parse_args(argv)
 
@@ -170,8 +170,8 @@ def _comparison_lines(r: dict) -> list[str]:
              '(before -> after) | test "all" per fold | test mean (without the bias) |',
              '|---|---|---|---|---|---|']
     for c in rows:
-        per = ', '.join(f'{100 * a:.1f} -> {100 * b:.1f}' for a, b in zip(c['val_accuracy'],
-                                                                        c['val_accuracy_calibrated']))
+        pairs = zip(c['val_accuracy'], c['val_accuracy_calibrated'])
+        per = ', '.join(f'{100 * a:.1f} -> {100 * b:.1f}' for a, b in pairs)
         lines.append(f'| {c["variant"]} | {c["source"]} ({c.get("date") or r.get("date", "")}) | {per} | '
                      f'{_pct(np.mean(c["val_accuracy"]))} -> {_pct(np.mean(c["val_accuracy_calibrated"]))} | '
                      + ', '.join(_pct(x) for x in c['test_accuracy']) + f' | {_pct(np.mean(c["test_accuracy"]))} '
