@@ -139,6 +139,15 @@ _LINUX = sys.platform.startswith('linux')
 _WAITING = ('wait', 'sleep', 'spin_once', 'select', 'poll', 'acquire', '_loop')
 
 
+def _run_queue_ns(schedstat: str) -> int | None:
+    """Return the ns a thread has spent runnable but waiting for a core, from its ``schedstat`` (None: unreadable)."""
+    try:
+        with open(schedstat) as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def trace_node_main(args: list[str]) -> int:
     """
     Run fusion_node with a timestamp on every step of a decision, written as JSON to ``$CENTRALNET_TRACE`` at exit.
@@ -154,7 +163,7 @@ def trace_node_main(args: list[str]) -> int:
     """
     import atexit
     import gc
-    import json
+    from centralnet_ros.config import atomic_write_text
     from centralnet_ros.ros import fusion_node
     from centralnet_ros.runtime import perception as perception_module
     from centralnet_ros.runtime import worker as worker_module
@@ -201,11 +210,7 @@ def trace_node_main(args: list[str]) -> int:
 
     def queued_ns() -> int:
         """Time this thread has spent runnable but waiting for a core (Linux schedstat; 0 elsewhere)."""
-        try:
-            with open('/proc/thread-self/schedstat') as f:
-                return int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            return 0
+        return _run_queue_ns('/proc/thread-self/schedstat') or 0
 
     def where() -> list[str]:
         """``thread: file:line function`` of every other thread that is not waiting (it may have held the lock)."""
@@ -231,14 +236,8 @@ def trace_node_main(args: list[str]) -> int:
 
     def worker_queued(tids: dict) -> dict[str, int]:
         """``tid -> ns`` each decision thread has spent runnable but waiting for a core."""
-        out = {}
-        for tid in tids:
-            try:
-                with open(f'/proc/self/task/{tid}/schedstat') as f:
-                    out[tid] = int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-        return out
+        queued = {tid: _run_queue_ns(f'/proc/self/task/{tid}/schedstat') for tid in tids}
+        return {tid: ns for tid, ns in queued.items() if ns is not None}
 
     def sleeper():
         last, queued = time.time_ns(), queued_ns()
@@ -278,8 +277,7 @@ def trace_node_main(args: list[str]) -> int:
     gc.callbacks.append(on_gc)
 
     def dump():
-        with open(path, 'w') as f:
-            json.dump(trace, f)
+        atomic_write_text(path, json.dumps(trace))
 
     atexit.register(dump)
     sys.argv = ['fusion_node', *args]
@@ -296,7 +294,6 @@ def receive_main(path: str) -> int:
     once every task's publisher is matched.
     """
     import gc
-    import json
     import signal
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
