@@ -108,6 +108,40 @@ def test_speed_and_yaw_augmentation_add_training_windows_only(small_msrc12, data
     assert aug.info['train_speeds'] == '0.8' and aug.info['train_yaw_deg'] == '30'
 
 
+def test_mirror_swaps_left_and_right_and_negates_x():
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(5, 20, 3))
+    joints[:, skel.HAND_RIGHT, 0] = 1.0                                # right hand out to the right (+x) ...
+    joints[:, skel.HAND_LEFT, 0] = -0.2
+    m = skel.mirror_kinect_joints(joints)
+    np.testing.assert_allclose(m[:, skel.HAND_LEFT, 0], -1.0)          # ... becomes the left hand out to the left
+    np.testing.assert_allclose(m[:, skel.HAND_RIGHT, 0], 0.2)
+    np.testing.assert_allclose(m[:, skel.KNEE_LEFT, 1:], joints[:, skel.KNEE_RIGHT, 1:])   # height, depth kept
+    np.testing.assert_allclose(m[:, skel.HEAD], joints[:, skel.HEAD] * [-1, 1, 1])          # midline stays
+    np.testing.assert_allclose(skel.mirror_kinect_joints(m), joints)    # twice: the identity
+    assert sorted(skel.KINECT_V1_MIRROR) == list(range(20))
+    with pytest.raises(ValueError, match='shape'):
+        skel.mirror_kinect_joints(np.zeros((5, 18, 2)))
+
+
+@pytest.mark.needs_data('msrc12')
+def test_mirror_adds_mirrored_training_windows_except_the_excluded_classes(small_msrc12, data_root):
+    opts, data = small_msrc12
+    mirrored = load_msrc12({**opts, 'train_mirror': True}, data_root)
+    push = msrc12.GESTURES.index('push_right')
+    n0 = np.bincount(data.train.labels, minlength=13)
+    n1 = np.bincount(mirrored.train.labels, minlength=13)
+    assert n1[push] == n0[push] and n0[push] > 0                       # its mirror image is another gesture
+    others = np.arange(13) != push
+    np.testing.assert_array_equal(n1[others], 2 * n0[others])          # every other class twice, "none" included
+    assert len(mirrored.test) == len(data.test) and len(mirrored.val) == len(data.val)
+    assert 'push_right' in mirrored.info['train_mirror'] and 'train_mirror' not in data.info
+    every = load_msrc12({**opts, 'train_mirror': True, 'mirror_exclude': []}, data_root)
+    assert len(every.train) == 2 * len(data.train)
+    with pytest.raises(ValueError, match='mirror_exclude'):
+        MSRC12Options(mirror_exclude=['push_left'])
+
+
 @pytest.mark.needs_data('msrc12')
 def test_yaw_turns_the_body_about_the_vertical_and_speed_keeps_the_frame_count(data_root):
     from centralnet_ros.training.gesture import msrc12_labels, msrc12_windows

@@ -117,6 +117,32 @@ def _check_index(index: int, n_joints: int, name: str) -> None:
         raise ValueError(f'{name}={index} out of range for {n_joints} joints')
 
 
+# --------------------------------------------------------------------------- mirroring
+
+KINECT_V1_MIRROR: tuple[int, ...] = tuple(
+    {SHOULDER_LEFT: SHOULDER_RIGHT, ELBOW_LEFT: ELBOW_RIGHT, WRIST_LEFT: WRIST_RIGHT, HAND_LEFT: HAND_RIGHT,
+     HIP_LEFT: HIP_RIGHT, KNEE_LEFT: KNEE_RIGHT, ANKLE_LEFT: ANKLE_RIGHT, FOOT_LEFT: FOOT_RIGHT,
+     SHOULDER_RIGHT: SHOULDER_LEFT, ELBOW_RIGHT: ELBOW_LEFT, WRIST_RIGHT: WRIST_LEFT, HAND_RIGHT: HAND_LEFT,
+     HIP_RIGHT: HIP_LEFT, KNEE_RIGHT: KNEE_LEFT, ANKLE_RIGHT: ANKLE_LEFT, FOOT_RIGHT: FOOT_LEFT}.get(i, i)
+    for i in range(NUM_KINECT_V1_JOINTS))
+"""Kinect v1 joint index -> the index of its left/right counterpart (itself on the midline)."""
+
+
+def mirror_kinect_joints(joints: np.ndarray) -> np.ndarray:
+    """
+    Mirror Kinect v1 joints ``(..., 20, 3)`` left/right: x negated, left and right joints swapped.
+
+    The body a mirror would show: a right-handed gesture becomes its left-handed version
+    (so a gesture defined by its direction, such as "push right", becomes another one).
+    """
+    x = np.asarray(joints)
+    if x.ndim < 2 or x.shape[-2:] != (NUM_KINECT_V1_JOINTS, 3):
+        raise ValueError(f'joints must have shape (..., {NUM_KINECT_V1_JOINTS}, 3), got {x.shape}')
+    out = x[..., list(KINECT_V1_MIRROR), :].copy()
+    out[..., 0] *= -1
+    return out
+
+
 # --------------------------------------------------------------------------- normalisation
 
 def body_size(joints: np.ndarray, *, center_joint: int = HIP_CENTER, top_joint: int = SHOULDER_CENTER,

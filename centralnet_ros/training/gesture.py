@@ -73,6 +73,11 @@ class MSRC12Options:
     #   0.8 x frame_rate, so the same frames hold a stretched gesture), action point at offset 0
     train_yaw_deg: list[float] = dataclasses.field(default_factory=list)
     # ^ extra training windows with the body turned by these angles about the vertical (Kinect y) axis
+    train_mirror: bool = False
+    # ^ a left/right-mirrored copy of every training window (every pass above, "none" included) ...
+    mirror_exclude: list[str] = dataclasses.field(default_factory=lambda: ['push_right'])
+    # ^ ... but of these classes: their mirror image is another gesture (push right -> push left); a mirrored
+    #   throw, kick or change of weapon is the same gesture performed by a left-handed (-footed) person
     channels: list[str] = dataclasses.field(default_factory=lambda: ['position', 'velocity'])
     layout: Literal['joints_time', 'channels_time_joints'] = 'joints_time'
     cache: bool = True                     # the reader's parsed-CSV cache
@@ -93,6 +98,12 @@ class MSRC12Options:
             raise ValueError(f'test_camera must be one of {sorted(CAMERA_CONDITIONS)}, got {self.test_camera!r}')
         if self.camera_draws < 1:
             raise ValueError(f'camera_draws must be >= 1, got {self.camera_draws}')
+
+        if self.mirror_exclude:
+            from centralnet_ros.data import msrc12
+            bad = sorted(set(self.mirror_exclude) - set(msrc12.CLASS_NAMES))
+            if bad:
+                raise ValueError(f'mirror_exclude: unknown classes {bad} (known: {list(msrc12.CLASS_NAMES)})')
 
     @property
     def num_frames(self) -> int:
@@ -159,14 +170,15 @@ def msrc12_labels(opts: MSRC12Options) -> tuple[list[str], np.ndarray, tuple[int
 
 
 def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], opts: MSRC12Options,
-                   remap: np.ndarray, *, speeds: list[float] = (), yaws_deg: list[float] = ()
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                   remap: np.ndarray, *, speeds: list[float] = (), yaws_deg: list[float] = (),
+                   mirror_exclude: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """
     Joint windows ``(N, T, 20, 3)`` of ``persons`` and their labels (``remap`` of the reader's labels).
 
     One pass per action-point offset, then one per speed in ``speeds`` and one per body
     yaw in ``yaws_deg`` (both at offset 0, see :class:`MSRC12Options`); "none" windows
-    only in the first pass.
+    only in the first pass.  ``mirror_exclude`` (labels after ``remap``): when given, the
+    windows of all passes follow, mirrored left/right, except those of these labels.
     """
     from centralnet_ros.data import msrc12
     window_kw = {'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
@@ -193,7 +205,13 @@ def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], op
             joints = joints @ rot.T
         js.append(joints)
         ys.append(labels[keep])
-    return np.concatenate(js), np.concatenate(ys), dropped
+    joints, labels = np.concatenate(js), np.concatenate(ys)
+    if mirror_exclude is not None:
+        from centralnet_ros.features.skeleton import mirror_kinect_joints
+        sel = ~np.isin(labels, list(mirror_exclude))
+        joints = np.concatenate([joints, mirror_kinect_joints(joints[sel]).astype(joints.dtype)])
+        labels = np.concatenate([labels, labels[sel]])
+    return joints, labels, dropped
 
 
 _SPLIT_SEEDS = {'train': 0, 'val': 1, 'test': 2}
@@ -311,9 +329,12 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
 
     label_names, remap, gestures = msrc12_labels(opts)
     kept_seqs = [s for s in sequences if s.info.gesture in gestures]
+    mirror_exclude = [label_names.index(c) for c in opts.mirror_exclude if c in label_names] if opts.train_mirror \
+        else None
 
     def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg} if split == 'train' else {}
+        extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg,
+                 'mirror_exclude': mirror_exclude} if split == 'train' else {}
         joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets,
                                                  training_window_options(opts) if split == 'train' else opts, remap,
                                                  **extra)
@@ -336,6 +357,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),
         **({'train_yaw_deg': ', '.join(f'{a:g}' for a in opts.train_yaw_deg)} if opts.train_yaw_deg else {}),
+        **({'train_mirror': 'left/right-mirrored copies of the training windows except '
+            + (', '.join(opts.mirror_exclude) or 'none')} if opts.train_mirror else {}),
         'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
     }
     if opts.include_none and training_window_options(opts) is not opts:
