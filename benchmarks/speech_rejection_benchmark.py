@@ -14,6 +14,14 @@ The shipped speech bundle (``models/speech``, or ``--bundle``) hears:
   demo's voice, never used in training) through the same pipeline (audio only), a control
   that the rejection does not simply reject our front end.
 
+Each group of non-letters is heard twice: as whole clips (one clip = one utterance,
+``training.non_letters.utterance_mfcc``) and **through the runtime's windows**: the
+group's clips as one recorded session (a rosbag2 of the continuous microphone
+stream, :func:`~centralnet_ros.replay.session_windows.session_windows`) replayed
+through the runtime's buffers, voice-activity detector and window, so every input is
+what the robot feeds the model (lips absent: the sessions are audio only).  The
+threshold is calibrated on the calibration speakers' clips and windows together.
+
 The rule: publish the top letter when its score reaches a threshold (and it is not a
 rejection class).  The threshold is calibrated on the *calibration speakers* (FSDD
 lucas; EmoDB speakers 09, 10: the validation speakers of the not_a_letter class) for the
@@ -61,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--target', type=float, default=0.05, help='fraction of non-letters allowed through')
     parser.add_argument('--fsdd-per-speaker', type=int, default=100, help='FSDD clips per speaker (10 per digit)')
     parser.add_argument('--write-manifest', action='store_true')
+    parser.add_argument('--work', default=None, help='folder for the temporary session bags (default: a temp dir)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     args = parser.parse_args(argv)
 
@@ -92,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     # letters: the AVLetters split the bundle was measured on
     preset = man.training.get('preset', 'avletters_speech')
     cfg = load_experiment(preset)
-    data = load_avletters(cfg.dataset_options, data_root)
+    options = dict(cfg.dataset_options)
+    if options.get('not_a_letter'):          # only the test split is read here: no runtime-window file needed
+        options['not_a_letter'] = {**options['not_a_letter'], 'runtime_windows': None}
+    data = load_avletters(options, data_root)
     test = data.test.subset(np.flatnonzero(data.test.labels < 26))       # the letters (no not_a_letter rows)
     both = np.ones((len(test), len(modalities)), np.float32)
     p_letters = _probs(model, test.inputs, both)
@@ -134,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         p_neg_lips = _probs(model, {'mfcc': mfcc, 'lip_video': lips}, np.ones((n, len(modalities)), np.float32))
     cal = np.asarray([c[2] for c in clips])
     corpus = np.asarray([c[0] for c in clips])
+    speaker = np.asarray([c[1] for c in clips])
+
+    # the same clips through the runtime's windows: one session per (corpus, speaker), lips absent
+    win = _runtime_windows(bundle, clips, args.work)
+    p_win = {}
+    for key, x in win.items():
+        pw = np.zeros((len(x), len(modalities)), np.float32)
+        pw[:, modalities.index('mfcc')] = 1
+        xw = {'mfcc': x}
+        if lip_index is not None:
+            xw['lip_video'] = np.zeros((len(x), *test.inputs['lip_video'].shape[1:]), np.float32)
+        p_win[key] = _probs(model, xw, pw)
 
     # synthetic letters (audio only)
     synth_x, synth_y = [], []
@@ -159,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return np.where(np.isin(arg, reject), -np.inf, s)
 
     cal_scores = [scores(p_neg_absent)[cal]] + ([scores(p_neg_lips)[cal]] if p_neg_lips is not None else [])
+    cal_keys = {(c[0], c[1]) for c in clips if c[2]}
+    cal_scores += [scores(p) for key, p in p_win.items() if key in cal_keys]
     kl, sl, argl = top_letter(p_letters)
     thr, record = calibrate_threshold(np.concatenate(cal_scores), target_rate=args.target,
                                       positive_scores=np.where(np.isin(argl, reject), -np.inf, sl))
@@ -179,6 +205,24 @@ def main(argv: list[str] | None = None) -> int:
                 rows[f'{corp}, {name}, {which}'] = {
                     'utterances': int(m.sum()), 'published_no_rule': rate(published(p[m], 0.0)),
                     'published_with_rule': rate(published(p[m], thr))}
+    per_speaker = []
+    for key, p in p_win.items():
+        m = (corpus == key[0]) & (speaker == key[1])
+        per_speaker.append({'corpus': key[0], 'speaker': key[1],
+                            'role': 'calibration' if key in cal_keys else 'test',
+                            'whole_clips': int(m.sum()),
+                            'whole_published_no_rule': rate(published(p_neg_absent[m], 0.0)),
+                            'whole_published_with_rule': rate(published(p_neg_absent[m], thr)),
+                            'windows': int(len(p)), 'windows_published_no_rule': rate(published(p, 0.0)),
+                            'windows_published_with_rule': rate(published(p, thr))})
+    for role in ('calibration', 'test'):
+        for corp in ('fsdd', 'emodb'):
+            ps = [p for key, p in p_win.items() if key[0] == corp and (key in cal_keys) == (role == 'calibration')]
+            if ps:
+                pc = np.concatenate(ps)
+                rows[f'{corp}, runtime windows (lips absent), {role} speakers'] = {
+                    'utterances': int(len(pc)), 'published_no_rule': rate(published(pc, 0.0)),
+                    'published_with_rule': rate(published(pc, thr))}
     acc_no_rule = float(np.mean(argl == y_letters))
     acc_rule = float(np.mean((kl == y_letters) & (scores(p_letters) >= thr)))
     synth = None
@@ -192,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     worst = max(v['published_with_rule'] for k, v in rows.items() if 'test speakers' in k)
     pooled_test = {name: rate(published(p[test_sel], thr)) for name, p in
                    (('lips absent', p_neg_absent), ('mismatched lips', p_neg_lips)) if p is not None}
+    test_windows = [p for key, p in p_win.items() if key not in cal_keys]
+    if test_windows:
+        pooled_test['runtime windows'] = rate(published(np.concatenate(test_windows), thr))
     result = {'benchmark': 'speech open-set rejection', 'bundle': str(bundle_dir.relative_to(root))
               if bundle_dir.is_relative_to(root) else str(bundle_dir), 'labels': len(labels),
               'rule': 'publish the top letter when its posterior >= threshold and the top class is no rejection class',
@@ -201,12 +248,33 @@ def main(argv: list[str] | None = None) -> int:
                           'accuracy_no_rule': acc_no_rule, 'accuracy_with_rule': acc_rule,
                           'published': float(np.mean(scores(p_letters) >= thr))},
               'non_letters': rows, 'non_letters_test_pooled': pooled_test, 'worst_test_rate': worst,
+              'per_speaker': per_speaker,
               'synthetic_letters': synth, 'wall_time_s': round(time.perf_counter() - start, 1),
               'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
     print(write_results(args.out, 'speech_rejection', result, render, command=command))
     if args.write_manifest:
         write_decision(bundle_dir, thr, record, result)
     return 0
+
+
+def _runtime_windows(bundle, clips: list, work: str | None) -> dict:
+    """``{(corpus, speaker): mfcc windows}``: each speaker's clips as one session replayed through the runtime."""
+    import tempfile
+    from centralnet_ros.replay.cli import build_config
+    from centralnet_ros.replay.session_bag import Utterance
+    from centralnet_ros.replay.session_windows import session_windows
+    cfg, _ = build_config(tasks=['speech'], bundles={'speech': str(bundle.path)})
+    groups: dict = {}
+    for corpus, spk, _, wave, sr in clips:
+        groups.setdefault((corpus, spk), []).append(Utterance('not_a_letter', wave, sr))
+    out = {}
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        for (corpus, spk), utts in groups.items():
+            got = session_windows(f'{corpus}_{spk}', utts, [f'{corpus}:{spk}'] * len(utts), config=cfg,
+                                  bundle=bundle, work=tmp, gap_s=0.8)
+            print(got.notes[0], flush=True)
+            out[(corpus, spk)] = got.inputs['mfcc'] if len(got) else np.zeros((0, 1, 26, 24), np.float32)
+    return out
 
 
 def write_decision(bundle_dir: Path, threshold: float, record: dict, result: dict) -> None:
@@ -219,7 +287,8 @@ def write_decision(bundle_dir: Path, threshold: float, record: dict, result: dic
         'mode': 'utterance', 'threshold': round(float(threshold), 6),
         'reject_labels': ['not_a_letter', 'none'], 'required_modalities': ['mfcc'],
         'calibration': {'data': ('non-letter utterances of the validation speakers: FSDD lucas; EmoDB 09, 10 '
-                                 '(lips absent and mismatched)'),
+                                 '(whole clips with lips absent and mismatched, and the runtime windows of '
+                                 'their sessions)'),
                         'target_false_publish_rate': result['target_rate'],
                         'negatives': record['negatives'], 'negative_rate': round(record['negative_rate'], 4),
                         'letters_kept': round(record.get('positive_kept') or 0.0, 4),
@@ -245,6 +314,16 @@ def render(r: dict) -> str:
              '| utterances | n | letter published, no rule | with the rule |', '|---|---|---|---|']
     for k, v in r['non_letters'].items():
         lines.append(f'| {k} | {v["utterances"]} | {_p(v["published_no_rule"])} | {_p(v["published_with_rule"])} |')
+    if r.get('per_speaker'):
+        lines += ['', 'Per speaker, lips absent: whole clips and the runtime windows of the same clips played as one '
+                  'session (letter published with the rule; no rule in brackets):', '',
+                  '| corpus | speaker | role | whole clips | published (%) | runtime windows | published (%) |',
+                  '|---|---|---|---|---|---|---|']
+        for x in r['per_speaker']:
+            lines.append(f'| {x["corpus"]} | {x["speaker"]} | {x["role"]} | {x["whole_clips"]} | '
+                         f'{_p(x["whole_published_with_rule"])} ({_p(x["whole_published_no_rule"])}) | '
+                         f'{x["windows"]} | {_p(x["windows_published_with_rule"])} '
+                         f'({_p(x["windows_published_no_rule"])}) |')
     lines += ['', 'Test speakers pooled: ' + ', '.join(f'{k} {_p(v)}' for k, v in r['non_letters_test_pooled'].items())
               + f'; worst group {_p(r["worst_test_rate"])} (goal <= 5 %).', '',
               f'Letters (AVLetters {lt["split"]}, {lt["utterances"]} test utterances, lips + MFCC): accuracy '

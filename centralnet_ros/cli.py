@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              'build a small rosbag2 from held-out real samples and replay it with the default models'),
     'finetune': ('centralnet_ros.finetune_cli',
                  'fine-tune a bundle on your own labelled bags (samples made by the runtime)'),
+    'speech-windows': ('centralnet_ros.speech_windows',
+                       "play the speech bundle's calibration utterances through the runtime's windows (training data)"),
     'export-media': ('centralnet_ros.replay.export_media',
                      'write a bag as WAV/MP4 files and an ELAN .eaf, aligned to bag time'),
     'data check': ('centralnet_ros.data.check',

@@ -48,10 +48,12 @@ HOUSE: dict[str, frozenset[str] | str] = {
     'replay': frozenset({'runtime', 'messages', 'evaluation', 'node_params', 'bundle', 'features', 'data'}),
     'ros': frozenset({'runtime', 'messages', 'node_params', 'capture'}),
     # applications at the top: the command line, and the commands that compose rooms which
-    # may not import each other (the demo: data + replay; fine-tuning: replay samples + training)
+    # may not import each other (the demo: data + replay; fine-tuning
+    # and speech-windows: replay samples + training)
     'cli': EVERYTHING,
     'demo': EVERYTHING,
     'finetune_cli': EVERYTHING,
+    'speech_windows': EVERYTHING,       # replay windows of calibration speakers -> arrays for training
     '__init__': frozenset(),
 }
 for _room in FOUNDATION:

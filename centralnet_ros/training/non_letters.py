@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ['NonLetterOptions', 'SPEAKERS', 'NOT_A_LETTER', 'non_letter_mfcc', 'SYNTHETIC_VOICES', 'utterance_mfcc',
-           'espeak_letter',
+           'espeak_letter', 'noise_segment',
            'synthetic_letter_mfcc']
 
 NOT_A_LETTER = 'not_a_letter'
@@ -50,6 +50,9 @@ class NonLetterOptions:
     noise_segments: int = 30            # generated silence / noise segments per split (train, val)
     synthetic_letters: bool = True      # also letters through our front end (espeak-ng, SYNTHETIC_VOICES)
     seed: int = 0
+    # the same speakers (and voices) through the runtime's voice-activity windows: a file written by
+    # ``centralnet speech-windows`` (relative: under the cache folder); None: whole clips only
+    runtime_windows: str | None = None
 
 
 def utterance_mfcc(wave: np.ndarray, sample_rate: int, *, num_frames: int, mfcc_norm: str = 'none') -> np.ndarray:
@@ -69,7 +72,8 @@ def utterance_mfcc(wave: np.ndarray, sample_rate: int, *, num_frames: int, mfcc_
     return mfcc_input(Window(x, np.zeros(1, np.int64), sample_rate=rate), num_frames=num_frames, mfcc_norm=mfcc_norm)
 
 
-def _noise(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+def noise_segment(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Return a generated silence / noise burst: white or brown noise, 0.3-1.5 s, peak -60 to -25 dBFS."""
     n = int(rng.uniform(0.3, 1.5) * sample_rate)
     white = rng.standard_normal(n)
     x = white if rng.random() < 0.5 else np.cumsum(white) / np.sqrt(np.arange(1, n + 1))   # white or brown
@@ -102,7 +106,7 @@ def _cached(root: str, split: str, fsdd_n: int, emodb_n: int, noise_n: int, seed
             wave, sr = emodb.read_wav(u.path)
             clips.append((wave, sr, f'emodb:{speaker:02d}'))
     if split != 'test':
-        clips += [(_noise(rng, 16000), 16000, 'noise') for _ in range(noise_n)]
+        clips += [(noise_segment(rng, 16000), 16000, 'noise') for _ in range(noise_n)]
     x = np.stack([utterance_mfcc(w, sr, num_frames=num_frames, mfcc_norm=mfcc_norm) for w, sr, _ in clips])
     x.setflags(write=False)
     return x, tuple(src for _, _, src in clips)
@@ -118,6 +122,68 @@ def non_letter_mfcc(data_root: Path, split: str, options: NonLetterOptions | dic
         raise ValueError(f'split must be one of {list(SPEAKERS)}, got {split!r}')
     return _cached(str(Path(data_root).resolve()), split, opts.fsdd_per_speaker, opts.emodb_per_speaker,
                    opts.noise_segments, opts.seed, int(num_frames), mfcc_norm)
+
+
+# --------------------------------------------------------------------------- runtime windows
+
+def runtime_windows_path(path: str) -> Path:
+    """Return the session-windows file of ``runtime_windows`` (a relative path is under ``paths.cache_dir()``)."""
+    from centralnet_ros import paths
+    p = Path(path)
+    return p if p.is_absolute() else paths.cache_dir() / p
+
+
+def runtime_window_mfcc(split: str, options: NonLetterOptions | dict[str, Any], *, num_frames: int,
+                        mfcc_norm: str = 'none') -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """
+    ``(mfcc (N, 1, 26, num_frames), labels (N,) 0..26, sources)``: the runtime's windows over ``split``'s sessions.
+
+    Read from the file ``options.runtime_windows`` (``centralnet speech-windows``: the
+    calibration speakers' FSDD / EmoDB / noise sessions and espeak-ng letters, replayed
+    through the runtime's buffers, voice-activity detector and ``htk_mfcc`` window);
+    labels 0..25 are letters, 26 is :data:`NOT_A_LETTER`.  The file must have been
+    made for the same speakers and voices as :data:`SPEAKERS` / :data:`SYNTHETIC_VOICES`
+    (so no test speaker leaks in) and the same ``num_frames`` / ``mfcc_norm``.  Empty
+    for ``test`` (the benchmarks measure the test speakers' windows) or without the option.
+    """
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.data.avletters import LETTERS
+    from centralnet_ros.data.session_windows import load_windows
+    opts = options if isinstance(options, NonLetterOptions) else from_dict(NonLetterOptions, dict(options),
+                                                                           _where='dataset_options.not_a_letter')
+    empty = np.zeros((0, 1, 26, num_frames), np.float32), np.zeros(0, np.int64), ()
+    if not opts.runtime_windows or split == 'test':
+        return empty
+    path = runtime_windows_path(opts.runtime_windows)
+    if not path.is_file():
+        raise FileNotFoundError(f'dataset_options.not_a_letter.runtime_windows: {path} does not exist; make it '
+                                f'with `centralnet speech-windows --out {path}` (it replays the calibration '
+                                f"speakers' sessions through the runtime)")
+    windows, splits, header = load_windows(path)
+    where = f'{path} (dataset_options.not_a_letter.runtime_windows)'
+    pre = header.get('preprocessing', {}).get('mfcc', {})
+    if int(pre.get('num_frames', -1)) != int(num_frames) or pre.get('mfcc_norm', 'none') != mfcc_norm:
+        raise ValueError(f'{where}: made with num_frames={pre.get("num_frames")}, mfcc_norm={pre.get("mfcc_norm")}; '
+                         f'the preset asks for {num_frames}, {mfcc_norm}: rebuild it with centralnet speech-windows')
+    want = {'fsdd': list(SPEAKERS[split]['fsdd']), 'emodb': list(SPEAKERS[split]['emodb'])}
+    got = header.get('speakers', {}).get(split)
+    if got != want:
+        raise ValueError(f'{where}: its {split} speakers are {got}, training.non_letters.SPEAKERS says {want}')
+    voices = header.get('voices', {}).get(split, [])
+    if voices and voices != list(SYNTHETIC_VOICES.get(split, ())):
+        raise ValueError(f'{where}: its {split} voices are {voices}, not {list(SYNTHETIC_VOICES.get(split, ()))}')
+    keep = np.flatnonzero(splits == split)
+    if not keep.size or 'mfcc' not in windows.inputs:
+        raise ValueError(f'{where}: no {split} mfcc windows')
+    names = {**{letter: k for k, letter in enumerate(LETTERS)}, NOT_A_LETTER: len(LETTERS)}
+    bad = sorted(set(windows.labels[keep].tolist()) - set(names))
+    if bad:
+        raise ValueError(f'{where}: labels {bad} are neither letters nor {NOT_A_LETTER}')
+    x = np.asarray(windows.inputs['mfcc'][keep], np.float32)
+    if x.shape[1:] != (1, 26, num_frames):
+        raise ValueError(f'{where}: mfcc windows of shape {x.shape[1:]}, expected (1, 26, {num_frames})')
+    y = np.asarray([names[k] for k in windows.labels[keep]], np.int64)
+    return x, y, tuple(windows.sources[keep].tolist())
 
 
 # --------------------------------------------------------------------------- synthetic letters

@@ -201,9 +201,20 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
             extra['lip_video'].append(arrays.lip_video[np.asarray(same, np.int64)].reshape(-1, *inputs[
                 'lip_video'].shape[1:]) if 'lip_video' in inputs else np.zeros((len(sx), 0)))
             extra_y.append(sy)
+        from centralnet_ros.training.non_letters import runtime_window_mfcc
+        wx, wy, _ = runtime_window_mfcc(name, opts.not_a_letter, num_frames=opts.audio_frames,
+                                        mfcc_norm=opts.mfcc_norm)
+        if len(wx):                    # the robot's own windows: non-letters with any lips, letters with theirs
+            lips = [rng.choice(index) if k == len(avletters.LETTERS) else rng.choice(index[labels == k]) for k in wy]
+            extra['mfcc'].append(wx)
+            extra['lip_video'].append(arrays.lip_video[np.asarray(lips, np.int64)])
+            extra_y.append(wy)
+            runtime_counts[name] = {'not_a_letter': int((wy == len(avletters.LETTERS)).sum()),
+                                    'letters': int((wy < len(avletters.LETTERS)).sum())}
         return ArraySplit({m: np.concatenate([inputs[m], *extra[m]]) for m in opts.modalities},
                           np.concatenate([labels, *extra_y]))
 
+    runtime_counts: dict[str, dict[str, int]] = {}
     h, w = opts.video_size
     info.update({'train_samples': int(len(train)), 'val_samples': int(len(val)), 'test_samples': int(len(test)),
                  'mfcc_shape': f'1x{avletters.AUDIO_DIM}x{opts.audio_frames}',
@@ -221,6 +232,13 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
     if opts.not_a_letter is not None:
         for name in ('train', 'val', 'test'):
             info[f'not_a_letter_{name}_samples'] = int((getattr(data, name).labels == len(avletters.LETTERS)).sum())
+        for name, counts in runtime_counts.items():
+            info[f'runtime_windows_{name}_not_a_letter'] = counts['not_a_letter']
+            info[f'runtime_windows_{name}_letters'] = counts['letters']
+        if runtime_counts:
+            info['runtime_windows'] = ('the train and val speakers and espeak-ng voices also as the runtime windows '
+                                       '(sessions replayed through its buffers, voice-activity detector and htk_mfcc '
+                                       'window: centralnet speech-windows)')
     return data
 
 
