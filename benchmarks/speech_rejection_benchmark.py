@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         pooled_test['runtime windows'] = rate(published(np.concatenate(test_windows), thr))
     result = {'benchmark': 'speech open-set rejection', 'bundle': str(bundle_dir.relative_to(root))
               if bundle_dir.is_relative_to(root) else str(bundle_dir), 'labels': len(labels),
+              'bundle_weights_sha256': man.weights_sha256,
               'rule': 'publish the top letter when its posterior >= threshold and the top class is no rejection class',
               'target_rate': args.target, 'threshold': thr, 'calibration': record,
               'calibration_speakers': {'fsdd': list(FSDD_CAL), 'emodb': [f'{s:02d}' for s in EMODB_CAL]},
@@ -308,6 +309,8 @@ def render(r: dict) -> str:
     """Markdown of a result."""
     lt = r['letters']
     lines = [f'# Speech: letters published on speech that is no letter ({r["bundle"]})', '',
+             *([f'Bundle weights sha256 {r["bundle_weights_sha256"][:12]}.', ''] if r.get('bundle_weights_sha256')
+               else []),
              f'Rule: {r["rule"]}. Threshold {r["threshold"]:.4f}, calibrated for at most {_p(r["target_rate"])} '
              f'published on the calibration speakers\' non-letter utterances ({r["calibration"]["negatives"]}; '
              f'reached {_p(r["calibration"]["negative_rate"])}).', '',
