@@ -22,18 +22,20 @@ shared memory) and with Fast DDS' defaults:
   garbage collections delayed some decisions: ``in the load generator``);
 - CPU use of the node process (user + system time over the streaming window), and per thread
   (``/proc/<pid>/task``: the decision workers ``cn-dec-<task>`` and the threads they started, the
-  executor, DDS), with each thread's nice value.
+  executor, DDS), with each thread's nice value; the same for its decision processes
+  (``cn-proc-<task>``).
 
-Runs (:data:`RUNS`): the shipped profile and Fast DDS' defaults with the gesture decision stream
-(``gesture.output: decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival); the
-shipped configuration with speech and emotion deciding at the node's priority
-(``decision_nice 0``, the design before) instead of below it (their default, 10); input queues of
-5; the decisions made inside the subscription callback (the design the decision workers
-replaced); gesture events (``events``, the default), whose latency includes the gesture itself; and
+Runs (:data:`RUNS`): the shipped configuration (speech and emotion deciding in processes of
+their own, ``<task>.decision_process``) with the gesture decision stream (``gesture.output:
+decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival); the same with speech and
+emotion deciding in the node's process (the design before), below the node's priority
+(``decision_nice`` 10) and at it (``decision_nice 0``, the design before that); Fast DDS' defaults;
+input queues of 5; the decisions made inside the subscription callback (the design the decision
+workers replaced); gesture events (``events``, the default), whose latency includes the gesture itself; and
 the shipped configuration traced (``centralnet_ros.ros.bench_dds.trace_node_main``: every callback,
 hand-over, decision, publish, buffer lock, garbage collection and stall of the node timed), which
 splits each gesture decision's latency into its segments and says what the node was doing while
-the slowest ones were under way.  About 6 minutes on 2 quiet cores (7 runs of 20 s plus the
+the slowest ones were under way.  About 8 minutes on 2 quiet cores (8 runs of 20 s plus the
 node's start-up).
 
 Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
@@ -79,18 +81,21 @@ def _skeletons(data_root: Path) -> np.ndarray:
 
 # one node process each: shipped Fast DDS profile?, decide in the subscription callback?, gesture output,
 # input queue depth (None: the node's default), speech/emotion decision_nice (None: the node's default, 10),
-# traced (every step of every decision timed: centralnet_ros.ros.bench_dds.trace_node_main)
-RUNS = [(True, False, 'decisions', None, None, False), (True, False, 'decisions', None, 0, False),
-        (False, False, 'decisions', None, None, False), (True, False, 'decisions', 5, None, False),
-        (True, True, 'decisions', None, None, False), (True, False, 'events', None, None, False),
-        (True, False, 'decisions', None, None, True)]
+# traced (every step of every decision timed: centralnet_ros.ros.bench_dds.trace_node_main),
+# speech/emotion decision_process (None: the node's default, in processes of their own; False: in the node)
+RUNS = [(True, False, 'decisions', None, None, False, None), (True, False, 'decisions', None, None, False, False),
+        (True, False, 'decisions', None, 0, False, False), (False, False, 'decisions', None, None, False, None),
+        (True, False, 'decisions', 5, None, False, None), (True, True, 'decisions', None, None, False, False),
+        (True, False, 'events', None, None, False, None), (True, False, 'decisions', None, None, True, None)]
 
 
 def _label(r: dict) -> str:
     depth = '' if r.get('qos_depth') is None else f', qos_depth {r["qos_depth"]}'
     nice = '' if r.get('background_nice') is None else f', speech/emotion decision_nice {r["background_nice"]}'
+    where = (', speech/emotion in processes of their own' if r.get('decision_processes')
+             else ', speech/emotion in the node')
     traced = ', traced' if r.get('traced') else ''
-    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{depth}{nice}{traced}'
+    return f'{r["profile"]}, {r["decisions_in"]}, gesture {r["gesture_output"]}{where}{depth}{nice}{traced}'
 
 
 def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> str:
@@ -101,9 +106,12 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
              'One fusion_node process per run (tasks gesture, speech, emotion; shipped bundles; node defaults '
              'except the gesture frame trigger and the output mode): with the shipped profile '
              '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node’s decision workers, one '
-             'per task (the shipped design: speech and emotion at `decision_nice` 10, below the node’s '
+             'per task, speech and emotion with their features and model in processes of their own '
+             '(`<task>.decision_process`, the shipped design, at `decision_nice` 10; the node’s thread of the '
+             'task only cuts the window, copies it into shared memory and waits) or in the node’s process '
+             '(`in the node`, the design before: on decision threads at `decision_nice` 10, below the node’s '
              'priority, gesture at it; the run marked `decision_nice 0` runs them all at the node’s '
-             'priority, as before) or inside the subscription callback (the design they replaced, '
+             'priority, as before that), or inside the subscription callback (the design the workers replaced, '
              '`centralnet_ros.ros.bench_dds.InlineWorker`); gesture publishing every decision '
              '(`gesture.output: decisions`, one per skeleton frame) or events (`events`, the default: one '
              'per performed gesture, after it ended).', '',
@@ -117,8 +125,8 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
             lines.append(f'| {_label(r)} | {name} | {d["sent"]} | {d["received"]} | {delivery} | '
                          f'{d.get("arrival_delay_s", "-")} |')
     lines += ['', '| run | task | decided | published | latency p50 (ms) | p95 | p99 | max | in the load generator: '
-              'p50 / p95 / p99 / max (ms) | node compute p50 / p95 / max (ms) | node CPU |',
-              '|---|---|---|---|---|---|---|---|---|---|---|']
+              'p50 / p95 / p99 / max (ms) | node compute p50 / p95 / max (ms) | node CPU | decision processes CPU |',
+              '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         for task, d in r['tasks'].items():
             lat, c = d['latency_ms'], d.get('node_compute_ms') or {}
@@ -128,7 +136,8 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
             in_gen = ' / '.join(str(gen.get(k, '-')) for k in ('p50', 'p95', 'p99', 'p100'))
             lines.append(f'| {_label(r)} | {name} | {c.get("decisions", "-")} | {d["decisions"]} | {lat["p50"]} | '
                          f'{lat["p95"]} | {lat["p99"]} | '
-                         f'{lat.get("p100")} | {in_gen} | {compute} | {r["node_cpu_percent"]} % |')
+                         f'{lat.get("p100")} | {in_gen} | {compute} | {r["node_cpu_percent"]} % | '
+                         f'{r.get("processes_cpu_percent", "-")} % |')
     for r in results:
         t = r.get('trace')
         if not t:
@@ -163,13 +172,16 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
                   'decision thread was runnable but without a core for (ms; a holder of the lock preempted): '
                   + (', '.join(f'{k} {v}' for k, v in (t.get('lock_stall_threads_queued_ms') or {}).items())
                      or 'none') + '.']
-    lines += ['', 'CPU use of the threads of the node over the streaming window (% of one core; nice value; threads of '
-              'one name summed: `cn-dec-<task>` are the decision workers, threads a library starts from a worker '
-              'inherit its nice value):', '', '| run | thread (nice): CPU % |', '|---|---|']
+    lines += ['', 'CPU use of the threads of the node and of its decision processes over the streaming window (% of '
+              'one core; nice value; threads of one name summed: `cn-dec-<task>` are the decision workers, '
+              '`cn-proc-<task>` the decision processes, threads a library starts from a worker inherit its name and '
+              'nice value):', '', '| run | node thread (nice): CPU % | decision process thread (nice): CPU % |',
+              '|---|---|---|']
     for r in results:
-        use = ', '.join(f'{name} ({"/".join(map(str, t["nice"]))}): {t["cpu_percent"]}'
-                        for name, t in (r.get('node_threads') or {}).items() if t['cpu_percent'] >= 0.5)
-        lines.append(f'| {_label(r)} | {use} |')
+        use = [', '.join(f'{name} ({"/".join(map(str, t["nice"]))}): {t["cpu_percent"]}'
+                         for name, t in (r.get(key) or {}).items() if t['cpu_percent'] >= 0.5) or '-'
+               for key in ('node_threads', 'process_threads')]
+        lines.append(f'| {_label(r)} | {use[0]} | {use[1]} |')
     lines += ['', 'Latency: from the publish of the message that made the decision due (gesture decisions: the '
               'skeleton frame they are stamped with; gesture events: the skeleton frame at the event’s peak, so '
               'the latency includes the rest of the gesture and the event’s confirmation; speech/emotion: the '
@@ -177,7 +189,8 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
               'Classification arriving at a subscriber in a process of its own that does nothing else; '
               '`in the load generator`: at a subscriber in the process that builds and publishes the inputs '
               '(the measurement before). Node compute: window assembly (with the wait '
-              'for the buffer lock), features and model of one decision, from the node’s diagnostics. '
+              'for the buffer lock), features and model of one decision, from the node’s diagnostics (for a task '
+              'in a process of its own: from the cut of its window to the answer in the node). '
               'Arrival delay: ROS time at the callback minus '
               'the header stamp (the node’s diagnostics): the time a message waited in DDS and the node’s queue. '
               'Decided: decisions the node made (one per skeleton frame it received); published: those it '
@@ -199,12 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for k in args.runs:
-        profile, inline, output, depth, nice, trace = RUNS[k]
+        profile, inline, output, depth, nice, trace, process = RUNS[k]
         # one process per run: Fast DDS reads its profile once per process
         proc = subprocess.run([sys.executable, __file__, '--_one', '1' if profile else '0', '--seconds',
                                str(args.seconds), '--data-root', str(data_root), '--inline', '1' if inline else '0',
                                '--gesture-output', output, '--qos-depth', str(depth or 0),
-                               '--background-nice', str(-1 if nice is None else nice), '--trace', str(int(trace))],
+                               '--background-nice', str(-1 if nice is None else nice), '--trace', str(int(trace)),
+                               '--decision-process', {None: 'default', True: '1', False: '0'}[process]],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
@@ -230,9 +244,11 @@ if __name__ == '__main__':
         depth = int(sys.argv[sys.argv.index('--qos-depth') + 1]) or None
         nice = int(sys.argv[sys.argv.index('--background-nice') + 1])
         trace = sys.argv[sys.argv.index('--trace') + 1] == '1'
+        process = {'default': None, '1': True, '0': False}[sys.argv[sys.argv.index('--decision-process') + 1]]
         from centralnet_ros.ros.bench_dds import run_once
         print(json.dumps(run_once(seconds, profile, _audio_source(root, seconds), _skeletons(root),
                                   Path(os.environ.get('TMPDIR', '/tmp')), gesture_output=output, inline=inline,
-                                  qos_depth=depth, background_nice=None if nice < 0 else nice, trace=trace)))
+                                  qos_depth=depth, background_nice=None if nice < 0 else nice, trace=trace,
+                                  decision_process=process)))
         raise SystemExit(0)
     raise SystemExit(main())

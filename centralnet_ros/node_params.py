@@ -187,8 +187,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # task: its TaskConfig fields that differ from the dataclass's defaults (bundle: the task's name)
     # (score_threshold: the dataclass's -1, i.e. the threshold calibrated in the bundle's manifest)
     'gesture': {'trigger': 'rate', 'rate_hz': 10.0},
-    'speech': {'trigger': 'speech_end', 'rate_hz': 2.0, 'decision_nice': 10},
-    'emotion': {'trigger': 'speech_end', 'rate_hz': 1.0, 'decision_nice': 10},
+    'speech': {'trigger': 'speech_end', 'rate_hz': 2.0, 'decision_nice': 10, 'decision_process': True},
+    'emotion': {'trigger': 'speech_end', 'rate_hz': 1.0, 'decision_nice': 10, 'decision_process': True},
 }
 """The tasks the node runs by default, and their defaults for the runtime's TaskConfig."""
 TASKS = tuple(TASK_DEFAULTS)
@@ -559,7 +559,8 @@ def perception_config(values: Mapping[str, Any]):
                                  rate_hz=v[f'{task}.rate_hz'], window_s=v[f'{task}.window_s'],
                                  score_threshold=v[f'{task}.score_threshold'], output=v[f'{task}.output'],
                                  state_time_constant_s=v[f'{task}.state_time_constant_s'],
-                                 decision_nice=v[f'{task}.decision_nice'])
+                                 decision_nice=v[f'{task}.decision_nice'],
+                                 decision_process=v[f'{task}.decision_process'])
     inputs = default_inputs()
     inputs['image'].kind = 'compressed_image' if v['image_transport'] == 'compressed' else 'image'
     inputs['audio'].kind = 'naoqi_audio' if v['audio_type'] == 'naoqi_audio_buffer' else 'audio'

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -95,13 +96,47 @@ def _decision_threads(pid: int) -> dict[str, int]:
     return {name: nice for name, _, nice in thread_stats(pid).values() if name.startswith('cn-dec-')}
 
 
+def _decision_processes(pid: int) -> dict[str, tuple[int, int]]:
+    """``name -> (pid, nice)`` of the node's decision processes (``cn-proc-<task>``, children of ``pid``)."""
+    out = {}
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index('(') + 1:text.rindex(')')], text[text.rindex(')') + 2:].split()
+        if int(fields[1]) == pid and name.startswith('cn-proc-'):
+            out[name] = (int(stat.parent.name), int(fields[16]))
+    return out
+
+
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='per-thread nice values are Linux')
 def test_long_decisions_run_at_a_lower_priority_than_the_node(bundles, fusion, tester):  # noqa: F811
-    """speech.decision_nice 10 (the default), emotion 3 (set), gesture 0: the node's worker threads carry them."""
-    proc = fusion(params_of(bundles, **{'emotion.decision_nice': 3}))
+    """
+    speech.decision_nice 10 (the default), emotion 3 (set), gesture 0: where each task decides carries them.
+
+    Speech and emotion decide in processes of their own (``decision_process``, the default for both):
+    the processes run at the nice values, the node's threads that hand them the windows at the node's.
+    With ``decision_process`` off, the node's decision thread of the task runs at its nice value.
+    """
+    proc = fusion(params_of(bundles, **{'emotion.decision_nice': 3, 'speech.decision_process': True,
+                                        'emotion.decision_process': True}))
     bring_up(tester)
+    pid = proc.proc.pid
+    base = os.getpriority(os.PRIO_PROCESS, pid)
+    assert _decision_threads(pid) == {'cn-dec-gesture': base, 'cn-dec-speech': base, 'cn-dec-emotion': base}
+    children = _decision_processes(pid)
+    nices = {name: nice for name, (_, nice) in children.items()}
+    assert nices == {'cn-proc-speech': min(19, base + 10), 'cn-proc-emotion': min(19, base + 3)}
+    assert tester.transition(NODE, 'deactivate')
+    assert tester.transition(NODE, 'cleanup')                # cleanup stops the processes and reaps them
+    assert all(not Path(f'/proc/{child}').exists() for child, _ in children.values())
+    assert proc.interrupt() == 0
+    proc = fusion(params_of(bundles, **{'emotion.decision_nice': 3}), ns='/inproc')
+    bring_up(tester, '/inproc/fusion_node')
     base = os.getpriority(os.PRIO_PROCESS, proc.proc.pid)
     assert _decision_threads(proc.proc.pid) == {'cn-dec-gesture': base, 'cn-dec-speech': min(19, base + 10),
                                                 'cn-dec-emotion': min(19, base + 3)}
-    assert tester.transition(NODE, 'deactivate')
+    assert _decision_processes(proc.proc.pid) == {}
+    assert tester.transition('/inproc/fusion_node', 'deactivate')
     assert proc.interrupt() == 0

@@ -103,11 +103,18 @@ def qos(reliable: bool, depth: int = 1000):
 
 
 def params_of(bundles, tasks=('gesture', 'speech', 'emotion'), **extra) -> dict:
-    """Node parameters: the given tasks on the test bundles, every decision published, a reliable deep queue."""
+    """
+    Node parameters: the given tasks on the test bundles, every decision published, a reliable deep queue.
+
+    Every task decides in the node's process (``decision_process`` off) unless ``extra`` says otherwise:
+    a decision process loads its own copy of the model, seconds per node start; test_ros_dds.py,
+    test_ros_play.py and test_ros_shutdown.py run the shipped default (speech and emotion in processes).
+    """
     params = {'tasks': list(tasks), 'qos_reliability': 'reliable', 'qos_depth': 1000, 'diagnostics_period_s': 0.5}
     for task in tasks:
         params.update({f'{task}.bundle': str(bundles['gesture' if task == 'gesture' else 'voice']),
-                       f'{task}.score_threshold': 0.0, f'{task}.output': 'decisions'})
+                       f'{task}.score_threshold': 0.0, f'{task}.output': 'decisions',
+                       f'{task}.decision_process': False})
     if 'gesture' in tasks:
         params['gesture.trigger'] = 'frame'
     params.update(extra)

@@ -205,7 +205,7 @@ def test_inputs_are_stored_while_a_decision_stacks_and_resamples_its_window(monk
     # the deferred window is the window: the same arrays as assembling it in one go
     assembler = p.tasks['gesture'].assembler
     whole, deferred = assembler.assemble(due[-1].point), assembler.assemble(due[-1].point, defer=True)
-    assert all(m.pending is not None for m in deferred.modalities.values())   # nothing stacked, resampled yet
+    assert all(m.pending for m in deferred.modalities.values())   # nothing stacked, resampled yet
     assert deferred.modalities['skeleton'].data is None and deferred.modalities['voice'].sample_rate == 32000
     deferred.finish()
     for name, m in whole.modalities.items():

@@ -58,6 +58,30 @@ def thread_stats(pid: int) -> dict[int, tuple[str, float, int]]:
     return out
 
 
+def child_processes(pid: int) -> dict[int, str]:
+    """``pid -> name`` of the processes whose parent is ``pid`` (Linux /proc): the node's decision processes."""
+    out = {}
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            text = stat.read_text()
+        except OSError:                          # ended meanwhile
+            continue
+        if int(text.rsplit(')', 1)[1].split()[1]) == pid:
+            out[int(stat.parent.name)] = text[text.index('(') + 1:text.rindex(')')]
+    return out
+
+
+def _process_stats(pids) -> dict[int, tuple[str, float, int]]:
+    """``tid -> (name, CPU seconds, nice)`` of every thread of the processes ``pids``."""
+    out = {}
+    for pid in pids:
+        try:
+            out.update(thread_stats(pid))
+        except OSError:
+            pass
+    return out
+
+
 def _thread_use(before: dict, after: dict, wall: float) -> dict:
     """CPU use (% of one core) and nice values per thread name over ``wall`` s (threads of one name summed)."""
     use: dict[str, dict] = {}
@@ -419,7 +443,7 @@ def trace_summary(trace: list, published: list, received: dict, window: tuple[in
 
 def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarray, log_dir: Path, *,
              gesture_output: str = 'decisions', inline: bool = False, qos_depth: int | None = None,
-             background_nice: int | None = None, trace: bool = False) -> dict:
+             background_nice: int | None = None, trace: bool = False, decision_process: bool | None = None) -> dict:
     """
     Stream ``seconds`` into fusion_node (``audio``: (n, 4) int16 at 48 kHz; ``joints``: (T, 20, 3)).
 
@@ -427,7 +451,9 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     frame; ``events``: one per performed gesture, after it ended). ``inline``: decide in the
     subscription callback (:class:`InlineWorker`) instead of on the node's decision worker.
     ``qos_depth``: the node's input queue depth (None: the node's default). ``background_nice``:
-    ``speech.decision_nice`` and ``emotion.decision_nice`` (None: the node's defaults). ``trace``:
+    ``speech.decision_nice`` and ``emotion.decision_nice`` (None: the node's defaults).
+    ``decision_process``: ``speech.decision_process`` and ``emotion.decision_process`` (None: the
+    node's defaults; CPU use of those processes is reported beside the node's). ``trace``:
     run the node under :func:`trace_node_main` and add :func:`trace_summary` (``result['trace']``).
 
     Latency is measured at a subscriber in a process of its own (:func:`receive_main`), and also,
@@ -458,11 +484,14 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         args += ['-p', f'qos_depth:={qos_depth}']
     if background_nice is not None:
         args += ['-p', f'speech.decision_nice:={background_nice}', '-p', f'emotion.decision_nice:={background_nice}']
+    if decision_process is not None:
+        flag = str(bool(decision_process)).lower()
+        args += ['-p', f'speech.decision_process:={flag}', '-p', f'emotion.decision_process:={flag}']
     program = (['-m', 'centralnet_ros.ros.bench_dds', '--inline-node'] if inline
                else ['-m', 'centralnet_ros.ros.bench_dds', '--trace-node'] if trace
                else ['-m', 'centralnet_ros.ros.fusion_node'])
     label = (f'{"profile" if profile else "default"}_{"inline" if inline else "split"}_{gesture_output}_{qos_depth}'
-             f'_{background_nice}{"_trace" if trace else ""}')
+             f'_{background_nice}_{decision_process}{"_trace" if trace else ""}')
     trace_path, received_path = log_dir / f'trace_{label}.json', log_dir / f'received_{label}.json'
     for stale in (trace_path, received_path, Path(f'{received_path}.ready')):
         stale.unlink(missing_ok=True)
@@ -529,6 +558,8 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         rng = np.random.default_rng(0)
         frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         published = {'image': [], 'skeleton': [], 'audio': []}        # (publish wall ns, stamp ns)
+        children = child_processes(node.pid)                          # decision processes, if any
+        children0 = _process_stats(children)
         threads0, cpu0, t_start = thread_stats(node.pid), _cpu_seconds(node.pid), time.monotonic()
         start_ns = time.time_ns()
         k_frame = k_audio = 0
@@ -556,6 +587,7 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
         cpu = _cpu_seconds(node.pid) - cpu0
         wall = time.monotonic() - t_start
         threads = _thread_use(threads0, thread_stats(node.pid), wall)
+        processes = _thread_use(children0, _process_stats(children), wall)
         time.sleep(3.0)                                              # last decisions and a diagnostics report
         end_ns = time.time_ns()
     finally:
@@ -577,8 +609,9 @@ def run_once(seconds: float, profile: bool, audio: np.ndarray, joints: np.ndarra
     result = {'profile': 'config/fastdds.xml' if profile else 'Fast DDS defaults',
               'decisions_in': 'subscription callback' if inline else 'decision worker',
               'gesture_output': gesture_output, 'qos_depth': qos_depth, 'background_nice': background_nice,
-              'traced': trace,
-              'seconds': round(wall, 2), 'node_threads': threads,
+              'traced': trace, 'decision_processes': sorted(children.values()),
+              'seconds': round(wall, 2), 'node_threads': threads, 'process_threads': processes,
+              'processes_cpu_percent': round(sum(t['cpu_percent'] for t in processes.values()), 1),
               'load_average_1min': round(os.getloadavg()[0], 1), 'cpu_cores': os.cpu_count(),
               'node_cpu_percent': round(100 * cpu / wall, 1), 'exit_status': node.returncode, 'inputs': {},
               'tasks': {}}

@@ -143,7 +143,15 @@ def diagnostic_reports(stats: Mapping[str, Any] | None, *, state: str, params: M
                   'errors': _fmt_counts(t['errors']),
                   'last decision': '-' if last is None else f'{last.label} ({last.score:.3f})'}
         values.update({f'missing {m}': _fmt_counts(c) for m, c in t['missing'].items() if c})
-        if new_errors > 0:
+        process = t.get('process')
+        if process:                              # features and model in a process of their own
+            values['decision process'] = (f'pid {process["pid"]}, {process["state"]}, {process["starts"]} started, '
+                                          f'{process["deaths"]} died, {process["decisions"]} decisions')
+            if process.get('last_error'):
+                values['decision process last error'] = process['last_error']
+        if process and process['state'] == 'down':
+            level, message = 'error', f'decision process down ({process["last_error"]}); restarting'
+        elif new_errors > 0:
             level, message = 'warn', f'{new_errors} failed decisions or feature errors since the last report'
         elif t['decisions'] == 0:
             level, message = 'ok', 'no decision yet'

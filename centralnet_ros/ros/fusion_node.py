@@ -5,7 +5,8 @@ Everything that decides lives in :class:`centralnet_ros.runtime.perception.Perce
 (rclpy-free, shared with rosbag replay); this node only moves messages in and out:
 
 * **configure** reads the parameters (:mod:`centralnet_ros.node_params`), loads the
-  task bundles and builds the :class:`Perception`.  A bundle that cannot be loaded, a
+  task bundles, builds the :class:`Perception` and starts the tasks' decision processes
+  (waiting until they have loaded their bundles).  A bundle that cannot be loaded, a
   bad parameter, a missing message package or an unusable device (``device: cuda``
   without CUDA and ``on_device_failure: error``) fails the transition with one clear
   log line; with ``on_device_failure: fallback_cpu`` the node logs the fallback and
@@ -14,7 +15,7 @@ Everything that decides lives in :class:`centralnet_ros.runtime.perception.Perce
   local) and subscribes to the inputs the tasks read.
 * **deactivate** destroys the subscriptions, publishes what the runtime still had
   pending (an open speech segment), then destroys the publishers; **cleanup** closes
-  the runtime (models dropped, CUDA cache emptied).
+  the runtime (models dropped, CUDA cache emptied, decision processes stopped and reaped).
 * ``ros2 run centralnet_ros fusion_node`` brings itself to active; ``--managed`` leaves
   the transitions to the launch file or a lifecycle manager.
 
@@ -50,10 +51,14 @@ misses one kind of publisher.
 A subscription callback only hands the message to :meth:`Perception.store` (convert and
 buffer) and passes the decisions it made due to :class:`~centralnet_ros.runtime.worker.TaskWorkers`,
 one decision thread per task that runs the features and model and publishes; a slow model therefore
-never blocks or drops sensor messages, nor delays another task's decisions.  A task's thread runs
-``<task>.decision_nice`` below the node's CPU priority (speech and emotion: 10), so their long
-decisions take only what the callbacks and the fast tasks (gesture) leave.  Bad messages are
-counted and never stop the node.
+never blocks or drops sensor messages, nor delays another task's decisions.  Speech and emotion
+(``<task>.decision_process``, on by default for both) run their features and model in a process
+of their own (:mod:`centralnet_ros.runtime.decision_process`, started and loaded at configure,
+stopped and reaped at cleanup and shutdown, restarted if it dies), so their long decisions never
+hold this interpreter's lock while gesture decides; that process runs ``<task>.decision_nice``
+below the node's CPU priority (speech and emotion: 10), so it takes only what the callbacks and
+the fast tasks (gesture) leave.  A task decided in the node runs its thread at that nice value
+instead.  Bad messages are counted and never stop the node.
 Message types and topics are in :mod:`centralnet_ros.ros.interfaces`, the diagnostics in
 :mod:`centralnet_ros.ros.diagnostics`.
 """
@@ -83,7 +88,7 @@ from centralnet_ros.runtime.worker import TaskWorkers
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-__all__ = ['FusionNode', 'freeze_heap', 'main']
+__all__ = ['FusionNode', 'decision_thread_nice', 'freeze_heap', 'main']
 
 
 @dataclasses.dataclass
@@ -200,7 +205,7 @@ class FusionNode(LifecycleNode):
             self._publish_label_info(task)
         self._active_since = time.monotonic()
         self._worker = TaskWorkers(self._perception, self._publish_results, tasks=self._perception.tasks,
-                                   nice={t: c.decision_nice for t, c in self._perception.config.tasks.items()})
+                                   nice=decision_thread_nice(self._perception))
         try:
             self._create_subscriptions()
             if self._people is not None:
@@ -339,11 +344,19 @@ class FusionNode(LifecycleNode):
             except ImportError as exc:
                 self.get_logger().warning(f'publish_hri is true but {exc}; the ROS4HRI outputs are disabled')
         try:
+            self._start_decision_processes(perception)
             self._people = self._build_people(config, perception)
         except Exception:
             perception.close()
             raise
         return perception
+
+    def _start_decision_processes(self, perception: Perception) -> None:
+        """Start the processes of the tasks with ``<task>.decision_process`` and wait until their models are loaded."""
+        for task, process in perception.start_processes().items():
+            process.wait_ready()                 # a child that cannot load its bundle fails configure, named
+            self.get_logger().info(f'{task}: features and model in process {process.pid} (nice +{process.nice}, '
+                                   f'ready in {process.load_s:.1f} s)')
 
     def _build_people(self, config: Any, perception: Perception) -> Any:
         """Build the per-person runtime and its per-id topics when ``people.*`` follows ROS4HRI ids (else None)."""
@@ -665,6 +678,19 @@ class FusionNode(LifecycleNode):
             now=time.monotonic(), previous=self._previous if store else dict(self._previous),
             last_results=self._last_results, node_errors=errors, configure_error=self._configure_error,
             people=people_stats)
+
+
+def decision_thread_nice(perception: Perception) -> dict[str, int]:
+    """
+    Return the nice value of each task's decision thread in this process.
+
+    ``<task>.decision_nice`` for a task decided here; 0 for a task with a decision process, whose
+    thread here only cuts the window, copies it out and waits (the process runs at
+    ``decision_nice``): at a low priority that thread would again be preempted while it holds the
+    interpreter lock between those steps.
+    """
+    return {task: 0 if state.process is not None else state.config.decision_nice
+            for task, state in perception.tasks.items()}
 
 
 def freeze_heap() -> None:

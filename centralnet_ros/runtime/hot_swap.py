@@ -71,6 +71,24 @@ def _check_fits(perception: Any, state: Any, plans: list, key: tuple) -> None:
                              f'{p.input} keeps {retention / 1e9:.2f} s; reconfigure the node')
 
 
+def _start_process(perception: Any, task: str, state: Any, tc: Any, model: Any, plans: list) -> Any:
+    """Start a new process for the new bundle, beside the old, when the task has one (else None)."""
+    if state.process is None:
+        return None
+    from .decision_process import DecisionProcess, pipeline_reference
+    old = state.process
+    process = DecisionProcess(perception._process_config(task, tc, model), task,
+                              pipelines=perception._process_pipelines(task, plans, pipeline_reference),
+                              nice=old.nice, start_timeout_s=old.start_timeout_s,
+                              decision_timeout_s=old.decision_timeout_s, restart_delay_s=old.restart_delay_s)
+    try:
+        process.wait_ready()
+    except Exception:
+        process.close()
+        raise
+    return process
+
+
 def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
     """
     Load ``bundle`` for ``task`` beside the running one, warm it up, and swap it in between decisions.
@@ -96,6 +114,7 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
         assembler = WindowAssembler([p.spec for p in plans], perception.hub.buffers)
         events = dataclasses.replace(state, config=tc, model=model, plans=plans)
         perception._setup_events(events)          # the new bundle's decision section (thresholds, mode)
+        process = _start_process(perception, task, state, tc, model, plans)
     except Exception as exc:  # noqa: BLE001 - any failure refuses the bundle, the old one stays
         old = perception.tasks[task].model
         reason = f'{type(exc).__name__}: {exc}'
@@ -105,15 +124,19 @@ def swap_bundle(perception: Any, task: str, bundle: str | Path) -> SwapResult:
     load_s = time.perf_counter() - t0
     with perception._model_lock, perception._lock:          # between decisions (none is running features or model)
         if getattr(perception, '_closed', False):
+            if process is not None:
+                process.close()
             return SwapResult(task, str(bundle), False, 'the runtime is closed', sha, '', '', load_s)
         current = perception.tasks[task]
         missing = {p.name: current.missing.get(p.name, Counter()) for p in plans}
         new = dataclasses.replace(current, config=tc, model=model, plans=plans, assembler=assembler, missing=missing,
                                   threshold=events.threshold, event_config=events.event_config,
-                                  event_layer=events.event_layer, person_state=events.person_state)
+                                  event_layer=events.event_layer, person_state=events.person_state, process=process)
         perception.tasks[task] = new              # one assignment: a decision sees the old state or the new
         perception.models[task] = model
         perception.config.tasks[task] = tc
+    if current.process is not None:               # the old bundle's process: stopped and reaped
+        current.process.close()
     log.info('task %s: now running bundle %s (sha256 %s, loaded and warmed in %.2f s)', task, path, sha[:12], load_s)
     return SwapResult(task, str(bundle), True, '', sha, str(path), sha, load_s)
 

@@ -177,6 +177,7 @@ class _TaskState:
     events: int = 0
     idle: Counter = dataclasses.field(default_factory=Counter)
     idle_reason: str | None = None
+    process: Any = None                         # decision_process.DecisionProcess: features + model elsewhere
 
 
 class _Timing:
@@ -447,6 +448,56 @@ class Perception:
                 self._delay[input_name].add((int(log_time_ns) - ingest.stamp_ns) / _NS)
         return self._observe(ingest)
 
+    def start_processes(self, tasks: Iterable[str] | None = None, **options: Any) -> dict[str, Any]:
+        """
+        Decide ``tasks`` (default: those with ``TaskConfig.decision_process``) in processes of their own.
+
+        Each task gets a :class:`~.decision_process.DecisionProcess`: a child Python process
+        that loads the task's bundle and runs its features and model, at
+        ``TaskConfig.decision_nice`` below this process's CPU priority, so that its decisions
+        never hold this interpreter's lock (the other tasks' decisions and the callbacks never
+        wait for it). Buffers, triggers, events and statistics stay here; the decisions are those
+        of the in-process path. The children load while this returns; the first decision of a
+        task waits for its child. ``options`` go to :class:`~.decision_process.DecisionProcess`
+        (timeouts, restart delay). Returns ``task -> DecisionProcess`` of the tasks started now.
+        Raises ``ValueError`` for a task whose custom pipeline cannot be imported by another
+        process (a lambda, a local function).
+        """
+        from .decision_process import DecisionProcess, pipeline_reference
+        names = [t for t, tc in self.config.tasks.items() if tc.decision_process] if tasks is None else list(tasks)
+        started: dict[str, Any] = {}
+        try:
+            for task in names:
+                state = self._task(task)
+                if state.process is not None:
+                    continue
+                started[task] = state.process = DecisionProcess(
+                    self._process_config(task, state.config, state.model), task,
+                    pipelines=self._process_pipelines(task, state.plans, pipeline_reference),
+                    nice=state.config.decision_nice, **options)
+        except Exception:
+            for task, process in started.items():
+                self.tasks[task].process = None
+                process.close()
+            raise
+        return started
+
+    def _process_config(self, task: str, tc: TaskConfig, model: Any) -> PerceptionConfig:
+        """Return the configuration a task's decision process builds its runtime from: this one, that task alone."""
+        return dataclasses.replace(self.config, tasks={task: dataclasses.replace(tc, bundle=str(model.bundle.path))})
+
+    def _process_pipelines(self, task: str, plans: list[ModalityPlan], reference: Callable) -> dict[str, str]:
+        out = {}
+        for plan in plans:
+            if plan.pipeline_name in self._pipelines:
+                ref = reference(self._pipelines[plan.pipeline_name])
+                if ref is None:
+                    raise ValueError(f'task {task}: pipeline {plan.pipeline_name!r} is a function another process '
+                                     'cannot import (a lambda, a local or __main__ function); decide it in-process '
+                                     'or make it a module-level function')
+                out[plan.pipeline_name] = ref
+        return out
+
     def set_audio_info(self, input_name: str, info: Any) -> bool:
         """
         Record an ``AudioInfo`` for audio input ``input_name`` (same as ``ingest(input_name + '_info', info)``).
@@ -484,8 +535,9 @@ class Perception:
     def forget_voice(self, voice_id: str | None = None) -> int:
         """Drop the adaptation statistics of ``voice_id`` (None: of every voice); returns how many were held."""
         with self._model_lock:
-            return sum(p.adaptation.forget(voice_id) for s in self.tasks.values() for p in s.plans
-                       if p.adaptation is not None)
+            return sum(s.process.forget_voice(voice_id) if s.process is not None else
+                       sum(p.adaptation.forget(voice_id) for p in s.plans if p.adaptation is not None)
+                       for s in self.tasks.values())
 
     def set_threshold(self, task: str, value: float) -> None:
         """Change a task's score threshold at run time (``0 <= value <= 1``; below 0: the bundle's calibrated one)."""
@@ -550,7 +602,9 @@ class Perception:
                 'missing': {m: dict(c) for m, c in s.missing.items()},
                 'trigger': s.config.trigger, 'inputs': sorted({p.input for p in s.plans}),
                 'bundle': str(s.model.bundle.path), 'bundle_sha256': s.model.bundle_sha256,
-                'adapted_voices': {p.name: p.adaptation.voices() for p in s.plans if p.adaptation is not None},
+                'adapted_voices': (dict(s.process.adapted_voices) if s.process is not None else
+                                   {p.name: p.adaptation.voices() for p in s.plans if p.adaptation is not None}),
+                'process': s.process.stats() if s.process is not None else None,
                 'events': s.events, 'output': s.config.output, 'mode': s.event_config.mode,
                 'idle': self._idle_reason(s, inputs), 'idle_counts': dict(s.idle),
                 'state': ({p: list(s.person_state.state(p)[:2]) for p in s.person_state.persons}
@@ -567,8 +621,11 @@ class Perception:
                 return
             self._closed = True
             self.models.clear()
+            processes = [state.process for state in self.tasks.values() if state.process is not None]
             for state in self.tasks.values():
                 state.model = None                 # drop every reference to the models (GPU memory)
+        for process in processes:                  # stopped and reaped
+            process.close()
         torch = sys.modules.get('torch')           # never imported here just to be emptied
         try:
             if torch is not None and torch.cuda.is_available():
@@ -640,17 +697,23 @@ class Perception:
                     return None
                 window = state.assembler.assemble(point, defer=True)
                 frame_ids = dict(self._frame_ids)
-            window.finish()     # stacking frames and resampling audio, without holding up store()
+                voices = dict(self._voice_ids)
+            if state.process is None:
+                window.finish()     # stacking frames and resampling audio, without holding up store()
             with self._model_lock.task(state.name):  # other tasks decide meanwhile (their own locks)
                 if self._closed:
                     return None
-                run = self._run(state, window, point, frame_ids, t0)
+                if state.process is not None:        # features and model in the task's own process
+                    run = state.process.run(window, point, frame_ids, voices, t0)
+                else:
+                    run = self._run(state, window, point, frame_ids, t0)
             with self._lock:
                 return self._record(state, point, *run)
         except Exception as exc:  # noqa: BLE001 - never die: count and go on
+            name = getattr(exc, 'type_name', type(exc).__name__)       # a decision process's: the child's own
             with self._lock:
-                state.errors[type(exc).__name__] += 1
-            log.warning('task %s: decision at %d failed (%s: %s)', state.name, point.t_ns, type(exc).__name__, exc)
+                state.errors[name] += 1
+            log.warning('task %s: decision at %d failed (%s: %s)', state.name, point.t_ns, name, exc)
             return None
 
     def decide_window(self, task: str, window: DecisionWindow) -> TaskResult | None:

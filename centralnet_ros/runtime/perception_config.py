@@ -135,6 +135,12 @@ class TaskConfig:
                                      '(speech, emotion: 10) then leaves the cores to the sensor callbacks and to the '
                                      'tasks that must answer within a frame (gesture: 0), and takes what they leave '
                                      '(benchmarks/results/dds.md).')
+    decision_process: bool = setting(False,
+                                     doc="Run {task}'s features and model in a process of its own (at decision_nice), "
+                                         "so that they never hold the node's interpreter lock while the other tasks "
+                                         'decide; same decisions, one more Python process (its own copy of the '
+                                         'model, a few hundred MB); a crashed one is restarted '
+                                         '(benchmarks/results/dds.md).')
     output: str = setting('events', choices=('events', 'decisions'),
                           doc='What {task} publishes: events (one per detected instance or accepted utterance) '
                               'or decisions (every decision above the threshold, for debugging).')

@@ -23,7 +23,7 @@ decisions causal and makes a loop's leftovers harmless.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -80,7 +80,30 @@ class ModalityWindow:
     sample_rate: int | None = None
     coverage: float = 0.0
     newest_stamp_ns: int | None = None
-    pending: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # see assemble(defer=)
+    # what assemble(defer=True) left for finish() (plain data, so another process can finish it):
+    items: list | None = field(default=None, repr=False, compare=False)  # frames / items still to stack
+    pad: int = 0                                # copies of the first frame to put in front (last_frames)
+    resample_to: int | None = None              # audio: sample rate still to resample to
+
+    @property
+    def pending(self) -> bool:
+        """Whether :meth:`DecisionWindow.finish` still has work here (stacking, padding, resampling)."""
+        return self.items is not None or self.pad > 0 or self.resample_to is not None
+
+    def finish(self) -> 'ModalityWindow':
+        """Stack the items (``(n, *item)``), pad in front (``(N, *item)``) and resample the audio; return self."""
+        if self.items is not None:
+            items, self.items = self.items, None
+            self.data = np.stack([np.asarray(a) for a in items])          # (n, *frame)
+        if self.pad > 0:
+            pad, self.pad = self.pad, 0
+            self.data = np.concatenate([np.repeat(self.data[:1], pad, axis=0), self.data])   # (N, *frame)
+        if self.resample_to is not None:
+            rate, self.resample_to = self.resample_to, None
+            # (channels, n) for the resampler, back to (n', channels)
+            self.data = resample_audio(self.data.T, orig_sample_rate=self.sample_rate, new_sample_rate=rate).T.copy()
+            self.sample_rate = rate
+        return self
 
 
 @dataclass
@@ -103,9 +126,7 @@ class DecisionWindow:
     def finish(self) -> 'DecisionWindow':
         """Run what :meth:`WindowAssembler.assemble` deferred (stacking frames, resampling audio); return self."""
         for m in self.modalities.values():
-            pending, m.pending = m.pending, None
-            if pending is not None:
-                pending()
+            m.finish()
         return self
 
     def arrays(self) -> dict[str, np.ndarray | None]:
@@ -171,11 +192,7 @@ class WindowAssembler:
         elif win.coverage < spec.min_coverage:
             mw.present, mw.reason = False, 'insufficient'
         if mw.present and spec.sample_rate is not None and spec.sample_rate != win.sample_rate:
-            def resample(rate: int = spec.sample_rate) -> None:
-                # (channels, n) for the resampler, back to (n', channels)
-                mw.data = resample_audio(mw.data.T, orig_sample_rate=mw.sample_rate, new_sample_rate=rate).T.copy()
-                mw.sample_rate = rate
-            mw.pending = resample
+            mw.resample_to = spec.sample_rate
         return mw
 
     @staticmethod
@@ -203,13 +220,7 @@ class WindowAssembler:
             stamps = [stamps[0]] * pad + stamps
         mw.valid = np.arange(spec.num_frames) >= pad
         mw.stamps_ns = np.asarray(stamps, np.int64)
-
-        def stack() -> None:
-            data = np.stack([np.asarray(a) for a in items])                   # (n, *frame)
-            if pad > 0:
-                data = np.concatenate([np.repeat(data[:1], pad, axis=0), data])   # (N, *frame)
-            mw.data = data
-        mw.pending = stack
+        mw.items, mw.pad = items, max(0, pad)                             # stacked and padded by finish()
         return mw
 
     def _sequence(self, spec: WindowSpec, buf: FrameBuffer, start: int, end: int, t: int) -> ModalityWindow:
@@ -224,10 +235,7 @@ class WindowAssembler:
             if mw.present:
                 mw.present, mw.reason = False, 'insufficient'
             return mw
-
-        def stack() -> None:
-            mw.data = np.stack([np.asarray(a) for a in items])                # (T, *item)
-        mw.pending = stack
+        mw.items = items                                                  # (T, *item) once finish() stacks them
         mw.valid = np.ones(len(items), bool)
         mw.stamps_ns = np.asarray(stamps, np.int64)
         mw.coverage = 1.0
