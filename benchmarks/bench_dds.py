@@ -32,10 +32,11 @@ emotion deciding in the node's process (the design before), below the node's pri
 (``decision_nice`` 10) and at it (``decision_nice 0``, the design before that); Fast DDS' defaults;
 input queues of 5; the decisions made inside the subscription callback (the design the decision
 workers replaced); gesture events (``events``, the default), whose latency includes the gesture itself; and
-the shipped configuration traced (``centralnet_ros.ros.bench_dds.trace_node_main``: every callback,
+the shipped configuration and the one with speech and emotion in the node traced
+(``centralnet_ros.ros.bench_dds.trace_node_main``: every callback,
 hand-over, decision, publish, buffer lock, garbage collection and stall of the node timed), which
 splits each gesture decision's latency into its segments and says what the node was doing while
-the slowest ones were under way.  About 8 minutes on 2 quiet cores (8 runs of 20 s plus the
+the slowest ones were under way.  About 9 minutes on 2 quiet cores (9 runs of 20 s plus the
 node's start-up).
 
 Writes ``dds.json`` and ``dds.md`` (atomically) with the machine and the command.  The load
@@ -86,7 +87,8 @@ def _skeletons(data_root: Path) -> np.ndarray:
 RUNS = [(True, False, 'decisions', None, None, False, None), (True, False, 'decisions', None, None, False, False),
         (True, False, 'decisions', None, 0, False, False), (False, False, 'decisions', None, None, False, None),
         (True, False, 'decisions', 5, None, False, None), (True, True, 'decisions', None, None, False, False),
-        (True, False, 'events', None, None, False, None), (True, False, 'decisions', None, None, True, None)]
+        (True, False, 'events', None, None, False, None), (True, False, 'decisions', None, None, True, None),
+        (True, False, 'decisions', None, None, True, False)]
 
 
 def _label(r: dict) -> str:

@@ -128,6 +128,35 @@ def test_a_child_that_never_answers_is_killed_after_the_timeout(bundle):  # noqa
         p.close()
 
 
+def test_close_drops_a_decision_running_in_the_child_instead_of_waiting_for_it(bundle):  # noqa: F811
+    import threading
+    p = make(bundle, rate_hz=4.0, delay=0.1)
+    process = p.start_processes(['gesture'], decision_timeout_s=120.0)['gesture']
+    process.wait_ready()
+    os.kill(process.pid, signal.SIGSTOP)                # the next decision hangs in the child
+    due = []
+    for k in range(12):
+        due += p.store('skeleton', skel_msg(k, T0 + k * 100_000_000))
+        msg, info = _audio(k)
+        if k == 0:
+            p.store('audio_info', info)
+        due += p.store('audio', msg)
+    assert due
+    worker = threading.Thread(target=p.decide, args=(due,))      # what a decision worker does
+    worker.start()
+    deadline = time.monotonic() + 30.0
+    while not process._busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process._busy
+    t = time.monotonic()
+    p.close()                                           # the node's cleanup / shutdown
+    worker.join(10.0)
+    assert not worker.is_alive() and time.monotonic() - t < 10.0       # not the 120 s decision timeout
+    errors = p.tasks['gesture'].errors
+    assert errors.get('DecisionProcessInterrupted') == 1 and 'DecisionProcessDied' not in errors
+    assert process.stats()['deaths'] == 0 and _gone(process.pid)
+
+
 def test_a_hot_swap_brings_its_own_process_and_close_stops_it_cleanly(bundle):  # noqa: F811
     from centralnet_ros.runtime.hot_swap import swap_bundle
     p = make(bundle, rate_hz=4.0, delay=0.1)

@@ -160,7 +160,7 @@ class _TimedLock:
 
 
 _LINUX = sys.platform.startswith('linux')
-_WAITING = ('wait', 'sleep', 'spin_once', 'select', 'poll', 'acquire', '_loop')
+_WAITING = ('wait', 'sleep', 'spin_once', 'select', 'poll', 'acquire', '_loop', 'recv')   # recv: a decision process
 
 
 def _run_queue_ns(schedstat: str) -> int | None:

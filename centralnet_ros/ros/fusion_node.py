@@ -296,6 +296,8 @@ class FusionNode(LifecycleNode):
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        if not drain and self._perception is not None:
+            self._perception.interrupt_processes()     # never wait for a long decision in a child
         if drain and not worker.drain(timeout=10.0):
             self.get_logger().warning('decisions still running after 10 s at deactivate; dropping the rest')
         if not worker.stop(timeout=10.0):

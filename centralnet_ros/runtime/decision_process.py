@@ -290,6 +290,8 @@ class DecisionProcess:
         self._memory: _SharedMemory | None = None
         self._ready = False
         self._closed = False
+        self._busy = False                               # a request is in flight
+        self._interrupted = False
         self._died_at: float | None = None
         self.starts = self.deaths = self.decisions = 0
         self.pid: int | None = None
@@ -342,6 +344,10 @@ class DecisionProcess:
         for thing in (sock, memory):
             if thing is not None:
                 thing.close()
+        if self._interrupted:                  # interrupt(): asked for, not a death; a new child when needed
+            self._interrupted = False
+            raise DecisionProcessError(f'decision process of {self.task}: decision interrupted',
+                                       'DecisionProcessInterrupted')
         self.deaths += 1
         self._died_at = time.monotonic()
         self.last_error = f'{reason} (exit code {code})' if code is not None else reason
@@ -359,10 +365,13 @@ class DecisionProcess:
                                            f'in {wait:.1f} s')
             self._start()
         if not self._ready:
+            self._busy = True                            # interrupt() may stop the wait
             try:
                 header, _ = _recv(self._sock, self.start_timeout_s)
             except (OSError, EOFError, ValueError) as exc:
                 self._fail(f'did not start: {type(exc).__name__}: {exc}')
+            finally:
+                self._busy = False
             if header.get('op') != 'ready':
                 self._fail(f'did not start: {header.get("error", header)}')
             self._ready = True
@@ -373,6 +382,21 @@ class DecisionProcess:
         """Wait until the child has loaded its model (raises :class:`DecisionProcessError` if it cannot)."""
         with self._lock:
             self._ensure()
+
+    def interrupt(self) -> bool:
+        """
+        Kill the child if a decision is in flight (that decision fails, counted as ``DecisionProcessInterrupted``).
+
+        For stopping without waiting for a long decision (a speech decision at a low priority on
+        a loaded machine takes seconds); a new child starts with the next decision. Returns
+        whether a decision was interrupted. Never blocks.
+        """
+        proc = self._proc
+        if proc is None or not self._busy or proc.poll() is not None:
+            return False
+        self._interrupted = True
+        proc.kill()
+        return True
 
     @property
     def alive(self) -> bool:
@@ -410,11 +434,14 @@ class DecisionProcess:
 
     # -- requests --------------------------------------------------------------------------
     def _request(self, header: dict, timeout: float) -> tuple[dict, bytearray]:
+        self._busy = True
         try:
             _send(self._sock, header)
             reply, payload = _recv(self._sock, timeout)
         except (OSError, EOFError, ValueError) as exc:       # died, timed out, or garbage
             self._fail(f'{type(exc).__name__}: {exc}' if str(exc) else type(exc).__name__)
+        finally:
+            self._busy = False
         if reply.get('op') == 'error':
             raise DecisionProcessError(f'{reply.get("type")}: {reply.get("message")}',
                                        str(reply.get('type') or 'DecisionProcessError'))
