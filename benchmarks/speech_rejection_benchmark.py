@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--target', type=float, default=0.05, help='fraction of non-letters allowed through')
     parser.add_argument('--fsdd-per-speaker', type=int, default=100, help='FSDD clips per speaker (10 per digit)')
     parser.add_argument('--write-manifest', action='store_true')
+    parser.add_argument('--note', default='', help='a note printed in the result file (e.g. how the bundle was chosen)')
     parser.add_argument('--work', default=None, help='folder for the temporary session bags (default: a temp dir)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     args = parser.parse_args(argv)
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                           'accuracy_no_rule': acc_no_rule, 'accuracy_with_rule': acc_rule,
                           'published': float(np.mean(scores(p_letters) >= thr))},
               'non_letters': rows, 'non_letters_test_pooled': pooled_test, 'worst_test_rate': worst,
-              'per_speaker': per_speaker,
+              'per_speaker': per_speaker, 'note': args.note,
               'synthetic_letters': synth, 'wall_time_s': round(time.perf_counter() - start, 1),
               'machine': machine_line(), 'command': command, 'date': time.strftime('%Y-%m-%d')}
     print(write_results(args.out, 'speech_rejection', result, render, command=command))
@@ -311,6 +312,7 @@ def render(r: dict) -> str:
     lines = [f'# Speech: letters published on speech that is no letter ({r["bundle"]})', '',
              *([f'Bundle weights sha256 {r["bundle_weights_sha256"][:12]}.', ''] if r.get('bundle_weights_sha256')
                else []),
+             *([f'Note: {r["note"]}', ''] if r.get('note') else []),
              f'Rule: {r["rule"]}. Threshold {r["threshold"]:.4f}, calibrated for at most {_p(r["target_rate"])} '
              f'published on the calibration speakers\' non-letter utterances ({r["calibration"]["negatives"]}; '
              f'reached {_p(r["calibration"]["negative_rate"])}).', '',

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data-root', default=None, help='folder holding fsdd/ and emodb/ (default: the data root)')
     parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=['train', 'val'],
                         help='calibration splits to build (test speakers are never built here)')
-    parser.add_argument('--fsdd-per-digit', type=int, default=10, help='FSDD clips per digit per speaker')
+    parser.add_argument('--fsdd-per-digit', type=int, default=20, help='FSDD clips per digit per speaker')
     parser.add_argument('--emodb-per-speaker', type=int, default=0, help='EmoDB utterances per speaker (0: all)')
     parser.add_argument('--noise-segments', type=int, default=20, help='generated silence / noise bursts per split')
     parser.add_argument('--no-synthetic-letters', action='store_true',

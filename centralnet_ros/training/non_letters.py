@@ -134,9 +134,9 @@ def runtime_windows_path(path: str) -> Path:
 
 
 def runtime_window_mfcc(split: str, options: NonLetterOptions | dict[str, Any], *, num_frames: int,
-                        mfcc_norm: str = 'none') -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+                        mfcc_norm: str = 'none') -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict[str, Any]]:
     """
-    ``(mfcc (N, 1, 26, num_frames), labels (N,) 0..26, sources)``: the runtime's windows over ``split``'s sessions.
+    ``(mfcc (N, 1, 26, num_frames), labels (N,) 0..26, sources, header)``: the runtime's windows over ``split``.
 
     Read from the file ``options.runtime_windows`` (``centralnet speech-windows``: the
     calibration speakers' FSDD / EmoDB / noise sessions and espeak-ng letters, replayed
@@ -145,13 +145,14 @@ def runtime_window_mfcc(split: str, options: NonLetterOptions | dict[str, Any], 
     made for the same speakers and voices as :data:`SPEAKERS` / :data:`SYNTHETIC_VOICES`
     (so no test speaker leaks in) and the same ``num_frames`` / ``mfcc_norm``.  Empty
     for ``test`` (the benchmarks measure the test speakers' windows) or without the option.
+    ``header``: what made the file (its command, the bundle whose pipelines ran, the date).
     """
     from centralnet_ros.config import from_dict
     from centralnet_ros.data.avletters import LETTERS
     from centralnet_ros.data.session_windows import load_windows
     opts = options if isinstance(options, NonLetterOptions) else from_dict(NonLetterOptions, dict(options),
                                                                            _where='dataset_options.not_a_letter')
-    empty = np.zeros((0, 1, 26, num_frames), np.float32), np.zeros(0, np.int64), ()
+    empty = np.zeros((0, 1, 26, num_frames), np.float32), np.zeros(0, np.int64), (), {}
     if not opts.runtime_windows or split == 'test':
         return empty
     path = runtime_windows_path(opts.runtime_windows)
@@ -183,7 +184,7 @@ def runtime_window_mfcc(split: str, options: NonLetterOptions | dict[str, Any], 
     if x.shape[1:] != (1, 26, num_frames):
         raise ValueError(f'{where}: mfcc windows of shape {x.shape[1:]}, expected (1, 26, {num_frames})')
     y = np.asarray([names[k] for k in windows.labels[keep]], np.int64)
-    return x, y, tuple(windows.sources[keep].tolist())
+    return x, y, tuple(windows.sources[keep].tolist()), header
 
 
 # --------------------------------------------------------------------------- synthetic letters

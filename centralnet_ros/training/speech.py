@@ -202,8 +202,8 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
                 'lip_video'].shape[1:]) if 'lip_video' in inputs else np.zeros((len(sx), 0)))
             extra_y.append(sy)
         from centralnet_ros.training.non_letters import runtime_window_mfcc
-        wx, wy, _ = runtime_window_mfcc(name, opts.not_a_letter, num_frames=opts.audio_frames,
-                                        mfcc_norm=opts.mfcc_norm)
+        wx, wy, _, header = runtime_window_mfcc(name, opts.not_a_letter, num_frames=opts.audio_frames,
+                                                mfcc_norm=opts.mfcc_norm)
         if len(wx):                    # the robot's own windows: non-letters with any lips, letters with theirs
             lips = [rng.choice(index) if k == len(avletters.LETTERS) else rng.choice(index[labels == k]) for k in wy]
             extra['mfcc'].append(wx)
@@ -211,10 +211,13 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
             extra_y.append(wy)
             runtime_counts[name] = {'not_a_letter': int((wy == len(avletters.LETTERS)).sum()),
                                     'letters': int((wy < len(avletters.LETTERS)).sum())}
+            made[0] = (f"`{header.get('command') or 'centralnet speech-windows'}` on {header.get('date', '?')} "
+                       f"with the pipelines of bundle {str(header.get('bundle_sha256', '?'))[:12]}")
         return ArraySplit({m: np.concatenate([inputs[m], *extra[m]]) for m in opts.modalities},
                           np.concatenate([labels, *extra_y]))
 
     runtime_counts: dict[str, dict[str, int]] = {}
+    made = ['']
     h, w = opts.video_size
     info.update({'train_samples': int(len(train)), 'val_samples': int(len(val)), 'test_samples': int(len(test)),
                  'mfcc_shape': f'1x{avletters.AUDIO_DIM}x{opts.audio_frames}',
@@ -238,7 +241,7 @@ def load_avletters(options: dict[str, Any], data_root: Path) -> ExperimentData:
         if runtime_counts:
             info['runtime_windows'] = ('the train and val speakers and espeak-ng voices also as the runtime windows '
                                        '(sessions replayed through its buffers, voice-activity detector and htk_mfcc '
-                                       'window: centralnet speech-windows)')
+                                       f'window), made by {made[0]}')
     return data
 
 
