@@ -31,9 +31,10 @@ statistics live in the child (:meth:`DecisionProcess.forget_voice` reaches them)
 Failure: a child that dies, answers garbage or takes longer than ``decision_timeout_s``
 is killed and reaped, the decision fails (counted in the task's errors as
 ``DecisionProcessDied``), and the next decision starts a new child (not sooner than
-``restart_delay_s`` after the death; in between decisions fail at once). The caller never
-dies of it. :meth:`DecisionProcess.close` asks the child to stop, then terminates and
-kills it if it must, and always reaps it (no zombie). A child ignores SIGINT (a Ctrl-C in
+``restart_delay_s`` after the death; in between decisions fail at once,
+``DecisionProcessDown``). The caller never dies of it. :meth:`DecisionProcess.close` asks
+the child to stop, then terminates and kills it if it must, and always reaps it (no zombie);
+:meth:`DecisionProcess.interrupt` kills it at once when a stop must not wait for a decision. A child ignores SIGINT (a Ctrl-C in
 the terminal reaches the whole process group: the node decides when its children stop)
 and exits by itself when the node's end of the socket closes, even if the node died.
 
@@ -346,6 +347,7 @@ class DecisionProcess:
                 thing.close()
         if self._interrupted:                  # interrupt(): asked for, not a death; a new child when needed
             self._interrupted = False
+            self._died_at = time.monotonic()   # (after restart_delay_s: a stop in progress is not undone)
             raise DecisionProcessError(f'decision process of {self.task}: decision interrupted',
                                        'DecisionProcessInterrupted')
         self.deaths += 1
@@ -362,7 +364,7 @@ class DecisionProcess:
             wait = self.restart_delay_s - (time.monotonic() - (self._died_at or 0.0))
             if wait > 0:
                 raise DecisionProcessError(f'decision process of {self.task} down ({self.last_error}); restarting '
-                                           f'in {wait:.1f} s')
+                                           f'in {wait:.1f} s', 'DecisionProcessDown')
             self._start()
         if not self._ready:
             self._busy = True                            # interrupt() may stop the wait

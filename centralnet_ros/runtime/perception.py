@@ -316,6 +316,7 @@ class Perception:
         self._input_errors: Counter = Counter()
         self._voice_ids: dict[str, str] = {}          # input ('*': every input) -> voice id now speaking
         self._closed = False
+        self._closing = False                   # close() has begun: no decision starts any more
         self._lock = threading.RLock()          # buffers, triggers, statistics
         self._model_lock = _ModelLocks(self.tasks)  # features and models: one decision per task at a time
 
@@ -625,7 +626,8 @@ class Perception:
 
     def close(self) -> None:
         """Release the models (and GPU memory). The object is unusable afterwards."""
-        self.interrupt_processes()             # a decision in a child is dropped, not waited for
+        self._closing = True                    # no decision starts from now on, and one in a child
+        self.interrupt_processes()             # is dropped, not waited for
         with self._model_lock, self._lock:      # never while a decision runs
             if self._closed:
                 return
@@ -703,7 +705,7 @@ class Perception:
         try:
             t0 = time.perf_counter()
             with self._lock:
-                if self._closed:
+                if self._closed or self._closing:
                     return None
                 window = state.assembler.assemble(point, defer=True)
                 frame_ids = dict(self._frame_ids)
@@ -711,7 +713,7 @@ class Perception:
             if state.process is None:
                 window.finish()     # stacking frames and resampling audio, without holding up store()
             with self._model_lock.task(state.name):  # other tasks decide meanwhile (their own locks)
-                if self._closed:
+                if self._closed or self._closing:
                     return None
                 if state.process is not None:        # features and model in the task's own process
                     run = state.process.run(window, point, frame_ids, voices, t0)
