@@ -34,9 +34,10 @@ is killed and reaped, the decision fails (counted in the task's errors as
 ``restart_delay_s`` after the death; in between decisions fail at once,
 ``DecisionProcessDown``). The caller never dies of it. :meth:`DecisionProcess.close` asks
 the child to stop, then terminates and kills it if it must, and always reaps it (no zombie);
-:meth:`DecisionProcess.interrupt` kills it at once when a stop must not wait for a decision. A child ignores SIGINT (a Ctrl-C in
-the terminal reaches the whole process group: the node decides when its children stop)
-and exits by itself when the node's end of the socket closes, even if the node died.
+:meth:`DecisionProcess.interrupt` kills it at once when a stop must not wait for a decision.
+A child ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group: the node
+decides when its children stop) and exits by itself when the node's end of the socket
+closes, even if the node died.
 
 Run as ``python -m centralnet_ros.runtime.decision_process --socket-fd N --memory-fd M``
 by :class:`DecisionProcess` only. No ROS here.
