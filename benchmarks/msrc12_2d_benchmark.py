@@ -142,14 +142,22 @@ def main(argv: list[str] | None = None) -> int:
                                  command=command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py'),
                                  info={'overrides': overrides})
     payload = result(runs, args.render)
-    payload['compare'] = [comparison(json.loads(Path(f).read_text()), f) for f in args.compare]
+    folds = [r['fold'] for r in payload['runs']]
+    payload['compare'] = [comparison(json.loads(Path(f).read_text()), f, folds) for f in args.compare]
     print(write_results(args.out, args.name, payload, render, command=runs['command']))
     return 0 if not runs['failed'] else 1
 
 
-def comparison(r: dict, source: str) -> dict:
-    """Summarise a result file for the comparison table: per fold validation (before / after the bias) and test."""
-    runs = sorted(r['runs'], key=lambda x: x['fold'])
+def comparison(r: dict, source: str, folds: list[int] | None = None) -> dict:
+    """
+    Summarise a result file for the comparison table: per fold validation (before / after the bias) and test.
+
+    ``folds``: only these folds of ``r`` (those of the file it is compared with), so the means are over the same folds.
+    """
+    runs = sorted((x for x in r['runs'] if folds is None or x['fold'] in folds), key=lambda x: x['fold'])
+    if folds is not None and [x['fold'] for x in runs] != sorted(folds):
+        raise SystemExit(f'error: {source} lacks some of the folds {sorted(folds)} (it has '
+                         f'{sorted(x["fold"] for x in r["runs"])})')
     return {'source': source, 'variant': r.get('variant') or 'shipped', 'date': r.get('date'),
             'folds': [x['fold'] for x in runs],
             'val_accuracy': [x['calibration']['val_accuracy'] for x in runs],
