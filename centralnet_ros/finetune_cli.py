@@ -192,6 +192,9 @@ def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None, *
 
     ``split``: ``train`` (rehearsed) or ``val`` (joined to the validation sessions);
     ``times``: the split repeated (rehearsing the old data that many times per epoch).
+    A speech preset's runtime-window samples (``dataset_options.not_a_letter.runtime_windows``,
+    made by ``centralnet speech-windows``) are rehearsed when their file exists; without it the
+    rest of the preset's data is, and a note on stderr says so.
     Raises :class:`FinetuneSetupError` when the bundle names no preset or the preset's classes differ.
     """
     import numpy as np
@@ -205,7 +208,16 @@ def rehearsal_split(base: Any, train_samples: Sequence, data_root: str | None, *
     if not preset:
         raise FinetuneSetupError(f'--rehearse: {base.path} names no training preset (manifest training.preset)')
     exp = load_experiment(preset)
-    data = load_experiment_data(exp.dataset, dict(exp.dataset_options), paths.data_root(data_root))
+    options = dict(exp.dataset_options)
+    windows = (options.get('not_a_letter') or {}).get('runtime_windows')
+    if windows:
+        from centralnet_ros.training.non_letters import runtime_windows_path
+        if not runtime_windows_path(windows).is_file():
+            print(f'centralnet finetune: --rehearse without the runtime-window samples of {preset} '
+                  f'({runtime_windows_path(windows)} is missing; `centralnet speech-windows` makes it)',
+                  file=sys.stderr)
+            options['not_a_letter'] = {**options['not_a_letter'], 'runtime_windows': None}
+    data = load_experiment_data(exp.dataset, options, paths.data_root(data_root))
     if list(data.label_names) != list(base.manifest.labels):
         raise FinetuneSetupError(f'--rehearse: preset {preset} has classes {data.label_names}, the bundle '
                                  f'{base.manifest.labels}')

@@ -179,7 +179,8 @@ def test_rehearsal_split_is_the_bundles_own_training_data(sessions):
     split = rehearsal_split(base, audio_only, None)
     assert set(split.inputs) == {'mfcc'} and split.inputs['mfcc'].shape[1:] == (1, 26, 24)
     ev = base.manifest.evaluation    # AVLetters' 548, the not_a_letter speech, and the espeak-ng letters
-    assert len(split) > ev['train_samples'] + ev['not_a_letter_train_samples'] == 548 + 210
+    whole_clips = ev['not_a_letter_train_samples'] - ev.get('runtime_windows_train_not_a_letter', 0)
+    assert len(split) > ev['train_samples'] + whole_clips > ev['train_samples']
     assert set(np.unique(split.labels)) <= set(range(len(base.labels)))
     with pytest.raises(ValueError, match='does not go with new_labels'):
         finetune(base.model, base.labels, audio_only, audio_only, [], FinetuneConfig(mode='new_labels'),
@@ -269,11 +270,15 @@ def test_rehearsal_and_l2_sp_keep_the_bundles_own_task(tmp_path):
         got[name] = collect_samples(bag.path, cfg, 'speech', labels=[bag.labels]).samples
     assert len(got['train']) >= 20 and len(got['val']) >= 20
     exp = load_experiment(base.manifest.training['preset'])
-    own = load_experiment_data(exp.dataset, dict(exp.dataset_options), paths.data_root())
+    options = dict(exp.dataset_options)              # only its test split is used: no runtime-window file needed
+    options['not_a_letter'] = {**options['not_a_letter'], 'runtime_windows': None}
+    own = load_experiment_data(exp.dataset, options, paths.data_root())
     rehearsal = rehearsal_split(base, got['train'], None)
     rehearsal_val = rehearsal_split(base, got['train'], None, split='val')
     assert len(rehearsal_split(base, got['train'], None, times=2)) == 2 * len(rehearsal)
-    quick = TrainConfig(epochs=5, batch_size=32, lr=1e-3, patience=0, num_threads=1, progress=False)
+    # lr 5e-3: the bundle trained on the runtime's windows barely forgets at 1e-3 (own test 0.971 -> 0.960),
+    # so the step that shows what rehearsal is for is larger (0.756 without, 0.969 with, when written)
+    quick = TrainConfig(epochs=5, batch_size=32, lr=5e-3, patience=0, num_threads=1, progress=False)
 
     def adapt(l2_sp=0.0, train=quick, **kw):
         return finetune(base.model, base.labels, got['train'], got['val'], got['val'],
@@ -292,7 +297,7 @@ def test_rehearsal_and_l2_sp_keep_the_bundles_own_task(tmp_path):
         start = dict(base.model.named_parameters())
         return sum(float(((p.detach() - start[n].detach()) ** 2).sum()) for n, p in model.named_parameters())
 
-    steps = dataclasses.replace(quick, batch_size=8)           # L2-SP under Adam needs a few steps to hold back
+    steps = dataclasses.replace(quick, batch_size=8, lr=1e-3)  # L2-SP under Adam needs a few steps to hold back
     free, held = adapt(train=steps), adapt(l2_sp=100.0, train=steps)
     assert held.train.history[-1]['loss_parts']['regularizer'] > 0         # 0 before the first step
     assert distance(held.model) < 0.25 * distance(free.model)
