@@ -106,9 +106,9 @@ def params_of(bundles, tasks=('gesture', 'speech', 'emotion'), **extra) -> dict:
     """
     Node parameters: the given tasks on the test bundles, every decision published, a reliable deep queue.
 
-    Every task decides in the node's process (``decision_process`` off) unless ``extra`` says otherwise:
-    a decision process loads its own copy of the model, seconds per node start; test_ros_dds.py,
-    test_ros_play.py and test_ros_shutdown.py run the shipped default (speech and emotion in processes).
+    Every task decides in the node's process (``decision_process`` off, the default) unless ``extra``
+    says otherwise (a decision process loads its own copy of the model: seconds per node start);
+    test_ros_dds.py and test_ros_play.py run speech and emotion in processes of their own.
     """
     params = {'tasks': list(tasks), 'qos_reliability': 'reliable', 'qos_depth': 1000, 'diagnostics_period_s': 0.5}
     for task in tasks:

@@ -38,6 +38,8 @@ def demo_bag(tmp_path_factory, data_root):
         'tasks': list(TASKS), **{f'{t}.bundle': str(H.MODELS / t) for t in TASKS},
         # every gesture decision, not only events: one short instance per class rarely makes an event
         'gesture.output': 'decisions',
+        # speech and emotion decided in processes of their own (replay decides in-process): same decisions
+        'speech.decision_process': True, 'emotion.decision_process': True,
         'qos_reliability': 'reliable', 'qos_depth': 1000}}}
     (out / 'params.yaml').write_text(yaml.safe_dump(params))
     return demo, out

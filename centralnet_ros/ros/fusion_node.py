@@ -51,14 +51,14 @@ misses one kind of publisher.
 A subscription callback only hands the message to :meth:`Perception.store` (convert and
 buffer) and passes the decisions it made due to :class:`~centralnet_ros.runtime.worker.TaskWorkers`,
 one decision thread per task that runs the features and model and publishes; a slow model therefore
-never blocks or drops sensor messages, nor delays another task's decisions.  Speech and emotion
-(``<task>.decision_process``, on by default for both) run their features and model in a process
-of their own (:mod:`centralnet_ros.runtime.decision_process`, started and loaded at configure,
+never blocks or drops sensor messages, nor delays another task's decisions.  A task with
+``<task>.decision_process`` (off by default; meant for speech and emotion) runs its features and
+model in a process of its own (:mod:`centralnet_ros.runtime.decision_process`, started and loaded at configure,
 stopped and reaped at cleanup and shutdown, restarted if it dies), so their long decisions never
 hold this interpreter's lock while gesture decides; that process runs ``<task>.decision_nice``
-below the node's CPU priority (speech and emotion: 10), so it takes only what the callbacks and
-the fast tasks (gesture) leave.  A task decided in the node runs its thread at that nice value
-instead.  Bad messages are counted and never stop the node.
+below the node's CPU priority.  A task decided in the node runs its decision thread at that nice
+value (speech and emotion: 10), so its long decisions take only what the callbacks and the fast
+tasks (gesture) leave.  Bad messages are counted and never stop the node.
 Message types and topics are in :mod:`centralnet_ros.ros.interfaces`, the diagnostics in
 :mod:`centralnet_ros.ros.diagnostics`.
 """
