@@ -172,8 +172,13 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budge
     detector of the fixed ``target_fa`` is scored beside it.  The record holds the event
     counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
     """
+    return score(fold_posteriors(cfg, spec, rate=rate, retrain=retrain), rate=rate, target_fa=target_fa,
+                 fa_budget=fa_budget)
+
+
+def score(post: dict, *, rate: float, target_fa: float, fa_budget: float | None = None) -> dict:
+    """Calibrate a fold's detector on its validation streams in ``post`` and score its test streams (see run)."""
     from centralnet_ros.replay.calibration import calibrate_events, choose_target, stream_metrics
-    post = fold_posteriors(cfg, spec, rate=rate, retrain=retrain)
     labels = [str(x) for x in post['labels']]
     val, test = streams_of(post, 'val'), streams_of(post, 'test')
     persons = {k: ', '.join(f'p{int(p):02d}' for p in post[f'{k}_persons']) for k in ('val', 'test')}
@@ -189,7 +194,8 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budge
     m = stream_metrics(test, labels, ev)
     strict = stream_metrics(streams_of(post, 'test', STRICT), labels, ev)
     out = {'test_persons': persons['test'], 'val_persons': persons['val'],
-           'window_accuracy': float(post['window_accuracy']), 'recordings': len(test),
+           'window_accuracy': None if post.get('window_accuracy') is None else float(post['window_accuracy']),
+           'recordings': len(test),
            'decisions': int(sum(len(s.times_ns) for s in test)),
            'config': {k: v for k, v in ev.to_dict().items() if k not in ('reject_labels', 'required_modalities')},
            'metrics': m, 'f1': m['f1'], 'calibration_s': round(cal_s, 1),
@@ -204,6 +210,39 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budge
         out['target_choice'] = {'budget_per_min': fa_budget, 'target': target, 'candidates': choice,
                                 'fixed_target': target_fa, 'fixed_target_metrics': _counts(
                                     stream_metrics(test, labels, fixed))}
+    return out
+
+
+def ensemble_runs(runs_json: dict, variants: list[str], *, rate: float, target_fa: float) -> list[dict]:
+    """
+    Score, per fold, the mean of the cached posteriors of ``variants`` (one model each) as variant ``a+b``.
+
+    A measurement of what averaging models would give (the bundle holds one model): each fold's
+    detector is calibrated on the averaged validation streams, as :func:`run` does for one model.
+    """
+    by_fold: dict[int, dict[str, dict]] = {}
+    for r in runs_json['runs']:
+        if r.get('variant') in variants:
+            by_fold.setdefault(int(r['fold']), {})[r['variant']] = r
+    out = []
+    for fold, recs in sorted(by_fold.items()):
+        if set(recs) != set(variants):
+            continue
+        posts = []
+        for v in variants:
+            with np.load(_cache_file(Path(recs[v]['posteriors']).stem), allow_pickle=False) as z:
+                posts.append({k: z[k] for k in z.files})
+        first = posts[0]
+        for p in posts[1:]:
+            if not (np.array_equal(p['names'], first['names']) and np.array_equal(p['times_ns'], first['times_ns'])):
+                raise SystemExit(f'error: fold {fold}: the variants {variants} streamed different recordings')
+        post = dict(first, probs=np.mean([p['probs'] for p in posts], axis=0).astype(np.float32),
+                    window_accuracy=None,              # (the models' window logits are not cached)
+                    train_s=np.float64(sum(float(p['train_s']) for p in posts)), best_epoch=first['best_epoch'],
+                    cached=True, cache='+'.join(recs[v]['posteriors'] for v in variants))
+        rec = score(post, rate=rate, target_fa=target_fa)
+        out.append({**{k: recs[variants[0]][k] for k in ('method', 'seed', 'fold')},
+                    'variant': '+'.join(variants), **rec})
     return out
 
 
@@ -354,7 +393,8 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
         return {'folds': [r['fold'] for r in rs], 'mean_f1': float(f1s.mean()),
                 'std_f1': float(f1s.std(ddof=1)) if len(f1s) > 1 else 0.0,
                 'mean_false_alarms_per_min': float(fas.mean()), 'max_false_alarms_per_min': float(fas.max()),
-                'mean_window_accuracy': float(np.mean([r['window_accuracy'] for r in rs])),
+                'mean_window_accuracy': (float(np.mean([r['window_accuracy'] for r in rs]))
+                                         if all(r['window_accuracy'] is not None for r in rs) else None),
                 'pooled': {k: v for k, v in pooled.items() if k != 'latencies_s'},
                 'validation_f1_by_rule': {k: pool_event_metrics([r['validation'][k] for r in rs])['f1']
                                           for k in ('per_person', 'pooled')}}
@@ -395,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
                         'validation person held out of the calibration suffers at most this many false alarms '
                         'per minute; the fixed --target-fa detector is scored beside it')
     parser.add_argument('--retrain', action='store_true', help='train even when the posteriors are cached')
+    parser.add_argument('--ensemble', nargs='+', default=None, metavar='VARIANT',
+                        help='also score, per fold, the mean posteriors of these variants (run or cached)')
     parser.add_argument('--render', default=None, metavar='VARIANT', help='the variant the result files show in '
                         'detail (default: the first one run)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
@@ -420,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
                                  info={'overrides': overrides, 'rate_hz': args.rate,
                                        'target_false_alarms_per_min': args.target_fa,
                                        'false_alarm_budget_per_min': args.fa_budget})
+    if args.ensemble:
+        runs = dict(runs, runs=list(runs['runs']) + ensemble_runs(runs, args.ensemble, rate=args.rate,
+                                                                  target_fa=args.target_fa))
     print(write_results(args.out, args.name, result(runs, args.render), render, command=runs['command']))
     return 0 if not runs['failed'] else 1
 
