@@ -787,7 +787,9 @@ def _probe_lines(result: dict) -> list[str]:
                   'segments the replay fed the model) and as whole clips (`training/non_letters.py utterance_mfcc`, '
                   "the path of the bundle's `not_a_letter` training data and of `speech_rejection_benchmark.py`); "
                   "the split says what the bundle's `not_a_letter` class did with the speaker (its first 6 clips "
-                  'per digit trained it: clips 0-5):', '',
+                  'per digit trained it as whole clips: clips 0-5; a bundle trained on the runtime windows '
+                  '(manifest evaluation.runtime_windows, the shipped one since 646b622) also heard the train and val '
+                  "speakers' clips 0-19 through them, `centralnet speech-windows`):", '',
                   '| speaker | clips | not_a_letter split | runtime windows | rejected on them (%) | whole clips | '
                   'rejected as whole clips (%) |', '|---|---|---|---|---|---|---|']
         lines += [f'| {r["speaker"]} | {r["clips"]} | {r["not_a_letter_split"]} | {r["windows"]} | '
