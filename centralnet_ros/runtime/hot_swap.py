@@ -75,12 +75,9 @@ def _start_process(perception: Any, task: str, state: Any, tc: Any, model: Any, 
     """Start a new process for the new bundle, beside the old, when the task has one (else None)."""
     if state.process is None:
         return None
-    from .decision_process import DecisionProcess, pipeline_reference
     old = state.process
-    process = DecisionProcess(perception._process_config(task, tc, model), task,
-                              pipelines=perception._process_pipelines(task, plans, pipeline_reference),
-                              nice=old.nice, start_timeout_s=old.start_timeout_s,
-                              decision_timeout_s=old.decision_timeout_s, restart_delay_s=old.restart_delay_s)
+    process = perception._new_process(task, tc, model, plans, nice=old.nice, start_timeout_s=old.start_timeout_s,
+                                      decision_timeout_s=old.decision_timeout_s, restart_delay_s=old.restart_delay_s)
     try:
         process.wait_ready()
     except Exception:

@@ -464,7 +464,6 @@ class Perception:
         Raises ``ValueError`` for a task whose custom pipeline cannot be imported by another
         process (a lambda, a local function).
         """
-        from .decision_process import DecisionProcess, pipeline_reference
         names = [t for t, tc in self.config.tasks.items() if tc.decision_process] if tasks is None else list(tasks)
         started: dict[str, Any] = {}
         try:
@@ -472,10 +471,8 @@ class Perception:
                 state = self._task(task)
                 if state.process is not None:
                     continue
-                started[task] = state.process = DecisionProcess(
-                    self._process_config(task, state.config, state.model), task,
-                    pipelines=self._process_pipelines(task, state.plans, pipeline_reference),
-                    nice=state.config.decision_nice, **options)
+                started[task] = state.process = self._new_process(task, state.config, state.model, state.plans,
+                                                                  nice=state.config.decision_nice, **options)
         except Exception:
             for task, process in started.items():
                 self.tasks[task].process = None
@@ -492,9 +489,13 @@ class Perception:
         """
         return sum(state.process.interrupt() for state in list(self.tasks.values()) if state.process is not None)
 
-    def _process_config(self, task: str, tc: TaskConfig, model: Any) -> PerceptionConfig:
-        """Return the configuration a task's decision process builds its runtime from: this one, that task alone."""
-        return dataclasses.replace(self.config, tasks={task: dataclasses.replace(tc, bundle=str(model.bundle.path))})
+    def _new_process(self, task: str, tc: TaskConfig, model: Any, plans: list[ModalityPlan], **options: Any) -> Any:
+        """Start a decision process for ``task`` with this bundle (``model``, ``plans``); options: start_processes."""
+        from .decision_process import DecisionProcess, pipeline_reference
+        # the configuration the child builds its runtime from: this one, that task alone
+        config = dataclasses.replace(self.config, tasks={task: dataclasses.replace(tc, bundle=str(model.bundle.path))})
+        return DecisionProcess(config, task, pipelines=self._process_pipelines(task, plans, pipeline_reference),
+                               **options)
 
     def _process_pipelines(self, task: str, plans: list[ModalityPlan], reference: Callable) -> dict[str, str]:
         out = {}
