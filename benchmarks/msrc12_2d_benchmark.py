@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--compare', nargs='*', default=[], metavar='JSON',
                         help='earlier result files of this benchmark (other variants) to compare with, by the '
                         'validation accuracy of the folds and the test accuracy')
+    parser.add_argument('--no-decision-cost', action='store_true',
+                        help="skip timing the variant's exported ONNX graph against the preset's (batch 1)")
     sweep_arguments(parser, runs='runs/msrc12_2d_benchmark')
     args = parser.parse_args(argv)
 
@@ -142,10 +144,53 @@ def main(argv: list[str] | None = None) -> int:
                                  command=command_line(argv, program='python benchmarks/msrc12_2d_benchmark.py'),
                                  info={'overrides': overrides})
     payload = result(runs, args.render)
+    if not args.no_decision_cost:
+        from centralnet_ros.training.experiment import load_experiment
+        payload['decision_cost'] = decision_cost(cfg or load_experiment(args.preset), payload['variant'])
     folds = [r['fold'] for r in payload['runs']]
     payload['compare'] = [comparison(json.loads(Path(f).read_text()), f, folds) for f in args.compare]
     print(write_results(args.out, args.name, payload, render, command=runs['command']))
     return 0 if not runs['failed'] else 1
+
+
+def decision_cost(cfg, variant: str | None, repeat: int = 2000) -> dict:
+    """
+    Time one decision's inference of the variant's model and of the preset's: median and p95 in ms.
+
+    ONNX Runtime (1 thread) on the exported graph, batch 1, untrained weights (the cost depends on the
+    architecture only).
+
+    The two graphs run interleaved (a block of each in turn), so a change of load on a shared machine hits both.
+    """
+    import time
+
+    from centralnet_ros.bundle.export import example_inputs, export_onnx_bytes, ort_session
+    from centralnet_ros.fusion import build_model
+    from centralnet_ros.torch_utils import seed_everything
+    models = {'preset': cfg}
+    if variant in cfg.variants:
+        models[variant] = cfg.resolve(variant)
+    sessions, feeds, params = {}, {}, {}
+    for name, c in models.items():
+        c.num_classes = c.num_classes or 13
+        seed_everything(0)
+        model = build_model(c.fusion_config(c.methods[0])).eval()
+        params[name] = sum(p.numel() for p in model.parameters())
+        sessions[name] = ort_session(export_onnx_bytes(model), threads=1)
+        args = example_inputs(model, batch=1)
+        wanted = {i.name for i in sessions[name].get_inputs()}
+        feeds[name] = {k: np.random.default_rng(0).normal(size=a.shape).astype(np.float32)
+                       for k, a in zip(list(model.modalities) + ['present'], args) if k in wanted}
+    times: dict[str, list[float]] = {n: [] for n in sessions}
+    for _ in range(repeat // 100):
+        for name, session in sessions.items():
+            for _ in range(100):
+                t = time.perf_counter()
+                session.run(['logits'], feeds[name])
+                times[name].append(1e3 * (time.perf_counter() - t))
+    return {name: {'kind': models[name].modalities[next(iter(models[name].modalities))].kind,
+                   'parameters': params[name], 'median_ms': float(np.median(t)),
+                   'p95_ms': float(np.percentile(t, 95)), 'runs': len(t)} for name, t in times.items()}
 
 
 def comparison(r: dict, source: str, folds: list[int] | None = None) -> dict:
@@ -247,6 +292,15 @@ def render(r: dict) -> str:
                      f'{run["best_epoch"]} | {run["train_s"]} | ' +
                      ' | '.join(_pct(run['conditions'][n]['accuracy']) for n in r['summary']) + ' |')
     lines += _comparison_lines(r)
+    if r.get('decision_cost'):
+        lines += ['', '## Decision cost (inference of one window, batch 1, ONNX Runtime, 1 thread)', '',
+                  "The exported graph of each model (the runtime's CPU backend), timed interleaved on the same "
+                  'machine as the training (shared, so the figures include what other processes took).', '',
+                  '| model | encoder | parameters | median ms | p95 ms | runs |', '|---|---|---|---|---|---|']
+        for name, c in r['decision_cost'].items():
+            label = f'the preset ({r["preset"]})' if name == 'preset' else f'variant `{name}`'
+            lines.append(f'| {label} | {c["kind"]} | {c["parameters"]:,} | {c["median_ms"]:.3f} | '
+                         f'{c["p95_ms"]:.3f} | {c["runs"]} |')
     m = r['machine']
     lines += ['', f'Training {r["train_s_all_runs"]:.0f} s summed over {len(r["runs"])} runs ({r["jobs"]} parallel '
               f'process(es), 1 torch thread each) on {m.get("cpu_model", m["processor"])} x{m["cpu_count"]}, '

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 
-from centralnet_ros.encoders import EncoderConfig
+from centralnet_ros.encoders import build_encoder, EncoderConfig
 from centralnet_ros.fusion import (build_model, CentralNet, fusion_loss, fusion_methods, FusionConfig, ModalityDropout,
                                    task_loss)
 import pytest
 import torch
+from torch import nn
 
 B, K = 5, 7
 
@@ -26,7 +27,9 @@ CONV = {'a': EncoderConfig(kind='cnn2d', input_shape=[1, 16, 16], widths=[4, 8, 
 MIXED = {'lips': EncoderConfig(kind='cnn3d', input_shape=[1, 4, 12, 16], widths=[4, 8], temporal_pool=[2, 1]),
          'mfcc': EncoderConfig(kind='cnn2d', input_shape=[1, 26, 24], widths=[6, 8]),
          'skeleton': EncoderConfig(kind='cnn1d', input_shape=[9, 20], widths=[8, 8])}
-FAMILIES = {'dense': DENSE, 'conv': CONV, 'mixed': MIXED}
+TEMPORAL = {'skeleton': EncoderConfig(kind='tcn', input_shape=[9, 20], widths=[8, 12], pool=[2, 1], dropout=0.1),
+            'audio': EncoderConfig(kind='cnn1d', input_shape=[6, 16], widths=[8, 8])}
+FAMILIES = {'dense': DENSE, 'conv': CONV, 'mixed': MIXED, 'temporal': TEMPORAL}
 
 
 def make_inputs(mods: dict[str, EncoderConfig], batch: int = B) -> dict[str, torch.Tensor]:
@@ -247,6 +250,52 @@ def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match='same number of levels'):
         CentralNet(FusionConfig(method='centralnet', num_classes=3, modalities={
             'a': DENSE['a'], 'b': EncoderConfig(kind='mlp', input_shape=[3], widths=[4])}))
+
+
+def test_tcn_levels_are_dilated_residual_blocks():
+    cfg = EncoderConfig(kind='tcn', input_shape=[3, 40], widths=[4, 4, 6], pool=[2, 1, 1], dilations=[1, 3, 2])
+    enc = build_encoder(cfg, K).eval()
+    assert enc.level_shapes == [(4, 20), (4, 20), (6, 20)]          # same-length convolutions, pooled where asked
+    assert [lvl.body[0].dilation for lvl in enc.levels] == [(1,), (3,), (2,)]
+    assert isinstance(enc.levels[1].skip, nn.Identity) and not isinstance(enc.levels[2].skip, nn.Identity)
+    assert [lvl.body[0].dilation for lvl in build_encoder(  # default dilations: 1, 2, 4
+        EncoderConfig(kind='tcn', input_shape=[3, 40], widths=[4, 4, 4]), K).levels] == [(1,), (2,), (4,)]
+
+
+def _frames_reached(enc, level, body=True):
+    """Frames of ``level``'s output that an impulse at input frame 20 changes (every ReLU kept in its linear part)."""
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.bias.fill_(10.0)
+        if not body:
+            for lvl in enc.levels:
+                lvl.body[-1].weight.zero_()                          # the block's body silent: its skip alone
+        x = torch.zeros(1, *enc.input_shape)
+        base = enc.forward_levels(x)[level]
+        x[0, :, 20] = 0.01
+        changed = (enc.forward_levels(x)[level] - base).abs().sum(1)[0] > 1e-9
+    return changed.nonzero().flatten().tolist()
+
+
+def test_tcn_receptive_field_is_the_dilated_convolutions_and_the_skip():
+    cfg = EncoderConfig(kind='tcn', input_shape=[3, 40], widths=[4, 4], dilations=[1, 3])
+    torch.manual_seed(0)
+    # two convolutions of dilation 1 (+-2 frames), then two of dilation 3 (+-6)
+    assert _frames_reached(build_encoder(cfg, K).eval(), 0) == list(range(18, 23))
+    assert _frames_reached(build_encoder(cfg, K).eval(), 1) == list(range(12, 29))
+    assert _frames_reached(build_encoder(cfg, K).eval(), 1, body=False) == [20]
+
+
+def test_tcn_config_errors():
+    with pytest.raises(ValueError, match='tcn expects input_shape of 2'):
+        EncoderConfig(kind='tcn', input_shape=[3, 4, 40], widths=[4])
+    with pytest.raises(ValueError, match='dilations needs one factor per level'):
+        EncoderConfig(kind='tcn', input_shape=[3, 40], widths=[4, 4], dilations=[1])
+    with pytest.raises(ValueError, match='dilations are for kind tcn'):
+        EncoderConfig(kind='cnn1d', input_shape=[3, 40], widths=[4], dilations=[2])
+    with pytest.raises(ValueError, match='odd kernel_size'):
+        EncoderConfig(kind='tcn', input_shape=[3, 40], widths=[4], kernel_size=4)
 
 
 def test_state_dict_round_trip_rebuilds_identical_model():

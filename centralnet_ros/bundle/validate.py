@@ -71,8 +71,8 @@ def check_sizes(manifest: Any) -> None:
         _sizes(errors, f'{where}.input_shape', list(enc.input_shape))
         _sizes(errors, f'{where}.widths', list(enc.widths))
         _sizes(errors, f'{where}.kernel_size', enc.kernel_size)
-        for key in ('pool', 'temporal_pool'):
-            if getattr(enc, key) is not None:
+        for key in ('pool', 'temporal_pool', 'dilations'):
+            if getattr(enc, key, None) is not None:
                 _sizes(errors, f'{where}.{key}', list(getattr(enc, key)))
         for key in ('dropout', 'head_dropout'):
             _fraction(errors, f'{where}.{key}', getattr(enc, key))

@@ -10,6 +10,8 @@ kind       input (without batch)              one level
 ``cnn1d``  (C, T)  e.g. skeleton, MFCC frames Conv1d -> BatchNorm -> ReLU -> MaxPool
 ``cnn2d``  (C, H, W) e.g. image, spectrogram  Conv2d -> BatchNorm -> ReLU -> MaxPool
 ``cnn3d``  (C, T, H, W) e.g. lip video        Conv3d -> BatchNorm -> ReLU -> MaxPool
+``tcn``    (C, T)  e.g. skeleton sequences    residual block of two dilated Conv1d -> BN
+                                              (ReLU, Dropout between) + skip -> ReLU -> MaxPool
 =========  =================================  ===========================================
 
 The head (unimodal prediction) is global average pooling over the remaining
@@ -24,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-ENCODER_KINDS = ('mlp', 'cnn1d', 'cnn2d', 'cnn3d')
+ENCODER_KINDS = ('mlp', 'cnn1d', 'cnn2d', 'cnn3d', 'tcn')
 _CONV = {'cnn1d': (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, 1),
          'cnn2d': (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, 2),
          'cnn3d': (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, 3)}
@@ -39,18 +41,21 @@ class EncoderConfig:
     levels is ``len(widths)`` (an ``mlp`` without widths has one level, the flattened
     input, so it is a linear classifier).  ``pool`` is the max-pooling factor after each
     conv level (one int per level, applied to every axis; 1 = no pooling); for ``cnn3d``
-    ``temporal_pool`` is the factor on the time axis (default: no temporal pooling).
+    ``temporal_pool`` is the factor on the time axis (default: no temporal pooling).  ``tcn``
+    (a temporal convolutional network) levels are residual blocks whose two convolutions are
+    dilated by ``dilations`` (one per level; default 1, 2, 4, ...), ``dropout`` between them.
     """
 
-    kind: Literal['mlp', 'cnn1d', 'cnn2d', 'cnn3d']
+    kind: Literal['mlp', 'cnn1d', 'cnn2d', 'cnn3d', 'tcn']
     input_shape: list[int]
     widths: list[int]
     kernel_size: int = 3
     pool: list[int] | None = None
     temporal_pool: list[int] | None = None
-    dropout: float = 0.0          # inside mlp levels
+    dropout: float = 0.0          # inside mlp and tcn levels
     head_dropout: float = 0.0     # before the classifier
     batch_norm: bool = True
+    dilations: list[int] | None = None   # tcn: the dilation of each level's convolutions
 
     def __post_init__(self):
         if self.kind not in ENCODER_KINDS:
@@ -58,11 +63,15 @@ class EncoderConfig:
         if (not self.widths and self.kind != 'mlp') or any(w <= 0 for w in self.widths):
             raise ValueError(f'widths must be a non-empty list of positive ints (an mlp may have none: a linear '
                              f'classifier), got {self.widths}')
-        rank = {'cnn1d': 2, 'cnn2d': 3, 'cnn3d': 4}.get(self.kind)
+        rank = {'cnn1d': 2, 'cnn2d': 3, 'cnn3d': 4, 'tcn': 2}.get(self.kind)
         if rank is not None and len(self.input_shape) != rank:
             raise ValueError(f'{self.kind} expects input_shape of {rank} numbers (channels first), '
                              f'got {list(self.input_shape)}')
-        for name in ('pool', 'temporal_pool'):
+        if self.dilations is not None and self.kind != 'tcn':
+            raise ValueError(f'dilations are for kind tcn, not {self.kind}')
+        if self.kind == 'tcn' and self.kernel_size % 2 != 1:
+            raise ValueError(f'tcn needs an odd kernel_size (same-length convolutions), got {self.kernel_size}')
+        for name in ('pool', 'temporal_pool', 'dilations'):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.widths):
                 raise ValueError(f'{name} needs one factor per level ({len(self.widths)}), got {value}')
@@ -89,6 +98,13 @@ class ModalityEncoder(nn.Module):
                 in_dim = w
             if not widths:                          # no hidden level: the flattened input is the only level
                 self.levels.append(nn.Flatten())
+        elif config.kind == 'tcn':
+            in_ch = self.input_shape[0]
+            for i, w in enumerate(widths):
+                dilation = config.dilations[i] if config.dilations else 2 ** i
+                self.levels.append(TemporalBlock(in_ch, w, config.kernel_size, dilation, config.dropout,
+                                                 config.pool[i] if config.pool else 1, config.batch_norm))
+                in_ch = w
         else:
             conv, norm, pool, n_axes = _CONV[config.kind]
             in_ch = self.input_shape[0]
@@ -129,6 +145,33 @@ class ModalityEncoder(nn.Module):
         if self.head is None:
             raise RuntimeError('this encoder was built without a classifier head')
         return self.head(self.forward_levels(x)[-1])  # (B, num_classes)
+
+
+class TemporalBlock(nn.Module):
+    """
+    One tcn level: a residual block of two dilated temporal convolutions.
+
+    x -> Conv1d (dilated) -> BN -> ReLU -> Dropout -> Conv1d (dilated) -> BN, plus x (through a 1x1
+    Conv1d -> BN when the width changes), -> ReLU -> MaxPool1d (when ``pool`` > 1).
+    """
+
+    def __init__(self, in_ch: int, width: int, kernel_size: int, dilation: int, dropout: float, pool: int,
+                 batch_norm: bool = True):
+        super().__init__()
+        pad = dilation * (kernel_size // 2)
+
+        def norm() -> nn.Module:
+            return nn.BatchNorm1d(width) if batch_norm else nn.Identity()
+        self.body = nn.Sequential(
+            nn.Conv1d(in_ch, width, kernel_size, padding=pad, dilation=dilation, bias=not batch_norm), norm(),
+            nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Conv1d(width, width, kernel_size, padding=pad, dilation=dilation, bias=not batch_norm), norm())
+        self.skip = (nn.Identity() if in_ch == width else
+                     nn.Sequential(nn.Conv1d(in_ch, width, 1, bias=not batch_norm), norm()))
+        self.pool = nn.MaxPool1d(pool, ceil_mode=True) if pool > 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.body(x) + self.skip(x)))
 
 
 class ClassifierHead(nn.Module):
