@@ -58,6 +58,12 @@ def _broken_run(*args, **kwargs):
     raise AssertionError('the in-process features and model ran')
 
 
+def _maps_torch(pid: int) -> bool:
+    """Return True when process ``pid`` has torch's library mapped (it imported torch)."""
+    with open(f'/proc/{pid}/maps') as fh:
+        return 'libtorch' in fh.read()
+
+
 def _gone(pid: int) -> bool:
     """Return True when ``pid`` is neither running nor a zombie (reaped)."""
     try:
@@ -86,10 +92,62 @@ def test_a_task_decided_in_its_own_process_gives_the_in_process_decisions(bundle
         with open(f'/proc/{pid}/stat') as fh:                            # a child of this process, alive
             assert int(fh.read().rsplit(')', 1)[1].split()[1]) == os.getpid()
         assert all('transfer' in r.timing for r in results)
+        assert _maps_torch(pid)          # the torch backend: the child loads the weights with torch itself
     finally:
         there.close()
     assert _gone(processes['gesture'].pid)                              # stopped and reaped: no zombie
     assert processes['gesture'].stats()['state'] == 'closed'
+
+
+def _emotion(backend: str):
+    from centralnet_ros.runtime.perception import Perception, PerceptionConfig, TaskConfig
+    cfg = PerceptionConfig(tasks={'emotion': TaskConfig(bundle='emotion', trigger='rate', rate_hz=2.0)},
+                           backend=backend, threads=1, warmup=0)
+    return Perception(cfg)
+
+
+def _audio_stream(p, n: int = 40) -> list:
+    due = []
+    for k in range(n):
+        msg, info = _audio(k)
+        if k == 0:
+            p.store('audio_info', info)
+        due += p.store('audio', msg)
+    return p.decide(due) + p.decide(p.flush_due())
+
+
+def test_on_onnx_runtime_the_child_runs_the_nodes_graph_without_importing_torch():
+    """The shipped emotion bundle: the child gets the node's checked ONNX graph, maps no libtorch, decides the same."""
+    expected = _audio_stream(_emotion('onnxruntime'))
+    there = _emotion('onnxruntime')
+    process = there.start_processes(['emotion'], decision_timeout_s=120.0)['emotion']
+    there._run = _broken_run
+    try:
+        process.wait_ready()
+        assert _maps_torch(os.getpid())                 # this process exported the graph with torch
+        assert not _maps_torch(process.pid)             # the child never imported it
+        with open(f'/proc/{process.pid}/status') as fh:
+            rss_kb = int(next(line for line in fh if line.startswith('VmRSS:')).split()[1])
+        assert rss_kb < 300_000                         # ~140 MB measured; ~360 MB with torch
+        _same(_audio_stream(there), expected)
+        assert there.stats()['tasks']['emotion']['process']['decisions'] >= len(expected)   # each ran there
+    finally:
+        there.close()
+    assert _gone(process.pid)
+
+
+def test_an_exported_graph_is_refused_for_another_bundle(bundle):  # noqa: F811
+    from centralnet_ros.bundle import BundleError
+    from centralnet_ros.runtime.engine import ExportedModel, TaskModel
+    exported = TaskModel('emotion', backend='onnxruntime', warmup=0).exported()
+    assert isinstance(exported, ExportedModel) and exported.onnx_model
+    model = TaskModel('emotion', exported=exported, warmup=1)
+    assert model.model is None and model.backend == 'onnxruntime' and model.labels
+    with pytest.raises(BundleError, match='not the bundle the exported graph was made from'):
+        TaskModel(bundle, exported=exported, warmup=0)
+    with pytest.raises(ValueError, match='runs on ONNX Runtime'):
+        TaskModel('emotion', exported=exported, backend='torch', warmup=0)
+    assert TaskModel(bundle, backend='torch', warmup=0).exported() is None
 
 
 def test_a_dead_child_fails_one_decision_and_the_next_starts_a_new_one(bundle):  # noqa: F811

@@ -346,3 +346,11 @@ def test_mixed_rank_grid_keeps_coarse_structure(method):
     manual = h.view(2, 3, 2, 2, 2, 2).mean((3, 5)).flatten(1)
     torch.testing.assert_close(pooled, manual)
     torch.testing.assert_close(Align((3, 4, 4), (3,), grid=1)(h), h.mean((2, 3)))
+
+
+def test_the_builtin_method_names_are_the_methods_the_package_registers():
+    """``model_config.BUILTIN_METHODS`` lets a config name a method without torch: it must be the registry's list."""
+    from centralnet_ros.model_config import BUILTIN_METHODS
+    assert fusion_methods() == BUILTIN_METHODS
+    with pytest.raises(ValueError, match='unknown fusion method'):
+        FusionConfig(method='no_such_method', modalities=DENSE, num_classes=K)

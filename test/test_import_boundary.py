@@ -30,12 +30,13 @@ FOUNDATION = frozenset({'config', 'paths', 'machine'})
 EVERYTHING = '*'
 HOUSE: dict[str, frozenset[str] | str] = {
     # room: the rooms it may import (besides FOUNDATION), listed bottom-up
-    'encoders': frozenset(),
-    'fusion': frozenset({'encoders'}),
+    'model_config': frozenset(),            # EncoderConfig, FusionConfig, the fusion registry: no torch
+    'encoders': frozenset({'model_config'}),
+    'fusion': frozenset({'encoders', 'model_config'}),
     'representation': frozenset({'encoders'}),
     'features': frozenset(),
     'data': frozenset({'features'}),
-    'bundle': frozenset({'fusion', 'encoders', 'features'}),
+    'bundle': frozenset({'fusion', 'encoders', 'features', 'model_config'}),
     'evaluation': frozenset(),
     'torch_utils': frozenset(),
     'training': frozenset({'encoders', 'fusion', 'representation', 'features', 'data', 'bundle', 'evaluation',
@@ -62,7 +63,7 @@ for _room in FOUNDATION:
 ROS_ROOTS = {'rclpy', 'rcl_interfaces', 'builtin_interfaces', 'launch', 'launch_ros', 'launch_testing',
              'launch_testing_ros', 'rosidl_runtime_py', 'rosbag2_py', 'diagnostic_updater', 'message_filters',
              'cv_bridge', 'tf2_ros'}
-TORCH_FREE = {'features', 'data', 'evaluation', 'messages', 'capture', 'node_params', 'config', 'paths'}
+TORCH_FREE = {'features', 'data', 'evaluation', 'messages', 'capture', 'node_params', 'config', 'paths', 'model_config'}
 THIRD_PARTY_ONLY_IN = {'matplotlib': {'evaluation'}}
 
 _MODULE_STRING = re.compile(r'centralnet_ros(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?')
@@ -228,3 +229,20 @@ def test_rclpy_free_modules_load_no_ros_module(probe):
 def test_named_module_was_imported(probe, module):
     assert module in probe['modules'], f'{module} does not exist'
     assert module not in probe['failed'], probe['failed'].get(module)
+
+
+_NO_TORCH = """
+import sys
+from centralnet_ros.bundle.io import read_manifest
+from centralnet_ros.runtime import decision_process, engine, perception
+for name in ('gesture', 'speech', 'emotion'):
+    read_manifest(name)
+print('torch' in sys.modules)
+"""
+
+
+def test_reading_a_manifest_and_the_decision_process_modules_import_no_torch():
+    """What a decision process loads (runtime/decision_process.py, the ONNX path of the engine) stays free of torch."""
+    proc = subprocess.run([sys.executable, '-c', _NO_TORCH], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == 'False', 'torch was imported'

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 import warnings
 
+from centralnet_ros.bundle.ort import ort_session
 from centralnet_ros.config import atomic_write_bytes
 from centralnet_ros.fusion import FusionModel
 import numpy as np
@@ -56,17 +57,6 @@ def export_onnx_bytes(model: FusionModel, *, opset: int = DEFAULT_OPSET) -> byte
 
 def export_onnx(model: FusionModel, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> Path:
     return atomic_write_bytes(path, export_onnx_bytes(model, opset=opset))
-
-
-def ort_session(onnx_model: bytes | str | os.PathLike, *, threads: int = 0):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
-    return ort.InferenceSession(source, sess_options=opts, providers=['CPUExecutionProvider'])
 
 
 def check_onnx_parity(model: FusionModel, onnx_model: bytes | str | os.PathLike, *, batch: int = 4,

@@ -13,15 +13,17 @@ import os
 from pathlib import Path
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 from centralnet_ros import paths
 from centralnet_ros.bundle import validate
 from centralnet_ros.bundle.manifest import FORMAT_VERSION, Manifest, migrate
 from centralnet_ros.config import ConfigError, current_umask, from_dict, replace_folder, to_dict
-from centralnet_ros.fusion import build_model, FusionModel
-from safetensors.torch import load_file, save_file
-import torch
 import yaml
+
+if TYPE_CHECKING:                     # torch is imported by what reads or writes weights, not by reading a manifest
+    from centralnet_ros.fusion import FusionModel
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class BundleError(ValueError):
 class Bundle:
     path: Path
     manifest: Manifest
-    model: FusionModel
+    model: FusionModel | None            # None: a TaskModel that runs an exported graph (no weights loaded)
 
     @property
     def task(self) -> str:
@@ -81,6 +83,7 @@ def save_bundle(path: str | os.PathLike, model: FusionModel, manifest: Manifest)
 
     An existing bundle at ``path`` is replaced only once the new one is complete.
     """
+    from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if dataclasses.asdict(manifest.model) != dataclasses.asdict(model.config):
@@ -150,6 +153,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
 
 def load_bundle(path: str | os.PathLike, *, device: str | torch.device = 'cpu', verify: bool = True) -> Bundle:
     """Rebuild the model from the manifest and load its safetensors weights (eval mode)."""
+    from centralnet_ros.fusion import build_model
+    from safetensors.torch import load_file
     path = resolve_bundle_path(path)
     manifest = read_manifest(path)
     wpath = path / WEIGHTS

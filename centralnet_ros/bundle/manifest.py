@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from centralnet_ros.features.pipelines import input_sample_rate, PIPELINES, resolve_params
-from centralnet_ros.fusion import FusionConfig
+from centralnet_ros.model_config import FusionConfig
 
 FORMAT_VERSION = 2
 SOURCES = ('audio', 'image', 'depth', 'skeleton')

@@ -17,9 +17,10 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ['MAX_MANIFEST_BYTES', 'MAX_LABELS', 'MAX_SIZE', 'MAX_INPUT_ELEMENTS', 'check_manifest_file',
            'check_sizes', 'weight_shapes', 'check_weight_shapes', 'check_finite', 'model_sha256']
@@ -109,6 +110,7 @@ def check_weight_shapes(config: Any, shapes: Mapping[str, tuple[tuple[int, ...],
     differently shaped tensors.
     """
     from centralnet_ros.fusion import build_model
+    import torch
     try:
         with torch.device('meta'):
             expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
@@ -130,6 +132,7 @@ def check_weight_shapes(config: Any, shapes: Mapping[str, tuple[tuple[int, ...],
 
 def check_finite(state: Mapping[str, torch.Tensor]) -> None:
     """Raise ValueError naming the tensors of ``state`` holding NaN or infinity."""
+    import torch
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise ValueError(f'weights hold NaN or infinite values in {len(bad)} tensor(s): '

@@ -19,62 +19,15 @@ spatial/temporal axes, dropout, and a linear classifier.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Literal
 
+from centralnet_ros.model_config import ENCODER_KINDS, EncoderConfig  # noqa: F401 (re-exported)
 import torch
 from torch import nn
 
-ENCODER_KINDS = ('mlp', 'cnn1d', 'cnn2d', 'cnn3d', 'tcn')
 _CONV = {'cnn1d': (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, 1),
          'cnn2d': (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, 2),
          'cnn3d': (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, 3)}
-
-
-@dataclasses.dataclass
-class EncoderConfig:
-    """
-    One modality's network.
-
-    ``widths`` gives the units (mlp) or channels (cnn) of each level; the number of
-    levels is ``len(widths)`` (an ``mlp`` without widths has one level, the flattened
-    input, so it is a linear classifier).  ``pool`` is the max-pooling factor after each
-    conv level (one int per level, applied to every axis; 1 = no pooling); for ``cnn3d``
-    ``temporal_pool`` is the factor on the time axis (default: no temporal pooling).  ``tcn``
-    (a temporal convolutional network) levels are residual blocks whose two convolutions are
-    dilated by ``dilations`` (one per level; default 1, 2, 4, ...), ``dropout`` between them.
-    """
-
-    kind: Literal['mlp', 'cnn1d', 'cnn2d', 'cnn3d', 'tcn']
-    input_shape: list[int]
-    widths: list[int]
-    kernel_size: int = 3
-    pool: list[int] | None = None
-    temporal_pool: list[int] | None = None
-    dropout: float = 0.0          # inside mlp and tcn levels
-    head_dropout: float = 0.0     # before the classifier
-    batch_norm: bool = True
-    dilations: list[int] | None = None   # tcn: the dilation of each level's convolutions
-
-    def __post_init__(self):
-        if self.kind not in ENCODER_KINDS:
-            raise ValueError(f'encoder kind {self.kind!r} is not one of {ENCODER_KINDS}')
-        if (not self.widths and self.kind != 'mlp') or any(w <= 0 for w in self.widths):
-            raise ValueError(f'widths must be a non-empty list of positive ints (an mlp may have none: a linear '
-                             f'classifier), got {self.widths}')
-        rank = {'cnn1d': 2, 'cnn2d': 3, 'cnn3d': 4, 'tcn': 2}.get(self.kind)
-        if rank is not None and len(self.input_shape) != rank:
-            raise ValueError(f'{self.kind} expects input_shape of {rank} numbers (channels first), '
-                             f'got {list(self.input_shape)}')
-        if self.dilations is not None and self.kind != 'tcn':
-            raise ValueError(f'dilations are for kind tcn, not {self.kind}')
-        if self.kind == 'tcn' and self.kernel_size % 2 != 1:
-            raise ValueError(f'tcn needs an odd kernel_size (same-length convolutions), got {self.kernel_size}')
-        for name in ('pool', 'temporal_pool', 'dilations'):
-            value = getattr(self, name)
-            if value is not None and len(value) != len(self.widths):
-                raise ValueError(f'{name} needs one factor per level ({len(self.widths)}), got {value}')
 
 
 class ModalityEncoder(nn.Module):

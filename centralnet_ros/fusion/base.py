@@ -15,112 +15,20 @@ have them, each modality's own prediction (the unimodal losses of CentralNet).
 from __future__ import annotations
 
 import dataclasses
-import typing
-from typing import Literal, Mapping
+from typing import Mapping
 
-from centralnet_ros.encoders import EncoderConfig, ModalityEncoder
+from centralnet_ros.encoders import ModalityEncoder
+# the configs and the registry live without torch in model_config; here for the fusion modules and old imports
+from centralnet_ros.model_config import (_REGISTRY, fusion_methods, FusionConfig, FusionOptions,  # noqa: F401
+                                         register_fusion, SHARED_OPTIONS)
 import torch
 from torch import nn
 import torch.nn.functional as F
-
-_REGISTRY: dict[str, type['FusionModel']] = {}
-
-
-def register_fusion(name: str):
-    """
-    Register a :class:`FusionModel` subclass as fusion method ``name`` (as timm's ``register_model``).
-
-    The registry is the one list of fusion methods: :class:`FusionConfig` validates
-    ``method`` against it, :func:`build_model` builds from it, and the tests run over it.
-    """
-    def register(cls: type['FusionModel']) -> type['FusionModel']:
-        if name in _REGISTRY:
-            raise ValueError(f'fusion method {name!r} is registered twice ({_REGISTRY[name].__name__}, {cls.__name__})')
-        _REGISTRY[name] = cls
-        cls.method = name
-        return cls
-    return register
-
-
-def fusion_methods() -> tuple[str, ...]:
-    """Return the registered fusion methods, in registration order."""
-    return tuple(_REGISTRY)
 
 
 def build_model(config: 'FusionConfig') -> 'FusionModel':
     """Build the model a config describes (the bundle loader and the trainer both use this)."""
     return _REGISTRY[config.method](config)
-
-
-@dataclasses.dataclass
-class FusionConfig:
-    """
-    Architecture of a fusion model; saved in the model bundle to rebuild it.
-
-    ``method`` is a registered fusion method (:func:`fusion_methods`).  ``align`` says
-    how features of unequal size are brought to one fusion space at a level: ``pad``
-    zero-pads channels to the widest modality, ``project`` applies a learned 1x1
-    convolution (linear map) to the widest width.  Spatial/temporal sizes that differ
-    are average-pooled to the smallest; modalities of different rank (e.g. a 3-D lip
-    video and a 2-D MFCC map) meet as globally pooled vectors.
-    """
-
-    method: str
-    modalities: dict[str, EncoderConfig]
-    num_classes: int
-    task: Literal['multiclass', 'multilabel'] = 'multiclass'
-    align: Literal['pad', 'project'] = 'pad'
-    unimodal: str | None = None            # for method == 'unimodal'
-    fusion_weight_init: float = 1.0        # CentralNet alphas/betas start value
-    central_dropout: float = 0.0           # dropout in central / shared dense layers
-    hidden: int = 0                        # GMU / ModDrop shared width (0: widest last level)
-    moddrop_p: float = 0.5                 # ModDrop: probability of dropping a modality
-    modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
-    mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
-    modality_order: list[str] | None = None  # defaults to the order of ``modalities``
-
-    def __post_init__(self):
-        if self.method not in _REGISTRY:
-            raise ValueError(f'unknown fusion method {self.method!r}; known: {", ".join(_REGISTRY)}')
-        if not self.modalities:
-            raise ValueError('at least one modality is needed')
-        if self.method == 'unimodal':
-            if self.unimodal not in self.modalities:
-                raise ValueError(f'method unimodal needs unimodal= one of {list(self.modalities)}, '
-                                 f'got {self.unimodal!r}')
-        elif len(self.modalities) < 2:
-            raise ValueError(f'method {self.method} fuses at least 2 modalities, got {list(self.modalities)}')
-        if self.num_classes < 2 and self.task == 'multiclass':
-            raise ValueError(f'num_classes must be >= 2, got {self.num_classes}')
-        if self.mixed_rank_grid < 1:
-            raise ValueError(f'mixed_rank_grid must be >= 1, got {self.mixed_rank_grid}')
-        for name in ('moddrop_p', 'modality_dropout'):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
-        if self.modality_order is not None and sorted(self.modality_order) != sorted(self.modalities):
-            raise ValueError(f'modality_order {self.modality_order} must list exactly {list(self.modalities)}')
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.modality_order or self.modalities)
-
-
-SHARED_OPTIONS = ('align', 'fusion_weight_init', 'central_dropout', 'hidden', 'moddrop_p', 'mixed_rank_grid')
-"""The :class:`FusionConfig` fields an experiment sets once for all its methods."""
-
-
-def _shared_options() -> type:
-    hints = typing.get_type_hints(FusionConfig)
-    fields = [(f.name, hints[f.name], dataclasses.field(default=f.default))
-              for f in dataclasses.fields(FusionConfig) if f.name in SHARED_OPTIONS]
-    cls = dataclasses.make_dataclass('FusionOptions', fields)
-    cls.__module__ = __name__
-    cls.__doc__ = ("Fusion settings shared by every method of an experiment (a preset's ``fusion:``): "
-                   f'the FusionConfig fields {", ".join(SHARED_OPTIONS)}, with its types and defaults.')
-    return cls
-
-
-FusionOptions = _shared_options()
 
 
 @dataclasses.dataclass

@@ -25,7 +25,11 @@ How the data travels (nothing is pickled, in either direction):
 
 The child builds its own :class:`~.perception.Perception` for that one task from the same
 configuration (the bundle's resolved path) and runs the same ``Perception._run`` on the
-same window: the decisions are those of the in-process path. Its per-voice adaptation
+same window: the decisions are those of the in-process path. On ONNX Runtime (the CPU
+default) the node hands the child the graph its own model exported and checked
+(:class:`~.engine.ExportedModel`, the init message's payload): the child reads the manifest,
+never loads the weights and never imports torch (a few hundred MB less per child;
+``benchmarks/results/decision_process_memory.md``). Its per-voice adaptation
 statistics live in the child (:meth:`DecisionProcess.forget_voice` reaches them).
 
 Failure: a child that dies, answers garbage or takes longer than ``decision_timeout_s``
@@ -265,13 +269,16 @@ class DecisionProcess:
     :param pipelines: ``pipeline name -> 'module:function'`` for pipelines that are not in the
         registry (:func:`pipeline_reference`).
     :param nice: added to the child's CPU nice value (its threads inherit it).
+    :param exported: the node's :meth:`~.engine.TaskModel.exported` graph of the task's bundle;
+        the child runs it without loading the weights or importing torch (None: the child
+        loads the bundle itself, with torch, as for the torch backend).
 
     The child is started at once and loads its model while the node goes on; the first
     :meth:`run` waits for it (``start_timeout_s``). One decision at a time (a lock).
     """
 
     def __init__(self, config: Any, task: str, *, pipelines: Mapping[str, str] | None = None, nice: int = 0,
-                 start_timeout_s: float = 300.0, decision_timeout_s: float = 60.0,
+                 exported: Any = None, start_timeout_s: float = 300.0, decision_timeout_s: float = 60.0,
                  restart_delay_s: float = 5.0) -> None:
         from ..config import to_dict
         if task not in config.tasks or len(config.tasks) != 1:
@@ -284,7 +291,12 @@ class DecisionProcess:
         self.decision_timeout_s = float(decision_timeout_s)
         self.restart_delay_s = float(restart_delay_s)
         self._init = {'op': 'init', 'task': task, 'config': to_dict(config), 'pipelines': dict(pipelines or {}),
-                      'nice': self.nice}
+                      'nice': self.nice, 'exported': None}
+        self._init_payload = b''
+        if exported is not None:
+            self._init['exported'] = {'bundle_sha256': exported.bundle_sha256,
+                                      'fusion_weights': exported.fusion_weights}
+            self._init_payload = exported.onnx_model
         json.dumps(self._init)                           # a config that cannot travel fails here, not in the child
         self._lock = threading.Lock()                    # one request at a time
         self._proc: subprocess.Popen | None = None
@@ -326,7 +338,7 @@ class DecisionProcess:
         self.starts += 1
         self._started_at = time.monotonic()
         try:
-            _send(parent, self._init)
+            _send(parent, self._init, self._init_payload)
         except OSError as exc:
             self._fail(f'could not send the configuration: {exc}')
 
@@ -520,7 +532,7 @@ def _classification_header(decision: Any) -> tuple[dict, bytes]:
 def _serve(sock: socket.socket, memory: _SharedMemory) -> int:
     from ..config import from_dict
     from .perception import Perception, PerceptionConfig
-    header, _ = _recv(sock)
+    header, payload = _recv(sock)
     if header.get('op') != 'init':
         return 2
     task = header['task']
@@ -530,7 +542,15 @@ def _serve(sock: socket.socket, memory: _SharedMemory) -> int:
     try:
         config = from_dict(PerceptionConfig, header['config'])
         pipelines = {name: _import_reference(ref) for name, ref in header.get('pipelines', {}).items()}
-        perception = Perception(config, pipelines=pipelines)
+        bundles = None
+        if header.get('exported') is not None:       # the node's checked graph: no weights, no torch here
+            from .engine import ExportedModel, TaskModel
+            e = header['exported']
+            exported = ExportedModel(bytes(payload), e['bundle_sha256'], e['fusion_weights'])
+            bundles = {task: TaskModel(config.tasks[task].bundle, backend='onnxruntime', threads=config.threads,
+                                       warmup=config.warmup, exported=exported)}
+        del payload
+        perception = Perception(config, bundles=bundles, pipelines=pipelines)
         state = perception.tasks[task]
     except Exception as exc:  # noqa: BLE001 - said to the node, which reports it
         _send(sock, {'op': 'error', 'error': f'{type(exc).__name__}: {exc}'})

@@ -495,7 +495,7 @@ class Perception:
         # the configuration the child builds its runtime from: this one, that task alone
         config = dataclasses.replace(self.config, tasks={task: dataclasses.replace(tc, bundle=str(model.bundle.path))})
         return DecisionProcess(config, task, pipelines=self._process_pipelines(task, plans, pipeline_reference),
-                               **options)
+                               exported=model.exported(), **options)
 
     def _process_pipelines(self, task: str, plans: list[ModalityPlan], reference: Callable) -> dict[str, str]:
         out = {}
