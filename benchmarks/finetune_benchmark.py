@@ -224,9 +224,10 @@ def digits(args) -> dict:
                         seen[s.label] = seen.get(s.label, 0) + 1
                         train.append(s)
         for (mode, freeze), keep_bn in ((v, k) for v in args.variants for k in args.batch_norm):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 tc = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, patience=args.patience,
-                                 num_threads=1, progress=False)
+                                 num_threads=1, progress=False, label_smoothing=args.label_smoothing,
+                                 encoder_lr_scale=args.encoder_lr_scale)
                 start = base.model
                 if args.from_scratch:          # control: the same architecture, randomly initialised
                     torch.manual_seed(1000 + seed)
@@ -237,7 +238,8 @@ def digits(args) -> dict:
                 r = finetune(start, base.labels, train, val, test,
                              FinetuneConfig(mode=mode, freeze_encoders=freeze, labels=[str(d) for d in range(10)],
                                             keep_batch_norm=keep_bn == 'keep', seed=seed, train=tc,
-                                            head_warmup_epochs=args.head_warmup),
+                                            head_warmup_epochs=args.head_warmup,
+                                            freeze_encoder_levels=args.freeze_levels),
                              augment=augmentation(args.augment))
                 wall, cpu = time.perf_counter() - t, time.process_time() - c
                 per_spk = {}
@@ -251,6 +253,8 @@ def digits(args) -> dict:
                        'best_epoch': r.train.best_epoch, 'keep_batch_norm': keep_bn == 'keep',
                        'perturbed_takes': bool(args.perturbed), 'augment': list(args.augment),
                        'head_warmup_epochs': args.head_warmup, 'lr': args.lr,
+                       'label_smoothing': args.label_smoothing, 'encoder_lr_scale': args.encoder_lr_scale,
+                       'freeze_encoder_levels': args.freeze_levels,
                        'from_scratch': bool(args.from_scratch), 'bundle': _bundle_name(base),
                        'start_bundle': args.bundle_label, 'val_speaker': args.val_speaker,
                        'wall_s': round(wall, 1),
@@ -844,24 +848,29 @@ def write_report(result: dict, out: Path) -> None:
             groups.setdefault((r['examples_per_digit_per_speaker'], r['freeze_encoders'],
                                r.get('keep_batch_norm', False), r.get('perturbed_takes', False),
                                tuple(r.get('augment', ())), r.get('head_warmup_epochs', 0), r.get('lr', 1e-3),
-                               r.get('from_scratch', False), r.get('start_bundle'), r.get('val_speaker')),
+                               r.get('from_scratch', False), r.get('start_bundle'), r.get('val_speaker'),
+                               (r.get('label_smoothing', 0.0), r.get('encoder_lr_scale', 1.0),
+                                r.get('freeze_encoder_levels', 0))),
                               []).append(r)
-        best = {}                                          # per number of examples: the best on validation
-        most = {}                                          # among the variants run over the most seeds
+        best = {}              # per number of examples and validation (own clips or a held-out speaker): the best
+        most = {}              # on validation among the variants run over the most seeds
         for key, rs in groups.items():   # controls (key[7]: random weights, key[8]: another bundle) are no choice
-            most[key[0]] = max(most.get(key[0], 0), 0 if key[7] or key[8] or key[9] else len(rs))
+            if not (key[7] or key[8]):
+                most[key[0], key[9]] = max(most.get((key[0], key[9]), 0), len(rs))
         for key, rs in groups.items():
-            if len(rs) < most[key[0]] or key[7] or key[8] or key[9]:
+            if key[7] or key[8] or len(rs) < most[key[0], key[9]]:
                 continue
             v = float(np.mean([r['val_accuracy'] for r in rs]))
-            if key[0] not in best or v > best[key[0]][0]:
-                best[key[0]] = (v, key)
-        for key in sorted(groups, key=lambda k: (k[0], k[9] or '', k[3], k[4], k[7], k[8] or '', k[5], k[6], k[1],
-                                                 not k[2])):
-            (n, freeze, kbn, takes, aug, warm, lr, scratch, other, held_out), rs = key, groups[key]
+            if (key[0], key[9]) not in best or v > best[key[0], key[9]][0]:
+                best[key[0], key[9]] = (v, key)
+        for key in sorted(groups, key=lambda k: (k[0], k[9] or '', k[3], k[4], k[7], k[8] or '', k[5], k[6], k[10],
+                                                 k[1], not k[2])):
+            (n, freeze, kbn, takes, aug, warm, lr, scratch, other, held_out, (smooth, enc_lr, levels)), rs = \
+                key, groups[key]
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
-            mark = '**' if best.get(n, (0, None))[1] == key and sum(k[0] == n for k in groups) > 1 else ''
+            mark = '**' if best.get((n, held_out), (0, None))[1] == key and sum(
+                (k[0], k[9]) == (n, held_out) and not (k[7] or k[8]) for k in groups) > 1 else ''
             lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
@@ -869,7 +878,10 @@ def write_report(result: dict, out: Path) -> None:
                          f'{f" from {other} (control: not the shipped bundle)" if other else ""}'
                          f'{f"; {held_out} held out for validation (its clips 0-44)" if held_out else ""}'
                          f'{f" (after {warm} epochs of heads alone)" if warm else ""}'
-                         f'{f", lr {lr:g}" if lr != 1e-3 else ""} | '
+                         f'{f", lr {lr:g}" if lr != 1e-3 else ""}'
+                         f'{f", encoder lr x{enc_lr:g}" if enc_lr != 1.0 else ""}'
+                         f'{f", first {levels} levels frozen" if levels else ""}'
+                         f'{f", label smoothing {smooth:g}" if smooth else ""} | '
                          f'{"kept" if kbn else "re-estimated"} | {_mean_std([r["val_accuracy"] for r in rs])} | '
                          f'{mark}{_mean_std([r["test_accuracy"] for r in rs])}{mark} ({len(rs)} seeds) | {per} | '
                          f'{np.mean([r["epochs_run"] for r in rs]):.0f} ({np.mean([r["best_epoch"] for r in rs]):.0f})'
@@ -897,6 +909,8 @@ def main(argv=None) -> int:
     parser.add_argument('--data-root', default=str(paths.data_root()))
     parser.add_argument('--work', default='/tmp/centralnet-finetune-bench', help='bags and sample caches (not in git)')
     parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='digits: the seeds run are FIRST_SEED .. FIRST_SEED + SEEDS - 1 (to add seeds to a merge)')
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--patience', type=int, default=8)
     parser.add_argument('--examples', type=int, nargs='+', default=[5, 10, 40],
@@ -909,6 +923,12 @@ def main(argv=None) -> int:
     parser.add_argument('--augment', action='append', default=[], metavar='NAME',
                         help='digits: augmentation of every training batch (as finetune --augment), e.g. mfcc_masking')
     parser.add_argument('--lr', type=float, default=1e-3, help='digits: learning rate of the fine-tune')
+    parser.add_argument('--label-smoothing', type=float, default=0.0,
+                        help='digits: cross-entropy against targets smoothed by this much (train.label_smoothing)')
+    parser.add_argument('--encoder-lr-scale', type=float, default=1.0,
+                        help="digits: the encoders' feature layers learn at lr x this (train.encoder_lr_scale)")
+    parser.add_argument('--freeze-levels', type=int, default=0, metavar='K',
+                        help='digits: the first K levels of every encoder stay fixed (freeze_encoder_levels)')
     parser.add_argument('--head-warmup', type=int, default=0, metavar='EPOCHS',
                         help='digits: train the new heads alone this many epochs first (LP-FT)')
     parser.add_argument('--perturbed', action='store_true',

@@ -335,3 +335,22 @@ def test_interpolated_weights_lie_between_the_bundle_and_the_fine_tune():
         FinetuneConfig(mode='new_labels', interpolation=0.5)
     with pytest.raises(ValueError, match='head_warmup_epochs'):
         FinetuneConfig(mode='whole', head_warmup_epochs=3)
+
+
+def test_freeze_encoder_levels_keeps_the_first_levels_fixed():
+    """FinetuneConfig.freeze_encoder_levels: the first K levels of every encoder stay out of training."""
+    from centralnet_ros.training.finetune import adapt_model, FinetuneConfig
+    if not (SPEECH / 'manifest.yaml').is_file():
+        pytest.skip('no shipped speech bundle')
+    base = load_bundle(SPEECH).model
+    model, frozen = adapt_model(base, FinetuneConfig(mode='new_labels', freeze_encoder_levels=2), num_classes=10)
+    for m in ('mfcc', 'lip_video'):
+        for i, level in enumerate(model.encoders[m].levels):
+            names = {f'encoders.{m}.levels.{i}.{n}' for n, _ in level.named_parameters()}
+            assert names and (names <= set(frozen) if i < 2 else not names & set(frozen)), (m, i)
+    assert any(p.requires_grad for n, p in model.named_parameters() if n.startswith('encoders.mfcc.levels.2.'))
+    assert adapt_model(base, FinetuneConfig(mode='new_labels'), num_classes=10)[1] == []
+    with pytest.raises(ValueError, match='the mfcc encoder has 4 levels'):
+        adapt_model(base, FinetuneConfig(mode='new_labels', freeze_encoder_levels=5), num_classes=10)
+    with pytest.raises(ValueError, match='freeze_encoder_levels must be >= 0'):
+        FinetuneConfig(freeze_encoder_levels=-1)

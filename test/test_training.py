@@ -240,3 +240,44 @@ def test_a_last_batch_of_one_is_joined_to_the_previous():
     assert [len(b) for b in batches] == [32, 33]
     assert sorted(np.concatenate(batches).tolist()) == list(range(65))
     assert [len(b) for b in _batches(1, 32, np.random.default_rng(0))] == [1]
+
+
+def test_encoder_lr_scale_and_label_smoothing():
+    """train.encoder_lr_scale scales the encoders' feature layers' steps (not their heads'); label smoothing's loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from centralnet_ros.fusion.base import FusionOutput
+    from centralnet_ros.fusion.losses import fusion_loss
+    mods = {'a': EncoderConfig(kind='mlp', input_shape=[6], widths=[8]),
+            'b': EncoderConfig(kind='mlp', input_shape=[4], widths=[8])}
+    data = _synthetic(64, 0), _synthetic(30, 1)
+    moved = {}
+    for scale in (1.0, 0.25):
+        torch.manual_seed(0)
+        model = build_model(FusionConfig(method='late', modalities=mods, num_classes=3))
+        start = {n: p.detach().clone() for n, p in model.named_parameters()}
+        cfg = TrainConfig(epochs=1, batch_size=64, lr=0.1, optimizer='sgd', momentum=0.0, schedule='none',
+                          progress=False, encoder_lr_scale=scale)
+        train(model, *data, cfg)                    # one batch: one step of plain SGD
+        moved[scale] = {n: p.detach() - start[n] for n, p in model.named_parameters()}
+    features = [n for n in moved[1.0] if n.startswith('encoders.') and '.head.' not in n]
+    heads = [n for n in moved[1.0] if '.head.' in n]
+    assert features and heads
+    for n in features:
+        assert moved[1.0][n].abs().max() > 0
+        torch.testing.assert_close(moved[0.25][n], 0.25 * moved[1.0][n])
+    for n in heads:
+        torch.testing.assert_close(moved[0.25][n], moved[1.0][n])
+    logits, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    out = FusionOutput(logits=logits, unimodal={})
+    smooth = fusion_loss(out, y, label_smoothing=0.3)[0]
+    want = 0.7 * F.cross_entropy(logits, y) + 0.3 * (-F.log_softmax(logits, 1).mean(1)).mean()
+    torch.testing.assert_close(smooth, want)
+    assert fusion_loss(out, y)[0] != smooth
+    with pytest.raises(ValueError, match='label_smoothing goes with multiclass'):
+        fusion_loss(out, torch.zeros(5, 3), task='multilabel', label_smoothing=0.1)
+    for bad in ({'encoder_lr_scale': 0.0}, {'label_smoothing': 1.0}):
+        model = build_model(FusionConfig(method='late', modalities=mods, num_classes=3))
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            train(model, *data, TrainConfig(epochs=1, progress=False, **bad))

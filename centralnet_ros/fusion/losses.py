@@ -15,9 +15,13 @@ import torch.nn.functional as F
 MULTILABEL_POSITIVE_WEIGHT = 2.0
 
 
-def task_loss(logits: torch.Tensor, target: torch.Tensor, task: str = 'multiclass') -> torch.Tensor:
+def task_loss(logits: torch.Tensor, target: torch.Tensor, task: str = 'multiclass', *,
+              label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy (``multiclass``, targets smoothed by ``label_smoothing``) or the weighted BCE (``multilabel``)."""
     if task == 'multiclass':
-        return F.cross_entropy(logits, target)
+        return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    if label_smoothing:
+        raise ValueError(f'label_smoothing goes with multiclass tasks, not {task!r}')
     if task == 'multilabel':
         pos_weight = torch.full((logits.shape[1],), MULTILABEL_POSITIVE_WEIGHT, device=logits.device)
         per_class = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=pos_weight,
@@ -27,13 +31,14 @@ def task_loss(logits: torch.Tensor, target: torch.Tensor, task: str = 'multiclas
 
 
 def fusion_loss(output: FusionOutput, target: torch.Tensor, *, task: str = 'multiclass',
-                central_weight: float = 1.0, unimodal_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+                central_weight: float = 1.0, unimodal_weight: float = 1.0,
+                label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts ``{'fused': .., '<modality>': ..}`` (parts as floats for logging)."""
-    fused = task_loss(output.logits, target, task)
+    fused = task_loss(output.logits, target, task, label_smoothing=label_smoothing)
     total = central_weight * fused
     parts = {'fused': float(fused.detach())}
     for name, logits in output.unimodal.items():
-        loss = task_loss(logits, target, task)
+        loss = task_loss(logits, target, task, label_smoothing=label_smoothing)
         total = total + unimodal_weight * loss
         parts[name] = float(loss.detach())
     return total, parts

@@ -50,6 +50,7 @@ class FinetuneConfig:
     freeze_modalities: tuple[str, ...] = ()  # whole / new_labels: these modalities' encoders stay fixed
     l2_sp: float = 0.0                       # L2-SP: + l2_sp / 2 * sum ||w - w_bundle||^2 over the trained weights
     head_warmup_epochs: int = 0              # new_labels: first train only the new heads this long (LP-FT)
+    freeze_encoder_levels: int = 0           # the first this many levels of every encoder stay fixed
     interpolation: float = 1.0               # keep this fraction of the weights' change (WiSE-FT; 1: all of it)
     seed: int = 0
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
@@ -68,6 +69,8 @@ class FinetuneConfig:
                              f'weights to return to), got {self.interpolation} with mode {self.mode}')
         if self.head_warmup_epochs < 0 or (self.head_warmup_epochs and self.mode != 'new_labels'):
             raise ValueError(f'head_warmup_epochs (>= 0, got {self.head_warmup_epochs}) goes with mode new_labels')
+        if self.freeze_encoder_levels < 0:
+            raise ValueError(f'freeze_encoder_levels must be >= 0, got {self.freeze_encoder_levels}')
 
 
 def head_parameter_names(model: FusionModel) -> set[str]:
@@ -107,6 +110,14 @@ def adapt_model(base: FusionModel, cfg: FinetuneConfig, *, num_classes: int,
     model.load_state_dict(state)
     heads = head_parameter_names(model)
     frozen = set()
+    if cfg.freeze_encoder_levels:
+        for m, encoder in model.encoders.items():
+            levels = getattr(encoder, 'levels', None)
+            if levels is None or cfg.freeze_encoder_levels > len(levels):
+                raise ValueError(f'freeze_encoder_levels {cfg.freeze_encoder_levels}: the {m} encoder has '
+                                 f'{"no levels" if levels is None else f"{len(levels)} levels"}')
+            for i in range(cfg.freeze_encoder_levels):
+                frozen |= {f'{_encoder_prefix(m)}levels.{i}.{n}' for n, _ in levels[i].named_parameters()}
     for name, p in model.named_parameters():
         if cfg.mode == 'head' and name not in heads:
             frozen.add(name)

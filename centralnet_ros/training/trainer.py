@@ -37,6 +37,8 @@ class TrainConfig:
     central_loss_weight: float = 1.0
     unimodal_loss_weight: float = 1.0
     grad_clip: float = 0.0
+    label_smoothing: float = 0.0   # multiclass: cross-entropy against targets smoothed by this much (0: none)
+    encoder_lr_scale: float = 1.0  # the per-modality encoders' feature layers learn at lr x this (their heads at lr)
     class_balanced_batches: bool = False   # every batch holds batch_size / num_classes of each class
     metric: Literal['accuracy', 'macro_accuracy', 'micro_f1', 'macro_f1', 'weighted_f1', 'samples_f1'] = 'accuracy'
     select: Literal['best', 'last'] = 'best'   # the weights kept: the best validation epoch's, or the last epoch's
@@ -403,7 +405,15 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     fusion_ids = {id(p) for p in model.fusion_weight_parameters()}
-    groups = [{'params': [p for p in params if id(p) not in fusion_ids]}]
+    if not cfg.encoder_lr_scale > 0:
+        raise ValueError(f'encoder_lr_scale must be > 0, got {cfg.encoder_lr_scale}')
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise ValueError(f'label_smoothing must be in [0, 1), got {cfg.label_smoothing}')
+    scaled = {id(p) for n, p in model.named_parameters()
+              if cfg.encoder_lr_scale != 1.0 and n.startswith('encoders.') and '.head.' not in n}
+    groups = [{'params': [p for p in params if id(p) not in fusion_ids and id(p) not in scaled]}]
+    if scaled:
+        groups.append({'params': [p for p in params if id(p) in scaled], 'lr': cfg.lr * cfg.encoder_lr_scale})
     if fusion_ids:
         groups.append({'params': [p for p in params if id(p) in fusion_ids], 'weight_decay': 0.0,
                        'lr': cfg.fusion_weight_lr or cfg.lr})
@@ -423,7 +433,7 @@ def train(model: FusionModel, train_split: ArraySplit, val_split: ArraySplit, cf
         x = _to_tensors(inputs, slice(None), device)
         y = torch.as_tensor(train_split.labels[index], dtype=labels_dtype, device=device)
         loss, parts = fusion_loss(model(x), y, task=task, central_weight=cfg.central_loss_weight,
-                                  unimodal_weight=cfg.unimodal_loss_weight)
+                                  unimodal_weight=cfg.unimodal_loss_weight, label_smoothing=cfg.label_smoothing)
         if regularizer is not None:
             penalty = regularizer()
             parts = {**parts, 'regularizer': float(penalty.detach())}
