@@ -107,7 +107,9 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
     info = runs_json.get('data', {})
     validation = {k: float(np.mean([r['calibration'].get(k, r['calibration']['val_accuracy']) for r in runs]))
                   for k in ('val_accuracy', 'val_accuracy_calibrated')}
+    planned = list(range(len(cfg.folds.values))) if cfg.folds else []
     return {'benchmark': 'MSRC-12 from 2-D keypoints, leave-persons-out', 'preset': cfg.name, 'variant': variant,
+            'folds_planned': planned,
             'variant_overrides': cfg.variants.get(variant, {}) if variant in cfg.variants else {},
             'validation': validation,
             'train_none': _train_none_text(vcfg.dataset_options, runs[0]['calibration'].get('grid')),
@@ -254,6 +256,16 @@ def _variant_text(overrides: dict | None) -> str:
     return ' (' + ', '.join(f'{k}={v}' for k, v in overrides.items()) + ')'
 
 
+def _partial_lines(r: dict) -> list[str]:
+    """Warn when fewer folds finished than the preset plans (the means are over those folds only)."""
+    done = sorted(run['fold'] for run in r['runs'])
+    planned = r.get('folds_planned') or []
+    if not planned or len(done) >= len(planned):
+        return []
+    return [f'**Partial: folds {", ".join(map(str, done))} of {len(planned)} finished**; every mean below is over '
+            'those folds only (the comparison table too).', '']
+
+
 def _pct(x: float | None) -> str:
     return '–' if x is None else f'{100 * x:.1f} %'
 
@@ -268,6 +280,7 @@ def render(r: dict) -> str:
              'camera condition (one range narrowed; windows where the detector would see no neck, hip or '
              'shoulders are left out and counted).', '',
              r.get('train_none', ''), '',
+             *_partial_lines(r),
              f'Variant `{r.get("variant")}`' + _variant_text(r.get('variant_overrides'))
              + ('. Validation accuracy, mean over the folds (what chooses between variants): '
                 f'{_pct(r["validation"]["val_accuracy"])} before the "none" bias, '

@@ -267,6 +267,35 @@ def test_a_benchmarks_plan_comes_from_its_command_line():
     assert sweep.plan_from_args(parser.parse_args(['--render-only']))[:2] == (None, None)
 
 
+def _benchmark_module(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_2d_benchmark_says_when_folds_are_missing_and_times_the_variants_graph():
+    import copy
+    import json
+    from pathlib import Path
+    bench = _benchmark_module('msrc12_2d_benchmark')
+    full = json.loads((Path(__file__).resolve().parents[1] / 'benchmarks/results/msrc12_2d_mirror.json').read_text())
+    assert 'Partial' not in bench.render(full)                    # a result file of 4 folds, none missing
+    part = copy.deepcopy(full)
+    part['runs'], part['folds_planned'] = part['runs'][:2], [0, 1, 2, 3]
+    assert '**Partial: folds 0, 1 of 4 finished**' in bench.render(part)
+    part['folds_planned'] = [0, 1]
+    assert 'Partial' not in bench.render(part)
+    cost = bench.decision_cost(load_experiment('msrc12_2d_loso'), 'tcn', repeat=100)
+    assert [c['kind'] for c in cost.values()] == ['cnn1d', 'tcn'] and list(cost) == ['preset', 'tcn']
+    assert all(c['runs'] == 100 and 0 < c['median_ms'] <= c['p95_ms'] for c in cost.values())
+    assert cost['tcn']['parameters'] > cost['preset']['parameters']
+    assert '| variant `tcn` | tcn |' in bench.render({**full, 'decision_cost': cost})
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
