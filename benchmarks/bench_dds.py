@@ -25,14 +25,15 @@ shared memory) and with Fast DDS' defaults:
   executor, DDS), with each thread's nice value; the same for its decision processes
   (``cn-proc-<task>``).
 
-Runs (:data:`RUNS`): the shipped configuration (speech and emotion deciding on threads of the
-node below its priority, ``decision_nice`` 10) with the gesture decision stream (``gesture.output:
-decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival); the same with speech and
-emotion deciding in processes of their own (``<task>.decision_process``, the option), and at the
-node's priority (``decision_nice 0``, the design before); Fast DDS' defaults;
-input queues of 5; the decisions made inside the subscription callback (the design the decision
-workers replaced); gesture events (``events``, the default), whose latency includes the gesture itself; and
-the shipped configuration and the one with speech and emotion in the node traced
+Runs (:data:`RUNS`): the shipped configuration (speech and emotion deciding in processes of their
+own, ``<task>.decision_process``, at ``decision_nice`` 10) with the gesture decision stream
+(``gesture.output: decisions``, the goal: p99 within 20 ms of the skeleton frame's arrival); the same
+with speech and emotion deciding in the node (``<task>.decision_process:=false``, on threads of the
+node below its priority, the default before), and in the node at the node's priority
+(``decision_nice 0``, the design before that); Fast DDS' defaults;
+input queues of 5; the decisions made inside the subscription callback, in the node (the design the
+decision workers replaced); gesture events (``events``, the default), whose latency includes the gesture
+itself; and the shipped configuration and the one with speech and emotion in the node traced
 (``centralnet_ros.ros.bench_dds.trace_node_main``: every callback,
 hand-over, decision, publish, buffer lock, garbage collection and stall of the node timed), which
 splits each gesture decision's latency into its segments and says what the node was doing while
@@ -83,12 +84,12 @@ def _skeletons(data_root: Path) -> np.ndarray:
 # one node process each: shipped Fast DDS profile?, decide in the subscription callback?, gesture output,
 # input queue depth (None: the node's default), speech/emotion decision_nice (None: the node's default, 10),
 # traced (every step of every decision timed: centralnet_ros.ros.bench_dds.trace_node_main),
-# speech/emotion decision_process (None: the node's default, in the node; True: in processes of their own)
-RUNS = [(True, False, 'decisions', None, None, False, None), (True, False, 'decisions', None, None, False, True),
-        (True, False, 'decisions', None, 0, False, None), (False, False, 'decisions', None, None, False, None),
-        (True, False, 'decisions', 5, None, False, None), (True, True, 'decisions', None, None, False, None),
+# speech/emotion decision_process (None: the node's default, in processes of their own; False: in the node)
+RUNS = [(True, False, 'decisions', None, None, False, None), (True, False, 'decisions', None, None, False, False),
+        (True, False, 'decisions', None, 0, False, False), (False, False, 'decisions', None, None, False, None),
+        (True, False, 'decisions', 5, None, False, None), (True, True, 'decisions', None, None, False, False),
         (True, False, 'events', None, None, False, None), (True, False, 'decisions', None, None, True, None),
-        (True, False, 'decisions', None, None, True, True)]
+        (True, False, 'decisions', None, None, True, False)]
 
 
 def _label(r: dict) -> str:
@@ -108,12 +109,13 @@ def _markdown(results: list[dict], info: dict, command: str, seconds: float) -> 
              'One fusion_node process per run (tasks gesture, speech, emotion; shipped bundles; node defaults '
              'except the gesture frame trigger and the output mode): with the shipped profile '
              '(`config/fastdds.xml`) or Fast DDS defaults; decisions on the node’s decision workers, one '
-             'per task, speech and emotion in the node’s process (`in the node`, the shipped design: on '
-             'decision threads at `decision_nice` 10, below the node’s priority, gesture at it; the run marked '
-             '`decision_nice 0` runs them all at the node’s priority, as before) or with their features and '
-             'model in processes of their own (`<task>.decision_process`, at `decision_nice` 10; the node’s '
-             'thread of the task only cuts the window, copies it into shared memory and waits), or inside the '
-             'subscription callback (the design the workers replaced, '
+             'per task, speech and emotion with their features and model in processes of their own '
+             '(`<task>.decision_process`, the shipped design: at `decision_nice` 10; the node’s thread of the '
+             'task only cuts the window, copies it into shared memory and waits) or in the node’s process '
+             '(`in the node`, `<task>.decision_process:=false`, the default before: on decision threads at '
+             '`decision_nice` 10, below the node’s priority, gesture at it; the run marked `decision_nice 0` '
+             'runs them all at the node’s priority, as before that), or inside the subscription callback, in '
+             'the node (the design the workers replaced, '
              '`centralnet_ros.ros.bench_dds.InlineWorker`); gesture publishing every decision '
              '(`gesture.output: decisions`, one per skeleton frame) or events (`events`, the default: one '
              'per performed gesture, after it ended).', '',

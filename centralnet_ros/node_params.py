@@ -187,8 +187,9 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # task: its TaskConfig fields that differ from the dataclass's defaults (bundle: the task's name)
     # (score_threshold: the dataclass's -1, i.e. the threshold calibrated in the bundle's manifest)
     'gesture': {'trigger': 'rate', 'rate_hz': 10.0},
-    'speech': {'trigger': 'speech_end', 'rate_hz': 2.0, 'decision_nice': 10},
-    'emotion': {'trigger': 'speech_end', 'rate_hz': 1.0, 'decision_nice': 10},
+    # speech and emotion decide in processes of their own (benchmarks/results/decision_process_memory.md)
+    'speech': {'trigger': 'speech_end', 'rate_hz': 2.0, 'decision_nice': 10, 'decision_process': True},
+    'emotion': {'trigger': 'speech_end', 'rate_hz': 1.0, 'decision_nice': 10, 'decision_process': True},
 }
 """The tasks the node runs by default, and their defaults for the runtime's TaskConfig."""
 TASKS = tuple(TASK_DEFAULTS)

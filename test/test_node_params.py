@@ -207,3 +207,12 @@ def test_runtime_settings_are_declared_once():
         TaskConfig('speech', score_threshold=1.5)
     with pytest.raises(ValueError, match=r'hangover_ms must be in \[0, 5000\]'):
         VADConfig(hangover_ms=6000.0)
+
+
+def test_speech_and_emotion_decide_in_processes_of_their_own_by_default_in_the_node_only():
+    """The node's default (its parameters) is a process for speech and emotion; the runtime's own default is none."""
+    from centralnet_ros.runtime.perception import TaskConfig
+    config = node_params.perception_config({})
+    assert {t: tc.decision_process for t, tc in config.tasks.items()} == \
+        {'gesture': False, 'speech': True, 'emotion': True}
+    assert TaskConfig(bundle='x').decision_process is False          # Perception as a library, replay: in-process

@@ -115,12 +115,13 @@ def test_long_decisions_run_at_a_lower_priority_than_the_node(bundles, fusion, t
     """
     speech.decision_nice 10 (the default), emotion 3 (set), gesture 0: where each task decides carries them.
 
-    With ``decision_process`` on, speech and emotion decide in processes of their own: the processes run
-    at the nice values, the node's threads that hand them the windows at the node's. With it off (the
-    default), the node's decision thread of the task runs at its nice value.
+    With ``decision_process`` on (the node's default for speech and emotion), speech and emotion decide
+    in processes of their own: the processes run at the nice values, the node's threads that hand them
+    the windows at the node's. With it off, the node's decision thread of the task runs at its nice value.
     """
-    proc = fusion(params_of(bundles, **{'emotion.decision_nice': 3, 'speech.decision_process': True,
-                                        'emotion.decision_process': True}))
+    params = params_of(bundles, **{'emotion.decision_nice': 3})
+    del params['speech.decision_process'], params['emotion.decision_process']         # the node's default
+    proc = fusion(params)
     bring_up(tester)
     pid = proc.proc.pid
     base = os.getpriority(os.PRIO_PROCESS, pid)

@@ -106,9 +106,10 @@ def params_of(bundles, tasks=('gesture', 'speech', 'emotion'), **extra) -> dict:
     """
     Node parameters: the given tasks on the test bundles, every decision published, a reliable deep queue.
 
-    Every task decides in the node's process (``decision_process`` off, the default) unless ``extra``
-    says otherwise (a decision process loads its own copy of the model: seconds per node start);
-    test_ros_dds.py and test_ros_play.py run speech and emotion in processes of their own.
+    Every task decides in the node's process (``decision_process`` off; the node's default is on for
+    speech and emotion) unless ``extra`` says otherwise (a decision process is one more Python process
+    per task per node start); test_ros_dds.py and test_ros_play.py run speech and emotion in processes
+    of their own, test_ros_dds.py by the node's default.
     """
     params = {'tasks': list(tasks), 'qos_reliability': 'reliable', 'qos_depth': 1000, 'diagnostics_period_s': 0.5}
     for task in tasks:
@@ -723,7 +724,8 @@ def test_forget_voice_parameter_drops_the_adaptation_statistics(tester, distro):
     ns = f'/voice_{distro}'
     name = f'{ns}/fusion_node'
     node = _in_process_node(tester, ns, {'tasks': ['emotion'], 'emotion.bundle': str(H.MODELS / 'emotion'),
-                                         'voice_id': 'alice'}, humble=distro == 'humble')
+                                         'voice_id': 'alice', 'emotion.decision_process': False},   # stats here
+                            humble=distro == 'humble')
     try:
         assert tester.transition(name, 'configure')
         perception = node._perception
@@ -755,7 +757,8 @@ def test_configure_puts_the_loaded_models_beyond_the_garbage_collector(tester):
     import gc
     ns = '/gc_freeze'
     name = f'{ns}/fusion_node'
-    node = _in_process_node(tester, ns, {'tasks': ['emotion'], 'emotion.bundle': str(H.MODELS / 'emotion')})
+    node = _in_process_node(tester, ns, {'tasks': ['emotion'], 'emotion.bundle': str(H.MODELS / 'emotion'),
+                                         'emotion.decision_process': False})            # the model in this heap
     try:
         gc.unfreeze()
         assert tester.transition(name, 'configure')

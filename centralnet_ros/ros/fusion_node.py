@@ -52,8 +52,8 @@ A subscription callback only hands the message to :meth:`Perception.store` (conv
 buffer) and passes the decisions it made due to :class:`~centralnet_ros.runtime.worker.TaskWorkers`,
 one decision thread per task that runs the features and model and publishes; a slow model therefore
 never blocks or drops sensor messages, nor delays another task's decisions.  A task with
-``<task>.decision_process`` (off by default; meant for speech and emotion) runs its features and
-model in a process of its own (:mod:`centralnet_ros.runtime.decision_process`, started and loaded at configure,
+``<task>.decision_process`` (on by default for speech and emotion, off for gesture) runs its features
+and model in a process of its own (:mod:`centralnet_ros.runtime.decision_process`, started and loaded at configure,
 stopped and reaped at cleanup and shutdown, restarted if it dies), so their long decisions never
 hold this interpreter's lock while gesture decides; that process runs ``<task>.decision_nice``
 below the node's CPU priority.  A task decided in the node runs its decision thread at that nice

@@ -138,9 +138,10 @@ class TaskConfig:
     decision_process: bool = setting(False,
                                      doc="Run {task}'s features and model in a process of its own (at decision_nice), "
                                          "so that they never hold the node's interpreter lock while the other tasks "
-                                         'decide; same decisions, one more Python process (its own copy of the '
-                                         'model, a few hundred MB); a crashed one is restarted '
-                                         '(benchmarks/results/dds.md).')
+                                         'decide (the node: speech and emotion); same decisions, one more Python '
+                                         "process (on ONNX Runtime it runs the node's graph without torch: 140-160 MB "
+                                         'resident); a crashed one is restarted (benchmarks/results/dds.md, '
+                                         'decision_process_memory.md).')
     output: str = setting('events', choices=('events', 'decisions'),
                           doc='What {task} publishes: events (one per detected instance or accepted utterance) '
                               'or decisions (every decision above the threshold, for debugging).')
