@@ -826,6 +826,7 @@ def write_report(result: dict, out: Path) -> None:
              f'`{result["command"]}` ({result["date"]}; {m}; one thread per fine-tune, the 2 cores shared with '
              f"other jobs). Samples: the runtime's own model inputs at its decisions inside labelled segments "
              f'(`replay/samples.py`), {result["collect_s"]:.0f} s to replay every session.', '']
+    lines += [x for note in result.get('notes', []) for x in (note, '')]
     groups: dict[tuple, list] = {}
     if result['part'] == 'digits':
         lines += [f'New vocabulary (10 digits, mode new_labels) learnt from FSDD sessions of '
@@ -939,6 +940,8 @@ def main(argv=None) -> int:
     parser.add_argument('--merge', nargs='+', default=[], metavar='JSON',
                         help='also report (and, letters, choose among) the runs of these earlier result files')
     parser.add_argument('--out', default=None)
+    parser.add_argument('--note', action='append', default=[], metavar='TEXT',
+                        help='a paragraph for the report (e.g. how a choice was made, what was seen before it)')
     args = parser.parse_args(argv)
     if args.bundle and not args.bundle_label and args.part == 'digits':
         parser.error('digits with --bundle needs --bundle-label (the report tells its runs from the shipped ones)')
@@ -956,6 +959,8 @@ def main(argv=None) -> int:
 
     def report(result: dict) -> None:
         result['command'] = command
+        if args.note:
+            result['notes'] = list(args.note)
         if previous:                                       # the merged runs' own commands, in order
             result['earlier_commands'] = [c for prev in previous for c in prev.get('earlier_commands', []) +
                                           [prev['command']]]
