@@ -38,6 +38,7 @@ import sys
 import time
 
 from centralnet_ros.machine import command_line, machine_description, machine_line, write_results
+from centralnet_ros.ros.bench_dds import child_processes
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ('gesture', 'speech', 'emotion')
@@ -53,18 +54,6 @@ def _status(pid: int) -> dict[str, int]:
 
 def _maps_torch(pid: int) -> bool:
     return 'libtorch' in Path(f'/proc/{pid}/maps').read_text()
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path('/proc').glob('[0-9]*/stat'):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(')') + 2:].split()[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def measure_children(repeats: int) -> list[dict]:
@@ -122,7 +111,7 @@ def measure_node(repeats: int, timeout_s: float = 300.0) -> list[dict]:
                                            + log.read_text(errors='replace')[-3000:])
                     time.sleep(0.05)
                 start_s = time.monotonic() - t0
-                children = [_status(pid) for pid in _children(node.pid)]
+                children = [_status(pid) for pid in child_processes(node.pid)]
                 row = {'decision_processes': processes, 'repeat': k, 'start_to_configured_s': round(start_s, 2),
                        'node': _status(node.pid), 'children': children,
                        'total_rss_mb': round(_status(node.pid)['VmRSS'] + sum(c['VmRSS'] for c in children), 1)}
