@@ -3,8 +3,8 @@ Every parameter and topic of ``fusion_node`` and ``microphone_node``: the one so
 
 rclpy-free.  ``ros/`` turns :data:`PARAMETERS` into ``declare_parameter`` calls
 (with descriptors, ranges and read-only flags); ``config/fusion.yaml`` is
-rendered from it (:func:`render_params_yaml`); the README's parameter and
-topic tables are rendered from it (:func:`render_parameter_table`,
+rendered from it (:func:`render_params_yaml`); the parameter and topic
+tables of docs/ros_interface.md are rendered from it (:func:`render_parameter_table`,
 :func:`render_topic_table`); the tests check config files against it
 (:func:`validate_params_file`) without ROS installed.
 
@@ -672,7 +672,7 @@ def _md(text: str) -> str:
 
 
 def render_parameter_table(node: str) -> str:
-    """Markdown table of ``node``'s parameters (for the README)."""
+    """Markdown table of ``node``'s parameters (for docs/ros_interface.md)."""
     rows = ['| parameter | type | default | allowed | run time | description |',
             '|---|---|---|---|---|---|']
     for s in node_parameters(node):
@@ -704,7 +704,7 @@ def render_own_messages() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the README tables, or write the params file (``--write-config PATH``)."""
+    """Print the tables of docs/ros_interface.md, or write the params file (``--write-config PATH``)."""
     import argparse
 
     from centralnet_ros.config import atomic_write_text
