@@ -430,6 +430,16 @@ def probe(args) -> dict:
             'rows': rows}
 
 
+def _control(key) -> bool:
+    """Whether a digits group is a control: random weights, or a start that is no shipped bundle.
+
+    ``--bundle-label`` names the start; a label beginning ``models/`` is a shipped bundle (e.g.
+    ``models/speech_base``), so its runs compete with the default start's.
+    """
+    scratch, other = key[7], key[8]
+    return bool(scratch) or bool(other and not str(other).startswith('models/'))
+
+
 def _bundle_name(base) -> str:
     """``models/NAME`` for a shipped bundle, else the folder's name, with its weights' sha256 prefix."""
     return f'{Path(base.path).name} ({base.manifest.weights_sha256[:12]})'
@@ -855,11 +865,11 @@ def write_report(result: dict, out: Path) -> None:
                               []).append(r)
         best = {}              # per number of examples and validation (own clips or a held-out speaker): the best
         most = {}              # on validation among the variants run over the most seeds
-        for key, rs in groups.items():   # controls (key[7]: random weights, key[8]: another bundle) are no choice
-            if not (key[7] or key[8]):
+        for key, rs in groups.items():   # controls (random weights, a bundle that is not shipped) are no choice
+            if not _control(key):
                 most[key[0], key[9]] = max(most.get((key[0], key[9]), 0), len(rs))
         for key, rs in groups.items():
-            if key[7] or key[8] or len(rs) < most[key[0], key[9]]:
+            if _control(key) or len(rs) < most[key[0], key[9]]:
                 continue
             v = float(np.mean([r['val_accuracy'] for r in rs]))
             if (key[0], key[9]) not in best or v > best[key[0], key[9]][0]:
@@ -871,12 +881,13 @@ def write_report(result: dict, out: Path) -> None:
             per = ', '.join(f'{s} {_mean_std([r["per_test_speaker"][s] for r in rs])}'
                             for s in result['test_speakers'])
             mark = '**' if best.get((n, held_out), (0, None))[1] == key and sum(
-                (k[0], k[9]) == (n, held_out) and not (k[7] or k[8]) for k in groups) > 1 else ''
+                (k[0], k[9]) == (n, held_out) and not _control(k) for k in groups) > 1 else ''
             lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
                          f'{" from random weights (control: not the bundle)" if scratch else ""}'
-                         f'{f" from {other} (control: not the shipped bundle)" if other else ""}'
+                         f'{f" from {other}" if other else ""}'
+                         f'{" (control: not a shipped bundle)" if other and _control(key) else ""}'
                          f'{f"; {held_out} held out for validation (its clips 0-44)" if held_out else ""}'
                          f'{f" (after {warm} epochs of heads alone)" if warm else ""}'
                          f'{f", lr {lr:g}" if lr != 1e-3 else ""}'

@@ -162,7 +162,13 @@ def test_engine_cuda_fp16(tmp_path):
     np.testing.assert_allclose(d.probabilities, ref.probabilities, atol=2e-2)
 
 
-@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+def shipped_bundles() -> list[str]:
+    """Every bundle folder under models/ (the three task bundles, gesture2d, speech_base)."""
+    from centralnet_ros import paths
+    return sorted(p.name for p in paths.models_dir().iterdir() if (p / 'manifest.yaml').is_file())
+
+
+@pytest.mark.parametrize('task', shipped_bundles())
 def test_shipped_manifest_states_the_terms_of_its_training_data(task):
     from centralnet_ros import paths
     from centralnet_ros.bundle.io import read_manifest
@@ -174,7 +180,7 @@ def test_shipped_manifest_states_the_terms_of_its_training_data(task):
         'data_terms drifted from the dataset registry (centralnet_ros/data/registry.py)'
 
 
-@pytest.mark.parametrize('task', ['gesture', 'speech', 'emotion'])
+@pytest.mark.parametrize('task', shipped_bundles())
 def test_shipped_manifest_holds_every_pipeline_parameter(task):
     """The file itself (not only what loading makes of it) is format 2 with every parameter resolved."""
     from centralnet_ros import paths

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 SPEECH = paths.models_dir() / 'speech'
+BASE = paths.models_dir() / 'speech_base'         # the start for new vocabularies (no not_a_letter class)
 pytestmark = pytest.mark.needs_data('fsdd')
 DIGITS = (0, 1, 2)
 SESSIONS = {'george': ('george', range(5, 13)), 'jackson': ('jackson', range(5, 13)),
@@ -72,23 +73,32 @@ def test_samples_are_what_the_runtime_feeds_the_model(sessions):
     assert [(s.stamp_ns, s.label) for s in topic.samples] == [(s.stamp_ns, s.label) for s in from_file.samples]
 
 
+def test_speech_base_is_the_speech_bundle_without_its_rejection_class():
+    """models/speech_base hears what models/speech hears (same inputs, same pipelines) and knows only the letters."""
+    from centralnet_ros.bundle.io import read_manifest
+    speech, base = read_manifest(SPEECH), read_manifest(BASE)
+    assert base.task == speech.task == 'speech'
+    assert base.labels == [x for x in speech.labels if x not in speech.decision.get('reject_labels', [])]
+    assert 'not_a_letter' in speech.labels and 'not_a_letter' not in base.labels and len(base.labels) == 26
+    assert base.modalities == speech.modalities, "a fine-tune from the base must see the robot's speech inputs"
+    assert base.model.modalities == speech.model.modalities
+
+
 def test_finetune_learns_a_new_vocabulary_from_bags(sessions, tmp_path):
-    """`centralnet finetune --mode new_labels`: digits from two speakers, checked on a third never heard."""
+    """`centralnet finetune --mode new_labels` from the base: digits from two speakers, checked on a third."""
     from centralnet_ros.cli import main
     from centralnet_ros.replay.cli import run_replay
     order = ['george', 'jackson', 'nicolas', 'theo']                 # theo: held out; nicolas: validation
     out = tmp_path / 'digits'
-    rc = main(['finetune', '--bundle', str(SPEECH), '--bags', *[str(sessions[s].path) for s in order],
+    rc = main(['finetune', '--bundle', 'speech_base', '--bags', *[str(sessions[s].path) for s in order],
                '--labels', *[str(sessions[s].labels) for s in order], '--mode', 'new_labels',
                '--epochs', '30', '--patience', '10', '--out', str(out), '--no-progress',
-               # 48 samples cannot re-estimate BatchNorm: since the shipped speech bundle learned to
-               # call digits not_a_letter, re-estimating it leaves the held-out speaker at 50 %
-               '--keep-batch-norm'])
+               '--keep-batch-norm'])          # 48 samples are too few to re-estimate BatchNorm statistics
     assert rc == 0
     bundle = load_bundle(out)
     m = bundle.manifest
     assert m.labels == ['0', '1', '2'] and m.model.num_classes == 3
-    assert m.training['base_bundle_sha256'] == bundle_sha256(SPEECH)
+    assert m.training['base_bundle_sha256'] == bundle_sha256(BASE)
     assert m.training['mode'] == 'new_labels' and m.training['frozen_modalities'] == ['lip_video']
     assert [s['session'] for s in m.training['sessions']['train']] == ['george', 'jackson']
     assert [s['session'] for s in m.training['sessions']['test']] == ['theo']
@@ -102,7 +112,7 @@ def test_finetune_learns_a_new_vocabulary_from_bags(sessions, tmp_path):
     after = m.metrics['heldout_accuracy_after']
     assert after >= 0.7, f'held-out speaker accuracy {after} (chance 0.33)'
     # the lip branch was not touched (absent in every sample)
-    base = load_bundle(SPEECH).model.state_dict()
+    base = load_bundle(BASE).model.state_dict()
     new = bundle.model.state_dict()
     lips = [k for k in base if k.startswith('encoders.lip_video.') and k in new and new[k].shape == base[k].shape]
     assert lips and all(np.array_equal(base[k].numpy(), new[k].numpy()) for k in lips)

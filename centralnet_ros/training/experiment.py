@@ -39,6 +39,9 @@ class BundleSpec:
     modalities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     label_map: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: str = ''
+    # the manifest's decision section as far as training knows it (mode, required_modalities, ...;
+    # runtime.events.EventConfig); calibrated thresholds are written by their benchmarks afterwards
+    decision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -114,7 +114,8 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
                   **(_lda_record(cfg.train) if cfg.train.solver == 'shrinkage_lda' else {}),
                   'command': command, 'date': _dt.date.today().isoformat(),
                   'machine': f'{machine.get("cpu_model", machine["processor"])} x{machine["cpu_count"]}'},
-        label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities))
+        label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities),
+        decision=dict(cfg.bundle.decision))
     save_bundle(out, model, manifest)
     return (f'{cfg.bundle.task}: {method} test {cfg.train.metric} {result.test_metric * 100:.2f} % '
             f'(val {result.val_metric * 100:.2f} %, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
