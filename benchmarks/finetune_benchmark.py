@@ -61,6 +61,7 @@ import sys
 import time
 
 from centralnet_ros import paths
+from centralnet_ros.replay.second_take import perturb_utterance, room_noise, TakeRanges
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -76,10 +77,11 @@ PERTURBED_SPEEDS = ((120, 170), (170, 230))   # perturbed sessions: every letter
 PERTURBED_PITCH = (20, 80)                    # espeak-ng -p (default 50)
 NOISE_RMS = {'quiet': 0.004, 'noisy': 0.012}  # pink room noise: plain sessions quiet, perturbed ones noisy
 # digits, --perturbed: a second take of every training clip (speed, gain, onset drawn per clip) in a noisy room
-DIGIT_SPEED = (0.9, 1.1)                      # playback speed factor (tempo and pitch together, as a tape)
-DIGIT_GAIN_DB = (-6.0, 6.0)
-DIGIT_ONSET_S = (0.0, 0.15)                   # silence before the clip: the voice detector's window shifts
-DIGIT_NOISE_RMS = 0.008
+# (the library's second take, `centralnet finetune --second-take`: speed x0.9-1.1, gain -6..+6 dB, onset 0-150 ms,
+# pink room noise RMS 0.008)
+DIGIT_TAKE = TakeRanges()
+DIGIT_SPEED, DIGIT_GAIN_DB, DIGIT_ONSET_S = DIGIT_TAKE.speed, DIGIT_TAKE.gain_db, DIGIT_TAKE.onset_s
+DIGIT_NOISE_RMS = DIGIT_TAKE.noise_rms
 # letters: the settings compared on the validation voices (name, adaptation conditions, lr, augment, frozen)
 BOTH = ('plain', 'perturbed')
 LETTER_SETTINGS = [
@@ -174,7 +176,8 @@ def _digit_sessions(args, base) -> tuple[dict, float]:
 
         def make():
             rng = np.random.default_rng([TRAIN_SPEAKERS.index(speaker), 7])
-            return [Utterance(u.label, _perturb(u.audio, u.sample_rate, rng), u.sample_rate) for u in plain()]
+            return [Utterance(u.label, perturb_utterance(u.audio, u.sample_rate, rng, DIGIT_TAKE), u.sample_rate)
+                    for u in plain()]
         return make
 
     samples = {}
@@ -185,8 +188,8 @@ def _digit_sessions(args, base) -> tuple[dict, float]:
             samples[(spk, split)] = _collect(bag, labels, cfg, base, work / f'{spk}_{split}.npz')
         if getattr(args, 'perturbed', False):             # a second take of every training clip, in a noisy room
             name = f'{spk}_train_perturbed'
-            noise = _room_noise(16000 * 30, np.random.default_rng([TRAIN_SPEAKERS.index(spk), 8]),
-                                rms=DIGIT_NOISE_RMS)
+            noise = room_noise(16000 * 30, np.random.default_rng([TRAIN_SPEAKERS.index(spk), 8]),
+                               rms=DIGIT_NOISE_RMS)
             bag, labels = _session(work, name, perturbed(spk, range(0, 40)), gap_s=0.8, noise=noise)
             samples[(spk, 'perturbed')] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
     for spk in TEST_SPEAKERS:
@@ -431,7 +434,8 @@ def probe(args) -> dict:
 
 
 def _control(key) -> bool:
-    """Whether a digits group is a control: random weights, or a start that is no shipped bundle.
+    """
+    Whether a digits group is a control: random weights, or a start that is no shipped bundle.
 
     ``--bundle-label`` names the start; a label beginning ``models/`` is a shipped bundle (e.g.
     ``models/speech_base``), so its runs compete with the default start's.
@@ -448,26 +452,6 @@ def _bundle_name(base) -> str:
 def _load() -> float:
     import os
     return round(os.getloadavg()[0], 2)
-
-
-def _perturb(x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """``x`` at a drawn speed (resampled, played at the same rate), gain and onset (leading silence)."""
-    from centralnet_ros.features.audio import resample_audio
-    speed = rng.uniform(*DIGIT_SPEED)
-    y = resample_audio(x, orig_sample_rate=sample_rate, new_sample_rate=int(round(sample_rate / speed)))
-    y = np.clip(y * 10 ** (rng.uniform(*DIGIT_GAIN_DB) / 20), -1.0, 1.0)
-    onset = np.zeros(int(round(rng.uniform(*DIGIT_ONSET_S) * sample_rate)), np.float32)
-    return np.concatenate([onset, y]).astype(np.float32)
-
-
-def _room_noise(n: int, rng: np.random.Generator, rms: float) -> np.ndarray:
-    """Pink (1/f) noise with the given RMS: the hum of a room."""
-    white = rng.standard_normal(n)
-    spectrum = np.fft.rfft(white)
-    f = np.arange(len(spectrum), dtype=np.float64)
-    f[0] = 1.0
-    pink = np.fft.irfft(spectrum / np.sqrt(f), n)
-    return (pink / pink.std() * rms).astype(np.float32)
 
 
 def _letter_session(voice: str, lips: list, k: int, *, speeds, pitch_range=None, seed=0):
@@ -538,7 +522,7 @@ def letters(args) -> dict:
             make = _letter_session(voice, lips[pool], j + 3, speeds=PERTURBED_SPEEDS, pitch_range=PERTURBED_PITCH,
                                    seed=j)
             rms = NOISE_RMS['noisy']
-        noise = _room_noise(16000 * 30, np.random.default_rng([k, j, cond == 'perturbed']), rms=rms)
+        noise = room_noise(16000 * 30, np.random.default_rng([k, j, cond == 'perturbed']), rms=rms)
         bag, labels = _session(work, name, make, gap_s=0.8, noise=noise)
         sessions[(group, voice, cond)] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
     collect_s = time.perf_counter() - t0

@@ -6,7 +6,7 @@
     centralnet finetune --bundle models/speech --bags s1 s2 s3 s4 [--labels l1.eaf l2.eaf l3.eaf l4.eaf]
                         [--mode whole|head|new_labels] [--freeze-encoders] [--val-bags s3] [--test-bags s4]
                         [--keep-batch-norm] [--rehearse [TIMES]] [--l2-sp WEIGHT] [--interpolate ALPHA]
-                        [--freeze-modality lip_video] [--augment mfcc_masking]
+                        [--freeze-modality lip_video] [--augment mfcc_masking] [--second-take]
                         [--config config/fusion.yaml] [--out my_speech] [--epochs 40] [--seed 0]
 
 Each bag is one recording session. The samples are the runtime's own model inputs
@@ -18,7 +18,9 @@ like the node (``--config``: its params file; default: the node's defaults).
 
 Sessions are split, never samples: ``--test-bags`` are held out for the before/after
 figures (default: the last bag), ``--val-bags`` drive early stopping (default: the
-bag before it), the rest train. Writes a new bundle (``--out``) whose manifest records
+bag before it), the rest train. ``--second-take`` adds, for every training bag, a second
+perturbed take of its labelled utterances (:mod:`centralnet_ros.replay.second_take`),
+played through the runtime like the bag itself. Writes a new bundle (``--out``) whose manifest records
 the base bundle and its sha256, the bags and labels used, the mode, and the held-out
 accuracy before and after.
 """
@@ -33,7 +35,7 @@ import time
 from typing import Any, Sequence
 
 __all__ = ['add_arguments', 'run', 'FinetuneSetupError', 'split_sessions', 'finetuned_manifest', 'augmentation',
-           'session_record']
+           'session_record', 'second_takes']
 
 
 class FinetuneSetupError(ValueError):
@@ -72,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--augment', action='append', default=[], metavar='NAME',
                         help='training-time augmentation of every batch (repeatable): mfcc_masking (SpecAugment-'
                              'like time and coefficient masks), lip_video (brightness, contrast, crop)')
+    parser.add_argument('--second-take', action='store_true',
+                        help='also train on a second, perturbed take of every training bag (never the validation '
+                             'or test bags): each labelled segment of the task cut from its audio, played at a '
+                             'speed of x0.9-1.1, a gain of -6..+6 dB and 0-150 ms later, in pink room noise, '
+                             'written as a new session bag (audio only) and replayed through the runtime; the '
+                             'recipe chosen for new words from speech_base (benchmarks/results/'
+                             'finetune_digits_base.md)')
     parser.add_argument('--val-bags', nargs='+', default=None, metavar='BAG',
                         help='validation sessions (early stopping); default: the bag before the test bag')
     parser.add_argument('--test-bags', nargs='+', default=None, metavar='BAG',
@@ -147,8 +156,14 @@ def split_sessions(bags: Sequence[Path], val: Sequence[str] | None, test: Sequen
 
 
 def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: dict[str, list[dict]],
-                       cfg: Any, command: str, augment: Sequence[str] = (), cpu_time_s: float | None = None) -> Any:
-    """Return the new bundle's manifest: the base's pipelines, the new labels and model, and where it came from."""
+                       cfg: Any, command: str, augment: Sequence[str] = (), cpu_time_s: float | None = None,
+                       second_take: dict | None = None) -> Any:
+    """
+    Return the new bundle's manifest: the base's pipelines, the new labels and model, and where it came from.
+
+    ``second_take``: what ``--second-take`` added (its ranges, sessions and samples), recorded
+    in ``training.second_take`` (None: not used).
+    """
     import dataclasses
 
     from centralnet_ros.machine import machine_line
@@ -172,7 +187,8 @@ def finetuned_manifest(base: Any, result: Any, *, base_sha256: str, sessions: di
                 'rehearsal_val_samples': result.counts.get('rehearsal_val', 0), 'l2_sp': cfg.l2_sp,
                 'interpolation': cfg.interpolation, 'head_warmup_epochs': cfg.head_warmup_epochs,
                 'frozen_modalities': [x for x in m.model.modalities if x not in result.modalities],
-                'sessions': sessions, 'seed': cfg.seed, 'epochs_run': result.train.epochs_run,
+                'sessions': sessions, 'second_take': second_take, 'seed': cfg.seed,
+                'epochs_run': result.train.epochs_run,
                 'best_epoch': result.train.best_epoch, 'wall_time_s': round(result.train.wall_time_s, 2),
                 'cpu_time_s': None if cpu_time_s is None else round(cpu_time_s, 2),
                 'train': dataclasses.asdict(cfg.train), 'command': command,
@@ -250,6 +266,42 @@ def session_record(bag: Path, collected: Any, label_spec: str | None) -> dict:
     return record
 
 
+def second_takes(train_bags: Sequence[Path], labels_of: dict, task: str, cfg: Any, base: Any, *, seed: int,
+                 topic: str | None = None, ranges: Any = None, progress: bool = False) -> tuple[list, dict]:
+    """
+    Return ``(samples, manifest record)`` of a second take of every training bag (``--second-take``).
+
+    Each take (:func:`~centralnet_ros.replay.second_take.second_take_bag`, seeded with
+    ``(seed, index of the bag)``) is written into a temporary folder, replayed through
+    the runtime (:func:`~centralnet_ros.replay.samples.collect_samples`), then removed.
+    Raises :class:`~centralnet_ros.replay.second_take.SecondTakeError` naming a bag with
+    no audio or no labelled segment of ``task``.
+    """
+    import dataclasses
+    import tempfile
+
+    from .replay.samples import collect_samples
+    from .replay.second_take import second_take_bag, TakeRanges
+    ranges = ranges or TakeRanges()
+    out, records = [], []
+    with tempfile.TemporaryDirectory(prefix='centralnet-second-take-') as work:
+        for i, bag in enumerate(train_bags):
+            take, take_labels = second_take_bag(bag, [labels_of[bag]] if bag in labels_of else None, work, task,
+                                                ranges, seed=(seed, i), topic=topic)
+            got = collect_samples(take, cfg, task, labels=[take_labels], bundle=base, progress=progress)
+            print(f'{bag.name} (second take): {len(got.samples)} samples from {got.decisions} decisions '
+                  f'({got.segments} labelled segments, {got.segments_without_decision} without a decision)')
+            out += got.samples
+            records.append({'of_session': bag.name, 'segments': got.segments, 'samples': len(got.samples),
+                            'seed': [seed, i]})
+    record = {'used': True, 'ranges': {k: list(v) if isinstance(v, tuple) else v
+                                       for k, v in dataclasses.asdict(ranges).items()},
+              'samples': len(out), 'sessions': records,
+              'how': 'every labelled segment of each training bag cut from its audio (0.15 s margins), perturbed '
+                     '(speed, gain, onset drawn per segment), in pink room noise, replayed through the runtime'}
+    return out, record
+
+
 def augmentation(names: Sequence[str]) -> Any:
     """Return the trainer's ``augment`` hook applying the named augmentations in turn (None for none)."""
     from centralnet_ros.training.speech import AUGMENTATIONS, make_augmentation
@@ -313,6 +365,18 @@ def run(args: argparse.Namespace) -> int:
         def samples(bs):
             return [x for b in bs for x in sets[b].samples]
 
+        takes, take_record = [], None
+        if args.second_take:
+            takes, take_record = second_takes(train_b, labels_of, task, cfg, base, seed=ft.seed,
+                                              topic=_pairs(args.topic, '--topic').get('audio'),
+                                              progress=not args.no_progress)
+            plain = {m for x in samples(train_b) for m in x.inputs}
+            lacking = sorted(plain - {m for x in takes for m in x.inputs})
+            if lacking:
+                print(f'  note: --second-take: the second takes are audio only and lack {", ".join(lacking)}, '
+                      f'which the training sessions carry; a fine-tune keeps only samples with every trained '
+                      f'modality, so their samples are left out', file=sys.stderr)
+
         rehearsal = rehearsal_val = None
         if args.rehearse:
             if args.rehearse < 0:
@@ -320,7 +384,8 @@ def run(args: argparse.Namespace) -> int:
             rehearsal = rehearsal_split(base, samples(train_b), args.data_root, times=args.rehearse)
             rehearsal_val = rehearsal_split(base, samples(train_b), args.data_root, split='val')
         cpu0 = time.process_time()
-        result = finetune(base.model, base.manifest.labels, samples(train_b), samples(val_b), samples(test_b), ft,
+        result = finetune(base.model, base.manifest.labels, samples(train_b) + takes, samples(val_b),
+                          samples(test_b), ft,
                           rehearsal=rehearsal, rehearsal_val=rehearsal_val, augment=augmentation(args.augment))
         cpu_s = time.process_time() - cpu0
     except (FinetuneSetupError, ReplaySetupError, LabelFileError, BagReadError, ValueError, OSError) as exc:
@@ -329,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     sessions = {split: [session_record(b, sets[b], labels_of.get(b)) for b in bs]
                 for split, bs in (('train', train_b), ('val', val_b), ('test', test_b))}
     manifest = finetuned_manifest(base, result, base_sha256=bundle_sha256(base.path), sessions=sessions, cfg=ft,
-                                  command=command, augment=args.augment, cpu_time_s=cpu_s)
+                                  command=command, augment=args.augment, cpu_time_s=cpu_s, second_take=take_record)
     out = Path(args.out) if args.out else Path.cwd() / f'{base.path.name}-finetuned'
     save_bundle(out, result.model, manifest)
 

@@ -6,6 +6,7 @@ session), written with :func:`~centralnet_ros.replay.session_bag.write_session_b
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from centralnet_ros import paths
@@ -364,3 +365,119 @@ def test_freeze_encoder_levels_keeps_the_first_levels_fixed():
         adapt_model(base, FinetuneConfig(mode='new_labels', freeze_encoder_levels=5), num_classes=10)
     with pytest.raises(ValueError, match='freeze_encoder_levels must be >= 0'):
         FinetuneConfig(freeze_encoder_levels=-1)
+
+
+def _take_segments(labels) -> list[dict]:
+    import yaml
+    return yaml.safe_load(Path(labels).read_text())['segments']
+
+
+def test_second_take_says_every_labelled_segment_again(sessions, tmp_path):
+    """One perturbed utterance per labelled segment, same labels in order, each cut perturbed as the library does."""
+    from centralnet_ros.replay.export_media import read_audio
+    from centralnet_ros.replay.second_take import (GAP_S, MARGIN_S, perturb_utterance, second_take_bag,
+                                                   SecondTakeError, TakeRanges)
+    from centralnet_ros.replay.session_bag import T0_NS
+    src = sessions['george']
+    bag, labels = second_take_bag(src.path, [src.labels], tmp_path / 'noisy', 'speech', seed=3)
+    assert bag.name == 'george_second_take' and labels.is_file()
+    got = _take_segments(labels)
+    assert [s['label'] for s in got] == [s['label'] for s in src.segments]
+    source = read_audio(src.path)
+    take = read_audio(bag)
+    rate = take.sample_rate
+    assert rate == source.sample_rate == 16000
+    ranges = TakeRanges()
+    for s, t in zip(src.segments, got):            # each cut: the segment and its margins, at speed 0.9-1.1, onset
+        cut = (s['end_s'] - s['start_s']) + 2 * MARGIN_S
+        length = t['end_s'] - t['start_s'] - 0.6   # the session writer's tail after each utterance
+        assert cut / ranges.speed[1] - 0.01 <= length <= cut / ranges.speed[0] + ranges.onset_s[1] + 0.01
+    assert take.samples.shape[0] / rate == pytest.approx(got[-1]['end_s'] - 0.6 + GAP_S, abs=0.03)
+    # without room noise the take is, to 16-bit rounding, the library's perturbation of each cut, in order
+    quiet, quiet_labels = second_take_bag(src.path, [src.labels], tmp_path / 'quiet', 'speech',
+                                          dataclasses.replace(ranges, noise_rms=0.0), seed=3)
+    quiet_audio = read_audio(quiet).samples[:, 0]
+    wave = source.samples[:, 0]
+    rng = np.random.default_rng([3, 7])
+    offset = (source.start_ns - T0_NS) / 1e9                      # the writer's segment times are from T0
+    for s, t in zip(src.segments, _take_segments(quiet_labels)):
+        i = max(0, int(round((s['start_s'] - offset) * rate)) - int(round(MARGIN_S * rate)))
+        j = min(wave.size, int(round((s['end_s'] - offset) * rate)) + int(round(MARGIN_S * rate)))
+        cut = wave[i:j]
+        expected = perturb_utterance(cut, rate, rng, ranges)
+        k = int(round((t['start_s'] - offset) * rate))
+        said = quiet_audio[k:k + expected.size]
+        np.testing.assert_allclose(said, expected, atol=2 / 32768)
+        n = min(cut.size, expected.size)
+        assert not np.allclose(said[:n], cut[:n], atol=1e-3)     # perturbed: not the source
+    # and the noisy take differs from the quiet one by room noise of the declared RMS
+    assert np.std(take.samples[:quiet_audio.size, 0] - quiet_audio) == pytest.approx(ranges.noise_rms, rel=0.25)
+    # labels from the bag's topics give the same take as its label file
+    nic = sessions['nicolas']
+    _, from_topics = second_take_bag(nic.path, None, tmp_path / 'topics', 'speech', seed=1)
+    _, from_file = second_take_bag(nic.path, [nic.labels], tmp_path / 'file', 'speech', seed=1)
+    assert _take_segments(from_topics) == _take_segments(from_file)
+    # clear errors naming the bag: no segment of the task, no audio
+    with pytest.raises(SecondTakeError, match=r'george.*no labelled segment of task .gesture.'):
+        second_take_bag(src.path, [src.labels], tmp_path / 'x', 'gesture')
+    from centralnet_ros.replay import msgdefs as D
+    factory = D.typestore_factory()
+    mute = D.write_bag(tmp_path / 'mute', [('/labels/speech', 'std_msgs/msg/String', T0_NS,
+                                            factory('std_msgs/msg/String', data='1'))])
+    with pytest.raises(SecondTakeError, match=r'mute.*no audio topic'):
+        second_take_bag(mute, None, tmp_path / 'x', 'speech')
+
+
+def test_the_benchmarks_second_takes_are_the_librarys():
+    """benchmarks/finetune_benchmark.py digits --perturbed draws its takes with the library's functions and ranges."""
+    import importlib.util
+    from centralnet_ros.replay import second_take as st
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'finetune_benchmark.py'
+    spec = importlib.util.spec_from_file_location('finetune_benchmark', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.DIGIT_TAKE == st.TakeRanges()
+    assert (bench.DIGIT_SPEED, bench.DIGIT_GAIN_DB, bench.DIGIT_ONSET_S, bench.DIGIT_NOISE_RMS) == (
+        (0.9, 1.1), (-6.0, 6.0), (0.0, 0.15), 0.008)             # the values finetune_digits_base.md was run with
+    assert bench.perturb_utterance is st.perturb_utterance and bench.room_noise is st.room_noise
+    x = np.sin(np.arange(8000) * 0.05).astype(np.float32) * 0.3
+    lib, ben = np.random.default_rng([2, 7]), np.random.default_rng([2, 7])   # three clips in turn, one rng
+    a = [st.perturb_utterance(x, 8000, lib) for _ in range(3)]
+    b = [bench.perturb_utterance(x, 8000, ben, bench.DIGIT_TAKE) for _ in range(3)]
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert np.array_equal(st.room_noise(4000, np.random.default_rng([2, 8]), 0.008),
+                          bench.room_noise(4000, np.random.default_rng([2, 8]), rms=bench.DIGIT_NOISE_RMS))
+
+
+def test_finetune_second_take_adds_training_samples_only(sessions, tmp_path, capsys):
+    """`--second-take`: a second take of each training bag joins training; validation and test are untouched."""
+    from centralnet_ros.cli import main
+    order = ['george', 'nicolas', 'theo']
+    out = tmp_path / 'digits'
+    rc = main(['finetune', '--bundle', 'speech_base', '--bags', *[str(sessions[s].path) for s in order],
+               '--labels', *[str(sessions[s].labels) for s in order], '--mode', 'new_labels', '--epochs', '2',
+               '--out', str(out), '--no-progress', '--keep-batch-norm', '--second-take'])
+    assert rc == 0, capsys.readouterr().err
+    assert 'george (second take):' in capsys.readouterr().out
+    m = load_bundle(out).manifest
+    sessions_of = m.training['sessions']
+    take = m.training['second_take']
+    assert take['used'] and take['ranges'] == {'speed': [0.9, 1.1], 'gain_db': [-6.0, 6.0], 'onset_s': [0.0, 0.15],
+                                               'noise_rms': 0.008}
+    assert [s['of_session'] for s in take['sessions']] == ['george']          # training bags only
+    assert take['sessions'][0]['segments'] == len(sessions['george'].segments)
+    george = sessions_of['train'][0]['samples']
+    assert take['samples'] >= 0.8 * george
+    counts = m.evaluation['samples']
+    assert counts['train'] == george + take['samples']
+    assert counts['val'] == sessions_of['val'][0]['samples'] and counts['test'] == sessions_of['test'][0]['samples']
+    assert not list(tmp_path.glob('**/*second_take*'))                       # the work folder is gone
+    # a training bag whose labels hold no segment of the task is named, and nothing is written
+    other = tmp_path / 'george.gesture.yaml'
+    other.write_text(sessions['george'].labels.read_text().replace('task: speech', 'task: gesture'))
+    rc = main(['finetune', '--bundle', 'speech_base', '--bags', *[str(sessions[s].path) for s in order],
+               '--labels', str(other), *[str(sessions[s].labels) for s in order[1:]], '--mode', 'new_labels',
+               '--out', str(tmp_path / 'x'), '--no-progress', '--second-take'])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'second take of' in err and 'george' in err and "no labelled segment of task 'speech'" in err
+    assert not (tmp_path / 'x').exists()

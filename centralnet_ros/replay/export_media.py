@@ -29,6 +29,7 @@ the millisecond it stores; audio: to the sample).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 from pathlib import Path
 import re
@@ -38,7 +39,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-__all__ = ['add_arguments', 'run', 'export_media', 'write_eaf', 'ExportError']
+__all__ = ['add_arguments', 'run', 'export_media', 'write_eaf', 'ExportError', 'BagAudio', 'read_audio']
 
 _NS = 1_000_000_000
 _MS = 1_000_000
@@ -171,34 +172,9 @@ def _write_video(path: Path, frames: list[tuple[int, np.ndarray]], *, t0_ns: int
     return {'frames': n, 'fps': float(fps), 'size': [w, h], 'images': len(frames)}
 
 
-def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('gesture', 'speech', 'emotion'),
-                 labels: Sequence[str] | None = None, fps: float | None = None, label_prefix: str = '/labels/',
-                 progress: bool = False) -> dict:
-    """
-    Export ``bag`` into ``out`` (see the module docstring); returns the ``media.yaml`` content.
-
-    Raises :class:`ExportError` when the bag has no audio or image topic, or an audio
-    topic has no AudioInfo to say its format.
-    """
-    import yaml
-
-    from centralnet_ros import messages as M
-    from centralnet_ros.config import atomic_write_text
-    from .label_import import load_labels
-    from .labels import LABEL_TYPES, LabelTopicCollector
-    from .msgdefs import normalize_msgtype, read_bag
-    from .topics import bag_info
-    bag = Path(bag)
-    out = Path(out)
-    info = bag_info(bag)
-    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
-    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
-    images = sorted(t for t, mt in types.items() if mt in IMAGE_TYPES)
+def _needs_info(bag: Path, types: dict[str, str], audio: Sequence[str]) -> dict[str, str]:
+    """Return ``AudioDataStamped topic -> its AudioInfo topic``; raises :class:`ExportError` for one without."""
     infos = sorted(t for t, mt in types.items() if mt == AUDIO_INFO)
-    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
-    if not audio and not images:
-        raise ExportError(f'{bag}: no audio ({", ".join(AUDIO_TYPES)}) or image ({", ".join(IMAGE_TYPES)}) topic; '
-                          f'topics: {", ".join(sorted(types)) or "none"}')
 
     def info_topic(topic: str) -> str | None:
         for cand in (f'{topic}_info', f'{topic.rsplit("/", 1)[0]}/audio_info', '/audio_info'):
@@ -211,14 +187,21 @@ def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('g
         if i is None:
             raise ExportError(f'{bag}: audio topic {t} has no AudioInfo topic ({t}_info or /audio_info) saying '
                               f'its sample format and rate')
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = info.start_ns
+    return needs_info
+
+
+def _read_streams(bag: Path, types: dict[str, str], audio: Sequence[str], images: Sequence[str],
+                  needs_info: dict[str, str], label_topics: Sequence[str], label_prefix: str):
+    """Read the bag once: ``(audio chunks per topic, frames per topic, label collector, notes)``."""
+    from centralnet_ros import messages as M
+    from .labels import LabelTopicCollector
+    from .msgdefs import read_bag
     chunks: dict[str, list] = {t: [] for t in audio}
     frames: dict[str, list] = {t: [] for t in images}
     last_info: dict[str, Any] = {}
     collector = LabelTopicCollector(label_prefix)
     notes: list[str] = []
-    wanted = audio + images + sorted({i for i in needs_info.values() if i}) + label_topics
+    wanted = list(audio) + list(images) + sorted({i for i in needs_info.values() if i}) + list(label_topics)
     for item in read_bag(bag, topics=wanted):
         mt = types[item.topic]
         try:
@@ -239,32 +222,120 @@ def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('g
                 collector.add(item.topic, mt, item.log_time_ns, item.message)
         except M.MalformedMessage as exc:
             notes.append(f'{item.topic}: message at {item.log_time_ns} ns skipped ({exc})')
+    return chunks, frames, collector, notes
+
+
+def _assemble_audio(bag: Path, topic: str, cs: list, t0: int) -> tuple[np.ndarray, int, int]:
+    """Return ``(samples (n, channels) at media time, sample rate, samples cut before t0)`` of one topic's chunks."""
+    rates = {r for _, _, r in cs}
+    channels = {x.shape[1] for _, x, _ in cs}
+    if len(rates) > 1 or len(channels) > 1:
+        raise ExportError(f'{bag}: audio topic {topic} changes format (rates {sorted(rates)}, channels '
+                          f'{sorted(channels)}); one WAV needs one format')
+    rate, ch = rates.pop(), channels.pop()
+    end = max(int(round((s - t0) * rate / _NS)) + x.shape[0] for s, x, _ in cs)
+    wav = np.zeros((max(end, 0), ch), np.float32)
+    cut = 0
+    for s, x, _ in cs:
+        i = int(round((s - t0) * rate / _NS))
+        if i < 0:
+            cut += min(-i, x.shape[0])
+            x, i = x[-i:], 0
+        wav[i:i + x.shape[0]] = x
+    return wav, int(rate), cut
+
+
+@dataclasses.dataclass
+class BagAudio:
+    """One audio topic of a bag as a waveform at media time (sample 0 = the bag start) and its label topics."""
+
+    topic: str
+    samples: np.ndarray                  # (n, channels) float32
+    sample_rate: int
+    start_ns: int                        # the bag start: media time 0
+    end_ns: int
+    label_segments: list                 # LabelSegment s of the bag's label topics (header time)
+    notes: list[str]
+
+
+def read_audio(bag: str | Path, topic: str | None = None, *, label_prefix: str = '/labels/') -> BagAudio:
+    """
+    Read one audio topic of ``bag`` as :func:`export_media` writes its WAV (same offset rule), with its label topics.
+
+    ``topic``: default the first of the runtime's default audio topics the bag has
+    (``/audio``, ``/naoqi_driver/audio``), else its first audio topic. Raises
+    :class:`ExportError` when the bag has no (decodable) audio topic.
+    """
+    from .labels import LABEL_TYPES
+    from .msgdefs import normalize_msgtype
+    from .topics import bag_info, DEFAULT_TOPICS
+    bag = Path(bag)
+    info = bag_info(bag)
+    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
+    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
+    if topic is None:
+        preferred = [t for t in DEFAULT_TOPICS['audio'] if t in audio]
+        if not (preferred or audio):
+            raise ExportError(f'{bag}: no audio topic ({", ".join(AUDIO_TYPES)}); topics: '
+                              f'{", ".join(sorted(types)) or "none"}')
+        topic = (preferred or audio)[0]
+    elif topic not in audio:
+        raise ExportError(f'{bag}: {topic} is not an audio topic of the bag (audio topics: '
+                          f'{", ".join(audio) or "none"})')
+    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
+    needs_info = _needs_info(bag, types, [topic])
+    chunks, _, collector, notes = _read_streams(bag, types, [topic], [], needs_info, label_topics, label_prefix)
+    if not chunks[topic]:
+        raise ExportError(f'{bag}: {topic}: no decodable audio (AudioInfo missing before the data?)')
+    wav, rate, cut = _assemble_audio(bag, topic, chunks[topic], info.start_ns)
+    if cut:
+        notes.append(f'{topic}: {cut} samples stamped before the bag start were cut')
+    return BagAudio(topic, wav, rate, info.start_ns, info.end_ns, collector.segments(info.end_ns), notes)
+
+
+def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('gesture', 'speech', 'emotion'),
+                 labels: Sequence[str] | None = None, fps: float | None = None, label_prefix: str = '/labels/',
+                 progress: bool = False) -> dict:
+    """
+    Export ``bag`` into ``out`` (see the module docstring); returns the ``media.yaml`` content.
+
+    Raises :class:`ExportError` when the bag has no audio or image topic, or an audio
+    topic has no AudioInfo to say its format.
+    """
+    import yaml
+
+    from centralnet_ros.config import atomic_write_text
+    from .label_import import load_labels
+    from .labels import LABEL_TYPES
+    from .msgdefs import normalize_msgtype
+    from .topics import bag_info
+    bag = Path(bag)
+    out = Path(out)
+    info = bag_info(bag)
+    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
+    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
+    images = sorted(t for t, mt in types.items() if mt in IMAGE_TYPES)
+    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
+    if not audio and not images:
+        raise ExportError(f'{bag}: no audio ({", ".join(AUDIO_TYPES)}) or image ({", ".join(IMAGE_TYPES)}) topic; '
+                          f'topics: {", ".join(sorted(types)) or "none"}')
+    needs_info = _needs_info(bag, types, audio)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = info.start_ns
+    chunks, frames, collector, notes = _read_streams(bag, types, audio, images, needs_info, label_topics,
+                                                     label_prefix)
     written: dict[str, dict] = {}
     media: list[Path] = []
     for topic, cs in chunks.items():
         if not cs:
             notes.append(f'{topic}: no decodable audio (AudioInfo missing before the data?)')
             continue
-        rates = {r for _, _, r in cs}
-        channels = {x.shape[1] for _, x, _ in cs}
-        if len(rates) > 1 or len(channels) > 1:
-            raise ExportError(f'{bag}: audio topic {topic} changes format (rates {sorted(rates)}, channels '
-                              f'{sorted(channels)}); one WAV needs one format')
-        rate, ch = rates.pop(), channels.pop()
-        end = max(int(round((s - t0) * rate / _NS)) + x.shape[0] for s, x, _ in cs)
-        wav = np.zeros((max(end, 0), ch), np.float32)
-        cut = 0
-        for s, x, _ in cs:
-            i = int(round((s - t0) * rate / _NS))
-            if i < 0:
-                cut += min(-i, x.shape[0])
-                x, i = x[-i:], 0
-            wav[i:i + x.shape[0]] = x
+        wav, rate, cut = _assemble_audio(bag, topic, cs, t0)
         if cut:
             notes.append(f'{topic}: {cut} samples stamped before the bag start were cut')
         path = _write_wav(out / _file_name(topic, '.wav'), wav, rate)
         media.append(path)
-        written[topic] = {'file': path.name, 'kind': 'audio', 'sample_rate': int(rate), 'channels': int(ch),
+        written[topic] = {'file': path.name, 'kind': 'audio', 'sample_rate': int(rate), 'channels': int(wav.shape[1]),
                           'samples': int(wav.shape[0]), 'chunks': len(cs)}
     for topic, fs in frames.items():
         if not fs:
