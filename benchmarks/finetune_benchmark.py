@@ -192,6 +192,15 @@ def _digit_sessions(args, base) -> tuple[dict, float]:
                                rms=DIGIT_NOISE_RMS)
             bag, labels = _session(work, name, perturbed(spk, range(0, 40)), gap_s=0.8, noise=noise)
             samples[(spk, 'perturbed')] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
+        elif getattr(args, 'second_take', False):       # the same, made by `centralnet finetune --second-take`
+            from centralnet_ros.replay.second_take import second_take_bag, TakeRanges
+            cache = work / f'{spk}_train_second_take.npz'
+            bag, labels = work / 'second_take' / f'{spk}_train_second_take', None
+            if not cache.is_file():                     # seeded as the clips' takes above: rng [speaker, 7] / [.., 8]
+                bag, labels = second_take_bag(work / f'{spk}_train', [work / f'{spk}_train.labels.yaml'],
+                                              work / 'second_take', 'speech', TakeRanges(),
+                                              seed=(TRAIN_SPEAKERS.index(spk),))
+            samples[(spk, 'perturbed')] = _collect(bag, labels, cfg, base, cache)
     for spk in TEST_SPEAKERS:
         bag, labels = _session(work, f'{spk}_test', utt(spk, range(0, 50)), gap_s=0.8)
         samples[(spk, 'test')] = _collect(bag, labels, cfg, base, work / f'{spk}_test.npz')
@@ -220,7 +229,7 @@ def digits(args) -> dict:
     for n in args.examples:
         train = []
         for spk in trained_on:
-            for take in ('train', 'perturbed') if args.perturbed else ('train',):
+            for take in ('train', 'perturbed') if args.perturbed or args.second_take else ('train',):
                 seen: dict[str, int] = {}
                 for s in samples[(spk, take)]:            # in clip-index order: the first n clips per digit
                     if seen.get(s.label, 0) < n:
@@ -254,7 +263,8 @@ def digits(args) -> dict:
                        'test_samples': r.counts['test'], 'test_accuracy': r.after, 'per_test_speaker': per_spk,
                        'val_accuracy': r.train.val_metric, 'epochs_run': r.train.epochs_run,
                        'best_epoch': r.train.best_epoch, 'keep_batch_norm': keep_bn == 'keep',
-                       'perturbed_takes': bool(args.perturbed), 'augment': list(args.augment),
+                       'perturbed_takes': 'second_take' if args.second_take else bool(args.perturbed),
+                       'augment': list(args.augment),
                        'head_warmup_epochs': args.head_warmup, 'lr': args.lr,
                        'label_smoothing': args.label_smoothing, 'encoder_lr_scale': args.encoder_lr_scale,
                        'freeze_encoder_levels': args.freeze_levels,
@@ -858,7 +868,7 @@ def write_report(result: dict, out: Path) -> None:
             v = float(np.mean([r['val_accuracy'] for r in rs]))
             if (key[0], key[9]) not in best or v > best[key[0], key[9]][0]:
                 best[key[0], key[9]] = (v, key)
-        for key in sorted(groups, key=lambda k: (k[0], k[9] or '', k[3], k[4], k[7], k[8] or '', k[5], k[6], k[10],
+        for key in sorted(groups, key=lambda k: (k[0], k[9] or '', str(k[3]), k[4], k[7], k[8] or '', k[5], k[6], k[10],
                                                  k[1], not k[2])):
             (n, freeze, kbn, takes, aug, warm, lr, scratch, other, held_out, (smooth, enc_lr, levels)), rs = \
                 key, groups[key]
@@ -866,7 +876,8 @@ def write_report(result: dict, out: Path) -> None:
                             for s in result['test_speakers'])
             mark = '**' if best.get((n, held_out), (0, None))[1] == key and sum(
                 (k[0], k[9]) == (n, held_out) and not _control(k) for k in groups) > 1 else ''
-            lines.append(f'| {n} | {"plain + perturbed" if takes else "plain"} | {", ".join(aug) or "-"} | '
+            took = {'second_take': 'plain + second take (`finetune --second-take`)', True: 'plain + perturbed'}
+            lines.append(f'| {n} | {took.get(takes, "plain")} | {", ".join(aug) or "-"} | '
                          f'{rs[0]["train_samples"]} | '
                          f'{"frozen" if freeze else "trained"}'
                          f'{" from random weights (control: not the bundle)" if scratch else ""}'
@@ -930,6 +941,10 @@ def main(argv=None) -> int:
     parser.add_argument('--perturbed', action='store_true',
                         help='digits: train on a second, perturbed take of every training clip too (speed, gain, '
                              'onset, room noise; DIGIT_* constants)')
+    parser.add_argument('--second-take', action='store_true',
+                        help='digits: as --perturbed, but each take made from the plain training session bag by '
+                             'the library (replay.second_take.second_take_bag), as `centralnet finetune '
+                             "--second-take` makes it: segments cut from the bag's audio, then perturbed")
     parser.add_argument('--record-seeds', nargs='+', default=[], metavar='LETTER',
                         help='letters: also run the other seeds of these settings (for the record; not the choice)')
     parser.add_argument('--merge', nargs='+', default=[], metavar='JSON',
