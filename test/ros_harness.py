@@ -109,6 +109,21 @@ class Tester:
         log = '' if process is None else '\n--- the node printed (tail):\n' + process.output()[-4000:]
         raise AssertionError(f'timed out after {timeout} s waiting for {what}{log}')
 
+    def topics_of(self, node_name: str, namespace: str) -> tuple[set[str], set[str]] | None:
+        """
+        Return ``(subscribed, published)`` topics of a remote node as this tester's graph sees it.
+
+        None while the node is not discovered yet: rclpy raises for a node its graph has not
+        seen, which a node answering its services can still be for a moment.
+        """
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+        try:
+            subs = self.node.get_subscriber_names_and_types_by_node(node_name, namespace)
+            pubs = self.node.get_publisher_names_and_types_by_node(node_name, namespace)
+        except _rclpy.NodeNameNonExistentError:
+            return None
+        return {t for t, _ in subs}, {t for t, _ in pubs}
+
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0, *,
              resend_s: float | None = None) -> Any:
         """

@@ -424,8 +424,10 @@ def test_deactivate_and_cleanup_release_everything(fusion, tester, bundles, reco
     node = fusion(params_of(bundles))
 
     def graph():
-        subs = {t for t, _ in tester.node.get_subscriber_names_and_types_by_node('fusion_node', NS)}
-        pubs = {t for t, _ in tester.node.get_publisher_names_and_types_by_node('fusion_node', NS)}
+        seen = tester.topics_of('fusion_node', NS)           # None until the tester's graph has discovered it
+        if seen is None:
+            return None
+        subs, pubs = seen
         return ({t for t in subs if not t.endswith('/transition_event')},
                 pubs - {'/rosout', '/parameter_events', f'{NODE}/transition_event'})
 
@@ -550,8 +552,7 @@ def test_compressed_images_and_naoqi_audio(fusion, tester, bundles, recordings):
                             audio_type='naoqi_audio_buffer'))
     results = {t: tester.subscribe(Classification, f'{NODE}/{t}', qos(True)) for t in ('gesture', 'emotion')}
     bring_up(tester)
-    tester.wait_for(lambda: len(tester.node.get_subscriber_names_and_types_by_node('fusion_node', NS)) >= 3, 20,
-                    'the subscriptions')
+    tester.wait_for(lambda: len((tester.topics_of('fusion_node', NS) or ((),))[0]) >= 3, 20, 'the subscriptions')
     types = {t: ty for t, ty in tester.node.get_subscriber_names_and_types_by_node('fusion_node', NS)
              if not t.endswith('transition_event')}
     assert types == {f'{NS}/image/compressed': ['sensor_msgs/msg/CompressedImage'],
