@@ -61,7 +61,7 @@ import sys
 import time
 
 from centralnet_ros import paths
-from centralnet_ros.replay.second_take import perturb_utterance, room_noise, TakeRanges
+from centralnet_ros.replay.second_take import perturb_utterance, room_noise, second_take_bag, TakeRanges
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -193,12 +193,11 @@ def _digit_sessions(args, base) -> tuple[dict, float]:
             bag, labels = _session(work, name, perturbed(spk, range(0, 40)), gap_s=0.8, noise=noise)
             samples[(spk, 'perturbed')] = _collect(bag, labels, cfg, base, work / f'{name}.npz')
         elif getattr(args, 'second_take', False):       # the same, made by `centralnet finetune --second-take`
-            from centralnet_ros.replay.second_take import second_take_bag, TakeRanges
             cache = work / f'{spk}_train_second_take.npz'
             bag, labels = work / 'second_take' / f'{spk}_train_second_take', None
             if not cache.is_file():                     # seeded as the clips' takes above: rng [speaker, 7] / [.., 8]
                 bag, labels = second_take_bag(work / f'{spk}_train', [work / f'{spk}_train.labels.yaml'],
-                                              work / 'second_take', 'speech', TakeRanges(),
+                                              work / 'second_take', 'speech', DIGIT_TAKE,
                                               seed=(TRAIN_SPEAKERS.index(spk),))
             samples[(spk, 'perturbed')] = _collect(bag, labels, cfg, base, cache)
     for spk in TEST_SPEAKERS:

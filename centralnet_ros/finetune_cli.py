@@ -281,7 +281,7 @@ def second_takes(train_bags: Sequence[Path], labels_of: dict, task: str, cfg: An
     import tempfile
 
     from .replay.samples import collect_samples
-    from .replay.second_take import second_take_bag, TakeRanges
+    from .replay.second_take import MARGIN_S, second_take_bag, TakeRanges
     ranges = ranges or TakeRanges()
     out, records = [], []
     with tempfile.TemporaryDirectory(prefix='centralnet-second-take-') as work:
@@ -297,8 +297,9 @@ def second_takes(train_bags: Sequence[Path], labels_of: dict, task: str, cfg: An
     record = {'used': True, 'ranges': {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in dataclasses.asdict(ranges).items()},
               'samples': len(out), 'sessions': records,
-              'how': 'every labelled segment of each training bag cut from its audio (0.15 s margins), perturbed '
-                     '(speed, gain, onset drawn per segment), in pink room noise, replayed through the runtime'}
+              'how': f'every labelled segment of each training bag cut from its audio ({MARGIN_S} s margins), '
+                     'perturbed (speed, gain, onset drawn per segment), in pink room noise, replayed through the '
+                     'runtime'}
     return out, record
 
 

@@ -172,6 +172,19 @@ def _write_video(path: Path, frames: list[tuple[int, np.ndarray]], *, t0_ns: int
     return {'frames': n, 'fps': float(fps), 'size': [w, h], 'images': len(frames)}
 
 
+def _bag_topics(bag: Path, label_prefix: str):
+    """Return ``(bag info, topic -> type, audio topics, image topics, label topics)`` of ``bag``."""
+    from .labels import LABEL_TYPES
+    from .msgdefs import normalize_msgtype
+    from .topics import bag_info
+    info = bag_info(bag)
+    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
+    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
+    images = sorted(t for t, mt in types.items() if mt in IMAGE_TYPES)
+    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
+    return info, types, audio, images, label_topics
+
+
 def _needs_info(bag: Path, types: dict[str, str], audio: Sequence[str]) -> dict[str, str]:
     """Return ``AudioDataStamped topic -> its AudioInfo topic``; raises :class:`ExportError` for one without."""
     infos = sorted(t for t, mt in types.items() if mt == AUDIO_INFO)
@@ -225,8 +238,8 @@ def _read_streams(bag: Path, types: dict[str, str], audio: Sequence[str], images
     return chunks, frames, collector, notes
 
 
-def _assemble_audio(bag: Path, topic: str, cs: list, t0: int) -> tuple[np.ndarray, int, int]:
-    """Return ``(samples (n, channels) at media time, sample rate, samples cut before t0)`` of one topic's chunks."""
+def _assemble_audio(bag: Path, topic: str, cs: list, t0: int, notes: list[str]) -> tuple[np.ndarray, int]:
+    """Return ``(samples (n, channels) at media time, sample rate)`` of one topic's chunks; notes what was cut."""
     rates = {r for _, _, r in cs}
     channels = {x.shape[1] for _, x, _ in cs}
     if len(rates) > 1 or len(channels) > 1:
@@ -242,7 +255,9 @@ def _assemble_audio(bag: Path, topic: str, cs: list, t0: int) -> tuple[np.ndarra
             cut += min(-i, x.shape[0])
             x, i = x[-i:], 0
         wav[i:i + x.shape[0]] = x
-    return wav, int(rate), cut
+    if cut:
+        notes.append(f'{topic}: {cut} samples stamped before the bag start were cut')
+    return wav, int(rate)
 
 
 @dataclasses.dataclass
@@ -266,13 +281,9 @@ def read_audio(bag: str | Path, topic: str | None = None, *, label_prefix: str =
     (``/audio``, ``/naoqi_driver/audio``), else its first audio topic. Raises
     :class:`ExportError` when the bag has no (decodable) audio topic.
     """
-    from .labels import LABEL_TYPES
-    from .msgdefs import normalize_msgtype
-    from .topics import bag_info, DEFAULT_TOPICS
+    from .topics import DEFAULT_TOPICS
     bag = Path(bag)
-    info = bag_info(bag)
-    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
-    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
+    info, types, audio, _, label_topics = _bag_topics(bag, label_prefix)
     if topic is None:
         preferred = [t for t in DEFAULT_TOPICS['audio'] if t in audio]
         if not (preferred or audio):
@@ -282,14 +293,11 @@ def read_audio(bag: str | Path, topic: str | None = None, *, label_prefix: str =
     elif topic not in audio:
         raise ExportError(f'{bag}: {topic} is not an audio topic of the bag (audio topics: '
                           f'{", ".join(audio) or "none"})')
-    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
     needs_info = _needs_info(bag, types, [topic])
     chunks, _, collector, notes = _read_streams(bag, types, [topic], [], needs_info, label_topics, label_prefix)
     if not chunks[topic]:
         raise ExportError(f'{bag}: {topic}: no decodable audio (AudioInfo missing before the data?)')
-    wav, rate, cut = _assemble_audio(bag, topic, chunks[topic], info.start_ns)
-    if cut:
-        notes.append(f'{topic}: {cut} samples stamped before the bag start were cut')
+    wav, rate = _assemble_audio(bag, topic, chunks[topic], info.start_ns, notes)
     return BagAudio(topic, wav, rate, info.start_ns, info.end_ns, collector.segments(info.end_ns), notes)
 
 
@@ -306,16 +314,9 @@ def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('g
 
     from centralnet_ros.config import atomic_write_text
     from .label_import import load_labels
-    from .labels import LABEL_TYPES
-    from .msgdefs import normalize_msgtype
-    from .topics import bag_info
     bag = Path(bag)
     out = Path(out)
-    info = bag_info(bag)
-    types = {t: normalize_msgtype(mt) for t, (mt, _) in info.topics.items()}
-    audio = sorted(t for t, mt in types.items() if mt in AUDIO_TYPES)
-    images = sorted(t for t, mt in types.items() if mt in IMAGE_TYPES)
-    label_topics = sorted(t for t, mt in types.items() if t.startswith(label_prefix) and mt in LABEL_TYPES)
+    info, types, audio, images, label_topics = _bag_topics(bag, label_prefix)
     if not audio and not images:
         raise ExportError(f'{bag}: no audio ({", ".join(AUDIO_TYPES)}) or image ({", ".join(IMAGE_TYPES)}) topic; '
                           f'topics: {", ".join(sorted(types)) or "none"}')
@@ -330,9 +331,7 @@ def export_media(bag: str | Path, out: str | Path, *, tasks: Sequence[str] = ('g
         if not cs:
             notes.append(f'{topic}: no decodable audio (AudioInfo missing before the data?)')
             continue
-        wav, rate, cut = _assemble_audio(bag, topic, cs, t0)
-        if cut:
-            notes.append(f'{topic}: {cut} samples stamped before the bag start were cut')
+        wav, rate = _assemble_audio(bag, topic, cs, t0, notes)
         path = _write_wav(out / _file_name(topic, '.wav'), wav, rate)
         media.append(path)
         written[topic] = {'file': path.name, 'kind': 'audio', 'sample_rate': int(rate), 'channels': int(wav.shape[1]),
