@@ -98,7 +98,10 @@ class FusionConfig:
     zero-pads channels to the widest modality, ``project`` applies a learned 1x1
     convolution (linear map) to the widest width.  Spatial/temporal sizes that differ
     are average-pooled to the smallest; modalities of different rank (e.g. a 3-D lip
-    video and a 2-D MFCC map) meet as globally pooled vectors.
+    video and a 2-D MFCC map) meet as globally pooled vectors.  ``members`` > 1 makes the
+    model an ensemble of that many copies of the method's network, each from its own initial
+    weights, trained on their own losses and deciding by their mean logits
+    (:class:`~centralnet_ros.fusion.base.Ensemble`).
     """
 
     method: str
@@ -114,6 +117,7 @@ class FusionConfig:
     modality_dropout: float = 0.0          # any method: drop whole modalities per sample while training
     mixed_rank_grid: int = 1               # unequal-rank features meet as (C x grid^d) vectors; 1: global pooling
     modality_order: list[str] | None = None  # defaults to the order of ``modalities``
+    members: int = 1                       # > 1: an ensemble of this many copies, each from its own initial weights
 
     def __post_init__(self):
         known = dict.fromkeys([*_REGISTRY, *BUILTIN_METHODS])     # the built-in ones without importing torch
@@ -129,6 +133,8 @@ class FusionConfig:
             raise ValueError(f'method {self.method} fuses at least 2 modalities, got {list(self.modalities)}')
         if self.num_classes < 2 and self.task == 'multiclass':
             raise ValueError(f'num_classes must be >= 2, got {self.num_classes}')
+        if self.members < 1:
+            raise ValueError(f'members must be >= 1 (1: a single model), got {self.members}')
         if self.mixed_rank_grid < 1:
             raise ValueError(f'mixed_rank_grid must be >= 1, got {self.mixed_rank_grid}')
         for name in ('moddrop_p', 'modality_dropout'):
@@ -142,7 +148,8 @@ class FusionConfig:
         return list(self.modality_order or self.modalities)
 
 
-SHARED_OPTIONS = ('align', 'fusion_weight_init', 'central_dropout', 'hidden', 'moddrop_p', 'mixed_rank_grid')
+SHARED_OPTIONS = ('align', 'fusion_weight_init', 'central_dropout', 'hidden', 'moddrop_p', 'mixed_rank_grid',
+                  'members')
 """The :class:`FusionConfig` fields an experiment sets once for all its methods."""
 
 

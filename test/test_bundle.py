@@ -18,9 +18,9 @@ MODS = {'lips': EncoderConfig(kind='cnn3d', input_shape=[1, 4, 12, 16], widths=[
 LABELS = [chr(ord('A') + i) for i in range(5)]
 
 
-def make_bundle(tmp_path, method='centralnet', name='speech'):
+def make_bundle(tmp_path, method='centralnet', name='speech', members=1):
     cfg = FusionConfig(method=method, modalities=MODS, num_classes=len(LABELS),
-                       unimodal='mfcc' if method == 'unimodal' else None)
+                       unimodal='mfcc' if method == 'unimodal' else None, members=members)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     with torch.no_grad():                       # non-trivial BN statistics
@@ -51,6 +51,26 @@ def test_round_trip_every_method(tmp_path, method):
     torch.testing.assert_close(loaded.model(x).logits, model(x).logits)
     assert loaded.manifest.labels == LABELS and loaded.manifest.weights_sha256
     assert not list(tmp_path.glob('.*')), 'no temporary folders left behind'
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_ensemble_bundle_round_trip_and_engine(tmp_path, backend):
+    path, model = make_bundle(tmp_path, members=3)
+    loaded = load_bundle(path)
+    assert loaded.manifest.model.members == 3 and len(loaded.model.members) == 3
+    x = inputs()
+    torch.testing.assert_close(loaded.model(x).logits, model(x).logits)
+    assert check_onnx_parity(model, export_onnx_bytes(model)) < 1e-4
+    task = TaskModel(path, backend=backend, warmup=1)
+    one = {m: t[0].numpy() for m, t in x.items()}
+    with torch.inference_mode():
+        members = [torch.softmax(m({k: torch.from_numpy(v)[None] for k, v in one.items()}).logits, -1)[0]
+                   for m in model.members]
+    d = task.classify(one)
+    # the ensemble decides by its members' mean logits: a normalised geometric mean of their posteriors
+    geometric = torch.exp(torch.log(torch.stack(members)).mean(0))
+    np.testing.assert_allclose(d.probabilities, (geometric / geometric.sum()).numpy(), atol=1e-4)
+    assert len(d.fusion_weights['members']) == 3
 
 
 def test_refuses_newer_format(tmp_path):

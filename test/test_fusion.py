@@ -354,3 +354,47 @@ def test_the_builtin_method_names_are_the_methods_the_package_registers():
     assert fusion_methods() == BUILTIN_METHODS
     with pytest.raises(ValueError, match='unknown fusion method'):
         FusionConfig(method='no_such_method', modalities=DENSE, num_classes=K)
+
+
+@pytest.mark.parametrize('method', fusion_methods())
+def test_ensemble_members_learn_apart_and_decide_by_their_mean_logits(method):
+    model = make(method, DENSE, members=3).train()
+    assert len(model.members) == 3 and model.method == method
+    first = [p.detach().clone() for p in model.members[0].parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(first, model.members[1].parameters())), \
+        'members must start from their own initial weights'
+    x, y = make_inputs(DENSE), torch.randint(0, K, (B,))
+    model.eval()
+    out = model(x)
+    torch.testing.assert_close(out.logits, torch.stack([m(x).logits for m in model.members]).mean(0))
+    # the loss of the ensemble is the sum of its members' losses: no gradient crosses between members
+    loss, _ = fusion_loss(out, y)
+    loss.backward()
+    alone = copy.deepcopy(model.members[0])
+    alone.zero_grad()
+    fusion_loss(alone(x), y)[0].backward()
+    for (name, a), b in zip(model.members[0].named_parameters(), alone.parameters()):
+        if b.grad is None:
+            assert a.grad is None or torch.all(a.grad == 0), name
+        else:
+            torch.testing.assert_close(a.grad, b.grad, msg=f'{method}: member 0 gradient of {name}')
+    weights = model.fusion_weight_parameters()
+    assert len(weights) == sum(len(m.fusion_weight_parameters()) for m in model.members)
+
+
+def test_ensemble_config_errors_and_bias_calibration():
+    with pytest.raises(ValueError, match='members must be >= 1'):
+        FusionConfig(method='late', modalities=DENSE, num_classes=K, members=0)
+    import numpy as np
+    from centralnet_ros.training.gesture import calibrate_class_bias
+    from centralnet_ros.training.trainer import ArraySplit, predict
+    model = make('unimodal', {'a': DENSE['a']}, members=2).eval()
+    g = torch.Generator().manual_seed(3)
+    val = ArraySplit({'a': torch.randn(40, 12, generator=g).numpy()}, np.full(40, K - 1))   # all the last class
+    before = predict(model, val)
+    result = calibrate_class_bias(model, val, cls=K - 1)
+    assert result['bias'] > 0 and result['val_accuracy_after'] > result['val_accuracy_before']
+    after = predict(model, val)
+    shift = np.zeros(K)
+    shift[K - 1] = result['bias']
+    np.testing.assert_allclose(after, before + shift, atol=1e-5)

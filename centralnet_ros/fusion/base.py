@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 def build_model(config: 'FusionConfig') -> 'FusionModel':
     """Build the model a config describes (the bundle loader and the trainer both use this)."""
+    if config.members > 1:
+        return Ensemble(config)
     return _REGISTRY[config.method](config)
 
 
@@ -36,6 +38,7 @@ class FusionOutput:
     logits: torch.Tensor                                              # (B, num_classes)
     unimodal: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # each (B, num_classes)
     central: torch.Tensor | None = None                               # CentralNet's central prediction
+    members: list['FusionOutput'] = dataclasses.field(default_factory=list)  # an Ensemble's: each member's output
 
 
 class ModalityDropout(nn.Module):
@@ -132,6 +135,44 @@ class FusionModel(nn.Module):
         The trainer gives them their own learning rate and no weight decay.
         """
         return []
+
+
+class Ensemble(FusionModel):
+    """
+    ``config.members`` copies of one fusion model, each from its own initial weights, deciding together.
+
+    The output's logits (and unimodal and central predictions) are the mean of the members'
+    (a normalised geometric mean of their posteriors), so the ensemble exports, runs and is
+    calibrated as one model.  Each member is trained on its own loss
+    (:func:`~centralnet_ros.fusion.losses.fusion_loss` sums the members' losses, and nothing
+    in the loss couples them): the same as training the members apart on the same batches,
+    one training loop for all.  The weights file holds them as ``members.<i>.<name>``.
+    """
+
+    def __init__(self, config: FusionConfig):
+        super().__init__(config)
+        self.method = config.method
+        single = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(_REGISTRY[config.method](single) for _ in range(config.members))
+
+    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> FusionOutput:
+        outs = [member(inputs, present) for member in self.members]
+
+        def mean(tensors: list[torch.Tensor]) -> torch.Tensor:
+            return torch.stack(tensors).mean(0)
+
+        return FusionOutput(logits=mean([o.logits for o in outs]),
+                            unimodal={m: mean([o.unimodal[m] for o in outs]) for m in outs[0].unimodal},
+                            central=None if outs[0].central is None else mean([o.central for o in outs]),
+                            members=outs)
+
+    def fusion_weights(self) -> dict | None:
+        """Return the first member's fusion weights (what plots read) with every member's under ``'members'``."""
+        weights = [member.fusion_weights() for member in self.members]
+        return None if weights[0] is None else {**weights[0], 'members': weights}
+
+    def fusion_weight_parameters(self) -> list[nn.Parameter]:
+        return [p for member in self.members for p in member.fusion_weight_parameters()]
 
 
 # -- shape alignment shared by CentralNet and early fusion --------------------------------

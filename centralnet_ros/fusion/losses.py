@@ -33,7 +33,16 @@ def task_loss(logits: torch.Tensor, target: torch.Tensor, task: str = 'multiclas
 def fusion_loss(output: FusionOutput, target: torch.Tensor, *, task: str = 'multiclass',
                 central_weight: float = 1.0, unimodal_weight: float = 1.0,
                 label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts ``{'fused': .., '<modality>': ..}`` (parts as floats for logging)."""
+    """
+    Total loss and its parts ``{'fused': .., '<modality>': ..}`` (parts as floats for logging).
+
+    An ensemble's output (``output.members``): the sum of its members' losses, parts averaged over them.
+    """
+    if output.members:
+        results = [fusion_loss(m, target, task=task, central_weight=central_weight, unimodal_weight=unimodal_weight,
+                               label_smoothing=label_smoothing) for m in output.members]
+        parts = {k: sum(r[1][k] for r in results) / len(results) for k in results[0][1]}
+        return sum(r[0] for r in results), parts
     fused = task_loss(output.logits, target, task, label_smoothing=label_smoothing)
     total = central_weight * fused
     parts = {'fused': float(fused.detach())}

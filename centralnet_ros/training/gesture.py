@@ -253,8 +253,9 @@ def calibrate_class_bias(model: Any, val: Any, cls: int) -> dict[str, float]:
     """
     Add to class ``cls``'s output bias the bias best on the validation split ``val`` (an ArraySplit).
 
-    The model's single classification layer (a ``Linear`` with ``num_classes`` outputs)
-    carries it, so a saved bundle decides with it and nothing changes at run time.
+    The model's single classification layer (a ``Linear`` with ``num_classes`` outputs;
+    an ensemble: one per member, each given the bias, which shifts their mean logit by
+    it) carries it, so a saved bundle decides with it and nothing changes at run time.
     Returns ``{'bias', 'val_accuracy_before', 'val_accuracy_after'}``.
     """
     import torch
@@ -262,13 +263,16 @@ def calibrate_class_bias(model: Any, val: Any, cls: int) -> dict[str, float]:
     from .trainer import predict
     heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.num_classes
              and m.bias is not None]
-    if len(heads) != 1:
-        raise ValueError(f'calibrate_class_bias needs one output layer, the model has {len(heads)}')
+    members = len(getattr(model, 'members', None) or [model])
+    if len(heads) != members:
+        raise ValueError(f'calibrate_class_bias needs one output layer per member ({members}), '
+                         f'the model has {len(heads)}')
     logits = predict(model, val)
     before = float(np.mean(logits.argmax(1) == np.asarray(val.labels)))
     bias, after = choose_class_bias(logits, val.labels, cls)
     with torch.no_grad():
-        heads[0].bias[cls] += bias
+        for head in heads:
+            head.bias[cls] += bias
     return {'bias': bias, 'val_accuracy_before': before, 'val_accuracy_after': after}
 
 
