@@ -74,11 +74,62 @@ def run(cfg, data, spec) -> dict:
                             'windows_out_of_view': int(len(labels) - len(y)),
                             'gesture_accuracy': float(np.mean(pred[gesture] == y[gesture])),
                             'none_recall': float(np.mean(pred[~gesture] == none)) if (~gesture).any() else None}
+    test_sequences = [s for s in sequences if s.info.gesture in gestures and s.info.person in test_p]
+    recordings = recording_errors(model, test_sequences, opts, remap, none, calibration['bias'], label_names)
     return {'test_persons': data.info['test_persons'], 'val_persons': data.info['val_persons'],
+            'recordings': recordings,
             'n_train': len(data.train), 'n_train_none': int(np.sum(data.train.labels == none)),
             'calibration': calibration, 'best_epoch': result.best_epoch, 'train_s': round(result.wall_time_s, 1),
             'accuracy': conditions['all']['accuracy'] if 'all' in conditions else None,
             'conditions': conditions, 'projection': data.info['projection']}
+
+
+def hands_up_episodes(joints: np.ndarray) -> int:
+    """
+    Count the times both hands rise above the shoulder centre in a recording ``(T, 20, 4)`` of Kinect joints.
+
+    A plain look at what a person does with their arms, to set beside the number of tagged instances: in a
+    recording of an arms-up gesture, many more episodes than instances mean untagged arm raises.
+    """
+    from centralnet_ros.features import skeleton as skel
+    y = joints[:, :, 1]                                  # Kinect y points up
+    up = np.minimum(y[:, skel.HAND_LEFT], y[:, skel.HAND_RIGHT]) > y[:, skel.SHOULDER_CENTER]
+    return int(np.sum(np.diff(up.astype(np.int8)) == 1) + int(up[0]))
+
+
+def recording_errors(model, sequences: list, opts, remap: np.ndarray, none: int, bias: float,
+                     label_names: list[str]) -> list[dict]:
+    """
+    Score each test recording on its own (cameras over the whole range, the fold's "none" bias).
+
+    Windows are cut per recording, as in the benchmark, with the recording's own camera draws (so the
+    totals differ slightly from the "all" condition's).  Returns one record per recording with windows:
+    its windows and wrong ones, its "none" windows and wrong ones, what those were called, its tagged
+    instances and its hands-up episodes (:func:`hands_up_episodes`).
+    """
+    from collections import Counter
+
+    from centralnet_ros.training import gesture as G
+    from centralnet_ros.training.trainer import ArraySplit, predict
+    out = []
+    for k, seq in enumerate(sorted(sequences, key=lambda s: s.info.name)):
+        joints, labels, _ = G.msrc12_windows([seq], [seq.info.person], [0.0], opts, remap)
+        if not len(labels):
+            continue
+        x, y = G.msrc12_inputs(joints, labels, opts, split='test', seed=1000 + k)
+        logits = predict(model, ArraySplit({'skeleton': x}, y))
+        logits[:, none] += bias
+        pred = logits.argmax(1)
+        is_none = y == none
+        called = Counter(label_names[c] for c in pred[is_none] if c != none)
+        out.append({'name': seq.info.name, 'person': int(seq.info.person),
+                    'gesture': label_names[int(remap[seq.info.gesture - 1])] if remap[seq.info.gesture - 1] >= 0
+                    else str(seq.info.gesture),
+                    'windows': int(len(y)), 'wrong': int(np.sum(pred != y)),
+                    'none_windows': int(is_none.sum()), 'none_wrong': int(np.sum(pred[is_none] != none)),
+                    'none_called': dict(called.most_common(3)), 'instances': int(len(seq.action_times)),
+                    'hands_up_episodes': hands_up_episodes(seq.joints)})
+    return out
 
 
 def result(runs_json: dict, variant: str | None = None) -> dict:
@@ -250,6 +301,34 @@ def _train_none_text(options: dict, grid: list[float] | None) -> str:
     return ' '.join(parts)
 
 
+def _recording_lines(r: dict, top: int = 3) -> list[str]:
+    """Say per fold where the wrong windows lie: the recordings with the most, and their "none" windows."""
+    runs = [run for run in r['runs'] if run.get('recordings')]
+    if not runs:
+        return []
+    lines = ['', '## Where the errors lie (per test recording)', '',
+             'Each test recording scored on its own (its own camera draws, the fold\'s "none" bias), the '
+             f'{top} recordings with the most wrong windows per fold. *Hands up*: the times both hands rose above '
+             'the shoulder centre in the recording, beside its tagged instances (an arms-up gesture with many '
+             'more episodes than instances holds untagged arm raises, which its "none" windows then contain).', '',
+             '| fold | recording | person | gesture | windows (wrong) | share of the fold\'s wrong windows | '
+             '"none" windows (wrong) | "none" windows called | instances | hands up |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for run in runs:
+        recs = run['recordings']
+        total = sum(x['wrong'] for x in recs) or 1
+        for x in sorted(recs, key=lambda x: -x['wrong'])[:top]:
+            called = ', '.join(f'{k} {v}' for k, v in x['none_called'].items()) or '–'
+            lines.append(f'| {run["fold"]} | {x["name"]} | p{x["person"]:02d} | {x["gesture"]} | {x["windows"]} '
+                         f'({x["wrong"]}) | {100 * x["wrong"] / total:.0f} % | {x["none_windows"]} '
+                         f'({x["none_wrong"]}) | {called} | {x["instances"]} | {x["hands_up_episodes"]} |')
+        scored = sum(x['windows'] for x in recs)
+        lines.append(f'| {run["fold"]} | all {len(recs)} recordings | | | {scored} ({total}) | 100 % | '
+                     f'{sum(x["none_windows"] for x in recs)} ({sum(x["none_wrong"] for x in recs)}) | | '
+                     f'{sum(x["instances"] for x in recs)} | |')
+    return lines
+
+
 def _variant_text(overrides: dict | None) -> str:
     if not overrides:
         return ' (the preset as it is)'
@@ -304,6 +383,7 @@ def render(r: dict) -> str:
                      f'({run.get("n_train_none", "?")}) | {bias} | '
                      f'{run["best_epoch"]} | {run["train_s"]} | ' +
                      ' | '.join(_pct(run['conditions'][n]['accuracy']) for n in r['summary']) + ' |')
+    lines += _recording_lines(r)
     lines += _comparison_lines(r)
     if r.get('decision_cost'):
         lines += ['', '## Decision cost (inference of one window, batch 1, ONNX Runtime, 1 thread)', '',

@@ -71,6 +71,9 @@ def test_ensemble_bundle_round_trip_and_engine(tmp_path, backend):
     geometric = torch.exp(torch.log(torch.stack(members)).mean(0))
     np.testing.assert_allclose(d.probabilities, (geometric / geometric.sum()).numpy(), atol=1e-4)
     assert len(d.fusion_weights['members']) == 3
+    from centralnet_ros.bundle.info_cli import describe
+    assert 'an ensemble of 3 members' in describe(loaded.manifest)
+    assert 'ensemble' not in describe(load_bundle(make_bundle(tmp_path, name='single')[0]).manifest)
 
 
 def test_refuses_newer_format(tmp_path):

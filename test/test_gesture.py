@@ -160,6 +160,28 @@ def test_yaw_turns_the_body_about_the_vertical_and_speed_keeps_the_frame_count(d
 
 
 @pytest.mark.needs_data('msrc12')
+def test_amplitude_scales_each_joints_motion_about_its_mean_and_adds_training_windows_only(small_msrc12,
+                                                                                           data_root):
+    from centralnet_ros.training.gesture import msrc12_labels, msrc12_windows
+    o = MSRC12Options(persons=[1], include_none=False)
+    seqs = msrc12.load_sequences(data_root / o.folder, persons=[1])[:2]
+    _, remap, _ = msrc12_labels(o)
+    plain, y0, _ = msrc12_windows(seqs, [1], [0.0], o, remap)
+    both, y1, _ = msrc12_windows(seqs, [1], [0.0], o, remap, amplitudes=[0.5])
+    n = len(plain)
+    assert len(both) == 2 * n and (y1[n:] == y0).all()
+    mean = plain.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(both[n:] - mean, 0.5 * (plain - mean), atol=1e-5)   # half the motion, same mean
+    with pytest.raises(ValueError, match='train_amplitudes must be > 0'):
+        msrc12_windows(seqs, [1], [0.0], o, remap, amplitudes=[0.0])
+    opts, data = small_msrc12
+    aug = load_msrc12({**opts, 'train_amplitudes': [0.75, 1.33]}, data_root)
+    gestures = lambda s: int((s.labels < 12).sum())  # noqa: E731
+    assert gestures(aug.train) > 2.9 * gestures(data.train) and aug.info['train_amplitudes'] == '0.75, 1.33'
+    assert (aug.train.labels == 12).sum() == (data.train.labels == 12).sum() and len(aug.test) == len(data.test)
+
+
+@pytest.mark.needs_data('msrc12')
 def test_short_training_is_well_above_chance(small_msrc12):
     _, data = small_msrc12
     cfg = load_experiment('msrc12_gesture', overrides={'train.epochs': 15, 'train.progress': False})
@@ -294,6 +316,31 @@ def test_2d_benchmark_says_when_folds_are_missing_and_times_the_variants_graph()
     assert all(c['runs'] == 100 and 0 < c['median_ms'] <= c['p95_ms'] for c in cost.values())
     assert cost['tcn']['parameters'] > cost['preset']['parameters']
     assert '| variant `tcn` | tcn |' in bench.render({**full, 'decision_cost': cost})
+
+
+def test_2d_benchmark_counts_hands_up_episodes_and_says_where_the_errors_lie():
+    import numpy as np
+    from centralnet_ros.features import skeleton as skel
+    bench = _benchmark_module('msrc12_2d_benchmark')
+    t = np.arange(300)
+    joints = np.zeros((300, 20, 4), np.float32)
+    joints[:, skel.SHOULDER_CENTER, 1] = 0.5
+    raised = ((t // 25) % 2 == 1)                                  # up for 25 frames, down for 25: 6 raises
+    joints[:, skel.HAND_LEFT, 1] = np.where(raised, 0.8, 0.1)
+    joints[:, skel.HAND_RIGHT, 1] = np.where(raised, 0.9, 0.2)
+    assert bench.hands_up_episodes(joints) == 6
+    joints[:, skel.HAND_RIGHT, 1] = 0.2                            # one hand up is not both
+    assert bench.hands_up_episodes(joints) == 0
+    joints[:, skel.HAND_LEFT, 1] = joints[:, skel.HAND_RIGHT, 1] = 0.8   # up from the first frame: one
+    assert bench.hands_up_episodes(joints) == 1
+    rec = [{'name': f'r{i}', 'person': 2, 'gesture': 'duck', 'windows': 10, 'wrong': w, 'none_windows': 4,
+            'none_wrong': min(w, 4), 'none_called': {'bow': 1} if w else {}, 'instances': 3,
+            'hands_up_episodes': 0} for i, w in enumerate([0, 6, 2, 1, 3])]
+    lines = bench._recording_lines({'runs': [{'fold': 0, 'recordings': rec}]}, top=2)
+    rows = [line for line in lines if line.startswith('| 0 |')]
+    assert [r.split(' | ')[1] for r in rows] == ['r1', 'r4', 'all 5 recordings']
+    assert '| 50 % |' in rows[0] and '| 50 (12) | 100 % |' in rows[-1]
+    assert bench._recording_lines({'runs': [{'fold': 0}]}) == []      # result files from before the breakdown
 
 
 def test_montalbano_preset_is_the_papers_setup():

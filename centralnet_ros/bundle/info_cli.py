@@ -55,7 +55,9 @@ def describe(manifest: Manifest, where: str = '') -> str:
                              for label in m.labels), '  labels: ')
     fused = ', '.join(m.model.modalities)
     lines.append(f'model: {m.model.method}' + (f' ({m.model.unimodal} only)' if m.model.unimodal else '')
-                 + f' over {fused}')
+                 + f' over {fused}'
+                 + (f', an ensemble of {m.model.members} members deciding by their mean logits'
+                    if m.model.members > 1 else ''))
     lines.append('inputs and pipelines:')
     for name, spec in m.modalities.items():
         shape = 'x'.join(str(n) for n in spec.input_shape)

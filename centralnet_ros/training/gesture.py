@@ -73,6 +73,9 @@ class MSRC12Options:
     #   0.8 x frame_rate, so the same frames hold a stretched gesture), action point at offset 0
     train_yaw_deg: list[float] = dataclasses.field(default_factory=list)
     # ^ extra training windows with the body turned by these angles about the vertical (Kinect y) axis
+    train_amplitudes: list[float] = dataclasses.field(default_factory=list)
+    # ^ extra training windows with the motion made this many times as large (0.7: smaller): every joint's
+    #   departure from its mean position over the window scaled, as a person who gestures less (more) widely
     train_mirror: bool = False
     # ^ a left/right-mirrored copy of every training window (every pass above, "none" included) ...
     mirror_exclude: list[str] = dataclasses.field(default_factory=lambda: ['push_right'])
@@ -171,25 +174,28 @@ def msrc12_labels(opts: MSRC12Options) -> tuple[list[str], np.ndarray, tuple[int
 
 def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], opts: MSRC12Options,
                    remap: np.ndarray, *, speeds: list[float] = (), yaws_deg: list[float] = (),
+                   amplitudes: list[float] = (),
                    mirror_exclude: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """
     Joint windows ``(N, T, 20, 3)`` of ``persons`` and their labels (``remap`` of the reader's labels).
 
-    One pass per action-point offset, then one per speed in ``speeds`` and one per body
-    yaw in ``yaws_deg`` (both at offset 0, see :class:`MSRC12Options`); "none" windows
-    only in the first pass.  ``mirror_exclude`` (labels after ``remap``): when given, the
+    One pass per action-point offset, then one per speed in ``speeds``, one per body
+    yaw in ``yaws_deg`` and one per motion amplitude in ``amplitudes`` (all at offset 0,
+    see :class:`MSRC12Options`); "none" windows only in the first pass.  ``mirror_exclude`` (labels after ``remap``): when given, the
     windows of all passes follow, mirrored left/right, except those of these labels.
     """
     from centralnet_ros.data import msrc12
     window_kw = {'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
                  'max_gap_s': opts.max_gap_s}
     seqs = [s for s in sequences if s.info.person in persons]
-    passes = ([(float(o), 1.0, 0.0) for o in offsets] + [(0.0, float(v), 0.0) for v in speeds]
-              + [(0.0, 1.0, float(a)) for a in yaws_deg])
+    passes = ([(float(o), 1.0, 0.0, 1.0) for o in offsets] + [(0.0, float(v), 0.0, 1.0) for v in speeds]
+              + [(0.0, 1.0, float(a), 1.0) for a in yaws_deg] + [(0.0, 1.0, 0.0, float(a)) for a in amplitudes])
     js, ys, dropped = [], [], {}
-    for k, (offset, speed, yaw) in enumerate(passes):
+    for k, (offset, speed, yaw, amplitude) in enumerate(passes):
         if not speed > 0:
             raise ValueError(f'train_speeds must be > 0, got {speed}')
+        if not amplitude > 0:
+            raise ValueError(f'train_amplitudes must be > 0, got {amplitude}')
         shifted = seqs if offset == 0 else [
             dataclasses.replace(s, action_times=s.action_times + int(round(offset * 1e6))) for s in seqs]
         w = msrc12.gesture_windows(shifted, include_none=opts.include_none and k == 0, before_s=opts.before_s * speed,
@@ -203,6 +209,9 @@ def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], op
             c, s_ = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
             rot = np.asarray([[c, 0.0, s_], [0.0, 1.0, 0.0], [-s_, 0.0, c]], np.float32)
             joints = joints @ rot.T
+        if amplitude != 1.0:
+            mean = joints.mean(axis=1, keepdims=True)          # each joint's mean position over its window
+            joints = (mean + amplitude * (joints - mean)).astype(joints.dtype)
         js.append(joints)
         ys.append(labels[keep])
     joints, labels = np.concatenate(js), np.concatenate(ys)
@@ -337,7 +346,7 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         else None
 
     def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg,
+        extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg, 'amplitudes': opts.train_amplitudes,
                  'mirror_exclude': mirror_exclude} if split == 'train' else {}
         joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets,
                                                  training_window_options(opts) if split == 'train' else opts, remap,
@@ -361,6 +370,7 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),
         **({'train_yaw_deg': ', '.join(f'{a:g}' for a in opts.train_yaw_deg)} if opts.train_yaw_deg else {}),
+        **({'train_amplitudes': ', '.join(f'{a:g}' for a in opts.train_amplitudes)} if opts.train_amplitudes else {}),
         **({'train_mirror': 'left/right-mirrored copies of the training windows except '
             + (', '.join(opts.mirror_exclude) or 'none')} if opts.train_mirror else {}),
         'windows_dropped': sum(d_tr.values()) + sum(d_te.values()),
