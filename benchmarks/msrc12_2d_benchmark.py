@@ -311,7 +311,7 @@ def _recording_lines(r: dict, top: int = 3) -> list[str]:
              f'{top} recordings with the most wrong windows per fold. *Hands up*: the times both hands rose above '
              'the shoulder centre in the recording, beside its tagged instances (an arms-up gesture with many '
              'more episodes than instances holds untagged arm raises, which its "none" windows then contain).', '',
-             '| fold | recording | person | gesture | windows (wrong) | share of the fold\'s wrong windows | '
+             "| fold | recording | person | gesture | windows (wrong) | share of the fold's wrong windows | "
              '"none" windows (wrong) | "none" windows called | instances | hands up |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for run in runs:

@@ -181,8 +181,9 @@ def msrc12_windows(sequences: list, persons: list[int], offsets: list[float], op
 
     One pass per action-point offset, then one per speed in ``speeds``, one per body
     yaw in ``yaws_deg`` and one per motion amplitude in ``amplitudes`` (all at offset 0,
-    see :class:`MSRC12Options`); "none" windows only in the first pass.  ``mirror_exclude`` (labels after ``remap``): when given, the
-    windows of all passes follow, mirrored left/right, except those of these labels.
+    see :class:`MSRC12Options`); "none" windows only in the first pass.  ``mirror_exclude``
+    (labels after ``remap``): when given, the windows of all passes follow, mirrored
+    left/right, except those of these labels.
     """
     from centralnet_ros.data import msrc12
     window_kw = {'none_min_distance_s': opts.none_min_distance_s, 'none_stride_s': opts.none_stride_s,
