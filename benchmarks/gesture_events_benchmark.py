@@ -68,9 +68,10 @@ def person_of(stream) -> str:
 
 def posterior_key(cfg, seed: int, rate: float) -> str:
     """
-    Name a run's posteriors by what its model learns from: data options, model, training, seed, decision rate.
+    Name a run's posteriors by what its model learns from: data options, model, fusion options, training, seed
+    and decision rate.
 
-    Options and training settings at their defaults are left out, so a field added later with a default
+    Options, fusion options and training settings at their defaults are left out, so a field added later with a default
     does not rename the caches made before it.
     """
     import dataclasses
@@ -87,9 +88,12 @@ def posterior_key(cfg, seed: int, rate: float) -> str:
     options = {k: v for k, v in dataclasses.asdict(from_dict(MSRC12Options, dict(d['dataset_options']),
                                                              _where='dataset_options')).items()
                if v != default_options[k]}
+    from centralnet_ros.model_config import FusionOptions
+    default_fusion = dataclasses.asdict(FusionOptions())
+    fusion = {k: v for k, v in d.get('fusion', {}).items() if v != default_fusion.get(k, object())}
     what = {'dataset': d['dataset'], 'dataset_options': options, 'modalities': d['modalities'],
             'num_classes': d['num_classes'], 'method': d['bundle']['method'] if d.get('bundle') else None,
-            'train': train, 'seed': int(seed), 'rate': float(rate)}
+            'train': train, 'seed': int(seed), 'rate': float(rate), **({'fusion': fusion} if fusion else {})}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f'{cfg.name}_fold{cfg.dataset_options.get("fold")}_{digest}'
 

@@ -343,6 +343,23 @@ def test_2d_benchmark_counts_hands_up_episodes_and_says_where_the_errors_lie():
     assert bench._recording_lines({'runs': [{'fold': 0}]}) == []      # result files from before the breakdown
 
 
+def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
+    bench = _benchmark_module('gesture_events_benchmark')
+    cfg = load_experiment('msrc12_events')
+
+    def key(variant, fold=0, **overrides):
+        c = cfg.resolve(variant)
+        c.dataset_options.update({'fold': fold, 'folds': 4, 'test_persons': None, 'n_val_persons': 2})
+        for k, v in overrides.items():
+            setattr(c.train, k, v)
+        return bench.posterior_key(c, 0, 10.0)
+
+    shipped = key('shipped')
+    assert shipped == key('shipped') and shipped.startswith('msrc12_events_fold0_')
+    assert len({shipped, key('members3'), key('amplitude'), key('shipped', fold=1), key('shipped', epochs=3)}) == 5
+    assert key('shipped', progress=False) == shipped           # how a run reports itself is not what it learns
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
