@@ -68,8 +68,7 @@ def person_of(stream) -> str:
 
 def posterior_key(cfg, seed: int, rate: float) -> str:
     """
-    Name a run's posteriors by what its model learns from: data options, model, fusion options, training, seed
-    and decision rate.
+    Name a run's posteriors by what its model learns from: data, model, fusion, training, seed, decision rate.
 
     Options, fusion options and training settings at their defaults are left out, so a field added later with a default
     does not rename the caches made before it.
