@@ -72,6 +72,23 @@ def test_feature_map_shape_and_channels():
         skel.skeleton_feature_map(x[0])
 
 
+def test_bone_channel_is_each_joints_unit_direction_from_its_parent_free_of_size():
+    x = _random_skeleton(1, frames=12)
+    b = skel.bone_directions(x)
+    assert b.shape == x.shape and np.all(b[:, skel.HIP_CENTER] == 0)
+    for parent, child in skel.KINECT_V1_BONES:
+        d = x[:, child] - x[:, parent]
+        np.testing.assert_allclose(b[:, child], d / np.linalg.norm(d, axis=-1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(skel.bone_directions(2.5 * x + 1.0), b, atol=1e-6)   # any body size, anywhere
+    x[:, skel.HEAD] = x[:, skel.SHOULDER_CENTER]                                    # a joint on its parent
+    assert np.all(skel.bone_directions(x)[:, skel.HEAD] == 0)
+    f = skel.skeleton_feature_map(x, channels=('position', 'velocity', 'bone'))
+    assert f.shape == (9, 12, 20)
+    np.testing.assert_allclose(f[6:], skel.bone_directions(x).transpose(2, 0, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="'bone' channel needs the 20 Kinect v1 joints"):
+        skel.bone_directions(np.ones((4, 18, 3)))
+
+
 def test_body_size_is_robust_to_zero():
     x = np.zeros((3, 20, 3))
     x[1, skel.SHOULDER_LEFT] = [-0.2, 0, 0]

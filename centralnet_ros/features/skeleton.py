@@ -42,7 +42,7 @@ __all__ = [
     'HAND_LEFT', 'SHOULDER_RIGHT', 'ELBOW_RIGHT', 'WRIST_RIGHT', 'HAND_RIGHT', 'HIP_LEFT', 'KNEE_LEFT',
     'ANKLE_LEFT', 'FOOT_LEFT', 'HIP_RIGHT', 'KNEE_RIGHT', 'ANKLE_RIGHT', 'FOOT_RIGHT',
     'SKELETON2D_KEYPOINTS', 'SKELETON2D_INDEX', 'KINECT_V1_TO_SKELETON2D',
-    'FEATURE_CHANNELS', 'body_size', 'normalize_skeleton', 'joint_velocities', 'resample_sequence',
+    'FEATURE_CHANNELS', 'body_size', 'bone_directions', 'normalize_skeleton', 'joint_velocities', 'resample_sequence',
     'interpolate_frames', 'skeleton_feature_map', 'hand_pixel_positions', 'crop_box', 'crop_around',
     'SKELETON_LAYOUTS', 'feature_layout', 'skeleton_model_input', 'grid_times_ns', 'resample_on_stamps',
     'SkeletonSequenceParams', 'skeleton_input',
@@ -96,7 +96,7 @@ KINECT_V1_TO_SKELETON2D: dict[str, str] = {
     'hip_right': 'right_hip', 'knee_right': 'right_knee', 'ankle_right': 'right_ankle',
 }
 
-FEATURE_CHANNELS: dict[str, int] = {'position': 3, 'velocity': 3, 'acceleration': 3}
+FEATURE_CHANNELS: dict[str, int] = {'position': 3, 'velocity': 3, 'acceleration': 3, 'bone': 3}
 
 
 # --------------------------------------------------------------------------- checks
@@ -272,7 +272,10 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
     The sequence is first resampled to ``num_frames`` (``None`` keeps ``T``) with
     :func:`resample_sequence`, then each channel group is computed per frame:
     ``'position'`` (:func:`normalize_skeleton`), ``'velocity'`` (:func:`joint_velocities`),
-    ``'acceleration'`` (the frame difference of the velocities, 0 for the first frame).
+    ``'acceleration'`` (the frame difference of the velocities, 0 for the first frame),
+    ``'bone'`` (Kinect v1 joints only: each joint's direction from its parent joint in
+    :data:`KINECT_V1_BONES` as a unit vector, 0 for the hip centre and for a joint on its
+    parent; free of body size and limb lengths).
     ``C = D * len(channels)`` for ``D``-dimensional joints; 3-D joints and the default
     channels give ``C = 9``.
     """
@@ -287,6 +290,8 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
     for name in channels:
         if name == 'position':
             groups.append(normalize_skeleton(x, center_joint=center_joint, top_joint=top_joint))
+        elif name == 'bone':
+            groups.append(bone_directions(x))
         else:
             if vel is None:
                 vel = joint_velocities(x, center_joint=center_joint, top_joint=top_joint)
@@ -298,6 +303,24 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
                 groups.append(acc)
     feats = np.concatenate(groups, axis=-1)            # (T, J, C)
     return np.ascontiguousarray(feats.transpose(2, 0, 1), dtype=np.float32)   # (C, T, J)
+
+
+def bone_directions(joints: np.ndarray) -> np.ndarray:
+    """
+    Unit direction of each Kinect v1 joint from its parent (:data:`KINECT_V1_BONES`): ``(T, 20, D)`` -> same shape.
+
+    The hip centre (the root) and a joint that lies on its parent get 0.
+    """
+    x = _as_joints(joints)
+    if x.shape[1] != NUM_KINECT_V1_JOINTS:
+        raise ValueError(f"the 'bone' channel needs the {NUM_KINECT_V1_JOINTS} Kinect v1 joints, got {x.shape[1]}")
+    out = np.zeros_like(x)
+    parents = np.asarray([a for a, _ in KINECT_V1_BONES])
+    children = np.asarray([b for _, b in KINECT_V1_BONES])
+    d = x[:, children] - x[:, parents]
+    norm = np.linalg.norm(d, axis=-1, keepdims=True)
+    out[:, children] = np.where(norm > 1e-9, d / np.maximum(norm, 1e-9), 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------- hand crops
