@@ -307,7 +307,7 @@ def skeleton_feature_map(joints: np.ndarray, *, num_frames: int | None = None,
 
 def bone_directions(joints: np.ndarray) -> np.ndarray:
     """
-    Unit direction of each Kinect v1 joint from its parent (:data:`KINECT_V1_BONES`): ``(T, 20, D)`` -> same shape.
+    Return the unit direction of each Kinect v1 joint from its parent (:data:`KINECT_V1_BONES`), ``(T, 20, D)``.
 
     The hip centre (the root) and a joint that lies on its parent get 0.
     """
