@@ -123,6 +123,13 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     if cache.is_file() and not retrain:
         with np.load(cache, allow_pickle=False) as z:
             return {k: z[k] for k in z.files} | {'cached': True, 'cache': cache.name}
+    opts = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
+    spec_in = cfg.bundle.modalities['skeleton']
+    disagree = {k: (spec_in['preprocessing'].get(k), v) for k, v in opts.pipeline_params().items()
+                if spec_in['preprocessing'].get(k) != v}
+    if disagree:          # the streams would not be made as the training windows were
+        raise ValueError('bundle.modalities.skeleton.preprocessing disagrees with dataset_options (preset value, '
+                         f'the training windows\' value): {disagree}')
     t0 = time.perf_counter()
     data = load_msrc12(dict(cfg.dataset_options), paths.data_root())
     cfg.num_classes = len(data.label_names)
@@ -131,10 +138,8 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     result = train(model, data.train, data.val, cfg.train, seed=spec.seed, test_split=data.test)
     train_s = time.perf_counter() - t0
     model.eval()
-    opts = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
     seqs = msrc12.load_sequences(paths.data_root() / opts.folder, persons=opts.persons, cache=opts.cache)
     train_p, val_p, test_p = msrc12_person_split(sorted({s.info.person for s in seqs}), opts)
-    spec_in = cfg.bundle.modalities['skeleton']
     names, split, times, probs, offsets = [], [], [], [], [0]
     t1 = time.perf_counter()
     for s in seqs:

@@ -360,6 +360,16 @@ def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     assert key('shipped', progress=False) == shipped           # how a run reports itself is not what it learns
 
 
+def test_event_benchmark_refuses_streams_made_unlike_the_training_windows(tmp_path, monkeypatch):
+    import types
+    bench = _benchmark_module('gesture_events_benchmark')
+    monkeypatch.setenv('CENTRALNET_CACHE', str(tmp_path))
+    cfg = load_experiment('msrc12_events').resolve('bone')
+    cfg.bundle.modalities['skeleton']['preprocessing']['channels'] = ['position', 'velocity']   # forgotten
+    with pytest.raises(ValueError, match=r"disagrees with dataset_options.*'channels'"):
+        bench.fold_posteriors(cfg, types.SimpleNamespace(seed=0, method='unimodal:skeleton'), rate=10.0)
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}
