@@ -129,7 +129,7 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
                 if spec_in['preprocessing'].get(k) != v}
     if disagree:          # the streams would not be made as the training windows were
         raise ValueError('bundle.modalities.skeleton.preprocessing disagrees with dataset_options (preset value, '
-                         f'the training windows\' value): {disagree}')
+                         f"the training windows' value): {disagree}")
     t0 = time.perf_counter()
     data = load_msrc12(dict(cfg.dataset_options), paths.data_root())
     cfg.num_classes = len(data.label_names)
