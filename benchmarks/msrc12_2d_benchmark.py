@@ -138,9 +138,11 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
     from centralnet_ros.training.experiment import ExperimentConfig
     cfg = from_dict(ExperimentConfig, runs_json['experiment'])
     variant = variant or next((r.get('variant') for r in runs_json['runs']), None)
-    runs = sorted((r for r in runs_json['runs'] if r.get('variant') == variant), key=lambda r: r['fold'])
+    runs = [r for r in runs_json['runs'] if r.get('variant') == variant]
     if not runs:
         raise SystemExit(f'error: no finished run of variant {variant!r} in the sweep')
+    first_seed = min(r.get('seed', 0) for r in runs)         # the body shows one seed; seed_summary all of them
+    runs = sorted((r for r in runs if r.get('seed', 0) == first_seed), key=lambda r: r['fold'])
     vcfg = cfg.resolve(variant) if variant in cfg.variants else cfg
     summary = {}
     for name in runs[0]['conditions']:
@@ -170,7 +172,53 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
             'train': {'epochs': vcfg.train.epochs, 'batch_size': vcfg.train.batch_size, 'lr': vcfg.train.lr},
             'overrides': info.get('overrides', {}), 'summary': summary, 'runs': runs, 'reference_3d': REFERENCE_3D,
             'train_s_all_runs': round(sum(r['train_s'] for r in runs), 1), 'jobs': info.get('jobs', 1),
+            **({'seeds': seed_summary(runs_json)} if len({r.get('seed', 0) for r in runs_json['runs']}) > 1 else {}),
             'machine': runs_json['machine']}
+
+
+def seed_summary(runs_json: dict) -> dict:
+    """
+    Per variant and seed, the means over the folds: validation before / after the bias and the test "all" accuracy.
+
+    What a retrain with another seed changes, so a difference between variants can be read against it.
+    """
+    out = {}
+    for variant in dict.fromkeys(r.get('variant') for r in runs_json['runs']):
+        rows = []
+        runs = [r for r in runs_json['runs'] if r.get('variant') == variant]
+        for seed in sorted({r.get('seed', 0) for r in runs}):
+            rs = [r for r in runs if r.get('seed', 0) == seed]
+            c = [r['calibration'] for r in rs]
+            rows.append({'seed': seed, 'folds': sorted(r['fold'] for r in rs),
+                         'val_accuracy': float(np.mean([x['val_accuracy'] for x in c])),
+                         'val_accuracy_calibrated': float(np.mean([x.get('val_accuracy_calibrated', x['val_accuracy'])
+                                                                   for x in c])),
+                         'test_accuracy': float(np.mean([r['conditions']['all']['accuracy'] for r in rs]))})
+        out[variant] = rows
+    return out
+
+
+def _seed_lines(r: dict) -> list[str]:
+    if not r.get('seeds'):
+        return []
+    planned = r.get('folds_planned') or []
+    lines = ['', '## Seeds (every variant of the sweep)', '',
+             'Means over the folds of each seed (a seed sets the initial weights, the batch order and the random '
+             'cameras of training): what a retrain changes. Mean ± sd over the seeds that ran every fold.', '',
+             '| variant | seed | validation before -> after the bias | test "all" |', '|---|---|---|---|']
+    for variant, rows in r['seeds'].items():
+        for x in rows:
+            part = '' if not planned or x['folds'] == planned else f' (folds {", ".join(map(str, x["folds"]))})'
+            lines.append(f'| {variant} | {x["seed"]}{part} | {_pct(x["val_accuracy"])} -> '
+                         f'{_pct(x["val_accuracy_calibrated"])} | {_pct(x["test_accuracy"])} |')
+        full = [x for x in rows if not planned or x['folds'] == planned]
+        if len(full) > 1:
+            def stat(key: str) -> str:
+                v = np.asarray([x[key] for x in full])
+                return f'{_pct(v.mean())} ± {100 * v.std(ddof=1):.1f}'
+            lines.append(f'| {variant} | mean of {len(full)} | {stat("val_accuracy")} -> '
+                         f'{stat("val_accuracy_calibrated")} | {stat("test_accuracy")} |')
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +431,7 @@ def render(r: dict) -> str:
                      f'({run.get("n_train_none", "?")}) | {bias} | '
                      f'{run["best_epoch"]} | {run["train_s"]} | ' +
                      ' | '.join(_pct(run['conditions'][n]['accuracy']) for n in r['summary']) + ' |')
+    lines += _seed_lines(r)
     lines += _recording_lines(r)
     lines += _comparison_lines(r)
     if r.get('decision_cost'):

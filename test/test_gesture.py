@@ -343,6 +343,23 @@ def test_2d_benchmark_counts_hands_up_episodes_and_says_where_the_errors_lie():
     assert bench._recording_lines({'runs': [{'fold': 0}]}) == []      # result files from before the breakdown
 
 
+def test_2d_benchmark_tables_every_seed_of_every_variant():
+    bench = _benchmark_module('msrc12_2d_benchmark')
+
+    def run(variant, seed, fold, test, val):
+        return {'variant': variant, 'seed': seed, 'fold': fold, 'conditions': {'all': {'accuracy': test}},
+                'calibration': {'val_accuracy': val - 0.01, 'val_accuracy_calibrated': val}}
+    runs = [run('a', s, f, 0.8 + 0.02 * s + 0.01 * f, 0.9) for s in (0, 1) for f in (0, 1)] + [run('b', 2, 0, 0.5, 0.6)]
+    summary = bench.seed_summary({'runs': runs})
+    assert [x['seed'] for x in summary['a']] == [0, 1] and summary['b'][0]['folds'] == [0]
+    assert abs(summary['a'][1]['test_accuracy'] - 0.825) < 1e-9
+    lines = bench._seed_lines({'seeds': summary, 'folds_planned': [0, 1]})
+    assert '| a | mean of 2 | 89.0 % ± 0.0 -> 90.0 % ± 0.0 | 81.5 % ± 1.4 |' in lines
+    assert '| b | 2 (folds 0) | 59.0 % -> 60.0 % | 50.0 % |' in lines
+    assert not any('| b | mean' in line for line in lines)          # a seed that missed folds is no mean
+    assert bench._seed_lines({'runs': runs}) == []
+
+
 def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     bench = _benchmark_module('gesture_events_benchmark')
     cfg = load_experiment('msrc12_events')
