@@ -59,8 +59,8 @@ def run(cfg, data, spec) -> dict:
     sequences = msrc12.load_sequences(paths.data_root() / opts.folder, persons=opts.persons, cache=opts.cache)
     _, _, test_p = G.msrc12_person_split(sorted({s.info.person for s in sequences}), opts)
     label_names, remap, gestures = G.msrc12_labels(opts)
-    joints, labels, _ = G.msrc12_windows([s for s in sequences if s.info.gesture in gestures], test_p, [0.0],
-                                         opts, remap)
+    test_sequences = [s for s in sequences if s.info.gesture in gestures and s.info.person in test_p]
+    joints, labels, _ = G.msrc12_windows(test_sequences, test_p, [0.0], opts, remap)
     conditions = {}
     for k, (name, ranges) in enumerate(CAMERA_CONDITIONS.items()):
         x, y = G.msrc12_inputs(joints, labels, opts, split='test', cameras=ranges, seed=100 + k)
@@ -74,7 +74,6 @@ def run(cfg, data, spec) -> dict:
                             'windows_out_of_view': int(len(labels) - len(y)),
                             'gesture_accuracy': float(np.mean(pred[gesture] == y[gesture])),
                             'none_recall': float(np.mean(pred[~gesture] == none)) if (~gesture).any() else None}
-    test_sequences = [s for s in sequences if s.info.gesture in gestures and s.info.person in test_p]
     recordings = recording_errors(model, test_sequences, opts, remap, none, calibration['bias'], label_names)
     return {'test_persons': data.info['test_persons'], 'val_persons': data.info['val_persons'],
             'recordings': recordings,
@@ -123,8 +122,7 @@ def recording_errors(model, sequences: list, opts, remap: np.ndarray, none: int,
         is_none = y == none
         called = Counter(label_names[c] for c in pred[is_none] if c != none)
         out.append({'name': seq.info.name, 'person': int(seq.info.person),
-                    'gesture': label_names[int(remap[seq.info.gesture - 1])] if remap[seq.info.gesture - 1] >= 0
-                    else str(seq.info.gesture),
+                    'gesture': label_names[int(remap[seq.info.gesture - 1])],   # a kept gesture: remap >= 0
                     'windows': int(len(y)), 'wrong': int(np.sum(pred != y)),
                     'none_windows': int(is_none.sum()), 'none_wrong': int(np.sum(pred[is_none] != none)),
                     'none_called': dict(called.most_common(3)), 'instances': int(len(seq.action_times)),
