@@ -116,6 +116,7 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     from centralnet_ros.fusion import build_model
     from centralnet_ros.replay.calibration import msrc12_stream
     from centralnet_ros.torch_utils import seed_everything
+    from centralnet_ros.training.datasets import check_bundle_inputs
     from centralnet_ros.training.gesture import load_msrc12, MSRC12Options, msrc12_person_split
     from centralnet_ros.training.trainer import train
 
@@ -125,13 +126,9 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
             return {k: z[k] for k in z.files} | {'cached': True, 'cache': cache.name}
     opts = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
     spec_in = cfg.bundle.modalities['skeleton']
-    disagree = {k: (spec_in['preprocessing'].get(k), v) for k, v in opts.pipeline_params().items()
-                if spec_in['preprocessing'].get(k) != v}
-    if disagree:          # the streams would not be made as the training windows were
-        raise ValueError('bundle.modalities.skeleton.preprocessing disagrees with dataset_options (preset value, '
-                         f"the training windows' value): {disagree}")
     t0 = time.perf_counter()
     data = load_msrc12(dict(cfg.dataset_options), paths.data_root())
+    check_bundle_inputs(cfg, data)        # else the streams would not be made as the training windows were
     cfg.num_classes = len(data.label_names)
     seed_everything(spec.seed)
     model = build_model(cfg.fusion_config(spec.method))

@@ -76,6 +76,7 @@ def test_msrc12_adapter_shapes_labels_and_persons(small_msrc12, data_root):
         assert set(np.unique(split.labels)) <= set(range(13)) and (split.labels == 12).any()
     assert data.info['train_persons'] == 'p01' and data.info['val_persons'] == 'p02'
     assert data.info['test_persons'] == 'p03'
+    assert data.bundle_inputs == {'skeleton': {'preprocessing': o.pipeline_params(), 'window_s': 2.0}}
     # the hip-centre rows (joint 0) of the position channels are zero: centred on the hip
     pos_hip = data.train.inputs['skeleton'][:, [0, 20, 40]]
     assert np.abs(pos_hip).max() < 1e-6
@@ -377,14 +378,63 @@ def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     assert key('shipped', progress=False) == shipped           # how a run reports itself is not what it learns
 
 
-def test_event_benchmark_refuses_streams_made_unlike_the_training_windows(tmp_path, monkeypatch):
-    import types
-    bench = _benchmark_module('gesture_events_benchmark')
-    monkeypatch.setenv('CENTRALNET_CACHE', str(tmp_path))
+def _arrays_made_by(cfg, rows: int | None = None):
+    """Return an ExperimentData stating how ``cfg``'s dataset_options make its arrays (as load_msrc12 does); no data."""
+    from centralnet_ros.training.datasets import ExperimentData
+    from centralnet_ros.training.trainer import ArraySplit
+    o = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
+    shape = list(cfg.modalities['skeleton'].input_shape) if rows is None else [rows, o.num_frames]
+    split = ArraySplit({'skeleton': np.zeros([2, *shape], np.float32)}, np.zeros(2, np.int64))
+    return ExperimentData(split, split, split, ['a', 'none'],
+                          bundle_inputs={'skeleton': {'preprocessing': o.pipeline_params(),
+                                                      'window_s': float(o.before_s + o.after_s)}})
+
+
+def test_bundle_inputs_check_names_every_disagreement_with_the_training_arrays():
+    from centralnet_ros.training.datasets import check_bundle_inputs
+    for preset, variant in (('msrc12_events', 'bone'), ('msrc12_2d_loso', 'single_window25'), ('msrc12_gesture', None)):
+        cfg = load_experiment(preset)
+        cfg = cfg.resolve(variant) if variant else cfg
+        check_bundle_inputs(cfg, _arrays_made_by(cfg))                     # the presets agree
     cfg = load_experiment('msrc12_events').resolve('bone')
     cfg.bundle.modalities['skeleton']['preprocessing']['channels'] = ['position', 'velocity']   # forgotten
-    with pytest.raises(ValueError, match=r"disagrees with dataset_options.*'channels'"):
+    with pytest.raises(ConfigError, match=r"preprocessing disagrees with the training arrays.*'channels'"):
+        check_bundle_inputs(cfg, _arrays_made_by(cfg))
+    cfg = load_experiment('msrc12_2d_loso').resolve('single_window25')
+    cfg.bundle.modalities['skeleton']['window_s'] = 2.0                                         # forgotten
+    with pytest.raises(ConfigError, match=r'window_s is 2.0 but the training arrays were made with 2.5'):
+        check_bundle_inputs(cfg, _arrays_made_by(cfg))
+    cfg = load_experiment('msrc12_gesture')
+    with pytest.raises(ConfigError, match=r'input_shape is \[120, 30\] but the training arrays are \[180, 30\]'):
+        check_bundle_inputs(cfg, _arrays_made_by(cfg, rows=180))
+    cfg.bundle = None                                                     # no bundle: nothing to hold it to
+    check_bundle_inputs(cfg, _arrays_made_by(cfg, rows=180))
+
+
+def test_train_and_event_benchmark_refuse_a_preset_unlike_its_arrays_before_training(tmp_path, monkeypatch, capsys):
+    import types
+    from centralnet_ros.training import datasets, trainer
+    bench = _benchmark_module('gesture_events_benchmark')
+    monkeypatch.setenv('CENTRALNET_CACHE', str(tmp_path))
+    made = _arrays_made_by(load_experiment('msrc12_events').resolve('bone'))      # arrays with the bone channels
+
+    def no_training(*a, **k):
+        raise AssertionError('trained although the bundle disagrees with the arrays')
+
+    monkeypatch.setattr(trainer, 'train', no_training)
+    monkeypatch.setattr('centralnet_ros.training.gesture.load_msrc12', lambda options, root: made)
+    monkeypatch.setattr(datasets, 'load_experiment_data', lambda dataset, options, root: made)
+    cfg = load_experiment('msrc12_events').resolve('bone')
+    cfg.bundle.modalities['skeleton']['preprocessing']['channels'] = ['position', 'velocity']   # forgotten
+    with pytest.raises(ConfigError, match=r"disagrees with the training arrays.*'channels'"):
         bench.fold_posteriors(cfg, types.SimpleNamespace(seed=0, method='unimodal:skeleton'), rate=10.0)
+    from centralnet_ros.cli import main
+    capsys.readouterr()
+    code = main(['train', '--task', 'gesture', '--no-progress', '--out', str(tmp_path / 'bundle'),
+                 '--set', 'dataset_options.channels=[position,velocity,bone]'])    # the preset's bundle not told
+    err = capsys.readouterr().err
+    assert code == 2 and 'channels' in err and 'input_shape is [120, 30]' in err, err
+    assert not (tmp_path / 'bundle').exists()
 
 
 def test_montalbano_preset_is_the_papers_setup():

@@ -28,6 +28,54 @@ class ExperimentData:
     # ^ modality -> per-speaker normalisation the inputs went through (manifest modalities.<m>.normalisation)
     input_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     # ^ modality -> the names of its input values, where they have names (utterance functionals)
+    bundle_inputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # ^ modality -> the bundle modality fields that make these arrays from raw input (``preprocessing``: the
+    #   pipeline's parameters; ``window_s``), where the adapter knows them (MSRC-12 skeletons):
+    #   check_bundle_inputs holds the preset's bundle to them
+
+
+def check_bundle_inputs(cfg, data: ExperimentData) -> None:
+    """
+    Refuse a preset whose bundle would feed the robot's model inputs unlike its training arrays (call before training).
+
+    For every modality whose adapter states how its arrays are made (:attr:`ExperimentData.bundle_inputs`),
+    the preset's ``bundle.modalities.<m>`` must have the same ``preprocessing`` (the pipeline's
+    defaults filled in on both sides) and ``window_s``, and ``modalities.<m>.input_shape`` must
+    be the arrays' shape. Raises :class:`~centralnet_ros.config.ConfigError` naming every
+    disagreement with both values. A preset without a ``bundle:`` section is not checked.
+    """
+    from centralnet_ros.config import ConfigError
+    from centralnet_ros.features.pipelines import resolve_params
+    if getattr(cfg, 'bundle', None) is None:
+        return
+    problems = []
+    for name, made in data.bundle_inputs.items():
+        spec = cfg.bundle.modalities.get(name)
+        if spec is None:
+            problems.append(f'bundle.modalities has no {name!r} (its training arrays are made by {dict(made)})')
+            continue
+        for key, want in made.items():
+            have = spec.get(key)
+            if key == 'preprocessing':
+                have, want = dict(have or {}), dict(want)
+                if spec.get('pipeline'):
+                    have, want = resolve_params(spec['pipeline'], have), resolve_params(spec['pipeline'], want)
+                diff = {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want))
+                        if have.get(k) != want.get(k)}
+                if diff:
+                    problems.append(f'bundle.modalities.{name}.preprocessing disagrees with the training arrays '
+                                    f'(bundle value, value the arrays were made with): {diff}')
+            elif have is None or (have != want if not isinstance(want, float) else abs(float(have) - want) > 1e-9):
+                problems.append(f'bundle.modalities.{name}.{key} is {have!r} but the training arrays were made with '
+                                f'{want!r}')
+        enc = cfg.modalities.get(name)
+        shape = list(data.train.inputs[name].shape[1:]) if name in data.train.inputs else None
+        if enc is not None and shape is not None and list(enc.input_shape) != shape:
+            problems.append(f'modalities.{name}.input_shape is {list(enc.input_shape)} but the training arrays are '
+                            f'{shape} per sample')
+    if problems:
+        raise ConfigError(f'preset {cfg.name}: ' + '; '.join(problems) + ' -- the robot would make its inputs unlike '
+                          'the training data; make the preset agree with its dataset_options')
 
 
 def load_avmnist(options: dict[str, Any], data_root: Path) -> ExperimentData:

@@ -393,7 +393,9 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
                               f'keypoint noise {opts.noise_px:g} px, drop-out {opts.dropout:g} per frame, occlusions '
                               f'{opts.limb_dropout:g}; test cameras: {opts.test_camera}')
     return ExperimentData(train=ArraySplit({'skeleton': x_tr}, y_tr), val=ArraySplit({'skeleton': x_va}, y_va),
-                          test=ArraySplit({'skeleton': x_te}, y_te), label_names=label_names, info=info)
+                          test=ArraySplit({'skeleton': x_te}, y_te), label_names=label_names, info=info,
+                          bundle_inputs={'skeleton': {'preprocessing': opts.pipeline_params(),
+                                                      'window_s': float(opts.before_s + opts.after_s)}})
 
 
 # --------------------------------------------------------------------------- Montalbano / ChaLearn
