@@ -143,7 +143,7 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
         if s.info.person not in val_p + test_p:
             continue
         t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec_in['window_s']),
-                             params=dict(spec_in['preprocessing']))
+                             params=dict(spec_in['preprocessing']), pipeline=spec_in['pipeline'])
         with torch.inference_mode():
             logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy() if len(x) else \
                 np.zeros((0, len(data.label_names)), np.float32)
@@ -336,7 +336,8 @@ def bundle_streams(bundle_dir: Path, rate: float) -> tuple[dict, list[str]]:
         split = next((k for k, ps in persons.items() if s.info.person in ps), None)
         if split is None:
             continue
-        t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec.window_s), params=dict(spec.preprocessing))
+        t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec.window_s), params=dict(spec.preprocessing),
+                             pipeline=spec.pipeline)
         with torch.inference_mode():
             logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy()
         z = logits - logits.max(1, keepdims=True)

@@ -268,3 +268,32 @@ def test_shipped_gesture2d_bundle_classifies_held_out_persons_through_virtual_ca
         x = run_pipeline('skeleton2d_sequence', Window(kp, stamps), pp)
         correct += model.classify({'skeleton': x}).label == msrc12.CLASS_NAMES[y]
     assert correct / len(w.labels) > 0.6                        # chance: 1/13
+
+
+def test_recordings_stream_through_a_virtual_camera_as_the_2d_bundle_was_trained(data_root):
+    from centralnet_ros.replay.calibration import msrc12_stream
+    from centralnet_ros.runtime.engine import TaskModel
+    bundle = paths.models_dir() / 'gesture2d'
+    if not (bundle / 'manifest.yaml').is_file():
+        pytest.skip('models/gesture2d not built')
+    model = TaskModel(bundle, backend='torch', warmup=0)
+    spec = model.manifest.modalities['skeleton']
+    seqs = msrc12.load_sequences(data_root / 'msrc12', persons=[11])[::5]
+    correct = total = 0
+    for seq in seqs:
+        kw = {'rate_hz': 10.0, 'window_s': float(spec.window_s), 'params': dict(spec.preprocessing),
+              'pipeline': 'skeleton2d_sequence'}
+        t, x = msrc12_stream(seq, **kw)
+        assert x.shape[1:] == tuple(spec.input_shape) and len(t) == len(x) > 100
+        assert np.array_equal(msrc12_stream(seq, **kw)[1], x)                    # the same camera and noise
+        assert not np.array_equal(msrc12_stream(seq, **kw, seed=1)[1], x)        # another seed: another camera
+        name = msrc12.CLASS_NAMES[seq.info.gesture - 1]
+        for ap in seq.action_times:                      # the decision 0.5 s after each action point
+            k = int(np.argmin(np.abs(t - (int(ap) * 1000 + 500_000_000))))
+            correct += model.classify({'skeleton': x[k]}).label == name
+            total += 1
+    assert total > 30 and correct / total > 0.6                                  # chance: 1/13
+    t3, x3 = msrc12_stream(seqs[0], rate_hz=10.0, window_s=2.0, params={'num_frames': 30})   # Kinect joints, 3-D
+    assert x3.shape[1:] == (120, 30) and np.array_equal(t3, msrc12_stream(seqs[0], **kw)[0])
+    with pytest.raises(ValueError, match="pipeline must be 'skeleton_sequence' or 'skeleton2d_sequence'"):
+        msrc12_stream(seqs[0], rate_hz=10.0, window_s=2.0, params={}, pipeline='mfcc')

@@ -55,21 +55,41 @@ class Stream:
 
 
 def msrc12_stream(seq, *, rate_hz: float, window_s: float, params: dict[str, Any],
-                  max_age_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                  max_age_s: float = 1.0, pipeline: str = 'skeleton_sequence',
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     ``(times_ns (T,), inputs (T, *shape))`` of one :class:`~centralnet_ros.data.msrc12.Sequence`.
 
     Decision ``k`` is at ``k / rate_hz`` s on the recording's clock (microseconds -> ns),
-    from the first to the last tracked frame; the input is the ``skeleton_sequence``
-    pipeline on the tracked frames in ``[t - window_s, t]``, as the runtime assembles it.
+    from the first to the last tracked frame; the input is ``pipeline`` on the tracked frames
+    in ``[t - window_s, t]``, as the runtime assembles it: ``skeleton_sequence`` on the Kinect
+    joints, or ``skeleton2d_sequence`` on the recording as a robot's camera sees it: one
+    virtual camera per recording (:func:`~centralnet_ros.features.skeleton2d.sample_camera`,
+    the default ranges: height 0.5-1.3 m, 1-3.5 m away, yaw +-45 deg), the joints projected
+    onto Skeleton2D keypoints with a body detector's noise, drop-outs and occlusions
+    (:func:`~centralnet_ros.features.skeleton2d.corrupt_keypoints`' defaults, as in training);
+    the camera and noise are drawn from ``seed`` and the recording's name, so a stream is
+    the same every time.
     """
     from ..features.pipelines import Window
     from ..features.skeleton import skeleton_input
+    if pipeline not in ('skeleton_sequence', 'skeleton2d_sequence'):
+        raise ValueError(f"msrc12_stream: pipeline must be 'skeleton_sequence' or 'skeleton2d_sequence', got "
+                         f'{pipeline!r}')
     tracked = seq.tracked
     stamps = seq.timestamps[tracked].astype(np.int64) * 1000
-    joints = seq.positions[tracked]
+    frames = seq.positions[tracked]
     if len(stamps) < 2:
         return np.zeros(0, np.int64), np.zeros((0,), np.float32)
+    make = skeleton_input
+    if pipeline == 'skeleton2d_sequence':
+        import zlib
+        from ..features import skeleton2d as s2d
+        rng = np.random.default_rng([int(seed), zlib.crc32(seq.info.name.encode())])
+        camera = s2d.sample_camera(rng, frames)
+        frames = s2d.corrupt_keypoints(s2d.kinect_to_skeleton2d(frames, camera), rng,
+                                       image_size=(camera.width, camera.height))
+        make = s2d.skeleton2d_input
     period = int(round(_NS / rate_hz))
     grid = np.arange(-(-stamps[0] // period) * period, stamps[-1] + 1, period, dtype=np.int64)
     window, max_age = int(window_s * _NS), int(max_age_s * _NS)
@@ -79,8 +99,8 @@ def msrc12_stream(seq, *, rate_hz: float, window_s: float, params: dict[str, Any
         lo = int(np.searchsorted(stamps, t - window, side='left'))
         if hi - lo < 1 or t - stamps[hi - 1] > max_age:
             continue
-        w = Window(joints[lo:hi], stamps[lo:hi], extra={'end_ns': int(t)})
-        xs.append(skeleton_input(w, **params))
+        w = Window(frames[lo:hi], stamps[lo:hi], extra={'end_ns': int(t)})
+        xs.append(make(w, **params))
         times.append(int(t))
     if not xs:
         return np.zeros(0, np.int64), np.zeros((0,), np.float32)
