@@ -421,6 +421,7 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
             'overrides': info.get('overrides', {}), 'rate_hz': info.get('rate_hz'),
             'target_false_alarms_per_min_on_validation': info.get('target_false_alarms_per_min'),
             'false_alarm_budget_per_min': info.get('false_alarm_budget_per_min'),
+            'stream': _stream_of(runs_json['experiment'], variant),
             'instance': INSTANCE, 'calibration_rule': CALIBRATION_RULE, 'matching_rule': MATCHING_RULE,
             'summary': s, 'variants': {v: {**summary(sorted(rs, key=lambda r: r['fold'])),
                                            'overrides': runs_json['experiment'].get('variants', {}).get(v, {})}
@@ -539,6 +540,14 @@ def _overrides(o: dict | None) -> str:
     return f' ({", ".join(f"{k}={v}" for k, v in o.items())})' if o else ''
 
 
+def _stream_of(experiment: dict, variant: str) -> dict:
+    """Return the pipeline and window (s) the variant's recordings were streamed through (its bundle's)."""
+    spec = dict(experiment.get('bundle', {}).get('modalities', {}).get('skeleton', {}))
+    over = experiment.get('variants', {}).get(variant) or {}
+    return {'pipeline': over.get('bundle.modalities.skeleton.pipeline', spec.get('pipeline', 'skeleton_sequence')),
+            'window_s': float(over.get('bundle.modalities.skeleton.window_s', spec.get('window_s', 2.0)))}
+
+
 def _fa(x) -> str:
     return '-' if x is None else f'{x:.2f}'
 
@@ -551,12 +560,16 @@ def render(r: dict) -> str:
     """Markdown of a result."""
     s, p, q = r['summary'], r['summary']['pooled'], r['summary']['pooled_strict_end']
     lat = p['latency_s']
+    stream = r.get('stream') or {'pipeline': 'skeleton_sequence', 'window_s': 2.0}
     lines = [f'# {r["benchmark"]}', '',
              f'Preset `{r["preset"]}`, variant `{r["variant"]}`{_overrides(r.get("variant_overrides"))} (12 gestures '
              f'+ "none"), one model per fold ({len(r["folds"])} folds of 3 test persons; the 2 '
              f'persons after them pick the epoch and calibrate the event detector; 7 train). Every recording of the '
-             f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last 2 s of tracked frames (the '
-             f"runtime's `skeleton_sequence` pipeline); the event detector's smoothing, hysteresis and minimum gap are "
+             f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last {stream["window_s"]:g} s of '
+             f"tracked frames (the runtime's `{stream['pipeline']}` pipeline"
+             + ('' if stream['pipeline'] == 'skeleton_sequence' else
+                ', the recording seen by one random virtual robot camera with keypoint noise and drop-outs')
+             + f"); the event detector's smoothing, hysteresis and minimum gap are "
              f'chosen on the validation persons for a target of '
              f'{r["target_false_alarms_per_min_on_validation"]:g} false alarms per minute: '
              f'{r.get("calibration_rule", "pooled over the validation persons")}.' + (
