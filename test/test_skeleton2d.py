@@ -259,7 +259,8 @@ def test_shipped_gesture2d_bundle_classifies_held_out_persons_through_virtual_ca
     pp = model.manifest.modalities['skeleton'].preprocessing
     assert model.manifest.modalities['skeleton'].pipeline == 'skeleton2d_sequence'
     seqs = msrc12.load_sequences(data_root / 'msrc12', persons=[11, 12])[::4]
-    w = msrc12.gesture_windows(seqs, frame_rate=pp['frame_rate'], include_none=False)
+    w = msrc12.gesture_windows(seqs, before_s=float(model.manifest.modalities['skeleton'].window_s) - 0.5,
+                               frame_rate=pp['frame_rate'], include_none=False)      # the bundle's window
     rng = np.random.default_rng(5)
     correct = 0
     for j, y in zip(w.joints, w.labels):
