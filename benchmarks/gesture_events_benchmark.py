@@ -62,8 +62,8 @@ MATCHING_RULE = ('instance = [action point - 1.5 s, action point + 1.5 s), cut a
 
 
 def person_of(stream) -> str:
-    """Return the MSRC-12 person of a recording's stream (``P1_1_1_p11`` -> ``p11``): calibration groups."""
-    return stream.name.rsplit('_', 1)[1]
+    """Return the MSRC-12 person of a recording's stream (``P1_1_1_p11`` or ``P1_1_1_p11@camera2`` -> ``p11``)."""
+    return stream.name.split('@', 1)[0].rsplit('_', 1)[1]
 
 
 def posterior_key(cfg, seed: int, rate: float) -> str:
@@ -318,8 +318,13 @@ def negatives(streams, labels: list[str], cfg) -> dict[str, dict]:
     return totals
 
 
-def bundle_streams(bundle_dir: Path, rate: float) -> tuple[dict, list[str]]:
-    """Stream the validation and test persons of a gesture bundle through it: ``({split: [Stream]}, labels)``."""
+def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1) -> tuple[dict, list[str]]:
+    """
+    Stream the validation and test persons of a gesture bundle through it: ``({split: [Stream]}, labels)``.
+
+    A 2-D bundle (``skeleton2d_sequence``) sees each recording through ``camera_draws`` virtual
+    cameras (streams ``<name>@camera<k>``, seed ``k``); a 3-D bundle sees the Kinect joints once.
+    """
     import torch
     from centralnet_ros import paths
     from centralnet_ros.bundle import load_bundle
@@ -332,18 +337,21 @@ def bundle_streams(bundle_dir: Path, rate: float) -> tuple[dict, list[str]]:
     persons = {split: [int(p.strip()[1:]) for p in str(man.evaluation[f'{split}_persons']).split(',')]
                for split in ('val', 'test')}
     out: dict[str, list] = {'val': [], 'test': []}
+    draws = range(int(camera_draws)) if spec.pipeline == 'skeleton2d_sequence' else [None]
     for s in msrc12.load_sequences(paths.data_root() / 'msrc12'):
         split = next((k for k, ps in persons.items() if s.info.person in ps), None)
         if split is None:
             continue
-        t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec.window_s), params=dict(spec.preprocessing),
-                             pipeline=spec.pipeline)
-        with torch.inference_mode():
-            logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy()
-        z = logits - logits.max(1, keepdims=True)
-        tracked = s.timestamps[s.tracked].astype(np.int64) * 1000
-        out[split].append(Stream(s.info.name, t, np.exp(z) / np.exp(z).sum(1, keepdims=True),
-                                 msrc12_instances(s, labels, **INSTANCE), (int(tracked[0]), int(tracked[-1]))))
+        for k in draws:
+            t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec.window_s), params=dict(spec.preprocessing),
+                                 pipeline=spec.pipeline, seed=k or 0)
+            with torch.inference_mode():
+                logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy()
+            z = logits - logits.max(1, keepdims=True)
+            tracked = s.timestamps[s.tracked].astype(np.int64) * 1000
+            out[split].append(Stream(s.info.name if k is None else f'{s.info.name}@camera{k}', t,
+                                     np.exp(z) / np.exp(z).sum(1, keepdims=True),
+                                     msrc12_instances(s, labels, **INSTANCE), (int(tracked[0]), int(tracked[-1]))))
     return out, labels
 
 
@@ -351,15 +359,17 @@ def calibrate_bundle(args) -> int:
     """``--bundle`` mode: calibrate a shipped bundle's event detector, measure it, optionally store it."""
     import yaml
     from centralnet_ros.config import atomic_write_text
-    from centralnet_ros.machine import machine_line
+    from centralnet_ros.machine import command_line, machine_line
     from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
     start = time.perf_counter()
     bundle_dir = Path(args.bundle)
-    streams, labels = bundle_streams(bundle_dir, args.rate)
+    streams, labels = bundle_streams(bundle_dir, args.rate, args.camera_draws)
     man = yaml.safe_load((bundle_dir / 'manifest.yaml').read_text())
     cfg = calibrate_events(streams['val'], labels, target_false_alarms_per_min=args.target_fa, group=person_of,
                            data=f'MSRC-12 {man["evaluation"]["val_persons"]} (the bundle\'s validation persons), '
-                                f'{len(streams["val"])} streamed recordings at {args.rate:g} Hz')
+                                f'{len(streams["val"])} streamed recordings at {args.rate:g} Hz'
+                                + (f' ({args.camera_draws} virtual cameras per recording)'
+                                   if man['modalities']['skeleton']['pipeline'] == 'skeleton2d_sequence' else ''))
     cfg.calibration['rate_hz'] = args.rate
     cfg.required_modalities = ['skeleton']
     m = stream_metrics(streams['test'], labels, cfg)
@@ -368,7 +378,8 @@ def calibrate_bundle(args) -> int:
               'recordings': len(streams['test']), 'config': cfg.to_dict(), 'test': m,
               'negatives': negatives(streams['test'], labels, cfg),
               'wall_time_s': round(time.perf_counter() - start, 1), 'machine': machine_line(),
-              'date': time.strftime('%Y-%m-%d')}
+              'date': time.strftime('%Y-%m-%d'),
+              'command': command_line(program='python benchmarks/gesture_events_benchmark.py')}
     out = Path(args.out)
     atomic_write_text(out / f'{args.name}_bundle.json', json.dumps(result, indent=2) + '\n')
     print(json.dumps({k: v for k, v in m.items() if k not in ('confusion', 'confusion_columns')}, indent=1))
@@ -448,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
                         'detail (default: the first one run)')
     parser.add_argument('--out', default=str(Path(__file__).resolve().parent / 'results'))
     parser.add_argument('--name', default='gesture_events')
+    parser.add_argument('--camera-draws', type=int, default=3, metavar='K',
+                        help='with --bundle and a 2-D bundle: virtual cameras per recording (default 3: a single '
+                             "validation person's few minutes between gestures hold too few false alarms to tell "
+                             'detectors apart)')
     parser.add_argument('--bundle', default=None, help='calibrate and measure this bundle instead of training')
     parser.add_argument('--write-manifest', action='store_true', help='with --bundle: store the calibration')
     sweep_arguments(parser, jobs=1, runs='runs/gesture_events_benchmark')

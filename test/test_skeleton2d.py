@@ -149,7 +149,8 @@ def test_none_bias_is_chosen_on_validation_and_carried_by_the_output_layer():
     torch.manual_seed(0)
     model = build_model(cfg.fusion_config(cfg.bundle.method))
     rng = np.random.default_rng(0)
-    val = ArraySplit({'skeleton': rng.standard_normal((64, 90, 30)).astype(np.float32)},
+    shape = tuple(cfg.modalities['skeleton'].input_shape)
+    val = ArraySplit({'skeleton': rng.standard_normal((64, *shape)).astype(np.float32)},
                      np.where(rng.random(64) < 0.6, 12, rng.integers(0, 12, 64)))
     before = predict(model, val)
     out = G.calibrate_class_bias(model, val, 12)
