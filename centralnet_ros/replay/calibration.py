@@ -69,7 +69,8 @@ def msrc12_stream(seq, *, rate_hz: float, window_s: float, params: dict[str, Any
     onto Skeleton2D keypoints with a body detector's noise, drop-outs and occlusions
     (:func:`~centralnet_ros.features.skeleton2d.corrupt_keypoints`' defaults, as in training);
     the camera and noise are drawn from ``seed`` and the recording's name, so a stream is
-    the same every time.
+    the same every time. A window the pipeline refuses (no frame shows the torso) gives no
+    decision, as in the runtime.
     """
     from ..features.pipelines import Window
     from ..features.skeleton import skeleton_input
@@ -100,7 +101,11 @@ def msrc12_stream(seq, *, rate_hz: float, window_s: float, params: dict[str, Any
         if hi - lo < 1 or t - stamps[hi - 1] > max_age:
             continue
         w = Window(frames[lo:hi], stamps[lo:hi], extra={'end_ns': int(t)})
-        xs.append(make(w, **params))
+        try:
+            x = make(w, **params)
+        except ValueError:            # a window the pipeline refuses (e.g. no frame shows the torso): as in the
+            continue                  # runtime, that modality is missing and no decision is made
+        xs.append(x)
         times.append(int(t))
     if not xs:
         return np.zeros(0, np.int64), np.zeros((0,), np.float32)
