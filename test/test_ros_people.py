@@ -61,8 +61,18 @@ def test_two_bodies_come_and_go_with_their_own_subscriptions_and_gesture_topics(
     from hri_msgs.msg import IdsList, Skeleton2D
     from vision_msgs.msg import Classification
 
+    import shutil
+    import yaml
+    from centralnet_ros import paths
+    # the shipped 2-D bundle with no rejection label, so every decision is published whatever the model makes of
+    # these synthetic bodies ("none" included): the test is about ids, topics and pending decisions, not labels
+    bundle = tmp_path / 'gesture2d'
+    shutil.copytree(paths.models_dir() / 'gesture2d', bundle)
+    manifest = yaml.safe_load((bundle / 'manifest.yaml').read_text())
+    manifest['decision'] = {**manifest.get('decision', {}), 'reject_labels': []}
+    (bundle / 'manifest.yaml').write_text(yaml.safe_dump(manifest, sort_keys=False))
     node = H.NodeProcess('fusion_node', [
-        '--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[gesture]', '-p', 'gesture.bundle:=gesture',
+        '--ros-args', '-r', f'__ns:={NS}', '-p', 'tasks:=[gesture]', '-p', f'gesture.bundle:={bundle}',
         '-p', 'gesture.output:=decisions', '-p', 'gesture.score_threshold:=0.0', '-p', 'people.bodies:=true',
         '-p', 'people.max_people:=2', '-p', 'diagnostics_period_s:=0.5'], tmp_path / 'fusion.log')
     try:
