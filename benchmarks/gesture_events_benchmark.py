@@ -342,16 +342,17 @@ def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1) -> tupl
         split = next((k for k, ps in persons.items() if s.info.person in ps), None)
         if split is None:
             continue
+        instances = msrc12_instances(s, labels, **INSTANCE)
+        tracked = s.timestamps[s.tracked].astype(np.int64) * 1000
         for k in draws:
             t, x = msrc12_stream(s, rate_hz=rate, window_s=float(spec.window_s), params=dict(spec.preprocessing),
                                  pipeline=spec.pipeline, seed=k or 0)
             with torch.inference_mode():
                 logits = model({'skeleton': torch.from_numpy(x)}, torch.ones(len(x), 1)).logits.numpy()
             z = logits - logits.max(1, keepdims=True)
-            tracked = s.timestamps[s.tracked].astype(np.int64) * 1000
             out[split].append(Stream(s.info.name if k is None else f'{s.info.name}@camera{k}', t,
-                                     np.exp(z) / np.exp(z).sum(1, keepdims=True),
-                                     msrc12_instances(s, labels, **INSTANCE), (int(tracked[0]), int(tracked[-1]))))
+                                     np.exp(z) / np.exp(z).sum(1, keepdims=True), instances,
+                                     (int(tracked[0]), int(tracked[-1]))))
     return out, labels
 
 

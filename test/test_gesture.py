@@ -385,9 +385,7 @@ def _arrays_made_by(cfg, rows: int | None = None):
     o = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
     shape = list(cfg.modalities['skeleton'].input_shape) if rows is None else [rows, o.num_frames]
     split = ArraySplit({'skeleton': np.zeros([2, *shape], np.float32)}, np.zeros(2, np.int64))
-    return ExperimentData(split, split, split, ['a', 'none'],
-                          bundle_inputs={'skeleton': {'preprocessing': o.pipeline_params(),
-                                                      'window_s': float(o.before_s + o.after_s)}})
+    return ExperimentData(split, split, split, ['a', 'none'], bundle_inputs={'skeleton': o.bundle_inputs()})
 
 
 def test_bundle_inputs_check_names_every_disagreement_with_the_training_arrays():

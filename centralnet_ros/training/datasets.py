@@ -65,7 +65,7 @@ def check_bundle_inputs(cfg, data: ExperimentData) -> None:
                 if diff:
                     problems.append(f'bundle.modalities.{name}.preprocessing disagrees with the training arrays '
                                     f'(bundle value, value the arrays were made with): {diff}')
-            elif have is None or (have != want if not isinstance(want, float) else abs(float(have) - want) > 1e-9):
+            elif have is None or (abs(float(have) - want) > 1e-9 if isinstance(want, float) else have != want):
                 problems.append(f'bundle.modalities.{name}.{key} is {have!r} but the training arrays were made with '
                                 f'{want!r}')
         enc = cfg.modalities.get(name)

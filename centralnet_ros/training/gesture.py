@@ -127,6 +127,10 @@ class MSRC12Options:
             params.update(aspect_ratio=r.width / r.height, min_confidence=float(self.min_confidence))
         return params
 
+    def bundle_inputs(self) -> dict[str, Any]:
+        """Return the bundle modality fields that make these arrays from raw joints: the pipeline's and the window."""
+        return {'preprocessing': self.pipeline_params(), 'window_s': float(self.before_s + self.after_s)}
+
 
 def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[int], list[int], list[int]]:
     """``(train, val, test)`` person lists of the fold scheme described in the module docstring."""
@@ -394,8 +398,7 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
                               f'{opts.limb_dropout:g}; test cameras: {opts.test_camera}')
     return ExperimentData(train=ArraySplit({'skeleton': x_tr}, y_tr), val=ArraySplit({'skeleton': x_va}, y_va),
                           test=ArraySplit({'skeleton': x_te}, y_te), label_names=label_names, info=info,
-                          bundle_inputs={'skeleton': {'preprocessing': opts.pipeline_params(),
-                                                      'window_s': float(opts.before_s + opts.after_s)}})
+                          bundle_inputs={'skeleton': opts.bundle_inputs()})
 
 
 # --------------------------------------------------------------------------- Montalbano / ChaLearn
