@@ -55,6 +55,8 @@ STRICT_KEYS = ('f1', 'precision', 'recall', 'false_alarms_per_min', 'matched', '
 CALIBRATION_RULE = ('smoothing, hysteresis and minimum gap with the best event F1 on the validation persons among '
                     'those holding the false-alarm target on each validation person on their own (else the fewest '
                     'false alarms of the worst person)')
+INSTRUCTION_KEYS = ('events', 'instances', 'matched', 'false_alarms_in_non_target', 'non_target_s', 'recordings',
+                    'recordings_missed_whole')     # counted per instruction modality (negatives)
 MATCHING_RULE = ('instance = [action point - 1.5 s, action point + 1.5 s), cut at the midpoint to a neighbouring '
                  'action point; an event matches when its peak lies inside with the same label, one match per '
                  'instance; false alarm = event outside every instance, per minute of time outside the instances; '
@@ -177,8 +179,21 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budge
     detector of the fixed ``target_fa`` is scored beside it.  The record holds the event
     counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
     """
-    return score(fold_posteriors(cfg, spec, rate=rate, retrain=retrain), rate=rate, target_fa=target_fa,
-                 fa_budget=fa_budget)
+    out = score(fold_posteriors(cfg, spec, rate=rate, retrain=retrain), rate=rate, target_fa=target_fa,
+                fa_budget=fa_budget)
+    return out | {'train_persons': ', '.join(f'p{p:02d}' for p in fold_persons(cfg)[0])}
+
+
+def fold_persons(cfg) -> tuple[list[int], list[int], list[int]]:
+    """Return the fold's ``(train, val, test)`` persons (from the recordings' file names; nothing is read)."""
+    from centralnet_ros import paths
+    from centralnet_ros.config import from_dict
+    from centralnet_ros.data import msrc12
+    from centralnet_ros.training.gesture import MSRC12Options, msrc12_person_split
+    opts = from_dict(MSRC12Options, dict(cfg.dataset_options), _where='dataset_options')
+    files = msrc12.list_files(paths.data_root() / opts.folder, persons=opts.persons)
+    present = {msrc12.parse_name(csv.name).person for csv, _ in files}
+    return msrc12_person_split(sorted(present), opts)
 
 
 def score(post: dict, *, rate: float, target_fa: float, fa_budget: float | None = None) -> dict:
@@ -291,16 +306,23 @@ def negatives(streams, labels: list[str], cfg) -> dict[str, dict]:
     (the gaps between two instances: the movement away from the action points between
     repetitions). An event whose peak falls in one of them is a false alarm of that kind.
     """
+    from centralnet_ros.data.msrc12 import parse_name
     from centralnet_ros.evaluation.events import event_metrics
     from centralnet_ros.runtime.events import detect_events
     totals = {kind: {'seconds': 0.0, 'false_alarms': 0, 'segments': 0} for kind in ('lead', 'between')}
-    per_recording, missed = [], []
+    per_recording, missed, by_instruction = [], [], {}
     for s in streams:
         events = detect_events(s.times_ns, s.probs, labels, cfg)
         m = event_metrics(events, s.instances, span_ns=s.span_ns)
         per_recording.append((m['false_alarms'], s.name, len(s.instances), round(m['non_target_s'], 1)))
         if m['missed']:
             missed.append((s.name, m['missed'], len(s.instances)))
+        instruction = parse_name(s.name.split('@', 1)[0]).instruction
+        g = by_instruction.setdefault(instruction, dict.fromkeys(INSTRUCTION_KEYS, 0))
+        for k in INSTRUCTION_KEYS[:-2]:
+            g[k] += m[k]
+        g['recordings'] += 1
+        g['recordings_missed_whole'] += bool(s.instances) and m['missed'] >= 0.8 * len(s.instances)
         iv = sorted((i.start_ns, i.end_ns) for i in s.instances)
         kinds = {'lead': [(s.span_ns[0], iv[0][0]), (iv[-1][1], s.span_ns[1])] if iv else [s.span_ns],
                  'between': [(a[1], b[0]) for a, b in zip(iv, iv[1:])]}
@@ -315,6 +337,7 @@ def negatives(streams, labels: list[str], cfg) -> dict[str, dict]:
     totals['recordings'] = [{'name': n, 'false_alarms': fa, 'instances': k, 'non_target_s': sec}
                             for fa, n, k, sec in sorted(per_recording, key=lambda r: (-r[0], r[1])) if fa]
     totals['missed_by_recording'] = missed
+    totals['by_instruction'] = by_instruction
     return totals
 
 
@@ -408,7 +431,10 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
         pooled = pool_event_metrics([r['metrics'] for r in rs])
         f1s = np.asarray([r['metrics']['f1'] for r in rs])
         fas = np.asarray([r['metrics']['false_alarms_per_min'] for r in rs])
+        n_train = {len(r['train_persons'].split(', ')) for r in rs if r.get('train_persons')}
         return {'folds': [r['fold'] for r in rs], 'mean_f1': float(f1s.mean()),
+                'train_persons_per_fold': n_train.pop() if len(n_train) == 1 and len(rs) == sum(
+                    bool(r.get('train_persons')) for r in rs) else None,
                 'std_f1': float(f1s.std(ddof=1)) if len(f1s) > 1 else 0.0,
                 'mean_false_alarms_per_min': float(fas.mean()), 'max_false_alarms_per_min': float(fas.max()),
                 'mean_window_accuracy': (float(np.mean([r['window_accuracy'] for r in rs]))
@@ -499,6 +525,13 @@ def _pool_negatives(parts: list[dict]) -> dict:
         fa = sum(p[kind]['false_alarms'] for p in parts)
         out[kind] = {'seconds': sec, 'false_alarms': fa, 'segments': sum(p[kind]['segments'] for p in parts),
                      'false_alarms_per_min': fa / (sec / 60.0) if sec > 0 else None}
+    if all('by_instruction' in p for p in parts):      # (runs made before it was counted have none)
+        out['by_instruction'] = {}
+        for p in parts:
+            for name, counts in p['by_instruction'].items():
+                g = out['by_instruction'].setdefault(name, dict.fromkeys(INSTRUCTION_KEYS, 0))
+                for k in INSTRUCTION_KEYS:
+                    g[k] += counts[k]
     return out
 
 
@@ -515,6 +548,67 @@ def detector_ceiling(pooled: dict, unrecognised: int) -> dict[str, float]:
     recall = matched / pooled['instances'] if pooled['instances'] else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {'precision': precision, 'recall': recall, 'f1': f1}
+
+
+def learning_curve_fit(points: list[tuple[int, float]], goal: float = 0.90) -> dict | None:
+    """
+    Least-squares line ``f1 = a + b ln(persons)`` through ``(training persons, pooled F1)`` points.
+
+    Returns ``a``, ``b`` and ``persons_at_goal`` (where the line reaches ``goal``; None when it does not
+    rise), or None for fewer than two distinct person counts.  An extrapolation, not a measurement.
+    """
+    n = np.log([p for p, _ in points])
+    if len(set(n.tolist())) < 2:
+        return None
+    b, a = np.polyfit(n, [f for _, f in points], 1)
+    at = float(np.exp((goal - a) / b)) if b > 0 else None
+    return {'a': float(a), 'b': float(b), 'goal': goal, 'persons_at_goal': at}
+
+
+def _learning_curve(variants: dict) -> list[str]:
+    """Tabulate, as a learning curve, the variants that differ from the preset only in their training persons."""
+    points = sorted((v['train_persons_per_fold'], name, v) for name, v in variants.items()
+                    if v.get('train_persons_per_fold') and set(v['overrides']) <= {'dataset_options.n_train_persons'})
+    if len({p for p, _, _ in points}) < 2:
+        return []
+    lines = ['', '## Learning curve: training persons', '',
+             'The same folds, validation and test persons; each fold trains on the first n of its training persons '
+             '(those following the validation persons, cyclically: a different subset in every fold).', '',
+             '| training persons per fold | variant | event F1 pooled | folds | recall | precision | FA / min pooled | '
+             'FA / min worst fold | window accuracy |', '|---|---|---|---|---|---|---|---|---|']
+    for n, name, v in points:
+        q = v['pooled']
+        lines.append(f'| {n} | {name} | {_p(q["f1"])} | {", ".join(map(str, v["folds"]))} | {_p(q["recall"])} | '
+                     f'{_p(q["precision"])} | {_fa(q["false_alarms_per_min"])} | '
+                     f'{_fa(v["max_false_alarms_per_min"])} | {_p(v["mean_window_accuracy"])} |')
+    fit = learning_curve_fit([(n, v['pooled']['f1']) for n, _, v in points])
+    if fit:
+        reach = (f'reaches {_p(fit["goal"])} at about {fit["persons_at_goal"]:.0f} training persons'
+                 if fit['persons_at_goal'] else 'does not rise')
+        lines += ['', f'A line through these points in log(persons), F1 = {fit["a"]:.3f} + {fit["b"]:.3f} ln(n), '
+                  f'{reach}: an extrapolation beyond the persons measured, not a measurement.']
+    return lines
+
+
+def _instruction_table(by: dict | None) -> list[str]:
+    """Event recall, precision and F1 of the test recordings by the instruction their performer was given."""
+    if not by:
+        return []
+    lines = ['', '## By the instruction the performer was given', '',
+             'MSRC-12 taught each gesture through one or two of: a video, a sequence of images, a written text '
+             '(Fothergill et al. 2012: the instruction modality changes how correctly people perform a gesture); '
+             'every recording names its instruction (`msrc12.SequenceInfo.instruction`).', '',
+             '| instruction | recordings | instances | recall | precision | event F1 | false alarms / min | '
+             'recordings >= 80 % missed |', '|---|---|---|---|---|---|---|---|']
+    order = {name: i for i, name in enumerate(('video', 'images', 'text', 'video+text', 'images+text'))}
+    for name, g in sorted(by.items(), key=lambda kv: order.get(kv[0], len(order))):
+        recall = g['matched'] / g['instances'] if g['instances'] else 0.0
+        precision = g['matched'] / g['events'] if g['events'] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        fa = g['false_alarms_in_non_target'] / (g['non_target_s'] / 60.0) if g['non_target_s'] > 0 else None
+        lines.append(f'| {name} | {g["recordings"]} | {g["instances"]} | {_p(recall)} | {_p(precision)} | {_p(f1)} | '
+                     f'{_fa(fa)} | {g["recordings_missed_whole"]} |')
+    return lines
 
 
 def _budget_text(r: dict) -> list[str]:
@@ -580,7 +674,8 @@ def render(r: dict) -> str:
     lines = [f'# {r["benchmark"]}', '',
              f'Preset `{r["preset"]}`, variant `{r["variant"]}`{_overrides(r.get("variant_overrides"))} (12 gestures '
              f'+ "none"), one model per fold ({len(r["folds"])} folds of 3 test persons; the 2 '
-             f'persons after them pick the epoch and calibrate the event detector; 7 train). Every recording of the '
+             'persons after them pick the epoch and calibrate the event detector; '
+             f'{s.get("train_persons_per_fold") or 7} train). Every recording of the '
              f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last {stream["window_s"]:g} s of '
              f"tracked frames (the runtime's `{stream['pipeline']}` pipeline"
              + ('' if stream['pipeline'] == 'skeleton_sequence' else
@@ -648,6 +743,7 @@ def render(r: dict) -> str:
                       f'recall would be {_p(ceiling["recall"])} and F1 {_p(ceiling["f1"])} (precision '
                       f'{_p(ceiling["precision"])}): the most a detector reaches that leaves the misses of those '
                       f'{len(most)} recordings as they are.']
+        lines += _instruction_table(neg.get('by_instruction'))
         if worst:
             lines += ['', f'Recordings with the most false alarms (of {total}): ' + ', '.join(
                 f'{rec["name"]} {rec["false_alarms"]} ({rec["instances"]} instances, {rec["non_target_s"]:.0f} s '
@@ -664,6 +760,7 @@ def render(r: dict) -> str:
                          f'{_p(v["mean_f1"])} ± {v["std_f1"] * 100:.1f} | {_p(q["precision"])} | {_p(q["recall"])} | '
                          f'{_fa(q["false_alarms_per_min"])} | {_fa(v["max_false_alarms_per_min"])} | '
                          f'{_p(v["validation_f1_by_rule"]["per_person"])} |')
+    lines += _learning_curve(r.get('variants', {}))
     cached = sum(row['cached'] for row in r['folds'])
     if cached:
         trained = sum(row['train_s'] for row in r['folds'] if row['cached'])

@@ -56,6 +56,19 @@ def test_explicit_persons_and_bad_choices():
         from_dict(MSRC12Options, {'test_person': [1]})
 
 
+def test_fewer_training_persons_keep_the_fold_and_follow_the_validation_persons():
+    persons = list(range(1, 13))
+    full = msrc12_person_split(persons, MSRC12Options(folds=4, fold=1, n_val_persons=2))
+    assert full == ([1, 2, 3, 9, 10, 11, 12], [7, 8], [4, 5, 6])
+    tr, va, te = msrc12_person_split(persons, MSRC12Options(folds=4, fold=1, n_val_persons=2, n_train_persons=3))
+    assert (va, te) == (full[1], full[2]) and tr == [9, 10, 11]        # the next ones after p07-p08, cyclically
+    tr5, _, _ = msrc12_person_split(persons, MSRC12Options(folds=4, fold=3, n_val_persons=2, n_train_persons=5))
+    assert tr5 == [3, 4, 5, 6, 7]                                       # after the block p10-p12 and p01-p02
+    for bad in (0, 8):
+        with pytest.raises(ValueError, match=r'n_train_persons must be in \[1, 7\]'):
+            msrc12_person_split(persons, MSRC12Options(folds=4, fold=0, n_train_persons=bad))
+
+
 # --------------------------------------------------------------------------- adapter on real files
 
 @pytest.fixture(scope='module')
@@ -107,6 +120,22 @@ def test_speed_and_yaw_augmentation_add_training_windows_only(small_msrc12, data
     assert (aug.train.labels == 12).sum() == (data.train.labels == 12).sum()
     assert len(aug.test) == len(data.test) and len(aug.val) == len(data.val)
     assert aug.info['train_speeds'] == '0.8' and aug.info['train_yaw_deg'] == '30'
+
+
+@pytest.mark.needs_data('msrc12')
+def test_training_instructions_keep_only_those_recordings_in_train(small_msrc12, data_root):
+    opts, data = small_msrc12
+    kept = ['video', 'images', 'video+text', 'images+text']
+    some = load_msrc12({**opts, 'train_instructions': kept}, data_root)
+    p01 = msrc12.load_sequences(data_root / 'msrc12', persons=[1])
+    assert {s.info.instruction for s in p01} >= {'text', 'video'}      # p01 was taught by text in some recordings
+    gestures = lambda s: int((s.labels < 12).sum())  # noqa: E731
+    assert 0 < gestures(some.train) < gestures(data.train)           # the text recordings' instances left out
+    assert len(some.test) == len(data.test) and len(some.val) == len(data.val)
+    assert some.info['train_instructions'] == ', '.join(kept)
+    for bad in (['textual'], []):
+        with pytest.raises(ValueError, match='train_instructions'):
+            MSRC12Options(train_instructions=bad)
 
 
 def test_mirror_swaps_left_and_right_and_negates_x():
@@ -376,6 +405,46 @@ def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     assert shipped == key('shipped') and shipped.startswith('msrc12_events_fold0_')
     assert len({shipped, key('members3'), key('amplitude'), key('shipped', fold=1), key('shipped', epochs=3)}) == 5
     assert key('shipped', progress=False) == shipped           # how a run reports itself is not what it learns
+
+
+def test_event_benchmark_counts_by_instruction_and_fits_the_learning_curve():
+    from centralnet_ros.replay.calibration import Instance, Stream
+    from centralnet_ros.runtime.events import EventConfig
+    bench = _benchmark_module('gesture_events_benchmark')
+    labels = ['start', 'none']
+    t = np.arange(0, 10_000_000_000, 100_000_000, dtype=np.int64)          # 10 s at 10 Hz
+    found = np.tile([0.02, 0.98], (len(t), 1)).astype(np.float32)
+    found[40:50] = [0.99, 0.01]                                            # a clear peak inside the instance at 3-6 s
+    silent = np.tile([0.02, 0.98], (len(t), 1)).astype(np.float32)
+    inst = [Instance('start', 3_000_000_000, 6_000_000_000)]
+    # gesture 1 ("start"): P1_1 was taught by video, P3_1 by a written text (the dataset PDF's table)
+    streams = [Stream('P1_1_1_p01', t, found, inst, (0, int(t[-1]))),
+               Stream('P3_1_1_p01@camera0', t, silent, inst, (0, int(t[-1])))]
+    detector = EventConfig(mode='events', on_threshold=0.8, off_threshold=0.4, smoothing_s=0.0, min_gap_s=0.5)
+    by = bench.negatives(streams, labels, detector)['by_instruction']
+    assert set(by) == {'video', 'text'}
+    assert (by['video']['matched'], by['video']['events'], by['video']['recordings_missed_whole']) == (1, 1, 0)
+    assert (by['text']['matched'], by['text']['events'], by['text']['recordings_missed_whole']) == (0, 0, 1)
+    assert by['text']['instances'] == 1 and by['text']['non_target_s'] > 6
+    table = '\n'.join(bench._instruction_table(by))
+    assert '| video | 1 | 1 | 100.0 % |' in table and '| text | 1 | 1 | 0.0 % |' in table
+    pooled = bench._pool_negatives([{'lead': {'seconds': 1.0, 'false_alarms': 0, 'segments': 1},
+                                     'between': {'seconds': 1.0, 'false_alarms': 0, 'segments': 1},
+                                     'by_instruction': by}] * 2)['by_instruction']
+    assert pooled['text']['recordings'] == 2 and pooled['video']['matched'] == 2
+
+    fit = bench.learning_curve_fit([(n, 0.7 + 0.1 * np.log(n)) for n in (3, 5, 7)])
+    assert fit['persons_at_goal'] == pytest.approx(np.exp(2.0)) and fit['b'] == pytest.approx(0.1)
+    assert bench.learning_curve_fit([(7, 0.8), (7, 0.9)]) is None              # one person count: no line
+    assert bench.learning_curve_fit([(3, 0.9), (7, 0.8)])['persons_at_goal'] is None   # falling: never reaches it
+    variants = {name: {'train_persons_per_fold': n, 'overrides': over, 'folds': [0, 1], 'mean_window_accuracy': 0.9,
+                       'max_false_alarms_per_min': 1.0,
+                       'pooled': {'f1': f1, 'recall': f1, 'precision': f1, 'false_alarms_per_min': 0.5}}
+                for name, n, over, f1 in (('shipped', 7, {}, 0.87), ('mirror', 7, {'x': 1}, 0.85),
+                                          ('persons3', 3, {'dataset_options.n_train_persons': 3}, 0.77))}
+    curve = '\n'.join(bench._learning_curve(variants))
+    assert '| 3 | persons3 | 77.0 %' in curve and '| 7 | shipped | 87.0 %' in curve and 'mirror' not in curve
+    assert 'reaches 90.0 % at about 9 training persons' in curve      # 0.77 at 3 and 0.87 at 7, as a line in ln(n)
 
 
 def _arrays_made_by(cfg, rows: int | None = None):

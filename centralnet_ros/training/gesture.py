@@ -13,7 +13,8 @@ Montalbano / ChaLearn is the paper's four-modality setup.
     copy) are sorted and cut into ``folds`` contiguous blocks; fold ``k`` tests on block
     ``k`` (or on ``test_persons`` when given).  Validation persons are carved from the
     rest: ``val_persons`` when given, else the ``n_val_persons`` persons that follow the
-    test block (cyclically).  No person is in two splits.
+    test block (cyclically); training persons are the others (``n_train_persons``: the first n
+    of them in that cyclic order, for a learning curve).  No person is in two splits.
 
 ``load_chalearn(options, data_root)``
     Montalbano gesture instances through :func:`centralnet_ros.data.chalearn.extract_instances`
@@ -54,6 +55,8 @@ class MSRC12Options:
     test_persons: list[int] | None = None  # explicit test persons (overrides folds / fold)
     val_persons: list[int] | None = None   # explicit validation persons
     n_val_persons: int = 2                 # else: the persons following the test block
+    n_train_persons: int | None = None     # train on the first n of the rest only (None: every one)
+    # ^ the learning curve of benchmarks/gesture_events_benchmark.py (variants persons3, persons5)
     before_s: float = 1.5                  # window: from action point - before_s ...
     after_s: float = 0.5                   # ... to action point + after_s
     frame_rate: float = 15.0               # Hz of the uniform grid (the model's input rate)
@@ -76,6 +79,9 @@ class MSRC12Options:
     train_amplitudes: list[float] = dataclasses.field(default_factory=list)
     # ^ extra training windows with the motion made this many times as large (0.7: smaller): every joint's
     #   departure from its mean position over the window scaled, as a person who gestures less (more) widely
+    train_instructions: list[str] | None = None
+    # ^ training recordings only of these instruction modalities (msrc12.INSTRUCTIONS: 'video', 'images', 'text',
+    #   'video+text', 'images+text'; None: all): e.g. leave out the renditions of people who only read a text
     train_mirror: bool = False
     # ^ a left/right-mirrored copy of every training window (every pass above, "none" included) ...
     mirror_exclude: list[str] = dataclasses.field(default_factory=lambda: ['push_right'])
@@ -102,6 +108,12 @@ class MSRC12Options:
         if self.camera_draws < 1:
             raise ValueError(f'camera_draws must be >= 1, got {self.camera_draws}')
 
+        if self.train_instructions is not None:
+            from centralnet_ros.data import msrc12
+            bad = sorted(set(self.train_instructions) - set(msrc12.INSTRUCTIONS))
+            if bad or not self.train_instructions:
+                raise ValueError(f'train_instructions: {"unknown " + str(bad) if bad else "none kept"}; expected '
+                                 f'some of {list(msrc12.INSTRUCTIONS)} (or null: all)')
         if self.mirror_exclude:
             from centralnet_ros.data import msrc12
             bad = sorted(set(self.mirror_exclude) - set(msrc12.CLASS_NAMES))
@@ -159,8 +171,13 @@ def msrc12_person_split(persons: list[int], opts: MSRC12Options) -> tuple[list[i
         if not 1 <= opts.n_val_persons < len(rest):
             raise ValueError(f'n_val_persons must be in [1, {len(rest) - 1}], got {opts.n_val_persons}')
         val = sorted(rest[:opts.n_val_persons])
-    train = sorted(p for p in rest if p not in val)
-    return train, val, sorted(test)
+    train = [p for p in rest if p not in val]
+    if opts.n_train_persons is not None:
+        if not 1 <= opts.n_train_persons <= len(train):
+            raise ValueError(f'n_train_persons must be in [1, {len(train)}] (the persons neither tested nor '
+                             f'validated on), got {opts.n_train_persons}')
+        train = train[:opts.n_train_persons]   # the ones following the validation persons, cyclically
+    return sorted(train), val, sorted(test)
 
 
 def msrc12_labels(opts: MSRC12Options) -> tuple[list[str], np.ndarray, tuple[int, ...]]:
@@ -353,7 +370,9 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     def arrays(persons: list[int], offsets: list[float], split: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         extra = {'speeds': opts.train_speeds, 'yaws_deg': opts.train_yaw_deg, 'amplitudes': opts.train_amplitudes,
                  'mirror_exclude': mirror_exclude} if split == 'train' else {}
-        joints, labels, dropped = msrc12_windows(kept_seqs, persons, offsets,
+        seqs = kept_seqs if split != 'train' or opts.train_instructions is None else \
+            [q for q in kept_seqs if q.info.instruction in opts.train_instructions]
+        joints, labels, dropped = msrc12_windows(seqs, persons, offsets,
                                                  training_window_options(opts) if split == 'train' else opts, remap,
                                                  **extra)
         if not len(labels):
@@ -375,6 +394,7 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),
         **({'train_yaw_deg': ', '.join(f'{a:g}' for a in opts.train_yaw_deg)} if opts.train_yaw_deg else {}),
+        **({'train_instructions': ', '.join(opts.train_instructions)} if opts.train_instructions is not None else {}),
         **({'train_amplitudes': ', '.join(f'{a:g}' for a in opts.train_amplitudes)} if opts.train_amplitudes else {}),
         **({'train_mirror': 'left/right-mirrored copies of the training windows except '
             + (', '.join(opts.mirror_exclude) or 'none')} if opts.train_mirror else {}),
