@@ -37,6 +37,7 @@ With ``--bundle`` no model is trained: the bundle's own validation persons (mani
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import hashlib
 import json
@@ -179,9 +180,27 @@ def run(cfg, data, spec, *, rate: float = 10.0, target_fa: float = 0.5, fa_budge
     detector of the fixed ``target_fa`` is scored beside it.  The record holds the event
     counts (so folds pool), the calibrated detector and the non-gesture-motion breakdown.
     """
-    out = score(fold_posteriors(cfg, spec, rate=rate, retrain=retrain), rate=rate, target_fa=target_fa,
-                fa_budget=fa_budget)
-    return out | {'train_persons': ', '.join(f'p{p:02d}' for p in fold_persons(cfg)[0])}
+    post = fold_posteriors(cfg, spec, rate=rate, retrain=retrain)
+    base = calibration_preset(cfg)
+    calibration = None if base is None else fold_posteriors(base, spec, rate=rate, retrain=False)
+    out = score(post, rate=rate, target_fa=target_fa, fa_budget=fa_budget, calibration=calibration)
+    train, val, _ = fold_persons(cfg)
+    return out | {'train_persons': ', '.join(f'p{p:02d}' for p in sorted(train + val * bool(calibration)))}
+
+
+def calibration_preset(cfg):
+    """
+    Return the preset whose validation streams calibrate ``cfg``'s detector when not its own, else None.
+
+    A model trained on its validation persons (``dataset_options.train_with_val``: the refit) cannot be
+    calibrated on them: its detector is calibrated on the validation streams of the same preset trained
+    without them (cached, else trained) and carried over to it.
+    """
+    if not cfg.dataset_options.get('train_with_val'):
+        return None
+    base = copy.deepcopy(cfg)
+    base.dataset_options['train_with_val'] = False
+    return base
 
 
 def fold_persons(cfg) -> tuple[list[int], list[int], list[int]]:
@@ -196,11 +215,17 @@ def fold_persons(cfg) -> tuple[list[int], list[int], list[int]]:
     return msrc12_person_split(sorted(present), opts)
 
 
-def score(post: dict, *, rate: float, target_fa: float, fa_budget: float | None = None) -> dict:
-    """Calibrate a fold's detector on its validation streams in ``post`` and score its test streams (see run)."""
+def score(post: dict, *, rate: float, target_fa: float, fa_budget: float | None = None,
+          calibration: dict | None = None) -> dict:
+    """
+    Calibrate a fold's detector on its validation streams in ``post`` and score its test streams (see run).
+
+    ``calibration``: another model's posteriors of the same fold whose validation streams calibrate the detector
+    instead (``post``'s model was trained on its validation persons).
+    """
     from centralnet_ros.replay.calibration import calibrate_events, choose_target, stream_metrics
     labels = [str(x) for x in post['labels']]
-    val, test = streams_of(post, 'val'), streams_of(post, 'test')
+    val, test = streams_of(calibration or post, 'val'), streams_of(post, 'test')
     persons = {k: ', '.join(f'p{int(p):02d}' for p in post[f'{k}_persons']) for k in ('val', 'test')}
     t0 = time.perf_counter()
     target, choice = target_fa, []
@@ -223,7 +248,8 @@ def score(post: dict, *, rate: float, target_fa: float, fa_budget: float | None 
            'validation': {'per_person': _counts(stream_metrics(val, labels, ev)),
                           'pooled': _counts(stream_metrics(val, labels, pooled_rule))},
            'train_s': round(float(post['train_s']), 1), 'best_epoch': int(post['best_epoch']),
-           'cached': bool(post['cached']), 'posteriors': post['cache'], 'negatives': negatives(test, labels, ev)}
+           'cached': bool(post['cached']), 'posteriors': post['cache'], 'negatives': negatives(test, labels, ev),
+           **({'calibrated_on': calibration['cache']} if calibration is not None else {})}
     if fa_budget is not None:
         fixed = ev if target == target_fa else calibrate_events(val, labels, target_false_alarms_per_min=target_fa,
                                                                 group=person_of)

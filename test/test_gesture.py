@@ -138,6 +138,16 @@ def test_training_instructions_keep_only_those_recordings_in_train(small_msrc12,
             MSRC12Options(train_instructions=bad)
 
 
+@pytest.mark.needs_data('msrc12')
+def test_train_with_val_adds_the_validation_persons_to_training(small_msrc12, data_root):
+    opts, data = small_msrc12
+    refit = load_msrc12({**opts, 'train_with_val': True}, data_root)
+    p02_trained = load_msrc12({**opts, 'val_persons': [1]}, data_root).train        # p02 as the training person
+    assert len(refit.train) == len(data.train) + len(p02_trained)
+    assert refit.info['train_persons'] == 'p01, p02' and 'also trained on' in refit.info['val_persons']
+    assert len(refit.val) == len(data.val) and len(refit.test) == len(data.test)
+
+
 def test_mirror_swaps_left_and_right_and_negates_x():
     rng = np.random.default_rng(0)
     joints = rng.normal(size=(5, 20, 3))
@@ -405,6 +415,12 @@ def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     assert shipped == key('shipped') and shipped.startswith('msrc12_events_fold0_')
     assert len({shipped, key('members3'), key('amplitude'), key('shipped', fold=1), key('shipped', epochs=3)}) == 5
     assert key('shipped', progress=False) == shipped           # how a run reports itself is not what it learns
+    # the refit (trained on the validation persons too) is calibrated on the shipped variant's validation streams
+    refit = cfg.resolve('refit')
+    refit.dataset_options.update({'fold': 0, 'folds': 4, 'test_persons': None, 'n_val_persons': 2})
+    assert bench.posterior_key(refit, 0, 10.0) != shipped
+    assert bench.posterior_key(bench.calibration_preset(refit), 0, 10.0) == shipped
+    assert bench.calibration_preset(cfg.resolve('shipped')) is None and refit.dataset_options['train_with_val']
 
 
 def test_event_benchmark_counts_by_instruction_and_fits_the_learning_curve():

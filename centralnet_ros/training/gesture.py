@@ -79,6 +79,9 @@ class MSRC12Options:
     train_amplitudes: list[float] = dataclasses.field(default_factory=list)
     # ^ extra training windows with the motion made this many times as large (0.7: smaller): every joint's
     #   departure from its mean position over the window scaled, as a person who gestures less (more) widely
+    train_with_val: bool = False
+    # ^ the validation persons are training data too (a refit once the validation persons have served: the
+    #   events benchmark then calibrates on the validation streams of the same preset trained without them)
     train_instructions: list[str] | None = None
     # ^ training recordings only of these instruction modalities (msrc12.INSTRUCTIONS: 'video', 'images', 'text',
     #   'video+text', 'images+text'; None: all): e.g. leave out the renditions of people who only read a text
@@ -361,6 +364,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
     sequences = msrc12.load_sequences(root, persons=opts.persons, cache=opts.cache)
     present = sorted({s.info.person for s in sequences})
     train_p, val_p, test_p = msrc12_person_split(present, opts)
+    if opts.train_with_val:
+        train_p = sorted(train_p + val_p)
 
     label_names, remap, gestures = msrc12_labels(opts)
     kept_seqs = [s for s in sequences if s.info.gesture in gestures]
@@ -389,7 +394,8 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
                      f'{opts.frame_rate:g} Hz' + ('; "none" windows >= '
                                                   f'{opts.none_min_distance_s:g} s from every action point'
                                                   if opts.include_none else '')),
-        'train_persons': fmt(train_p), 'val_persons': fmt(val_p), 'test_persons': fmt(test_p),
+        'train_persons': fmt(train_p), 'test_persons': fmt(test_p),
+        'val_persons': fmt(val_p) + (' (also trained on)' if opts.train_with_val else ''),
         'classes': opts.classes, 'include_none': opts.include_none,
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),
