@@ -32,7 +32,10 @@ re-run with other calibration settings skips the training (``--retrain`` forces 
 
 With ``--bundle`` no model is trained: the bundle's own validation persons (manifest
 ``evaluation.val_persons``) calibrate its event detector and its test persons measure it;
-``--write-manifest`` stores the calibrated detector in the manifest's ``decision`` section.
+``--write-manifest`` stores the calibrated detector in the manifest's ``decision`` section.  A bundle
+trained on its validation persons too (``msrc12_gesture_refit``, the shipped ``models/gesture``) is
+calibrated on the validation streams of the same preset trained without them
+(``--calibrated-by runs/gesture_heldout``) and the detector carried over.
 """
 from __future__ import annotations
 
@@ -405,6 +408,39 @@ def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1) -> tupl
     return out, labels
 
 
+def check_calibrator(man: dict, calibrated_by: str | None) -> dict | None:
+    """
+    Return the manifest of the bundle whose validation streams calibrate ``man``'s bundle (None: its own).
+
+    A bundle trained on its validation persons (``evaluation.train_with_val``) needs one: the same
+    labels, validation persons and inputs, trained without them. Anything else is a SystemExit saying so.
+    """
+    import yaml
+    refit = bool(man.get('evaluation', {}).get('train_with_val'))
+    if calibrated_by is None:
+        if refit:
+            raise SystemExit(f'error: this bundle was trained on its validation persons '
+                             f'({man["evaluation"]["val_persons"]}): calibrate it with --calibrated-by <a bundle of '
+                             f'{man.get("training", {}).get("preset", "the preset")} trained without them>')
+        return None
+    path = Path(calibrated_by) / 'manifest.yaml'
+    if not path.is_file():
+        raise SystemExit(f'error: --calibrated-by {calibrated_by}: no manifest.yaml there')
+    other = yaml.safe_load(path.read_text())
+    problems = [f'{what}: {a!r} here, {b!r} there' for what, a, b in (
+        ('labels', man['labels'], other['labels']),
+        ('validation persons', man['evaluation'].get('val_persons'), other['evaluation'].get('val_persons')),
+        ('skeleton input', man['modalities']['skeleton'], other['modalities']['skeleton'])) if a != b]
+    if other.get('evaluation', {}).get('train_with_val'):
+        problems.append('it was trained on its validation persons too')
+    if not refit:
+        problems.append('this bundle was not trained on its validation persons: it calibrates on its own')
+    if problems:
+        raise SystemExit(f'error: --calibrated-by {calibrated_by} cannot calibrate {man.get("task")} bundle: '
+                         + '; '.join(problems))
+    return other
+
+
 def calibrate_bundle(args) -> int:
     """``--bundle`` mode: calibrate a shipped bundle's event detector, measure it, optionally store it."""
     import yaml
@@ -413,18 +449,24 @@ def calibrate_bundle(args) -> int:
     from centralnet_ros.replay.calibration import calibrate_events, stream_metrics
     start = time.perf_counter()
     bundle_dir = Path(args.bundle)
-    streams, labels = bundle_streams(bundle_dir, args.rate, args.camera_draws)
     man = yaml.safe_load((bundle_dir / 'manifest.yaml').read_text())
-    cfg = calibrate_events(streams['val'], labels, target_false_alarms_per_min=args.target_fa, group=person_of,
-                           data=f'MSRC-12 {man["evaluation"]["val_persons"]} (the bundle\'s validation persons), '
-                                f'{len(streams["val"])} streamed recordings at {args.rate:g} Hz'
+    calibrator = check_calibrator(man, args.calibrated_by)
+    streams, labels = bundle_streams(bundle_dir, args.rate, args.camera_draws)
+    val = streams['val'] if calibrator is None else bundle_streams(Path(args.calibrated_by), args.rate,
+                                                                   args.camera_draws)[0]['val']
+    whose = ("the bundle's validation persons" if calibrator is None else
+             f'validation persons of {args.calibrated_by}, the same preset trained without them; carried over')
+    cfg = calibrate_events(val, labels, target_false_alarms_per_min=args.target_fa, group=person_of,
+                           data=f'MSRC-12 {man["evaluation"]["val_persons"]} ({whose}), '
+                                f'{len(val)} streamed recordings at {args.rate:g} Hz'
                                 + (f' ({args.camera_draws} virtual cameras per recording)'
                                    if man['modalities']['skeleton']['pipeline'] == 'skeleton2d_sequence' else ''))
     cfg.calibration['rate_hz'] = args.rate
     cfg.required_modalities = ['skeleton']
     m = stream_metrics(streams['test'], labels, cfg)
     m.pop('latencies_s', None)
-    result = {'bundle': str(args.bundle), 'rate_hz': args.rate, 'test_persons': man['evaluation']['test_persons'],
+    result = {'bundle': str(args.bundle), 'rate_hz': args.rate,
+              **({'calibrated_by': str(args.calibrated_by)} if calibrator is not None else {}), 'test_persons': man['evaluation']['test_persons'],
               'recordings': len(streams['test']), 'config': cfg.to_dict(), 'test': m,
               'negatives': negatives(streams['test'], labels, cfg),
               'wall_time_s': round(time.perf_counter() - start, 1), 'machine': machine_line(),
@@ -518,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
                              'detectors apart)')
     parser.add_argument('--bundle', default=None, help='calibrate and measure this bundle instead of training')
     parser.add_argument('--write-manifest', action='store_true', help='with --bundle: store the calibration')
+    parser.add_argument('--calibrated-by', default=None, metavar='BUNDLE',
+                        help='with --bundle trained on its validation persons (a refit): calibrate on the validation '
+                             'streams of BUNDLE, the same preset trained without them, and carry the detector over')
     sweep_arguments(parser, jobs=1, runs='runs/gesture_events_benchmark')
     args = parser.parse_args(argv)
     if args.bundle:
@@ -576,6 +621,9 @@ def detector_ceiling(pooled: dict, unrecognised: int) -> dict[str, float]:
     return {'precision': precision, 'recall': recall, 'f1': f1}
 
 
+LEARNING_CURVE_KEYS = {'dataset_options.n_train_persons', 'dataset_options.train_with_val'}
+
+
 def learning_curve_fit(points: list[tuple[int, float]], goal: float = 0.90) -> dict | None:
     """
     Least-squares line ``f1 = a + b ln(persons)`` through ``(training persons, pooled F1)`` points.
@@ -594,7 +642,7 @@ def learning_curve_fit(points: list[tuple[int, float]], goal: float = 0.90) -> d
 def _learning_curve(variants: dict) -> list[str]:
     """Tabulate, as a learning curve, the variants that differ from the preset only in their training persons."""
     points = sorted((v['train_persons_per_fold'], name, v) for name, v in variants.items()
-                    if v.get('train_persons_per_fold') and set(v['overrides']) <= {'dataset_options.n_train_persons'})
+                    if v.get('train_persons_per_fold') and set(v['overrides']) <= LEARNING_CURVE_KEYS)
     if len({p for p, _, _ in points}) < 2:
         return []
     lines = ['', '## Learning curve: training persons', '',
@@ -604,6 +652,8 @@ def _learning_curve(variants: dict) -> list[str]:
              'FA / min worst fold | window accuracy |', '|---|---|---|---|---|---|---|---|---|']
     for n, name, v in points:
         q = v['pooled']
+        if v['overrides'].get('dataset_options.train_with_val'):
+            name += ' (the validation persons too; its detector calibrated without them)'
         lines.append(f'| {n} | {name} | {_p(q["f1"])} | {", ".join(map(str, v["folds"]))} | {_p(q["recall"])} | '
                      f'{_p(q["precision"])} | {_fa(q["false_alarms_per_min"])} | '
                      f'{_fa(v["max_false_alarms_per_min"])} | {_p(v["mean_window_accuracy"])} |')

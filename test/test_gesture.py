@@ -144,7 +144,8 @@ def test_train_with_val_adds_the_validation_persons_to_training(small_msrc12, da
     refit = load_msrc12({**opts, 'train_with_val': True}, data_root)
     p02_trained = load_msrc12({**opts, 'val_persons': [1]}, data_root).train        # p02 as the training person
     assert len(refit.train) == len(data.train) + len(p02_trained)
-    assert refit.info['train_persons'] == 'p01, p02' and 'also trained on' in refit.info['val_persons']
+    assert refit.info['train_persons'] == 'p01, p02' and refit.info['val_persons'] == 'p02'
+    assert 'not held out' in refit.info['train_with_val'] and 'train_with_val' not in data.info
     assert len(refit.val) == len(data.val) and len(refit.test) == len(data.test)
 
 
@@ -421,6 +422,7 @@ def test_event_benchmark_caches_posteriors_by_what_the_model_learns_from():
     assert bench.posterior_key(refit, 0, 10.0) != shipped
     assert bench.posterior_key(bench.calibration_preset(refit), 0, 10.0) == shipped
     assert bench.calibration_preset(cfg.resolve('shipped')) is None and refit.dataset_options['train_with_val']
+    assert cfg.resolve('refit').dataset_options == load_experiment('msrc12_gesture_refit').dataset_options
 
 
 def test_event_benchmark_counts_by_instruction_and_fits_the_learning_curve():
@@ -461,6 +463,28 @@ def test_event_benchmark_counts_by_instruction_and_fits_the_learning_curve():
     curve = '\n'.join(bench._learning_curve(variants))
     assert '| 3 | persons3 | 77.0 %' in curve and '| 7 | shipped | 87.0 %' in curve and 'mirror' not in curve
     assert 'reaches 90.0 % at about 9 training persons' in curve      # 0.77 at 3 and 0.87 at 7, as a line in ln(n)
+
+
+def test_a_refit_bundle_is_calibrated_by_the_same_preset_trained_without_its_validation_persons(tmp_path):
+    import yaml
+    bench = _benchmark_module('gesture_events_benchmark')
+    base = yaml.safe_load((paths.models_dir() / 'gesture' / 'manifest.yaml').read_text())
+    heldout = dict(base, evaluation={k: v for k, v in base['evaluation'].items() if k != 'train_with_val'})
+    refit = dict(base, evaluation={**heldout['evaluation'], 'train_with_val': 'the validation persons are training '
+                                   'data too'})
+    (tmp_path / 'heldout').mkdir()
+    (tmp_path / 'heldout' / 'manifest.yaml').write_text(yaml.safe_dump(heldout))
+    assert bench.check_calibrator(heldout, None) is None                   # a held-out bundle calibrates on its own
+    with pytest.raises(SystemExit, match='trained on its validation persons .*--calibrated-by'):
+        bench.check_calibrator(refit, None)
+    assert bench.check_calibrator(refit, str(tmp_path / 'heldout'))['evaluation'] == heldout['evaluation']
+    with pytest.raises(SystemExit, match='calibrates on its own'):
+        bench.check_calibrator(heldout, str(tmp_path / 'heldout'))
+    other = dict(refit, evaluation={**refit['evaluation'], 'val_persons': 'p02'})
+    with pytest.raises(SystemExit, match="validation persons: 'p02' here, 'p01' there"):
+        bench.check_calibrator(other, str(tmp_path / 'heldout'))
+    with pytest.raises(SystemExit, match='no manifest.yaml'):
+        bench.check_calibrator(refit, str(tmp_path))
 
 
 def _arrays_made_by(cfg, rows: int | None = None):

@@ -389,13 +389,15 @@ def load_msrc12(options: dict[str, Any], data_root: Path) -> ExperimentData:
         arrays(train_p, offsets, 'train'), arrays(val_p, [0.0], 'val'), arrays(test_p, [0.0], 'test'))
     fmt = lambda ps: ', '.join(f'p{p:02d}' for p in ps)  # noqa: E731
     info = {
-        'protocol': (f'MSRC-12 leave-persons-out: train {fmt(train_p)}; val {fmt(val_p)}; test {fmt(test_p)}; '
+        'protocol': (f'MSRC-12 leave-persons-out: train {fmt(train_p)}; val {fmt(val_p)}'
+                     f'{" (trained on too: a refit)" if opts.train_with_val else ""}; test {fmt(test_p)}; '
                      f'windows {opts.before_s:g} s before to {opts.after_s:g} s after each action point at '
                      f'{opts.frame_rate:g} Hz' + ('; "none" windows >= '
                                                   f'{opts.none_min_distance_s:g} s from every action point'
                                                   if opts.include_none else '')),
-        'train_persons': fmt(train_p), 'test_persons': fmt(test_p),
-        'val_persons': fmt(val_p) + (' (also trained on)' if opts.train_with_val else ''),
+        'train_persons': fmt(train_p), 'val_persons': fmt(val_p), 'test_persons': fmt(test_p),
+        **({'train_with_val': 'the validation persons are training data too (a refit): figures on them are not held '
+            'out'} if opts.train_with_val else {}),
         'classes': opts.classes, 'include_none': opts.include_none,
         'train_offsets_s': ', '.join(f'{o:g}' for o in offsets),
         **({'train_speeds': ', '.join(f'{v:g}' for v in opts.train_speeds)} if opts.train_speeds else {}),

@@ -14,7 +14,7 @@ import sys
 from centralnet_ros import paths
 from centralnet_ros.config import ConfigError
 
-DEFAULT_PRESETS = {'gesture': 'msrc12_gesture', 'speech': 'avletters_speech', 'emotion': 'emodb_emotion'}
+DEFAULT_PRESETS = {'gesture': 'msrc12_gesture_refit', 'speech': 'avletters_speech', 'emotion': 'emodb_emotion'}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +107,9 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     manifest = Manifest(
         format_version=FORMAT_VERSION, task=cfg.bundle.task, labels=list(data.label_names), model=fusion_cfg,
         modalities=modalities,
-        metrics={f'test_{cfg.train.metric}': float(result.test_metric), f'val_{cfg.train.metric}': result.val_metric},
+        metrics={f'test_{cfg.train.metric}': float(result.test_metric),
+                 # (a model trained on its validation persons has no held-out validation figure)
+                 **({} if data.info.get('train_with_val') else {f'val_{cfg.train.metric}': result.val_metric})},
         evaluation={'dataset': cfg.dataset, 'protocol': data.info.get('protocol', 'held-out test split'),
                     'train_samples': len(data.train), 'val_samples': len(data.val), 'test_samples': len(data.test),
                     **{k: v for k, v in data.info.items() if isinstance(v, (str, int, float, bool))}},
@@ -121,8 +123,9 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
         label_map=dict(cfg.bundle.label_map), notes=cfg.bundle.notes.strip(), licence=_licence(modalities),
         decision=dict(cfg.bundle.decision))
     save_bundle(out, model, manifest)
+    val = 'val trained on' if data.info.get('train_with_val') else f'val {result.val_metric * 100:.2f} %'
     return (f'{cfg.bundle.task}: {method} test {cfg.train.metric} {result.test_metric * 100:.2f} % '
-            f'(val {result.val_metric * 100:.2f} %, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
+            f'({val}, {result.epochs_run} epochs, {result.wall_time_s:.0f} s) '
             f'-> bundle {out}')
 
 
