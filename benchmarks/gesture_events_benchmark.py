@@ -466,7 +466,8 @@ def calibrate_bundle(args) -> int:
     m = stream_metrics(streams['test'], labels, cfg)
     m.pop('latencies_s', None)
     result = {'bundle': str(args.bundle), 'rate_hz': args.rate,
-              **({'calibrated_by': str(args.calibrated_by)} if calibrator is not None else {}), 'test_persons': man['evaluation']['test_persons'],
+              **({'calibrated_by': str(args.calibrated_by)} if calibrator is not None else {}),
+              'test_persons': man['evaluation']['test_persons'],
               'recordings': len(streams['test']), 'config': cfg.to_dict(), 'test': m,
               'negatives': negatives(streams['test'], labels, cfg),
               'wall_time_s': round(time.perf_counter() - start, 1), 'machine': machine_line(),
