@@ -751,8 +751,12 @@ def render(r: dict) -> str:
     lines = [f'# {r["benchmark"]}', '',
              f'Preset `{r["preset"]}`, variant `{r["variant"]}`{_overrides(r.get("variant_overrides"))} (12 gestures '
              f'+ "none"), one model per fold ({len(r["folds"])} folds of 3 test persons; the 2 '
-             'persons after them pick the epoch and calibrate the event detector; '
-             f'{s.get("train_persons_per_fold") or 7} train). Every recording of the '
+             + ('persons after them pick the epoch and calibrate the event detector; '
+                f'{s.get("train_persons_per_fold") or 7} train' if not any('calibrated_on' in f for f in r['folds'])
+                else f'persons after them are trained on too ({s.get("train_persons_per_fold")} train: a refit); '
+                'the event detector is calibrated on their streams through the same preset trained without them '
+                '(the variant `shipped`) and carried over')
+             + '). Every recording of the '
              f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last {stream["window_s"]:g} s of '
              f"tracked frames (the runtime's `{stream['pipeline']}` pipeline"
              + ('' if stream['pipeline'] == 'skeleton_sequence' else
