@@ -122,7 +122,7 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     from centralnet_ros.fusion import build_model
     from centralnet_ros.replay.calibration import msrc12_stream
     from centralnet_ros.torch_utils import seed_everything
-    from centralnet_ros.training.datasets import check_bundle_inputs
+    from centralnet_ros.training.datasets import check_bundle_inputs, check_refit
     from centralnet_ros.training.gesture import load_msrc12, MSRC12Options, msrc12_person_split
     from centralnet_ros.training.trainer import train
 
@@ -135,6 +135,7 @@ def fold_posteriors(cfg, spec, *, rate: float, retrain: bool = False) -> dict:
     t0 = time.perf_counter()
     data = load_msrc12(dict(cfg.dataset_options), paths.data_root())
     check_bundle_inputs(cfg, data)        # else the streams would not be made as the training windows were
+    check_refit(cfg, data)                # a refit chooses nothing on its validation persons
     cfg.num_classes = len(data.label_names)
     seed_everything(spec.seed)
     model = build_model(cfg.fusion_config(spec.method))

@@ -544,6 +544,23 @@ def test_train_and_event_benchmark_refuse_a_preset_unlike_its_arrays_before_trai
     assert not (tmp_path / 'bundle').exists()
 
 
+def test_a_refit_chooses_nothing_on_the_persons_it_trains_on():
+    from centralnet_ros.training.datasets import check_refit, ExperimentData
+    from centralnet_ros.training.trainer import ArraySplit
+    split = ArraySplit({'skeleton': np.zeros((2, 90, 38), np.float32)}, np.zeros(2, np.int64))
+
+    def data(**info):
+        return ExperimentData(split, split, split, ['a', 'none'], info=info)
+    refit = {'train_with_val': 'the validation persons are training data too'}
+    for preset in ('msrc12_events', 'msrc12_2d_loso'):
+        check_refit(load_experiment(preset).resolve('refit'), data(**refit))        # the variants as declared
+    check_refit(load_experiment('msrc12_gesture_refit'), data(**refit))
+    best = load_experiment('msrc12_gesture2d')                                     # best epoch, "none" bias
+    check_refit(best, data(calibrate_bias_class=1))                                # not a refit: nothing to refuse
+    with pytest.raises(ConfigError, match=r'a refit.*train.select: last.*calibrate_none_bias: false'):
+        check_refit(best, data(calibrate_bias_class=1, **refit))
+
+
 def test_montalbano_preset_is_the_papers_setup():
     cfg = load_experiment('montalbano')
     assert set(cfg.modalities) == {'skeleton', 'audio', 'color_hands', 'depth_hands'}

@@ -34,6 +34,27 @@ class ExperimentData:
     #   check_bundle_inputs holds the preset's bundle to them
 
 
+def check_refit(cfg, data: ExperimentData) -> None:
+    """
+    Refuse a refit (``data.info['train_with_val']``: trained on its validation persons) that would still choose on them.
+
+    Choosing the epoch (``train.select: best``) or a class bias (``calibrate_bias_class``) on persons the
+    model was trained on picks what fits the training data; a refit keeps the last epoch and takes its
+    calibrations from the same preset trained without them. Raises
+    :class:`~centralnet_ros.config.ConfigError` naming each, before training.
+    """
+    from centralnet_ros.config import ConfigError
+    if not data.info.get('train_with_val'):
+        return
+    problems = []
+    if cfg.train.select == 'best':
+        problems.append('train.select is best: the epoch would be chosen on them (set train.select: last)')
+    if data.info.get('calibrate_bias_class') is not None:
+        problems.append('a class bias would be calibrated on them (set dataset_options.calibrate_none_bias: false)')
+    if problems:
+        raise ConfigError(f'preset {cfg.name} trains on its validation persons (a refit): ' + '; '.join(problems))
+
+
 def check_bundle_inputs(cfg, data: ExperimentData) -> None:
     """
     Refuse a preset whose bundle would feed the robot's model inputs unlike its training arrays (call before training).

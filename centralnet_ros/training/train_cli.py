@@ -73,13 +73,15 @@ def train_bundle(cfg, out: Path, *, method: str | None = None, seed: int = 0, da
     from centralnet_ros.data.registry import training_terms
     from centralnet_ros.fusion import build_model
     from centralnet_ros.torch_utils import seed_everything
-    from centralnet_ros.training.datasets import check_bundle_inputs, load_experiment_data, make_augmentation
+    from centralnet_ros.training.datasets import check_bundle_inputs, check_refit, load_experiment_data, \
+        make_augmentation
     from centralnet_ros.machine import machine_description
     from centralnet_ros.training.trainer import train
 
     method = method or cfg.bundle.method
     data = load_experiment_data(cfg.dataset, cfg.dataset_options, data_root)
     check_bundle_inputs(cfg, data)                         # before training: the bundle must make these arrays
+    check_refit(cfg, data)                                 # ... and a refit must not choose on what it trains on
     fusion_cfg = cfg.fusion_config(method)
     seed_everything(seed)                                  # the initial weights depend on the seed alone
     model = build_model(fusion_cfg)
