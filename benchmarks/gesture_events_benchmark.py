@@ -755,8 +755,8 @@ def render(r: dict) -> str:
              + ('persons after them pick the epoch and calibrate the event detector; '
                 f'{s.get("train_persons_per_fold") or 7} train' if not any('calibrated_on' in f for f in r['folds'])
                 else f'persons after them are trained on too ({s.get("train_persons_per_fold")} train: a refit); '
-                'the event detector is calibrated on their streams through the same preset trained without them '
-                '(the variant `shipped`) and carried over')
+                'the event detector is calibrated on their streams through the same settings trained without them '
+                '(`train_with_val` off, `calibration_preset`) and carried over')
              + '). Every recording of the '
              f'test persons is streamed at {r["rate_hz"]:g} decisions/s over the last {stream["window_s"]:g} s of '
              f"tracked frames (the runtime's `{stream['pipeline']}` pipeline"
