@@ -59,8 +59,8 @@ STRICT_KEYS = ('f1', 'precision', 'recall', 'false_alarms_per_min', 'matched', '
 CALIBRATION_RULE = ('smoothing, hysteresis and minimum gap with the best event F1 on the validation persons among '
                     'those holding the false-alarm target on each validation person on their own (else the fewest '
                     'false alarms of the worst person)')
-INSTRUCTION_KEYS = ('events', 'instances', 'matched', 'false_alarms_in_non_target', 'non_target_s', 'recordings',
-                    'recordings_missed_whole')     # counted per instruction modality (negatives)
+EVENT_COUNTS = ('events', 'instances', 'matched', 'false_alarms_in_non_target', 'non_target_s')   # event_metrics'
+INSTRUCTION_KEYS = EVENT_COUNTS + ('recordings', 'recordings_missed_whole')   # counted per instruction (negatives)
 MATCHING_RULE = ('instance = [action point - 1.5 s, action point + 1.5 s), cut at the midpoint to a neighbouring '
                  'action point; an event matches when its peak lies inside with the same label, one match per '
                  'instance; false alarm = event outside every instance, per minute of time outside the instances; '
@@ -349,7 +349,7 @@ def negatives(streams, labels: list[str], cfg) -> dict[str, dict]:
             missed.append((s.name, m['missed'], len(s.instances)))
         instruction = parse_name(s.name.split('@', 1)[0]).instruction
         g = by_instruction.setdefault(instruction, dict.fromkeys(INSTRUCTION_KEYS, 0))
-        for k in INSTRUCTION_KEYS[:-2]:
+        for k in EVENT_COUNTS:
             g[k] += m[k]
         g['recordings'] += 1
         g['recordings_missed_whole'] += bool(s.instances) and m['missed'] >= 0.8 * len(s.instances)
@@ -371,9 +371,10 @@ def negatives(streams, labels: list[str], cfg) -> dict[str, dict]:
     return totals
 
 
-def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1) -> tuple[dict, list[str]]:
+def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1,
+                   splits: tuple[str, ...] = ('val', 'test')) -> tuple[dict, list[str]]:
     """
-    Stream the validation and test persons of a gesture bundle through it: ``({split: [Stream]}, labels)``.
+    Stream the ``splits`` persons (validation, test) of a gesture bundle through it: ``({split: [Stream]}, labels)``.
 
     A 2-D bundle (``skeleton2d_sequence``) sees each recording through ``camera_draws`` virtual
     cameras (streams ``<name>@camera<k>``, seed ``k``); a 3-D bundle sees the Kinect joints once.
@@ -388,8 +389,8 @@ def bundle_streams(bundle_dir: Path, rate: float, camera_draws: int = 1) -> tupl
     labels = list(man.labels)
     spec = man.modalities['skeleton']
     persons = {split: [int(p.strip()[1:]) for p in str(man.evaluation[f'{split}_persons']).split(',')]
-               for split in ('val', 'test')}
-    out: dict[str, list] = {'val': [], 'test': []}
+               for split in splits}
+    out: dict[str, list] = {split: [] for split in splits}
     draws = range(int(camera_draws)) if spec.pipeline == 'skeleton2d_sequence' else [None]
     for s in msrc12.load_sequences(paths.data_root() / 'msrc12'):
         split = next((k for k, ps in persons.items() if s.info.person in ps), None)
@@ -454,7 +455,7 @@ def calibrate_bundle(args) -> int:
     calibrator = check_calibrator(man, args.calibrated_by)
     streams, labels = bundle_streams(bundle_dir, args.rate, args.camera_draws)
     val = streams['val'] if calibrator is None else bundle_streams(Path(args.calibrated_by), args.rate,
-                                                                   args.camera_draws)[0]['val']
+                                                                   args.camera_draws, splits=('val',))[0]['val']
     whose = ("the bundle's validation persons" if calibrator is None else
              f'validation persons of {args.calibrated_by}, the same preset trained without them; carried over')
     cfg = calibrate_events(val, labels, target_false_alarms_per_min=args.target_fa, group=person_of,
@@ -501,10 +502,9 @@ def result(runs_json: dict, variant: str | None = None) -> dict:
         pooled = pool_event_metrics([r['metrics'] for r in rs])
         f1s = np.asarray([r['metrics']['f1'] for r in rs])
         fas = np.asarray([r['metrics']['false_alarms_per_min'] for r in rs])
-        n_train = {len(r['train_persons'].split(', ')) for r in rs if r.get('train_persons')}
+        n_train = {len(r['train_persons'].split(', ')) if r.get('train_persons') else None for r in rs}
         return {'folds': [r['fold'] for r in rs], 'mean_f1': float(f1s.mean()),
-                'train_persons_per_fold': n_train.pop() if len(n_train) == 1 and len(rs) == sum(
-                    bool(r.get('train_persons')) for r in rs) else None,
+                'train_persons_per_fold': n_train.pop() if len(n_train) == 1 else None,   # (None: runs before it)
                 'std_f1': float(f1s.std(ddof=1)) if len(f1s) > 1 else 0.0,
                 'mean_false_alarms_per_min': float(fas.mean()), 'max_false_alarms_per_min': float(fas.max()),
                 'mean_window_accuracy': (float(np.mean([r['window_accuracy'] for r in rs]))
